@@ -1,0 +1,74 @@
+// Type-aware lint. Layering follows DESIGN.md §3: core ← store ← kernel/queue ← runtime,
+// security ← protocols ← cli. Nothing imports upward; `core` does no I/O.
+import importX from 'eslint-plugin-import-x';
+import simpleImportSort from 'eslint-plugin-simple-import-sort';
+import tseslint from 'typescript-eslint';
+
+const layer = (from, forbidden, message) => ({
+  files: [`src/${from}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: forbidden.map((area) => ({
+          group: [`**/${area}/**`, `**/${area}/*`, `../${area}`, `../../${area}`],
+          message,
+        })),
+      },
+    ],
+  },
+});
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'dist-check/**', 'coverage/**', 'bench/**', 'node_modules/**'] },
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    plugins: { 'import-x': importX, 'simple-import-sort': simpleImportSort },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'simple-import-sort/imports': 'error',
+      'simple-import-sort/exports': 'error',
+      'import-x/no-cycle': 'error',
+    },
+  },
+  layer('core', ['store', 'kernel', 'queue', 'runtime', 'security', 'protocols', 'cli'], 'core is pure: it imports nothing above it'),
+  {
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['node:fs', 'node:fs/promises', 'node:net', 'node:http', 'node:child_process', 'node:timers', 'better-sqlite3', 'pg'].map((name) => ({
+            name,
+            message: 'core does no I/O (DESIGN.md §3)',
+          })),
+          patterns: [
+            { group: ['**/store/**', '**/kernel/**', '**/queue/**', '**/runtime/**', '**/security/**', '**/protocols/**', '**/cli/**'], message: 'core imports nothing above it' },
+          ],
+        },
+      ],
+    },
+  },
+  layer('store', ['kernel', 'queue', 'runtime', 'security', 'protocols', 'cli'], 'store imports only core'),
+  layer('kernel', ['runtime', 'security', 'protocols', 'cli'], 'kernel imports only core, store and queue'),
+  layer('queue', ['kernel', 'runtime', 'security', 'protocols', 'cli'], 'queue imports only core and store'),
+  layer('runtime', ['protocols', 'cli'], 'runtime must not import protocols or cli'),
+  layer('protocols', ['cli'], 'protocols must not import cli'),
+  {
+    files: ['**/*.test.ts', 'test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/unbound-method': 'off',
+    },
+  },
+  {
+    files: ['eslint.config.js'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+);

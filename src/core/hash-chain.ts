@@ -1,0 +1,70 @@
+/**
+ * The per-session event hash chain (DESIGN.md §4):
+ * `hash = sha256(prev_hash ‖ canonical_json(event without hash))`, genesis `prev_hash` is 64
+ * zeros, and `seq` is contiguous from 1. Hashing is pure computation, so it lives in core.
+ */
+import { createHash } from 'node:crypto';
+
+import { canonicalJson } from './json.ts';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The hashed body of an event: every field except `hash`. */
+export interface ChainedEventBody {
+  readonly session_id: string;
+  readonly seq: number;
+  readonly type: string;
+  readonly ts: number;
+  readonly trace_id: string;
+  readonly process_id: string | null;
+  readonly task_id: string | null;
+  readonly attempt: number | null;
+  readonly data: unknown;
+  readonly prev_hash: string;
+}
+
+export function hashEvent(body: ChainedEventBody): string {
+  return createHash('sha256')
+    .update(body.prev_hash)
+    .update(canonicalJson(body))
+    .digest('hex');
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export interface ChainBreak {
+  readonly seq: number;
+  readonly reason: 'seq_gap' | 'prev_hash_mismatch' | 'hash_mismatch';
+  readonly expected: string;
+  readonly actual: string;
+}
+
+/**
+ * Walks a session's events in order and returns the first broken link, or null. `from`
+ * lets a caller continue a verification from a known-good head.
+ */
+export function findChainBreak(
+  events: Iterable<ChainedEventBody & { readonly hash: string }>,
+  from: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH },
+): ChainBreak | null {
+  let expectedSeq = from.seq + 1;
+  let prevHash = from.hash;
+  for (const event of events) {
+    if (event.seq !== expectedSeq) {
+      return { seq: expectedSeq, reason: 'seq_gap', expected: String(expectedSeq), actual: String(event.seq) };
+    }
+    if (event.prev_hash !== prevHash) {
+      return { seq: event.seq, reason: 'prev_hash_mismatch', expected: prevHash, actual: event.prev_hash };
+    }
+    const { hash, ...body } = event;
+    const recomputed = hashEvent(body);
+    if (recomputed !== hash) {
+      return { seq: event.seq, reason: 'hash_mismatch', expected: recomputed, actual: hash };
+    }
+    prevHash = hash;
+    expectedSeq += 1;
+  }
+  return null;
+}

@@ -1,0 +1,108 @@
+export { type BackoffPolicy, backoffCeilingMs, backoffDelayMs, DEFAULT_BACKOFF } from './backoff.ts';
+export { type Clock, ManualClock, systemClock } from './clock.ts';
+export {
+  coerceError,
+  ERROR_CATALOGUE,
+  type ErrorCode,
+  type ErrorSpec,
+  errors,
+  isWardenError,
+  WardenError,
+} from './errors.ts';
+export { EVENT_TYPES, type EventType, SYSTEM_SESSION_KEY } from './events.ts';
+export {
+  type ChainBreak,
+  type ChainedEventBody,
+  findChainBreak,
+  GENESIS_HASH,
+  hashEvent,
+  sha256Hex,
+} from './hash-chain.ts';
+export { IdGenerator, type IdPrefix, randomToken } from './ids.ts';
+export {
+  INTERRUPT_EXPIRY,
+  INTERRUPT_KINDS,
+  INTERRUPT_STATUSES,
+  INTERRUPT_TTL_MS,
+  interruptExpiresAt,
+  type InterruptKind,
+  type InterruptResponse,
+  type InterruptStatus,
+} from './interrupt.ts';
+export { canonicalJson, isJsonObject, type JsonObject, type JsonValue, readPath } from './json.ts';
+export {
+  assertTransition,
+  canTransition,
+  isTerminalProcessState,
+  type Priority,
+  PRIORITIES,
+  priorityRank,
+  PROCESS_STATES,
+  type ProcessState,
+} from './process-state.ts';
+export {
+  addUsage,
+  DEFAULT_QUOTA,
+  emptyUsage,
+  estimateTokens,
+  grantQuota,
+  limitForReason,
+  mergeQuota,
+  modelCallExceeded,
+  type Quota,
+  stepBoundExceeded,
+  TERMINAL_REASONS,
+  type TerminalReason,
+  toolCallExceeded,
+  type Usage,
+  type UsageDelta,
+  usageOverLimit,
+} from './quota.ts';
+export {
+  canTaskTransition,
+  isTerminalTaskState,
+  TASK_KINDS,
+  TASK_STATES,
+  type TaskKind,
+  type TaskState,
+} from './task-state.ts';
+export { evaluateCondition, jsonEqual, readField, type RoutingContext } from './workflow/condition.ts';
+export { formatDurationMs, parseDurationMs } from './workflow/duration.ts';
+export { type Envelope, type HistoryEntry, newEnvelope, type PendingStep } from './workflow/envelope.ts';
+export { buildWorkflow, formatPath, type LoadedWorkflow, parseWorkflowText } from './workflow/load.ts';
+export {
+  advance,
+  cancelRun,
+  completeStep,
+  type Effect,
+  failStep,
+  type InterruptOutcome,
+  type MachineOptions,
+  nextInstruction,
+  outputKey,
+  type RaisedInterrupt,
+  resumeAfterInterrupt,
+  route,
+  type RoutingFunction,
+  routingContext,
+  type RunSnapshot,
+  stageByName,
+  startStage,
+  type StepFailure,
+  type StepSuccess,
+  transition,
+  type Transitioned,
+} from './workflow/machine.ts';
+export {
+  type AgentSpec,
+  type Condition,
+  type InterruptSpec,
+  type LlmAgentSpec,
+  type RoutingRule,
+  type ScriptedResponse,
+  type StageSpec,
+  type Workflow,
+  type WorkflowInput,
+  workflowSchema,
+} from './workflow/schema.ts';
+export { END, validateWorkflow, type ValidateOptions, type WorkflowIssue } from './workflow/validate.ts';
