@@ -1,0 +1,112 @@
+/**
+ * Interrupts (DESIGN.md §5): resolving one continues its run from the configured resume point,
+ * with the response available to routing and the next agent; expiry applies the kind's default
+ * (a confirmation that times out is a denial). Pending interrupts live in the store, so they
+ * survive restarts; expiry is re-armed at start by {@link InterruptManager.expireDue}.
+ */
+import {
+  errors,
+  type InterruptResponse,
+  isTerminalProcessState,
+  resumeAfterInterrupt,
+  type TerminalReason,
+  WardenError,
+} from '../core/index.ts';
+import type { InterruptRecord, ProcessRecord, StoreOp } from '../store/index.ts';
+import { processEvent } from './events.ts';
+import type { Orchestrator } from './orchestrator.ts';
+import { type KernelContext, planEffect, snapshotOf, withCasRetry } from './process-ops.ts';
+
+export class InterruptManager {
+  readonly #ctx: KernelContext;
+  readonly #orchestrator: Orchestrator;
+
+  constructor(ctx: KernelContext, orchestrator: Orchestrator) {
+    this.#ctx = ctx;
+    this.#orchestrator = orchestrator;
+  }
+
+  /** Resolves a pending interrupt and continues its run. INVALID_STATE if it is not pending. */
+  async resolve(id: string, response: InterruptResponse, resolver = 'local'): Promise<{ interrupt: InterruptRecord; process: ProcessRecord | null }> {
+    return this.#settle(id, 'resolved', response, resolver);
+  }
+
+  /** Cancels a pending interrupt; its run (if any) is cancelled too. */
+  async cancel(id: string, resolver = 'local'): Promise<InterruptRecord> {
+    const interrupt = await this.#mustGet(id);
+    if (interrupt.process_id) {
+      await this.#orchestrator.cancel(interrupt.process_id, `interrupt ${id} cancelled by ${resolver}`);
+      return (await this.#ctx.store.getInterrupt(id))!;
+    }
+    await this.#ctx.store.commit([
+      { op: 'interrupt.settle', id, status: 'cancelled', response: null, resolver, now: this.#ctx.clock.now() },
+      { op: 'event', event: { session_id: interrupt.session_id, type: 'interrupt.cancelled', trace_id: interrupt.trace_id, data: { id } } },
+    ]);
+    return (await this.#ctx.store.getInterrupt(id))!;
+  }
+
+  /** Expires every pending interrupt past its TTL. Returns how many expired. */
+  async expireDue(): Promise<number> {
+    let count = 0;
+    for (const interrupt of await this.#ctx.store.findExpiredInterrupts(this.#ctx.clock.now())) {
+      try {
+        await this.#settle(interrupt.id, 'expired', undefined, 'kernel');
+        count += 1;
+      } catch (error) {
+        // Resolved concurrently by a person: that answer wins.
+        if (!(error instanceof WardenError && error.code === 'INVALID_STATE')) throw error;
+      }
+    }
+    return count;
+  }
+
+  async #settle(
+    id: string,
+    status: 'resolved' | 'expired',
+    response: InterruptResponse | undefined,
+    resolver: string,
+  ): Promise<{ interrupt: InterruptRecord; process: ProcessRecord | null }> {
+    return withCasRetry(async () => {
+      const interrupt = await this.#mustGet(id);
+      if (interrupt.status !== 'pending') {
+        throw errors.invalidState(`interrupt ${id} is already ${interrupt.status}; nothing changed`, { id, status: interrupt.status });
+      }
+      const now = this.#ctx.clock.now();
+      const settleOp: StoreOp = { op: 'interrupt.settle', id, status, response: response ?? null, resolver, now };
+      const eventData = { id, kind: interrupt.kind, stage: interrupt.stage, ...(response ? { response } : {}), resolver };
+      const process = interrupt.process_id ? await this.#ctx.store.getProcess(interrupt.process_id) : undefined;
+      if (!process || isTerminalProcessState(process.state)) {
+        await this.#ctx.store.commit([
+          settleOp,
+          { op: 'event', event: { session_id: interrupt.session_id, type: status === 'resolved' ? 'interrupt.resolved' : 'interrupt.expired', trace_id: interrupt.trace_id, process_id: interrupt.process_id, data: eventData } },
+        ]);
+        return { interrupt: (await this.#ctx.store.getInterrupt(id))!, process: process ?? null };
+      }
+      const transitioned = resumeAfterInterrupt(process.workflow, snapshotOf(process), {
+        id,
+        kind: interrupt.kind,
+        stage: interrupt.stage ?? process.current_stage,
+        response,
+        ...(typeof interrupt.data.reason === 'string' ? { reason: interrupt.data.reason as TerminalReason } : {}),
+      }, this.#orchestrator.machineOptions(process));
+      const plan = planEffect(this.#ctx, process, process.state, transitioned);
+      const grantOps: StoreOp[] =
+        interrupt.kind === 'resource_exhausted' && transitioned.snapshot.quota !== process.quota && response?.approved !== false
+          ? [processEvent(process, 'budget.granted', { before: process.quota, after: transitioned.snapshot.quota })]
+          : [];
+      await this.#ctx.store.commit([
+        settleOp,
+        processEvent(process, status === 'resolved' ? 'interrupt.resolved' : 'interrupt.expired', eventData),
+        ...grantOps,
+        ...plan.ops,
+      ]);
+      return { interrupt: (await this.#ctx.store.getInterrupt(id))!, process: plan.next };
+    });
+  }
+
+  async #mustGet(id: string): Promise<InterruptRecord> {
+    const interrupt = await this.#ctx.store.getInterrupt(id);
+    if (!interrupt) throw errors.notFound('interrupt', id);
+    return interrupt;
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * The durable workflow loop (DESIGN.md §5):
+ *
+ * - start: create the process and enqueue its first step in one transaction;
+ * - begin: a worker claimed a step; the process moves ready → running;
+ * - complete: in one transaction, settle the task (fenced by its lease token), record the
+ *   output, route, and enqueue the next step, raise an interrupt, or terminate;
+ * - fail: retry the step with backoff while attempts remain, else `error_next` or terminate.
+ *
+ * Each step carries `{pid, step, stage}`; a report for a step that is no longer the process's
+ * outstanding step is rejected, so a stage's output is never recorded twice. A crash anywhere
+ * leaves the last committed state, from which workers simply continue.
+ */
+import {
+  advance,
+  backoffDelayMs,
+  cancelRun,
+  coerceError,
+  completeStep,
+  errors,
+  failStep,
+  isTerminalProcessState,
+  isWardenError,
+  type LoadedWorkflow,
+  mergeQuota,
+  newEnvelope,
+  type Priority,
+  type Quota,
+  type RoutingFunction,
+  stageByName,
+  type StageSpec,
+  startStage,
+  type TerminalReason,
+  type Usage,
+  WardenError,
+  type Workflow,
+} from '../core/index.ts';
+import { emptyUsage } from '../core/quota.ts';
+import type { ClaimedTask, ProcessRecord, SessionRecord, StoreOp } from '../store/index.ts';
+import { processEvent, taskEvent } from './events.ts';
+import {
+  elapsedMs,
+  type KernelContext,
+  planEffect,
+  snapshotOf,
+  stateChangeOps,
+  withCasRetry,
+} from './process-ops.ts';
+import { sortKey } from './scheduler.ts';
+import { SessionManager } from './sessions.ts';
+
+export interface StartRunInput {
+  readonly workflow: LoadedWorkflow;
+  readonly input?: unknown;
+  /** Session key (created when missing). @default 'main' */
+  readonly sessionKey?: string;
+  /** @default 'local' */
+  readonly userId?: string;
+  readonly priority?: Priority;
+  /** Overrides of the workflow's bounds. */
+  readonly quota?: Partial<Quota>;
+  readonly metadata?: Record<string, unknown>;
+  /** Where the workflow came from, for display. */
+  readonly source?: string;
+  readonly parentPid?: string;
+}
+
+/** What a worker needs to run one claimed step. */
+export interface StepContext {
+  readonly claim: ClaimedTask;
+  readonly process: ProcessRecord;
+  readonly workflow: Workflow;
+  readonly stage: StageSpec;
+  readonly step: number;
+}
+
+export interface StepResult {
+  readonly output: unknown;
+  /** Model calls made in this step (already recorded one by one). */
+  readonly modelCalls?: number;
+  /** Tool calls made in this step, when not recorded one by one. */
+  readonly toolCalls?: number;
+  readonly statePatch?: Record<string, unknown>;
+}
+
+export class Orchestrator {
+  readonly #ctx: KernelContext;
+  readonly #sessions: SessionManager;
+  readonly #routingFunctions: ReadonlyMap<string, RoutingFunction>;
+
+  constructor(ctx: KernelContext, sessions: SessionManager, routingFunctions: ReadonlyMap<string, RoutingFunction>) {
+    this.#ctx = ctx;
+    this.#sessions = sessions;
+    this.#routingFunctions = routingFunctions;
+  }
+
+  get routingFunctions(): ReadonlyMap<string, RoutingFunction> {
+    return this.#routingFunctions;
+  }
+
+  machineOptions(p: ProcessRecord): { now: number; elapsedMs: number; routingFunctions: ReadonlyMap<string, RoutingFunction> } {
+    const now = this.#ctx.clock.now();
+    return { now, elapsedMs: elapsedMs(p, now), routingFunctions: this.#routingFunctions };
+  }
+
+  async startRun(input: StartRunInput): Promise<ProcessRecord> {
+    const ctx = this.#ctx;
+    const workflow = input.workflow.workflow;
+    const session = await this.#sessions.ensure(input.sessionKey ?? 'main');
+    const now = ctx.clock.now();
+    const bounds = workflow.bounds;
+    const quota = mergeQuota({
+      max_iterations: bounds.max_iterations,
+      max_llm_calls: bounds.max_llm_calls,
+      max_agent_hops: bounds.max_agent_hops,
+      max_tool_calls: bounds.max_tool_calls,
+      max_input_tokens: bounds.max_input_tokens,
+      max_output_tokens: bounds.max_output_tokens,
+      timeout_ms: bounds.timeout,
+      soft_timeout_ms: bounds.soft_timeout,
+      ...input.quota,
+    });
+    const pid = ctx.ids.next('p');
+    const created: ProcessRecord = {
+      pid,
+      session_id: session.id,
+      user_id: input.userId ?? 'local',
+      parent_pid: input.parentPid ?? null,
+      workflow_name: workflow.name,
+      workflow,
+      workflow_hash: input.workflow.hash,
+      source: input.source ?? null,
+      state: 'new',
+      priority: input.priority ?? workflow.priority,
+      quota,
+      usage: emptyUsage(),
+      envelope: newEnvelope(input.input ?? null, startStage(workflow), input.metadata ?? {}),
+      current_stage: startStage(workflow),
+      terminal_reason: null,
+      terminal_message: null,
+      trace_id: ctx.ids.next('tr'),
+      version: 0,
+      created_at: now,
+      started_at: now,
+      updated_at: now,
+      completed_at: null,
+    };
+    const result = advance(workflow, snapshotOf(created), this.machineOptions(created));
+    const plan = planEffect(ctx, created, 'new', result);
+    const [update, ...rest] = plan.ops;
+    if (update?.op !== 'process.update') throw new WardenError('INTERNAL', 'planEffect must start with the process update');
+    await ctx.store.commit([
+      { op: 'process.insert', row: update.row },
+      processEvent(created, 'process.created', {
+        workflow: workflow.name,
+        workflow_hash: input.workflow.hash,
+        source: input.source ?? null,
+        priority: created.priority,
+        quota,
+        user_id: created.user_id,
+      }),
+      ...rest,
+    ]);
+    return update.row;
+  }
+
+  /**
+   * Called by a worker right after claiming an agent step. Returns null when the step is stale
+   * (the run ended or moved on); the task is then settled as canceled and must be dropped.
+   */
+  async beginStep(claim: ClaimedTask): Promise<StepContext | null> {
+    const payload = claim.task.payload as { pid: string; step: number; stage: string };
+    return withCasRetry(async () => {
+      const p = await this.#ctx.store.getProcess(payload.pid);
+      const pending = p?.envelope.pending;
+      if (!p || isTerminalProcessState(p.state) || pending?.kind !== 'agent' || pending.step !== payload.step) {
+        await this.#ctx.store.commit([
+          { op: 'task.settle', id: claim.task.id, leaseToken: claim.leaseToken, state: 'canceled', attemptOutcome: 'canceled', now: this.#ctx.clock.now() },
+          taskEvent(claim.task, 'task.canceled', { reason: 'stale step: the run ended or moved on' }, claim.attempt),
+        ]);
+        return null;
+      }
+      const now = this.#ctx.clock.now();
+      const next: ProcessRecord = { ...p, state: 'running', version: p.version + 1, updated_at: now };
+      await this.#ctx.store.commit([
+        { op: 'task.fence', id: claim.task.id, leaseToken: claim.leaseToken },
+        { op: 'process.update', expectVersion: p.version, row: next },
+        ...stateChangeOps(p, p.state, 'running'),
+        processEvent(p, 'stage.started', { stage: payload.stage, step: payload.step, attempt: claim.attempt }, { task_id: claim.task.id, attempt: claim.attempt }),
+      ]);
+      return { claim, process: next, workflow: p.workflow, stage: stageByName(p.workflow, payload.stage)!, step: payload.step };
+    });
+  }
+
+  /** Records a finished step and moves the run on, in one transaction fenced by the lease. */
+  async completeStep(step: StepContext, result: StepResult): Promise<ProcessRecord> {
+    return withCasRetry(async () => {
+      const p = await this.#mustGet(step.process.pid);
+      const now = this.#ctx.clock.now();
+      if (isTerminalProcessState(p.state)) throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
+      const snapshot = snapshotOf(p);
+      if (result.toolCalls) snapshot.usage = { ...snapshot.usage, tool_calls: snapshot.usage.tool_calls + result.toolCalls };
+      const transitioned = completeStep(p.workflow, snapshot, {
+        step: step.step,
+        stage: step.stage.name,
+        output: result.output,
+        modelCalls: result.modelCalls ?? 0,
+        ...(result.statePatch ? { statePatch: result.statePatch } : {}),
+        attempt: step.claim.attempt,
+      }, this.machineOptions(p));
+      const softOps = this.#softTimeoutOps(p, transitioned.snapshot.envelope, now);
+      const plan = planEffect(this.#ctx, p, p.state, transitioned);
+      const ops: StoreOp[] = [
+        { op: 'task.settle', id: step.claim.task.id, leaseToken: step.claim.leaseToken, state: 'succeeded', result: { step: step.step }, attemptOutcome: 'succeeded', now },
+        taskEvent(step.claim.task, 'task.succeeded', { stage: step.stage.name, step: step.step }, step.claim.attempt),
+        ...plan.ops.slice(0, 1),
+        processEvent(p, 'stage.completed', { stage: step.stage.name, step: step.step, output: result.output, attempt: step.claim.attempt }, { task_id: step.claim.task.id, attempt: step.claim.attempt }),
+        ...softOps,
+        ...plan.ops.slice(1),
+      ];
+      await this.#ctx.store.commit(ops);
+      return plan.next;
+    });
+  }
+
+  /**
+   * A step failed. Retryable failures with attempts left go back to the queue with backoff;
+   * otherwise the run takes `error_next` or terminates.
+   */
+  async failStep(step: StepContext, failure: unknown, random: () => number = Math.random): Promise<ProcessRecord> {
+    const error = coerceError(failure);
+    const reason = (error.details?.reason as TerminalReason | undefined) ?? undefined;
+    return withCasRetry(async () => {
+      const p = await this.#mustGet(step.process.pid);
+      const now = this.#ctx.clock.now();
+      if (isTerminalProcessState(p.state)) throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
+      const task = step.claim.task;
+      const taskError = { code: error.code, message: error.message, retryable: error.retryable };
+      const retryable = error.retryable && error.code !== 'QUOTA_EXCEEDED' && error.code !== 'CANCELED';
+      if (retryable && step.claim.attempt < task.max_attempts) {
+        const delay = backoffDelayMs({ base_ms: task.options.backoff_ms, max_ms: task.options.max_backoff_ms, jitter: 'full' }, step.claim.attempt, random);
+        const next: ProcessRecord = { ...p, state: 'ready', version: p.version + 1, updated_at: now };
+        await this.#ctx.store.commit([
+          { op: 'task.settle', id: task.id, leaseToken: step.claim.leaseToken, state: 'queued', error: taskError, availableAt: now + delay, sortKey: sortKey(now + delay, task.priority, this.#ctx.agingMs), attemptOutcome: 'failed', now },
+          taskEvent(task, 'task.retry_scheduled', { attempt: step.claim.attempt, max_attempts: task.max_attempts, delay_ms: delay, error: taskError }, step.claim.attempt),
+          { op: 'process.update', expectVersion: p.version, row: next },
+          processEvent(p, 'stage.failed', { stage: step.stage.name, step: step.step, error: taskError, will_retry: true, attempt: step.claim.attempt }),
+          ...stateChangeOps(p, p.state, 'ready'),
+        ]);
+        return next;
+      }
+      const transitioned = failStep(p.workflow, snapshotOf(p), {
+        step: step.step,
+        stage: step.stage.name,
+        code: error.code,
+        message: error.message,
+        ...(reason ? { reason } : {}),
+        attempt: step.claim.attempt,
+      }, this.machineOptions(p));
+      const plan = planEffect(this.#ctx, p, p.state, transitioned);
+      await this.#ctx.store.commit([
+        { op: 'task.settle', id: task.id, leaseToken: step.claim.leaseToken, state: 'failed', error: taskError, attemptOutcome: 'failed', now },
+        taskEvent(task, 'task.failed', { error: taskError, attempts: step.claim.attempt }, step.claim.attempt),
+        ...plan.ops.slice(0, 1),
+        processEvent(p, 'stage.failed', { stage: step.stage.name, step: step.step, error: taskError, will_retry: false, attempt: step.claim.attempt }),
+        ...plan.ops.slice(1),
+      ]);
+      return plan.next;
+    });
+  }
+
+  /** Cancels a run: its queued or running step is canceled (the worker sees LEASE_LOST), pending interrupts too. */
+  async cancel(pid: string, message = 'cancelled by user'): Promise<ProcessRecord> {
+    return withCasRetry(async () => {
+      const p = await this.#mustGet(pid);
+      if (isTerminalProcessState(p.state)) return p;
+      const now = this.#ctx.clock.now();
+      const snap = cancelRun(snapshotOf(p), message);
+      const ops: StoreOp[] = [];
+      for (const t of await this.#ctx.store.listTasks({ processId: pid, states: ['queued', 'running'] })) {
+        ops.push({ op: 'task.cancel', id: t.id, leaseToken: t.lease_token, now });
+        ops.push(taskEvent(t, 'task.canceled', { reason: message }, t.attempts || null));
+      }
+      for (const i of await this.#ctx.store.listInterrupts({ processId: pid, status: 'pending' })) {
+        ops.push({ op: 'interrupt.settle', id: i.id, status: 'cancelled', response: null, resolver: null, now });
+        ops.push(processEvent(p, 'interrupt.cancelled', { id: i.id, kind: i.kind, reason: message }));
+      }
+      const plan = planEffect(this.#ctx, p, p.state, {
+        snapshot: snap,
+        effect: { kind: 'terminate', reason: 'user_cancelled', message },
+        routes: [],
+      });
+      await this.#ctx.store.commit([...ops, ...plan.ops]);
+      return plan.next;
+    });
+  }
+
+  #softTimeoutOps(p: ProcessRecord, envelope: ProcessRecord['envelope'], now: number): StoreOp[] {
+    if (envelope.soft_timeout_warned || elapsedMs(p, now) < p.quota.soft_timeout_ms) return [];
+    envelope.soft_timeout_warned = true;
+    return [processEvent(p, 'budget.soft_timeout', { elapsed_ms: elapsedMs(p, now), soft_timeout_ms: p.quota.soft_timeout_ms })];
+  }
+
+  async #mustGet(pid: string): Promise<ProcessRecord> {
+    const p = await this.#ctx.store.getProcess(pid);
+    if (!p) throw errors.notFound('process', pid);
+    return p;
+  }
+}
+

@@ -1,0 +1,145 @@
+/**
+ * SQLite schema migrations: forward-only, each checksummed (sha256 of its SQL). The runner
+ * refuses a database whose schema is newer than the newest migration here, and one whose
+ * applied migrations differ from these. Never edit an applied migration; add a new one.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'init',
+    sql: `
+CREATE TABLE sessions (
+  id TEXT PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  settings TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
+  last_hash TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE processes (
+  pid TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL REFERENCES sessions(id),
+  user_id TEXT NOT NULL,
+  parent_pid TEXT,
+  workflow_name TEXT NOT NULL,
+  workflow TEXT NOT NULL,
+  workflow_hash TEXT NOT NULL,
+  source TEXT,
+  state TEXT NOT NULL CHECK (state IN ('new','ready','running','waiting','blocked','terminated','zombie')),
+  priority TEXT NOT NULL,
+  quota TEXT NOT NULL,
+  usage TEXT NOT NULL,
+  envelope TEXT NOT NULL,
+  current_stage TEXT NOT NULL,
+  terminal_reason TEXT,
+  terminal_message TEXT,
+  trace_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  updated_at INTEGER NOT NULL,
+  completed_at INTEGER
+) STRICT;
+CREATE INDEX processes_state ON processes(state, created_at);
+CREATE INDEX processes_session ON processes(session_id, created_at);
+
+CREATE TABLE tasks (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('agent_step','job','plan_task')),
+  name TEXT NOT NULL,
+  lane TEXT NOT NULL,
+  session_id TEXT NOT NULL REFERENCES sessions(id),
+  process_id TEXT,
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','dead','canceled')),
+  priority INTEGER NOT NULL,
+  sort_key INTEGER NOT NULL,
+  available_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  lease_owner TEXT,
+  lease_token TEXT,
+  lease_expires_at INTEGER,
+  idempotency_key TEXT,
+  last_error TEXT,
+  result TEXT,
+  trace_id TEXT NOT NULL,
+  options TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX tasks_due ON tasks(lane, sort_key) WHERE state = 'queued';
+CREATE INDEX tasks_lease ON tasks(lease_expires_at) WHERE state = 'running';
+CREATE INDEX tasks_process ON tasks(process_id) WHERE process_id IS NOT NULL;
+CREATE INDEX tasks_state ON tasks(state, lane);
+CREATE UNIQUE INDEX tasks_idempotency ON tasks(idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE attempts (
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  lease_token TEXT NOT NULL,
+  worker_id TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER,
+  outcome TEXT,
+  error TEXT,
+  PRIMARY KEY (task_id, attempt)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE interrupts (
+  id TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL REFERENCES sessions(id),
+  process_id TEXT,
+  kind TEXT NOT NULL,
+  stage TEXT,
+  step INTEGER,
+  prompt TEXT NOT NULL,
+  data TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending','resolved','expired','cancelled')),
+  response TEXT,
+  resolver TEXT,
+  trace_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  resolved_at INTEGER
+) STRICT;
+CREATE INDEX interrupts_status ON interrupts(status, expires_at);
+CREATE INDEX interrupts_process ON interrupts(process_id, created_at);
+
+CREATE TABLE events (
+  session_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  trace_id TEXT NOT NULL,
+  process_id TEXT,
+  task_id TEXT,
+  attempt INTEGER,
+  data TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (session_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX events_process ON events(process_id, seq) WHERE process_id IS NOT NULL;
+
+CREATE TABLE effects (
+  idempotency_key TEXT PRIMARY KEY,
+  tool TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending','done','failed')),
+  result_hash TEXT,
+  result TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+`,
+  },
+];

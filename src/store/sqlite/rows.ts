@@ -1,0 +1,207 @@
+/** Row ↔ record mapping for the SQLite adapter (JSON columns are TEXT). */
+import type {
+  AttemptRecord,
+  EffectRecord,
+  EventRecord,
+  InterruptRecord,
+  ProcessRecord,
+  SessionRecord,
+  TaskRecord,
+} from '../types.ts';
+
+export type Row = Record<string, unknown>;
+
+const json = (value: unknown): unknown => (value === null || value === undefined ? null : JSON.parse(value as string));
+export const toJson = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value));
+
+export function sessionFromRow(r: Row): SessionRecord {
+  return {
+    id: r.id as string,
+    key: r.key as string,
+    settings: json(r.settings) as Record<string, unknown>,
+    created_at: r.created_at as number,
+    updated_at: r.updated_at as number,
+    last_seq: r.last_seq as number,
+    last_hash: r.last_hash as string,
+  };
+}
+
+export function processFromRow(r: Row): ProcessRecord {
+  return {
+    pid: r.pid as string,
+    session_id: r.session_id as string,
+    user_id: r.user_id as string,
+    parent_pid: (r.parent_pid as string | null) ?? null,
+    workflow_name: r.workflow_name as string,
+    workflow: json(r.workflow) as ProcessRecord['workflow'],
+    workflow_hash: r.workflow_hash as string,
+    source: (r.source as string | null) ?? null,
+    state: r.state as ProcessRecord['state'],
+    priority: r.priority as ProcessRecord['priority'],
+    quota: json(r.quota) as ProcessRecord['quota'],
+    usage: json(r.usage) as ProcessRecord['usage'],
+    envelope: json(r.envelope) as ProcessRecord['envelope'],
+    current_stage: r.current_stage as string,
+    terminal_reason: (r.terminal_reason as ProcessRecord['terminal_reason']) ?? null,
+    terminal_message: (r.terminal_message as string | null) ?? null,
+    trace_id: r.trace_id as string,
+    version: r.version as number,
+    created_at: r.created_at as number,
+    started_at: (r.started_at as number | null) ?? null,
+    updated_at: r.updated_at as number,
+    completed_at: (r.completed_at as number | null) ?? null,
+  };
+}
+
+export function processToParams(p: ProcessRecord): Row {
+  return {
+    pid: p.pid,
+    session_id: p.session_id,
+    user_id: p.user_id,
+    parent_pid: p.parent_pid,
+    workflow_name: p.workflow_name,
+    workflow: JSON.stringify(p.workflow),
+    workflow_hash: p.workflow_hash,
+    source: p.source,
+    state: p.state,
+    priority: p.priority,
+    quota: JSON.stringify(p.quota),
+    usage: JSON.stringify(p.usage),
+    envelope: JSON.stringify(p.envelope),
+    current_stage: p.current_stage,
+    terminal_reason: p.terminal_reason,
+    terminal_message: p.terminal_message,
+    trace_id: p.trace_id,
+    version: p.version,
+    created_at: p.created_at,
+    started_at: p.started_at,
+    updated_at: p.updated_at,
+    completed_at: p.completed_at,
+  };
+}
+
+export function taskFromRow(r: Row): TaskRecord {
+  return {
+    id: r.id as string,
+    kind: r.kind as TaskRecord['kind'],
+    name: r.name as string,
+    lane: r.lane as string,
+    session_id: r.session_id as string,
+    process_id: (r.process_id as string | null) ?? null,
+    payload: json(r.payload),
+    state: r.state as TaskRecord['state'],
+    priority: r.priority as number,
+    sort_key: r.sort_key as number,
+    available_at: r.available_at as number,
+    attempts: r.attempts as number,
+    max_attempts: r.max_attempts as number,
+    lease_owner: (r.lease_owner as string | null) ?? null,
+    lease_token: (r.lease_token as string | null) ?? null,
+    lease_expires_at: (r.lease_expires_at as number | null) ?? null,
+    idempotency_key: (r.idempotency_key as string | null) ?? null,
+    last_error: json(r.last_error) as TaskRecord['last_error'],
+    result: json(r.result),
+    trace_id: r.trace_id as string,
+    options: json(r.options) as TaskRecord['options'],
+    created_at: r.created_at as number,
+    updated_at: r.updated_at as number,
+  };
+}
+
+export function taskToParams(t: TaskRecord): Row {
+  return {
+    id: t.id,
+    kind: t.kind,
+    name: t.name,
+    lane: t.lane,
+    session_id: t.session_id,
+    process_id: t.process_id,
+    payload: JSON.stringify(t.payload ?? null),
+    state: t.state,
+    priority: t.priority,
+    sort_key: t.sort_key,
+    available_at: t.available_at,
+    attempts: t.attempts,
+    max_attempts: t.max_attempts,
+    lease_owner: t.lease_owner,
+    lease_token: t.lease_token,
+    lease_expires_at: t.lease_expires_at,
+    idempotency_key: t.idempotency_key,
+    last_error: toJson(t.last_error),
+    result: toJson(t.result),
+    trace_id: t.trace_id,
+    options: JSON.stringify(t.options),
+    created_at: t.created_at,
+    updated_at: t.updated_at,
+  };
+}
+
+export function attemptFromRow(r: Row): AttemptRecord {
+  return {
+    task_id: r.task_id as string,
+    attempt: r.attempt as number,
+    lease_token: r.lease_token as string,
+    worker_id: r.worker_id as string,
+    started_at: r.started_at as number,
+    ended_at: (r.ended_at as number | null) ?? null,
+    outcome: (r.outcome as AttemptRecord['outcome']) ?? null,
+    error: json(r.error) as AttemptRecord['error'],
+  };
+}
+
+export function interruptFromRow(r: Row): InterruptRecord {
+  return {
+    id: r.id as string,
+    session_id: r.session_id as string,
+    process_id: (r.process_id as string | null) ?? null,
+    kind: r.kind as InterruptRecord['kind'],
+    stage: (r.stage as string | null) ?? null,
+    step: (r.step as number | null) ?? null,
+    prompt: r.prompt as string,
+    data: json(r.data) as Record<string, unknown>,
+    status: r.status as InterruptRecord['status'],
+    response: json(r.response) as InterruptRecord['response'],
+    resolver: (r.resolver as string | null) ?? null,
+    trace_id: r.trace_id as string,
+    created_at: r.created_at as number,
+    expires_at: (r.expires_at as number | null) ?? null,
+    resolved_at: (r.resolved_at as number | null) ?? null,
+  };
+}
+
+export function interruptToParams(i: InterruptRecord): Row {
+  return {
+    ...i,
+    data: JSON.stringify(i.data),
+    response: toJson(i.response),
+  };
+}
+
+export function eventFromRow(r: Row): EventRecord {
+  return {
+    session_id: r.session_id as string,
+    seq: r.seq as number,
+    type: r.type as string,
+    ts: r.ts as number,
+    trace_id: r.trace_id as string,
+    process_id: (r.process_id as string | null) ?? null,
+    task_id: (r.task_id as string | null) ?? null,
+    attempt: (r.attempt as number | null) ?? null,
+    data: json(r.data),
+    prev_hash: r.prev_hash as string,
+    hash: r.hash as string,
+  };
+}
+
+export function effectFromRow(r: Row): EffectRecord {
+  return {
+    idempotency_key: r.idempotency_key as string,
+    tool: r.tool as string,
+    request_hash: r.request_hash as string,
+    status: r.status as EffectRecord['status'],
+    result_hash: (r.result_hash as string | null) ?? null,
+    result: json(r.result),
+    created_at: r.created_at as number,
+    updated_at: r.updated_at as number,
+  };
+}

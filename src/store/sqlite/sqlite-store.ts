@@ -1,0 +1,549 @@
+/**
+ * The embedded SQLite adapter of the Store port, on better-sqlite3.
+ *
+ * - WAL journal; `synchronous` is set explicitly per durability mode: `fast` = NORMAL (survives a
+ *   process crash), `strict` = FULL (survives power loss).
+ * - Every write runs in a `BEGIN IMMEDIATE` transaction, so writers from several processes queue
+ *   on the database lock (with a busy timeout) instead of failing mid-transaction.
+ * - Statements are prepared once at open.
+ * - better-sqlite3 is synchronous; the port is async so a networked adapter can implement it.
+ *   A call runs to completion before it returns, so transactions never interleave in-process.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+import Database from 'better-sqlite3';
+
+import {
+  type Clock,
+  errors,
+  hashEvent,
+  systemClock,
+  WardenError,
+} from '../../core/index.ts';
+import { SQLITE_MIGRATIONS } from '../migrations/sqlite.ts';
+import type {
+  AttemptRecord,
+  ClaimedTask,
+  ClaimRequest,
+  CommitListener,
+  Durability,
+  EffectRecord,
+  EventQuery,
+  EventRecord,
+  InterruptFilter,
+  InterruptRecord,
+  NewEvent,
+  ProcessFilter,
+  ProcessRecord,
+  SessionRecord,
+  Store,
+  StoreHealth,
+  StoreOp,
+  TaskFilter,
+  TaskRecord,
+} from '../types.ts';
+import { classifySqliteError } from './driver-errors.ts';
+import { migrate } from './migrate.ts';
+import {
+  attemptFromRow,
+  effectFromRow,
+  eventFromRow,
+  interruptFromRow,
+  interruptToParams,
+  processFromRow,
+  processToParams,
+  type Row,
+  sessionFromRow,
+  taskFromRow,
+  taskToParams,
+  toJson,
+} from './rows.ts';
+import { SQL, type StatementName } from './statements.ts';
+
+export interface SqliteStoreOptions {
+  /** Database file path, or `:memory:`. Its directory is created when missing. */
+  readonly file: string;
+  /** @default 'fast' */
+  readonly durability?: Durability;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** How long a writer waits for another process's lock. @default 5000 */
+  readonly busyTimeoutMs?: number;
+  /** Refuse to create a new database file. @default false */
+  readonly mustExist?: boolean;
+}
+
+type Head = { seq: number; hash: string; changed: boolean };
+
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+  return Promise.resolve(SqliteStore.open(options));
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly durability: Durability;
+  readonly file: string;
+  readonly schemaVersion: number;
+  readonly #db: Database.Database;
+  readonly #clock: Clock;
+  readonly #stmt: { [K in StatementName]: Database.Statement };
+  readonly #listeners = new Set<CommitListener>();
+  #localCommits = 0;
+  #closed = false;
+
+  static open(options: SqliteStoreOptions): SqliteStore {
+    const file = options.file;
+    const clock = options.clock ?? systemClock;
+    let db: Database.Database | undefined;
+    try {
+      if (file !== ':memory:' && !options.mustExist) mkdirSync(dirname(file), { recursive: true });
+      db = new Database(file, { fileMustExist: options.mustExist ?? false, timeout: options.busyTimeoutMs ?? 5_000 });
+      const durability = options.durability ?? 'fast';
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${durability === 'strict' ? 'FULL' : 'NORMAL'}`);
+      db.pragma('foreign_keys = ON');
+      db.pragma('temp_store = MEMORY');
+      const version = migrate(db, SQLITE_MIGRATIONS, file, clock.now());
+      return new SqliteStore(db, file, durability, clock, version);
+    } catch (error) {
+      db?.close();
+      if (error instanceof WardenError) throw error;
+      if ((error as { code?: string }).code === 'SQLITE_CANTOPEN' && options.mustExist) {
+        throw new WardenError('NOT_FOUND', `no Warden database at ${file}; run 'warden init' or check --db`, {
+          cause: error,
+          details: { file },
+        });
+      }
+      throw classifySqliteError(error, file) ?? new WardenError('INTERNAL', `cannot open ${file}: ${String(error)}`, { cause: error });
+    }
+  }
+
+  private constructor(db: Database.Database, file: string, durability: Durability, clock: Clock, schemaVersion: number) {
+    this.#db = db;
+    this.file = file;
+    this.durability = durability;
+    this.#clock = clock;
+    this.schemaVersion = schemaVersion;
+    const stmt = {} as { [K in StatementName]: Database.Statement };
+    for (const [name, sql] of Object.entries(SQL)) stmt[name as StatementName] = db.prepare(sql);
+    this.#stmt = stmt;
+  }
+
+  /** Runs `fn` in one BEGIN IMMEDIATE transaction, mapping driver errors to Warden errors. */
+  #write<T>(fn: () => T): T {
+    this.#assertOpen();
+    try {
+      const result = this.#db.transaction(fn).immediate();
+      this.#localCommits += 1;
+      return result;
+    } catch (error) {
+      if (error instanceof WardenError) throw error;
+      throw classifySqliteError(error, this.file) ?? new WardenError('INTERNAL', `store write failed: ${String(error)}`, { cause: error });
+    }
+  }
+
+  #read<T>(fn: () => T): T {
+    this.#assertOpen();
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof WardenError) throw error;
+      throw classifySqliteError(error, this.file) ?? new WardenError('INTERNAL', `store read failed: ${String(error)}`, { cause: error });
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new WardenError('INTERNAL', 'the store is closed');
+  }
+
+  #appendEvent(heads: Map<string, Head>, event: NewEvent, out: EventRecord[]): void {
+    let head = heads.get(event.session_id);
+    if (!head) {
+      const row = this.#stmt.sessionHead.get(event.session_id) as { last_seq: number; last_hash: string } | undefined;
+      if (!row) throw errors.notFound('session', event.session_id);
+      head = { seq: row.last_seq, hash: row.last_hash, changed: false };
+      heads.set(event.session_id, head);
+    }
+    const body = {
+      session_id: event.session_id,
+      seq: head.seq + 1,
+      type: event.type,
+      ts: this.#clock.now(),
+      trace_id: event.trace_id,
+      process_id: event.process_id ?? null,
+      task_id: event.task_id ?? null,
+      attempt: event.attempt ?? null,
+      data: event.data ?? null,
+      prev_hash: head.hash,
+    };
+    const hash = hashEvent(body);
+    this.#stmt.eventInsert.run(
+      body.session_id,
+      body.seq,
+      body.type,
+      body.ts,
+      body.trace_id,
+      body.process_id,
+      body.task_id,
+      body.attempt,
+      JSON.stringify(body.data),
+      body.prev_hash,
+      hash,
+    );
+    head.seq = body.seq;
+    head.hash = hash;
+    head.changed = true;
+    out.push({ ...body, hash });
+  }
+
+  #flushHeads(heads: Map<string, Head>): void {
+    const now = this.#clock.now();
+    for (const [sessionId, head] of heads) {
+      if (head.changed) this.#stmt.sessionSetHead.run(head.seq, head.hash, now, sessionId);
+    }
+  }
+
+  #notify(events: readonly EventRecord[]): void {
+    if (events.length === 0) return;
+    for (const listener of this.#listeners) {
+      try {
+        listener(events);
+      } catch {
+        // A listener's failure must not turn a committed write into an error.
+      }
+    }
+  }
+
+  commit(ops: readonly StoreOp[]): Promise<readonly EventRecord[]> {
+    try {
+      const events = this.#write(() => {
+        const heads = new Map<string, Head>();
+        const out: EventRecord[] = [];
+        for (const op of ops) this.#apply(op, heads, out);
+        this.#flushHeads(heads);
+        return out;
+      });
+      this.#notify(events);
+      return Promise.resolve(events);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  #apply(op: StoreOp, heads: Map<string, Head>, out: EventRecord[]): void {
+    const s = this.#stmt;
+    switch (op.op) {
+      case 'session.insert':
+        s.sessionInsert.run({ ...op.row, settings: JSON.stringify(op.row.settings) });
+        return;
+      case 'process.insert':
+        s.processInsert.run(processToParams(op.row));
+        return;
+      case 'process.update': {
+        const info = s.processUpdate.run({ ...processToParams(op.row), expect_version: op.expectVersion });
+        if (info.changes === 1) return;
+        const current = s.processById.get(op.row.pid) as Row | undefined;
+        if (!current) throw errors.notFound('process', op.row.pid);
+        throw errors.conflict(`process ${op.row.pid} changed concurrently (version ${String(current.version)}, expected ${op.expectVersion}); retry`, {
+          pid: op.row.pid,
+          version: current.version,
+          expected: op.expectVersion,
+        });
+      }
+      case 'task.insert':
+        s.taskInsert.run(taskToParams(op.row));
+        return;
+      case 'task.settle': {
+        const row = s.taskSettle.get({
+          id: op.id,
+          token: op.leaseToken,
+          state: op.state,
+          result: toJson(op.result),
+          error: toJson(op.error),
+          available_at: op.availableAt ?? op.now,
+          sort_key: op.sortKey ?? op.availableAt ?? op.now,
+          options: op.options === undefined ? null : JSON.stringify(op.options),
+          now: op.now,
+        }) as Row | undefined;
+        if (!row) throw this.#leaseLost(op.id);
+        s.attemptFinish.run(op.now, op.attemptOutcome, toJson(op.error), op.id, op.leaseToken);
+        return;
+      }
+      case 'task.cancel': {
+        const row = s.taskCancel.get({ id: op.id, now: op.now }) as Row | undefined;
+        if (row && op.leaseToken) s.attemptFinish.run(op.now, 'canceled', null, op.id, op.leaseToken);
+        return;
+      }
+      case 'task.fence': {
+        const row = s.taskById.get(op.id) as Row | undefined;
+        if (!row || row.state !== 'running' || row.lease_token !== op.leaseToken) throw this.#leaseLost(op.id);
+        return;
+      }
+      case 'interrupt.insert':
+        s.interruptInsert.run(interruptToParams(op.row));
+        return;
+      case 'interrupt.settle': {
+        const info = s.interruptSettle.run({
+          id: op.id,
+          status: op.status,
+          response: toJson(op.response),
+          resolver: op.resolver,
+          now: op.now,
+        });
+        if (info.changes === 1) return;
+        const current = s.interruptById.get(op.id) as Row | undefined;
+        if (!current) throw errors.notFound('interrupt', op.id);
+        throw errors.invalidState(`interrupt ${op.id} is already ${String(current.status)}`, { id: op.id, status: current.status });
+      }
+      case 'event':
+        this.#appendEvent(heads, op.event, out);
+        return;
+      default: {
+        const never: never = op;
+        throw new WardenError('INTERNAL', `unknown store op ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #leaseLost(taskId: string): WardenError {
+    const current = this.#stmt.taskById.get(taskId) as Row | undefined;
+    if (!current) return errors.notFound('task', taskId);
+    const error = errors.leaseLost(taskId, current.attempts as number);
+    return new WardenError('LEASE_LOST', error.message, { details: { ...error.details, state: current.state } });
+  }
+
+  claimTasks(request: ClaimRequest): Promise<ClaimedTask[]> {
+    try {
+      const { claimed, events } = this.#write(() => {
+        const heads = new Map<string, Head>();
+        const events: EventRecord[] = [];
+        const claimed: ClaimedTask[] = [];
+        for (const lane of request.lanes) {
+          const room = request.limit - claimed.length;
+          if (room <= 0) break;
+          const ids = (
+            request.kinds?.length === 1
+              ? this.#stmt.taskDueOfKind.all(lane, request.now, request.kinds[0], room)
+              : this.#stmt.taskDue.all(lane, request.now, room)
+          ) as Array<{ id: string }>;
+          for (const { id } of ids) {
+            const token = newLeaseToken();
+            const row = this.#stmt.taskClaim.get({ id, owner: request.workerId, token, expires: request.now + request.leaseMs, now: request.now }) as Row | undefined;
+            if (!row) continue;
+            const task = taskFromRow(row);
+            if (request.kinds && !request.kinds.includes(task.kind)) throw new WardenError('INTERNAL', 'claimed a task of an unrequested kind');
+            this.#stmt.attemptInsert.run(task.id, task.attempts, token, request.workerId, request.now);
+            this.#appendEvent(heads, {
+              session_id: task.session_id,
+              type: 'task.claimed',
+              trace_id: task.trace_id,
+              process_id: task.process_id,
+              task_id: task.id,
+              attempt: task.attempts,
+              data: { lane: task.lane, worker_id: request.workerId, lease_expires_at: request.now + request.leaseMs },
+            }, events);
+            claimed.push({ task, attempt: task.attempts, leaseToken: token });
+          }
+        }
+        this.#flushHeads(heads);
+        return { claimed, events };
+      });
+      this.#notify(events);
+      return Promise.resolve(claimed);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  heartbeat(taskId: string, leaseToken: string, leaseMs: number, now: number): Promise<number> {
+    try {
+      const expires = now + leaseMs;
+      this.#write(() => {
+        const info = this.#stmt.taskHeartbeat.run({ id: taskId, token: leaseToken, expires, now });
+        if (info.changes !== 1) throw this.#leaseLost(taskId);
+      });
+      return Promise.resolve(expires);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  findExpiredLeases(now: number, deadOwners: readonly string[] = [], limit = 1_000): Promise<TaskRecord[]> {
+    return this.#async(() => {
+      const rows = this.#stmt.taskExpired.all(now, limit) as Row[];
+      for (const owner of deadOwners) rows.push(...(this.#stmt.taskByOwner.all(owner, limit) as Row[]));
+      const seen = new Set<string>();
+      return rows.map(taskFromRow).filter((t) => (seen.has(t.id) ? false : (seen.add(t.id), true)));
+    });
+  }
+
+  listLeaseOwners(): Promise<string[]> {
+    return this.#async(() => (this.#stmt.taskLeaseOwners.all() as Array<{ lease_owner: string }>).map((r) => r.lease_owner));
+  }
+
+  #async<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(this.#read(fn));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  getSession(id: string): Promise<SessionRecord | undefined> {
+    return this.#async(() => optional(this.#stmt.sessionById.get(id), sessionFromRow));
+  }
+  getSessionByKey(key: string): Promise<SessionRecord | undefined> {
+    return this.#async(() => optional(this.#stmt.sessionByKey.get(key), sessionFromRow));
+  }
+  listSessions(): Promise<SessionRecord[]> {
+    return this.#async(() => (this.#stmt.sessionList.all() as Row[]).map(sessionFromRow));
+  }
+  getProcess(pid: string): Promise<ProcessRecord | undefined> {
+    return this.#async(() => optional(this.#stmt.processById.get(pid), processFromRow));
+  }
+  listProcesses(filter: ProcessFilter = {}): Promise<ProcessRecord[]> {
+    return this.#async(() => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.states?.length) {
+        where.push(`state IN (${filter.states.map(() => '?').join(',')})`);
+        params.push(...filter.states);
+      }
+      if (filter.sessionId) {
+        where.push('session_id = ?');
+        params.push(filter.sessionId);
+      }
+      const sql = `SELECT * FROM processes ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, pid LIMIT ?`;
+      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(processFromRow);
+    });
+  }
+  getTask(id: string): Promise<TaskRecord | undefined> {
+    return this.#async(() => optional(this.#stmt.taskById.get(id), taskFromRow));
+  }
+  listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
+    return this.#async(() => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.states?.length) {
+        where.push(`state IN (${filter.states.map(() => '?').join(',')})`);
+        params.push(...filter.states);
+      }
+      if (filter.lane) {
+        where.push('lane = ?');
+        params.push(filter.lane);
+      }
+      if (filter.processId) {
+        where.push('process_id = ?');
+        params.push(filter.processId);
+      }
+      const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id LIMIT ?`;
+      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(taskFromRow);
+    });
+  }
+  listAttempts(taskId: string): Promise<AttemptRecord[]> {
+    return this.#async(() => (this.#stmt.attemptList.all(taskId) as Row[]).map(attemptFromRow));
+  }
+  getInterrupt(id: string): Promise<InterruptRecord | undefined> {
+    return this.#async(() => optional(this.#stmt.interruptById.get(id), interruptFromRow));
+  }
+  listInterrupts(filter: InterruptFilter = {}): Promise<InterruptRecord[]> {
+    return this.#async(() => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.status) {
+        where.push('status = ?');
+        params.push(filter.status);
+      }
+      if (filter.processId) {
+        where.push('process_id = ?');
+        params.push(filter.processId);
+      }
+      const sql = `SELECT * FROM interrupts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id LIMIT ?`;
+      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(interruptFromRow);
+    });
+  }
+  findExpiredInterrupts(now: number): Promise<InterruptRecord[]> {
+    return this.#async(() => (this.#stmt.interruptExpired.all(now) as Row[]).map(interruptFromRow));
+  }
+  readEvents(query: EventQuery): Promise<EventRecord[]> {
+    return this.#async(() => {
+      const limit = Math.min(query.limit ?? 1_000, 10_000);
+      const rows = query.processId
+        ? this.#stmt.eventsOfProcessAfter.all(query.sessionId, query.processId, query.afterSeq ?? 0, limit)
+        : this.#stmt.eventsAfter.all(query.sessionId, query.afterSeq ?? 0, limit);
+      return (rows as Row[]).map(eventFromRow);
+    });
+  }
+  countByState(): Promise<{ processes: Record<string, number>; tasks: Record<string, number> }> {
+    return this.#async(() => {
+      const fold = (rows: unknown[]) =>
+        Object.fromEntries((rows as Array<{ state: string; n: number }>).map((r) => [r.state, r.n]));
+      return { processes: fold(this.#stmt.countProcesses.all()), tasks: fold(this.#stmt.countTasks.all()) };
+    });
+  }
+
+  getEffect(key: string): Promise<EffectRecord | undefined> {
+    return this.#async(() => optional(this.#stmt.effectByKey.get(key), effectFromRow));
+  }
+  beginEffect(row: EffectRecord): Promise<EffectRecord> {
+    try {
+      return Promise.resolve(
+        this.#write(() => {
+          this.#stmt.effectInsert.run(row.idempotency_key, row.tool, row.request_hash, row.status, row.created_at, row.updated_at);
+          return effectFromRow(this.#stmt.effectByKey.get(row.idempotency_key) as Row);
+        }),
+      );
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+  finishEffect(key: string, status: 'done' | 'failed', resultHash: string | null, result: unknown, now: number): Promise<void> {
+    try {
+      this.#write(() => {
+        this.#stmt.effectFinish.run(status, resultHash, toJson(result), now, key);
+      });
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  changeToken(): Promise<number> {
+    return this.#async(() => (this.#db.pragma('data_version', { simple: true }) as number) * 1_000_003 + this.#localCommits);
+  }
+
+  onCommit(listener: CommitListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  health(deep = false): Promise<StoreHealth> {
+    return this.#async(() => {
+      const check = deep
+        ? ((this.#db.pragma('integrity_check') as Array<{ integrity_check: string }>).map((r) => r.integrity_check).join('; '))
+        : 'ok';
+      return { ok: check === 'ok', schemaVersion: this.schemaVersion, durability: this.durability, detail: deep ? `integrity_check: ${check}` : 'open' };
+    });
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#listeners.clear();
+      this.#db.close();
+    }
+    return Promise.resolve();
+  }
+}
+
+function optional<T>(row: unknown, map: (r: Row) => T): T | undefined {
+  return row === undefined ? undefined : map(row as Row);
+}
+
+function newLeaseToken(): string {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return `lt_${Buffer.from(bytes).toString('base64url')}`;
+}
+

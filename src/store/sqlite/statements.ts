@@ -1,0 +1,91 @@
+/**
+ * Every SQL statement the SQLite adapter runs, one per constant, prepared once at open.
+ * Parameters are named; each header says what it returns.
+ */
+export const SQL = {
+  /** → SessionRow | undefined */
+  sessionById: 'SELECT * FROM sessions WHERE id = ?',
+  sessionByKey: 'SELECT * FROM sessions WHERE key = ?',
+  sessionList: 'SELECT * FROM sessions ORDER BY created_at',
+  sessionHead: 'SELECT last_seq, last_hash FROM sessions WHERE id = ?',
+  sessionInsert: `INSERT INTO sessions (id, key, settings, created_at, updated_at, last_seq, last_hash)
+    VALUES (@id, @key, @settings, @created_at, @updated_at, @last_seq, @last_hash)`,
+  /** Moves the chain head; run once per session per transaction. */
+  sessionSetHead: 'UPDATE sessions SET last_seq = ?, last_hash = ?, updated_at = ? WHERE id = ?',
+
+  processById: 'SELECT * FROM processes WHERE pid = ?',
+  processInsert: `INSERT INTO processes (pid, session_id, user_id, parent_pid, workflow_name, workflow, workflow_hash,
+      source, state, priority, quota, usage, envelope, current_stage, terminal_reason, terminal_message, trace_id,
+      version, created_at, started_at, updated_at, completed_at)
+    VALUES (@pid, @session_id, @user_id, @parent_pid, @workflow_name, @workflow, @workflow_hash, @source, @state,
+      @priority, @quota, @usage, @envelope, @current_stage, @terminal_reason, @terminal_message, @trace_id, @version,
+      @created_at, @started_at, @updated_at, @completed_at)`,
+  /** Compare-and-set on version; changes = 0 means the row moved on (or does not exist). */
+  processUpdate: `UPDATE processes SET state = @state, priority = @priority, quota = @quota, usage = @usage,
+      envelope = @envelope, current_stage = @current_stage, terminal_reason = @terminal_reason,
+      terminal_message = @terminal_message, version = @version, started_at = @started_at, updated_at = @updated_at,
+      completed_at = @completed_at
+    WHERE pid = @pid AND version = @expect_version`,
+
+  taskById: 'SELECT * FROM tasks WHERE id = ?',
+  taskByIdempotencyKey: 'SELECT * FROM tasks WHERE idempotency_key = ?',
+  taskInsert: `INSERT INTO tasks (id, kind, name, lane, session_id, process_id, payload, state, priority, sort_key,
+      available_at, attempts, max_attempts, lease_owner, lease_token, lease_expires_at, idempotency_key, last_error,
+      result, trace_id, options, created_at, updated_at)
+    VALUES (@id, @kind, @name, @lane, @session_id, @process_id, @payload, @state, @priority, @sort_key,
+      @available_at, @attempts, @max_attempts, @lease_owner, @lease_token, @lease_expires_at, @idempotency_key,
+      @last_error, @result, @trace_id, @options, @created_at, @updated_at)`,
+  /** Due tasks of one lane in claim order. → {id}[] */
+  taskDue: `SELECT id FROM tasks WHERE state = 'queued' AND lane = ? AND available_at <= ? ORDER BY sort_key LIMIT ?`,
+  taskDueOfKind: `SELECT id FROM tasks WHERE state = 'queued' AND lane = ? AND available_at <= ? AND kind = ?
+    ORDER BY sort_key LIMIT ?`,
+  /** Claims one queued task with a fresh lease. → TaskRow | undefined */
+  taskClaim: `UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = @owner,
+      lease_token = @token, lease_expires_at = @expires, updated_at = @now
+    WHERE id = @id AND state = 'queued' RETURNING *`,
+  /** Fenced by lease token. → changes */
+  taskHeartbeat: `UPDATE tasks SET lease_expires_at = @expires, updated_at = @now
+    WHERE id = @id AND state = 'running' AND lease_token = @token`,
+  /** Fenced settle of a running task. → TaskRow | undefined */
+  taskSettle: `UPDATE tasks SET state = @state, result = @result, last_error = @error, lease_owner = NULL,
+      lease_token = NULL, lease_expires_at = NULL, available_at = @available_at, sort_key = @sort_key,
+      options = @options, updated_at = @now
+    WHERE id = @id AND state = 'running' AND lease_token = @token RETURNING *`,
+  /** Cancels a task in any non-terminal state (or dead); clears its lease. → TaskRow | undefined */
+  taskCancel: `UPDATE tasks SET state = 'canceled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
+      updated_at = @now WHERE id = @id AND state IN ('queued', 'running', 'dead') RETURNING *`,
+  taskExpired: `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`,
+  taskLeaseOwners: `SELECT DISTINCT lease_owner FROM tasks WHERE state = 'running' AND lease_owner IS NOT NULL`,
+  taskByOwner: `SELECT * FROM tasks WHERE state = 'running' AND lease_owner = ? LIMIT ?`,
+
+  attemptInsert: `INSERT INTO attempts (task_id, attempt, lease_token, worker_id, started_at, ended_at, outcome, error)
+    VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL)`,
+  attemptFinish: 'UPDATE attempts SET ended_at = ?, outcome = ?, error = ? WHERE task_id = ? AND lease_token = ?',
+  attemptList: 'SELECT * FROM attempts WHERE task_id = ? ORDER BY attempt',
+
+  interruptById: 'SELECT * FROM interrupts WHERE id = ?',
+  interruptInsert: `INSERT INTO interrupts (id, session_id, process_id, kind, stage, step, prompt, data, status,
+      response, resolver, trace_id, created_at, expires_at, resolved_at)
+    VALUES (@id, @session_id, @process_id, @kind, @stage, @step, @prompt, @data, @status, @response, @resolver,
+      @trace_id, @created_at, @expires_at, @resolved_at)`,
+  /** Only a pending interrupt settles. → changes */
+  interruptSettle: `UPDATE interrupts SET status = @status, response = @response, resolver = @resolver,
+      resolved_at = @now WHERE id = @id AND status = 'pending'`,
+  interruptExpired: `SELECT * FROM interrupts WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?
+    ORDER BY expires_at`,
+
+  eventInsert: `INSERT INTO events (session_id, seq, type, ts, trace_id, process_id, task_id, attempt, data,
+      prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  eventsAfter: 'SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+  eventsOfProcessAfter: `SELECT * FROM events WHERE session_id = ? AND process_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+
+  effectByKey: 'SELECT * FROM effects WHERE idempotency_key = ?',
+  effectInsert: `INSERT INTO effects (idempotency_key, tool, request_hash, status, result_hash, result, created_at,
+      updated_at) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
+  effectFinish: `UPDATE effects SET status = ?, result_hash = ?, result = ?, updated_at = ? WHERE idempotency_key = ?`,
+
+  countProcesses: 'SELECT state, count(*) AS n FROM processes GROUP BY state',
+  countTasks: 'SELECT state, count(*) AS n FROM tasks GROUP BY state',
+} as const;
+
+export type StatementName = keyof typeof SQL;

@@ -1,0 +1,317 @@
+/**
+ * The Store port: everything the kernel and queue need from durable storage. Two adapters
+ * implement it (SQLite now, PostgreSQL later) and pass the same contract tests.
+ *
+ * Contract:
+ * - {@link Store.commit} applies a list of operations in ONE transaction, in order. Guarded
+ *   operations (compare-and-set on a version, a state or a lease token) that do not match abort
+ *   the whole transaction with a typed error (CONFLICT, INVALID_STATE, LEASE_LOST) and nothing
+ *   is applied. Events in the list get the session's next contiguous `seq` and the hash chain.
+ * - Claims are atomic: a task is handed to exactly one claimer, with a fresh lease token.
+ * - Listeners registered with {@link Store.onCommit} hear committed events after the commit, in
+ *   order, in this process only (other processes observe changes by reading).
+ *
+ * Not in the contract: cross-process notification (callers poll {@link Store.changeToken}),
+ * retention and cleanup, and anything about how rows are laid out.
+ */
+import type {
+  InterruptKind,
+  InterruptResponse,
+  InterruptStatus,
+  Priority,
+  ProcessState,
+  Quota,
+  TaskKind,
+  TaskState,
+  TerminalReason,
+  Usage,
+  Workflow,
+} from '../core/index.ts';
+import type { Envelope } from '../core/workflow/envelope.ts';
+
+export type Durability = 'fast' | 'strict';
+
+export interface SessionRecord {
+  readonly id: string;
+  readonly key: string;
+  readonly settings: Record<string, unknown>;
+  readonly created_at: number;
+  readonly updated_at: number;
+  readonly last_seq: number;
+  readonly last_hash: string;
+}
+
+export interface ProcessRecord {
+  readonly pid: string;
+  readonly session_id: string;
+  readonly user_id: string;
+  readonly parent_pid: string | null;
+  readonly workflow_name: string;
+  readonly workflow: Workflow;
+  readonly workflow_hash: string;
+  /** Where the workflow came from (a file path), for display. */
+  readonly source: string | null;
+  readonly state: ProcessState;
+  readonly priority: Priority;
+  readonly quota: Quota;
+  readonly usage: Usage;
+  readonly envelope: Envelope;
+  readonly current_stage: string;
+  readonly terminal_reason: TerminalReason | null;
+  readonly terminal_message: string | null;
+  readonly trace_id: string;
+  /** Incremented by every update; updates compare-and-set on it. */
+  readonly version: number;
+  readonly created_at: number;
+  readonly started_at: number | null;
+  readonly updated_at: number;
+  readonly completed_at: number | null;
+}
+
+export interface TaskError {
+  readonly code: string;
+  readonly message: string;
+  readonly retryable?: boolean;
+  /** Stable fingerprint of the failure, for poison detection. */
+  readonly fingerprint?: string;
+}
+
+export interface TaskRecord {
+  readonly id: string;
+  readonly kind: TaskKind;
+  /** Job name for `job` tasks; stage name for `agent_step`. */
+  readonly name: string;
+  readonly lane: string;
+  readonly session_id: string;
+  readonly process_id: string | null;
+  readonly payload: unknown;
+  readonly state: TaskState;
+  /** Rank 0 (realtime) … 4 (idle). */
+  readonly priority: number;
+  /** Claim order: `available_at + priority · aging_ms` (priority with aging, FIFO within). */
+  readonly sort_key: number;
+  readonly available_at: number;
+  readonly attempts: number;
+  readonly max_attempts: number;
+  readonly lease_owner: string | null;
+  readonly lease_token: string | null;
+  readonly lease_expires_at: number | null;
+  readonly idempotency_key: string | null;
+  readonly last_error: TaskError | null;
+  readonly result: unknown;
+  readonly trace_id: string;
+  /** Retry policy and other per-task options. */
+  readonly options: TaskOptionsRecord;
+  readonly created_at: number;
+  readonly updated_at: number;
+}
+
+export interface TaskOptionsRecord {
+  readonly backoff_ms: number;
+  readonly max_backoff_ms: number;
+  readonly timeout_ms: number | null;
+  /** Consecutive identical failure fingerprints that dead-letter early. */
+  readonly poison_threshold: number;
+  readonly consecutive_fingerprint?: { readonly fingerprint: string; readonly count: number } | null;
+}
+
+export interface AttemptRecord {
+  readonly task_id: string;
+  readonly attempt: number;
+  readonly lease_token: string;
+  readonly worker_id: string;
+  readonly started_at: number;
+  readonly ended_at: number | null;
+  readonly outcome: 'running' | 'succeeded' | 'failed' | 'lease_expired' | 'canceled' | null;
+  readonly error: TaskError | null;
+}
+
+export interface InterruptRecord {
+  readonly id: string;
+  readonly session_id: string;
+  readonly process_id: string | null;
+  readonly kind: InterruptKind;
+  readonly stage: string | null;
+  readonly step: number | null;
+  readonly prompt: string;
+  readonly data: Record<string, unknown>;
+  readonly status: InterruptStatus;
+  readonly response: InterruptResponse | null;
+  readonly resolver: string | null;
+  readonly trace_id: string;
+  readonly created_at: number;
+  readonly expires_at: number | null;
+  readonly resolved_at: number | null;
+}
+
+export interface EventRecord {
+  readonly session_id: string;
+  readonly seq: number;
+  readonly type: string;
+  readonly ts: number;
+  readonly trace_id: string;
+  readonly process_id: string | null;
+  readonly task_id: string | null;
+  readonly attempt: number | null;
+  readonly data: unknown;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
+export interface NewEvent {
+  readonly session_id: string;
+  readonly type: string;
+  readonly trace_id: string;
+  readonly process_id?: string | null;
+  readonly task_id?: string | null;
+  readonly attempt?: number | null;
+  readonly data: unknown;
+}
+
+export interface EffectRecord {
+  readonly idempotency_key: string;
+  readonly tool: string;
+  readonly request_hash: string;
+  readonly status: 'pending' | 'done' | 'failed';
+  readonly result_hash: string | null;
+  readonly result: unknown;
+  readonly created_at: number;
+  readonly updated_at: number;
+}
+
+/** One operation inside a {@link Store.commit}. */
+export type StoreOp =
+  | { readonly op: 'session.insert'; readonly row: SessionRecord }
+  | { readonly op: 'process.insert'; readonly row: ProcessRecord }
+  /** Replaces the row; aborts with CONFLICT unless the stored version is `expectVersion`. */
+  | { readonly op: 'process.update'; readonly expectVersion: number; readonly row: ProcessRecord }
+  | { readonly op: 'task.insert'; readonly row: TaskRecord }
+  /**
+   * Ends a running task's attempt, fenced by its lease token (LEASE_LOST otherwise).
+   * `queued` requeues it (retry) at `available_at`.
+   */
+  | {
+      readonly op: 'task.settle';
+      readonly id: string;
+      readonly leaseToken: string;
+      readonly state: Exclude<TaskState, 'running'>;
+      readonly result?: unknown;
+      readonly error?: TaskError | null;
+      readonly availableAt?: number;
+      readonly sortKey?: number;
+      readonly attemptOutcome: NonNullable<AttemptRecord['outcome']>;
+      readonly options?: TaskOptionsRecord;
+      readonly now: number;
+    }
+  /**
+   * Cancels a queued, running or dead task (kernel authority, no token needed): the running
+   * worker's next heartbeat or settle gets LEASE_LOST. No-op for a terminal task. Pass the
+   * running attempt's token to close that attempt as `canceled`.
+   */
+  | { readonly op: 'task.cancel'; readonly id: string; readonly leaseToken?: string | null; readonly now: number }
+  /** Aborts with LEASE_LOST unless the task is running under this token. */
+  | { readonly op: 'task.fence'; readonly id: string; readonly leaseToken: string }
+  | { readonly op: 'interrupt.insert'; readonly row: InterruptRecord }
+  /** Aborts with INVALID_STATE unless the interrupt is still pending. */
+  | {
+      readonly op: 'interrupt.settle';
+      readonly id: string;
+      readonly status: Exclude<InterruptStatus, 'pending'>;
+      readonly response: InterruptResponse | null;
+      readonly resolver: string | null;
+      readonly now: number;
+    }
+  | { readonly op: 'event'; readonly event: NewEvent };
+
+export interface ClaimRequest {
+  readonly lanes: readonly string[];
+  readonly kinds?: readonly TaskKind[];
+  readonly workerId: string;
+  readonly limit: number;
+  readonly leaseMs: number;
+  readonly now: number;
+}
+
+export interface ClaimedTask {
+  readonly task: TaskRecord;
+  /** The attempt number (1-based) and its fencing token. */
+  readonly attempt: number;
+  readonly leaseToken: string;
+}
+
+export interface ProcessFilter {
+  readonly states?: readonly ProcessState[];
+  readonly sessionId?: string;
+  readonly limit?: number;
+}
+
+export interface TaskFilter {
+  readonly states?: readonly TaskState[];
+  readonly lane?: string;
+  readonly processId?: string;
+  readonly limit?: number;
+}
+
+export interface InterruptFilter {
+  readonly status?: InterruptStatus;
+  readonly processId?: string;
+  readonly limit?: number;
+}
+
+export interface EventQuery {
+  readonly sessionId: string;
+  /** Return events with seq > afterSeq. */
+  readonly afterSeq?: number;
+  readonly processId?: string;
+  readonly limit?: number;
+}
+
+export interface StoreHealth {
+  readonly ok: boolean;
+  readonly schemaVersion: number;
+  readonly durability: Durability;
+  readonly detail: string;
+}
+
+export type CommitListener = (events: readonly EventRecord[]) => void;
+
+export interface Store {
+  readonly durability: Durability;
+  readonly kind: 'sqlite' | 'postgres';
+
+  commit(ops: readonly StoreOp[]): Promise<readonly EventRecord[]>;
+
+  claimTasks(request: ClaimRequest): Promise<ClaimedTask[]>;
+  /** Extends a lease; LEASE_LOST unless the task is running under this token. */
+  heartbeat(taskId: string, leaseToken: string, leaseMs: number, now: number): Promise<number>;
+  /** Running tasks whose lease expired before `now` (or whose owner is in `deadOwners`). */
+  findExpiredLeases(now: number, deadOwners?: readonly string[], limit?: number): Promise<TaskRecord[]>;
+  /** Distinct lease owners of running tasks. */
+  listLeaseOwners(): Promise<string[]>;
+
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  getSessionByKey(key: string): Promise<SessionRecord | undefined>;
+  listSessions(): Promise<SessionRecord[]>;
+  getProcess(pid: string): Promise<ProcessRecord | undefined>;
+  listProcesses(filter?: ProcessFilter): Promise<ProcessRecord[]>;
+  getTask(id: string): Promise<TaskRecord | undefined>;
+  listTasks(filter?: TaskFilter): Promise<TaskRecord[]>;
+  listAttempts(taskId: string): Promise<AttemptRecord[]>;
+  getInterrupt(id: string): Promise<InterruptRecord | undefined>;
+  listInterrupts(filter?: InterruptFilter): Promise<InterruptRecord[]>;
+  /** Pending interrupts with `expires_at ≤ now`. */
+  findExpiredInterrupts(now: number): Promise<InterruptRecord[]>;
+  readEvents(query: EventQuery): Promise<EventRecord[]>;
+  countByState(): Promise<{ processes: Record<string, number>; tasks: Record<string, number> }>;
+
+  getEffect(key: string): Promise<EffectRecord | undefined>;
+  /** Inserts a pending effect unless the key exists; returns the stored record. */
+  beginEffect(row: EffectRecord): Promise<EffectRecord>;
+  finishEffect(key: string, status: 'done' | 'failed', resultHash: string | null, result: unknown, now: number): Promise<void>;
+
+  /** Changes whenever any connection (any process) commits; cheap to poll. */
+  changeToken(): Promise<number>;
+  onCommit(listener: CommitListener): () => void;
+  health(deep?: boolean): Promise<StoreHealth>;
+  close(): Promise<void>;
+}
