@@ -295,6 +295,14 @@ export class Orchestrator {
     });
   }
 
+  /** Appends an event about a running step (e.g. streamed model output), fenced by its lease. */
+  async emitStepEvent(step: StepContext, type: 'model.delta', data: Record<string, unknown>): Promise<void> {
+    await this.#ctx.store.commit([
+      { op: 'task.fence', id: step.claim.task.id, leaseToken: step.claim.leaseToken },
+      processEvent(step.process, type, { stage: step.stage.name, step: step.step, ...data }, { task_id: step.claim.task.id, attempt: step.claim.attempt }),
+    ]);
+  }
+
   #softTimeoutOps(p: ProcessRecord, envelope: ProcessRecord['envelope'], now: number): StoreOp[] {
     if (envelope.soft_timeout_warned || elapsedMs(p, now) < p.quota.soft_timeout_ms) return [];
     envelope.soft_timeout_warned = true;

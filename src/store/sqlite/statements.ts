@@ -49,7 +49,7 @@ export const SQL = {
   /** Fenced settle of a running task. → TaskRow | undefined */
   taskSettle: `UPDATE tasks SET state = @state, result = @result, last_error = @error, lease_owner = NULL,
       lease_token = NULL, lease_expires_at = NULL, available_at = @available_at, sort_key = @sort_key,
-      options = @options, updated_at = @now
+      options = COALESCE(@options, options), updated_at = @now
     WHERE id = @id AND state = 'running' AND lease_token = @token RETURNING *`,
   /** Cancels a task in any non-terminal state (or dead); clears its lease. → TaskRow | undefined */
   taskCancel: `UPDATE tasks SET state = 'canceled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,

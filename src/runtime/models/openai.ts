@@ -1,0 +1,79 @@
+/**
+ * OpenAI-compatible chat completions through the official `openai` SDK, streaming, with usage
+ * from the final chunk (`stream_options.include_usage`); when a server omits usage, tokens are
+ * estimated. Works with OpenAI, Ollama, vLLM, llama.cpp server, LM Studio and OpenRouter.
+ */
+import OpenAI from 'openai';
+
+import { estimateTokens, WardenError } from '../../core/index.ts';
+import type { ModelProvider, ModelReply, ModelRequest } from './provider.ts';
+import { abortError } from './scripted.ts';
+
+export interface OpenAiProviderOptions {
+  /** @default process.env.OPENAI_BASE_URL */
+  readonly baseURL?: string;
+  /** @default process.env.OPENAI_API_KEY */
+  readonly apiKey?: string;
+  /** Model used when a spec names none. @default process.env.OPENAI_MODEL ?? 'gpt-4o-mini' */
+  readonly defaultModel?: string;
+  /** @default 2 */
+  readonly maxRetries?: number;
+}
+
+export class OpenAiProvider implements ModelProvider {
+  readonly name = 'openai';
+  readonly #client: OpenAI;
+  readonly #defaultModel: string;
+
+  constructor(options: OpenAiProviderOptions = {}) {
+    const baseURL = options.baseURL ?? process.env.OPENAI_BASE_URL;
+    const apiKey = options.apiKey ?? process.env.OPENAI_API_KEY;
+    if (!baseURL && !apiKey) {
+      throw new WardenError(
+        'CONFIG_INVALID',
+        'the openai provider needs OPENAI_API_KEY (for api.openai.com) or OPENAI_BASE_URL (for a local OpenAI-compatible server); set one and retry',
+      );
+    }
+    // Local servers usually need no key, but the SDK insists on a non-empty one.
+    this.#client = new OpenAI({ baseURL, apiKey: apiKey ?? 'unused', maxRetries: options.maxRetries ?? 2 });
+    this.#defaultModel = options.defaultModel ?? process.env.OPENAI_MODEL ?? 'gpt-4o-mini';
+  }
+
+  async complete(request: ModelRequest, signal: AbortSignal, onDelta: (text: string) => void): Promise<ModelReply> {
+    const model = request.model || this.#defaultModel;
+    let text = '';
+    let usage: { input_tokens: number; output_tokens: number } | undefined;
+    try {
+      const stream = await this.#client.chat.completions.create(
+        {
+          model,
+          messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+          stream: true,
+          stream_options: { include_usage: true },
+          ...(request.maxOutputTokens ? { max_tokens: request.maxOutputTokens } : {}),
+          ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+        },
+        { signal },
+      );
+      for await (const chunk of stream) {
+        const delta = chunk.choices[0]?.delta?.content;
+        if (delta) {
+          text += delta;
+          onDelta(delta);
+        }
+        if (chunk.usage) usage = { input_tokens: chunk.usage.prompt_tokens, output_tokens: chunk.usage.completion_tokens };
+      }
+    } catch (error) {
+      if (signal.aborted) throw abortError(signal);
+      const status = (error as { status?: number }).status;
+      const retryable = status === undefined || status === 429 || status >= 500;
+      throw new WardenError('PROVIDER_ERROR', `openai-compatible endpoint failed${status ? ` (HTTP ${status})` : ''}: ${(error as Error).message}`, {
+        cause: error,
+        retryable,
+        details: { model, ...(status ? { status } : {}) },
+      });
+    }
+    const prompt = request.messages.map((m) => m.content).join('\n');
+    return { text, usage: usage ?? { input_tokens: estimateTokens(prompt), output_tokens: estimateTokens(text) }, model };
+  }
+}
