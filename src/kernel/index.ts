@@ -6,3 +6,4 @@ export { DEFAULT_RATE_LIMITS, type RateDecision, RateLimiter, type RateLimits } 
 export { type ModelCallUsage } from './resources.ts';
 export { DEFAULT_AGING_MS, sortKey } from './scheduler.ts';
 export { type Health, type ServiceInfo, ServiceRegistry } from './service-registry.ts';
+export { type LedgerVerification, type SessionVerification, verifyLedger } from './ledger.ts';

@@ -63,6 +63,8 @@ export class OpenAiProvider implements ModelProvider {
         }
         if (chunk.usage) usage = { input_tokens: chunk.usage.prompt_tokens, output_tokens: chunk.usage.completion_tokens };
       }
+      // The SDK ends an aborted stream quietly; a cut-off reply must not pass as complete.
+      if (signal.aborted) throw abortError(signal);
     } catch (error) {
       if (signal.aborted) throw abortError(signal);
       const status = (error as { status?: number }).status;

@@ -1,0 +1,120 @@
+/** `warden run` and `warden resume`. */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+import { type LoadedWorkflow, parseWorkflowText, type Priority, PRIORITIES, WardenError } from '../../core/index.ts';
+import { openContext } from '../context.ts';
+import { driveRuns } from '../drive.ts';
+import type { GlobalOptions } from '../global-options.ts';
+import { printLine, style } from '../output.ts';
+
+export interface RunOptions extends GlobalOptions {
+  readonly input?: string;
+  readonly session?: string;
+  readonly priority?: string;
+  readonly interactive?: boolean;
+  readonly concurrency?: string;
+}
+
+export function readWorkflowFile(file: string): LoadedWorkflow {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new WardenError(
+      code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_PARAMS',
+      code === 'ENOENT' ? `workflow file ${file} does not exist; check the path (examples live in examples/)` : `cannot read workflow file ${file}: ${(error as Error).message}`,
+      { cause: error, details: { file } },
+    );
+  }
+  return parseWorkflowText(text, file);
+}
+
+export function parseInput(value: string | undefined): unknown {
+  if (value === undefined) return null;
+  let text = value;
+  if (value.startsWith('@')) {
+    try {
+      text = readFileSync(value.slice(1), 'utf8');
+    } catch (error) {
+      throw new WardenError('INVALID_PARAMS', `--input ${value}: cannot read ${value.slice(1)} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
+    }
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new WardenError('INVALID_PARAMS', `--input is not valid JSON (${(error as Error).message}); pass e.g. --input '{"topic": "x"}' or --input @input.json`, {
+      cause: error,
+    });
+  }
+}
+
+export function parseConcurrency(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new WardenError('INVALID_PARAMS', `--concurrency must be an integer from 1 to 256 (got ${value})`);
+  return n;
+}
+
+function parsePriority(value: string | undefined): Priority | undefined {
+  if (value === undefined) return undefined;
+  if (!(PRIORITIES as readonly string[]).includes(value)) {
+    throw new WardenError('INVALID_PARAMS', `--priority must be one of ${PRIORITIES.join(', ')} (got ${value})`);
+  }
+  return value as Priority;
+}
+
+export async function runCommand(file: string, options: RunOptions): Promise<number> {
+  // Validate everything before touching the database: bad input changes nothing.
+  const workflow = readWorkflowFile(file);
+  const input = parseInput(options.input);
+  const priority = parsePriority(options.priority);
+  const concurrency = parseConcurrency(options.concurrency);
+  const ctx = await openContext(options);
+  try {
+    await ctx.kernel.recover();
+    const p = await ctx.kernel.startRun({
+      workflow,
+      input,
+      source: resolve(file),
+      ...(options.session ? { sessionKey: options.session } : {}),
+      ...(priority ? { priority } : {}),
+    });
+    if (!options.json) {
+      printLine(`${style.bold('▶')} ${style.bold(workflow.workflow.name)} ${style.dim(`pid ${p.pid} · session ${p.session_id} · ${ctx.config.databasePath}`)}`);
+    }
+    return await driveRuns(ctx, [p.pid], { json: options.json ?? false, interactive: interactiveFor(options), ...(concurrency ? { concurrency } : {}) });
+  } finally {
+    await ctx.close();
+  }
+}
+
+export async function resumeCommand(pid: string | undefined, options: RunOptions): Promise<number> {
+  const concurrency = parseConcurrency(options.concurrency);
+  const ctx = await openContext(options, { mustExist: true });
+  try {
+    const recovered = await ctx.kernel.recover();
+    let pids: string[];
+    if (pid) {
+      await ctx.kernel.getProcess(pid);
+      pids = [pid];
+    } else {
+      pids = (await ctx.store.listProcesses({ states: ['new', 'ready', 'running', 'waiting', 'blocked'], limit: 10_000 })).map((p) => p.pid);
+    }
+    if (!options.json) {
+      printLine(
+        `${style.bold('↻')} resuming ${pids.length} run${pids.length === 1 ? '' : 's'} ${style.dim(`(reclaimed ${recovered.reclaimed} lease${recovered.reclaimed === 1 ? '' : 's'}, expired ${recovered.expired} interrupt${recovered.expired === 1 ? '' : 's'})`)}`,
+      );
+    }
+    if (pids.length === 0) return 0;
+    return await driveRuns(ctx, pids, { json: options.json ?? false, interactive: interactiveFor(options), ...(concurrency ? { concurrency } : {}) });
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** Ask at the terminal when stdin is a terminal, unless told otherwise (`--interactive` forces it). */
+function interactiveFor(options: RunOptions): boolean {
+  return options.interactive ?? process.stdin.isTTY === true;
+}

@@ -1,0 +1,129 @@
+/**
+ * Configuration: `WARDEN_HOME/config.yaml`, validated with a strict schema (unknown keys are
+ * errors). Precedence (DESIGN.md §13): CLI flags > environment (`WARDEN_*`) > config file >
+ * defaults. Errors name the file, the key and what was expected.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+
+import { formatPath, parseDurationMs, WardenError } from '../core/index.ts';
+
+const duration = z
+  .union([z.number().int().positive(), z.string()])
+  .transform((v, ctx) => {
+    const ms = parseDurationMs(v);
+    if (!Number.isFinite(ms) || ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 15s or 2m' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+export const configSchema = z.strictObject({
+  /** `fast` survives process crashes; `strict` survives power loss (fsync per commit). */
+  durability: z.enum(['fast', 'strict']).default('fast'),
+  /** Default model spec for llm stages that name none: `scripted`, `openai:<model>`. */
+  model: z.string().min(1).default('scripted'),
+  /** Database file; relative paths are relative to WARDEN_HOME. */
+  database: z.string().min(1).default('warden.db'),
+  agent_lane: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('agents'),
+  worker: z
+    .strictObject({
+      concurrency: z.number().int().min(1).max(256).default(4),
+      lease: duration.default(15_000),
+      heartbeat: duration.optional(),
+    })
+    .default({ concurrency: 4, lease: 15_000 }),
+});
+
+export type WardenConfig = z.output<typeof configSchema>;
+
+export interface ResolvedConfig extends WardenConfig {
+  readonly home: string;
+  readonly databasePath: string;
+  readonly configFile: string;
+  readonly tokenFile: string;
+}
+
+export interface ConfigOverrides {
+  readonly home?: string;
+  readonly db?: string;
+  readonly durability?: string;
+}
+
+export const DEFAULT_CONFIG_YAML = `# Warden configuration. Every key is optional; unknown keys are errors.
+# Precedence: command-line flags > environment (WARDEN_*) > this file > defaults.
+
+# fast: WAL + synchronous=NORMAL, survives process crashes.
+# strict: WAL + synchronous=FULL, survives power loss.
+durability: fast
+
+# Default model for llm stages that name none: scripted, or openai:<model>
+# (with OPENAI_BASE_URL / OPENAI_API_KEY in the environment).
+model: scripted
+
+# Database file, relative to this directory.
+database: warden.db
+
+agent_lane: agents
+
+worker:
+  concurrency: 4
+  lease: 15s
+`;
+
+export function resolveHome(flag?: string): string {
+  return resolve(flag ?? process.env.WARDEN_HOME ?? join(homedir(), '.warden'));
+}
+
+export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
+  const home = resolveHome(overrides.home);
+  const configFile = join(home, 'config.yaml');
+  let raw: Record<string, unknown> = {};
+  if (existsSync(configFile)) {
+    const doc = parseDocument(readFileSync(configFile, 'utf8'), { uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      const pos = e.linePos?.[0];
+      throw new WardenError('CONFIG_INVALID', `${configFile}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`, {
+        details: { file: configFile },
+      });
+    }
+    const value: unknown = doc.toJS();
+    if (value !== null && value !== undefined) {
+      if (typeof value !== 'object' || Array.isArray(value)) {
+        throw new WardenError('CONFIG_INVALID', `${configFile}: expected a mapping of keys`, { details: { file: configFile } });
+      }
+      raw = value as Record<string, unknown>;
+    }
+  }
+  const env: Record<string, unknown> = {};
+  if (process.env.WARDEN_DURABILITY) env.durability = process.env.WARDEN_DURABILITY;
+  if (process.env.WARDEN_MODEL) env.model = process.env.WARDEN_MODEL;
+  if (process.env.WARDEN_DB) env.database = process.env.WARDEN_DB;
+  const flags: Record<string, unknown> = {};
+  if (overrides.durability) flags.durability = overrides.durability;
+  if (overrides.db) flags.database = overrides.db;
+  const merged = { ...raw, ...env, ...flags };
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = formatPath(issue.path);
+    const source = key in flags || issue.path[0]! in flags ? 'command-line flag' : issue.path[0]! in env ? 'environment' : configFile;
+    throw new WardenError('CONFIG_INVALID', `${source}: ${key}: ${issue.message}`, {
+      details: { file: configFile, key, issues: parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })) },
+    });
+  }
+  const config = parsed.data;
+  return {
+    ...config,
+    home,
+    configFile,
+    tokenFile: join(home, 'auth.token'),
+    databasePath: resolve(home, config.database),
+  };
+}

@@ -1,0 +1,26 @@
+/** Opens the store and kernel a command needs, from the resolved configuration. */
+import { type Kernel as KernelType, Kernel } from '../kernel/index.ts';
+import { openSqliteStore, type Store } from '../store/index.ts';
+import { type ConfigOverrides, loadConfig, type ResolvedConfig } from './config.ts';
+
+export interface CliContext {
+  readonly config: ResolvedConfig;
+  readonly store: Store;
+  readonly kernel: KernelType;
+  close(): Promise<void>;
+}
+
+export async function openContext(overrides: ConfigOverrides, options: { mustExist?: boolean } = {}): Promise<CliContext> {
+  const config = loadConfig(overrides);
+  const store = await openSqliteStore({ file: config.databasePath, durability: config.durability, mustExist: options.mustExist ?? false });
+  const kernel = new Kernel({ store, agentLane: config.agent_lane });
+  return {
+    config,
+    store,
+    kernel,
+    close: async () => {
+      kernel.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * Drives runs in the foreground for `warden run` and `warden resume`: hosts a worker, shows
+ * progress as events commit, and when a run waits for a person either asks at the terminal or
+ * (non-interactive) stops and prints how to answer. Killing this command at any moment is
+ * safe: everything committed stays, and `warden resume` continues from there.
+ */
+import { createInterface, type Interface } from 'node:readline';
+
+import { type InterruptResponse, isTerminalProcessState, isWardenError } from '../core/index.ts';
+import { ModelRegistry, Worker } from '../runtime/index.ts';
+import type { EventRecord, InterruptRecord, ProcessRecord } from '../store/index.ts';
+import type { CliContext } from './context.ts';
+import { EXIT } from './exit-codes.ts';
+import { printJson, printLine, style } from './output.ts';
+import { renderEvent, runJson, summaryLine } from './render.ts';
+
+export interface DriveOptions {
+  readonly json: boolean;
+  /** Ask at the terminal when a run waits; false prints instructions and exits 4. */
+  readonly interactive: boolean;
+  readonly concurrency?: number;
+}
+
+export async function driveRuns(ctx: CliContext, pids: readonly string[], options: DriveOptions): Promise<number> {
+  const { kernel } = ctx;
+  const tracked = new Set(pids);
+  let streaming = false;
+  const endStream = () => {
+    if (streaming) process.stdout.write('\n');
+    streaming = false;
+  };
+  const worker = new Worker({
+    kernel,
+    models: new ModelRegistry(ctx.config.model),
+    concurrency: options.concurrency ?? ctx.config.worker.concurrency,
+    leaseMs: ctx.config.worker.lease,
+    ...(ctx.config.worker.heartbeat ? { heartbeatMs: ctx.config.worker.heartbeat } : {}),
+    onDelta: options.json
+      ? undefined
+      : (d) => {
+          if (!tracked.has(d.pid)) return;
+          if (!streaming) process.stdout.write('  ');
+          streaming = true;
+          process.stdout.write(style.dim(d.text.replace(/\n/g, '\n  ')));
+        },
+  });
+  let wake: (() => void) | null = null;
+  const sub = kernel.bus.subscribe(null, (message) => {
+    const event = message.payload as EventRecord;
+    if (!event.process_id || !tracked.has(event.process_id)) return;
+    if (!options.json) {
+      const line = renderEvent(event);
+      if (line) {
+        endStream();
+        printLine(line);
+      }
+    }
+    if (event.type === 'process.terminated' || event.type === 'interrupt.raised' || event.type === 'process.state_changed') wake?.();
+  });
+  const rl: Prompter = { value: null, lines: null, closed: false };
+  worker.start();
+  const finished = new Map<string, ProcessRecord>();
+  const waiting = new Map<string, InterruptRecord[]>();
+  try {
+    while (finished.size + waiting.size < tracked.size) {
+      await kernel.interrupts.expireDue();
+      for (const pid of tracked) {
+        if (finished.has(pid) || waiting.has(pid)) continue;
+        const p = await kernel.getProcess(pid);
+        if (isTerminalProcessState(p.state)) {
+          finished.set(pid, p);
+          continue;
+        }
+        if (p.state !== 'waiting') continue;
+        const pending = await kernel.store.listInterrupts({ processId: pid, status: 'pending' });
+        if (pending.length === 0) continue;
+        if (!options.interactive || rl.closed) {
+          waiting.set(pid, pending);
+          continue;
+        }
+        endStream();
+        for (const interrupt of pending) {
+          const response = await ask(rl, interrupt);
+          if (response === null) {
+            waiting.set(pid, pending);
+            break;
+          }
+          try {
+            await kernel.resolveInterrupt(interrupt.id, response, 'terminal');
+          } catch (error) {
+            if (!isWardenError(error, 'INVALID_STATE')) throw error; // answered elsewhere meanwhile
+          }
+        }
+      }
+      if (finished.size + waiting.size >= tracked.size) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = null;
+    }
+  } finally {
+    rl.value?.close();
+    await worker.stop();
+    sub.unsubscribe();
+    endStream();
+  }
+
+  const results = [...tracked].map((pid) => finished.get(pid)).filter((p): p is ProcessRecord => !!p);
+  if (options.json) {
+    const all = await Promise.all([...tracked].map(async (pid) => runJson(await kernel.getProcess(pid), waiting.get(pid)?.map(interruptJson) ?? [])));
+    printJson(all.length === 1 ? all[0] : all);
+  } else {
+    for (const p of results) printLine(summaryLine(p));
+    for (const [pid, pending] of waiting) {
+      printLine(style.yellow(`■ ${pid} is waiting for a person:`));
+      for (const i of pending) {
+        printLine(`  ${i.kind}: ${i.prompt}`);
+        printLine(style.dim(`    ${answerHint(i)}`));
+      }
+      printLine(style.dim(`  then continue it with: warden resume ${pid}`));
+    }
+  }
+  if (waiting.size > 0) return EXIT.WAITING;
+  return results.every((p) => p.terminal_reason === 'completed') ? EXIT.OK : EXIT.RUN_FAILED;
+}
+
+export function answerHint(i: InterruptRecord): string {
+  if (i.kind === 'clarification') return `answer with: warden answer ${i.id} "<your answer>"`;
+  return `approve with: warden approve ${i.id}   or deny with: warden deny ${i.id}`;
+}
+
+export function interruptJson(i: InterruptRecord) {
+  return { id: i.id, kind: i.kind, stage: i.stage, prompt: i.prompt, status: i.status, expires_at: i.expires_at, process_id: i.process_id };
+}
+
+/** Asks one question on stdin; null when stdin ended (nobody is there to answer). */
+interface Prompter {
+  value: Interface | null;
+  lines: AsyncIterator<string> | null;
+  closed: boolean;
+}
+
+async function ask(rl: Prompter, interrupt: InterruptRecord): Promise<InterruptResponse | null> {
+  if (!rl.value) {
+    rl.value = createInterface({ input: process.stdin, terminal: false });
+    rl.lines = rl.value[Symbol.asyncIterator]();
+    rl.value.on('close', () => {
+      rl.closed = true;
+    });
+  }
+  const lines = rl.lines!;
+  const question = async (prompt: string): Promise<string | null> => {
+    process.stdout.write(prompt);
+    const next = await lines.next();
+    if (!process.stdin.isTTY) process.stdout.write('\n'); // piped answers are not echoed
+    return next.done ? null : String(next.value).trim();
+  };
+  if (interrupt.kind === 'clarification') {
+    const text = await question('  your answer: ');
+    return text === null ? null : { text };
+  }
+  for (;;) {
+    const answer = await question(interrupt.kind === 'resource_exhausted' ? '  grant more budget? [y/n] ' : '  approve? [y/n] ');
+    if (answer === null) return null;
+    if (/^(y|yes)$/i.test(answer)) return { approved: true };
+    if (/^(n|no)$/i.test(answer)) return { approved: false };
+    printLine(style.dim('  please answer y or n'));
+  }
+}

@@ -1,0 +1,48 @@
+/** Process exit codes of the `warden` command (documented in docs/cli.md). */
+import type { ErrorCode } from '../core/index.ts';
+
+export const EXIT = {
+  OK: 0,
+  /** Unexpected failure. */
+  ERROR: 1,
+  /** Bad input: flags, workflow file, config, parameters. */
+  USAGE: 2,
+  /** The run terminated with a reason other than `completed`. */
+  RUN_FAILED: 3,
+  /** The run is waiting for a person (an interrupt) and the command did not ask. */
+  WAITING: 4,
+  /** A named file, process, task or interrupt does not exist. */
+  NOT_FOUND: 5,
+  /** The database cannot be used: corrupt, from a newer Warden, busy. */
+  STORE: 6,
+  /** The event log failed verification. */
+  LEDGER_BROKEN: 7,
+  /** The operation is not legal in the current state (e.g. an interrupt already resolved). */
+  CONFLICT: 8,
+} as const;
+
+export function exitCodeFor(code: ErrorCode): number {
+  switch (code) {
+    case 'INVALID_PARAMS':
+    case 'WORKFLOW_INVALID':
+    case 'CONFIG_INVALID':
+    case 'PAYLOAD_TOO_LARGE':
+      return EXIT.USAGE;
+    case 'NOT_FOUND':
+      return EXIT.NOT_FOUND;
+    case 'STORE_CORRUPT':
+    case 'STORE_TOO_NEW':
+    case 'STORE_BUSY':
+    case 'MIGRATION_MISMATCH':
+      return EXIT.STORE;
+    case 'LEDGER_BROKEN':
+      return EXIT.LEDGER_BROKEN;
+    case 'INVALID_STATE':
+    case 'CONFLICT':
+    case 'LEASE_LOST':
+    case 'IDEMPOTENCY_CONFLICT':
+      return EXIT.CONFLICT;
+    default:
+      return EXIT.ERROR;
+  }
+}
