@@ -31,33 +31,72 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       'simple-import-sort/imports': 'error',
       'simple-import-sort/exports': 'error',
       'import-x/no-cycle': 'error',
     },
   },
-  layer('core', ['store', 'kernel', 'queue', 'runtime', 'security', 'protocols', 'cli'], 'core is pure: it imports nothing above it'),
+  layer(
+    'core',
+    ['store', 'kernel', 'queue', 'runtime', 'security', 'protocols', 'cli'],
+    'core is pure: it imports nothing above it',
+  ),
   {
     files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
-          paths: ['node:fs', 'node:fs/promises', 'node:net', 'node:http', 'node:child_process', 'node:timers', 'better-sqlite3', 'pg'].map((name) => ({
+          paths: [
+            'node:fs',
+            'node:fs/promises',
+            'node:net',
+            'node:http',
+            'node:child_process',
+            'node:timers',
+            'better-sqlite3',
+            'pg',
+          ].map((name) => ({
             name,
             message: 'core does no I/O (DESIGN.md §3)',
           })),
           patterns: [
-            { group: ['**/store/**', '**/kernel/**', '**/queue/**', '**/runtime/**', '**/security/**', '**/protocols/**', '**/cli/**'], message: 'core imports nothing above it' },
+            {
+              group: [
+                '**/store/**',
+                '**/kernel/**',
+                '**/queue/**',
+                '**/runtime/**',
+                '**/security/**',
+                '**/protocols/**',
+                '**/cli/**',
+              ],
+              message: 'core imports nothing above it',
+            },
           ],
         },
       ],
     },
   },
-  layer('store', ['kernel', 'queue', 'runtime', 'security', 'protocols', 'cli'], 'store imports only core'),
-  layer('kernel', ['runtime', 'security', 'protocols', 'cli'], 'kernel imports only core, store and queue'),
-  layer('queue', ['kernel', 'runtime', 'security', 'protocols', 'cli'], 'queue imports only core and store'),
+  layer(
+    'store',
+    ['kernel', 'queue', 'runtime', 'security', 'protocols', 'cli'],
+    'store imports only core',
+  ),
+  layer(
+    'kernel',
+    ['runtime', 'security', 'protocols', 'cli'],
+    'kernel imports only core, store and queue',
+  ),
+  layer(
+    'queue',
+    ['kernel', 'runtime', 'security', 'protocols', 'cli'],
+    'queue imports only core and store',
+  ),
   layer('runtime', ['protocols', 'cli'], 'runtime must not import protocols or cli'),
   layer('protocols', ['cli'], 'protocols must not import cli'),
   {

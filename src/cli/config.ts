@@ -12,16 +12,14 @@ import { z } from 'zod';
 
 import { formatPath, parseDurationMs, WardenError } from '../core/index.ts';
 
-const duration = z
-  .union([z.number().int().positive(), z.string()])
-  .transform((v, ctx) => {
-    const ms = parseDurationMs(v);
-    if (!Number.isFinite(ms) || ms <= 0) {
-      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 15s or 2m' });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const duration = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  const ms = parseDurationMs(v);
+  if (!Number.isFinite(ms) || ms <= 0) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 15s or 2m' });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 export const configSchema = z.strictObject({
   /** `fast` survives process crashes; `strict` survives power loss (fsync per commit). */
@@ -30,7 +28,10 @@ export const configSchema = z.strictObject({
   model: z.string().min(1).default('scripted'),
   /** Database file; relative paths are relative to WARDEN_HOME. */
   database: z.string().min(1).default('warden.db'),
-  agent_lane: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('agents'),
+  agent_lane: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/)
+    .default('agents'),
   worker: z
     .strictObject({
       concurrency: z.number().int().min(1).max(256).default(4),
@@ -89,14 +90,20 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
       const pos = e.linePos?.[0];
-      throw new WardenError('CONFIG_INVALID', `${configFile}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`, {
-        details: { file: configFile },
-      });
+      throw new WardenError(
+        'CONFIG_INVALID',
+        `${configFile}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`,
+        {
+          details: { file: configFile },
+        },
+      );
     }
     const value: unknown = doc.toJS();
     if (value !== null && value !== undefined) {
       if (typeof value !== 'object' || Array.isArray(value)) {
-        throw new WardenError('CONFIG_INVALID', `${configFile}: expected a mapping of keys`, { details: { file: configFile } });
+        throw new WardenError('CONFIG_INVALID', `${configFile}: expected a mapping of keys`, {
+          details: { file: configFile },
+        });
       }
       raw = value as Record<string, unknown>;
     }
@@ -113,9 +120,18 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = formatPath(issue.path);
-    const source = key in flags || issue.path[0]! in flags ? 'command-line flag' : issue.path[0]! in env ? 'environment' : configFile;
+    const source =
+      key in flags || issue.path[0]! in flags
+        ? 'command-line flag'
+        : issue.path[0]! in env
+          ? 'environment'
+          : configFile;
     throw new WardenError('CONFIG_INVALID', `${source}: ${key}: ${issue.message}`, {
-      details: { file: configFile, key, issues: parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })) },
+      details: {
+        file: configFile,
+        key,
+        issues: parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
+      },
     });
   }
   const config = parsed.data;

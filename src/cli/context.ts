@@ -1,5 +1,5 @@
 /** Opens the store and kernel a command needs, from the resolved configuration. */
-import { type Kernel as KernelType, Kernel } from '../kernel/index.ts';
+import { Kernel, type Kernel as KernelType } from '../kernel/index.ts';
 import { openSqliteStore, type Store } from '../store/index.ts';
 import { type ConfigOverrides, loadConfig, type ResolvedConfig } from './config.ts';
 
@@ -10,9 +10,16 @@ export interface CliContext {
   close(): Promise<void>;
 }
 
-export async function openContext(overrides: ConfigOverrides, options: { mustExist?: boolean } = {}): Promise<CliContext> {
+export async function openContext(
+  overrides: ConfigOverrides,
+  options: { mustExist?: boolean } = {},
+): Promise<CliContext> {
   const config = loadConfig(overrides);
-  const store = await openSqliteStore({ file: config.databasePath, durability: config.durability, mustExist: options.mustExist ?? false });
+  const store = await openSqliteStore({
+    file: config.databasePath,
+    durability: config.durability,
+    mustExist: options.mustExist ?? false,
+  });
   const kernel = new Kernel({ store, agentLane: config.agent_lane });
   return {
     config,

@@ -21,7 +21,11 @@ export interface DriveOptions {
   readonly concurrency?: number;
 }
 
-export async function driveRuns(ctx: CliContext, pids: readonly string[], options: DriveOptions): Promise<number> {
+export async function driveRuns(
+  ctx: CliContext,
+  pids: readonly string[],
+  options: DriveOptions,
+): Promise<number> {
   const { kernel } = ctx;
   const tracked = new Set(pids);
   let streaming = false;
@@ -55,7 +59,12 @@ export async function driveRuns(ctx: CliContext, pids: readonly string[], option
         printLine(line);
       }
     }
-    if (event.type === 'process.terminated' || event.type === 'interrupt.raised' || event.type === 'process.state_changed') wake?.();
+    if (
+      event.type === 'process.terminated' ||
+      event.type === 'interrupt.raised' ||
+      event.type === 'process.state_changed'
+    )
+      wake?.();
   });
   const rl: Prompter = { value: null, lines: null, closed: false };
   worker.start();
@@ -109,9 +118,15 @@ export async function driveRuns(ctx: CliContext, pids: readonly string[], option
     endStream();
   }
 
-  const results = [...tracked].map((pid) => finished.get(pid)).filter((p): p is ProcessRecord => !!p);
+  const results = [...tracked]
+    .map((pid) => finished.get(pid))
+    .filter((p): p is ProcessRecord => !!p);
   if (options.json) {
-    const all = await Promise.all([...tracked].map(async (pid) => runJson(await kernel.getProcess(pid), waiting.get(pid)?.map(interruptJson) ?? [])));
+    const all = await Promise.all(
+      [...tracked].map(async (pid) =>
+        runJson(await kernel.getProcess(pid), waiting.get(pid)?.map(interruptJson) ?? []),
+      ),
+    );
     printJson(all.length === 1 ? all[0] : all);
   } else {
     for (const p of results) printLine(summaryLine(p));
@@ -134,7 +149,15 @@ export function answerHint(i: InterruptRecord): string {
 }
 
 export function interruptJson(i: InterruptRecord) {
-  return { id: i.id, kind: i.kind, stage: i.stage, prompt: i.prompt, status: i.status, expires_at: i.expires_at, process_id: i.process_id };
+  return {
+    id: i.id,
+    kind: i.kind,
+    stage: i.stage,
+    prompt: i.prompt,
+    status: i.status,
+    expires_at: i.expires_at,
+    process_id: i.process_id,
+  };
 }
 
 /** Asks one question on stdin; null when stdin ended (nobody is there to answer). */
@@ -164,7 +187,9 @@ async function ask(rl: Prompter, interrupt: InterruptRecord): Promise<InterruptR
     return text === null ? null : { text };
   }
   for (;;) {
-    const answer = await question(interrupt.kind === 'resource_exhausted' ? '  grant more budget? [y/n] ' : '  approve? [y/n] ');
+    const answer = await question(
+      interrupt.kind === 'resource_exhausted' ? '  grant more budget? [y/n] ' : '  approve? [y/n] ',
+    );
     if (answer === null) return null;
     if (/^(y|yes)$/i.test(answer)) return { approved: true };
     if (/^(n|no)$/i.test(answer)) return { approved: false };

@@ -24,7 +24,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .version(VERSION)
     .option('--home <dir>', 'Warden home directory (env WARDEN_HOME, default ~/.warden)')
     .option('--db <file>', 'database file (env WARDEN_DB, default <home>/warden.db)')
-    .addOption(new Option('--durability <mode>', 'fast or strict (env WARDEN_DURABILITY)').choices(['fast', 'strict']))
+    .addOption(
+      new Option('--durability <mode>', 'fast or strict (env WARDEN_DURABILITY)').choices([
+        'fast',
+        'strict',
+      ]),
+    )
     .option('--json', 'machine-readable JSON output')
     .showHelpAfterError('(run warden --help for usage)')
     .exitOverride();
@@ -36,7 +41,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
       const options = command.optsWithGlobals<GlobalOptions>();
       const positional = args.slice(0, -2);
       try {
-        setExit(await (fn as unknown as (...a: unknown[]) => Promise<number>)(...positional, options));
+        setExit(
+          await (fn as unknown as (...a: unknown[]) => Promise<number>)(...positional, options),
+        );
       } catch (error) {
         const e = coerceError(error);
         printError(e, options.json ?? false);
@@ -44,29 +51,65 @@ export function buildProgram(setExit: (code: number) => void): Command {
       }
     };
 
-  program.command('init').description('create the Warden home: config.yaml, a 0600 auth token and the database').option('--force', 'rotate the auth token').action(wrap(initCommand));
+  program
+    .command('init')
+    .description('create the Warden home: config.yaml, a 0600 auth token and the database')
+    .option('--force', 'rotate the auth token')
+    .action(wrap(initCommand));
 
   program
     .command('run <workflow>')
-    .description('run a workflow file durably, showing each stage; asks at the terminal when the run needs a person')
+    .description(
+      'run a workflow file durably, showing each stage; asks at the terminal when the run needs a person',
+    )
     .option('--input <json>', "the run's input as JSON, or @file.json")
     .option('--session <key>', 'session key', 'main')
-    .addOption(new Option('--priority <priority>', 'scheduling priority').choices(['realtime', 'high', 'normal', 'low', 'idle']))
-    .option('--interactive', 'ask for approvals and answers on stdin even when it is not a terminal')
-    .option('--no-interactive', 'never ask: leave the run waiting and print how to answer (exit code 4)')
+    .addOption(
+      new Option('--priority <priority>', 'scheduling priority').choices([
+        'realtime',
+        'high',
+        'normal',
+        'low',
+        'idle',
+      ]),
+    )
+    .option(
+      '--interactive',
+      'ask for approvals and answers on stdin even when it is not a terminal',
+    )
+    .option(
+      '--no-interactive',
+      'never ask: leave the run waiting and print how to answer (exit code 4)',
+    )
     .option('--concurrency <n>', 'steps to run at once')
     .action(wrap(runCommand));
 
   program
     .command('resume [pid]')
-    .description('continue a run (or every unfinished run) after a crash, a kill or an answered interrupt')
-    .option('--interactive', 'ask for approvals and answers on stdin even when it is not a terminal')
-    .option('--no-interactive', 'never ask: stop at interrupts and print how to answer (exit code 4)')
+    .description(
+      'continue a run (or every unfinished run) after a crash, a kill or an answered interrupt',
+    )
+    .option(
+      '--interactive',
+      'ask for approvals and answers on stdin even when it is not a terminal',
+    )
+    .option(
+      '--no-interactive',
+      'never ask: stop at interrupts and print how to answer (exit code 4)',
+    )
     .option('--concurrency <n>', 'steps to run at once')
     .action(wrap(resumeCommand));
 
-  program.command('ps').description('list runs').option('--state <states>', 'comma-separated states to show').option('--limit <n>', 'most recent N', '50').action(wrap(psCommand));
-  program.command('inspect <pid>').description('show a run: state, budget, steps, outputs, tasks and interrupts').action(wrap(inspectCommand));
+  program
+    .command('ps')
+    .description('list runs')
+    .option('--state <states>', 'comma-separated states to show')
+    .option('--limit <n>', 'most recent N', '50')
+    .action(wrap(psCommand));
+  program
+    .command('inspect <pid>')
+    .description('show a run: state, budget, steps, outputs, tasks and interrupts')
+    .action(wrap(inspectCommand));
   program
     .command('events')
     .description("print a session's event log (hash-chained, contiguous seq)")
@@ -76,25 +119,60 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--limit <n>', 'print at most N events', '1000')
     .option('--follow', 'keep printing new events as they commit')
     .action(wrap(eventsCommand));
-  program.command('interrupts').description('list pending interrupts (questions to a person)').option('--all', 'include resolved, expired and cancelled').action(wrap(interruptsCommand));
+  program
+    .command('interrupts')
+    .description('list pending interrupts (questions to a person)')
+    .option('--all', 'include resolved, expired and cancelled')
+    .action(wrap(interruptsCommand));
   program
     .command('approve <id>')
     .description('approve a pending confirmation, review or budget request')
     .option('--note <text>', 'a note stored with the answer')
-    .action(wrap((id: string, options: GlobalOptions & { note?: string }) => resolveCommand(id, { approved: true, ...(options.note ? { text: options.note } : {}) }, options)));
+    .action(
+      wrap((id: string, options: GlobalOptions & { note?: string }) =>
+        resolveCommand(
+          id,
+          { approved: true, ...(options.note ? { text: options.note } : {}) },
+          options,
+        ),
+      ),
+    );
   program
     .command('deny <id>')
     .description('deny a pending confirmation, review or budget request')
     .option('--note <text>', 'a note stored with the answer')
-    .action(wrap((id: string, options: GlobalOptions & { note?: string }) => resolveCommand(id, { approved: false, ...(options.note ? { text: options.note } : {}) }, options)));
+    .action(
+      wrap((id: string, options: GlobalOptions & { note?: string }) =>
+        resolveCommand(
+          id,
+          { approved: false, ...(options.note ? { text: options.note } : {}) },
+          options,
+        ),
+      ),
+    );
   program
     .command('answer <id> <text...>')
     .description('answer a pending clarification')
-    .action(wrap((id: string, words: string[], options: GlobalOptions) => resolveCommand(id, answerResponse(words), options)));
-  program.command('cancel <pid>').description('cancel a run; its running step is told through its AbortSignal').option('--reason <text>', 'why').action(wrap(cancelCommand));
+    .action(
+      wrap((id: string, words: string[], options: GlobalOptions) =>
+        resolveCommand(id, answerResponse(words), options),
+      ),
+    );
+  program
+    .command('cancel <pid>')
+    .description('cancel a run; its running step is told through its AbortSignal')
+    .option('--reason <text>', 'why')
+    .action(wrap(cancelCommand));
   const ledger = program.command('ledger').description('the hash-chained event log');
-  ledger.command('verify').description('verify every session (or one) and report the first broken link').option('--session <key>', 'only this session').action(wrap(ledgerVerifyCommand));
-  program.command('doctor').description('check the installation, configuration, database and ledger').action(wrap(doctorCommand));
+  ledger
+    .command('verify')
+    .description('verify every session (or one) and report the first broken link')
+    .option('--session <key>', 'only this session')
+    .action(wrap(ledgerVerifyCommand));
+  program
+    .command('doctor')
+    .description('check the installation, configuration, database and ledger')
+    .action(wrap(doctorCommand));
   return program;
 }
 

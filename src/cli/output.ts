@@ -2,7 +2,8 @@
 import type { WardenError } from '../core/index.ts';
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
-const paint = (code: number) => (text: string) => (useColor ? `\u001b[${code}m${text}\u001b[0m` : text);
+const paint = (code: number) => (text: string) =>
+  useColor ? `\u001b[${code}m${text}\u001b[0m` : text;
 export const style = {
   bold: paint(1),
   dim: paint(2),
@@ -27,9 +28,16 @@ export function printError(error: WardenError, json: boolean): void {
 }
 
 /** A plain fixed-width table. */
-export function printTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
+export function printTable(
+  headers: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+): void {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   printLine(style.bold(line(headers)));
   for (const row of rows) printLine(line(row));
 }

@@ -26,7 +26,9 @@ export function renderEvent(event: EventRecord): string | null {
       return `${style.cyan('▸')} ${style.bold(String(d.stage))} ${style.dim(`step ${String(d.step)}${Number(d.attempt) > 1 ? `, attempt ${String(d.attempt)}` : ''}`)}`;
     case 'model.called': {
       const u = d.usage as Usage | undefined;
-      return style.dim(`  model ${String(d.model)} · ${String(d.input_tokens)} in / ${String(d.output_tokens)} out · ${formatElapsed(Number(d.duration_ms))}${u ? ` · llm calls so far ${u.llm_calls}` : ''}`);
+      return style.dim(
+        `  model ${String(d.model)} · ${String(d.input_tokens)} in / ${String(d.output_tokens)} out · ${formatElapsed(Number(d.duration_ms))}${u ? ` · llm calls so far ${u.llm_calls}` : ''}`,
+      );
     }
     case 'stage.completed':
       return `${style.green('✓')} ${String(d.stage)} ${style.dim(short(d.output))}`;

@@ -10,7 +10,11 @@ export interface BackoffPolicy {
   readonly jitter: 'full' | 'none';
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ base_ms: 1_000, max_ms: 300_000, jitter: 'full' });
+export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({
+  base_ms: 1_000,
+  max_ms: 300_000,
+  jitter: 'full',
+});
 
 /** The ceiling for the delay after failed attempt number `attempt` (1-based). */
 export function backoffCeilingMs(policy: BackoffPolicy, attempt: number): number {
@@ -18,7 +22,11 @@ export function backoffCeilingMs(policy: BackoffPolicy, attempt: number): number
   return Math.min(policy.max_ms, policy.base_ms * 2 ** exp);
 }
 
-export function backoffDelayMs(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
+export function backoffDelayMs(
+  policy: BackoffPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const ceiling = backoffCeilingMs(policy, attempt);
   return policy.jitter === 'none' ? ceiling : Math.floor(random() * (ceiling + 1));
 }

@@ -43,7 +43,10 @@ const seedArb: fc.Arbitrary<EventSeed> = fc.record({
   data: dataArb,
 });
 
-function buildChain(seeds: readonly EventSeed[], from = { seq: 0, hash: GENESIS_HASH }): ChainedEvent[] {
+function buildChain(
+  seeds: readonly EventSeed[],
+  from = { seq: 0, hash: GENESIS_HASH },
+): ChainedEvent[] {
   const out: ChainedEvent[] = [];
   let prev = from.hash;
   seeds.forEach((seed, i) => {
@@ -55,7 +58,9 @@ function buildChain(seeds: readonly EventSeed[], from = { seq: 0, hash: GENESIS_
   return out;
 }
 
-const chainArb = fc.array(seedArb, { minLength: 1, maxLength: 12 }).map((seeds) => buildChain(seeds));
+const chainArb = fc
+  .array(seedArb, { minLength: 1, maxLength: 12 })
+  .map((seeds) => buildChain(seeds));
 
 /** Replaces the character at `index` with `replacement`. */
 function replaceAt(text: string, index: number, replacement: string): string {
@@ -78,11 +83,28 @@ function flipHex(hash: string, position: number, pick: number): string {
   return replaceAt(hash, index, candidates[pick % candidates.length]!);
 }
 
-const FIELDS = ['session_id', 'type', 'trace_id', 'ts', 'seq', 'hash', 'prev_hash', 'data', 'attempt', 'process_id', 'task_id'] as const;
+const FIELDS = [
+  'session_id',
+  'type',
+  'trace_id',
+  'ts',
+  'seq',
+  'hash',
+  'prev_hash',
+  'data',
+  'attempt',
+  'process_id',
+  'task_id',
+] as const;
 type Field = (typeof FIELDS)[number];
 
 /** Tampers one field of one event so that the event is guaranteed to differ. */
-function tamperField(event: ChainedEvent, field: Field, position: number, pick: number): ChainedEvent | null {
+function tamperField(
+  event: ChainedEvent,
+  field: Field,
+  position: number,
+  pick: number,
+): ChainedEvent | null {
   switch (field) {
     case 'session_id':
     case 'type':
@@ -191,42 +213,84 @@ describe('hash chain', () => {
   it('property: flipping any single character of an event’s serialised form is detected', () => {
     const replacementArb = fc.constantFrom(...'abcz0159 -_.:,"{}[]\\eEn');
     fc.assert(
-      fc.property(chainArb, fc.nat(), fc.nat(), replacementArb, (chain, which, position, replacement) => {
-        const index = which % chain.length;
-        const original = chain[index]!;
-        const text = JSON.stringify(original);
-        const at = position % text.length;
-        fc.pre(text[at] !== replacement);
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(replaceAt(text, at, replacement));
-        } catch {
-          fc.pre(false);
-        }
-        // An edit that only changes the spelling (e.g. insignificant whitespace) is not tampering.
-        fc.pre(canonicalJson(parsed) !== canonicalJson(original));
-        const forged = chain.map((e, i) => (i === index ? (parsed as ChainedEvent) : e));
-        const found = findChainBreak(forged);
-        expect(found).not.toBeNull();
-        expect(found!.seq).toBeLessThanOrEqual(original.seq);
-      }),
+      fc.property(
+        chainArb,
+        fc.nat(),
+        fc.nat(),
+        replacementArb,
+        (chain, which, position, replacement) => {
+          const index = which % chain.length;
+          const original = chain[index]!;
+          const text = JSON.stringify(original);
+          const at = position % text.length;
+          fc.pre(text[at] !== replacement);
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(replaceAt(text, at, replacement));
+          } catch {
+            fc.pre(false);
+          }
+          // An edit that only changes the spelling (e.g. insignificant whitespace) is not tampering.
+          fc.pre(canonicalJson(parsed) !== canonicalJson(original));
+          const forged = chain.map((e, i) => (i === index ? (parsed as ChainedEvent) : e));
+          const found = findChainBreak(forged);
+          expect(found).not.toBeNull();
+          expect(found!.seq).toBeLessThanOrEqual(original.seq);
+        },
+      ),
       { numRuns: 500 },
     );
   });
 
   it('reports the kind of break', () => {
     const chain = buildChain([
-      { session_id: 's', type: 'a', ts: 1, trace_id: 't', process_id: null, task_id: null, attempt: null, data: { n: 1 } },
-      { session_id: 's', type: 'b', ts: 2, trace_id: 't', process_id: 'p', task_id: null, attempt: null, data: { n: 2 } },
-      { session_id: 's', type: 'c', ts: 3, trace_id: 't', process_id: 'p', task_id: 't1', attempt: 1, data: { n: 3 } },
+      {
+        session_id: 's',
+        type: 'a',
+        ts: 1,
+        trace_id: 't',
+        process_id: null,
+        task_id: null,
+        attempt: null,
+        data: { n: 1 },
+      },
+      {
+        session_id: 's',
+        type: 'b',
+        ts: 2,
+        trace_id: 't',
+        process_id: 'p',
+        task_id: null,
+        attempt: null,
+        data: { n: 2 },
+      },
+      {
+        session_id: 's',
+        type: 'c',
+        ts: 3,
+        trace_id: 't',
+        process_id: 'p',
+        task_id: 't1',
+        attempt: 1,
+        data: { n: 3 },
+      },
     ]);
     expect(findChainBreak(chain)).toBeNull();
 
     const dropped = [chain[0]!, chain[2]!];
-    expect(findChainBreak(dropped)).toEqual({ seq: 2, reason: 'seq_gap', expected: '2', actual: '3' });
+    expect(findChainBreak(dropped)).toEqual({
+      seq: 2,
+      reason: 'seq_gap',
+      expected: '2',
+      actual: '3',
+    });
 
     const edited = chain.map((e, i) => (i === 1 ? { ...e, data: { n: 20 } } : e));
-    expect(findChainBreak(edited)).toMatchObject({ seq: 2, reason: 'hash_mismatch', actual: chain[1]!.hash });
+    expect(findChainBreak(edited)).toMatchObject({
+      seq: 2,
+      reason: 'hash_mismatch',
+      actual: chain[1]!.hash,
+    });
 
     const relinked = chain.map((e, i) => (i === 2 ? { ...e, prev_hash: GENESIS_HASH } : e));
     expect(findChainBreak(relinked)).toEqual({
@@ -248,24 +312,20 @@ describe('hash chain', () => {
 
   it('verification can continue from a known-good head', () => {
     fc.assert(
-      fc.property(
-        fc.array(seedArb, { minLength: 2, maxLength: 8 }),
-        fc.nat(),
-        (seeds, cut) => {
-          const chain = buildChain(seeds);
-          const split = 1 + (cut % (chain.length - 1));
-          const head = chain[split - 1]!;
-          const tail = chain.slice(split);
-          expect(findChainBreak(tail, { seq: head.seq, hash: head.hash })).toBeNull();
-          // Without the head, the tail does not verify from genesis.
-          expect(findChainBreak(tail)).toMatchObject({ seq: 1, reason: 'seq_gap' });
-          // With a wrong head hash, the first tail event's prev_hash does not match.
-          expect(findChainBreak(tail, { seq: head.seq, hash: GENESIS_HASH })).toMatchObject({
-            seq: head.seq + 1,
-            reason: 'prev_hash_mismatch',
-          });
-        },
-      ),
+      fc.property(fc.array(seedArb, { minLength: 2, maxLength: 8 }), fc.nat(), (seeds, cut) => {
+        const chain = buildChain(seeds);
+        const split = 1 + (cut % (chain.length - 1));
+        const head = chain[split - 1]!;
+        const tail = chain.slice(split);
+        expect(findChainBreak(tail, { seq: head.seq, hash: head.hash })).toBeNull();
+        // Without the head, the tail does not verify from genesis.
+        expect(findChainBreak(tail)).toMatchObject({ seq: 1, reason: 'seq_gap' });
+        // With a wrong head hash, the first tail event's prev_hash does not match.
+        expect(findChainBreak(tail, { seq: head.seq, hash: GENESIS_HASH })).toMatchObject({
+          seq: head.seq + 1,
+          reason: 'prev_hash_mismatch',
+        });
+      }),
       { numRuns: 100 },
     );
   });
@@ -297,7 +357,9 @@ describe('canonicalJson', () => {
       '{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}',
     );
     expect(canonicalJson({ a: undefined, b: null })).toBe('{"b":null}');
-    expect(canonicalJson([undefined, Number.NaN, Number.POSITIVE_INFINITY])).toBe('[null,null,null]');
+    expect(canonicalJson([undefined, Number.NaN, Number.POSITIVE_INFINITY])).toBe(
+      '[null,null,null]',
+    );
     expect(canonicalJson('a"b')).toBe('"a\\"b"');
   });
 

@@ -24,10 +24,7 @@ export interface ChainedEventBody {
 }
 
 export function hashEvent(body: ChainedEventBody): string {
-  return createHash('sha256')
-    .update(body.prev_hash)
-    .update(canonicalJson(body))
-    .digest('hex');
+  return createHash('sha256').update(body.prev_hash).update(canonicalJson(body)).digest('hex');
 }
 
 export function sha256Hex(text: string): string {
@@ -53,10 +50,20 @@ export function findChainBreak(
   let prevHash = from.hash;
   for (const event of events) {
     if (event.seq !== expectedSeq) {
-      return { seq: expectedSeq, reason: 'seq_gap', expected: String(expectedSeq), actual: String(event.seq) };
+      return {
+        seq: expectedSeq,
+        reason: 'seq_gap',
+        expected: String(expectedSeq),
+        actual: String(event.seq),
+      };
     }
     if (event.prev_hash !== prevHash) {
-      return { seq: event.seq, reason: 'prev_hash_mismatch', expected: prevHash, actual: event.prev_hash };
+      return {
+        seq: event.seq,
+        reason: 'prev_hash_mismatch',
+        expected: prevHash,
+        actual: event.prev_hash,
+      };
     }
     const { hash, ...body } = event;
     const recomputed = hashEvent(body);

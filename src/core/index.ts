@@ -1,11 +1,16 @@
-export { type BackoffPolicy, backoffCeilingMs, backoffDelayMs, DEFAULT_BACKOFF } from './backoff.ts';
+export {
+  backoffCeilingMs,
+  backoffDelayMs,
+  type BackoffPolicy,
+  DEFAULT_BACKOFF,
+} from './backoff.ts';
 export { type Clock, ManualClock, systemClock } from './clock.ts';
 export {
   coerceError,
   ERROR_CATALOGUE,
   type ErrorCode,
-  type ErrorSpec,
   errors,
+  type ErrorSpec,
   isWardenError,
   WardenError,
 } from './errors.ts';
@@ -34,8 +39,8 @@ export {
   assertTransition,
   canTransition,
   isTerminalProcessState,
-  type Priority,
   PRIORITIES,
+  type Priority,
   priorityRank,
   PROCESS_STATES,
   type ProcessState,
@@ -66,10 +71,25 @@ export {
   type TaskKind,
   type TaskState,
 } from './task-state.ts';
-export { evaluateCondition, jsonEqual, readField, type RoutingContext } from './workflow/condition.ts';
+export {
+  evaluateCondition,
+  jsonEqual,
+  readField,
+  type RoutingContext,
+} from './workflow/condition.ts';
 export { formatDurationMs, parseDurationMs } from './workflow/duration.ts';
-export { type Envelope, type HistoryEntry, newEnvelope, type PendingStep } from './workflow/envelope.ts';
-export { buildWorkflow, formatPath, type LoadedWorkflow, parseWorkflowText } from './workflow/load.ts';
+export {
+  type Envelope,
+  type HistoryEntry,
+  newEnvelope,
+  type PendingStep,
+} from './workflow/envelope.ts';
+export {
+  buildWorkflow,
+  formatPath,
+  type LoadedWorkflow,
+  parseWorkflowText,
+} from './workflow/load.ts';
 export {
   advance,
   cancelRun,
@@ -83,8 +103,8 @@ export {
   type RaisedInterrupt,
   resumeAfterInterrupt,
   route,
-  type RoutingFunction,
   routingContext,
+  type RoutingFunction,
   type RunSnapshot,
   stageByName,
   startStage,
@@ -105,4 +125,9 @@ export {
   type WorkflowInput,
   workflowSchema,
 } from './workflow/schema.ts';
-export { END, validateWorkflow, type ValidateOptions, type WorkflowIssue } from './workflow/validate.ts';
+export {
+  END,
+  type ValidateOptions,
+  validateWorkflow,
+  type WorkflowIssue,
+} from './workflow/validate.ts';

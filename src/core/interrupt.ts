@@ -57,7 +57,11 @@ export interface InterruptResponse {
   readonly expired?: boolean;
 }
 
-export function interruptExpiresAt(kind: InterruptKind, createdAt: number, ttlMs?: number): number | null {
+export function interruptExpiresAt(
+  kind: InterruptKind,
+  createdAt: number,
+  ttlMs?: number,
+): number | null {
   const ttl = ttlMs ?? INTERRUPT_TTL_MS[kind];
   return ttl === null ? null : createdAt + ttl;
 }

@@ -13,7 +13,15 @@
  */
 import { WardenError } from './errors.ts';
 
-export const PROCESS_STATES = ['new', 'ready', 'running', 'waiting', 'blocked', 'terminated', 'zombie'] as const;
+export const PROCESS_STATES = [
+  'new',
+  'ready',
+  'running',
+  'waiting',
+  'blocked',
+  'terminated',
+  'zombie',
+] as const;
 export type ProcessState = (typeof PROCESS_STATES)[number];
 
 const LEGAL: Readonly<Record<ProcessState, readonly ProcessState[]>> = {
@@ -30,7 +38,11 @@ export function isTerminalProcessState(state: ProcessState): boolean {
   return state === 'terminated' || state === 'zombie';
 }
 
-export function canTransition(from: ProcessState, to: ProcessState, options: { force?: boolean } = {}): boolean {
+export function canTransition(
+  from: ProcessState,
+  to: ProcessState,
+  options: { force?: boolean } = {},
+): boolean {
   if (!LEGAL[from].includes(to)) return false;
   if (from === 'running' && to === 'terminated' && options.force !== true) return false;
   return true;
@@ -44,9 +56,7 @@ export function assertTransition(
 ): ProcessState {
   if (canTransition(from, to, options)) return to;
   const hint =
-    from === 'running' && to === 'terminated'
-      ? ' (terminating a running process needs force)'
-      : '';
+    from === 'running' && to === 'terminated' ? ' (terminating a running process needs force)' : '';
   throw new WardenError(
     'INVALID_STATE',
     `process${options.pid ? ` ${options.pid}` : ''} cannot go from ${from} to ${to}${hint}`,

@@ -63,7 +63,14 @@ export interface Usage {
 }
 
 export function emptyUsage(): Usage {
-  return { llm_calls: 0, tool_calls: 0, agent_hops: 0, iterations: 0, input_tokens: 0, output_tokens: 0 };
+  return {
+    llm_calls: 0,
+    tool_calls: 0,
+    agent_hops: 0,
+    iterations: 0,
+    input_tokens: 0,
+    output_tokens: 0,
+  };
 }
 
 export interface UsageDelta {
@@ -84,7 +91,10 @@ export function addUsage(usage: Usage, delta: UsageDelta): Usage {
 }
 
 /** Per-field merge: an omitted or non-positive field takes the default (jeeves defect #6). */
-export function mergeQuota(partial: Partial<Quota> | undefined, base: Quota = DEFAULT_QUOTA): Quota {
+export function mergeQuota(
+  partial: Partial<Quota> | undefined,
+  base: Quota = DEFAULT_QUOTA,
+): Quota {
   const out: Record<string, number> = { ...base };
   for (const [key, value] of Object.entries(partial ?? {})) {
     if (typeof value === 'number' && Number.isFinite(value) && value > 0) out[key] = value;
@@ -93,7 +103,11 @@ export function mergeQuota(partial: Partial<Quota> | undefined, base: Quota = DE
 }
 
 /** Checked before a step is issued: the first counter that has reached its limit, in order. */
-export function stepBoundExceeded(quota: Quota, usage: Usage, elapsedMs: number): TerminalReason | null {
+export function stepBoundExceeded(
+  quota: Quota,
+  usage: Usage,
+  elapsedMs: number,
+): TerminalReason | null {
   if (usage.iterations >= quota.max_iterations) return 'max_iterations_exceeded';
   if (usage.llm_calls >= quota.max_llm_calls) return 'max_llm_calls_exceeded';
   if (usage.agent_hops >= quota.max_agent_hops) return 'max_agent_hops_exceeded';
@@ -112,7 +126,8 @@ export function modelCallExceeded(
   elapsedMs: number,
 ): TerminalReason | null {
   if (usage.llm_calls + 1 > quota.max_llm_calls) return 'max_llm_calls_exceeded';
-  if (usage.input_tokens + estimatedInputTokens > quota.max_input_tokens) return 'max_input_tokens_exceeded';
+  if (usage.input_tokens + estimatedInputTokens > quota.max_input_tokens)
+    return 'max_input_tokens_exceeded';
   if (usage.output_tokens >= quota.max_output_tokens) return 'max_output_tokens_exceeded';
   if (elapsedMs >= quota.timeout_ms) return 'timeout_exceeded';
   return null;
@@ -124,7 +139,11 @@ export function toolCallExceeded(quota: Quota, usage: Usage): TerminalReason | n
 }
 
 /** Checked after recording usage: has anything gone over (strictly) its limit? */
-export function usageOverLimit(quota: Quota, usage: Usage, elapsedMs: number): TerminalReason | null {
+export function usageOverLimit(
+  quota: Quota,
+  usage: Usage,
+  elapsedMs: number,
+): TerminalReason | null {
   if (usage.llm_calls > quota.max_llm_calls) return 'max_llm_calls_exceeded';
   if (usage.tool_calls > quota.max_tool_calls) return 'max_tool_calls_exceeded';
   if (usage.input_tokens > quota.max_input_tokens) return 'max_input_tokens_exceeded';

@@ -6,7 +6,14 @@
  *   running → succeeded | failed (non-retryable) | queued (retry, lease expiry) | dead | canceled
  *   dead → queued (redrive)
  */
-export const TASK_STATES = ['queued', 'running', 'succeeded', 'failed', 'dead', 'canceled'] as const;
+export const TASK_STATES = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'dead',
+  'canceled',
+] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
 const LEGAL: Readonly<Record<TaskState, readonly TaskState[]>> = {

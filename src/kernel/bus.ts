@@ -96,7 +96,8 @@ export class Bus {
 
   /** Registers the single handler for a command or query type. */
   handle(type: string, handler: (payload: unknown) => unknown): () => void {
-    if (this.#handlers.has(type)) throw new WardenError('CONFLICT', `a handler for '${type}' is already registered`);
+    if (this.#handlers.has(type))
+      throw new WardenError('CONFLICT', `a handler for '${type}' is already registered`);
     this.#handlers.set(type, handler);
     return () => this.#handlers.delete(type);
   }
@@ -107,13 +108,20 @@ export class Bus {
 
   async query<T = unknown>(type: string, payload: unknown, timeoutMs = 30_000): Promise<T> {
     const handler = this.#handlers.get(type);
-    if (!handler) throw new WardenError('NOT_FOUND', `no handler is registered for '${type}'`, { details: { type } });
+    if (!handler)
+      throw new WardenError('NOT_FOUND', `no handler is registered for '${type}'`, {
+        details: { type },
+      });
     let timer: NodeJS.Timeout | undefined;
     try {
       return (await Promise.race([
         Promise.resolve().then(() => handler(payload)),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new WardenError('TIMEOUT', `'${type}' did not answer within ${timeoutMs} ms`)), timeoutMs);
+          timer = setTimeout(
+            () =>
+              reject(new WardenError('TIMEOUT', `'${type}' did not answer within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
         }),
       ])) as T;
     } finally {
@@ -122,6 +130,10 @@ export class Bus {
   }
 
   stats(): { subscribers: number; handlers: number; dropped: number } {
-    return { subscribers: this.#subscribers.length, handlers: this.#handlers.size, dropped: this.#droppedTotal };
+    return {
+      subscribers: this.#subscribers.length,
+      handlers: this.#handlers.size,
+      dropped: this.#droppedTotal,
+    };
   }
 }

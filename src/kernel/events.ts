@@ -10,11 +10,23 @@ export function processEvent(
 ): StoreOp {
   return {
     op: 'event',
-    event: { session_id: process.session_id, type, trace_id: process.trace_id, process_id: process.pid, data, ...extra },
+    event: {
+      session_id: process.session_id,
+      type,
+      trace_id: process.trace_id,
+      process_id: process.pid,
+      data,
+      ...extra,
+    },
   };
 }
 
-export function taskEvent(task: TaskRecord, type: EventType, data: unknown, attempt: number | null = null): StoreOp {
+export function taskEvent(
+  task: TaskRecord,
+  type: EventType,
+  data: unknown,
+  attempt: number | null = null,
+): StoreOp {
   return {
     op: 'event',
     event: {

@@ -1,9 +1,14 @@
 export { Bus, type BusMessage, type Subscription } from './bus.ts';
 export { Kernel, type KernelOptions, type SystemStatus } from './kernel.ts';
+export { type LedgerVerification, type SessionVerification, verifyLedger } from './ledger.ts';
 export { type StartRunInput, type StepContext, type StepResult } from './orchestrator.ts';
 export { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
-export { DEFAULT_RATE_LIMITS, type RateDecision, RateLimiter, type RateLimits } from './rate-limiter.ts';
+export {
+  DEFAULT_RATE_LIMITS,
+  type RateDecision,
+  RateLimiter,
+  type RateLimits,
+} from './rate-limiter.ts';
 export { type ModelCallUsage } from './resources.ts';
 export { DEFAULT_AGING_MS, sortKey } from './scheduler.ts';
 export { type Health, type ServiceInfo, ServiceRegistry } from './service-registry.ts';
-export { type LedgerVerification, type SessionVerification, verifyLedger } from './ledger.ts';

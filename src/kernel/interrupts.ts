@@ -27,7 +27,11 @@ export class InterruptManager {
   }
 
   /** Resolves a pending interrupt and continues its run. INVALID_STATE if it is not pending. */
-  async resolve(id: string, response: InterruptResponse, resolver = 'local'): Promise<{ interrupt: InterruptRecord; process: ProcessRecord | null }> {
+  async resolve(
+    id: string,
+    response: InterruptResponse,
+    resolver = 'local',
+  ): Promise<{ interrupt: InterruptRecord; process: ProcessRecord | null }> {
     return this.#settle(id, 'resolved', response, resolver);
   }
 
@@ -35,12 +39,30 @@ export class InterruptManager {
   async cancel(id: string, resolver = 'local'): Promise<InterruptRecord> {
     const interrupt = await this.#mustGet(id);
     if (interrupt.process_id) {
-      await this.#orchestrator.cancel(interrupt.process_id, `interrupt ${id} cancelled by ${resolver}`);
+      await this.#orchestrator.cancel(
+        interrupt.process_id,
+        `interrupt ${id} cancelled by ${resolver}`,
+      );
       return (await this.#ctx.store.getInterrupt(id))!;
     }
     await this.#ctx.store.commit([
-      { op: 'interrupt.settle', id, status: 'cancelled', response: null, resolver, now: this.#ctx.clock.now() },
-      { op: 'event', event: { session_id: interrupt.session_id, type: 'interrupt.cancelled', trace_id: interrupt.trace_id, data: { id } } },
+      {
+        op: 'interrupt.settle',
+        id,
+        status: 'cancelled',
+        response: null,
+        resolver,
+        now: this.#ctx.clock.now(),
+      },
+      {
+        op: 'event',
+        event: {
+          session_id: interrupt.session_id,
+          type: 'interrupt.cancelled',
+          trace_id: interrupt.trace_id,
+          data: { id },
+        },
+      },
     ]);
     return (await this.#ctx.store.getInterrupt(id))!;
   }
@@ -69,34 +91,79 @@ export class InterruptManager {
     return withCasRetry(async () => {
       const interrupt = await this.#mustGet(id);
       if (interrupt.status !== 'pending') {
-        throw errors.invalidState(`interrupt ${id} is already ${interrupt.status}; nothing changed`, { id, status: interrupt.status });
+        throw errors.invalidState(
+          `interrupt ${id} is already ${interrupt.status}; nothing changed`,
+          { id, status: interrupt.status },
+        );
       }
       const now = this.#ctx.clock.now();
-      const settleOp: StoreOp = { op: 'interrupt.settle', id, status, response: response ?? null, resolver, now };
-      const eventData = { id, kind: interrupt.kind, stage: interrupt.stage, ...(response ? { response } : {}), resolver };
-      const process = interrupt.process_id ? await this.#ctx.store.getProcess(interrupt.process_id) : undefined;
+      const settleOp: StoreOp = {
+        op: 'interrupt.settle',
+        id,
+        status,
+        response: response ?? null,
+        resolver,
+        now,
+      };
+      const eventData = {
+        id,
+        kind: interrupt.kind,
+        stage: interrupt.stage,
+        ...(response ? { response } : {}),
+        resolver,
+      };
+      const process = interrupt.process_id
+        ? await this.#ctx.store.getProcess(interrupt.process_id)
+        : undefined;
       if (!process || isTerminalProcessState(process.state)) {
         await this.#ctx.store.commit([
           settleOp,
-          { op: 'event', event: { session_id: interrupt.session_id, type: status === 'resolved' ? 'interrupt.resolved' : 'interrupt.expired', trace_id: interrupt.trace_id, process_id: interrupt.process_id, data: eventData } },
+          {
+            op: 'event',
+            event: {
+              session_id: interrupt.session_id,
+              type: status === 'resolved' ? 'interrupt.resolved' : 'interrupt.expired',
+              trace_id: interrupt.trace_id,
+              process_id: interrupt.process_id,
+              data: eventData,
+            },
+          },
         ]);
         return { interrupt: (await this.#ctx.store.getInterrupt(id))!, process: process ?? null };
       }
-      const transitioned = resumeAfterInterrupt(process.workflow, snapshotOf(process), {
-        id,
-        kind: interrupt.kind,
-        stage: interrupt.stage ?? process.current_stage,
-        response,
-        ...(typeof interrupt.data.reason === 'string' ? { reason: interrupt.data.reason as TerminalReason } : {}),
-      }, this.#orchestrator.machineOptions(process));
+      const transitioned = resumeAfterInterrupt(
+        process.workflow,
+        snapshotOf(process),
+        {
+          id,
+          kind: interrupt.kind,
+          stage: interrupt.stage ?? process.current_stage,
+          response,
+          ...(typeof interrupt.data.reason === 'string'
+            ? { reason: interrupt.data.reason as TerminalReason }
+            : {}),
+        },
+        this.#orchestrator.machineOptions(process),
+      );
       const plan = planEffect(this.#ctx, process, process.state, transitioned);
       const grantOps: StoreOp[] =
-        interrupt.kind === 'resource_exhausted' && transitioned.snapshot.quota !== process.quota && response?.approved !== false
-          ? [processEvent(process, 'budget.granted', { before: process.quota, after: transitioned.snapshot.quota })]
+        interrupt.kind === 'resource_exhausted' &&
+        transitioned.snapshot.quota !== process.quota &&
+        response?.approved !== false
+          ? [
+              processEvent(process, 'budget.granted', {
+                before: process.quota,
+                after: transitioned.snapshot.quota,
+              }),
+            ]
           : [];
       await this.#ctx.store.commit([
         settleOp,
-        processEvent(process, status === 'resolved' ? 'interrupt.resolved' : 'interrupt.expired', eventData),
+        processEvent(
+          process,
+          status === 'resolved' ? 'interrupt.resolved' : 'interrupt.expired',
+          eventData,
+        ),
         ...grantOps,
         ...plan.ops,
       ]);

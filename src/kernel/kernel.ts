@@ -82,7 +82,11 @@ export class Kernel {
     };
     this.rateLimiter = new RateLimiter(this.clock, options.rateLimits ?? DEFAULT_RATE_LIMITS);
     this.sessions = new SessionManager(ctx);
-    this.orchestrator = new Orchestrator(ctx, this.sessions, new Map(Object.entries(options.routingFunctions ?? {})));
+    this.orchestrator = new Orchestrator(
+      ctx,
+      this.sessions,
+      new Map(Object.entries(options.routingFunctions ?? {})),
+    );
     this.interrupts = new InterruptManager(ctx, this.orchestrator);
     this.resources = new ResourceManager(ctx);
     this.recovery = new Recovery(ctx, this.orchestrator, options.isDeadOwner);
@@ -116,7 +120,11 @@ export class Kernel {
     return this.orchestrator.cancel(pid, message);
   }
 
-  async resolveInterrupt(id: string, response: InterruptResponse, resolver?: string): Promise<{ interrupt: InterruptRecord; process: ProcessRecord | null }> {
+  async resolveInterrupt(
+    id: string,
+    response: InterruptResponse,
+    resolver?: string,
+  ): Promise<{ interrupt: InterruptRecord; process: ProcessRecord | null }> {
     return this.interrupts.resolve(id, response, resolver);
   }
 
@@ -141,10 +149,17 @@ export class Kernel {
       queue_depth: depth,
       dlq_size: counts.tasks.dead ?? 0,
       pending_interrupts: pending.length,
-      services: this.services.list().map((s) => ({ name: s.name, type: s.type, health: s.health, load: s.load })),
+      services: this.services
+        .list()
+        .map((s) => ({ name: s.name, type: s.type, health: s.health, load: s.load })),
       rate_limits: this.rateLimiter.usage(),
       bus: this.bus.stats(),
-      store: { kind: this.store.kind, durability: this.store.durability, ok: health.ok, schema_version: health.schemaVersion },
+      store: {
+        kind: this.store.kind,
+        durability: this.store.durability,
+        ok: health.ok,
+        schema_version: health.schemaVersion,
+      },
     };
   }
 

@@ -13,7 +13,8 @@ export interface SessionVerification {
   readonly events: number;
   readonly head_seq: number;
   readonly ok: boolean;
-  readonly break: ChainBreak | { seq: number; reason: 'head_mismatch'; expected: string; actual: string } | null;
+  readonly break:
+    ChainBreak | { seq: number; reason: 'head_mismatch'; expected: string; actual: string } | null;
 }
 
 export interface LedgerVerification {
@@ -25,10 +26,16 @@ export interface LedgerVerification {
 const PAGE = 5_000;
 
 export async function verifyLedger(store: Store, sessionId?: string): Promise<LedgerVerification> {
-  const sessions = sessionId ? [await store.getSession(sessionId)].filter((s): s is SessionRecord => !!s) : await store.listSessions();
+  const sessions = sessionId
+    ? [await store.getSession(sessionId)].filter((s): s is SessionRecord => !!s)
+    : await store.listSessions();
   const results: SessionVerification[] = [];
   for (const session of sessions) results.push(await verifySession(store, session));
-  return { ok: results.every((r) => r.ok), sessions: results, events: results.reduce((n, r) => n + r.events, 0) };
+  return {
+    ok: results.every((r) => r.ok),
+    sessions: results,
+    events: results.reduce((n, r) => n + r.events, 0),
+  };
 }
 
 async function verifySession(store: Store, session: SessionRecord): Promise<SessionVerification> {
@@ -38,7 +45,15 @@ async function verifySession(store: Store, session: SessionRecord): Promise<Sess
     const page = await store.readEvents({ sessionId: session.id, afterSeq: head.seq, limit: PAGE });
     if (page.length === 0) break;
     const broken = findChainBreak(page, head);
-    if (broken) return { session_id: session.id, key: session.key, events: count, head_seq: session.last_seq, ok: false, break: broken };
+    if (broken)
+      return {
+        session_id: session.id,
+        key: session.key,
+        events: count,
+        head_seq: session.last_seq,
+        ok: false,
+        break: broken,
+      };
     count += page.length;
     const last = page.at(-1)!;
     head = { seq: last.seq, hash: last.hash };
@@ -50,8 +65,20 @@ async function verifySession(store: Store, session: SessionRecord): Promise<Sess
       events: count,
       head_seq: session.last_seq,
       ok: false,
-      break: { seq: head.seq + 1, reason: 'head_mismatch', expected: `seq ${session.last_seq} ${session.last_hash}`, actual: `seq ${head.seq} ${head.hash}` },
+      break: {
+        seq: head.seq + 1,
+        reason: 'head_mismatch',
+        expected: `seq ${session.last_seq} ${session.last_hash}`,
+        actual: `seq ${head.seq} ${head.hash}`,
+      },
     };
   }
-  return { session_id: session.id, key: session.key, events: count, head_seq: session.last_seq, ok: true, break: null };
+  return {
+    session_id: session.id,
+    key: session.key,
+    events: count,
+    head_seq: session.last_seq,
+    ok: true,
+    break: null,
+  };
 }

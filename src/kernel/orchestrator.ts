@@ -20,7 +20,6 @@ import {
   errors,
   failStep,
   isTerminalProcessState,
-  isWardenError,
   type LoadedWorkflow,
   mergeQuota,
   newEnvelope,
@@ -31,12 +30,11 @@ import {
   type StageSpec,
   startStage,
   type TerminalReason,
-  type Usage,
   WardenError,
   type Workflow,
 } from '../core/index.ts';
 import { emptyUsage } from '../core/quota.ts';
-import type { ClaimedTask, ProcessRecord, SessionRecord, StoreOp } from '../store/index.ts';
+import type { ClaimedTask, ProcessRecord, StoreOp } from '../store/index.ts';
 import { processEvent, taskEvent } from './events.ts';
 import {
   elapsedMs,
@@ -47,7 +45,7 @@ import {
   withCasRetry,
 } from './process-ops.ts';
 import { sortKey } from './scheduler.ts';
-import { SessionManager } from './sessions.ts';
+import type { SessionManager } from './sessions.ts';
 
 export interface StartRunInput {
   readonly workflow: LoadedWorkflow;
@@ -88,7 +86,11 @@ export class Orchestrator {
   readonly #sessions: SessionManager;
   readonly #routingFunctions: ReadonlyMap<string, RoutingFunction>;
 
-  constructor(ctx: KernelContext, sessions: SessionManager, routingFunctions: ReadonlyMap<string, RoutingFunction>) {
+  constructor(
+    ctx: KernelContext,
+    sessions: SessionManager,
+    routingFunctions: ReadonlyMap<string, RoutingFunction>,
+  ) {
     this.#ctx = ctx;
     this.#sessions = sessions;
     this.#routingFunctions = routingFunctions;
@@ -98,7 +100,11 @@ export class Orchestrator {
     return this.#routingFunctions;
   }
 
-  machineOptions(p: ProcessRecord): { now: number; elapsedMs: number; routingFunctions: ReadonlyMap<string, RoutingFunction> } {
+  machineOptions(p: ProcessRecord): {
+    now: number;
+    elapsedMs: number;
+    routingFunctions: ReadonlyMap<string, RoutingFunction>;
+  } {
     const now = this.#ctx.clock.now();
     return { now, elapsedMs: elapsedMs(p, now), routingFunctions: this.#routingFunctions };
   }
@@ -148,7 +154,8 @@ export class Orchestrator {
     const result = advance(workflow, snapshotOf(created), this.machineOptions(created));
     const plan = planEffect(ctx, created, 'new', result);
     const [update, ...rest] = plan.ops;
-    if (update?.op !== 'process.update') throw new WardenError('INTERNAL', 'planEffect must start with the process update');
+    if (update?.op !== 'process.update')
+      throw new WardenError('INTERNAL', 'planEffect must start with the process update');
     await ctx.store.commit([
       { op: 'process.insert', row: update.row },
       processEvent(created, 'process.created', {
@@ -173,22 +180,55 @@ export class Orchestrator {
     return withCasRetry(async () => {
       const p = await this.#ctx.store.getProcess(payload.pid);
       const pending = p?.envelope.pending;
-      if (!p || isTerminalProcessState(p.state) || pending?.kind !== 'agent' || pending.step !== payload.step) {
+      if (
+        !p ||
+        isTerminalProcessState(p.state) ||
+        pending?.kind !== 'agent' ||
+        pending.step !== payload.step
+      ) {
         await this.#ctx.store.commit([
-          { op: 'task.settle', id: claim.task.id, leaseToken: claim.leaseToken, state: 'canceled', attemptOutcome: 'canceled', now: this.#ctx.clock.now() },
-          taskEvent(claim.task, 'task.canceled', { reason: 'stale step: the run ended or moved on' }, claim.attempt),
+          {
+            op: 'task.settle',
+            id: claim.task.id,
+            leaseToken: claim.leaseToken,
+            state: 'canceled',
+            attemptOutcome: 'canceled',
+            now: this.#ctx.clock.now(),
+          },
+          taskEvent(
+            claim.task,
+            'task.canceled',
+            { reason: 'stale step: the run ended or moved on' },
+            claim.attempt,
+          ),
         ]);
         return null;
       }
       const now = this.#ctx.clock.now();
-      const next: ProcessRecord = { ...p, state: 'running', version: p.version + 1, updated_at: now };
+      const next: ProcessRecord = {
+        ...p,
+        state: 'running',
+        version: p.version + 1,
+        updated_at: now,
+      };
       await this.#ctx.store.commit([
         { op: 'task.fence', id: claim.task.id, leaseToken: claim.leaseToken },
         { op: 'process.update', expectVersion: p.version, row: next },
         ...stateChangeOps(p, p.state, 'running'),
-        processEvent(p, 'stage.started', { stage: payload.stage, step: payload.step, attempt: claim.attempt }, { task_id: claim.task.id, attempt: claim.attempt }),
+        processEvent(
+          p,
+          'stage.started',
+          { stage: payload.stage, step: payload.step, attempt: claim.attempt },
+          { task_id: claim.task.id, attempt: claim.attempt },
+        ),
       ]);
-      return { claim, process: next, workflow: p.workflow, stage: stageByName(p.workflow, payload.stage)!, step: payload.step };
+      return {
+        claim,
+        process: next,
+        workflow: p.workflow,
+        stage: stageByName(p.workflow, payload.stage)!,
+        step: payload.step,
+      };
     });
   }
 
@@ -197,24 +237,57 @@ export class Orchestrator {
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
-      if (isTerminalProcessState(p.state)) throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
+      if (isTerminalProcessState(p.state))
+        throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
       const snapshot = snapshotOf(p);
-      if (result.toolCalls) snapshot.usage = { ...snapshot.usage, tool_calls: snapshot.usage.tool_calls + result.toolCalls };
-      const transitioned = completeStep(p.workflow, snapshot, {
-        step: step.step,
-        stage: step.stage.name,
-        output: result.output,
-        modelCalls: result.modelCalls ?? 0,
-        ...(result.statePatch ? { statePatch: result.statePatch } : {}),
-        attempt: step.claim.attempt,
-      }, this.machineOptions(p));
+      if (result.toolCalls)
+        snapshot.usage = {
+          ...snapshot.usage,
+          tool_calls: snapshot.usage.tool_calls + result.toolCalls,
+        };
+      const transitioned = completeStep(
+        p.workflow,
+        snapshot,
+        {
+          step: step.step,
+          stage: step.stage.name,
+          output: result.output,
+          modelCalls: result.modelCalls ?? 0,
+          ...(result.statePatch ? { statePatch: result.statePatch } : {}),
+          attempt: step.claim.attempt,
+        },
+        this.machineOptions(p),
+      );
       const softOps = this.#softTimeoutOps(p, transitioned.snapshot.envelope, now);
       const plan = planEffect(this.#ctx, p, p.state, transitioned);
       const ops: StoreOp[] = [
-        { op: 'task.settle', id: step.claim.task.id, leaseToken: step.claim.leaseToken, state: 'succeeded', result: { step: step.step }, attemptOutcome: 'succeeded', now },
-        taskEvent(step.claim.task, 'task.succeeded', { stage: step.stage.name, step: step.step }, step.claim.attempt),
+        {
+          op: 'task.settle',
+          id: step.claim.task.id,
+          leaseToken: step.claim.leaseToken,
+          state: 'succeeded',
+          result: { step: step.step },
+          attemptOutcome: 'succeeded',
+          now,
+        },
+        taskEvent(
+          step.claim.task,
+          'task.succeeded',
+          { stage: step.stage.name, step: step.step },
+          step.claim.attempt,
+        ),
         ...plan.ops.slice(0, 1),
-        processEvent(p, 'stage.completed', { stage: step.stage.name, step: step.step, output: result.output, attempt: step.claim.attempt }, { task_id: step.claim.task.id, attempt: step.claim.attempt }),
+        processEvent(
+          p,
+          'stage.completed',
+          {
+            stage: step.stage.name,
+            step: step.step,
+            output: result.output,
+            attempt: step.claim.attempt,
+          },
+          { task_id: step.claim.task.id, attempt: step.claim.attempt },
+        ),
         ...softOps,
         ...plan.ops.slice(1),
       ];
@@ -227,42 +300,107 @@ export class Orchestrator {
    * A step failed. Retryable failures with attempts left go back to the queue with backoff;
    * otherwise the run takes `error_next` or terminates.
    */
-  async failStep(step: StepContext, failure: unknown, random: () => number = Math.random): Promise<ProcessRecord> {
+  async failStep(
+    step: StepContext,
+    failure: unknown,
+    random: () => number = Math.random,
+  ): Promise<ProcessRecord> {
     const error = coerceError(failure);
     const reason = (error.details?.reason as TerminalReason | undefined) ?? undefined;
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
-      if (isTerminalProcessState(p.state)) throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
+      if (isTerminalProcessState(p.state))
+        throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
       const task = step.claim.task;
       const taskError = { code: error.code, message: error.message, retryable: error.retryable };
-      const retryable = error.retryable && error.code !== 'QUOTA_EXCEEDED' && error.code !== 'CANCELED';
+      const retryable =
+        error.retryable && error.code !== 'QUOTA_EXCEEDED' && error.code !== 'CANCELED';
       if (retryable && step.claim.attempt < task.max_attempts) {
-        const delay = backoffDelayMs({ base_ms: task.options.backoff_ms, max_ms: task.options.max_backoff_ms, jitter: 'full' }, step.claim.attempt, random);
-        const next: ProcessRecord = { ...p, state: 'ready', version: p.version + 1, updated_at: now };
+        const delay = backoffDelayMs(
+          { base_ms: task.options.backoff_ms, max_ms: task.options.max_backoff_ms, jitter: 'full' },
+          step.claim.attempt,
+          random,
+        );
+        const next: ProcessRecord = {
+          ...p,
+          state: 'ready',
+          version: p.version + 1,
+          updated_at: now,
+        };
         await this.#ctx.store.commit([
-          { op: 'task.settle', id: task.id, leaseToken: step.claim.leaseToken, state: 'queued', error: taskError, availableAt: now + delay, sortKey: sortKey(now + delay, task.priority, this.#ctx.agingMs), attemptOutcome: 'failed', now },
-          taskEvent(task, 'task.retry_scheduled', { attempt: step.claim.attempt, max_attempts: task.max_attempts, delay_ms: delay, error: taskError }, step.claim.attempt),
+          {
+            op: 'task.settle',
+            id: task.id,
+            leaseToken: step.claim.leaseToken,
+            state: 'queued',
+            error: taskError,
+            availableAt: now + delay,
+            sortKey: sortKey(now + delay, task.priority, this.#ctx.agingMs),
+            attemptOutcome: 'failed',
+            now,
+          },
+          taskEvent(
+            task,
+            'task.retry_scheduled',
+            {
+              attempt: step.claim.attempt,
+              max_attempts: task.max_attempts,
+              delay_ms: delay,
+              error: taskError,
+            },
+            step.claim.attempt,
+          ),
           { op: 'process.update', expectVersion: p.version, row: next },
-          processEvent(p, 'stage.failed', { stage: step.stage.name, step: step.step, error: taskError, will_retry: true, attempt: step.claim.attempt }),
+          processEvent(p, 'stage.failed', {
+            stage: step.stage.name,
+            step: step.step,
+            error: taskError,
+            will_retry: true,
+            attempt: step.claim.attempt,
+          }),
           ...stateChangeOps(p, p.state, 'ready'),
         ]);
         return next;
       }
-      const transitioned = failStep(p.workflow, snapshotOf(p), {
-        step: step.step,
-        stage: step.stage.name,
-        code: error.code,
-        message: error.message,
-        ...(reason ? { reason } : {}),
-        attempt: step.claim.attempt,
-      }, this.machineOptions(p));
+      const transitioned = failStep(
+        p.workflow,
+        snapshotOf(p),
+        {
+          step: step.step,
+          stage: step.stage.name,
+          code: error.code,
+          message: error.message,
+          ...(reason ? { reason } : {}),
+          attempt: step.claim.attempt,
+        },
+        this.machineOptions(p),
+      );
       const plan = planEffect(this.#ctx, p, p.state, transitioned);
       await this.#ctx.store.commit([
-        { op: 'task.settle', id: task.id, leaseToken: step.claim.leaseToken, state: 'failed', error: taskError, attemptOutcome: 'failed', now },
-        taskEvent(task, 'task.failed', { error: taskError, attempts: step.claim.attempt }, step.claim.attempt),
+        {
+          op: 'task.settle',
+          id: task.id,
+          leaseToken: step.claim.leaseToken,
+          state: 'failed',
+          error: taskError,
+          attemptOutcome: 'failed',
+          now,
+        },
+        taskEvent(
+          task,
+          'task.failed',
+          { error: taskError, attempts: step.claim.attempt },
+          step.claim.attempt,
+        ),
         ...plan.ops.slice(0, 1),
-        processEvent(p, 'stage.failed', { stage: step.stage.name, step: step.step, error: taskError, will_retry: false, attempt: step.claim.attempt }),
+        processEvent(p, 'stage.failed', {
+          stage: step.stage.name,
+          step: step.step,
+          error: taskError,
+          will_retry: false,
+          attempt: step.claim.attempt,
+        }),
         ...plan.ops.slice(1),
       ]);
       return plan.next;
@@ -277,13 +415,25 @@ export class Orchestrator {
       const now = this.#ctx.clock.now();
       const snap = cancelRun(snapshotOf(p), message);
       const ops: StoreOp[] = [];
-      for (const t of await this.#ctx.store.listTasks({ processId: pid, states: ['queued', 'running'] })) {
+      for (const t of await this.#ctx.store.listTasks({
+        processId: pid,
+        states: ['queued', 'running'],
+      })) {
         ops.push({ op: 'task.cancel', id: t.id, leaseToken: t.lease_token, now });
         ops.push(taskEvent(t, 'task.canceled', { reason: message }, t.attempts || null));
       }
       for (const i of await this.#ctx.store.listInterrupts({ processId: pid, status: 'pending' })) {
-        ops.push({ op: 'interrupt.settle', id: i.id, status: 'cancelled', response: null, resolver: null, now });
-        ops.push(processEvent(p, 'interrupt.cancelled', { id: i.id, kind: i.kind, reason: message }));
+        ops.push({
+          op: 'interrupt.settle',
+          id: i.id,
+          status: 'cancelled',
+          response: null,
+          resolver: null,
+          now,
+        });
+        ops.push(
+          processEvent(p, 'interrupt.cancelled', { id: i.id, kind: i.kind, reason: message }),
+        );
       }
       const plan = planEffect(this.#ctx, p, p.state, {
         snapshot: snap,
@@ -296,17 +446,31 @@ export class Orchestrator {
   }
 
   /** Appends an event about a running step (e.g. streamed model output), fenced by its lease. */
-  async emitStepEvent(step: StepContext, type: 'model.delta', data: Record<string, unknown>): Promise<void> {
+  async emitStepEvent(
+    step: StepContext,
+    type: 'model.delta',
+    data: Record<string, unknown>,
+  ): Promise<void> {
     await this.#ctx.store.commit([
       { op: 'task.fence', id: step.claim.task.id, leaseToken: step.claim.leaseToken },
-      processEvent(step.process, type, { stage: step.stage.name, step: step.step, ...data }, { task_id: step.claim.task.id, attempt: step.claim.attempt }),
+      processEvent(
+        step.process,
+        type,
+        { stage: step.stage.name, step: step.step, ...data },
+        { task_id: step.claim.task.id, attempt: step.claim.attempt },
+      ),
     ]);
   }
 
   #softTimeoutOps(p: ProcessRecord, envelope: ProcessRecord['envelope'], now: number): StoreOp[] {
     if (envelope.soft_timeout_warned || elapsedMs(p, now) < p.quota.soft_timeout_ms) return [];
     envelope.soft_timeout_warned = true;
-    return [processEvent(p, 'budget.soft_timeout', { elapsed_ms: elapsedMs(p, now), soft_timeout_ms: p.quota.soft_timeout_ms })];
+    return [
+      processEvent(p, 'budget.soft_timeout', {
+        elapsed_ms: elapsedMs(p, now),
+        soft_timeout_ms: p.quota.soft_timeout_ms,
+      }),
+    ];
   }
 
   async #mustGet(pid: string): Promise<ProcessRecord> {
@@ -315,4 +479,3 @@ export class Orchestrator {
     return p;
   }
 }
-

@@ -3,11 +3,11 @@
  * row (compare-and-set on its version), the next task, an interrupt, and the events that
  * describe each change, all for ONE `store.commit`.
  */
+import type { IdGenerator } from '../core/index.ts';
 import {
   canTransition,
   type Clock,
   type Effect,
-  IdGenerator,
   interruptExpiresAt,
   isWardenError,
   limitForReason,
@@ -34,7 +34,9 @@ export function snapshotOf(p: ProcessRecord): RunSnapshot {
     envelope: p.envelope,
     usage: p.usage,
     quota: p.quota,
-    terminated: p.terminal_reason ? { reason: p.terminal_reason, message: p.terminal_message ?? '' } : null,
+    terminated: p.terminal_reason
+      ? { reason: p.terminal_reason, message: p.terminal_message ?? '' }
+      : null,
   };
 }
 
@@ -53,11 +55,22 @@ export function statePath(from: ProcessState, to: ProcessState): ProcessState[] 
   return [to];
 }
 
-export function stateChangeOps(p: ProcessRecord, from: ProcessState, to: ProcessState, reason?: string): StoreOp[] {
+export function stateChangeOps(
+  p: ProcessRecord,
+  from: ProcessState,
+  to: ProcessState,
+  reason?: string,
+): StoreOp[] {
   const ops: StoreOp[] = [];
   let current = from;
   for (const next of statePath(from, to)) {
-    ops.push(processEvent(p, 'process.state_changed', { from: current, to: next, ...(reason ? { reason } : {}) }));
+    ops.push(
+      processEvent(p, 'process.state_changed', {
+        from: current,
+        to: next,
+        ...(reason ? { reason } : {}),
+      }),
+    );
     current = next;
   }
   return ops;
@@ -72,7 +85,12 @@ export interface PlannedCommit {
  * Builds the ops that persist `result` for process `before`, currently in state `from`.
  * The caller prepends its own ops (task settle, interrupt settle) and commits everything.
  */
-export function planEffect(ctx: KernelContext, before: ProcessRecord, from: ProcessState, result: Transitioned): PlannedCommit {
+export function planEffect(
+  ctx: KernelContext,
+  before: ProcessRecord,
+  from: ProcessState,
+  result: Transitioned,
+): PlannedCommit {
   const now = ctx.clock.now();
   const snap = result.snapshot;
   const effect: Effect = result.effect;
@@ -92,7 +110,14 @@ export function planEffect(ctx: KernelContext, before: ProcessRecord, from: Proc
         const stage = stageByName(before.workflow, effect.stage)!;
         const task = agentStepTask(ctx, before, effect.stage, effect.step, stage.retry, now);
         ops.push({ op: 'task.insert', row: task });
-        ops.push(processEvent(before, 'task.queued', { stage: effect.stage, step: effect.step, lane: task.lane }, { task_id: task.id }));
+        ops.push(
+          processEvent(
+            before,
+            'task.queued',
+            { stage: effect.stage, step: effect.step, lane: task.lane },
+            { task_id: task.id },
+          ),
+        );
       }
       break;
     }
@@ -120,8 +145,18 @@ export function planEffect(ctx: KernelContext, before: ProcessRecord, from: Proc
           resolved_at: null,
         },
       });
-      ops.push(processEvent(before, 'interrupt.raised', { id, kind: i.kind, stage: i.stage, step: effect.step, prompt: i.prompt, expires_at: interruptExpiresAt(i.kind, now, i.ttl_ms) }));
-      if (i.kind === 'resource_exhausted') ops.push(processEvent(before, 'budget.exceeded', i.data));
+      ops.push(
+        processEvent(before, 'interrupt.raised', {
+          id,
+          kind: i.kind,
+          stage: i.stage,
+          step: effect.step,
+          prompt: i.prompt,
+          expires_at: interruptExpiresAt(i.kind, now, i.ttl_ms),
+        }),
+      );
+      if (i.kind === 'resource_exhausted')
+        ops.push(processEvent(before, 'budget.exceeded', i.data));
       break;
     }
     case 'wait_interrupt':
@@ -129,9 +164,19 @@ export function planEffect(ctx: KernelContext, before: ProcessRecord, from: Proc
       break;
     case 'terminate': {
       state = 'terminated';
-      terminal = { terminal_reason: effect.reason, terminal_message: effect.message, completed_at: now };
+      terminal = {
+        terminal_reason: effect.reason,
+        terminal_message: effect.message,
+        completed_at: now,
+      };
       if (limitForReason(effect.reason) !== null) {
-        ops.push(processEvent(before, 'budget.exceeded', { reason: effect.reason, usage: snap.usage, quota: snap.quota }));
+        ops.push(
+          processEvent(before, 'budget.exceeded', {
+            reason: effect.reason,
+            usage: snap.usage,
+            quota: snap.quota,
+          }),
+        );
       }
       break;
     }
@@ -149,7 +194,14 @@ export function planEffect(ctx: KernelContext, before: ProcessRecord, from: Proc
   };
   ops.push(...stateChangeOps(before, from, state));
   if (effect.kind === 'terminate') {
-    ops.push(processEvent(before, 'process.terminated', { reason: effect.reason, message: effect.message, usage: snap.usage, stage: snap.envelope.current_stage }));
+    ops.push(
+      processEvent(before, 'process.terminated', {
+        reason: effect.reason,
+        message: effect.message,
+        usage: snap.usage,
+        stage: snap.envelope.current_stage,
+      }),
+    );
   }
   ops.unshift({ op: 'process.update', expectVersion: before.version, row: next });
   return { ops, next };

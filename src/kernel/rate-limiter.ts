@@ -14,7 +14,12 @@ export interface RateLimits {
   readonly burst: number;
 }
 
-export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({ per_minute: 600, per_hour: 10_000, per_day: 100_000, burst: 50 });
+export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({
+  per_minute: 600,
+  per_hour: 10_000,
+  per_day: 100_000,
+  burst: 50,
+});
 
 const WINDOWS = [
   { name: 'minute', ms: 60_000, limit: (l: RateLimits) => l.per_minute },
@@ -73,12 +78,22 @@ export class RateLimiter {
         }
       }
       if (count >= limit) {
-        return { allowed: false, limit_type: window.name, retry_after_ms: Math.max(1, (oldest + BUCKETS) * bucketMs - now), remaining: 0 };
+        return {
+          allowed: false,
+          limit_type: window.name,
+          retry_after_ms: Math.max(1, (oldest + BUCKETS) * bucketMs - now),
+          remaining: 0,
+        };
       }
     }
     if (limits.burst > 0 && state.tokens < 1) {
       const perMs = Math.max(limits.per_minute, 1) / 60_000;
-      return { allowed: false, limit_type: 'burst', retry_after_ms: Math.max(1, Math.ceil((1 - state.tokens) / perMs)), remaining: 0 };
+      return {
+        allowed: false,
+        limit_type: 'burst',
+        retry_after_ms: Math.max(1, Math.ceil((1 - state.tokens) / perMs)),
+        remaining: 0,
+      };
     }
     if (record) {
       for (const [i, window] of WINDOWS.entries()) {
@@ -89,24 +104,36 @@ export class RateLimiter {
       if (limits.burst > 0) state.tokens -= 1;
     }
     const minuteCount = [...state.windows[0]!.values()].reduce((a, b) => a + b, 0);
-    return { allowed: true, retry_after_ms: 0, remaining: Math.max(0, limits.per_minute - minuteCount) };
+    return {
+      allowed: true,
+      retry_after_ms: 0,
+      remaining: Math.max(0, limits.per_minute - minuteCount),
+    };
   }
 
   /** Like {@link check}, but throws RATE_LIMITED when refused. */
   take(key: string): void {
     const decision = this.check(key);
     if (!decision.allowed) {
-      throw new WardenError('RATE_LIMITED', `rate limit (${decision.limit_type}) reached for ${key}; retry in ${decision.retry_after_ms} ms`, {
-        retryAfterMs: decision.retry_after_ms,
-        details: { key, limit_type: decision.limit_type },
-      });
+      throw new WardenError(
+        'RATE_LIMITED',
+        `rate limit (${decision.limit_type}) reached for ${key}; retry in ${decision.retry_after_ms} ms`,
+        {
+          retryAfterMs: decision.retry_after_ms,
+          details: { key, limit_type: decision.limit_type },
+        },
+      );
     }
   }
 
   #stateFor(key: string, limits: RateLimits, now: number): KeyState {
     let state = this.#state.get(key);
     if (!state) {
-      state = { windows: WINDOWS.map(() => new Map<number, number>()), tokens: limits.burst, refilledAt: now };
+      state = {
+        windows: WINDOWS.map(() => new Map<number, number>()),
+        tokens: limits.burst,
+        refilledAt: now,
+      };
       this.#state.set(key, state);
     }
     return state;
@@ -121,7 +148,8 @@ export class RateLimiter {
   /** Usage snapshot for system status. */
   usage(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const [key, state] of this.#state) out[key] = [...state.windows[0]!.values()].reduce((a, b) => a + b, 0);
+    for (const [key, state] of this.#state)
+      out[key] = [...state.windows[0]!.values()].reduce((a, b) => a + b, 0);
     return out;
   }
 }

@@ -35,8 +35,18 @@ export class ResourceManager {
   /** Throws QUOTA_EXCEEDED when a model call with this many input tokens would not fit. */
   async checkModelCall(step: StepContext, estimatedInputTokens: number): Promise<void> {
     const p = await this.#get(step);
-    const reason = modelCallExceeded(p.quota, p.usage, estimatedInputTokens, elapsedMs(p, this.#ctx.clock.now()));
-    if (reason) throw quotaExceeded(reason, p, `before a model call (about ${estimatedInputTokens} input tokens)`);
+    const reason = modelCallExceeded(
+      p.quota,
+      p.usage,
+      estimatedInputTokens,
+      elapsedMs(p, this.#ctx.clock.now()),
+    );
+    if (reason)
+      throw quotaExceeded(
+        reason,
+        p,
+        `before a model call (about ${estimatedInputTokens} input tokens)`,
+      );
   }
 
   async checkToolCall(step: StepContext): Promise<void> {
@@ -47,18 +57,27 @@ export class ResourceManager {
 
   /** Records a model call's usage durably; throws QUOTA_EXCEEDED if it went over a limit. */
   async recordModelCall(step: StepContext, call: ModelCallUsage): Promise<Usage> {
-    return this.#record(step, { llm_calls: 1, input_tokens: call.input_tokens, output_tokens: call.output_tokens }, 'model.called', {
-      stage: step.stage.name,
-      step: step.step,
-      model: call.model,
-      input_tokens: call.input_tokens,
-      output_tokens: call.output_tokens,
-      duration_ms: call.duration_ms,
-    });
+    return this.#record(
+      step,
+      { llm_calls: 1, input_tokens: call.input_tokens, output_tokens: call.output_tokens },
+      'model.called',
+      {
+        stage: step.stage.name,
+        step: step.step,
+        model: call.model,
+        input_tokens: call.input_tokens,
+        output_tokens: call.output_tokens,
+        duration_ms: call.duration_ms,
+      },
+    );
   }
 
   async recordToolCall(step: StepContext, tool: string): Promise<Usage> {
-    return this.#record(step, { tool_calls: 1 }, 'process.usage', { stage: step.stage.name, step: step.step, tool });
+    return this.#record(step, { tool_calls: 1 }, 'process.usage', {
+      stage: step.stage.name,
+      step: step.step,
+      tool,
+    });
   }
 
   async #record(
@@ -71,11 +90,21 @@ export class ResourceManager {
       const current = await this.#get(step);
       const usage: Usage = { ...current.usage };
       for (const [key, value] of Object.entries(delta)) usage[key as keyof Usage] += value;
-      const next: ProcessRecord = { ...current, usage, version: current.version + 1, updated_at: this.#ctx.clock.now() };
+      const next: ProcessRecord = {
+        ...current,
+        usage,
+        version: current.version + 1,
+        updated_at: this.#ctx.clock.now(),
+      };
       await this.#ctx.store.commit([
         { op: 'task.fence', id: step.claim.task.id, leaseToken: step.claim.leaseToken },
         { op: 'process.update', expectVersion: current.version, row: next },
-        processEvent(current, type, { ...data, usage }, { task_id: step.claim.task.id, attempt: step.claim.attempt }),
+        processEvent(
+          current,
+          type,
+          { ...data, usage },
+          { task_id: step.claim.task.id, attempt: step.claim.attempt },
+        ),
       ]);
       return next;
     });

@@ -14,7 +14,11 @@ import { type Priority, priorityRank } from '../core/index.ts';
 /** @default 10_000 ms: an idle task waits at most 40 s behind fresher realtime work. */
 export const DEFAULT_AGING_MS = 10_000;
 
-export function sortKey(availableAt: number, priority: Priority | number, agingMs = DEFAULT_AGING_MS): number {
+export function sortKey(
+  availableAt: number,
+  priority: Priority | number,
+  agingMs = DEFAULT_AGING_MS,
+): number {
   const rank = typeof priority === 'number' ? priority : priorityRank(priority);
   return availableAt + rank * agingMs;
 }

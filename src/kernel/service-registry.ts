@@ -23,8 +23,12 @@ export type ServiceCall = (request: unknown, signal: AbortSignal) => Promise<unk
 export class ServiceRegistry {
   readonly #services = new Map<string, { info: ServiceInfo; call: ServiceCall | null }>();
 
-  register(info: Omit<ServiceInfo, 'load' | 'health' | 'registeredAt'> & { health?: Health }, call: ServiceCall | null = null): void {
-    if (info.maxConcurrency <= 0) throw new WardenError('INVALID_PARAMS', 'maxConcurrency must be a positive integer');
+  register(
+    info: Omit<ServiceInfo, 'load' | 'health' | 'registeredAt'> & { health?: Health },
+    call: ServiceCall | null = null,
+  ): void {
+    if (info.maxConcurrency <= 0)
+      throw new WardenError('INVALID_PARAMS', 'maxConcurrency must be a positive integer');
     this.#services.set(info.name, {
       info: { ...info, load: 0, health: info.health ?? 'unknown', registeredAt: Date.now() },
       call,
@@ -44,7 +48,11 @@ export class ServiceRegistry {
   list(filter: { type?: string; capability?: string } = {}): ServiceInfo[] {
     return [...this.#services.values()]
       .map((e) => e.info)
-      .filter((s) => (!filter.type || s.type === filter.type) && (!filter.capability || s.capabilities.includes(filter.capability)));
+      .filter(
+        (s) =>
+          (!filter.type || s.type === filter.type) &&
+          (!filter.capability || s.capabilities.includes(filter.capability)),
+      );
   }
 
   /** Runs `request` on a suitable service; tries up to `retries + 1` services. */
@@ -60,8 +68,16 @@ export class ServiceRegistry {
       const entry = [...this.#services.values()]
         .filter((e) => e.call && !tried.has(e.info.name))
         .filter((e) => e.info.health !== 'unhealthy' && e.info.load < e.info.maxConcurrency)
-        .filter((e) => (!filter.type || e.info.type === filter.type) && (!filter.capability || e.info.capabilities.includes(filter.capability)))
-        .sort((a, b) => rank(a.info.health) - rank(b.info.health) || a.info.load / a.info.maxConcurrency - b.info.load / b.info.maxConcurrency)[0];
+        .filter(
+          (e) =>
+            (!filter.type || e.info.type === filter.type) &&
+            (!filter.capability || e.info.capabilities.includes(filter.capability)),
+        )
+        .sort(
+          (a, b) =>
+            rank(a.info.health) - rank(b.info.health) ||
+            a.info.load / a.info.maxConcurrency - b.info.load / b.info.maxConcurrency,
+        )[0];
       if (!entry) break;
       tried.add(entry.info.name);
       entry.info.load += 1;
@@ -78,7 +94,9 @@ export class ServiceRegistry {
     }
     throw new WardenError(
       lastError ? 'INTERNAL' : 'NOT_FOUND',
-      lastError ? `every matching service failed: ${String((lastError as Error).message ?? lastError)}` : 'no healthy service with spare capacity matches',
+      lastError
+        ? `every matching service failed: ${String((lastError as Error).message ?? lastError)}`
+        : 'no healthy service with spare capacity matches',
       { cause: lastError, details: { ...filter, tried: [...tried] } },
     );
   }

@@ -16,7 +16,10 @@ export class SessionManager {
   /** Returns the session with this key, creating it (with a `session.created` event) if needed. */
   async ensure(key: string, settings: Record<string, unknown> = {}): Promise<SessionRecord> {
     if (!KEY_PATTERN.test(key)) {
-      throw new WardenError('INVALID_PARAMS', `session key '${key}' is invalid: use 1-128 letters, digits, _ . : -`);
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `session key '${key}' is invalid: use 1-128 letters, digits, _ . : -`,
+      );
     }
     const cached = this.#cache.get(key);
     if (cached) return cached;
@@ -38,7 +41,15 @@ export class SessionManager {
     try {
       await this.#ctx.store.commit([
         { op: 'session.insert', row },
-        { op: 'event', event: { session_id: row.id, type: 'session.created', trace_id: this.#ctx.ids.next('tr'), data: { key, settings } } },
+        {
+          op: 'event',
+          event: {
+            session_id: row.id,
+            type: 'session.created',
+            trace_id: this.#ctx.ids.next('tr'),
+            data: { key, settings },
+          },
+        },
       ]);
     } catch (error) {
       // Another process created the same key first: use theirs.

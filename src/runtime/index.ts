@@ -1,8 +1,19 @@
-export { type Agent, type AgentContext, AgentRegistry, type ModelCallOptions } from './agents/agent.ts';
+export {
+  type Agent,
+  type AgentContext,
+  AgentRegistry,
+  type ModelCallOptions,
+} from './agents/agent.ts';
 export { parseJsonObject } from './agents/builtin.ts';
 export { renderTemplate } from './agents/template.ts';
 export { OpenAiProvider, type OpenAiProviderOptions } from './models/openai.ts';
-export { type ChatMessage, type ModelProvider, type ModelReply, type ModelRequest, parseModelSpec } from './models/provider.ts';
+export {
+  type ChatMessage,
+  type ModelProvider,
+  type ModelReply,
+  type ModelRequest,
+  parseModelSpec,
+} from './models/provider.ts';
 export { ModelRegistry } from './models/registry.ts';
 export { ScriptedProvider } from './models/scripted.ts';
 export { Worker, type WorkerOptions } from './worker.ts';

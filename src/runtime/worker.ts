@@ -21,7 +21,12 @@ import {
 } from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
 import type { ClaimedTask } from '../store/index.ts';
-import { type Agent, type AgentContext, AgentRegistry, type ModelCallOptions } from './agents/agent.ts';
+import {
+  type Agent,
+  type AgentContext,
+  AgentRegistry,
+  type ModelCallOptions,
+} from './agents/agent.ts';
 import { runLlm, runNoop } from './agents/builtin.ts';
 import type { ChatMessage, ModelReply } from './models/provider.ts';
 import { ModelRegistry } from './models/registry.ts';
@@ -89,15 +94,26 @@ export class Worker {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    const sub = this.#kernel.bus.subscribe(['task.queued', 'task.retry_scheduled', 'task.canceled'], (message) => {
-      const event = message.payload as { type: string; task_id: string | null };
-      if (event.type === 'task.canceled' && event.task_id) {
-        this.#active.get(event.task_id)?.controller.abort(new WardenError('CANCELED', 'the run was cancelled'));
-      }
-      this.#wake?.();
-    });
+    const sub = this.#kernel.bus.subscribe(
+      ['task.queued', 'task.retry_scheduled', 'task.canceled'],
+      (message) => {
+        const event = message.payload as { type: string; task_id: string | null };
+        if (event.type === 'task.canceled' && event.task_id) {
+          this.#active
+            .get(event.task_id)
+            ?.controller.abort(new WardenError('CANCELED', 'the run was cancelled'));
+        }
+        this.#wake?.();
+      },
+    );
     this.#unsubscribe = () => sub.unsubscribe();
-    this.#kernel.services.register({ name: this.id, type: 'worker', capabilities: ['agent_step'], maxConcurrency: this.#concurrency, health: 'healthy' });
+    this.#kernel.services.register({
+      name: this.id,
+      type: 'worker',
+      capabilities: ['agent_step'],
+      maxConcurrency: this.#concurrency,
+      health: 'healthy',
+    });
     this.#loop = this.#run();
   }
 
@@ -105,7 +121,9 @@ export class Worker {
   async stop(options: { abort?: boolean } = {}): Promise<void> {
     this.#running = false;
     this.#wake?.();
-    if (options.abort) for (const { controller } of this.#active.values()) controller.abort(new WardenError('CANCELED', 'worker stopping'));
+    if (options.abort)
+      for (const { controller } of this.#active.values())
+        controller.abort(new WardenError('CANCELED', 'worker stopping'));
     await this.#loop;
     await Promise.allSettled([...this.#active.values()].map((a) => a.promise));
     this.#unsubscribe?.();
@@ -147,7 +165,8 @@ export class Worker {
         };
         this.#wake = finish;
         const poll = setInterval(() => {
-          if (Date.now() - lastClaimAt >= this.#maxIdleMs && this.#active.size < this.#concurrency) return finish();
+          if (Date.now() - lastClaimAt >= this.#maxIdleMs && this.#active.size < this.#concurrency)
+            return finish();
           this.#kernel.store.changeToken().then((token) => {
             if (token !== lastToken) {
               lastToken = token;
@@ -175,13 +194,25 @@ export class Worker {
     const step = await orchestrator.beginStep(claim);
     if (!step) return;
     const heartbeat = setInterval(() => {
-      this.#kernel.store.heartbeat(claim.task.id, claim.leaseToken, this.#leaseMs, this.#kernel.clock.now()).catch((error: unknown) => {
-        if (isWardenError(error, 'LEASE_LOST')) controller.abort(error);
-      });
+      this.#kernel.store
+        .heartbeat(claim.task.id, claim.leaseToken, this.#leaseMs, this.#kernel.clock.now())
+        .catch((error: unknown) => {
+          if (isWardenError(error, 'LEASE_LOST')) controller.abort(error);
+        });
     }, this.#heartbeatMs);
     const timeoutMs = step.stage.timeout;
     const timer = timeoutMs
-      ? setTimeout(() => controller.abort(new WardenError('TIMEOUT', `stage '${step.stage.name}' exceeded its timeout of ${timeoutMs} ms`, { retryable: true })), timeoutMs)
+      ? setTimeout(
+          () =>
+            controller.abort(
+              new WardenError(
+                'TIMEOUT',
+                `stage '${step.stage.name}' exceeded its timeout of ${timeoutMs} ms`,
+                { retryable: true },
+              ),
+            ),
+          timeoutMs,
+        )
       : undefined;
     try {
       let result: StepResult;
@@ -189,7 +220,9 @@ export class Worker {
         result = await this.#runAgent(step, controller.signal);
         if (controller.signal.aborted) throw abortError(controller.signal);
       } catch (error) {
-        const failure = controller.signal.aborted ? abortError(controller.signal) : coerceError(error);
+        const failure = controller.signal.aborted
+          ? abortError(controller.signal)
+          : coerceError(error);
         if (failure.code === 'LEASE_LOST') return; // someone else owns the step now; drop silently by design
         await orchestrator.failStep(step, failure);
         return;
@@ -197,7 +230,8 @@ export class Worker {
       await orchestrator.completeStep(step, result);
     } catch (error) {
       // A late report after a reclaim or cancel is rejected by the fence; that is expected.
-      if (!isWardenError(error, 'LEASE_LOST') && !isWardenError(error, 'INVALID_STATE')) throw error;
+      if (!isWardenError(error, 'LEASE_LOST') && !isWardenError(error, 'INVALID_STATE'))
+        throw error;
     } finally {
       clearInterval(heartbeat);
       clearTimeout(timer);
@@ -216,7 +250,11 @@ export class Worker {
       case 'typescript': {
         const agent: Agent<Record<string, unknown>> | undefined = this.#agents.get(spec.name);
         if (!agent) {
-          throw new WardenError('CONFIG_INVALID', `no TypeScript agent is registered as '${spec.name}'`, { retryable: false });
+          throw new WardenError(
+            'CONFIG_INVALID',
+            `no TypeScript agent is registered as '${spec.name}'`,
+            { retryable: false },
+          );
         }
         return agent.run(ctx, spec.config ?? {});
       }
@@ -234,9 +272,15 @@ export class Worker {
       attempt: step.claim.attempt,
       envelope: step.process.envelope,
       signal,
-      model: async (messages: readonly ChatMessage[], options: ModelCallOptions = {}): Promise<ModelReply> => {
+      model: async (
+        messages: readonly ChatMessage[],
+        options: ModelCallOptions = {},
+      ): Promise<ModelReply> => {
         const { provider, model, spec } = this.#models.resolve(options.model);
-        await kernel.resources.checkModelCall(step, estimateTokens(messages.map((m) => m.content).join('\n')));
+        await kernel.resources.checkModelCall(
+          step,
+          estimateTokens(messages.map((m) => m.content).join('\n')),
+        );
         const index = (step.process.envelope.stage_calls[step.stage.name] ?? 0) + callsThisStep;
         callsThisStep += 1;
         const stream = new DeltaStream(kernel, step, this.#options.onDelta);
@@ -257,7 +301,11 @@ export class Worker {
         } finally {
           await stream.close();
         }
-        await kernel.resources.recordModelCall(step, { ...reply.usage, model: spec, duration_ms: Date.now() - started });
+        await kernel.resources.recordModelCall(step, {
+          ...reply.usage,
+          model: spec,
+          duration_ms: Date.now() - started,
+        });
         return reply;
       },
       toolCall: async (tool: string) => {
@@ -288,7 +336,12 @@ class DeltaStream {
   }
 
   push(text: string): void {
-    this.#onDelta?.({ pid: this.#step.process.pid, stage: this.#step.stage.name, step: this.#step.step, text });
+    this.#onDelta?.({
+      pid: this.#step.process.pid,
+      stage: this.#step.stage.name,
+      step: this.#step.step,
+      text,
+    });
     this.#buffer += text;
     if (this.#buffer.length >= DELTA_FLUSH_CHARS) this.#flush();
     else this.#timer ??= setTimeout(() => this.#flush(), DELTA_FLUSH_MS);
@@ -301,7 +354,9 @@ class DeltaStream {
     const text = this.#buffer;
     this.#buffer = '';
     // Best effort by design and said so: a delta that loses its lease is dropped with the step.
-    this.#chain = this.#chain.then(() => this.#kernel.orchestrator.emitStepEvent(this.#step, 'model.delta', { text })).catch(() => undefined);
+    this.#chain = this.#chain
+      .then(() => this.#kernel.orchestrator.emitStepEvent(this.#step, 'model.delta', { text }))
+      .catch(() => undefined);
   }
 
   async close(): Promise<void> {

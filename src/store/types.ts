@@ -112,7 +112,10 @@ export interface TaskOptionsRecord {
   readonly timeout_ms: number | null;
   /** Consecutive identical failure fingerprints that dead-letter early. */
   readonly poison_threshold: number;
-  readonly consecutive_fingerprint?: { readonly fingerprint: string; readonly count: number } | null;
+  readonly consecutive_fingerprint?: {
+    readonly fingerprint: string;
+    readonly count: number;
+  } | null;
 }
 
 export interface AttemptRecord {
@@ -208,7 +211,12 @@ export type StoreOp =
    * worker's next heartbeat or settle gets LEASE_LOST. No-op for a terminal task. Pass the
    * running attempt's token to close that attempt as `canceled`.
    */
-  | { readonly op: 'task.cancel'; readonly id: string; readonly leaseToken?: string | null; readonly now: number }
+  | {
+      readonly op: 'task.cancel';
+      readonly id: string;
+      readonly leaseToken?: string | null;
+      readonly now: number;
+    }
   /** Aborts with LEASE_LOST unless the task is running under this token. */
   | { readonly op: 'task.fence'; readonly id: string; readonly leaseToken: string }
   | { readonly op: 'interrupt.insert'; readonly row: InterruptRecord }
@@ -285,7 +293,11 @@ export interface Store {
   /** Extends a lease; LEASE_LOST unless the task is running under this token. */
   heartbeat(taskId: string, leaseToken: string, leaseMs: number, now: number): Promise<number>;
   /** Running tasks whose lease expired before `now` (or whose owner is in `deadOwners`). */
-  findExpiredLeases(now: number, deadOwners?: readonly string[], limit?: number): Promise<TaskRecord[]>;
+  findExpiredLeases(
+    now: number,
+    deadOwners?: readonly string[],
+    limit?: number,
+  ): Promise<TaskRecord[]>;
   /** Distinct lease owners of running tasks. */
   listLeaseOwners(): Promise<string[]>;
 
@@ -307,7 +319,13 @@ export interface Store {
   getEffect(key: string): Promise<EffectRecord | undefined>;
   /** Inserts a pending effect unless the key exists; returns the stored record. */
   beginEffect(row: EffectRecord): Promise<EffectRecord>;
-  finishEffect(key: string, status: 'done' | 'failed', resultHash: string | null, result: unknown, now: number): Promise<void>;
+  finishEffect(
+    key: string,
+    status: 'done' | 'failed',
+    resultHash: string | null,
+    result: unknown,
+    now: number,
+  ): Promise<void>;
 
   /** Changes whenever any connection (any process) commits; cheap to poll. */
   changeToken(): Promise<number>;

@@ -31,22 +31,36 @@ export async function initCommand(options: GlobalOptions & { force?: boolean }):
   const store = await openSqliteStore({ file: config.databasePath, durability: config.durability });
   await store.close();
   if (!existed) created.push(config.databasePath);
-  if (options.json) printJson({ home, config: configFile, token_file: config.tokenFile, database: config.databasePath, created });
+  if (options.json)
+    printJson({
+      home,
+      config: configFile,
+      token_file: config.tokenFile,
+      database: config.databasePath,
+      created,
+    });
   else {
     printLine(`${style.green('✓')} Warden home ${home}`);
     for (const file of created) printLine(`  created ${file}`);
-    if (created.length === 0) printLine(style.dim('  already initialised; nothing changed (use --force to rotate the token)'));
+    if (created.length === 0)
+      printLine(
+        style.dim('  already initialised; nothing changed (use --force to rotate the token)'),
+      );
     printLine(`  next: ${style.bold('warden run examples/review-loop.yaml')}`);
   }
   return 0;
 }
 
-export async function ledgerVerifyCommand(options: GlobalOptions & { session?: string }): Promise<number> {
+export async function ledgerVerifyCommand(
+  options: GlobalOptions & { session?: string },
+): Promise<number> {
   const ctx = await openContext(options, { mustExist: true });
   try {
     let sessionId: string | undefined;
     if (options.session) {
-      const s = (await ctx.store.getSessionByKey(options.session)) ?? (await ctx.store.getSession(options.session));
+      const s =
+        (await ctx.store.getSessionByKey(options.session)) ??
+        (await ctx.store.getSession(options.session));
       if (!s) throw new WardenError('NOT_FOUND', `session '${options.session}' does not exist`);
       sessionId = s.id;
     }
@@ -54,10 +68,20 @@ export async function ledgerVerifyCommand(options: GlobalOptions & { session?: s
     if (options.json) printJson(result);
     else {
       for (const s of result.sessions) {
-        if (s.ok) printLine(`${style.green('✓')} ${s.key} ${style.dim(`${s.events} events, head seq ${s.head_seq}`)}`);
-        else printLine(`${style.red('✗')} ${s.key} broken at seq ${s.break!.seq}: ${s.break!.reason} ${style.dim(`expected ${s.break!.expected}, found ${s.break!.actual}`)}`);
+        if (s.ok)
+          printLine(
+            `${style.green('✓')} ${s.key} ${style.dim(`${s.events} events, head seq ${s.head_seq}`)}`,
+          );
+        else
+          printLine(
+            `${style.red('✗')} ${s.key} broken at seq ${s.break!.seq}: ${s.break!.reason} ${style.dim(`expected ${s.break!.expected}, found ${s.break!.actual}`)}`,
+          );
       }
-      printLine(result.ok ? `${style.green('ledger ok')}: ${result.events} events in ${result.sessions.length} sessions` : style.red('ledger BROKEN: the event log was altered or damaged'));
+      printLine(
+        result.ok
+          ? `${style.green('ledger ok')}: ${result.events} events in ${result.sessions.length} sessions`
+          : style.red('ledger BROKEN: the event log was altered or damaged'),
+      );
     }
     return result.ok ? EXIT.OK : EXIT.LEDGER_BROKEN;
   } finally {
@@ -75,52 +99,107 @@ interface Check {
 export async function doctorCommand(options: GlobalOptions): Promise<number> {
   const checks: Check[] = [];
   const major = Number(process.versions.node.split('.')[0]);
-  checks.push({ name: 'node', ok: major >= 22, detail: `v${process.versions.node}`, ...(major >= 22 ? {} : { fix: 'use Node 22.12 or newer (source scripts/use-node.sh)' }) });
+  checks.push({
+    name: 'node',
+    ok: major >= 22,
+    detail: `v${process.versions.node}`,
+    ...(major >= 22 ? {} : { fix: 'use Node 22.12 or newer (source scripts/use-node.sh)' }),
+  });
   let config;
   try {
     config = loadConfig(options);
-    checks.push({ name: 'config', ok: true, detail: existsSync(config.configFile) ? config.configFile : `${config.configFile} (not present; defaults in use)` });
+    checks.push({
+      name: 'config',
+      ok: true,
+      detail: existsSync(config.configFile)
+        ? config.configFile
+        : `${config.configFile} (not present; defaults in use)`,
+    });
   } catch (error) {
-    checks.push({ name: 'config', ok: false, detail: (error as Error).message, fix: 'fix the key named above' });
+    checks.push({
+      name: 'config',
+      ok: false,
+      detail: (error as Error).message,
+      fix: 'fix the key named above',
+    });
   }
   if (config) {
     if (existsSync(config.tokenFile)) {
       const mode = statSync(config.tokenFile).mode & 0o777;
-      checks.push({ name: 'auth token', ok: mode === 0o600, detail: `${config.tokenFile} mode ${mode.toString(8)}`, ...(mode === 0o600 ? {} : { fix: `chmod 600 ${config.tokenFile}` }) });
-    } else checks.push({ name: 'auth token', ok: false, detail: 'missing', fix: 'run warden init' });
+      checks.push({
+        name: 'auth token',
+        ok: mode === 0o600,
+        detail: `${config.tokenFile} mode ${mode.toString(8)}`,
+        ...(mode === 0o600 ? {} : { fix: `chmod 600 ${config.tokenFile}` }),
+      });
+    } else
+      checks.push({ name: 'auth token', ok: false, detail: 'missing', fix: 'run warden init' });
     if (existsSync(config.databasePath)) {
       try {
         const ctx = await openContext(options, { mustExist: true });
         try {
           const health = await ctx.store.health(true);
-          checks.push({ name: 'database', ok: health.ok, detail: `${config.databasePath} schema v${health.schemaVersion}, ${health.durability}, ${health.detail}` });
+          checks.push({
+            name: 'database',
+            ok: health.ok,
+            detail: `${config.databasePath} schema v${health.schemaVersion}, ${health.durability}, ${health.detail}`,
+          });
           const ledger = await verifyLedger(ctx.store);
-          checks.push({ name: 'ledger', ok: ledger.ok, detail: `${ledger.events} events in ${ledger.sessions.length} sessions`, ...(ledger.ok ? {} : { fix: 'run warden ledger verify for the first broken link' }) });
+          checks.push({
+            name: 'ledger',
+            ok: ledger.ok,
+            detail: `${ledger.events} events in ${ledger.sessions.length} sessions`,
+            ...(ledger.ok ? {} : { fix: 'run warden ledger verify for the first broken link' }),
+          });
           const status = await ctx.kernel.status();
-          checks.push({ name: 'runs', ok: true, detail: `${JSON.stringify(status.processes)}; pending interrupts ${status.pending_interrupts}; dead tasks ${status.dlq_size}` });
+          checks.push({
+            name: 'runs',
+            ok: true,
+            detail: `${JSON.stringify(status.processes)}; pending interrupts ${status.pending_interrupts}; dead tasks ${status.dlq_size}`,
+          });
         } finally {
           await ctx.close();
         }
       } catch (error) {
-        checks.push({ name: 'database', ok: false, detail: isWardenError(error) ? `[${error.code}] ${error.message}` : String(error), fix: 'restore the database from a backup or move it aside' });
+        checks.push({
+          name: 'database',
+          ok: false,
+          detail: isWardenError(error) ? `[${error.code}] ${error.message}` : String(error),
+          fix: 'restore the database from a backup or move it aside',
+        });
       }
       const fs = statfsSync(config.home);
       const freeMb = Math.floor((fs.bavail * fs.bsize) / 1_048_576);
-      checks.push({ name: 'disk', ok: freeMb > 100, detail: `${freeMb} MiB free`, ...(freeMb > 100 ? {} : { fix: 'free disk space: SQLite needs room for its WAL' }) });
-    } else checks.push({ name: 'database', ok: true, detail: `${config.databasePath} (not created yet; warden init or warden run creates it)` });
+      checks.push({
+        name: 'disk',
+        ok: freeMb > 100,
+        detail: `${freeMb} MiB free`,
+        ...(freeMb > 100 ? {} : { fix: 'free disk space: SQLite needs room for its WAL' }),
+      });
+    } else
+      checks.push({
+        name: 'database',
+        ok: true,
+        detail: `${config.databasePath} (not created yet; warden init or warden run creates it)`,
+      });
     const model = config.model;
     const openaiReady = Boolean(process.env.OPENAI_BASE_URL || process.env.OPENAI_API_KEY);
     checks.push({
       name: 'model',
       ok: !model.startsWith('openai') || openaiReady,
       detail: `${model}${model.startsWith('openai') ? (openaiReady ? ` via ${process.env.OPENAI_BASE_URL ?? 'api.openai.com'}` : '') : ''}`,
-      ...(model.startsWith('openai') && !openaiReady ? { fix: 'set OPENAI_BASE_URL or OPENAI_API_KEY' } : {}),
+      ...(model.startsWith('openai') && !openaiReady
+        ? { fix: 'set OPENAI_BASE_URL or OPENAI_API_KEY' }
+        : {}),
     });
   }
   const ok = checks.every((c) => c.ok);
   if (options.json) printJson({ ok, checks });
   else {
-    for (const c of checks) printLine(`${c.ok ? style.green('✓') : style.red('✗')} ${c.name.padEnd(11)} ${c.detail}${c.fix ? `\n  ${style.yellow('fix:')} ${c.fix}` : ''}`);
+    for (const c of checks)
+      printLine(
+        `${c.ok ? style.green('✓') : style.red('✗')} ${c.name.padEnd(11)} ${c.detail}${c.fix ? `\n  ${style.yellow('fix:')} ${c.fix}` : ''}`,
+      );
   }
   return ok ? EXIT.OK : EXIT.ERROR;
 }

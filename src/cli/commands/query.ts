@@ -6,15 +6,24 @@ import type { GlobalOptions } from '../global-options.ts';
 import { formatTime, printJson, printLine, printTable, style } from '../output.ts';
 import { budgetLine, runJson } from '../render.ts';
 
-export async function psCommand(options: GlobalOptions & { state?: string; limit?: string }): Promise<number> {
+export async function psCommand(
+  options: GlobalOptions & { state?: string; limit?: string },
+): Promise<number> {
   const states = options.state?.split(',').map((s) => s.trim());
   for (const s of states ?? []) {
-    if (!(PROCESS_STATES as readonly string[]).includes(s)) throw new WardenError('INVALID_PARAMS', `--state must be one of ${PROCESS_STATES.join(', ')} (got ${s})`);
+    if (!(PROCESS_STATES as readonly string[]).includes(s))
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `--state must be one of ${PROCESS_STATES.join(', ')} (got ${s})`,
+      );
   }
   const limit = parseLimit(options.limit, 50);
   const ctx = await openContext(options);
   try {
-    const all = await ctx.store.listProcesses({ ...(states ? { states: states as ProcessState[] } : {}), limit: 100_000 });
+    const all = await ctx.store.listProcesses({
+      ...(states ? { states: states as ProcessState[] } : {}),
+      limit: 100_000,
+    });
     const list = all.slice(-limit);
     if (options.json) {
       printJson(list.map((p) => runJson(p)));
@@ -26,7 +35,16 @@ export async function psCommand(options: GlobalOptions & { state?: string; limit
     }
     printTable(
       ['PID', 'WORKFLOW', 'STATE', 'STAGE', 'REASON', 'LLM', 'HOPS', 'CREATED'],
-      list.map((p) => [p.pid, p.workflow_name, p.state, p.current_stage, p.terminal_reason ?? '', `${p.usage.llm_calls}/${p.quota.max_llm_calls}`, `${p.usage.agent_hops}/${p.quota.max_agent_hops}`, formatTime(p.created_at)]),
+      list.map((p) => [
+        p.pid,
+        p.workflow_name,
+        p.state,
+        p.current_stage,
+        p.terminal_reason ?? '',
+        `${p.usage.llm_calls}/${p.quota.max_llm_calls}`,
+        `${p.usage.agent_hops}/${p.quota.max_agent_hops}`,
+        formatTime(p.created_at),
+      ]),
     );
     return 0;
   } finally {
@@ -40,7 +58,11 @@ export async function inspectCommand(pid: string, options: GlobalOptions): Promi
     const p = await ctx.kernel.getProcess(pid);
     const tasks = await ctx.store.listTasks({ processId: pid, limit: 10_000 });
     const interrupts = await ctx.store.listInterrupts({ processId: pid, limit: 10_000 });
-    const attempts = Object.fromEntries(await Promise.all(tasks.map(async (t) => [t.id, await ctx.store.listAttempts(t.id)] as const)));
+    const attempts = Object.fromEntries(
+      await Promise.all(
+        tasks.map(async (t) => [t.id, await ctx.store.listAttempts(t.id)] as const),
+      ),
+    );
     if (options.json) {
       printJson({
         ...runJson(p),
@@ -50,26 +72,46 @@ export async function inspectCommand(pid: string, options: GlobalOptions): Promi
         workflow_hash: p.workflow_hash,
         trace_id: p.trace_id,
         envelope: p.envelope,
-        tasks: tasks.map((t) => ({ id: t.id, stage: t.name, state: t.state, attempts: attempts[t.id], last_error: t.last_error })),
-        interrupts: interrupts.map((i) => ({ ...interruptJson(i), response: i.response, resolver: i.resolver })),
+        tasks: tasks.map((t) => ({
+          id: t.id,
+          stage: t.name,
+          state: t.state,
+          attempts: attempts[t.id],
+          last_error: t.last_error,
+        })),
+        interrupts: interrupts.map((i) => ({
+          ...interruptJson(i),
+          response: i.response,
+          resolver: i.resolver,
+        })),
       });
       return 0;
     }
     printLine(`${style.bold(p.pid)}  ${p.workflow_name}  ${style.dim(p.source ?? '')}`);
-    printLine(`  state      ${p.state}${p.terminal_reason ? ` (${p.terminal_reason}: ${p.terminal_message ?? ''})` : ''}`);
-    printLine(`  stage      ${p.current_stage}   step ${p.envelope.step}${p.envelope.pending ? `   pending ${p.envelope.pending.kind} step ${p.envelope.pending.step}` : ''}`);
+    printLine(
+      `  state      ${p.state}${p.terminal_reason ? ` (${p.terminal_reason}: ${p.terminal_message ?? ''})` : ''}`,
+    );
+    printLine(
+      `  stage      ${p.current_stage}   step ${p.envelope.step}${p.envelope.pending ? `   pending ${p.envelope.pending.kind} step ${p.envelope.pending.step}` : ''}`,
+    );
     printLine(`  budget     ${budgetLine(p.usage, p.quota)}`);
     printLine(`  session    ${p.session_id}   trace ${p.trace_id}`);
     printLine(`  created    ${formatTime(p.created_at)}   completed ${formatTime(p.completed_at)}`);
     printLine(style.bold('  steps'));
     for (const h of p.envelope.history) {
-      printLine(`    ${String(h.step).padStart(3)} ${h.stage.padEnd(16)} ${h.status}${h.attempt && h.attempt > 1 ? ` (attempt ${h.attempt})` : ''}${h.error ? ` — ${h.error}` : ''}`);
+      printLine(
+        `    ${String(h.step).padStart(3)} ${h.stage.padEnd(16)} ${h.status}${h.attempt && h.attempt > 1 ? ` (attempt ${h.attempt})` : ''}${h.error ? ` — ${h.error}` : ''}`,
+      );
     }
     printLine(style.bold('  outputs'));
-    for (const [key, value] of Object.entries(p.envelope.outputs)) printLine(`    ${key}: ${JSON.stringify(value).slice(0, 160)}`);
+    for (const [key, value] of Object.entries(p.envelope.outputs))
+      printLine(`    ${key}: ${JSON.stringify(value).slice(0, 160)}`);
     if (interrupts.length) {
       printLine(style.bold('  interrupts'));
-      for (const i of interrupts) printLine(`    ${i.id} ${i.kind} ${i.status}${i.response ? ` ${JSON.stringify(i.response)}` : ''} — ${i.prompt}`);
+      for (const i of interrupts)
+        printLine(
+          `    ${i.id} ${i.kind} ${i.status}${i.response ? ` ${JSON.stringify(i.response)}` : ''} — ${i.prompt}`,
+        );
     }
     return 0;
   } finally {
@@ -77,9 +119,21 @@ export async function inspectCommand(pid: string, options: GlobalOptions): Promi
   }
 }
 
-export async function eventsCommand(options: GlobalOptions & { session?: string; process?: string; from?: string; limit?: string; follow?: boolean }): Promise<number> {
+export async function eventsCommand(
+  options: GlobalOptions & {
+    session?: string;
+    process?: string;
+    from?: string;
+    limit?: string;
+    follow?: boolean;
+  },
+): Promise<number> {
   const from = options.from === undefined ? 0 : Number(options.from);
-  if (!Number.isInteger(from) || from < 0) throw new WardenError('INVALID_PARAMS', `--from must be a non-negative integer sequence number (got ${options.from})`);
+  if (!Number.isInteger(from) || from < 0)
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `--from must be a non-negative integer sequence number (got ${options.from})`,
+    );
   const limit = parseLimit(options.limit, 1_000);
   const ctx = await openContext(options, { mustExist: true });
   try {
@@ -88,16 +142,28 @@ export async function eventsCommand(options: GlobalOptions & { session?: string;
     else {
       const key = options.session ?? 'main';
       const session = (await ctx.store.getSessionByKey(key)) ?? (await ctx.store.getSession(key));
-      if (!session) throw new WardenError('NOT_FOUND', `session '${key}' does not exist (sessions: ${(await ctx.store.listSessions()).map((s) => s.key).join(', ') || 'none'})`);
+      if (!session)
+        throw new WardenError(
+          'NOT_FOUND',
+          `session '${key}' does not exist (sessions: ${(await ctx.store.listSessions()).map((s) => s.key).join(', ') || 'none'})`,
+        );
       sessionId = session.id;
     }
     let after = from > 0 ? from - 1 : 0;
     let printed = 0;
     for (;;) {
-      const page = await ctx.store.readEvents({ sessionId, afterSeq: after, limit: Math.min(1_000, limit - printed), ...(options.process ? { processId: options.process } : {}) });
+      const page = await ctx.store.readEvents({
+        sessionId,
+        afterSeq: after,
+        limit: Math.min(1_000, limit - printed),
+        ...(options.process ? { processId: options.process } : {}),
+      });
       for (const e of page) {
         if (options.json) process.stdout.write(`${JSON.stringify(e)}\n`);
-        else printLine(`${String(e.seq).padStart(6)} ${formatTime(e.ts)} ${e.type.padEnd(22)} ${style.dim(`${e.process_id ?? ''} ${JSON.stringify(e.data).slice(0, 120)}`)}`);
+        else
+          printLine(
+            `${String(e.seq).padStart(6)} ${formatTime(e.ts)} ${e.type.padEnd(22)} ${style.dim(`${e.process_id ?? ''} ${JSON.stringify(e.data).slice(0, 120)}`)}`,
+          );
       }
       printed += page.length;
       if (page.length > 0) after = page.at(-1)!.seq;
@@ -113,13 +179,19 @@ export async function eventsCommand(options: GlobalOptions & { session?: string;
   }
 }
 
-export async function interruptsCommand(options: GlobalOptions & { all?: boolean }): Promise<number> {
+export async function interruptsCommand(
+  options: GlobalOptions & { all?: boolean },
+): Promise<number> {
   const ctx = await openContext(options);
   try {
     await ctx.kernel.interrupts.expireDue();
-    const list = await ctx.store.listInterrupts(options.all ? { limit: 10_000 } : { status: 'pending', limit: 10_000 });
+    const list = await ctx.store.listInterrupts(
+      options.all ? { limit: 10_000 } : { status: 'pending', limit: 10_000 },
+    );
     if (options.json) {
-      printJson(list.map((i) => ({ ...interruptJson(i), response: i.response, created_at: i.created_at })));
+      printJson(
+        list.map((i) => ({ ...interruptJson(i), response: i.response, created_at: i.created_at })),
+      );
       return 0;
     }
     if (list.length === 0) {
@@ -128,7 +200,15 @@ export async function interruptsCommand(options: GlobalOptions & { all?: boolean
     }
     printTable(
       ['ID', 'KIND', 'STATUS', 'PROCESS', 'STAGE', 'EXPIRES', 'PROMPT'],
-      list.map((i) => [i.id, i.kind, i.status, i.process_id ?? '', i.stage ?? '', formatTime(i.expires_at), i.prompt.slice(0, 60)]),
+      list.map((i) => [
+        i.id,
+        i.kind,
+        i.status,
+        i.process_id ?? '',
+        i.stage ?? '',
+        formatTime(i.expires_at),
+        i.prompt.slice(0, 60),
+      ]),
     );
     return 0;
   } finally {
@@ -139,6 +219,7 @@ export async function interruptsCommand(options: GlobalOptions & { all?: boolean
 export function parseLimit(value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new WardenError('INVALID_PARAMS', `--limit must be a positive integer (got ${value})`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new WardenError('INVALID_PARAMS', `--limit must be a positive integer (got ${value})`);
   return n;
 }

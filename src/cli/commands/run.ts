@@ -2,7 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { type LoadedWorkflow, parseWorkflowText, type Priority, PRIORITIES, WardenError } from '../../core/index.ts';
+import {
+  type LoadedWorkflow,
+  parseWorkflowText,
+  PRIORITIES,
+  type Priority,
+  WardenError,
+} from '../../core/index.ts';
 import { openContext } from '../context.ts';
 import { driveRuns } from '../drive.ts';
 import type { GlobalOptions } from '../global-options.ts';
@@ -24,7 +30,9 @@ export function readWorkflowFile(file: string): LoadedWorkflow {
     const code = (error as NodeJS.ErrnoException).code;
     throw new WardenError(
       code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_PARAMS',
-      code === 'ENOENT' ? `workflow file ${file} does not exist; check the path (examples live in examples/)` : `cannot read workflow file ${file}: ${(error as Error).message}`,
+      code === 'ENOENT'
+        ? `workflow file ${file} does not exist; check the path (examples live in examples/)`
+        : `cannot read workflow file ${file}: ${(error as Error).message}`,
       { cause: error, details: { file } },
     );
   }
@@ -38,29 +46,44 @@ export function parseInput(value: string | undefined): unknown {
     try {
       text = readFileSync(value.slice(1), 'utf8');
     } catch (error) {
-      throw new WardenError('INVALID_PARAMS', `--input ${value}: cannot read ${value.slice(1)} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `--input ${value}: cannot read ${value.slice(1)} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+        { cause: error },
+      );
     }
   }
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new WardenError('INVALID_PARAMS', `--input is not valid JSON (${(error as Error).message}); pass e.g. --input '{"topic": "x"}' or --input @input.json`, {
-      cause: error,
-    });
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `--input is not valid JSON (${(error as Error).message}); pass e.g. --input '{"topic": "x"}' or --input @input.json`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
 export function parseConcurrency(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new WardenError('INVALID_PARAMS', `--concurrency must be an integer from 1 to 256 (got ${value})`);
+  if (!Number.isInteger(n) || n < 1 || n > 256)
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `--concurrency must be an integer from 1 to 256 (got ${value})`,
+    );
   return n;
 }
 
 function parsePriority(value: string | undefined): Priority | undefined {
   if (value === undefined) return undefined;
   if (!(PRIORITIES as readonly string[]).includes(value)) {
-    throw new WardenError('INVALID_PARAMS', `--priority must be one of ${PRIORITIES.join(', ')} (got ${value})`);
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `--priority must be one of ${PRIORITIES.join(', ')} (got ${value})`,
+    );
   }
   return value as Priority;
 }
@@ -82,9 +105,15 @@ export async function runCommand(file: string, options: RunOptions): Promise<num
       ...(priority ? { priority } : {}),
     });
     if (!options.json) {
-      printLine(`${style.bold('▶')} ${style.bold(workflow.workflow.name)} ${style.dim(`pid ${p.pid} · session ${p.session_id} · ${ctx.config.databasePath}`)}`);
+      printLine(
+        `${style.bold('▶')} ${style.bold(workflow.workflow.name)} ${style.dim(`pid ${p.pid} · session ${p.session_id} · ${ctx.config.databasePath}`)}`,
+      );
     }
-    return await driveRuns(ctx, [p.pid], { json: options.json ?? false, interactive: interactiveFor(options), ...(concurrency ? { concurrency } : {}) });
+    return await driveRuns(ctx, [p.pid], {
+      json: options.json ?? false,
+      interactive: interactiveFor(options),
+      ...(concurrency ? { concurrency } : {}),
+    });
   } finally {
     await ctx.close();
   }
@@ -100,7 +129,12 @@ export async function resumeCommand(pid: string | undefined, options: RunOptions
       await ctx.kernel.getProcess(pid);
       pids = [pid];
     } else {
-      pids = (await ctx.store.listProcesses({ states: ['new', 'ready', 'running', 'waiting', 'blocked'], limit: 10_000 })).map((p) => p.pid);
+      pids = (
+        await ctx.store.listProcesses({
+          states: ['new', 'ready', 'running', 'waiting', 'blocked'],
+          limit: 10_000,
+        })
+      ).map((p) => p.pid);
     }
     if (!options.json) {
       printLine(
@@ -108,7 +142,11 @@ export async function resumeCommand(pid: string | undefined, options: RunOptions
       );
     }
     if (pids.length === 0) return 0;
-    return await driveRuns(ctx, pids, { json: options.json ?? false, interactive: interactiveFor(options), ...(concurrency ? { concurrency } : {}) });
+    return await driveRuns(ctx, pids, {
+      json: options.json ?? false,
+      interactive: interactiveFor(options),
+      ...(concurrency ? { concurrency } : {}),
+    });
   } finally {
     await ctx.close();
   }

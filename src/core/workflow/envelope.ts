@@ -57,7 +57,11 @@ export interface Envelope {
 
 export const MAX_HISTORY = 200;
 
-export function newEnvelope(input: unknown, startStage: string, metadata: Record<string, unknown> = {}): Envelope {
+export function newEnvelope(
+  input: unknown,
+  startStage: string,
+  metadata: Record<string, unknown> = {},
+): Envelope {
   return {
     input,
     outputs: {},
@@ -78,5 +82,6 @@ export function newEnvelope(input: unknown, startStage: string, metadata: Record
 
 export function pushHistory(envelope: Envelope, entry: HistoryEntry): void {
   envelope.history.push(entry);
-  if (envelope.history.length > MAX_HISTORY) envelope.history.splice(0, envelope.history.length - MAX_HISTORY);
+  if (envelope.history.length > MAX_HISTORY)
+    envelope.history.splice(0, envelope.history.length - MAX_HISTORY);
 }

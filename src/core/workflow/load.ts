@@ -7,8 +7,8 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 
 import { WardenError } from '../errors.ts';
-import { canonicalJson } from '../json.ts';
 import { sha256Hex } from '../hash-chain.ts';
+import { canonicalJson } from '../json.ts';
 import { type Workflow, workflowSchema } from './schema.ts';
 import { type ValidateOptions, validateWorkflow, type WorkflowIssue } from './validate.ts';
 
@@ -18,12 +18,19 @@ export interface LoadedWorkflow {
   readonly hash: string;
 }
 
-export function parseWorkflowText(text: string, fileName = '<workflow>', options: ValidateOptions = {}): LoadedWorkflow {
+export function parseWorkflowText(
+  text: string,
+  fileName = '<workflow>',
+  options: ValidateOptions = {},
+): LoadedWorkflow {
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
-      return { path: pos ? `line ${pos.line}, column ${pos.col}` : '(document)', message: e.message.split('\n')[0] ?? e.message };
+      return {
+        path: pos ? `line ${pos.line}, column ${pos.col}` : '(document)',
+        message: e.message.split('\n')[0] ?? e.message,
+      };
     });
     throw workflowInvalid(fileName, issues, 'is not valid YAML');
   }
@@ -32,12 +39,25 @@ export function parseWorkflowText(text: string, fileName = '<workflow>', options
 }
 
 /** Validates an already-parsed object (TypeScript users building workflows in code). */
-export function buildWorkflow(raw: unknown, fileName = '<workflow>', options: ValidateOptions = {}): LoadedWorkflow {
+export function buildWorkflow(
+  raw: unknown,
+  fileName = '<workflow>',
+  options: ValidateOptions = {},
+): LoadedWorkflow {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw workflowInvalid(fileName, [{ path: '(document)', message: 'expected a mapping with name and stages' }], 'is not a workflow');
+    throw workflowInvalid(
+      fileName,
+      [{ path: '(document)', message: 'expected a mapping with name and stages' }],
+      'is not a workflow',
+    );
   }
   const parsed = workflowSchema.safeParse(raw);
-  if (!parsed.success) throw workflowInvalid(fileName, zodIssues(parsed.error, raw), 'does not match the workflow schema');
+  if (!parsed.success)
+    throw workflowInvalid(
+      fileName,
+      zodIssues(parsed.error, raw),
+      'does not match the workflow schema',
+    );
   const issues = validateWorkflow(parsed.data, options);
   if (issues.length > 0) throw workflowInvalid(fileName, issues, 'is not a valid workflow');
   return { workflow: parsed.data, hash: sha256Hex(canonicalJson(parsed.data)) };
@@ -56,7 +76,10 @@ function zodIssues(error: z.ZodError, raw: unknown): WorkflowIssue[] {
   return error.issues.map((issue) => {
     const got = valueAt(raw, issue.path);
     const shown = got === undefined ? '' : ` (got ${truncate(JSON.stringify(got))})`;
-    return { path: formatPath(issue.path), message: `${issue.message}${issue.code === 'invalid_type' ? '' : shown}` };
+    return {
+      path: formatPath(issue.path),
+      message: `${issue.message}${issue.code === 'invalid_type' ? '' : shown}`,
+    };
   });
 }
 
@@ -74,11 +97,20 @@ function truncate(text: string | undefined, max = 60): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
-function workflowInvalid(fileName: string, issues: readonly WorkflowIssue[], what: string): WardenError {
+function workflowInvalid(
+  fileName: string,
+  issues: readonly WorkflowIssue[],
+  what: string,
+): WardenError {
   const lines = issues.map((i) => `  ${fileName}: ${i.path}: ${i.message}`);
   return new WardenError(
     'WORKFLOW_INVALID',
     `${fileName} ${what}:\n${lines.join('\n')}\nFix the file and run the command again; nothing was changed.`,
-    { details: { file: fileName, issues: issues.map((i) => ({ path: i.path, message: i.message })) } },
+    {
+      details: {
+        file: fileName,
+        issues: issues.map((i) => ({ path: i.path, message: i.message })),
+      },
+    },
   );
 }

@@ -45,7 +45,12 @@ export interface RaisedInterrupt {
 }
 
 export type Effect =
-  | { readonly kind: 'run_agent'; readonly stage: string; readonly step: number; readonly fresh: boolean }
+  | {
+      readonly kind: 'run_agent';
+      readonly stage: string;
+      readonly step: number;
+      readonly fresh: boolean;
+    }
   | { readonly kind: 'raise_interrupt'; readonly step: number; readonly interrupt: RaisedInterrupt }
   | { readonly kind: 'wait_interrupt' }
   | { readonly kind: 'terminate'; readonly reason: TerminalReason; readonly message: string };
@@ -87,7 +92,11 @@ export function nextInstruction(workflow: Workflow, snap: RunSnapshot, elapsedMs
 }
 
 /** Applies {@link nextInstruction}: issues the next step (counting it) or terminates. */
-export function advance(workflow: Workflow, snapshot: RunSnapshot, options: MachineOptions): Transitioned {
+export function advance(
+  workflow: Workflow,
+  snapshot: RunSnapshot,
+  options: MachineOptions,
+): Transitioned {
   const snap = clone(snapshot);
   const effect = decide(workflow, snap, options.elapsedMs, true);
   return { snapshot: snap, effect, routes: [] };
@@ -128,7 +137,12 @@ function decide(workflow: Workflow, snap: RunSnapshot, elapsedMs: number, apply:
   return { kind: 'run_agent', stage: stage.name, step, fresh: true };
 }
 
-function terminate(snap: RunSnapshot, reason: TerminalReason, message: string, apply: boolean): Effect {
+function terminate(
+  snap: RunSnapshot,
+  reason: TerminalReason,
+  message: string,
+  apply: boolean,
+): Effect {
   if (apply) {
     snap.terminated = { reason, message };
     snap.envelope.pending = null;
@@ -136,7 +150,12 @@ function terminate(snap: RunSnapshot, reason: TerminalReason, message: string, a
   return { kind: 'terminate', reason, message };
 }
 
-function budgetExhausted(workflow: Workflow, snap: RunSnapshot, reason: TerminalReason, apply: boolean): Effect {
+function budgetExhausted(
+  workflow: Workflow,
+  snap: RunSnapshot,
+  reason: TerminalReason,
+  apply: boolean,
+): Effect {
   if (workflow.on_budget_exhausted === 'interrupt' && limitForReason(reason) !== null) {
     const step = snap.envelope.step;
     const limit = limitForReason(reason)!;
@@ -146,7 +165,8 @@ function budgetExhausted(workflow: Workflow, snap: RunSnapshot, reason: Terminal
       prompt: `budget exhausted (${reason}): grant more ${limit} to continue`,
       data: { reason, limit, quota: { ...snap.quota }, usage: { ...snap.usage } },
     };
-    if (apply) snap.envelope.pending = { step, stage: snap.envelope.current_stage, kind: 'interrupt' };
+    if (apply)
+      snap.envelope.pending = { step, stage: snap.envelope.current_stage, kind: 'interrupt' };
     return { kind: 'raise_interrupt', step, interrupt };
   }
   return terminate(snap, reason, reason.replaceAll('_', ' '), apply);
@@ -154,7 +174,14 @@ function budgetExhausted(workflow: Workflow, snap: RunSnapshot, reason: Terminal
 
 /** Context for conditions and routing functions after `stage` produced `output`. */
 export function routingContext(env: Envelope, output: unknown, interrupt: unknown): RoutingContext {
-  return { output, outputs: env.outputs, state: env.state, metadata: env.metadata, input: env.input, interrupt };
+  return {
+    output,
+    outputs: env.outputs,
+    state: env.state,
+    metadata: env.metadata,
+    input: env.input,
+    interrupt,
+  };
 }
 
 /** Routing: first matching rule wins, then `default_next`, then `end`. */
@@ -197,7 +224,10 @@ export function transition(
   const routes = [{ from, to, via }];
   if (to !== END && !stageByName(workflow, to)) {
     env.pending = null;
-    snap.terminated = { reason: 'failed', message: `stage '${from}' routed to unknown stage '${to}' via ${via}` };
+    snap.terminated = {
+      reason: 'failed',
+      message: `stage '${from}' routed to unknown stage '${to}' via ${via}`,
+    };
     return { snapshot: snap, effect: { kind: 'terminate', ...snap.terminated }, routes };
   }
   const edge = `${from}->${to}`;
@@ -205,8 +235,11 @@ export function transition(
   env.current_stage = to;
   if (to !== END) {
     const limit = workflow.edge_limits.find((l) => l.from === from && l.to === to);
-    if (limit && env.edge_traversals[edge]! > limit.max_count) {
-      snap.terminated = { reason: 'max_loop_exceeded', message: `edge limit exceeded: ${edge} (max ${limit.max_count})` };
+    if (limit && env.edge_traversals[edge] > limit.max_count) {
+      snap.terminated = {
+        reason: 'max_loop_exceeded',
+        message: `edge limit exceeded: ${edge} (max ${limit.max_count})`,
+      };
       return { snapshot: snap, effect: { kind: 'terminate', ...snap.terminated }, routes };
     }
     const order = workflow.stages.map((s) => s.name);
@@ -235,7 +268,12 @@ export interface StepSuccess {
 }
 
 /** Records a finished step and routes on its output. Stale reports throw INVALID_STATE. */
-export function completeStep(workflow: Workflow, snapshot: RunSnapshot, result: StepSuccess, options: MachineOptions): Transitioned {
+export function completeStep(
+  workflow: Workflow,
+  snapshot: RunSnapshot,
+  result: StepSuccess,
+  options: MachineOptions,
+): Transitioned {
   const snap = clone(snapshot);
   const env = snap.envelope;
   assertPending(snap, result.step, result.stage, 'agent');
@@ -244,22 +282,45 @@ export function completeStep(workflow: Workflow, snapshot: RunSnapshot, result: 
   env.stage_calls[stage.name] = (env.stage_calls[stage.name] ?? 0) + result.modelCalls;
   if (result.statePatch) Object.assign(env.state, result.statePatch);
   env.pending = null;
-  pushHistory(env, { step: result.step, stage: stage.name, status: 'ok', at: options.now, ...(result.attempt ? { attempt: result.attempt } : {}) });
+  pushHistory(env, {
+    step: result.step,
+    stage: stage.name,
+    status: 'ok',
+    at: options.now,
+    ...(result.attempt ? { attempt: result.attempt } : {}),
+  });
 
   const ask = stage.interrupt;
-  if (ask && (ask.when === undefined || evaluateCondition(ask.when, routingContext(env, result.output, undefined)))) {
-    const fromOutput = ask.prompt_from ? readField(routingContext(env, result.output, undefined), ask.prompt_from) : undefined;
+  if (
+    ask &&
+    (ask.when === undefined ||
+      evaluateCondition(ask.when, routingContext(env, result.output, undefined)))
+  ) {
+    const fromOutput = ask.prompt_from
+      ? readField(routingContext(env, result.output, undefined), ask.prompt_from)
+      : undefined;
     const interrupt: RaisedInterrupt = {
       kind: ask.kind,
       stage: stage.name,
-      prompt: typeof fromOutput === 'string' && fromOutput !== '' ? fromOutput : (ask.prompt ?? stage.name),
-      data: { output: result.output as unknown },
+      prompt:
+        typeof fromOutput === 'string' && fromOutput !== ''
+          ? fromOutput
+          : (ask.prompt ?? stage.name),
+      data: { output: result.output },
       ...(ask.ttl === undefined ? {} : { ttl_ms: ask.ttl }),
     };
     env.pending = { step: result.step, stage: stage.name, kind: 'interrupt' };
-    return { snapshot: snap, effect: { kind: 'raise_interrupt', step: result.step, interrupt }, routes: [] };
+    return {
+      snapshot: snap,
+      effect: { kind: 'raise_interrupt', step: result.step, interrupt },
+      routes: [],
+    };
   }
-  const { to, via } = route(stage, routingContext(env, result.output, undefined), options.routingFunctions);
+  const { to, via } = route(
+    stage,
+    routingContext(env, result.output, undefined),
+    options.routingFunctions,
+  );
   return transition(workflow, snap, stage.name, to, via, options);
 }
 
@@ -274,15 +335,32 @@ export interface StepFailure {
 }
 
 /** A step failed for good (retries exhausted or not retryable): `error_next`, or terminate. */
-export function failStep(workflow: Workflow, snapshot: RunSnapshot, failure: StepFailure, options: MachineOptions): Transitioned {
+export function failStep(
+  workflow: Workflow,
+  snapshot: RunSnapshot,
+  failure: StepFailure,
+  options: MachineOptions,
+): Transitioned {
   const snap = clone(snapshot);
   const env = snap.envelope;
   assertPending(snap, failure.step, failure.stage, 'agent');
   const stage = stageByName(workflow, failure.stage)!;
   env.pending = null;
-  env.errors.push({ step: failure.step, stage: stage.name, code: failure.code, message: failure.message });
+  env.errors.push({
+    step: failure.step,
+    stage: stage.name,
+    code: failure.code,
+    message: failure.message,
+  });
   if (env.errors.length > 100) env.errors.splice(0, env.errors.length - 100);
-  pushHistory(env, { step: failure.step, stage: stage.name, status: 'error', at: options.now, error: failure.message, ...(failure.attempt ? { attempt: failure.attempt } : {}) });
+  pushHistory(env, {
+    step: failure.step,
+    stage: stage.name,
+    status: 'error',
+    at: options.now,
+    error: failure.message,
+    ...(failure.attempt ? { attempt: failure.attempt } : {}),
+  });
 
   if (failure.code === 'QUOTA_EXCEEDED' && failure.reason) {
     const effect = budgetExhausted(workflow, snap, failure.reason, true);
@@ -295,7 +373,8 @@ export function failStep(workflow: Workflow, snapshot: RunSnapshot, failure: Ste
   if (stage.error_next !== undefined) {
     return transition(workflow, snap, stage.name, stage.error_next, 'error_next', options);
   }
-  const reason: TerminalReason = failure.code === 'PROVIDER_ERROR' ? 'llm_failed_fatally' : 'tool_failed_fatally';
+  const reason: TerminalReason =
+    failure.code === 'PROVIDER_ERROR' ? 'llm_failed_fatally' : 'tool_failed_fatally';
   snap.terminated = { reason, message: `stage '${stage.name}' failed: ${failure.message}` };
   return { snapshot: snap, effect: { kind: 'terminate', ...snap.terminated }, routes: [] };
 }
@@ -314,11 +393,18 @@ export interface InterruptOutcome {
  * Continues a run after its interrupt was resolved or expired. Expiry applies the kind's
  * default: `deny` kinds continue as a denial; the others terminate.
  */
-export function resumeAfterInterrupt(workflow: Workflow, snapshot: RunSnapshot, outcome: InterruptOutcome, options: MachineOptions): Transitioned {
+export function resumeAfterInterrupt(
+  workflow: Workflow,
+  snapshot: RunSnapshot,
+  outcome: InterruptOutcome,
+  options: MachineOptions,
+): Transitioned {
   const snap = clone(snapshot);
   const env = snap.envelope;
   if (env.pending?.kind !== 'interrupt') {
-    throw new WardenError('INVALID_STATE', 'the process is not waiting for an interrupt', { details: { stage: outcome.stage } });
+    throw new WardenError('INVALID_STATE', 'the process is not waiting for an interrupt', {
+      details: { stage: outcome.stage },
+    });
   }
   const step = env.pending.step;
   env.pending = null;
@@ -326,7 +412,10 @@ export function resumeAfterInterrupt(workflow: Workflow, snapshot: RunSnapshot, 
   if (response === undefined) {
     if (INTERRUPT_EXPIRY[outcome.kind] === 'deny') response = { approved: false, expired: true };
     else {
-      const reason = outcome.kind === 'resource_exhausted' && outcome.reason ? outcome.reason : 'interrupt_expired';
+      const reason =
+        outcome.kind === 'resource_exhausted' && outcome.reason
+          ? outcome.reason
+          : 'interrupt_expired';
       snap.terminated = { reason, message: `${outcome.kind} interrupt ${outcome.id} expired` };
       return { snapshot: snap, effect: { kind: 'terminate', ...snap.terminated }, routes: [] };
     }
@@ -368,9 +457,20 @@ export function cancelRun(snapshot: RunSnapshot, message: string): RunSnapshot {
   return snap;
 }
 
-function assertPending(snap: RunSnapshot, step: number, stage: string, kind: 'agent' | 'interrupt'): void {
+function assertPending(
+  snap: RunSnapshot,
+  step: number,
+  stage: string,
+  kind: 'agent' | 'interrupt',
+): void {
   const pending = snap.envelope.pending;
-  if (snap.terminated || !pending || pending.step !== step || pending.stage !== stage || pending.kind !== kind) {
+  if (
+    snap.terminated ||
+    !pending ||
+    pending.step !== step ||
+    pending.stage !== stage ||
+    pending.kind !== kind
+  ) {
     throw new WardenError(
       'INVALID_STATE',
       `stale report for step ${step} (${stage}): the process ${snap.terminated ? 'has terminated' : pending ? `expects step ${pending.step} (${pending.stage})` : 'has no outstanding step'}`,

@@ -10,7 +10,14 @@ import { PRIORITIES } from '../process-state.ts';
 import { DURATION_PATTERN, parseDurationMs } from './duration.ts';
 
 const jsonValue: z.ZodType<unknown> = z.lazy(() =>
-  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)]),
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(jsonValue),
+    z.record(z.string(), jsonValue),
+  ]),
 );
 
 const positiveInt = z.number().int().positive();
@@ -25,7 +32,10 @@ export const durationSchema = z
 
 const stageName = z
   .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'expected a name of letters, digits, _ . - (max 64), starting with a letter or _');
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/,
+    'expected a name of letters, digits, _ . - (max 64), starting with a letter or _',
+  );
 
 /** A routing condition (DESIGN.md §5). A field test names exactly one operator. */
 export type Condition =
@@ -48,7 +58,17 @@ export interface FieldCondition {
   not_exists?: true;
 }
 
-export const FIELD_OPERATORS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'contains', 'exists', 'not_exists'] as const;
+export const FIELD_OPERATORS = [
+  'eq',
+  'neq',
+  'gt',
+  'gte',
+  'lt',
+  'lte',
+  'contains',
+  'exists',
+  'not_exists',
+] as const;
 
 const fieldCondition = z
   .strictObject({
@@ -83,7 +103,7 @@ export const conditionSchema: z.ZodType<Condition> = z.lazy(() =>
     z.strictObject({ not: conditionSchema }),
     fieldCondition as unknown as z.ZodType<FieldCondition>,
   ]),
-) as z.ZodType<Condition>;
+);
 
 export const routingRuleSchema = z.union([
   z.strictObject({ when: conditionSchema, next: stageName }),
@@ -94,7 +114,12 @@ export type RoutingRule = z.infer<typeof routingRuleSchema>;
 export const scriptedResponseSchema = z.strictObject({
   text: z.string().optional(),
   json: jsonValue.optional(),
-  usage: z.strictObject({ input_tokens: z.number().int().nonnegative(), output_tokens: z.number().int().nonnegative() }).optional(),
+  usage: z
+    .strictObject({
+      input_tokens: z.number().int().nonnegative(),
+      output_tokens: z.number().int().nonnegative(),
+    })
+    .optional(),
   /** Delay between streamed chunks, to make a demo watchable. */
   chunk_delay_ms: z.number().int().nonnegative().max(10_000).optional(),
   /** Fail this call with a provider error instead of answering. */

@@ -19,7 +19,10 @@ export interface ValidateOptions {
   readonly agents?: ReadonlySet<string>;
 }
 
-export function validateWorkflow(workflow: Workflow, options: ValidateOptions = {}): WorkflowIssue[] {
+export function validateWorkflow(
+  workflow: Workflow,
+  options: ValidateOptions = {},
+): WorkflowIssue[] {
   const issues: WorkflowIssue[] = [];
   const names = new Map<string, number>();
   const outputKeys = new Map<string, number>();
@@ -27,25 +30,39 @@ export function validateWorkflow(workflow: Workflow, options: ValidateOptions = 
 
   workflow.stages.forEach((stage, i) => {
     const at = `stages[${i}]`;
-    if (stage.name === END) issues.push({ path: `${at}.name`, message: `'${END}' is reserved for the end of the workflow` });
+    if (stage.name === END)
+      issues.push({
+        path: `${at}.name`,
+        message: `'${END}' is reserved for the end of the workflow`,
+      });
     const seen = names.get(stage.name);
     if (seen !== undefined) {
-      issues.push({ path: `${at}.name`, message: `duplicate stage name '${stage.name}' (also stages[${seen}])` });
+      issues.push({
+        path: `${at}.name`,
+        message: `duplicate stage name '${stage.name}' (also stages[${seen}])`,
+      });
     } else names.set(stage.name, i);
     const key = stage.output_key ?? stage.name;
     const keySeen = outputKeys.get(key);
     if (keySeen !== undefined) {
-      issues.push({ path: `${at}.output_key`, message: `duplicate output key '${key}' (also stages[${keySeen}])` });
+      issues.push({
+        path: `${at}.output_key`,
+        message: `duplicate output key '${key}' (also stages[${keySeen}])`,
+      });
     } else outputKeys.set(key, i);
   });
 
   const target = (value: string | undefined, path: string): void => {
     if (value === undefined || value === END || names.has(value)) return;
-    issues.push({ path, message: `unknown stage '${value}' (expected one of: ${stageList}, ${END})` });
+    issues.push({
+      path,
+      message: `unknown stage '${value}' (expected one of: ${stageList}, ${END})`,
+    });
   };
 
   if (workflow.start !== undefined) target(workflow.start, 'start');
-  if (workflow.start === END) issues.push({ path: 'start', message: `the workflow cannot start at '${END}'` });
+  if (workflow.start === END)
+    issues.push({ path: 'start', message: `the workflow cannot start at '${END}'` });
 
   workflow.stages.forEach((stage, i) => {
     const at = `stages[${i}]`;
@@ -55,22 +72,36 @@ export function validateWorkflow(workflow: Workflow, options: ValidateOptions = 
     if (stage.interrupt && !stage.agent && stage.interrupt.when) {
       issues.push({
         path: `${at}.interrupt.when`,
-        message: 'a stage without an agent always raises its interrupt; remove when, or add an agent',
+        message:
+          'a stage without an agent always raises its interrupt; remove when, or add an agent',
       });
     }
     if (stage.interrupt && !stage.agent && stage.interrupt.prompt_from) {
-      issues.push({ path: `${at}.interrupt.prompt_from`, message: 'prompt_from needs an agent whose output holds the prompt' });
+      issues.push({
+        path: `${at}.interrupt.prompt_from`,
+        message: 'prompt_from needs an agent whose output holds the prompt',
+      });
     }
     if (stage.interrupt && !stage.interrupt.prompt && !stage.interrupt.prompt_from) {
       issues.push({ path: `${at}.interrupt`, message: 'expected prompt or prompt_from' });
     }
-    if (stage.agent?.kind === 'typescript' && options.agents && !options.agents.has(stage.agent.name)) {
-      issues.push({ path: `${at}.agent.name`, message: `no TypeScript agent is registered as '${stage.agent.name}'` });
+    if (
+      stage.agent?.kind === 'typescript' &&
+      options.agents &&
+      !options.agents.has(stage.agent.name)
+    ) {
+      issues.push({
+        path: `${at}.agent.name`,
+        message: `no TypeScript agent is registered as '${stage.agent.name}'`,
+      });
     }
     stage.routing.forEach((rule: RoutingRule, r) => {
       if ('next' in rule) target(rule.next, `${at}.routing[${r}].next`);
       else if (options.routingFunctions && !options.routingFunctions.has(rule.fn)) {
-        issues.push({ path: `${at}.routing[${r}].fn`, message: `no routing function is registered as '${rule.fn}'` });
+        issues.push({
+          path: `${at}.routing[${r}].fn`,
+          message: `no routing function is registered as '${rule.fn}'`,
+        });
       }
       if ('when' in rule) checkCondition(rule.when, `${at}.routing[${r}].when`, issues);
     });
@@ -95,7 +126,10 @@ export function validateWorkflow(workflow: Workflow, options: ValidateOptions = 
   workflow.edge_limits.forEach((limit, i) => {
     for (const end of ['from', 'to'] as const) {
       if (!names.has(limit[end])) {
-        issues.push({ path: `edge_limits[${i}].${end}`, message: `unknown stage '${limit[end]}' (expected one of: ${stageList})` });
+        issues.push({
+          path: `edge_limits[${i}].${end}`,
+          message: `unknown stage '${limit[end]}' (expected one of: ${stageList})`,
+        });
       }
     }
   });
@@ -104,13 +138,16 @@ export function validateWorkflow(workflow: Workflow, options: ValidateOptions = 
 }
 
 function checkCondition(condition: Condition, path: string, issues: WorkflowIssue[]): void {
-  if ('and' in condition) condition.and.forEach((c, i) => checkCondition(c, `${path}.and[${i}]`, issues));
-  else if ('or' in condition) condition.or.forEach((c, i) => checkCondition(c, `${path}.or[${i}]`, issues));
+  if ('and' in condition)
+    condition.and.forEach((c, i) => checkCondition(c, `${path}.and[${i}]`, issues));
+  else if ('or' in condition)
+    condition.or.forEach((c, i) => checkCondition(c, `${path}.or[${i}]`, issues));
   else if ('not' in condition) checkCondition(condition.not, `${path}.not`, issues);
   else if ('field' in condition) {
     for (const op of ['gt', 'gte', 'lt', 'lte'] as const) {
       const value = condition[op];
-      if (value !== undefined && !Number.isFinite(value)) issues.push({ path: `${path}.${op}`, message: 'expected a finite number' });
+      if (value !== undefined && !Number.isFinite(value))
+        issues.push({ path: `${path}.${op}`, message: 'expected a finite number' });
     }
   }
 }

@@ -36,7 +36,10 @@ export interface Agent<Config = unknown> {
 export class AgentRegistry {
   readonly #agents = new Map<string, Agent<Record<string, unknown>>>();
 
-  register(name: string, agent: Agent<Record<string, unknown>> | Agent<Record<string, unknown>>['run']): this {
+  register(
+    name: string,
+    agent: Agent<Record<string, unknown>> | Agent<Record<string, unknown>>['run'],
+  ): this {
     this.#agents.set(name, typeof agent === 'function' ? { run: agent } : agent);
     return this;
   }

@@ -35,11 +35,19 @@ export class OpenAiProvider implements ModelProvider {
       );
     }
     // Local servers usually need no key, but the SDK insists on a non-empty one.
-    this.#client = new OpenAI({ baseURL, apiKey: apiKey ?? 'unused', maxRetries: options.maxRetries ?? 2 });
+    this.#client = new OpenAI({
+      baseURL,
+      apiKey: apiKey ?? 'unused',
+      maxRetries: options.maxRetries ?? 2,
+    });
     this.#defaultModel = options.defaultModel ?? process.env.OPENAI_MODEL ?? 'gpt-4o-mini';
   }
 
-  async complete(request: ModelRequest, signal: AbortSignal, onDelta: (text: string) => void): Promise<ModelReply> {
+  async complete(
+    request: ModelRequest,
+    signal: AbortSignal,
+    onDelta: (text: string) => void,
+  ): Promise<ModelReply> {
     const model = request.model || this.#defaultModel;
     let text = '';
     let usage: { input_tokens: number; output_tokens: number } | undefined;
@@ -61,7 +69,11 @@ export class OpenAiProvider implements ModelProvider {
           text += delta;
           onDelta(delta);
         }
-        if (chunk.usage) usage = { input_tokens: chunk.usage.prompt_tokens, output_tokens: chunk.usage.completion_tokens };
+        if (chunk.usage)
+          usage = {
+            input_tokens: chunk.usage.prompt_tokens,
+            output_tokens: chunk.usage.completion_tokens,
+          };
       }
       // The SDK ends an aborted stream quietly; a cut-off reply must not pass as complete.
       if (signal.aborted) throw abortError(signal);
@@ -69,13 +81,21 @@ export class OpenAiProvider implements ModelProvider {
       if (signal.aborted) throw abortError(signal);
       const status = (error as { status?: number }).status;
       const retryable = status === undefined || status === 429 || status >= 500;
-      throw new WardenError('PROVIDER_ERROR', `openai-compatible endpoint failed${status ? ` (HTTP ${status})` : ''}: ${(error as Error).message}`, {
-        cause: error,
-        retryable,
-        details: { model, ...(status ? { status } : {}) },
-      });
+      throw new WardenError(
+        'PROVIDER_ERROR',
+        `openai-compatible endpoint failed${status ? ` (HTTP ${status})` : ''}: ${(error as Error).message}`,
+        {
+          cause: error,
+          retryable,
+          details: { model, ...(status ? { status } : {}) },
+        },
+      );
     }
     const prompt = request.messages.map((m) => m.content).join('\n');
-    return { text, usage: usage ?? { input_tokens: estimateTokens(prompt), output_tokens: estimateTokens(text) }, model };
+    return {
+      text,
+      usage: usage ?? { input_tokens: estimateTokens(prompt), output_tokens: estimateTokens(text) },
+      model,
+    };
   }
 }

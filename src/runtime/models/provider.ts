@@ -27,11 +27,17 @@ export interface ModelReply {
 
 export interface ModelProvider {
   readonly name: string;
-  complete(request: ModelRequest, signal: AbortSignal, onDelta: (text: string) => void): Promise<ModelReply>;
+  complete(
+    request: ModelRequest,
+    signal: AbortSignal,
+    onDelta: (text: string) => void,
+  ): Promise<ModelReply>;
 }
 
 /** A model spec is `provider` or `provider:model`, e.g. `scripted`, `openai:gpt-4o-mini`. */
 export function parseModelSpec(spec: string): { provider: string; model: string } {
   const colon = spec.indexOf(':');
-  return colon === -1 ? { provider: spec, model: '' } : { provider: spec.slice(0, colon), model: spec.slice(colon + 1) };
+  return colon === -1
+    ? { provider: spec, model: '' }
+    : { provider: spec.slice(0, colon), model: spec.slice(colon + 1) };
 }

@@ -29,7 +29,10 @@ export class ModelRegistry {
     if (!provider) {
       const factory = this.#factories.get(name);
       if (!factory) {
-        throw new WardenError('CONFIG_INVALID', `unknown model provider '${name}' in '${effective}' (known: ${[...this.#factories.keys()].join(', ')})`);
+        throw new WardenError(
+          'CONFIG_INVALID',
+          `unknown model provider '${name}' in '${effective}' (known: ${[...this.#factories.keys()].join(', ')})`,
+        );
       }
       provider = factory();
       this.#providers.set(name, provider);

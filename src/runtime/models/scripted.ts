@@ -10,14 +10,23 @@ import type { ModelProvider, ModelReply, ModelRequest } from './provider.ts';
 export class ScriptedProvider implements ModelProvider {
   readonly name = 'scripted';
 
-  async complete(request: ModelRequest, signal: AbortSignal, onDelta: (text: string) => void): Promise<ModelReply> {
+  async complete(
+    request: ModelRequest,
+    signal: AbortSignal,
+    onDelta: (text: string) => void,
+  ): Promise<ModelReply> {
     const responses = request.script?.responses ?? [];
-    const response = responses.length ? responses[Math.min(request.script!.index, responses.length - 1)]! : undefined;
-    if (response?.error) throw new WardenError('PROVIDER_ERROR', `scripted provider error: ${response.error}`);
+    const response = responses.length
+      ? responses[Math.min(request.script!.index, responses.length - 1)]!
+      : undefined;
+    if (response?.error)
+      throw new WardenError('PROVIDER_ERROR', `scripted provider error: ${response.error}`);
     const prompt = request.messages.map((m) => m.content).join('\n');
     const text =
       response?.text ??
-      (response?.json !== undefined ? JSON.stringify(response.json) : `[scripted] ${prompt.slice(0, 120).replace(/\s+/g, ' ')}`);
+      (response?.json !== undefined
+        ? JSON.stringify(response.json)
+        : `[scripted] ${prompt.slice(0, 120).replace(/\s+/g, ' ')}`);
     const delay = response?.chunk_delay_ms ?? 0;
     for (const chunk of text.match(/\S+\s*|\s+/g) ?? []) {
       if (signal.aborted) throw abortError(signal);
@@ -26,7 +35,10 @@ export class ScriptedProvider implements ModelProvider {
     }
     return {
       text,
-      usage: response?.usage ?? { input_tokens: estimateTokens(prompt), output_tokens: estimateTokens(text) },
+      usage: response?.usage ?? {
+        input_tokens: estimateTokens(prompt),
+        output_tokens: estimateTokens(text),
+      },
       model: request.model || 'scripted',
     };
   }

@@ -4,8 +4,20 @@
  */
 import { WardenError } from '../../core/index.ts';
 
-const CORRUPT = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_VTAB', 'SQLITE_CORRUPT_SEQUENCE']);
-const BUSY = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_BUSY_TIMEOUT']);
+const CORRUPT = new Set([
+  'SQLITE_CORRUPT',
+  'SQLITE_NOTADB',
+  'SQLITE_CORRUPT_INDEX',
+  'SQLITE_CORRUPT_VTAB',
+  'SQLITE_CORRUPT_SEQUENCE',
+]);
+const BUSY = new Set([
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'SQLITE_BUSY_SNAPSHOT',
+  'SQLITE_BUSY_RECOVERY',
+  'SQLITE_BUSY_TIMEOUT',
+]);
 
 export function classifySqliteError(error: unknown, file: string): WardenError | null {
   const code = (error as { code?: unknown } | null)?.code;
@@ -18,16 +30,24 @@ export function classifySqliteError(error: unknown, file: string): WardenError |
     );
   }
   if (BUSY.has(code)) {
-    return new WardenError('STORE_BUSY', `${file} stayed locked by another writer past the busy timeout; retry`, {
-      cause: error,
-      details: { file, sqlite_code: code },
-    });
+    return new WardenError(
+      'STORE_BUSY',
+      `${file} stayed locked by another writer past the busy timeout; retry`,
+      {
+        cause: error,
+        details: { file, sqlite_code: code },
+      },
+    );
   }
   if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_PERM') {
-    return new WardenError('CONFIG_INVALID', `cannot open ${file} for writing (${code}); check the path and its permissions`, {
-      cause: error,
-      details: { file, sqlite_code: code },
-    });
+    return new WardenError(
+      'CONFIG_INVALID',
+      `cannot open ${file} for writing (${code}); check the path and its permissions`,
+      {
+        cause: error,
+        details: { file, sqlite_code: code },
+      },
+    );
   }
   return null;
 }

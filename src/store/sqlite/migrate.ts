@@ -16,12 +16,21 @@ export function checksum(migration: Migration): string {
   return sha256Hex(migration.sql.trim());
 }
 
-export function migrate(db: Database.Database, migrations: readonly Migration[], file: string, now: number): number {
+export function migrate(
+  db: Database.Database,
+  migrations: readonly Migration[],
+  file: string,
+  now: number,
+): number {
   const latest = migrations.at(-1)?.version ?? 0;
   const run = db.transaction(() => {
     const appId = db.pragma('application_id', { simple: true }) as number;
     const version = db.pragma('user_version', { simple: true }) as number;
-    const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
+    const tables = (
+      db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as {
+        n: number;
+      }
+    ).n;
     if (appId !== WARDEN_APPLICATION_ID && (tables > 0 || version !== 0)) {
       throw new WardenError(
         'STORE_CORRUPT',
@@ -42,7 +51,9 @@ export function migrate(db: Database.Database, migrations: readonly Migration[],
       db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`);
     }
-    const insert = db.prepare('INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)');
+    const insert = db.prepare(
+      'INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)',
+    );
     for (const migration of migrations) {
       if (migration.version <= version) continue;
       db.exec(migration.sql);
@@ -55,8 +66,15 @@ export function migrate(db: Database.Database, migrations: readonly Migration[],
   return run.immediate();
 }
 
-function verifyApplied(db: Database.Database, migrations: readonly Migration[], version: number, file: string): void {
-  const rows = db.prepare('SELECT version, name, checksum FROM schema_migrations ORDER BY version').all() as Array<{
+function verifyApplied(
+  db: Database.Database,
+  migrations: readonly Migration[],
+  version: number,
+  file: string,
+): void {
+  const rows = db
+    .prepare('SELECT version, name, checksum FROM schema_migrations ORDER BY version')
+    .all() as Array<{
     version: number;
     name: string;
     checksum: string;

@@ -11,8 +11,10 @@ import type {
 
 export type Row = Record<string, unknown>;
 
-const json = (value: unknown): unknown => (value === null || value === undefined ? null : JSON.parse(value as string));
-export const toJson = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value));
+const json = (value: unknown): unknown =>
+  value === null || value === undefined ? null : JSON.parse(value as string);
+export const toJson = (value: unknown): string | null =>
+  value === undefined || value === null ? null : JSON.stringify(value);
 
 export function sessionFromRow(r: Row): SessionRecord {
   return {

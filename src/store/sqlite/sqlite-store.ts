@@ -16,6 +16,7 @@ import Database from 'better-sqlite3';
 
 import {
   type Clock,
+  coerceError,
   errors,
   hashEvent,
   systemClock,
@@ -98,7 +99,10 @@ export class SqliteStore implements Store {
     let db: Database.Database | undefined;
     try {
       if (file !== ':memory:' && !options.mustExist) mkdirSync(dirname(file), { recursive: true });
-      db = new Database(file, { fileMustExist: options.mustExist ?? false, timeout: options.busyTimeoutMs ?? 5_000 });
+      db = new Database(file, {
+        fileMustExist: options.mustExist ?? false,
+        timeout: options.busyTimeoutMs ?? 5_000,
+      });
       const durability = options.durability ?? 'fast';
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${durability === 'strict' ? 'FULL' : 'NORMAL'}`);
@@ -110,16 +114,29 @@ export class SqliteStore implements Store {
       db?.close();
       if (error instanceof WardenError) throw error;
       if ((error as { code?: string }).code === 'SQLITE_CANTOPEN' && options.mustExist) {
-        throw new WardenError('NOT_FOUND', `no Warden database at ${file}; run 'warden init' or check --db`, {
-          cause: error,
-          details: { file },
-        });
+        throw new WardenError(
+          'NOT_FOUND',
+          `no Warden database at ${file}; run 'warden init' or check --db`,
+          {
+            cause: error,
+            details: { file },
+          },
+        );
       }
-      throw classifySqliteError(error, file) ?? new WardenError('INTERNAL', `cannot open ${file}: ${String(error)}`, { cause: error });
+      throw (
+        classifySqliteError(error, file) ??
+        new WardenError('INTERNAL', `cannot open ${file}: ${String(error)}`, { cause: error })
+      );
     }
   }
 
-  private constructor(db: Database.Database, file: string, durability: Durability, clock: Clock, schemaVersion: number) {
+  private constructor(
+    db: Database.Database,
+    file: string,
+    durability: Durability,
+    clock: Clock,
+    schemaVersion: number,
+  ) {
     this.#db = db;
     this.file = file;
     this.durability = durability;
@@ -139,7 +156,10 @@ export class SqliteStore implements Store {
       return result;
     } catch (error) {
       if (error instanceof WardenError) throw error;
-      throw classifySqliteError(error, this.file) ?? new WardenError('INTERNAL', `store write failed: ${String(error)}`, { cause: error });
+      throw (
+        classifySqliteError(error, this.file) ??
+        new WardenError('INTERNAL', `store write failed: ${String(error)}`, { cause: error })
+      );
     }
   }
 
@@ -149,7 +169,10 @@ export class SqliteStore implements Store {
       return fn();
     } catch (error) {
       if (error instanceof WardenError) throw error;
-      throw classifySqliteError(error, this.file) ?? new WardenError('INTERNAL', `store read failed: ${String(error)}`, { cause: error });
+      throw (
+        classifySqliteError(error, this.file) ??
+        new WardenError('INTERNAL', `store read failed: ${String(error)}`, { cause: error })
+      );
     }
   }
 
@@ -160,7 +183,8 @@ export class SqliteStore implements Store {
   #appendEvent(heads: Map<string, Head>, event: NewEvent, out: EventRecord[]): void {
     let head = heads.get(event.session_id);
     if (!head) {
-      const row = this.#stmt.sessionHead.get(event.session_id) as { last_seq: number; last_hash: string } | undefined;
+      const row = this.#stmt.sessionHead.get(event.session_id) as
+        { last_seq: number; last_hash: string } | undefined;
       if (!row) throw errors.notFound('session', event.session_id);
       head = { seq: row.last_seq, hash: row.last_hash, changed: false };
       heads.set(event.session_id, head);
@@ -216,7 +240,7 @@ export class SqliteStore implements Store {
   }
 
   commit(ops: readonly StoreOp[]): Promise<readonly EventRecord[]> {
-    try {
+    return this.#async(() => {
       const events = this.#write(() => {
         const heads = new Map<string, Head>();
         const out: EventRecord[] = [];
@@ -225,10 +249,8 @@ export class SqliteStore implements Store {
         return out;
       });
       this.#notify(events);
-      return Promise.resolve(events);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
+      return events;
+    });
   }
 
   #apply(op: StoreOp, heads: Map<string, Head>, out: EventRecord[]): void {
@@ -241,15 +263,21 @@ export class SqliteStore implements Store {
         s.processInsert.run(processToParams(op.row));
         return;
       case 'process.update': {
-        const info = s.processUpdate.run({ ...processToParams(op.row), expect_version: op.expectVersion });
+        const info = s.processUpdate.run({
+          ...processToParams(op.row),
+          expect_version: op.expectVersion,
+        });
         if (info.changes === 1) return;
         const current = s.processById.get(op.row.pid) as Row | undefined;
         if (!current) throw errors.notFound('process', op.row.pid);
-        throw errors.conflict(`process ${op.row.pid} changed concurrently (version ${String(current.version)}, expected ${op.expectVersion}); retry`, {
-          pid: op.row.pid,
-          version: current.version,
-          expected: op.expectVersion,
-        });
+        throw errors.conflict(
+          `process ${op.row.pid} changed concurrently (version ${String(current.version)}, expected ${op.expectVersion}); retry`,
+          {
+            pid: op.row.pid,
+            version: current.version,
+            expected: op.expectVersion,
+          },
+        );
       }
       case 'task.insert':
         s.taskInsert.run(taskToParams(op.row));
@@ -272,12 +300,14 @@ export class SqliteStore implements Store {
       }
       case 'task.cancel': {
         const row = s.taskCancel.get({ id: op.id, now: op.now }) as Row | undefined;
-        if (row && op.leaseToken) s.attemptFinish.run(op.now, 'canceled', null, op.id, op.leaseToken);
+        if (row && op.leaseToken)
+          s.attemptFinish.run(op.now, 'canceled', null, op.id, op.leaseToken);
         return;
       }
       case 'task.fence': {
         const row = s.taskById.get(op.id) as Row | undefined;
-        if (!row || row.state !== 'running' || row.lease_token !== op.leaseToken) throw this.#leaseLost(op.id);
+        if (!row || row.state !== 'running' || row.lease_token !== op.leaseToken)
+          throw this.#leaseLost(op.id);
         return;
       }
       case 'interrupt.insert':
@@ -294,7 +324,10 @@ export class SqliteStore implements Store {
         if (info.changes === 1) return;
         const current = s.interruptById.get(op.id) as Row | undefined;
         if (!current) throw errors.notFound('interrupt', op.id);
-        throw errors.invalidState(`interrupt ${op.id} is already ${String(current.status)}`, { id: op.id, status: current.status });
+        throw errors.invalidState(`interrupt ${op.id} is already ${String(current.status)}`, {
+          id: op.id,
+          status: current.status,
+        });
       }
       case 'event':
         this.#appendEvent(heads, op.event, out);
@@ -310,11 +343,13 @@ export class SqliteStore implements Store {
     const current = this.#stmt.taskById.get(taskId) as Row | undefined;
     if (!current) return errors.notFound('task', taskId);
     const error = errors.leaseLost(taskId, current.attempts as number);
-    return new WardenError('LEASE_LOST', error.message, { details: { ...error.details, state: current.state } });
+    return new WardenError('LEASE_LOST', error.message, {
+      details: { ...error.details, state: current.state },
+    });
   }
 
   claimTasks(request: ClaimRequest): Promise<ClaimedTask[]> {
-    try {
+    return this.#async(() => {
       const { claimed, events } = this.#write(() => {
         const heads = new Map<string, Head>();
         const events: EventRecord[] = [];
@@ -329,20 +364,41 @@ export class SqliteStore implements Store {
           ) as Array<{ id: string }>;
           for (const { id } of ids) {
             const token = newLeaseToken();
-            const row = this.#stmt.taskClaim.get({ id, owner: request.workerId, token, expires: request.now + request.leaseMs, now: request.now }) as Row | undefined;
+            const row = this.#stmt.taskClaim.get({
+              id,
+              owner: request.workerId,
+              token,
+              expires: request.now + request.leaseMs,
+              now: request.now,
+            }) as Row | undefined;
             if (!row) continue;
             const task = taskFromRow(row);
-            if (request.kinds && !request.kinds.includes(task.kind)) throw new WardenError('INTERNAL', 'claimed a task of an unrequested kind');
-            this.#stmt.attemptInsert.run(task.id, task.attempts, token, request.workerId, request.now);
-            this.#appendEvent(heads, {
-              session_id: task.session_id,
-              type: 'task.claimed',
-              trace_id: task.trace_id,
-              process_id: task.process_id,
-              task_id: task.id,
-              attempt: task.attempts,
-              data: { lane: task.lane, worker_id: request.workerId, lease_expires_at: request.now + request.leaseMs },
-            }, events);
+            if (request.kinds && !request.kinds.includes(task.kind))
+              throw new WardenError('INTERNAL', 'claimed a task of an unrequested kind');
+            this.#stmt.attemptInsert.run(
+              task.id,
+              task.attempts,
+              token,
+              request.workerId,
+              request.now,
+            );
+            this.#appendEvent(
+              heads,
+              {
+                session_id: task.session_id,
+                type: 'task.claimed',
+                trace_id: task.trace_id,
+                process_id: task.process_id,
+                task_id: task.id,
+                attempt: task.attempts,
+                data: {
+                  lane: task.lane,
+                  worker_id: request.workerId,
+                  lease_expires_at: request.now + request.leaseMs,
+                },
+              },
+              events,
+            );
             claimed.push({ task, attempt: task.attempts, leaseToken: token });
           }
         }
@@ -350,10 +406,8 @@ export class SqliteStore implements Store {
         return { claimed, events };
       });
       this.#notify(events);
-      return Promise.resolve(claimed);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
+      return claimed;
+    });
   }
 
   heartbeat(taskId: string, leaseToken: string, leaseMs: number, now: number): Promise<number> {
@@ -365,28 +419,37 @@ export class SqliteStore implements Store {
       });
       return Promise.resolve(expires);
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(coerceError(error));
     }
   }
 
-  findExpiredLeases(now: number, deadOwners: readonly string[] = [], limit = 1_000): Promise<TaskRecord[]> {
+  findExpiredLeases(
+    now: number,
+    deadOwners: readonly string[] = [],
+    limit = 1_000,
+  ): Promise<TaskRecord[]> {
     return this.#async(() => {
       const rows = this.#stmt.taskExpired.all(now, limit) as Row[];
-      for (const owner of deadOwners) rows.push(...(this.#stmt.taskByOwner.all(owner, limit) as Row[]));
+      for (const owner of deadOwners)
+        rows.push(...(this.#stmt.taskByOwner.all(owner, limit) as Row[]));
       const seen = new Set<string>();
       return rows.map(taskFromRow).filter((t) => (seen.has(t.id) ? false : (seen.add(t.id), true)));
     });
   }
 
   listLeaseOwners(): Promise<string[]> {
-    return this.#async(() => (this.#stmt.taskLeaseOwners.all() as Array<{ lease_owner: string }>).map((r) => r.lease_owner));
+    return this.#async(() =>
+      (this.#stmt.taskLeaseOwners.all() as Array<{ lease_owner: string }>).map(
+        (r) => r.lease_owner,
+      ),
+    );
   }
 
   #async<T>(fn: () => T): Promise<T> {
     try {
       return Promise.resolve(this.#read(fn));
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(coerceError(error));
     }
   }
 
@@ -415,7 +478,9 @@ export class SqliteStore implements Store {
         params.push(filter.sessionId);
       }
       const sql = `SELECT * FROM processes ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, pid LIMIT ?`;
-      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(processFromRow);
+      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(
+        processFromRow,
+      );
     });
   }
   getTask(id: string): Promise<TaskRecord | undefined> {
@@ -438,7 +503,9 @@ export class SqliteStore implements Store {
         params.push(filter.processId);
       }
       const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id LIMIT ?`;
-      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(taskFromRow);
+      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(
+        taskFromRow,
+      );
     });
   }
   listAttempts(taskId: string): Promise<AttemptRecord[]> {
@@ -460,7 +527,9 @@ export class SqliteStore implements Store {
         params.push(filter.processId);
       }
       const sql = `SELECT * FROM interrupts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id LIMIT ?`;
-      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(interruptFromRow);
+      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(
+        interruptFromRow,
+      );
     });
   }
   findExpiredInterrupts(now: number): Promise<InterruptRecord[]> {
@@ -470,7 +539,12 @@ export class SqliteStore implements Store {
     return this.#async(() => {
       const limit = Math.min(query.limit ?? 1_000, 10_000);
       const rows = query.processId
-        ? this.#stmt.eventsOfProcessAfter.all(query.sessionId, query.processId, query.afterSeq ?? 0, limit)
+        ? this.#stmt.eventsOfProcessAfter.all(
+            query.sessionId,
+            query.processId,
+            query.afterSeq ?? 0,
+            limit,
+          )
         : this.#stmt.eventsAfter.all(query.sessionId, query.afterSeq ?? 0, limit);
       return (rows as Row[]).map(eventFromRow);
     });
@@ -478,8 +552,13 @@ export class SqliteStore implements Store {
   countByState(): Promise<{ processes: Record<string, number>; tasks: Record<string, number> }> {
     return this.#async(() => {
       const fold = (rows: unknown[]) =>
-        Object.fromEntries((rows as Array<{ state: string; n: number }>).map((r) => [r.state, r.n]));
-      return { processes: fold(this.#stmt.countProcesses.all()), tasks: fold(this.#stmt.countTasks.all()) };
+        Object.fromEntries(
+          (rows as Array<{ state: string; n: number }>).map((r) => [r.state, r.n]),
+        );
+      return {
+        processes: fold(this.#stmt.countProcesses.all()),
+        tasks: fold(this.#stmt.countTasks.all()),
+      };
     });
   }
 
@@ -490,27 +569,44 @@ export class SqliteStore implements Store {
     try {
       return Promise.resolve(
         this.#write(() => {
-          this.#stmt.effectInsert.run(row.idempotency_key, row.tool, row.request_hash, row.status, row.created_at, row.updated_at);
+          this.#stmt.effectInsert.run(
+            row.idempotency_key,
+            row.tool,
+            row.request_hash,
+            row.status,
+            row.created_at,
+            row.updated_at,
+          );
           return effectFromRow(this.#stmt.effectByKey.get(row.idempotency_key) as Row);
         }),
       );
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(coerceError(error));
     }
   }
-  finishEffect(key: string, status: 'done' | 'failed', resultHash: string | null, result: unknown, now: number): Promise<void> {
+  finishEffect(
+    key: string,
+    status: 'done' | 'failed',
+    resultHash: string | null,
+    result: unknown,
+    now: number,
+  ): Promise<void> {
     try {
       this.#write(() => {
         this.#stmt.effectFinish.run(status, resultHash, toJson(result), now, key);
       });
       return Promise.resolve();
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(coerceError(error));
     }
   }
 
   changeToken(): Promise<number> {
-    return this.#async(() => (this.#db.pragma('data_version', { simple: true }) as number) * 1_000_003 + this.#localCommits);
+    return this.#async(
+      () =>
+        (this.#db.pragma('data_version', { simple: true }) as number) * 1_000_003 +
+        this.#localCommits,
+    );
   }
 
   onCommit(listener: CommitListener): () => void {
@@ -521,9 +617,16 @@ export class SqliteStore implements Store {
   health(deep = false): Promise<StoreHealth> {
     return this.#async(() => {
       const check = deep
-        ? ((this.#db.pragma('integrity_check') as Array<{ integrity_check: string }>).map((r) => r.integrity_check).join('; '))
+        ? (this.#db.pragma('integrity_check') as Array<{ integrity_check: string }>)
+            .map((r) => r.integrity_check)
+            .join('; ')
         : 'ok';
-      return { ok: check === 'ok', schemaVersion: this.schemaVersion, durability: this.durability, detail: deep ? `integrity_check: ${check}` : 'open' };
+      return {
+        ok: check === 'ok',
+        schemaVersion: this.schemaVersion,
+        durability: this.durability,
+        detail: deep ? `integrity_check: ${check}` : 'open',
+      };
     });
   }
 
@@ -546,4 +649,3 @@ function newLeaseToken(): string {
   globalThis.crypto.getRandomValues(bytes);
   return `lt_${Buffer.from(bytes).toString('base64url')}`;
 }
-

@@ -60,7 +60,8 @@ export const SQL = {
 
   attemptInsert: `INSERT INTO attempts (task_id, attempt, lease_token, worker_id, started_at, ended_at, outcome, error)
     VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL)`,
-  attemptFinish: 'UPDATE attempts SET ended_at = ?, outcome = ?, error = ? WHERE task_id = ? AND lease_token = ?',
+  attemptFinish:
+    'UPDATE attempts SET ended_at = ?, outcome = ?, error = ? WHERE task_id = ? AND lease_token = ?',
   attemptList: 'SELECT * FROM attempts WHERE task_id = ? ORDER BY attempt',
 
   interruptById: 'SELECT * FROM interrupts WHERE id = ?',
