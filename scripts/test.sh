@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs everything from a clean clone and runs the full test suite:
+# format check, type-aware lint, typecheck, build, unit + integration + chaos tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/use-node.sh
+source scripts/use-node.sh
+echo "node $(node --version), npm $(npm --version)"
+npm ci --no-audit --no-fund
+npm test
