@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 
 import { formatPath, parseDurationMs, WardenError } from '../core/index.ts';
@@ -86,10 +86,11 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
   const configFile = join(home, 'config.yaml');
   let raw: Record<string, unknown> = {};
   if (existsSync(configFile)) {
-    const doc = parseDocument(readFileSync(configFile, 'utf8'), { uniqueKeys: true });
+    const lineCounter = new LineCounter();
+    const doc = parseDocument(readFileSync(configFile, 'utf8'), { uniqueKeys: true, lineCounter });
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
-      const pos = e.linePos?.[0];
+      const pos = lineCounter.linePos(e.pos[0]);
       throw new WardenError(
         'CONFIG_INVALID',
         `${configFile}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`,

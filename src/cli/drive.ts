@@ -89,7 +89,7 @@ export async function driveRuns(
         }
         endStream();
         for (const interrupt of pending) {
-          const response = await ask(rl, interrupt);
+          const response = await ask(rl, interrupt, options.json ? process.stderr : process.stdout);
           if (response === null) {
             waiting.set(pid, pending);
             break;
@@ -167,7 +167,7 @@ interface Prompter {
   closed: boolean;
 }
 
-async function ask(rl: Prompter, interrupt: InterruptRecord): Promise<InterruptResponse | null> {
+async function ask(rl: Prompter, interrupt: InterruptRecord, out: NodeJS.WritableStream): Promise<InterruptResponse | null> {
   if (!rl.value) {
     rl.value = createInterface({ input: process.stdin, terminal: false });
     rl.lines = rl.value[Symbol.asyncIterator]();
@@ -177,9 +177,9 @@ async function ask(rl: Prompter, interrupt: InterruptRecord): Promise<InterruptR
   }
   const lines = rl.lines!;
   const question = async (prompt: string): Promise<string | null> => {
-    process.stdout.write(prompt);
+    out.write(prompt);
     const next = await lines.next();
-    if (!process.stdin.isTTY) process.stdout.write('\n'); // piped answers are not echoed
+    if (!process.stdin.isTTY) out.write('\n'); // piped answers are not echoed
     return next.done ? null : String(next.value).trim();
   };
   if (interrupt.kind === 'clarification') {
@@ -193,6 +193,6 @@ async function ask(rl: Prompter, interrupt: InterruptRecord): Promise<InterruptR
     if (answer === null) return null;
     if (/^(y|yes)$/i.test(answer)) return { approved: true };
     if (/^(n|no)$/i.test(answer)) return { approved: false };
-    printLine(style.dim('  please answer y or n'));
+    out.write(style.dim('  please answer y or n\n'));
   }
 }

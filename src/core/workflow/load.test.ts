@@ -33,16 +33,18 @@ const CASES: readonly Case[] = [
     name: 'malformed YAML',
     text: 'name: x\nstages:\n  - name: a\n   agent: {kind: noop}\n',
     expect: ['is not valid YAML', 'Sequence item without - indicator'],
+    path: 'line 4, column 1',
   },
   {
     name: 'unterminated string',
     text: 'name: "x\nstages: []\n',
-    expect: ['is not valid YAML', 'Missing closing'],
+    expect: ['is not valid YAML', 'Missing closing', /: line \d+, column \d+: /],
   },
   {
     name: 'duplicate YAML keys',
     text: `name: x\nname: y\n${ONE_STAGE}`,
     expect: ['is not valid YAML', 'Map keys must be unique'],
+    path: 'line 2, column 1',
   },
   {
     name: 'a document that is not a mapping',
@@ -253,11 +255,9 @@ describe('parseWorkflowText errors', () => {
     expect(error.message).toMatch(/^bad\.yaml is not valid YAML:/);
   });
 
-  // BUG (reported): load.ts parses with `prettyErrors: false`, and the `yaml` package only fills
-  // in `linePos` when prettyErrors is on, so every YAML syntax error is reported at
-  // '(document)' instead of 'line L, column C'. `it.fails` keeps the documented behaviour as a
-  // live expectation; it becomes a plain `it` once the loader is fixed.
-  it.fails('malformed YAML reports the line and column of the error', () => {
+  // Regression: with `prettyErrors: false` the yaml package leaves `linePos` unset, so errors
+  // used to be reported at '(document)'; the loader must compute line/column itself.
+  it('malformed YAML reports the line and column of the error', () => {
     const error = parseError('name: x\nstages:\n  - name: a\n   agent: {kind: noop}\n', 'bad.yaml');
     expect(error.message).toMatch(/bad\.yaml: line 4, column \d+: /);
     expect(issuesOf(error)[0]!.path).toMatch(/^line 4, column \d+$/);

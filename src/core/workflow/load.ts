@@ -3,7 +3,7 @@
  * `WORKFLOW_INVALID` listing every problem with the file, the path, what was expected and,
  * for parse errors, the line and column. Pure: reading the file is the caller's job.
  */
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 
 import { WardenError } from '../errors.ts';
@@ -23,10 +23,11 @@ export function parseWorkflowText(
   fileName = '<workflow>',
   options: ValidateOptions = {},
 ): LoadedWorkflow {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
+      const pos = lineCounter.linePos(e.pos[0]);
       return {
         path: pos ? `line ${pos.line}, column ${pos.col}` : '(document)',
         message: e.message.split('\n')[0] ?? e.message,
