@@ -198,7 +198,7 @@ describe('hash chain', () => {
           const tampered = tamperField(original, field, position, pick);
           fc.pre(tampered !== null);
           expect(canonicalJson(tampered)).not.toBe(canonicalJson(original));
-          const forged = chain.map((e, i) => (i === index ? tampered! : e));
+          const forged = chain.map((e, i) => (i === index ? tampered : e));
           const found = findChainBreak(forged);
           expect(found).not.toBeNull();
           expect(found!.seq).toBeLessThanOrEqual(original.seq);

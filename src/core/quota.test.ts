@@ -59,7 +59,7 @@ describe('mergeQuota', () => {
   });
 
   it('ignores explicitly undefined fields (a partial bounds object)', () => {
-    const merged = mergeQuota({ max_llm_calls: undefined, max_iterations: 7 } as Partial<Quota>);
+    const merged = mergeQuota({ max_llm_calls: undefined, max_iterations: 7 });
     expect(merged).toEqual({ ...DEFAULT_QUOTA, max_iterations: 7 });
   });
 

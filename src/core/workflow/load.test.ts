@@ -242,7 +242,8 @@ describe('parseWorkflowText errors', () => {
     const issues = issuesOf(error);
     expect(issues.length).toBeGreaterThan(0);
     // Every issue line in the message names the file.
-    for (const issue of issues) expect(error.message).toContain(`${fileName}: ${issue.path}: ${issue.message}`);
+    for (const issue of issues)
+      expect(error.message).toContain(`${fileName}: ${issue.path}: ${issue.message}`);
     if (c.path !== undefined) expect(issues.map((i) => i.path)).toContain(c.path);
   });
 
@@ -369,7 +370,10 @@ describe('valid workflows', () => {
 
   it('an explicit default hashes like an omitted one', () => {
     const a = parseWorkflowText(text, 'a.yaml');
-    const explicit = parseWorkflowText(`priority: normal\non_budget_exhausted: terminate\n${text}`, 'b.yaml');
+    const explicit = parseWorkflowText(
+      `priority: normal\non_budget_exhausted: terminate\n${text}`,
+      'b.yaml',
+    );
     expect(explicit.hash).toBe(a.hash);
   });
 

@@ -72,18 +72,30 @@ function thrownBy(fn: () => unknown): unknown {
 }
 
 function runAgent(effect: Effect): { stage: string; step: number; fresh: boolean } {
-  if (effect.kind !== 'run_agent') throw new Error(`expected run_agent, got ${JSON.stringify(effect)}`);
+  if (effect.kind !== 'run_agent')
+    throw new Error(`expected run_agent, got ${JSON.stringify(effect)}`);
   return effect;
 }
 
 /** Completes the pending agent step with `output`. */
-function complete(workflow: Workflow, t: Transitioned, output: unknown, elapsedMs = 0): Transitioned {
+function complete(
+  workflow: Workflow,
+  t: Transitioned,
+  output: unknown,
+  elapsedMs = 0,
+): Transitioned {
   const { stage, step } = runAgent(t.effect);
-  return completeStep(workflow, t.snapshot, { step, stage, output, modelCalls: 1 }, opts(elapsedMs));
+  return completeStep(
+    workflow,
+    t.snapshot,
+    { step, stage, output, modelCalls: 1 },
+    opts(elapsedMs),
+  );
 }
 
 function reasonOf(effect: Effect): TerminalReason {
-  if (effect.kind !== 'terminate') throw new Error(`expected terminate, got ${JSON.stringify(effect)}`);
+  if (effect.kind !== 'terminate')
+    throw new Error(`expected terminate, got ${JSON.stringify(effect)}`);
   return effect.reason;
 }
 
@@ -108,7 +120,11 @@ interface GenWorkflow {
   readonly maxLlmCalls: number;
   readonly maxAgentHops: number;
   readonly timeoutMs: number | undefined;
-  readonly edgeLimits: readonly { readonly from: string; readonly to: string; readonly max_count: number }[];
+  readonly edgeLimits: readonly {
+    readonly from: string;
+    readonly to: string;
+    readonly max_count: number;
+  }[];
 }
 
 type RefEffect =
@@ -184,13 +200,20 @@ function refInstruction(g: GenWorkflow, run: RefRun, elapsedMs: number): RefEffe
   return { kind: 'run_agent', stage: stage.name, step: run.step, fresh: true };
 }
 
-function refMove(g: GenWorkflow, run: RefRun, from: string, to: string, elapsedMs: number): RefEffect {
+function refMove(
+  g: GenWorkflow,
+  run: RefRun,
+  from: string,
+  to: string,
+  elapsedMs: number,
+): RefEffect {
   const edge = `${from}->${to}`;
   run.edges[edge] = (run.edges[edge] ?? 0) + 1;
   run.stage = to;
   if (to !== END) {
     const limit = g.edgeLimits.find((l) => l.from === from && l.to === to);
-    if (limit !== undefined && run.edges[edge] > limit.max_count) return refEnd(run, 'max_loop_exceeded');
+    if (limit !== undefined && run.edges[edge] > limit.max_count)
+      return refEnd(run, 'max_loop_exceeded');
     const position = (name: string): number => g.stages.findIndex((s) => s.name === name);
     if (position(to) <= position(from)) run.iterations += 1;
     const target = refStage(g, to)!;
@@ -201,7 +224,12 @@ function refMove(g: GenWorkflow, run: RefRun, from: string, to: string, elapsedM
   return refInstruction(g, run, elapsedMs);
 }
 
-function refComplete(g: GenWorkflow, run: RefRun, output: unknown, elapsedMs: number): { effect: RefEffect; to: string } {
+function refComplete(
+  g: GenWorkflow,
+  run: RefRun,
+  output: unknown,
+  elapsedMs: number,
+): { effect: RefEffect; to: string } {
   const stage = refStage(g, run.pending!.stage)!;
   run.pending = null;
   const to = refRoute(stage, output);
@@ -276,7 +304,9 @@ const genWorkflowArb: fc.Arbitrary<GenWorkflow> = fc.integer({ min: 1, max: 5 })
       name: fc.constant(name),
       kind: fc.constantFrom<'llm' | 'noop'>('llm', 'noop'),
       noopV: fc.integer({ min: 0, max: 3 }),
-      rules: fc.array(fc.record({ eq: fc.integer({ min: 0, max: 3 }), next: target }), { maxLength: 3 }),
+      rules: fc.array(fc.record({ eq: fc.integer({ min: 0, max: 3 }), next: target }), {
+        maxLength: 3,
+      }),
       defaultNext: fc.option(target, { nil: undefined }),
       errorNext: fc.option(target, { nil: undefined }),
       visitsLimit: fc.integer({ min: 1, max: 4 }),
@@ -345,9 +375,13 @@ const actionArb: fc.Arbitrary<Action> = fc.record({
 function expectSameEffect(real: Effect, ref: RefEffect, where: string): void {
   expect(real.kind, where).toBe(ref.kind);
   if (real.kind === 'run_agent' && ref.kind === 'run_agent') {
-    expect({ kind: real.kind, stage: real.stage, step: real.step, fresh: real.fresh }, where).toEqual(ref);
+    expect(
+      { kind: real.kind, stage: real.stage, step: real.step, fresh: real.fresh },
+      where,
+    ).toEqual(ref);
   }
-  if (real.kind === 'terminate' && ref.kind === 'terminate') expect(real.reason, where).toBe(ref.reason);
+  if (real.kind === 'terminate' && ref.kind === 'terminate')
+    expect(real.reason, where).toBe(ref.reason);
 }
 
 function expectSameState(snap: RunSnapshot, run: RefRun, where: string): void {
@@ -360,7 +394,9 @@ function expectSameState(snap: RunSnapshot, run: RefRun, where: string): void {
   expect(snap.envelope.edge_traversals, where).toEqual(run.edges);
   expect(snap.terminated?.reason ?? null, where).toBe(run.terminated);
   expect(
-    snap.envelope.pending === null ? null : { step: snap.envelope.pending.step, stage: snap.envelope.pending.stage },
+    snap.envelope.pending === null
+      ? null
+      : { step: snap.envelope.pending.step, stage: snap.envelope.pending.stage },
     where,
   ).toEqual(run.pending);
 }
@@ -377,89 +413,105 @@ describe('workflow machine: reference model', () => {
 
   it('property: advance/completeStep/failStep agree with the reference model step by step', () => {
     fc.assert(
-      fc.property(genWorkflowArb, fc.array(actionArb, { minLength: 10, maxLength: 10 }), (g, actions) => {
-        const workflow = load(toRaw(g));
-        const run = refStart(g);
-        let elapsed = 0;
-        let real = advance(workflow, freshSnapshot(workflow), opts(elapsed));
-        let ref = refInstruction(g, run, elapsed);
-        const effects: Effect[] = [real.effect];
-        expectSameEffect(real.effect, ref, 'start');
-        expectSameState(real.snapshot, run, 'start');
+      fc.property(
+        genWorkflowArb,
+        fc.array(actionArb, { minLength: 10, maxLength: 10 }),
+        (g, actions) => {
+          const workflow = load(toRaw(g));
+          const run = refStart(g);
+          let elapsed = 0;
+          let real = advance(workflow, freshSnapshot(workflow), opts(elapsed));
+          let ref = refInstruction(g, run, elapsed);
+          const effects: Effect[] = [real.effect];
+          expectSameEffect(real.effect, ref, 'start');
+          expectSameState(real.snapshot, run, 'start');
 
-        for (const [i, action] of actions.entries()) {
-          if (real.effect.kind === 'terminate') break;
-          const where = `action ${i}`;
-          const { stage, step } = runAgent(real.effect);
-          const spec = refStage(g, stage)!;
+          for (const [i, action] of actions.entries()) {
+            if (real.effect.kind === 'terminate') break;
+            const where = `action ${i}`;
+            const { stage, step } = runAgent(real.effect);
+            const spec = refStage(g, stage)!;
 
-          if (action.askAgain) {
-            // A duplicate request while the step is outstanding returns the same step, counts nothing.
-            const before = structuredClone(real.snapshot);
-            const again = nextInstruction(workflow, real.snapshot, elapsed);
-            expect(again, where).toEqual({ kind: 'run_agent', stage, step, fresh: false });
-            const readvanced = advance(workflow, real.snapshot, opts(elapsed));
-            expect(readvanced.effect, where).toEqual({ kind: 'run_agent', stage, step, fresh: false });
-            expect(readvanced.snapshot, where).toEqual(before);
-            expect(real.snapshot, where).toEqual(before);
-            effects.push(readvanced.effect);
-            expectSameEffect(readvanced.effect, refInstruction(g, run, elapsed), where);
-          }
-
-          elapsed += action.elapsedMs;
-          // The worker's model call is recorded on the process before the step reports back.
-          const snapshot = structuredClone(real.snapshot);
-          if (spec.kind === 'llm') {
-            snapshot.usage.llm_calls += 1;
-            run.llmCalls += 1;
-          }
-          if (action.fail) {
-            real = failStep(
-              workflow,
-              snapshot,
-              { step, stage, code: action.failCode, message: 'boom' },
-              opts(elapsed),
-            );
-            ref = refFail(g, run, action.failCode, elapsed);
-            if (spec.errorNext !== undefined && action.failCode !== 'CANCELED') {
-              expect(real.routes, where).toEqual([{ from: stage, to: spec.errorNext, via: 'error_next' }]);
+            if (action.askAgain) {
+              // A duplicate request while the step is outstanding returns the same step, counts nothing.
+              const before = structuredClone(real.snapshot);
+              const again = nextInstruction(workflow, real.snapshot, elapsed);
+              expect(again, where).toEqual({ kind: 'run_agent', stage, step, fresh: false });
+              const readvanced = advance(workflow, real.snapshot, opts(elapsed));
+              expect(readvanced.effect, where).toEqual({
+                kind: 'run_agent',
+                stage,
+                step,
+                fresh: false,
+              });
+              expect(readvanced.snapshot, where).toEqual(before);
+              expect(real.snapshot, where).toEqual(before);
+              effects.push(readvanced.effect);
+              expectSameEffect(readvanced.effect, refInstruction(g, run, elapsed), where);
             }
-          } else {
-            const output = spec.kind === 'noop' ? { v: spec.noopV } : action.output;
-            real = completeStep(
-              workflow,
-              snapshot,
-              { step, stage, output, modelCalls: spec.kind === 'llm' ? 1 : 0 },
-              opts(elapsed),
-            );
-            const refResult = refComplete(g, run, output, elapsed);
-            ref = refResult.effect;
-            expect(real.routes.map((r) => r.to), where).toEqual([refResult.to]);
-            expect(real.snapshot.envelope.outputs[stage], where).toEqual(output);
-          }
-          effects.push(real.effect);
-          expectSameEffect(real.effect, ref, where);
-          expectSameState(real.snapshot, run, where);
-        }
 
-        // Hop bound ≤ 8 and 10 actions: every run has ended.
-        expect(real.effect.kind).toBe('terminate');
-        expect(real.snapshot.envelope.pending).toBeNull();
-        // Asking a terminated run again repeats the terminal effect and changes nothing.
-        expect(nextInstruction(workflow, real.snapshot, elapsed)).toEqual(real.effect);
-        expect(advance(workflow, real.snapshot, opts(elapsed)).snapshot).toEqual(real.snapshot);
-        // A hop is counted exactly once per issued step.
-        const issued = effects.filter((e) => e.kind === 'run_agent' && e.fresh).length;
-        expect(real.snapshot.usage.agent_hops).toBe(issued);
-        expect(real.snapshot.usage.agent_hops).toBeLessThanOrEqual(g.maxAgentHops);
-        expect(Object.values(real.snapshot.envelope.visits).reduce((a, b) => a + b, 0)).toBe(issued);
-        // max_visits is never exceeded.
-        for (const s of g.stages) {
-          if (s.maxVisits !== undefined) {
-            expect(real.snapshot.envelope.visits[s.name] ?? 0).toBeLessThanOrEqual(s.maxVisits);
+            elapsed += action.elapsedMs;
+            // The worker's model call is recorded on the process before the step reports back.
+            const snapshot = structuredClone(real.snapshot);
+            if (spec.kind === 'llm') {
+              snapshot.usage.llm_calls += 1;
+              run.llmCalls += 1;
+            }
+            if (action.fail) {
+              real = failStep(
+                workflow,
+                snapshot,
+                { step, stage, code: action.failCode, message: 'boom' },
+                opts(elapsed),
+              );
+              ref = refFail(g, run, action.failCode, elapsed);
+              if (spec.errorNext !== undefined && action.failCode !== 'CANCELED') {
+                expect(real.routes, where).toEqual([
+                  { from: stage, to: spec.errorNext, via: 'error_next' },
+                ]);
+              }
+            } else {
+              const output = spec.kind === 'noop' ? { v: spec.noopV } : action.output;
+              real = completeStep(
+                workflow,
+                snapshot,
+                { step, stage, output, modelCalls: spec.kind === 'llm' ? 1 : 0 },
+                opts(elapsed),
+              );
+              const refResult = refComplete(g, run, output, elapsed);
+              ref = refResult.effect;
+              expect(
+                real.routes.map((r) => r.to),
+                where,
+              ).toEqual([refResult.to]);
+              expect(real.snapshot.envelope.outputs[stage], where).toEqual(output);
+            }
+            effects.push(real.effect);
+            expectSameEffect(real.effect, ref, where);
+            expectSameState(real.snapshot, run, where);
           }
-        }
-      }),
+
+          // Hop bound ≤ 8 and 10 actions: every run has ended.
+          expect(real.effect.kind).toBe('terminate');
+          expect(real.snapshot.envelope.pending).toBeNull();
+          // Asking a terminated run again repeats the terminal effect and changes nothing.
+          expect(nextInstruction(workflow, real.snapshot, elapsed)).toEqual(real.effect);
+          expect(advance(workflow, real.snapshot, opts(elapsed)).snapshot).toEqual(real.snapshot);
+          // A hop is counted exactly once per issued step.
+          const issued = effects.filter((e) => e.kind === 'run_agent' && e.fresh).length;
+          expect(real.snapshot.usage.agent_hops).toBe(issued);
+          expect(real.snapshot.usage.agent_hops).toBeLessThanOrEqual(g.maxAgentHops);
+          expect(Object.values(real.snapshot.envelope.visits).reduce((a, b) => a + b, 0)).toBe(
+            issued,
+          );
+          // max_visits is never exceeded.
+          for (const s of g.stages) {
+            if (s.maxVisits !== undefined) {
+              expect(real.snapshot.envelope.visits[s.name] ?? 0).toBeLessThanOrEqual(s.maxVisits);
+            }
+          }
+        },
+      ),
       { numRuns: 400 },
     );
   });
@@ -482,8 +534,18 @@ describe('instructions', () => {
     const initial = freshSnapshot(workflow);
     const copy = structuredClone(initial);
     // Before anything is issued: the same proposal, twice, without applying it.
-    expect(nextInstruction(workflow, initial, 0)).toEqual({ kind: 'run_agent', stage: 'a', step: 1, fresh: true });
-    expect(nextInstruction(workflow, initial, 0)).toEqual({ kind: 'run_agent', stage: 'a', step: 1, fresh: true });
+    expect(nextInstruction(workflow, initial, 0)).toEqual({
+      kind: 'run_agent',
+      stage: 'a',
+      step: 1,
+      fresh: true,
+    });
+    expect(nextInstruction(workflow, initial, 0)).toEqual({
+      kind: 'run_agent',
+      stage: 'a',
+      step: 1,
+      fresh: true,
+    });
     expect(initial).toEqual(copy);
 
     const issued = advance(workflow, initial, opts());
@@ -509,7 +571,10 @@ describe('instructions', () => {
   it('a pending step is returned even when a bound has since been reached', () => {
     const workflow = load({ ...TWO_STAGES, bounds: { timeout: 100 } });
     const issued = advance(workflow, freshSnapshot(workflow), opts());
-    expect(nextInstruction(workflow, issued.snapshot, 10_000)).toMatchObject({ kind: 'run_agent', fresh: false });
+    expect(nextInstruction(workflow, issued.snapshot, 10_000)).toMatchObject({
+      kind: 'run_agent',
+      fresh: false,
+    });
   });
 
   it('runs to completion and counts one hop per stage', () => {
@@ -519,7 +584,11 @@ describe('instructions', () => {
     expect(t.effect).toEqual({ kind: 'run_agent', stage: 'b', step: 2, fresh: true });
     expect(t.routes).toEqual([{ from: 'a', to: 'b', via: 'default_next' }]);
     t = complete(workflow, t, {});
-    expect(t.effect).toEqual({ kind: 'terminate', reason: 'completed', message: 'workflow completed' });
+    expect(t.effect).toEqual({
+      kind: 'terminate',
+      reason: 'completed',
+      message: 'workflow completed',
+    });
     expect(t.snapshot.terminated).toEqual({ reason: 'completed', message: 'workflow completed' });
     expect(t.snapshot.usage.agent_hops).toBe(2);
     expect(t.snapshot.usage.iterations).toBe(0);
@@ -532,7 +601,11 @@ describe('instructions', () => {
   it('without default_next or a matching rule the run ends', () => {
     const workflow = load({
       stages: [
-        { name: 'a', agent: { kind: 'noop' }, routing: [{ when: { field: 'output.v', eq: 1 }, next: 'b' }] },
+        {
+          name: 'a',
+          agent: { kind: 'noop' },
+          routing: [{ when: { field: 'output.v', eq: 1 }, next: 'b' }],
+        },
         { name: 'b', agent: { kind: 'noop' } },
       ],
     });
@@ -547,13 +620,18 @@ describe('instructions', () => {
   });
 
   it('checks bounds in order before issuing a step', () => {
-    const workflow = load({ ...TWO_STAGES, bounds: { max_iterations: 2, max_llm_calls: 2, max_agent_hops: 2 } });
+    const workflow = load({
+      ...TWO_STAGES,
+      bounds: { max_iterations: 2, max_llm_calls: 2, max_agent_hops: 2 },
+    });
     const at = (usage: Partial<RunSnapshot['usage']>, elapsed = 0): Effect => {
       const snap = freshSnapshot(workflow);
       Object.assign(snap.usage, usage);
       return advance(workflow, snap, opts(elapsed)).effect;
     };
-    expect(reasonOf(at({ iterations: 2, llm_calls: 2, agent_hops: 2 }))).toBe('max_iterations_exceeded');
+    expect(reasonOf(at({ iterations: 2, llm_calls: 2, agent_hops: 2 }))).toBe(
+      'max_iterations_exceeded',
+    );
     expect(reasonOf(at({ llm_calls: 2, agent_hops: 2 }))).toBe('max_llm_calls_exceeded');
     expect(reasonOf(at({ agent_hops: 2 }))).toBe('max_agent_hops_exceeded');
     expect(reasonOf(at({}, DEFAULT_TIMEOUT))).toBe('timeout_exceeded');
@@ -561,7 +639,10 @@ describe('instructions', () => {
   });
 
   it('a completed run stays completed even with bounds reached (end is checked first)', () => {
-    const workflow = load({ stages: [{ name: 'a', agent: { kind: 'noop' } }], bounds: { max_agent_hops: 1 } });
+    const workflow = load({
+      stages: [{ name: 'a', agent: { kind: 'noop' } }],
+      bounds: { max_agent_hops: 1 },
+    });
     const t = complete(workflow, advance(workflow, freshSnapshot(workflow), opts()), {});
     expect(t.snapshot.usage.agent_hops).toBe(1);
     expect(reasonOf(t.effect)).toBe('completed');
@@ -594,11 +675,21 @@ describe('stale reports', () => {
     const issued = advance(workflow, freshSnapshot(workflow), opts());
     const done = complete(workflow, issued, { v: 1 });
     const replay = thrownBy(() =>
-      completeStep(workflow, done.snapshot, { step: 1, stage: 'a', output: {}, modelCalls: 1 }, opts()),
+      completeStep(
+        workflow,
+        done.snapshot,
+        { step: 1, stage: 'a', output: {}, modelCalls: 1 },
+        opts(),
+      ),
     );
     expect(isWardenError(replay, 'INVALID_STATE')).toBe(true);
     const failReplay = thrownBy(() =>
-      failStep(workflow, done.snapshot, { step: 1, stage: 'a', code: 'INTERNAL', message: 'x' }, opts()),
+      failStep(
+        workflow,
+        done.snapshot,
+        { step: 1, stage: 'a', code: 'INTERNAL', message: 'x' },
+        opts(),
+      ),
     );
     expect(isWardenError(failReplay, 'INVALID_STATE')).toBe(true);
   });
@@ -707,12 +798,24 @@ describe('failures', () => {
   it('error_next is followed on failStep and counted as an edge', () => {
     const workflow = load(withError);
     const issued = advance(workflow, freshSnapshot(workflow), opts());
-    const t = failStep(workflow, issued.snapshot, { step: 1, stage: 'a', code: 'PROVIDER_ERROR', message: 'down' }, opts());
+    const t = failStep(
+      workflow,
+      issued.snapshot,
+      { step: 1, stage: 'a', code: 'PROVIDER_ERROR', message: 'down' },
+      opts(),
+    );
     expect(t.routes).toEqual([{ from: 'a', to: 'b', via: 'error_next' }]);
     expect(t.effect).toEqual({ kind: 'run_agent', stage: 'b', step: 2, fresh: true });
     expect(t.snapshot.envelope.edge_traversals).toEqual({ 'a->b': 1 });
-    expect(t.snapshot.envelope.errors).toEqual([{ step: 1, stage: 'a', code: 'PROVIDER_ERROR', message: 'down' }]);
-    expect(t.snapshot.envelope.history.at(-1)).toMatchObject({ step: 1, stage: 'a', status: 'error', error: 'down' });
+    expect(t.snapshot.envelope.errors).toEqual([
+      { step: 1, stage: 'a', code: 'PROVIDER_ERROR', message: 'down' },
+    ]);
+    expect(t.snapshot.envelope.history.at(-1)).toMatchObject({
+      step: 1,
+      stage: 'a',
+      status: 'error',
+      error: 'down',
+    });
     expect(t.snapshot.usage.agent_hops).toBe(2);
   });
 
@@ -725,7 +828,12 @@ describe('failures', () => {
     let t = advance(workflow, freshSnapshot(workflow), opts());
     const fail = (x: Transitioned): Transitioned => {
       const { step, stage } = runAgent(x.effect);
-      return failStep(workflow, x.snapshot, { step, stage, code: 'INTERNAL', message: 'bad' }, opts());
+      return failStep(
+        workflow,
+        x.snapshot,
+        { step, stage, code: 'INTERNAL', message: 'bad' },
+        opts(),
+      );
     };
     t = fail(t); // a -(error)-> b
     expect(runAgent(t.effect).stage).toBe('b');
@@ -750,7 +858,12 @@ describe('failures', () => {
   it('CANCELED terminates even when error_next is set', () => {
     const workflow = load(withError);
     const issued = advance(workflow, freshSnapshot(workflow), opts());
-    const t = failStep(workflow, issued.snapshot, { step: 1, stage: 'a', code: 'CANCELED', message: 'stop' }, opts());
+    const t = failStep(
+      workflow,
+      issued.snapshot,
+      { step: 1, stage: 'a', code: 'CANCELED', message: 'stop' },
+      opts(),
+    );
     expect(reasonOf(t.effect)).toBe('user_cancelled');
     expect(t.routes).toEqual([]);
   });
@@ -761,7 +874,13 @@ describe('failures', () => {
     const t = failStep(
       workflow,
       issued.snapshot,
-      { step: 1, stage: 'a', code: 'QUOTA_EXCEEDED', message: 'too big', reason: 'max_input_tokens_exceeded' },
+      {
+        step: 1,
+        stage: 'a',
+        code: 'QUOTA_EXCEEDED',
+        message: 'too big',
+        reason: 'max_input_tokens_exceeded',
+      },
       opts(),
     );
     expect(t.effect).toMatchObject({ kind: 'terminate', reason: 'max_input_tokens_exceeded' });
@@ -776,7 +895,13 @@ describe('failures', () => {
     const t = failStep(
       workflow,
       issued.snapshot,
-      { step: 1, stage: 'a', code: 'QUOTA_EXCEEDED', message: 'too big', reason: 'max_input_tokens_exceeded' },
+      {
+        step: 1,
+        stage: 'a',
+        code: 'QUOTA_EXCEEDED',
+        message: 'too big',
+        reason: 'max_input_tokens_exceeded',
+      },
       opts(),
     );
     expect(t.effect.kind).toBe('raise_interrupt');
@@ -829,8 +954,18 @@ describe('interrupts', () => {
     return t;
   }
 
-  function resume(workflow: Workflow, t: Transitioned, kind: InterruptKind, response: InterruptResponse | undefined): Transitioned {
-    return resumeAfterInterrupt(workflow, t.snapshot, { id: 'int_1', kind, stage: 'ask', response }, opts());
+  function resume(
+    workflow: Workflow,
+    t: Transitioned,
+    kind: InterruptKind,
+    response: InterruptResponse | undefined,
+  ): Transitioned {
+    return resumeAfterInterrupt(
+      workflow,
+      t.snapshot,
+      { id: 'int_1', kind, stage: 'ask', response },
+      opts(),
+    );
   }
 
   it('a pending interrupt makes the run wait, idempotently', () => {
@@ -862,7 +997,10 @@ describe('interrupts', () => {
   it('an expired confirmation becomes a denial and routing continues', () => {
     const workflow = load(gate);
     const t = resume(workflow, raised(workflow), 'confirmation', undefined);
-    expect(t.snapshot.envelope.last_interrupt?.response).toEqual({ approved: false, expired: true });
+    expect(t.snapshot.envelope.last_interrupt?.response).toEqual({
+      approved: false,
+      expired: true,
+    });
     expect(t.snapshot.envelope.outputs['ask']).toEqual({ approved: false, expired: true });
     expect(t.effect).toMatchObject({ kind: 'run_agent', stage: 'no' });
     expect(t.snapshot.terminated).toBeNull();
@@ -871,7 +1009,11 @@ describe('interrupts', () => {
   it('an expired clarification terminates with interrupt_expired', () => {
     const workflow = load({
       stages: [
-        { name: 'ask', interrupt: { kind: 'clarification', prompt: 'which one?' }, default_next: 'next' },
+        {
+          name: 'ask',
+          interrupt: { kind: 'clarification', prompt: 'which one?' },
+          default_next: 'next',
+        },
         { name: 'next', agent: { kind: 'noop' } },
       ],
     });
@@ -896,7 +1038,12 @@ describe('interrupts', () => {
         {
           name: 'ask',
           agent: { kind: 'llm', prompt: 'draft', output: 'json' },
-          interrupt: { kind: 'confirmation', prompt: 'fallback', prompt_from: 'output.question', when: { field: 'output.risky', eq: true } },
+          interrupt: {
+            kind: 'confirmation',
+            prompt: 'fallback',
+            prompt_from: 'output.question',
+            when: { field: 'output.risky', eq: true },
+          },
           routing: [{ when: { field: 'interrupt.approved', eq: true }, next: 'yes' }],
           default_next: 'no',
         },
@@ -923,12 +1070,22 @@ describe('interrupts', () => {
   it('resume_next overrides routing after an interrupt', () => {
     const workflow = load({
       stages: [
-        { name: 'ask', interrupt: { kind: 'checkpoint', prompt: 'look' }, resume_next: 'b', default_next: 'end' },
+        {
+          name: 'ask',
+          interrupt: { kind: 'checkpoint', prompt: 'look' },
+          resume_next: 'b',
+          default_next: 'end',
+        },
         { name: 'b', agent: { kind: 'noop' } },
       ],
     });
     const t0 = advance(workflow, freshSnapshot(workflow), opts());
-    const t = resumeAfterInterrupt(workflow, t0.snapshot, { id: 'i', kind: 'checkpoint', stage: 'ask', response: {} }, opts());
+    const t = resumeAfterInterrupt(
+      workflow,
+      t0.snapshot,
+      { id: 'i', kind: 'checkpoint', stage: 'ask', response: {} },
+      opts(),
+    );
     expect(t.routes).toEqual([{ from: 'ask', to: 'b', via: 'resume_next' }]);
     expect(t.effect).toMatchObject({ kind: 'run_agent', stage: 'b' });
   });
@@ -948,7 +1105,12 @@ describe('interrupts', () => {
       const issued = advance(workflow, freshSnapshot(workflow), opts());
       const snap = structuredClone(issued.snapshot);
       snap.usage.llm_calls = 1;
-      const t = completeStep(workflow, snap, { step: 1, stage: 'a', output: {}, modelCalls: 1 }, opts());
+      const t = completeStep(
+        workflow,
+        snap,
+        { step: 1, stage: 'a', output: {}, modelCalls: 1 },
+        opts(),
+      );
       expect(t.effect.kind).toBe('raise_interrupt');
       if (t.effect.kind === 'raise_interrupt') {
         expect(t.effect.interrupt).toMatchObject({
@@ -962,11 +1124,21 @@ describe('interrupts', () => {
       return { workflow, t };
     }
 
-    function resolve(workflow: Workflow, t: Transitioned, response: InterruptResponse | undefined): Transitioned {
+    function resolve(
+      workflow: Workflow,
+      t: Transitioned,
+      response: InterruptResponse | undefined,
+    ): Transitioned {
       return resumeAfterInterrupt(
         workflow,
         t.snapshot,
-        { id: 'int_b', kind: 'resource_exhausted', stage: 'b', response, reason: 'max_llm_calls_exceeded' },
+        {
+          id: 'int_b',
+          kind: 'resource_exhausted',
+          stage: 'b',
+          response,
+          reason: 'max_llm_calls_exceeded',
+        },
         opts(),
       );
     }
@@ -990,12 +1162,17 @@ describe('interrupts', () => {
       const { workflow, t } = exhausted();
       const resumed = resolve(workflow, t, { approved: true, grant: { max_tool_calls: 5 } });
       expect(resumed.snapshot.quota.max_llm_calls).toBe(1);
-      expect(resumed.effect).toMatchObject({ kind: 'raise_interrupt', interrupt: { kind: 'resource_exhausted' } });
+      expect(resumed.effect).toMatchObject({
+        kind: 'raise_interrupt',
+        interrupt: { kind: 'resource_exhausted' },
+      });
     });
 
     it('a denial or an expiry terminates with the budget reason', () => {
       const { workflow, t } = exhausted();
-      expect(reasonOf(resolve(workflow, t, { approved: false }).effect)).toBe('max_llm_calls_exceeded');
+      expect(reasonOf(resolve(workflow, t, { approved: false }).effect)).toBe(
+        'max_llm_calls_exceeded',
+      );
       expect(reasonOf(resolve(workflow, t, undefined).effect)).toBe('max_llm_calls_exceeded');
     });
 
@@ -1004,7 +1181,12 @@ describe('interrupts', () => {
       const issued = advance(workflow, freshSnapshot(workflow), opts());
       const snap = structuredClone(issued.snapshot);
       snap.usage.llm_calls = 1;
-      const t = completeStep(workflow, snap, { step: 1, stage: 'a', output: {}, modelCalls: 1 }, opts());
+      const t = completeStep(
+        workflow,
+        snap,
+        { step: 1, stage: 'a', output: {}, modelCalls: 1 },
+        opts(),
+      );
       expect(t.effect).toEqual({
         kind: 'terminate',
         reason: 'max_llm_calls_exceeded',
@@ -1020,7 +1202,11 @@ describe('route', () => {
       {
         name: 'a',
         agent: { kind: 'noop' },
-        routing: [{ fn: 'pick' }, { when: { field: 'output.v', gte: 2 }, next: 'b' }, { when: { always: true }, next: 'c' }],
+        routing: [
+          { fn: 'pick' },
+          { when: { field: 'output.v', gte: 2 }, next: 'b' },
+          { when: { always: true }, next: 'c' },
+        ],
         default_next: 'b',
       },
       { name: 'b', agent: { kind: 'noop' } },
@@ -1031,10 +1217,24 @@ describe('route', () => {
   const env = newEnvelope(null, 'a');
 
   it('first matching rule wins, and a routing function returning nothing falls through', () => {
-    const fns = new Map([['pick', (ctx: { output: unknown }) => ((ctx.output as { v: number }).v === 0 ? 'c' : undefined)]]);
-    expect(route(stage, routingContext(env, { v: 0 }, undefined), fns)).toEqual({ to: 'c', via: 'fn:pick' });
-    expect(route(stage, routingContext(env, { v: 5 }, undefined), fns)).toEqual({ to: 'b', via: 'routing[1]' });
-    expect(route(stage, routingContext(env, { v: 1 }, undefined), fns)).toEqual({ to: 'c', via: 'routing[2]' });
+    const fns = new Map([
+      [
+        'pick',
+        (ctx: { output: unknown }) => ((ctx.output as { v: number }).v === 0 ? 'c' : undefined),
+      ],
+    ]);
+    expect(route(stage, routingContext(env, { v: 0 }, undefined), fns)).toEqual({
+      to: 'c',
+      via: 'fn:pick',
+    });
+    expect(route(stage, routingContext(env, { v: 5 }, undefined), fns)).toEqual({
+      to: 'b',
+      via: 'routing[1]',
+    });
+    expect(route(stage, routingContext(env, { v: 1 }, undefined), fns)).toEqual({
+      to: 'c',
+      via: 'routing[2]',
+    });
   });
 
   it('an unregistered routing function is WORKFLOW_INVALID', () => {
@@ -1045,11 +1245,22 @@ describe('route', () => {
   it('default_next, then end', () => {
     const plain = load({
       stages: [
-        { name: 'a', agent: { kind: 'noop' }, routing: [{ when: { field: 'output.v', eq: 1 }, next: 'b' }], default_next: 'b' },
+        {
+          name: 'a',
+          agent: { kind: 'noop' },
+          routing: [{ when: { field: 'output.v', eq: 1 }, next: 'b' }],
+          default_next: 'b',
+        },
         { name: 'b', agent: { kind: 'noop' } },
       ],
     });
-    expect(route(plain.stages[0]!, routingContext(env, { v: 9 }, undefined))).toEqual({ to: 'b', via: 'default_next' });
-    expect(route(plain.stages[1]!, routingContext(env, { v: 9 }, undefined))).toEqual({ to: END, via: 'end' });
+    expect(route(plain.stages[0]!, routingContext(env, { v: 9 }, undefined))).toEqual({
+      to: 'b',
+      via: 'default_next',
+    });
+    expect(route(plain.stages[1]!, routingContext(env, { v: 9 }, undefined))).toEqual({
+      to: END,
+      via: 'end',
+    });
   });
 });
