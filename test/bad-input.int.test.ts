@@ -37,7 +37,11 @@ describe('bad input', () => {
     }
   }
 
-  async function expectUnchanged(args: string[], code: number, ...messages: Array<string | RegExp>) {
+  async function expectUnchanged(
+    args: string[],
+    code: number,
+    ...messages: Array<string | RegExp>
+  ) {
     const result = await runCli(args, { home });
     expect(result.code).toBe(code);
     for (const m of messages) expect(result.stderr).toMatch(m);
@@ -68,10 +72,35 @@ describe('bad input', () => {
         '    default_next: b',
       ].join('\n'),
     );
-    const result = await expectUnchanged(['run', file], 2, 'WORKFLOW_INVALID', file, 'bounds.max_llm_calls', /expected number to be >0|Too small/i, 'stages[1].agent');
+    const result = await expectUnchanged(
+      ['run', file],
+      2,
+      'WORKFLOW_INVALID',
+      file,
+      'bounds.max_llm_calls',
+      /expected number to be >0|Too small/i,
+      'stages[1].agent',
+    );
     // A second pass reports semantic errors once the schema is satisfied.
-    writeFileSync(file, ['name: invalid', 'stages:', '  - name: a', '    agent: { kind: noop }', '    routing: [{ when: { field: output.x, eq: 1 }, next: revew }]', '  - name: b', '    agent: { kind: noop }', '    default_next: b'].join('\n'));
-    const semantic = await expectUnchanged(['run', file], 2, "stages[0].routing[0].next: unknown stage 'revew' (expected one of: a, b, end)", 'stages[1].max_visits');
+    writeFileSync(
+      file,
+      [
+        'name: invalid',
+        'stages:',
+        '  - name: a',
+        '    agent: { kind: noop }',
+        '    routing: [{ when: { field: output.x, eq: 1 }, next: revew }]',
+        '  - name: b',
+        '    agent: { kind: noop }',
+        '    default_next: b',
+      ].join('\n'),
+    );
+    const semantic = await expectUnchanged(
+      ['run', file],
+      2,
+      "stages[0].routing[0].next: unknown stage 'revew' (expected one of: a, b, end)",
+      'stages[1].max_visits',
+    );
     expect(result.stdout).toBe('');
     expect(semantic.stdout).toBe('');
   });
@@ -81,9 +110,22 @@ describe('bad input', () => {
   });
 
   it('bad flags and input are rejected before anything runs', async () => {
-    await expectUnchanged(['run', 'examples/review-loop.yaml', '--input', '{oops'], 2, 'INVALID_PARAMS', '--input is not valid JSON');
-    await expectUnchanged(['run', 'examples/review-loop.yaml', '--priority', 'urgent'], 2, /Allowed choices are realtime, high, normal, low, idle/);
-    await expectUnchanged(['run', 'examples/review-loop.yaml', '--concurrency', '0'], 2, '--concurrency must be an integer');
+    await expectUnchanged(
+      ['run', 'examples/review-loop.yaml', '--input', '{oops'],
+      2,
+      'INVALID_PARAMS',
+      '--input is not valid JSON',
+    );
+    await expectUnchanged(
+      ['run', 'examples/review-loop.yaml', '--priority', 'urgent'],
+      2,
+      /Allowed choices are realtime, high, normal, low, idle/,
+    );
+    await expectUnchanged(
+      ['run', 'examples/review-loop.yaml', '--concurrency', '0'],
+      2,
+      '--concurrency must be an integer',
+    );
     await expectUnchanged(['events', '--from', '-3'], 2, '--from must be a non-negative integer');
     await expectUnchanged(['frobnicate'], 2, /unknown command/);
   });
@@ -128,7 +170,11 @@ describe('bad input', () => {
     expect(sha(file)).toBe(before);
     const doctor = await runCli(['doctor', '--json'], { home: other });
     expect(doctor.code).toBe(1);
-    expect(json<{ checks: Array<{ name: string; ok: boolean }> }>(doctor).checks.find((c) => c.name === 'database')!.ok).toBe(false);
+    expect(
+      json<{ checks: Array<{ name: string; ok: boolean }> }>(doctor).checks.find(
+        (c) => c.name === 'database',
+      )!.ok,
+    ).toBe(false);
   });
 
   it('a database from a newer Warden is refused with STORE_TOO_NEW and left as it was', async () => {
@@ -150,11 +196,16 @@ describe('bad input', () => {
     const other = tempDir();
     await runCli(['run', 'examples/budget-exhausted.yaml'], { home: other });
     const d = new Database(join(other, 'warden.db'));
-    d.prepare("UPDATE events SET data = replace(data, 'research', 'resaerch') WHERE seq = 10").run();
+    d.prepare(
+      "UPDATE events SET data = replace(data, 'research', 'resaerch') WHERE seq = 10",
+    ).run();
     d.close();
     const result = await runCli(['ledger', 'verify', '--json'], { home: other });
     expect(result.code).toBe(7);
-    const report = json<{ ok: boolean; sessions: Array<{ break: { seq: number; reason: string } }> }>(result);
+    const report = json<{
+      ok: boolean;
+      sessions: Array<{ break: { seq: number; reason: string } }>;
+    }>(result);
     expect(report.ok).toBe(false);
     expect(report.sessions[0]!.break).toMatchObject({ seq: 10, reason: 'hash_mismatch' });
   });

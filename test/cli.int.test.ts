@@ -18,7 +18,9 @@ describe('warden CLI', () => {
 
   it('init creates the home with a 0600 token and is idempotent', async () => {
     const home = tempDir();
-    const first = json<{ created: string[]; token_file: string }>(await runCli(['init', '--json'], { home }));
+    const first = json<{ created: string[]; token_file: string }>(
+      await runCli(['init', '--json'], { home }),
+    );
     expect(first.created).toHaveLength(3);
     const { statSync, readFileSync } = await import('node:fs');
     expect(statSync(first.token_file).mode & 0o777).toBe(0o600);
@@ -30,7 +32,10 @@ describe('warden CLI', () => {
 
   it('runs the main example, asking at the terminal for the sign-off', async () => {
     const home = tempDir();
-    const result = await runCli(['run', 'examples/review-loop.yaml', '--input', '{"topic":"x"}', '--interactive'], { home, input: 'y\n' });
+    const result = await runCli(
+      ['run', 'examples/review-loop.yaml', '--input', '{"topic":"x"}', '--interactive'],
+      { home, input: 'y\n' },
+    );
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('▸ draft');
@@ -47,14 +52,19 @@ describe('warden CLI', () => {
 
   it('without a terminal leaves the run waiting, then approve + resume finishes it', async () => {
     const home = tempDir();
-    const waiting = await runCli(['run', 'examples/review-loop.yaml', '--no-interactive', '--json'], { home });
+    const waiting = await runCli(
+      ['run', 'examples/review-loop.yaml', '--no-interactive', '--json'],
+      { home },
+    );
     expect(waiting.code).toBe(4);
     const run = json<RunJson>(waiting);
     expect(run.state).toBe('waiting');
     expect(run.pending_interrupts).toHaveLength(1);
     const id = run.pending_interrupts[0]!.id;
 
-    const listed = json<Array<{ id: string; status: string }>>(await runCli(['interrupts', '--json'], { home }));
+    const listed = json<Array<{ id: string; status: string }>>(
+      await runCli(['interrupts', '--json'], { home }),
+    );
     expect(listed.map((i) => i.id)).toEqual([id]);
 
     const approved = await runCli(['approve', id, '--json'], { home });
@@ -71,7 +81,10 @@ describe('warden CLI', () => {
 
   it('a denied sign-off ends the run without publishing', async () => {
     const home = tempDir();
-    const result = await runCli(['run', 'examples/review-loop.yaml', '--interactive', '--json'], { home, input: 'n\n' });
+    const result = await runCli(['run', 'examples/review-loop.yaml', '--interactive', '--json'], {
+      home,
+      input: 'n\n',
+    });
     expect(result.code).toBe(0);
     const run = json<RunJson>(result);
     expect(run.terminal_reason).toBe('completed');
@@ -90,18 +103,32 @@ describe('warden CLI', () => {
 
   it('inspect, events and cancel', async () => {
     const home = tempDir();
-    const run = json<RunJson>(await runCli(['run', 'examples/review-loop.yaml', '--no-interactive', '--json'], { home }));
-    const inspected = json<{ envelope: { history: unknown[] }; tasks: unknown[]; interrupts: unknown[] }>(await runCli(['inspect', run.pid, '--json'], { home }));
+    const run = json<RunJson>(
+      await runCli(['run', 'examples/review-loop.yaml', '--no-interactive', '--json'], { home }),
+    );
+    const inspected = json<{
+      envelope: { history: unknown[] };
+      tasks: unknown[];
+      interrupts: unknown[];
+    }>(await runCli(['inspect', run.pid, '--json'], { home }));
     expect(inspected.envelope.history.length).toBeGreaterThan(0);
     expect(inspected.interrupts).toHaveLength(1);
     const events = await runCli(['events', '--process', run.pid, '--json'], { home });
-    const lines = events.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; type: string });
+    const lines = events.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number; type: string });
     expect(lines[0]!.type).toBe('process.created');
     expect(lines.every((e, i) => i === 0 || e.seq > lines[i - 1]!.seq)).toBe(true);
 
     const cancelled = await runCli(['cancel', run.pid, '--json'], { home });
-    expect(json<{ state: string; terminal_reason: string }>(cancelled)).toMatchObject({ state: 'terminated', terminal_reason: 'user_cancelled' });
-    const interrupts = json<Array<{ status: string }>>(await runCli(['interrupts', '--all', '--json'], { home }));
+    expect(json<{ state: string; terminal_reason: string }>(cancelled)).toMatchObject({
+      state: 'terminated',
+      terminal_reason: 'user_cancelled',
+    });
+    const interrupts = json<Array<{ status: string }>>(
+      await runCli(['interrupts', '--all', '--json'], { home }),
+    );
     expect(interrupts.map((i) => i.status)).toEqual(['cancelled']);
     const twice = json<{ changed: boolean }>(await runCli(['cancel', run.pid, '--json'], { home }));
     expect(twice.changed).toBe(false);
@@ -114,6 +141,8 @@ describe('warden CLI', () => {
     expect(result.code).toBe(0);
     const report = json<{ ok: boolean; checks: Array<{ name: string; ok: boolean }> }>(result);
     expect(report.ok).toBe(true);
-    expect(report.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['node', 'config', 'auth token', 'database', 'ledger']));
+    expect(report.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining(['node', 'config', 'auth token', 'database', 'ledger']),
+    );
   });
 });

@@ -21,7 +21,9 @@ const STAGES = 5;
 
 function runWorker(db: string, sink: string): Promise<number | null> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKER, db, sink], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, [WORKER, db, sink], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     child.on('error', reject);
     child.on('close', resolve);
   });
@@ -36,7 +38,10 @@ describe('two processes, one database', () => {
     const sink = join(dir, 'executions.jsonl');
     writeFileSync(sink, '');
     const store = await openSqliteStore({ file: db });
-    const kernel = new Kernel({ store, rateLimits: { per_minute: 10_000, per_hour: 100_000, per_day: 1_000_000, burst: 1_000 } });
+    const kernel = new Kernel({
+      store,
+      rateLimits: { per_minute: 10_000, per_hour: 100_000, per_day: 1_000_000, burst: 1_000 },
+    });
     const workflow = buildWorkflow({
       name: 'shared',
       bounds: { max_agent_hops: STAGES + 1 },
@@ -47,14 +52,27 @@ describe('two processes, one database', () => {
       })),
     });
     const pids = new Set<string>();
-    for (let i = 0; i < RUNS; i++) pids.add((await kernel.startRun({ workflow, sessionKey: `s${i % 3}` })).pid);
+    for (let i = 0; i < RUNS; i++)
+      pids.add((await kernel.startRun({ workflow, sessionKey: `s${i % 3}` })).pid);
     kernel.close();
     await store.close();
 
     const codes = await Promise.all([runWorker(db, sink), runWorker(db, sink)]);
     expect(codes).toEqual([0, 0]);
 
-    const executions = readFileSync(sink, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { pid: string; step: number; os_pid: number; start: number; end: number });
+    const executions = readFileSync(sink, 'utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            pid: string;
+            step: number;
+            os_pid: number;
+            start: number;
+            end: number;
+          },
+      );
     // No crashes happened, so every step ran exactly once, by one of the two processes.
     expect(executions).toHaveLength(RUNS * STAGES);
     const keys = executions.map((e) => `${e.pid}#${e.step}`);
@@ -64,15 +82,22 @@ describe('two processes, one database', () => {
     for (const pid of pids) {
       const steps = executions.filter((e) => e.pid === pid).sort((a, b) => a.step - b.step);
       expect(steps.map((s) => s.step)).toEqual(Array.from({ length: STAGES }, (_, i) => i + 1));
-      for (let i = 1; i < steps.length; i++) expect(steps[i]!.start).toBeGreaterThanOrEqual(steps[i - 1]!.end);
+      for (let i = 1; i < steps.length; i++)
+        expect(steps[i]!.start).toBeGreaterThanOrEqual(steps[i - 1]!.end);
     }
 
     const check = new Database(db, { readonly: true });
     try {
       expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
-      const states = check.prepare('SELECT state, terminal_reason, count(*) AS n FROM processes GROUP BY 1, 2').all();
+      const states = check
+        .prepare('SELECT state, terminal_reason, count(*) AS n FROM processes GROUP BY 1, 2')
+        .all();
       expect(states).toEqual([{ state: 'terminated', terminal_reason: 'completed', n: RUNS }]);
-      const doubled = check.prepare("SELECT json_extract(data,'$.step') AS step, process_id, count(*) AS n FROM events WHERE type='stage.completed' GROUP BY 1, 2 HAVING n > 1").all();
+      const doubled = check
+        .prepare(
+          "SELECT json_extract(data,'$.step') AS step, process_id, count(*) AS n FROM events WHERE type='stage.completed' GROUP BY 1, 2 HAVING n > 1",
+        )
+        .all();
       expect(doubled).toEqual([]);
     } finally {
       check.close();

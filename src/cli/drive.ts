@@ -167,7 +167,11 @@ interface Prompter {
   closed: boolean;
 }
 
-async function ask(rl: Prompter, interrupt: InterruptRecord, out: NodeJS.WritableStream): Promise<InterruptResponse | null> {
+async function ask(
+  rl: Prompter,
+  interrupt: InterruptRecord,
+  out: NodeJS.WritableStream,
+): Promise<InterruptResponse | null> {
   if (!rl.value) {
     rl.value = createInterface({ input: process.stdin, terminal: false });
     rl.lines = rl.value[Symbol.asyncIterator]();

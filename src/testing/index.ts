@@ -27,7 +27,10 @@ export async function createTestKernel(
   options: { clock?: Clock; agents?: AgentRegistry } & Omit<KernelOptions, 'store' | 'clock'> = {},
 ): Promise<TestKernel> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-testing-'));
-  const store = await openSqliteStore({ file: join(dir, 'warden.db'), ...(options.clock ? { clock: options.clock } : {}) });
+  const store = await openSqliteStore({
+    file: join(dir, 'warden.db'),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
   const kernel = new Kernel({ ...options, store });
   const agents = options.agents ?? new AgentRegistry();
   const worker = new Worker({ kernel, agents, pollMs: 10, maxIdleMs: 50 });
@@ -42,7 +45,8 @@ export async function createTestKernel(
       for (;;) {
         const p = await kernel.getProcess(pid);
         if (p.state === 'terminated' || p.state === 'waiting') return p;
-        if (Date.now() > deadline) throw new Error(`run ${pid} did not settle within ${timeoutMs} ms (state ${p.state})`);
+        if (Date.now() > deadline)
+          throw new Error(`run ${pid} did not settle within ${timeoutMs} ms (state ${p.state})`);
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     },

@@ -31,7 +31,11 @@ ${stages.join('\n')}
 `;
 }
 
-function killAfter(ms: number, args: string[], home: string): Promise<{ killed: boolean; code: number | null }> {
+function killAfter(
+  ms: number,
+  args: string[],
+  home: string,
+): Promise<{ killed: boolean; code: number | null }> {
   return new Promise((resolve) => {
     const child = spawnCli(args, { home });
     child.stdout!.resume();
@@ -74,9 +78,14 @@ describe('crash and resume', () => {
     }
     expect(kills).toBeGreaterThanOrEqual(KILLS);
 
-    const runs = json<Array<{ pid: string; state: string; terminal_reason: string; outputs: Record<string, { index: number }> }>>(
-      await runCli(['ps', '--json'], { home }),
-    );
+    const runs = json<
+      Array<{
+        pid: string;
+        state: string;
+        terminal_reason: string;
+        outputs: Record<string, { index: number }>;
+      }>
+    >(await runCli(['ps', '--json'], { home }));
     expect(runs).toHaveLength(1);
     const run = runs[0]!;
     expect(run.state).toBe('terminated');
@@ -86,22 +95,38 @@ describe('crash and resume', () => {
     const db = new Database(join(home, 'warden.db'), { readonly: true });
     try {
       const completed = db
-        .prepare("SELECT json_extract(data, '$.step') AS step, json_extract(data, '$.stage') AS stage FROM events WHERE type = 'stage.completed' ORDER BY seq")
+        .prepare(
+          "SELECT json_extract(data, '$.step') AS step, json_extract(data, '$.stage') AS stage FROM events WHERE type = 'stage.completed' ORDER BY seq",
+        )
         .all() as Array<{ step: number; stage: string }>;
       // Every step committed exactly once, in order: nothing lost, nothing recorded twice.
       expect(completed.map((c) => c.step)).toEqual(Array.from({ length: STAGES }, (_, i) => i + 1));
-      expect(completed.map((c) => c.stage)).toEqual(Array.from({ length: STAGES }, (_, i) => `s${i}`));
-      const succeeded = db.prepare("SELECT count(*) AS n FROM tasks WHERE state = 'succeeded'").get() as { n: number };
+      expect(completed.map((c) => c.stage)).toEqual(
+        Array.from({ length: STAGES }, (_, i) => `s${i}`),
+      );
+      const succeeded = db
+        .prepare("SELECT count(*) AS n FROM tasks WHERE state = 'succeeded'")
+        .get() as { n: number };
       expect(succeeded.n).toBe(STAGES);
-      const stale = db.prepare("SELECT count(*) AS n FROM tasks WHERE state NOT IN ('succeeded')").get() as { n: number };
+      const stale = db
+        .prepare("SELECT count(*) AS n FROM tasks WHERE state NOT IN ('succeeded')")
+        .get() as { n: number };
       expect(stale.n).toBe(0);
       // Each task succeeded through exactly one attempt outcome 'succeeded'.
-      const doubled = db.prepare("SELECT task_id, count(*) AS n FROM attempts WHERE outcome = 'succeeded' GROUP BY task_id HAVING n > 1").all();
+      const doubled = db
+        .prepare(
+          "SELECT task_id, count(*) AS n FROM attempts WHERE outcome = 'succeeded' GROUP BY task_id HAVING n > 1",
+        )
+        .all();
       expect(doubled).toEqual([]);
       // Some kills landed mid-step: their leases were reclaimed from the dead worker on resume.
-      const reclaimed = db.prepare("SELECT count(*) AS n FROM events WHERE type = 'task.lease_expired'").get() as { n: number };
+      const reclaimed = db
+        .prepare("SELECT count(*) AS n FROM events WHERE type = 'task.lease_expired'")
+        .get() as { n: number };
       expect(reclaimed.n).toBeGreaterThan(0);
-      console.info(`crash test: ${kills} SIGKILLs, ${reclaimed.n} mid-step leases reclaimed, ${STAGES} steps each committed once`);
+      console.info(
+        `crash test: ${kills} SIGKILLs, ${reclaimed.n} mid-step leases reclaimed, ${STAGES} steps each committed once`,
+      );
     } finally {
       db.close();
     }

@@ -17,14 +17,20 @@ const agents = new AgentRegistry().register('record', async (ctx) => {
   const start = Date.now();
   await new Promise((resolve) => setTimeout(resolve, 5 + Math.floor(Math.random() * 10)));
   const end = Date.now();
-  appendFileSync(sink, `${JSON.stringify({ pid: ctx.pid, step: ctx.step, stage: ctx.stage.name, attempt: ctx.attempt, os_pid: process.pid, start, end })}\n`);
+  appendFileSync(
+    sink,
+    `${JSON.stringify({ pid: ctx.pid, step: ctx.step, stage: ctx.stage.name, attempt: ctx.attempt, os_pid: process.pid, start, end })}\n`,
+  );
   return { output: { by: process.pid } };
 });
 const worker = new Worker({ kernel, agents, concurrency: 4, pollMs: 5, maxIdleMs: 50 });
 worker.start();
 for (;;) {
   await new Promise((resolve) => setTimeout(resolve, 50));
-  const open = await store.listProcesses({ states: ['new', 'ready', 'running', 'waiting', 'blocked'], limit: 1 });
+  const open = await store.listProcesses({
+    states: ['new', 'ready', 'running', 'waiting', 'blocked'],
+    limit: 1,
+  });
   if (open.length === 0) break;
 }
 await worker.stop();
