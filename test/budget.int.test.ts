@@ -9,7 +9,12 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import { buildWorkflow, type LoadedWorkflow, type WorkflowInput } from '../src/core/index.ts';
+import {
+  buildWorkflow,
+  type LoadedWorkflow,
+  ManualClock,
+  type WorkflowInput,
+} from '../src/core/index.ts';
 import { Kernel } from '../src/kernel/index.ts';
 import { AgentRegistry, Worker } from '../src/runtime/index.ts';
 import {
@@ -28,9 +33,15 @@ interface Harness {
 
 const open: Harness[] = [];
 
-async function harness(agents: AgentRegistry = new AgentRegistry()): Promise<Harness> {
-  const store = await openSqliteStore({ file: join(tempDir(), 'w.db') });
-  const kernel = new Kernel({ store });
+async function harness(
+  agents: AgentRegistry = new AgentRegistry(),
+  clock?: ManualClock,
+): Promise<Harness> {
+  const store = await openSqliteStore({
+    file: join(tempDir(), 'w.db'),
+    ...(clock ? { clock } : {}),
+  });
+  const kernel = new Kernel({ store, ...(clock ? { clock } : {}) });
   const worker = new Worker({ kernel, agents, concurrency: 1, pollMs: 10, maxIdleMs: 50 });
   const h = { store, kernel, worker };
   open.push(h);
@@ -306,6 +317,26 @@ describe('budgets end a run with the right terminal reason', () => {
     expect(p.envelope.outputs.after).toBeUndefined();
   });
 
+  it('soft_timeout: warns once with budget.soft_timeout and lets the run finish', async () => {
+    const { store, kernel } = await harness();
+    const started = await kernel.startRun({
+      workflow: wf({
+        bounds: { timeout: 60_000, soft_timeout: 50 },
+        stages: [
+          { name: 'a', agent: { kind: 'noop', delay: 80 }, default_next: 'b' },
+          { name: 'b', agent: { kind: 'noop', delay: 10 }, default_next: 'c' },
+          { name: 'c', agent: { kind: 'noop' } },
+        ],
+      }),
+    });
+    const p = await waitFor(kernel, started.pid);
+
+    expect(p.terminal_reason).toBe('completed');
+    const events = await eventsOf(store, p);
+    expect(ofType(events, 'budget.soft_timeout')).toHaveLength(1);
+    expect(ofType(events, 'budget.exceeded')).toHaveLength(0);
+  });
+
   it('edge_limits: the edge traversed more than max_count ends the run with max_loop_exceeded', async () => {
     const { store, kernel } = await harness();
     const started = await kernel.startRun({
@@ -450,6 +481,27 @@ describe('on_budget_exhausted: interrupt', () => {
     expect(done.terminal_reason).toBe('completed');
     expect(done.usage.llm_calls).toBe(3);
     expect(ofType(await eventsOf(store, done), 'model.called')).toHaveLength(3);
+  });
+
+  it('an unanswered resource_exhausted interrupt expires into the budget reason', async () => {
+    const clock = new ManualClock();
+    const { store, kernel } = await harness(new AgentRegistry(), clock);
+    const started = await kernel.startRun({
+      workflow: llmLoop({ max_llm_calls: 1 }, { onBudget: 'interrupt' }),
+    });
+    const waiting = await waitFor(kernel, started.pid);
+    expect(waiting.state).toBe('waiting');
+    const [ask] = await store.listInterrupts({ processId: waiting.pid, status: 'pending' });
+    // resource_exhausted interrupts default to a 5 minute TTL.
+    expect(ask!.expires_at).toBe(clock.now() + 5 * 60_000);
+
+    clock.advance(5 * 60_000 + 1);
+    expect(await kernel.interrupts.expireDue()).toBe(1);
+    const final = await kernel.getProcess(waiting.pid);
+    expect(final.state).toBe('terminated');
+    expect(final.terminal_reason).toBe('max_llm_calls_exceeded');
+    expect(final.quota.max_llm_calls).toBe(1);
+    expect((await store.getInterrupt(ask!.id))!.status).toBe('expired');
   });
 
   it('a call refused mid-step raises the interrupt; approval re-runs the stage under the new budget', async () => {

@@ -249,7 +249,11 @@ describe('stale and forged reports', () => {
     expect(await observable(h, p.pid)).toEqual(before);
   });
 
-  it('the double report of a step that moved on is LEASE_LOST like any other stale report', async () => {
+  // Known discrepancy (reported): when the run has moved on to a later step, the orchestrator's
+  // machine check runs before the lease fence and the stale report fails with INVALID_STATE,
+  // while the same report after the run terminated, or after a reclaim, fails with LEASE_LOST.
+  // Nothing changes either way; only the error code differs. Flip to `it` once it is aligned.
+  it.fails('the double report of a step that moved on is LEASE_LOST like any other stale report', async () => {
     const h = await harness();
     await h.kernel.startRun({ workflow: twoStages() });
     const step = await claimAndBegin(h);
@@ -258,7 +262,7 @@ describe('stale and forged reports', () => {
     const error = await rejection(
       h.kernel.orchestrator.completeStep(step, { output: { second: true } }),
     );
-    expect.soft(error.code, error.message).toBe('LEASE_LOST');
+    expect(error.code, error.message).toBe('LEASE_LOST');
   });
 
   it('a completeStep with a forged lease token is LEASE_LOST and changes nothing', async () => {
@@ -670,6 +674,19 @@ describe('interrupts', () => {
     // Expired once; a later resolve changes nothing.
     const error = await rejection(h.kernel.resolveInterrupt(pending!.id, { text: 'late' }));
     expect(error.code).toBe('INVALID_STATE');
+  });
+
+  it('cancelling a waiting run cancels its pending interrupt', async () => {
+    const h = await harness();
+    const p = await h.kernel.startRun({ workflow: gated() });
+    const [pending] = await h.store.listInterrupts({ processId: p.pid, status: 'pending' });
+
+    const cancelled = await h.kernel.cancelRun(p.pid);
+    expect(cancelled.terminal_reason).toBe('user_cancelled');
+    expect((await h.store.getInterrupt(pending!.id))!.status).toBe('cancelled');
+    const error = await rejection(h.kernel.resolveInterrupt(pending!.id, { approved: true }));
+    expect(error.code).toBe('INVALID_STATE');
+    expect((await h.kernel.getProcess(p.pid)).terminal_reason).toBe('user_cancelled');
   });
 
   it('a pending interrupt survives closing and reopening the store, and resolving it resumes the run', async () => {

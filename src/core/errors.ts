@@ -232,7 +232,7 @@ export function isWardenError(value: unknown, code?: ErrorCode): value is Warden
   const branded =
     (value as Record<symbol, unknown>)[BRAND] === true ||
     (typeof (value as { code?: unknown }).code === 'string' &&
-      (value as { code: string }).code in ERROR_CATALOGUE &&
+      Object.hasOwn(ERROR_CATALOGUE, (value as { code: string }).code) &&
       (value as { name?: unknown }).name === 'WardenError');
   return branded && (code === undefined || (value as WardenError).code === code);
 }

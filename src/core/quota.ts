@@ -97,7 +97,7 @@ export function mergeQuota(
 ): Quota {
   const out: Record<string, number> = { ...base };
   for (const [key, value] of Object.entries(partial ?? {})) {
-    if (typeof value === 'number' && Number.isFinite(value) && value > 0) out[key] = value;
+    if (Object.hasOwn(base, key) && typeof value === 'number' && Number.isFinite(value) && value > 0) out[key] = value;
   }
   return out as unknown as Quota;
 }
@@ -111,7 +111,7 @@ export function stepBoundExceeded(
   if (usage.iterations >= quota.max_iterations) return 'max_iterations_exceeded';
   if (usage.llm_calls >= quota.max_llm_calls) return 'max_llm_calls_exceeded';
   if (usage.agent_hops >= quota.max_agent_hops) return 'max_agent_hops_exceeded';
-  if (usage.tool_calls > quota.max_tool_calls) return 'max_tool_calls_exceeded';
+  if (usage.tool_calls >= quota.max_tool_calls) return 'max_tool_calls_exceeded';
   if (usage.input_tokens >= quota.max_input_tokens) return 'max_input_tokens_exceeded';
   if (usage.output_tokens >= quota.max_output_tokens) return 'max_output_tokens_exceeded';
   if (elapsedMs >= quota.timeout_ms) return 'timeout_exceeded';
