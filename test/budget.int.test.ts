@@ -13,6 +13,7 @@ import {
   buildWorkflow,
   type LoadedWorkflow,
   ManualClock,
+  type ScriptedResponse,
   type WorkflowInput,
 } from '../src/core/index.ts';
 import { Kernel } from '../src/kernel/index.ts';
@@ -96,7 +97,7 @@ function llmLoop(
   options: {
     usage?: { input_tokens: number; output_tokens: number };
     onBudget?: 'terminate' | 'interrupt';
-    script?: Array<Record<string, unknown>>;
+    script?: ScriptedResponse[];
   } = {},
 ): LoadedWorkflow {
   const usage = options.usage ?? { input_tokens: 500, output_tokens: 100 };
@@ -112,7 +113,7 @@ function llmLoop(
           kind: 'llm',
           prompt: 'Refine the answer to {{input.q}}',
           output: 'json',
-          script: (options.script as never) ?? [{ json: { confident: false }, usage }],
+          script: options.script ?? [{ json: { confident: false }, usage }],
         },
         routing: [{ when: { field: 'output.confident', eq: true }, next: 'end' }],
         default_next: 'research',

@@ -52,7 +52,13 @@ async function harness(options: { clock?: Clock; file?: string } = {}): Promise<
 }
 
 function startWorker(h: Harness, agents: AgentRegistry = new AgentRegistry()): Worker {
-  const worker = new Worker({ kernel: h.kernel, agents, concurrency: 1, pollMs: 10, maxIdleMs: 50 });
+  const worker = new Worker({
+    kernel: h.kernel,
+    agents,
+    concurrency: 1,
+    pollMs: 10,
+    maxIdleMs: 50,
+  });
   h.workers.push(worker);
   worker.start();
   return worker;
@@ -147,10 +153,7 @@ async function claimOne(
   return claim;
 }
 
-async function claimAndBegin(
-  h: Harness,
-  options: { leaseMs?: number } = {},
-): Promise<StepContext> {
+async function claimAndBegin(h: Harness, options: { leaseMs?: number } = {}): Promise<StepContext> {
   const claim = await claimOne(h, options);
   expect(claim).toBeDefined();
   const step = await h.kernel.orchestrator.beginStep(claim!);
@@ -253,17 +256,20 @@ describe('stale and forged reports', () => {
   // machine check runs before the lease fence and the stale report fails with INVALID_STATE,
   // while the same report after the run terminated, or after a reclaim, fails with LEASE_LOST.
   // Nothing changes either way; only the error code differs. Flip to `it` once it is aligned.
-  it.fails('the double report of a step that moved on is LEASE_LOST like any other stale report', async () => {
-    const h = await harness();
-    await h.kernel.startRun({ workflow: twoStages() });
-    const step = await claimAndBegin(h);
-    await h.kernel.orchestrator.completeStep(step, { output: { first: true } });
+  it.fails(
+    'the double report of a step that moved on is LEASE_LOST like any other stale report',
+    async () => {
+      const h = await harness();
+      await h.kernel.startRun({ workflow: twoStages() });
+      const step = await claimAndBegin(h);
+      await h.kernel.orchestrator.completeStep(step, { output: { first: true } });
 
-    const error = await rejection(
-      h.kernel.orchestrator.completeStep(step, { output: { second: true } }),
-    );
-    expect(error.code, error.message).toBe('LEASE_LOST');
-  });
+      const error = await rejection(
+        h.kernel.orchestrator.completeStep(step, { output: { second: true } }),
+      );
+      expect(error.code, error.message).toBe('LEASE_LOST');
+    },
+  );
 
   it('a completeStep with a forged lease token is LEASE_LOST and changes nothing', async () => {
     const h = await harness();
@@ -330,7 +336,9 @@ describe('lease reclaim', () => {
     expect(ofType(events, 'task.retry_scheduled')).toHaveLength(1);
 
     const before = await observable(h, p.pid);
-    const error = await rejection(h.kernel.orchestrator.completeStep(step, { output: { late: 1 } }));
+    const error = await rejection(
+      h.kernel.orchestrator.completeStep(step, { output: { late: 1 } }),
+    );
     expect(error.code).toBe('LEASE_LOST');
     expect(await observable(h, p.pid)).toEqual(before);
 
@@ -396,10 +404,11 @@ describe('retries with backoff', () => {
   it('a retryable failure is retried with jittered backoff until it succeeds', async () => {
     const h = await harness();
     let calls = 0;
-    const agents = new AgentRegistry().register('flaky', async (ctx) => {
+    const agents = new AgentRegistry().register('flaky', (ctx) => {
       calls += 1;
-      if (calls <= 2) throw new WardenError('PROVIDER_ERROR', 'flaky', { retryable: true });
-      return { output: { attempt: ctx.attempt } };
+      if (calls <= 2)
+        return Promise.reject(new WardenError('PROVIDER_ERROR', 'flaky', { retryable: true }));
+      return Promise.resolve({ output: { attempt: ctx.attempt } });
     });
     startWorker(h, agents);
     const p = await h.kernel.startRun({
@@ -428,10 +437,7 @@ describe('retries with backoff', () => {
     expect(retries).toHaveLength(2);
     for (const event of retries) {
       const data = event.data as { attempt: number; delay_ms: number; error: { code: string } };
-      const ceiling = backoffCeilingMs(
-        { base_ms: 10, max_ms: 20, jitter: 'full' },
-        data.attempt,
-      );
+      const ceiling = backoffCeilingMs({ base_ms: 10, max_ms: 20, jitter: 'full' }, data.attempt);
       expect(data.delay_ms).toBeGreaterThanOrEqual(0);
       expect(data.delay_ms).toBeLessThanOrEqual(ceiling);
       expect(ceiling).toBeLessThanOrEqual(20);
@@ -443,9 +449,9 @@ describe('retries with backoff', () => {
   it('a non-retryable failure fails at once and follows error_next', async () => {
     const h = await harness();
     let calls = 0;
-    const agents = new AgentRegistry().register('bad', async () => {
+    const agents = new AgentRegistry().register('bad', () => {
       calls += 1;
-      throw new WardenError('INVALID_PARAMS', 'bad input');
+      return Promise.reject(new WardenError('INVALID_PARAMS', 'bad input'));
     });
     startWorker(h, agents);
     const p = await h.kernel.startRun({
@@ -481,9 +487,9 @@ describe('retries with backoff', () => {
   it('a retryable failure that never succeeds ends the run after max_attempts', async () => {
     const h = await harness();
     let calls = 0;
-    const agents = new AgentRegistry().register('down', async () => {
+    const agents = new AgentRegistry().register('down', () => {
       calls += 1;
-      throw new WardenError('PROVIDER_ERROR', 'down', { retryable: true });
+      return Promise.reject(new WardenError('PROVIDER_ERROR', 'down', { retryable: true }));
     });
     startWorker(h, agents);
     const p = await h.kernel.startRun({
@@ -617,9 +623,7 @@ describe('interrupts', () => {
     expect(process!.state).toBe('ready');
 
     const before = await observable(h, p.pid);
-    const error = await rejection(
-      h.kernel.resolveInterrupt(pending[0]!.id, { approved: false }),
-    );
+    const error = await rejection(h.kernel.resolveInterrupt(pending[0]!.id, { approved: false }));
     expect(error.code).toBe('INVALID_STATE');
     expect(await observable(h, p.pid)).toEqual(before);
 
@@ -774,10 +778,7 @@ describe('the event log', () => {
 
     const db = new Database(h.file);
     try {
-      db.prepare('DELETE FROM events WHERE session_id = ? AND seq = ?').run(
-        p.session_id,
-        last.seq,
-      );
+      db.prepare('DELETE FROM events WHERE session_id = ? AND seq = ?').run(p.session_id, last.seq);
     } finally {
       db.close();
     }

@@ -9,6 +9,14 @@ export type JsonObject = { [key: string]: JsonValue };
  * members dropped. Two equal values always serialise to the same string, so hashes are stable.
  */
 export function canonicalJson(value: unknown): string {
+  // Like JSON.stringify, honour toJSON (a Date hashes as its ISO string, as it is stored).
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { toJSON?: unknown }).toJSON === 'function'
+  ) {
+    return canonicalJson((value as { toJSON: () => unknown }).toJSON());
+  }
   if (value === null || typeof value !== 'object') {
     if (typeof value === 'number' && !Number.isFinite(value)) return 'null';
     return value === undefined ? 'null' : JSON.stringify(value);

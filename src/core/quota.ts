@@ -97,7 +97,13 @@ export function mergeQuota(
 ): Quota {
   const out: Record<string, number> = { ...base };
   for (const [key, value] of Object.entries(partial ?? {})) {
-    if (Object.hasOwn(base, key) && typeof value === 'number' && Number.isFinite(value) && value > 0) out[key] = value;
+    if (
+      Object.hasOwn(base, key) &&
+      typeof value === 'number' &&
+      Number.isFinite(value) &&
+      value > 0
+    )
+      out[key] = value;
   }
   return out as unknown as Quota;
 }

@@ -508,7 +508,11 @@ export function storeContract(
         await store.commit([
           { op: 'session.insert', row: session },
           { op: 'process.insert', row: process },
-          { op: 'process.update', expectVersion: 1, row: { ...process, state: 'running', version: 2 } },
+          {
+            op: 'process.update',
+            expectVersion: 1,
+            row: { ...process, state: 'running', version: 2 },
+          },
           {
             op: 'process.update',
             expectVersion: 2,
@@ -879,7 +883,9 @@ export function storeContract(
         await claim({ lanes: ['b'] });
         const ids = (tasks: TaskRecord[]) => tasks.map((t) => t.id).sort();
         expect(ids(await store.listTasks())).toEqual(rows.map((t) => t.id).sort());
-        expect(ids(await store.listTasks({ lane: 'a' }))).toEqual([rows[0]!.id, rows[1]!.id].sort());
+        expect(ids(await store.listTasks({ lane: 'a' }))).toEqual(
+          [rows[0]!.id, rows[1]!.id].sort(),
+        );
         expect(ids(await store.listTasks({ processId: 'p_1' }))).toEqual(
           [rows[0]!.id, rows[2]!.id].sort(),
         );
@@ -897,9 +903,7 @@ export function storeContract(
           { op: 'interrupt.insert', row: never },
         ]);
         expect(await store.findExpiredInterrupts(T0 + 999)).toEqual([]);
-        expect((await store.findExpiredInterrupts(T0 + 1_000)).map((i) => i.id)).toEqual([
-          soon.id,
-        ]);
+        expect((await store.findExpiredInterrupts(T0 + 1_000)).map((i) => i.id)).toEqual([soon.id]);
         expect((await store.listInterrupts({ status: 'pending' })).map((i) => i.id).sort()).toEqual(
           [soon.id, never.id].sort(),
         );

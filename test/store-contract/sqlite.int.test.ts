@@ -9,8 +9,4 @@ import { storeContract } from './contract.ts';
 
 afterAll(removeTempDirs);
 
-storeContract('sqlite', (file) => openSqliteStore({ file: file ?? join(tempDir(), 'w.db') }), {
-  // Reported bug: with two or more `kinds`, the SQLite adapter selects due tasks of every kind
-  // and then aborts the whole claim with INTERNAL when it meets one of another kind.
-  expectedFailures: ['a claim for several kinds returns only tasks of those kinds'],
-});
+storeContract('sqlite', (file) => openSqliteStore({ file: file ?? join(tempDir(), 'w.db') }));

@@ -86,7 +86,9 @@ const fieldCondition = z
     not_exists: z.literal(true).optional(),
   })
   .superRefine((value, ctx) => {
-    const ops = FIELD_OPERATORS.filter((op) => (value as Record<string, unknown>)[op] !== undefined);
+    const ops = FIELD_OPERATORS.filter(
+      (op) => (value as Record<string, unknown>)[op] !== undefined,
+    );
     if (ops.length !== 1) {
       ctx.addIssue({
         code: 'custom',

@@ -16,36 +16,19 @@ export function checksum(migration: Migration): string {
   return sha256Hex(migration.sql.trim());
 }
 
+export function latestVersion(migrations: readonly Migration[]): number {
+  return migrations.at(-1)?.version ?? 0;
+}
+
 export function migrate(
   db: Database.Database,
   migrations: readonly Migration[],
   file: string,
   now: number,
 ): number {
-  const latest = migrations.at(-1)?.version ?? 0;
+  const latest = latestVersion(migrations);
   const run = db.transaction(() => {
-    const appId = db.pragma('application_id', { simple: true }) as number;
-    const version = db.pragma('user_version', { simple: true }) as number;
-    const tables = (
-      db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as {
-        n: number;
-      }
-    ).n;
-    if (appId !== WARDEN_APPLICATION_ID && (tables > 0 || version !== 0)) {
-      throw new WardenError(
-        'STORE_CORRUPT',
-        `${file} is an SQLite database but not a Warden database (application_id ${appId}); point WARDEN_HOME or --db at a Warden database`,
-        { details: { file, application_id: appId } },
-      );
-    }
-    if (version > latest) {
-      throw new WardenError(
-        'STORE_TOO_NEW',
-        `${file} has schema version ${version}, but this Warden knows versions up to ${latest}; upgrade Warden to open it (nothing was changed)`,
-        { details: { file, schema_version: version, supported: latest } },
-      );
-    }
-    if (version > 0) verifyApplied(db, migrations, version, file);
+    const version = checkCompatible(db, migrations, file);
     if (version === latest) return version;
     if (version === 0) {
       db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -64,6 +47,42 @@ export function migrate(
     return latest;
   });
   return run.immediate();
+}
+
+/**
+ * Read-only checks. The store runs them before anything writes to the file (even the switch to
+ * WAL), so a refused database is left byte for byte as it was; `migrate` repeats them inside its
+ * transaction. Returns the schema version.
+ */
+export function checkCompatible(
+  db: Database.Database,
+  migrations: readonly Migration[],
+  file: string,
+): number {
+  const latest = latestVersion(migrations);
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const tables = (
+    db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as {
+      n: number;
+    }
+  ).n;
+  if (appId !== WARDEN_APPLICATION_ID && (tables > 0 || version !== 0)) {
+    throw new WardenError(
+      'STORE_CORRUPT',
+      `${file} is an SQLite database but not a Warden database (application_id ${appId}); point WARDEN_HOME or --db at a Warden database`,
+      { details: { file, application_id: appId } },
+    );
+  }
+  if (version > latest) {
+    throw new WardenError(
+      'STORE_TOO_NEW',
+      `${file} has schema version ${version}, but this Warden knows versions up to ${latest}; upgrade Warden to open it (nothing was changed)`,
+      { details: { file, schema_version: version, supported: latest } },
+    );
+  }
+  if (version > 0) verifyApplied(db, migrations, version, file);
+  return version;
 }
 
 function verifyApplied(

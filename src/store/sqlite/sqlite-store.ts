@@ -9,19 +9,12 @@
  * - better-sqlite3 is synchronous; the port is async so a networked adapter can implement it.
  *   A call runs to completion before it returns, so transactions never interleave in-process.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import Database from 'better-sqlite3';
 
-import {
-  type Clock,
-  coerceError,
-  errors,
-  hashEvent,
-  systemClock,
-  WardenError,
-} from '../../core/index.ts';
+import { type Clock, coerceError, errors, systemClock, WardenError } from '../../core/index.ts';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.ts';
 import type {
   AttemptRecord,
@@ -45,7 +38,8 @@ import type {
   TaskRecord,
 } from '../types.ts';
 import { classifySqliteError } from './driver-errors.ts';
-import { migrate } from './migrate.ts';
+import { type EventBatch, EventLog } from './event-log.ts';
+import { checkCompatible, migrate } from './migrate.ts';
 import {
   attemptFromRow,
   effectFromRow,
@@ -61,6 +55,8 @@ import {
   toJson,
 } from './rows.ts';
 import { SQL, type StatementName } from './statements.ts';
+import { claimTasks } from './task-writes.ts';
+import { WriteQueue } from './write-queue.ts';
 
 export interface SqliteStoreOptions {
   /** Database file path, or `:memory:`. Its directory is created when missing. */
@@ -75,8 +71,6 @@ export interface SqliteStoreOptions {
   readonly mustExist?: boolean;
 }
 
-type Head = { seq: number; hash: string; changed: boolean };
-
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
   return Promise.resolve(SqliteStore.open(options));
 }
@@ -90,7 +84,8 @@ export class SqliteStore implements Store {
   readonly #clock: Clock;
   readonly #stmt: { [K in StatementName]: Database.Statement };
   readonly #listeners = new Set<CommitListener>();
-  #localCommits = 0;
+  readonly #log: EventLog;
+  readonly #writes: WriteQueue;
   #closed = false;
 
   static open(options: SqliteStoreOptions): SqliteStore {
@@ -98,12 +93,21 @@ export class SqliteStore implements Store {
     const clock = options.clock ?? systemClock;
     let db: Database.Database | undefined;
     try {
+      if (file !== ':memory:' && options.mustExist && !existsSync(file)) {
+        throw new WardenError(
+          'NOT_FOUND',
+          `no Warden database at ${file}; run 'warden init' or check --db`,
+          { details: { file } },
+        );
+      }
       if (file !== ':memory:' && !options.mustExist) mkdirSync(dirname(file), { recursive: true });
       db = new Database(file, {
         fileMustExist: options.mustExist ?? false,
         timeout: options.busyTimeoutMs ?? 5_000,
       });
       const durability = options.durability ?? 'fast';
+      // Refuse foreign, newer or altered databases before anything writes to the file.
+      checkCompatible(db, SQLITE_MIGRATIONS, file);
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${durability === 'strict' ? 'FULL' : 'NORMAL'}`);
       db.pragma('foreign_keys = ON');
@@ -145,22 +149,26 @@ export class SqliteStore implements Store {
     const stmt = {} as { [K in StatementName]: Database.Statement };
     for (const [name, sql] of Object.entries(SQL)) stmt[name as StatementName] = db.prepare(sql);
     this.#stmt = stmt;
+    this.#log = new EventLog(stmt, clock);
+    this.#writes = new WriteQueue(db, file, durability === 'strict');
   }
 
-  /** Runs `fn` in one BEGIN IMMEDIATE transaction, mapping driver errors to Warden errors. */
-  #write<T>(fn: () => T): T {
-    this.#assertOpen();
-    try {
-      const result = this.#db.transaction(fn).immediate();
-      this.#localCommits += 1;
-      return result;
-    } catch (error) {
-      if (error instanceof WardenError) throw error;
-      throw (
-        classifySqliteError(error, this.file) ??
-        new WardenError('INTERNAL', `store write failed: ${String(error)}`, { cause: error })
-      );
-    }
+  /**
+   * Runs `fn` in a write transaction (group-committed in strict mode) with an event batch;
+   * listeners hear the committed events after the commit.
+   */
+  #transact<T>(fn: (batch: EventBatch) => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new WardenError('INTERNAL', 'the store is closed'));
+    return this.#writes
+      .run(() => {
+        const batch = this.#log.batch();
+        const value = fn(batch);
+        return { value, events: this.#log.finish(batch) };
+      })
+      .then(({ value, events }) => {
+        this.#notify(events);
+        return value;
+      });
   }
 
   #read<T>(fn: () => T): T {
@@ -180,54 +188,6 @@ export class SqliteStore implements Store {
     if (this.#closed) throw new WardenError('INTERNAL', 'the store is closed');
   }
 
-  #appendEvent(heads: Map<string, Head>, event: NewEvent, out: EventRecord[]): void {
-    let head = heads.get(event.session_id);
-    if (!head) {
-      const row = this.#stmt.sessionHead.get(event.session_id) as
-        { last_seq: number; last_hash: string } | undefined;
-      if (!row) throw errors.notFound('session', event.session_id);
-      head = { seq: row.last_seq, hash: row.last_hash, changed: false };
-      heads.set(event.session_id, head);
-    }
-    const body = {
-      session_id: event.session_id,
-      seq: head.seq + 1,
-      type: event.type,
-      ts: this.#clock.now(),
-      trace_id: event.trace_id,
-      process_id: event.process_id ?? null,
-      task_id: event.task_id ?? null,
-      attempt: event.attempt ?? null,
-      data: event.data ?? null,
-      prev_hash: head.hash,
-    };
-    const hash = hashEvent(body);
-    this.#stmt.eventInsert.run(
-      body.session_id,
-      body.seq,
-      body.type,
-      body.ts,
-      body.trace_id,
-      body.process_id,
-      body.task_id,
-      body.attempt,
-      JSON.stringify(body.data),
-      body.prev_hash,
-      hash,
-    );
-    head.seq = body.seq;
-    head.hash = hash;
-    head.changed = true;
-    out.push({ ...body, hash });
-  }
-
-  #flushHeads(heads: Map<string, Head>): void {
-    const now = this.#clock.now();
-    for (const [sessionId, head] of heads) {
-      if (head.changed) this.#stmt.sessionSetHead.run(head.seq, head.hash, now, sessionId);
-    }
-  }
-
   #notify(events: readonly EventRecord[]): void {
     if (events.length === 0) return;
     for (const listener of this.#listeners) {
@@ -240,20 +200,13 @@ export class SqliteStore implements Store {
   }
 
   commit(ops: readonly StoreOp[]): Promise<readonly EventRecord[]> {
-    return this.#async(() => {
-      const events = this.#write(() => {
-        const heads = new Map<string, Head>();
-        const out: EventRecord[] = [];
-        for (const op of ops) this.#apply(op, heads, out);
-        this.#flushHeads(heads);
-        return out;
-      });
-      this.#notify(events);
-      return events;
+    return this.#transact((batch) => {
+      for (const op of ops) this.#apply(op, batch);
+      return batch.out;
     });
   }
 
-  #apply(op: StoreOp, heads: Map<string, Head>, out: EventRecord[]): void {
+  #apply(op: StoreOp, batch: EventBatch): void {
     const s = this.#stmt;
     switch (op.op) {
       case 'session.insert':
@@ -330,7 +283,7 @@ export class SqliteStore implements Store {
         });
       }
       case 'event':
-        this.#appendEvent(heads, op.event, out);
+        this.#log.append(batch, op.event);
         return;
       default: {
         const never: never = op;
@@ -349,78 +302,16 @@ export class SqliteStore implements Store {
   }
 
   claimTasks(request: ClaimRequest): Promise<ClaimedTask[]> {
-    return this.#async(() => {
-      const { claimed, events } = this.#write(() => {
-        const heads = new Map<string, Head>();
-        const events: EventRecord[] = [];
-        const claimed: ClaimedTask[] = [];
-        for (const lane of request.lanes) {
-          const room = request.limit - claimed.length;
-          if (room <= 0) break;
-          const ids = (
-            request.kinds?.length === 1
-              ? this.#stmt.taskDueOfKind.all(lane, request.now, request.kinds[0], room)
-              : this.#stmt.taskDue.all(lane, request.now, room)
-          ) as Array<{ id: string }>;
-          for (const { id } of ids) {
-            const token = newLeaseToken();
-            const row = this.#stmt.taskClaim.get({
-              id,
-              owner: request.workerId,
-              token,
-              expires: request.now + request.leaseMs,
-              now: request.now,
-            }) as Row | undefined;
-            if (!row) continue;
-            const task = taskFromRow(row);
-            if (request.kinds && !request.kinds.includes(task.kind))
-              throw new WardenError('INTERNAL', 'claimed a task of an unrequested kind');
-            this.#stmt.attemptInsert.run(
-              task.id,
-              task.attempts,
-              token,
-              request.workerId,
-              request.now,
-            );
-            this.#appendEvent(
-              heads,
-              {
-                session_id: task.session_id,
-                type: 'task.claimed',
-                trace_id: task.trace_id,
-                process_id: task.process_id,
-                task_id: task.id,
-                attempt: task.attempts,
-                data: {
-                  lane: task.lane,
-                  worker_id: request.workerId,
-                  lease_expires_at: request.now + request.leaseMs,
-                },
-              },
-              events,
-            );
-            claimed.push({ task, attempt: task.attempts, leaseToken: token });
-          }
-        }
-        this.#flushHeads(heads);
-        return { claimed, events };
-      });
-      this.#notify(events);
-      return claimed;
-    });
+    return this.#transact((batch) => claimTasks(this.#stmt, this.#log, batch, request));
   }
 
   heartbeat(taskId: string, leaseToken: string, leaseMs: number, now: number): Promise<number> {
-    try {
-      const expires = now + leaseMs;
-      this.#write(() => {
-        const info = this.#stmt.taskHeartbeat.run({ id: taskId, token: leaseToken, expires, now });
-        if (info.changes !== 1) throw this.#leaseLost(taskId);
-      });
-      return Promise.resolve(expires);
-    } catch (error) {
-      return Promise.reject(coerceError(error));
-    }
+    const expires = now + leaseMs;
+    return this.#transact(() => {
+      const info = this.#stmt.taskHeartbeat.run({ id: taskId, token: leaseToken, expires, now });
+      if (info.changes !== 1) throw this.#leaseLost(taskId);
+      return expires;
+    });
   }
 
   findExpiredLeases(
@@ -566,23 +457,17 @@ export class SqliteStore implements Store {
     return this.#async(() => optional(this.#stmt.effectByKey.get(key), effectFromRow));
   }
   beginEffect(row: EffectRecord): Promise<EffectRecord> {
-    try {
-      return Promise.resolve(
-        this.#write(() => {
-          this.#stmt.effectInsert.run(
-            row.idempotency_key,
-            row.tool,
-            row.request_hash,
-            row.status,
-            row.created_at,
-            row.updated_at,
-          );
-          return effectFromRow(this.#stmt.effectByKey.get(row.idempotency_key) as Row);
-        }),
+    return this.#transact(() => {
+      this.#stmt.effectInsert.run(
+        row.idempotency_key,
+        row.tool,
+        row.request_hash,
+        row.status,
+        row.created_at,
+        row.updated_at,
       );
-    } catch (error) {
-      return Promise.reject(coerceError(error));
-    }
+      return effectFromRow(this.#stmt.effectByKey.get(row.idempotency_key) as Row);
+    });
   }
   finishEffect(
     key: string,
@@ -591,21 +476,16 @@ export class SqliteStore implements Store {
     result: unknown,
     now: number,
   ): Promise<void> {
-    try {
-      this.#write(() => {
-        this.#stmt.effectFinish.run(status, resultHash, toJson(result), now, key);
-      });
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(coerceError(error));
-    }
+    return this.#transact(() => {
+      this.#stmt.effectFinish.run(status, resultHash, toJson(result), now, key);
+    });
   }
 
   changeToken(): Promise<number> {
     return this.#async(
       () =>
         (this.#db.pragma('data_version', { simple: true }) as number) * 1_000_003 +
-        this.#localCommits,
+        this.#writes.commits,
     );
   }
 
@@ -630,22 +510,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#listeners.clear();
-      this.#db.close();
-    }
-    return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#writes.drain();
+    this.#listeners.clear();
+    this.#db.close();
   }
 }
 
 function optional<T>(row: unknown, map: (r: Row) => T): T | undefined {
   return row === undefined ? undefined : map(row as Row);
-}
-
-function newLeaseToken(): string {
-  const bytes = new Uint8Array(12);
-  globalThis.crypto.getRandomValues(bytes);
-  return `lt_${Buffer.from(bytes).toString('base64url')}`;
 }

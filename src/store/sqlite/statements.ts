@@ -37,8 +37,8 @@ export const SQL = {
       @last_error, @result, @trace_id, @options, @created_at, @updated_at)`,
   /** Due tasks of one lane in claim order. → {id}[] */
   taskDue: `SELECT id FROM tasks WHERE state = 'queued' AND lane = ? AND available_at <= ? ORDER BY sort_key LIMIT ?`,
-  taskDueOfKind: `SELECT id FROM tasks WHERE state = 'queued' AND lane = ? AND available_at <= ? AND kind = ?
-    ORDER BY sort_key LIMIT ?`,
+  taskDueOfKinds: `SELECT id FROM tasks WHERE state = 'queued' AND lane = ? AND available_at <= ?
+      AND kind IN (SELECT value FROM json_each(?)) ORDER BY sort_key LIMIT ?`,
   /** Claims one queued task with a fresh lease. → TaskRow | undefined */
   taskClaim: `UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = @owner,
       lease_token = @token, lease_expires_at = @expires, updated_at = @now
