@@ -252,24 +252,17 @@ describe('stale and forged reports', () => {
     expect(await observable(h, p.pid)).toEqual(before);
   });
 
-  // Known discrepancy (reported): when the run has moved on to a later step, the orchestrator's
-  // machine check runs before the lease fence and the stale report fails with INVALID_STATE,
-  // while the same report after the run terminated, or after a reclaim, fails with LEASE_LOST.
-  // Nothing changes either way; only the error code differs. Flip to `it` once it is aligned.
-  it.fails(
-    'the double report of a step that moved on is LEASE_LOST like any other stale report',
-    async () => {
-      const h = await harness();
-      await h.kernel.startRun({ workflow: twoStages() });
-      const step = await claimAndBegin(h);
-      await h.kernel.orchestrator.completeStep(step, { output: { first: true } });
+  it('the double report of a step that moved on is LEASE_LOST like any other stale report', async () => {
+    const h = await harness();
+    await h.kernel.startRun({ workflow: twoStages() });
+    const step = await claimAndBegin(h);
+    await h.kernel.orchestrator.completeStep(step, { output: { first: true } });
 
-      const error = await rejection(
-        h.kernel.orchestrator.completeStep(step, { output: { second: true } }),
-      );
-      expect(error.code, error.message).toBe('LEASE_LOST');
-    },
-  );
+    const error = await rejection(
+      h.kernel.orchestrator.completeStep(step, { output: { second: true } }),
+    );
+    expect(error.code, error.message).toBe('LEASE_LOST');
+  });
 
   it('a completeStep with a forged lease token is LEASE_LOST and changes nothing', async () => {
     const h = await harness();

@@ -99,7 +99,10 @@ export class Bus {
     if (this.#handlers.has(type))
       throw new WardenError('CONFLICT', `a handler for '${type}' is already registered`);
     this.#handlers.set(type, handler);
-    return () => this.#handlers.delete(type);
+    return () => {
+      // Only remove our own registration, never a newer handler's.
+      if (this.#handlers.get(type) === handler) this.#handlers.delete(type);
+    };
   }
 
   async send(type: string, payload: unknown): Promise<void> {

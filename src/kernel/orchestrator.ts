@@ -237,8 +237,10 @@ export class Orchestrator {
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
-      if (isTerminalProcessState(p.state))
+      // A run that ended or moved past this step has no use for the report: the lease is lost.
+      if (isTerminalProcessState(p.state) || p.envelope.pending?.step !== step.step) {
         throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
+      }
       const snapshot = snapshotOf(p);
       if (result.toolCalls)
         snapshot.usage = {
@@ -310,8 +312,9 @@ export class Orchestrator {
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
-      if (isTerminalProcessState(p.state))
+      if (isTerminalProcessState(p.state) || p.envelope.pending?.step !== step.step) {
         throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
+      }
       const task = step.claim.task;
       const taskError = { code: error.code, message: error.message, retryable: error.retryable };
       const retryable =

@@ -86,7 +86,7 @@ export class RateLimiter {
         };
       }
     }
-    if (limits.burst > 0 && state.tokens < 1) {
+    if (limits.burst > 0 && state.tokens < 1 - 1e-9) {
       const perMs = Math.max(limits.per_minute, 1) / 60_000;
       return {
         allowed: false,

@@ -14,6 +14,7 @@
  * Not in the contract: cross-process notification (callers poll {@link Store.changeToken}),
  * retention and cleanup, and anything about how rows are laid out.
  */
+import type { WardenError } from '../core/errors.ts';
 import type {
   InterruptKind,
   InterruptResponse,
@@ -116,6 +117,8 @@ export interface TaskOptionsRecord {
     readonly fingerprint: string;
     readonly count: number;
   } | null;
+  /** sha256 of (name, payload) for idempotent submits: the same key for another request conflicts. */
+  readonly request_hash?: string;
 }
 
 export interface AttemptRecord {
@@ -219,6 +222,17 @@ export type StoreOp =
     }
   /** Aborts with LEASE_LOST unless the task is running under this token. */
   | { readonly op: 'task.fence'; readonly id: string; readonly leaseToken: string }
+  /** Dead → queued with attempts reset (INVALID_STATE unless dead). */
+  | {
+      readonly op: 'task.redrive';
+      readonly id: string;
+      readonly sortKey: number;
+      readonly now: number;
+    }
+  /** Deletes a dead task and its attempts (INVALID_STATE unless dead). */
+  | { readonly op: 'task.purge'; readonly id: string }
+  | { readonly op: 'schedule.upsert'; readonly row: ScheduleRecord }
+  | { readonly op: 'schedule.delete'; readonly name: string }
   | { readonly op: 'interrupt.insert'; readonly row: InterruptRecord }
   /** Aborts with INVALID_STATE unless the interrupt is still pending. */
   | {
@@ -230,6 +244,61 @@ export type StoreOp =
       readonly now: number;
     }
   | { readonly op: 'event'; readonly event: NewEvent };
+
+export interface ScheduleRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: 'cron' | 'interval';
+  /** A cron expression, or an interval in milliseconds (as text). */
+  readonly expr: string;
+  readonly job: string;
+  readonly lane: string;
+  readonly payload: unknown;
+  readonly options: Record<string, unknown>;
+  readonly enabled: boolean;
+  readonly next_run_at: number;
+  readonly last_run_at: number | null;
+  readonly last_task_id: string | null;
+  readonly created_at: number;
+  readonly updated_at: number;
+}
+
+export interface SubmitRequest {
+  readonly tasks: readonly TaskRecord[];
+  /** Per-lane depth limits: a lane that would exceed its limit refuses the batch (QUEUE_FULL). */
+  readonly maxDepth?: Readonly<Record<string, number>>;
+  /** A task with the same idempotency key created within this window is returned instead. */
+  readonly idempotencyWindowMs: number;
+  readonly now: number;
+}
+
+export interface SubmitResult {
+  readonly task: TaskRecord;
+  /** True when an existing task with the same idempotency key was returned. */
+  readonly deduplicated: boolean;
+}
+
+/** One fenced settle in {@link Store.settleTasks}; `events` are appended only if it applies. */
+export interface TaskSettle {
+  readonly id: string;
+  readonly leaseToken: string;
+  readonly state: Exclude<TaskState, 'running'>;
+  readonly result?: unknown;
+  readonly error?: TaskError | null;
+  readonly availableAt?: number;
+  readonly sortKey?: number;
+  readonly options?: TaskOptionsRecord;
+  readonly attemptOutcome: NonNullable<AttemptRecord['outcome']>;
+  readonly now: number;
+  readonly events: readonly NewEvent[];
+}
+
+export interface SettleOutcome {
+  readonly id: string;
+  readonly ok: boolean;
+  /** LEASE_LOST (or NOT_FOUND) when the settle did not apply. */
+  readonly error?: WardenError;
+}
 
 export interface ClaimRequest {
   readonly lanes: readonly string[];
@@ -292,6 +361,38 @@ export interface Store {
   claimTasks(request: ClaimRequest): Promise<ClaimedTask[]>;
   /** Extends a lease; LEASE_LOST unless the task is running under this token. */
   heartbeat(taskId: string, leaseToken: string, leaseMs: number, now: number): Promise<number>;
+  /**
+   * Inserts tasks in one transaction with their `task.queued` events. Idempotency keys are
+   * honoured within the window (IDEMPOTENCY_CONFLICT when the same key names another request);
+   * a lane over its depth limit refuses the whole batch with QUEUE_FULL.
+   */
+  submitTasks(request: SubmitRequest): Promise<SubmitResult[]>;
+  /**
+   * Settles many running tasks in one transaction; each is fenced by its own lease token and
+   * succeeds or fails alone (a stale token does not abort the others).
+   */
+  settleTasks(items: readonly TaskSettle[]): Promise<SettleOutcome[]>;
+  /** Extends many leases at once; returns the ids whose lease was lost. */
+  heartbeatTasks(
+    items: ReadonlyArray<{ id: string; leaseToken: string }>,
+    leaseMs: number,
+    now: number,
+  ): Promise<string[]>;
+  countQueued(lane: string): Promise<number>;
+  /** The earliest `available_at` of a queued task in these lanes, or null. */
+  nextDue(lanes: readonly string[]): Promise<number | null>;
+  /** The earliest lease expiry of a running task, or null. */
+  nextLeaseExpiry(): Promise<number | null>;
+  listSchedules(): Promise<ScheduleRecord[]>;
+  /**
+   * Fires every enabled schedule due at `now`, in one transaction: inserts its task and moves
+   * `next_run_at` to `next(schedule)`. Because both happen atomically under the write lock, a
+   * schedule never fires twice for one occurrence, across restarts or processes.
+   */
+  fireSchedules(
+    now: number,
+    fire: (schedule: ScheduleRecord) => { task: TaskRecord; nextRunAt: number },
+  ): Promise<TaskRecord[]>;
   /** Running tasks whose lease expired before `now` (or whose owner is in `deadOwners`). */
   findExpiredLeases(
     now: number,

@@ -142,4 +142,31 @@ CREATE TABLE effects (
 ) STRICT;
 `,
   },
+  {
+    version: 2,
+    name: 'queue',
+    sql: `
+DROP INDEX tasks_state;
+CREATE INDEX tasks_dead ON tasks(lane, updated_at) WHERE state = 'dead';
+CREATE INDEX tasks_finished ON tasks(updated_at) WHERE state IN ('succeeded', 'failed', 'canceled');
+
+CREATE TABLE schedules (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL CHECK (kind IN ('cron', 'interval')),
+  expr TEXT NOT NULL,
+  job TEXT NOT NULL,
+  lane TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  options TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  next_run_at INTEGER NOT NULL,
+  last_run_at INTEGER,
+  last_task_id TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX schedules_due ON schedules(next_run_at) WHERE enabled = 1;
+`,
+  },
 ];

@@ -5,6 +5,7 @@ import type {
   EventRecord,
   InterruptRecord,
   ProcessRecord,
+  ScheduleRecord,
   SessionRecord,
   TaskRecord,
 } from '../types.ts';
@@ -192,6 +193,34 @@ export function eventFromRow(r: Row): EventRecord {
     data: json(r.data),
     prev_hash: r.prev_hash as string,
     hash: r.hash as string,
+  };
+}
+
+export function scheduleFromRow(r: Row): ScheduleRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    kind: r.kind as ScheduleRecord['kind'],
+    expr: r.expr as string,
+    job: r.job as string,
+    lane: r.lane as string,
+    payload: json(r.payload),
+    options: json(r.options) as Record<string, unknown>,
+    enabled: r.enabled === 1,
+    next_run_at: r.next_run_at as number,
+    last_run_at: (r.last_run_at as number | null) ?? null,
+    last_task_id: (r.last_task_id as string | null) ?? null,
+    created_at: r.created_at as number,
+    updated_at: r.updated_at as number,
+  };
+}
+
+export function scheduleToParams(s: ScheduleRecord): Row {
+  return {
+    ...s,
+    payload: JSON.stringify(s.payload ?? null),
+    options: JSON.stringify(s.options),
+    enabled: s.enabled ? 1 : 0,
   };
 }
 

@@ -27,15 +27,19 @@ import type {
   EventRecord,
   InterruptFilter,
   InterruptRecord,
-  NewEvent,
   ProcessFilter,
   ProcessRecord,
+  ScheduleRecord,
   SessionRecord,
+  SettleOutcome,
   Store,
   StoreHealth,
   StoreOp,
+  SubmitRequest,
+  SubmitResult,
   TaskFilter,
   TaskRecord,
+  TaskSettle,
 } from '../types.ts';
 import { classifySqliteError } from './driver-errors.ts';
 import { type EventBatch, EventLog } from './event-log.ts';
@@ -49,13 +53,15 @@ import {
   processFromRow,
   processToParams,
   type Row,
+  scheduleFromRow,
+  scheduleToParams,
   sessionFromRow,
   taskFromRow,
   taskToParams,
   toJson,
 } from './rows.ts';
 import { SQL, type StatementName } from './statements.ts';
-import { claimTasks } from './task-writes.ts';
+import { claimTasks, fireSchedules, settleTasks, submitTasks } from './task-writes.ts';
 import { WriteQueue } from './write-queue.ts';
 
 export interface SqliteStoreOptions {
@@ -282,6 +288,24 @@ export class SqliteStore implements Store {
           status: current.status,
         });
       }
+      case 'task.redrive': {
+        const row = s.taskRedrive.get({ id: op.id, sort_key: op.sortKey, now: op.now }) as
+          Row | undefined;
+        if (!row) throw this.#notDead(op.id, 'redrive');
+        return;
+      }
+      case 'task.purge': {
+        const row = s.taskPurge.get(op.id) as Row | undefined;
+        if (!row) throw this.#notDead(op.id, 'purge');
+        s.attemptPurge.run(op.id);
+        return;
+      }
+      case 'schedule.upsert':
+        s.scheduleUpsert.run(scheduleToParams(op.row));
+        return;
+      case 'schedule.delete':
+        if (s.scheduleDelete.run(op.name).changes !== 1) throw errors.notFound('schedule', op.name);
+        return;
       case 'event':
         this.#log.append(batch, op.event);
         return;
@@ -290,6 +314,18 @@ export class SqliteStore implements Store {
         throw new WardenError('INTERNAL', `unknown store op ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  #notDead(taskId: string, action: string): WardenError {
+    const current = this.#stmt.taskById.get(taskId) as Row | undefined;
+    if (!current) return errors.notFound('task', taskId);
+    return errors.invalidState(
+      `task ${taskId} is ${String(current.state)}, not dead; only dead tasks can be ${action === 'purge' ? 'purged' : 'redriven'}`,
+      {
+        task_id: taskId,
+        state: current.state,
+      },
+    );
   }
 
   #leaseLost(taskId: string): WardenError {
@@ -303,6 +339,61 @@ export class SqliteStore implements Store {
 
   claimTasks(request: ClaimRequest): Promise<ClaimedTask[]> {
     return this.#transact((batch) => claimTasks(this.#stmt, this.#log, batch, request));
+  }
+
+  submitTasks(request: SubmitRequest): Promise<SubmitResult[]> {
+    return this.#transact((batch) => submitTasks(this.#stmt, this.#log, batch, request));
+  }
+
+  settleTasks(items: readonly TaskSettle[]): Promise<SettleOutcome[]> {
+    return this.#transact((batch) =>
+      settleTasks(this.#stmt, this.#log, batch, items, (id) => this.#leaseLost(id)),
+    );
+  }
+
+  heartbeatTasks(
+    items: ReadonlyArray<{ id: string; leaseToken: string }>,
+    leaseMs: number,
+    now: number,
+  ): Promise<string[]> {
+    const expires = now + leaseMs;
+    return this.#transact(() =>
+      items
+        .filter(
+          (item) =>
+            this.#stmt.taskHeartbeat.run({ id: item.id, token: item.leaseToken, expires, now })
+              .changes !== 1,
+        )
+        .map((item) => item.id),
+    );
+  }
+
+  countQueued(lane: string): Promise<number> {
+    return this.#async(() => (this.#stmt.taskCountQueued.get(lane) as { n: number }).n);
+  }
+
+  nextDue(lanes: readonly string[]): Promise<number | null> {
+    return this.#async(() => {
+      const times = lanes
+        .map((lane) => (this.#stmt.taskNextDue.get(lane) as { t: number | null }).t)
+        .filter((t): t is number => t !== null);
+      return times.length ? Math.min(...times) : null;
+    });
+  }
+
+  nextLeaseExpiry(): Promise<number | null> {
+    return this.#async(() => (this.#stmt.taskNextLease.get() as { t: number | null }).t);
+  }
+
+  listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#async(() => (this.#stmt.scheduleList.all() as Row[]).map(scheduleFromRow));
+  }
+
+  fireSchedules(
+    now: number,
+    fire: (schedule: ScheduleRecord) => { task: TaskRecord; nextRunAt: number },
+  ): Promise<TaskRecord[]> {
+    return this.#transact((batch) => fireSchedules(this.#stmt, this.#log, batch, now, fire));
   }
 
   heartbeat(taskId: string, leaseToken: string, leaseMs: number, now: number): Promise<number> {

@@ -58,6 +58,32 @@ export const SQL = {
   taskLeaseOwners: `SELECT DISTINCT lease_owner FROM tasks WHERE state = 'running' AND lease_owner IS NOT NULL`,
   taskByOwner: `SELECT * FROM tasks WHERE state = 'running' AND lease_owner = ? LIMIT ?`,
 
+  taskCountQueued: `SELECT count(*) AS n FROM tasks WHERE state = 'queued' AND lane = ?`,
+  taskNextDue: `SELECT min(available_at) AS t FROM tasks WHERE state = 'queued' AND lane = ?`,
+  taskNextLease: `SELECT min(lease_expires_at) AS t FROM tasks WHERE state = 'running'`,
+  taskClearIdempotencyKey: 'UPDATE tasks SET idempotency_key = NULL WHERE id = ?',
+  /** Dead → queued, attempts reset. → TaskRow | undefined */
+  taskRedrive: `UPDATE tasks SET state = 'queued', attempts = 0, available_at = @now, sort_key = @sort_key,
+      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = @now
+    WHERE id = @id AND state = 'dead' RETURNING *`,
+  taskPurge: `DELETE FROM tasks WHERE id = ? AND state = 'dead' RETURNING *`,
+  attemptPurge: 'DELETE FROM attempts WHERE task_id = ?',
+
+  scheduleUpsert: `INSERT INTO schedules (id, name, kind, expr, job, lane, payload, options, enabled, next_run_at,
+      last_run_at, last_task_id, created_at, updated_at)
+    VALUES (@id, @name, @kind, @expr, @job, @lane, @payload, @options, @enabled, @next_run_at, @last_run_at,
+      @last_task_id, @created_at, @updated_at)
+    ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, expr = excluded.expr, job = excluded.job,
+      lane = excluded.lane, payload = excluded.payload, options = excluded.options, enabled = excluded.enabled,
+      next_run_at = excluded.next_run_at, updated_at = excluded.updated_at`,
+  scheduleDelete: 'DELETE FROM schedules WHERE name = ?',
+  scheduleList: 'SELECT * FROM schedules ORDER BY name',
+  scheduleDue:
+    'SELECT * FROM schedules WHERE enabled = 1 AND next_run_at <= ? ORDER BY next_run_at',
+  /** Compare-and-set on next_run_at: an occurrence fires once. → changes */
+  scheduleFired: `UPDATE schedules SET next_run_at = @next, last_run_at = @at, last_task_id = @task, updated_at = @now
+    WHERE id = @id AND next_run_at = @expected`,
+
   attemptInsert: `INSERT INTO attempts (task_id, attempt, lease_token, worker_id, started_at, ended_at, outcome, error)
     VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL)`,
   attemptFinish:
