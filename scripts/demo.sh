@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/use-node.sh
 source scripts/use-node.sh
-[ -d node_modules ] || npm ci --no-audit --no-fund --silent
+[ -d node_modules ] || npm install --no-audit --no-fund --silent
 npm run --silent build
 export WARDEN_HOME="${WARDEN_HOME:-$PWD/.warden-demo}"
 node dist/cli/main.js init >/dev/null

@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/use-node.sh
 source scripts/use-node.sh
 echo "node $(node --version), npm $(npm --version)"
-npm ci --no-audit --no-fund
+# `npm ci` rejects lockfiles written by this npm (it omits other platforms' optional
+# bindings), so install from the lockfile with `npm install`, which keeps the locked versions.
+npm install --no-audit --no-fund
 npm test
