@@ -94,6 +94,14 @@ export const ERROR_CATALOGUE = {
     grpc: 'ALREADY_EXISTS',
     http: 409,
   },
+  JOB_FAILED: {
+    summary:
+      'A job handler threw; the task is retried with backoff unless the error says otherwise.',
+    retryable: true,
+    jsonrpc: -32000,
+    grpc: 'ABORTED',
+    http: 500,
+  },
   CANCELED: {
     summary: 'The operation was canceled.',
     retryable: false,

@@ -16,6 +16,13 @@ export {
 } from './errors.ts';
 export { EVENT_TYPES, type EventType, SYSTEM_SESSION_KEY } from './events.ts';
 export {
+  decideFailure,
+  errorFingerprint,
+  type FailureDecision,
+  type FailureInput,
+  type FailureOutcome,
+} from './failure-policy.ts';
+export {
   type ChainBreak,
   type ChainedEventBody,
   findChainBreak,
@@ -63,6 +70,7 @@ export {
   type UsageDelta,
   usageOverLimit,
 } from './quota.ts';
+export { DEFAULT_AGING_MS, sortKey } from './sort-key.ts';
 export {
   canTaskTransition,
   isTerminalTaskState,

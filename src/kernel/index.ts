@@ -1,8 +1,8 @@
+export { isDeadLocalOwner, localWorkerId } from '../queue/index.ts';
 export { Bus, type BusMessage, type Subscription } from './bus.ts';
 export { Kernel, type KernelOptions, type SystemStatus } from './kernel.ts';
 export { type LedgerVerification, type SessionVerification, verifyLedger } from './ledger.ts';
 export { type StartRunInput, type StepContext, type StepResult } from './orchestrator.ts';
-export { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
 export {
   DEFAULT_RATE_LIMITS,
   type RateDecision,

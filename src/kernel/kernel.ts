@@ -11,7 +11,12 @@ import {
   type RoutingFunction,
   systemClock,
 } from '../core/index.ts';
-import type { InterruptRecord, ProcessRecord, Store } from '../store/index.ts';
+import {
+  type InterruptRecord,
+  type ProcessRecord,
+  SessionDirectory,
+  type Store,
+} from '../store/index.ts';
 import { Bus } from './bus.ts';
 import { InterruptManager } from './interrupts.ts';
 import { Orchestrator, type StartRunInput } from './orchestrator.ts';
@@ -21,7 +26,6 @@ import { Recovery } from './recovery.ts';
 import { ResourceManager } from './resources.ts';
 import { DEFAULT_AGING_MS } from './scheduler.ts';
 import { ServiceRegistry } from './service-registry.ts';
-import { SessionManager } from './sessions.ts';
 
 export interface KernelOptions {
   readonly store: Store;
@@ -59,7 +63,7 @@ export class Kernel {
   readonly bus = new Bus();
   readonly services = new ServiceRegistry();
   readonly rateLimiter: RateLimiter;
-  readonly sessions: SessionManager;
+  readonly sessions: SessionDirectory;
   readonly orchestrator: Orchestrator;
   readonly interrupts: InterruptManager;
   readonly resources: ResourceManager;
@@ -81,7 +85,7 @@ export class Kernel {
       agingMs: options.agingMs ?? DEFAULT_AGING_MS,
     };
     this.rateLimiter = new RateLimiter(this.clock, options.rateLimits ?? DEFAULT_RATE_LIMITS);
-    this.sessions = new SessionManager(ctx);
+    this.sessions = new SessionDirectory(this.store, this.ids, this.clock);
     this.orchestrator = new Orchestrator(
       ctx,
       this.sessions,

@@ -34,7 +34,7 @@ import {
   type Workflow,
 } from '../core/index.ts';
 import { emptyUsage } from '../core/quota.ts';
-import type { ClaimedTask, ProcessRecord, StoreOp } from '../store/index.ts';
+import type { ClaimedTask, ProcessRecord, SessionDirectory, StoreOp } from '../store/index.ts';
 import { processEvent, taskEvent } from './events.ts';
 import {
   elapsedMs,
@@ -45,7 +45,6 @@ import {
   withCasRetry,
 } from './process-ops.ts';
 import { sortKey } from './scheduler.ts';
-import type { SessionManager } from './sessions.ts';
 
 export interface StartRunInput {
   readonly workflow: LoadedWorkflow;
@@ -83,12 +82,12 @@ export interface StepResult {
 
 export class Orchestrator {
   readonly #ctx: KernelContext;
-  readonly #sessions: SessionManager;
+  readonly #sessions: SessionDirectory;
   readonly #routingFunctions: ReadonlyMap<string, RoutingFunction>;
 
   constructor(
     ctx: KernelContext,
-    sessions: SessionManager,
+    sessions: SessionDirectory,
     routingFunctions: ReadonlyMap<string, RoutingFunction>,
   ) {
     this.#ctx = ctx;

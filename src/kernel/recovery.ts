@@ -6,10 +6,10 @@
  * one of the two wins.
  */
 import { backoffDelayMs, failStep, isTerminalProcessState, isWardenError } from '../core/index.ts';
+import { isDeadLocalOwner } from '../queue/index.ts';
 import type { ProcessRecord, StoreOp, TaskRecord } from '../store/index.ts';
 import { processEvent, taskEvent } from './events.ts';
 import type { Orchestrator } from './orchestrator.ts';
-import { isDeadLocalOwner } from './owner-liveness.ts';
 import { type KernelContext, planEffect, snapshotOf, stateChangeOps } from './process-ops.ts';
 import { sortKey } from './scheduler.ts';
 

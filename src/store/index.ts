@@ -1,3 +1,4 @@
+export { SessionDirectory } from './session-directory.ts';
 export { openSqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.ts';
 export type {
   AttemptRecord,
@@ -18,6 +19,7 @@ export type {
   SettleOutcome,
   Store,
   StoreHealth,
+  StoreLocation,
   StoreOp,
   SubmitRequest,
   SubmitResult,

@@ -352,9 +352,18 @@ export interface StoreHealth {
 
 export type CommitListener = (events: readonly EventRecord[]) => void;
 
+/** Enough to open another connection to the same database (e.g. from a worker thread). */
+export type StoreLocation = {
+  readonly kind: 'sqlite';
+  readonly file: string;
+  readonly durability: Durability;
+};
+
 export interface Store {
   readonly durability: Durability;
   readonly kind: 'sqlite' | 'postgres';
+  /** Where the data lives; null when another connection cannot reach it (`:memory:`). */
+  readonly location: StoreLocation | null;
 
   commit(ops: readonly StoreOp[]): Promise<readonly EventRecord[]>;
 

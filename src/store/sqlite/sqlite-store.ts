@@ -34,6 +34,7 @@ import type {
   SettleOutcome,
   Store,
   StoreHealth,
+  StoreLocation,
   StoreOp,
   SubmitRequest,
   SubmitResult,
@@ -86,6 +87,7 @@ export class SqliteStore implements Store {
   readonly durability: Durability;
   readonly file: string;
   readonly schemaVersion: number;
+  readonly location: StoreLocation | null;
   readonly #db: Database.Database;
   readonly #clock: Clock;
   readonly #stmt: { [K in StatementName]: Database.Statement };
@@ -152,6 +154,7 @@ export class SqliteStore implements Store {
     this.durability = durability;
     this.#clock = clock;
     this.schemaVersion = schemaVersion;
+    this.location = file === ':memory:' ? null : { kind: 'sqlite', file, durability };
     const stmt = {} as { [K in StatementName]: Database.Statement };
     for (const [name, sql] of Object.entries(SQL)) stmt[name as StatementName] = db.prepare(sql);
     this.#stmt = stmt;

@@ -1,19 +1,32 @@
-/** Sessions: a work context with its own event log. Created on first use, by key. */
-import { GENESIS_HASH, SYSTEM_SESSION_KEY, WardenError } from '../core/index.ts';
-import type { SessionRecord } from '../store/index.ts';
-import type { KernelContext } from './process-ops.ts';
+/**
+ * Sessions by key, created on first use with a `session.created` event. A helper over the
+ * Store port (not part of it), shared by the kernel and the queue; it caches ids, which never
+ * change once created.
+ */
+import {
+  type Clock,
+  GENESIS_HASH,
+  type IdGenerator,
+  SYSTEM_SESSION_KEY,
+  WardenError,
+} from '../core/index.ts';
+import type { SessionRecord, Store } from './types.ts';
 
 const KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-export class SessionManager {
-  readonly #ctx: KernelContext;
+export class SessionDirectory {
+  readonly #store: Store;
+  readonly #ids: IdGenerator;
+  readonly #clock: Clock;
   readonly #cache = new Map<string, SessionRecord>();
 
-  constructor(ctx: KernelContext) {
-    this.#ctx = ctx;
+  constructor(store: Store, ids: IdGenerator, clock: Clock) {
+    this.#store = store;
+    this.#ids = ids;
+    this.#clock = clock;
   }
 
-  /** Returns the session with this key, creating it (with a `session.created` event) if needed. */
+  /** Returns the session with this key, creating it if needed. INVALID_PARAMS for a bad key. */
   async ensure(key: string, settings: Record<string, unknown> = {}): Promise<SessionRecord> {
     if (!KEY_PATTERN.test(key)) {
       throw new WardenError(
@@ -23,14 +36,14 @@ export class SessionManager {
     }
     const cached = this.#cache.get(key);
     if (cached) return cached;
-    const existing = await this.#ctx.store.getSessionByKey(key);
+    const existing = await this.#store.getSessionByKey(key);
     if (existing) {
       this.#cache.set(key, existing);
       return existing;
     }
-    const now = this.#ctx.clock.now();
+    const now = this.#clock.now();
     const row: SessionRecord = {
-      id: this.#ctx.ids.next('s'),
+      id: this.#ids.next('s'),
       key,
       settings,
       created_at: now,
@@ -39,28 +52,32 @@ export class SessionManager {
       last_hash: GENESIS_HASH,
     };
     try {
-      await this.#ctx.store.commit([
+      await this.#store.commit([
         { op: 'session.insert', row },
         {
           op: 'event',
           event: {
             session_id: row.id,
             type: 'session.created',
-            trace_id: this.#ctx.ids.next('tr'),
+            trace_id: this.#ids.next('tr'),
             data: { key, settings },
           },
         },
       ]);
     } catch (error) {
       // Another process created the same key first: use theirs.
-      const raced = await this.#ctx.store.getSessionByKey(key);
-      if (raced) return raced;
+      const raced = await this.#store.getSessionByKey(key);
+      if (raced) {
+        this.#cache.set(key, raced);
+        return raced;
+      }
       throw error;
     }
     this.#cache.set(key, row);
     return row;
   }
 
+  /** The reserved session for kernel-wide events and session-less jobs. */
   system(): Promise<SessionRecord> {
     return this.ensure(SYSTEM_SESSION_KEY);
   }

@@ -1,0 +1,21 @@
+/** Messages between a worker and its heartbeat thread. */
+import type { Durability } from '../store/index.ts';
+
+export interface HeartbeatThreadData {
+  readonly file: string;
+  readonly durability: Durability;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly stallLimitMs: number;
+}
+
+export type ToHeartbeatThread =
+  | { readonly op: 'track'; readonly id: string; readonly token: string }
+  | { readonly op: 'untrack'; readonly id: string }
+  | { readonly op: 'tick' }
+  | { readonly op: 'stop' };
+
+export type FromHeartbeatThread =
+  | { readonly op: 'lost'; readonly ids: readonly string[] }
+  | { readonly op: 'stalled'; readonly since: number }
+  | { readonly op: 'error'; readonly message: string };

@@ -1,0 +1,61 @@
+/**
+ * The heartbeat thread: renews the leases of the tasks its parent is running, on its own event
+ * loop and its own database connection, so a handler that blocks the parent's event loop cannot
+ * starve the renewals. It renews only while the parent keeps ticking: a parent stalled for
+ * longer than `stallLimitMs` is treated as dead, its leases lapse, and its late completions will
+ * be rejected by the lease fence.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { openSqliteStore } from '../store/index.ts';
+import type { HeartbeatThreadData, ToHeartbeatThread } from './heartbeat-protocol.ts';
+
+const data = workerData as HeartbeatThreadData;
+const port = parentPort!;
+const store = await openSqliteStore({
+  file: data.file,
+  durability: data.durability,
+  mustExist: true,
+});
+const tracked = new Map<string, string>();
+let lastTick = Date.now();
+let stalled = false;
+
+port.on('message', (message: ToHeartbeatThread) => {
+  switch (message.op) {
+    case 'track':
+      tracked.set(message.id, message.token);
+      break;
+    case 'untrack':
+      tracked.delete(message.id);
+      break;
+    case 'tick':
+      lastTick = Date.now();
+      stalled = false;
+      break;
+    case 'stop':
+      clearInterval(timer);
+      void store.close().then(() => port.close());
+      break;
+  }
+});
+
+const timer = setInterval(() => {
+  if (tracked.size === 0) return;
+  const now = Date.now();
+  if (now - lastTick > data.stallLimitMs) {
+    if (!stalled) port.postMessage({ op: 'stalled', since: lastTick });
+    stalled = true;
+    return; // let the leases lapse: the parent is not making progress
+  }
+  const items = [...tracked].map(([id, leaseToken]) => ({ id, leaseToken }));
+  store.heartbeatTasks(items, data.leaseMs, now).then(
+    (lost) => {
+      if (lost.length === 0) return;
+      for (const id of lost) tracked.delete(id);
+      port.postMessage({ op: 'lost', ids: lost });
+    },
+    (error: unknown) =>
+      port.postMessage({ op: 'error', message: String((error as Error).message ?? error) }),
+  );
+}, data.heartbeatMs);

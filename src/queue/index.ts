@@ -1,0 +1,19 @@
+export { EffectJournal, type EffectOptions } from './effects.ts';
+export {
+  JobQueue,
+  type JobQueueOptions,
+  type ResolvedLane,
+  type ScheduleSpec,
+  type SubmittedJob,
+} from './job-queue.ts';
+export {
+  type JobContext,
+  type JobHandler,
+  JobWorker,
+  type JobWorkerOptions,
+  type JobWorkerStats,
+  nonRetryable,
+  retryAfter,
+} from './job-worker.ts';
+export { type LaneOptions, DEFAULTS as QUEUE_DEFAULTS, type SubmitOptions } from './options.ts';
+export { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';

@@ -1,0 +1,449 @@
+/**
+ * The job API for TypeScript users: submit typed jobs to lanes, await their results, inspect
+ * and redrive dead letters, and schedule recurring jobs. Workers ({@link JobWorker}) run them.
+ *
+ * Guarantees (DESIGN.md §6): a submit is durable when it resolves (and in `strict` mode
+ * survives power loss); an idempotency key returns the existing task for 24 h by default; a full
+ * lane answers QUEUE_FULL with `retry_after_ms` and accepts nothing of the batch.
+ */
+import {
+  canonicalJson,
+  type Clock,
+  DEFAULT_AGING_MS,
+  errors,
+  IdGenerator,
+  isTerminalTaskState,
+  priorityRank,
+  sha256Hex,
+  sortKey,
+  systemClock,
+  WardenError,
+} from '../core/index.ts';
+import {
+  type AttemptRecord,
+  type ScheduleRecord,
+  SessionDirectory,
+  type Store,
+  type StoreOp,
+  type TaskRecord,
+} from '../store/index.ts';
+import {
+  assertJobName,
+  assertLaneName,
+  DEFAULTS,
+  type LaneOptions,
+  laneOptionsSchema,
+  parseOrThrow,
+  type SubmitOptions,
+  submitOptionsSchema,
+} from './options.ts';
+import { nextOccurrence, validateCron } from './schedule-time.ts';
+
+export interface ResolvedLane {
+  readonly name: string;
+  readonly concurrency: number;
+  readonly maxDepth: number;
+}
+
+export interface JobQueueOptions {
+  readonly store: Store;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** Declared lanes; `default` always exists. Submitting to an undeclared lane is INVALID_PARAMS. */
+  readonly lanes?: Readonly<Record<string, LaneOptions>>;
+  /** @default 24 h */
+  readonly idempotencyWindowMs?: number;
+  /** @default 1 MiB (of JSON) */
+  readonly maxPayloadBytes?: number;
+  /** @default 10_000 */
+  readonly agingMs?: number;
+}
+
+export interface SubmittedJob {
+  readonly id: string;
+  readonly deduplicated: boolean;
+  readonly task: TaskRecord;
+}
+
+export interface ScheduleSpec {
+  /** A cron expression (UTC), e.g. `*\/5 * * * *`; or give `everyMs`. */
+  readonly cron?: string;
+  readonly everyMs?: number;
+  readonly job: string;
+  readonly payload?: unknown;
+  readonly lane?: string;
+  readonly options?: Omit<SubmitOptions, 'lane' | 'delayMs' | 'runAt' | 'idempotencyKey'>;
+  /** @default true */
+  readonly enabled?: boolean;
+}
+
+export class JobQueue {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+  readonly sessions: SessionDirectory;
+  readonly lanes: ReadonlyMap<string, ResolvedLane>;
+  readonly #idempotencyWindowMs: number;
+  readonly #maxPayloadBytes: number;
+  readonly #agingMs: number;
+  readonly #maxDepth: Record<string, number>;
+
+  constructor(options: JobQueueOptions) {
+    this.store = options.store;
+    this.clock = options.clock ?? systemClock;
+    this.ids = new IdGenerator(this.clock);
+    this.sessions = new SessionDirectory(this.store, this.ids, this.clock);
+    const lanes = new Map<string, ResolvedLane>();
+    for (const [name, raw] of Object.entries({ [DEFAULTS.lane]: {}, ...options.lanes })) {
+      assertLaneName(name);
+      const lane = parseOrThrow(laneOptionsSchema, raw, `lane ${name}`);
+      lanes.set(
+        name,
+        Object.freeze({
+          name,
+          concurrency: lane.concurrency ?? DEFAULTS.laneConcurrency,
+          maxDepth: lane.maxDepth ?? DEFAULTS.laneMaxDepth,
+        }),
+      );
+    }
+    this.lanes = lanes;
+    this.#maxDepth = Object.fromEntries([...lanes.values()].map((l) => [l.name, l.maxDepth]));
+    this.#idempotencyWindowMs = options.idempotencyWindowMs ?? DEFAULTS.idempotencyWindowMs;
+    this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes;
+    this.#agingMs = options.agingMs ?? DEFAULT_AGING_MS;
+  }
+
+  /** Submits one job. */
+  async submit<P>(name: string, payload: P, options: SubmitOptions = {}): Promise<SubmittedJob> {
+    const [result] = await this.submitMany([{ name, payload, options }]);
+    return result!;
+  }
+
+  /** Submits many jobs in one transaction (all or none). */
+  async submitMany(
+    jobs: ReadonlyArray<{ name: string; payload: unknown; options?: SubmitOptions }>,
+  ): Promise<SubmittedJob[]> {
+    if (jobs.length === 0) return [];
+    const now = this.clock.now();
+    const sessionIds = new Map<string, string>();
+    const tasks: TaskRecord[] = [];
+    for (const job of jobs) {
+      const task = this.#buildTask(
+        job.name,
+        job.payload,
+        parseOrThrow(submitOptionsSchema, job.options, 'submit options'),
+        now,
+      );
+      const key = job.options?.session ?? 'system';
+      let sessionId = sessionIds.get(key);
+      if (!sessionId) {
+        sessionId = (await this.sessions.ensure(key)).id;
+        sessionIds.set(key, sessionId);
+      }
+      tasks.push({ ...task, session_id: sessionId });
+    }
+    const results = await this.store.submitTasks({
+      tasks,
+      maxDepth: this.#maxDepth,
+      idempotencyWindowMs: this.#idempotencyWindowMs,
+      now,
+    });
+    return results.map((r) => ({ id: r.task.id, deduplicated: r.deduplicated, task: r.task }));
+  }
+
+  #buildTask(
+    nameInput: string,
+    payload: unknown,
+    options: ReturnType<typeof submitOptionsSchema.parse>,
+    now: number,
+  ): TaskRecord {
+    const name = assertJobName(nameInput);
+    const lane = options.lane ?? DEFAULTS.lane;
+    if (!this.lanes.has(lane)) {
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `unknown lane '${lane}' (declared lanes: ${[...this.lanes.keys()].join(', ')}); declare it in the queue's lanes`,
+        {
+          details: { lane },
+        },
+      );
+    }
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(payload ?? null);
+    } catch (error) {
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `the payload of job '${name}' is not serialisable as JSON: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    const bytes = Buffer.byteLength(text);
+    if (bytes > this.#maxPayloadBytes) {
+      throw new WardenError(
+        'PAYLOAD_TOO_LARGE',
+        `the payload of job '${name}' is ${bytes} bytes; the limit is ${this.#maxPayloadBytes}`,
+        {
+          details: { name, bytes, max_bytes: this.#maxPayloadBytes },
+        },
+      );
+    }
+    const rank =
+      options.priority === undefined
+        ? priorityRank('normal')
+        : typeof options.priority === 'number'
+          ? options.priority
+          : priorityRank(options.priority);
+    const availableAt = options.runAt ?? now + (options.delayMs ?? 0);
+    const backoff = options.backoff ?? { baseMs: DEFAULTS.backoffMs, maxMs: DEFAULTS.maxBackoffMs };
+    return {
+      id: this.ids.next('t'),
+      kind: 'job',
+      name,
+      lane,
+      session_id: '',
+      process_id: null,
+      payload: JSON.parse(text) as unknown,
+      state: 'queued',
+      priority: rank,
+      sort_key: sortKey(availableAt, rank, this.#agingMs),
+      available_at: availableAt,
+      attempts: 0,
+      max_attempts: options.attempts ?? DEFAULTS.maxAttempts,
+      lease_owner: null,
+      lease_token: null,
+      lease_expires_at: null,
+      idempotency_key: options.idempotencyKey ?? null,
+      last_error: null,
+      result: null,
+      trace_id: this.ids.next('tr'),
+      options: {
+        backoff_ms: backoff.baseMs,
+        max_backoff_ms: Math.max(backoff.maxMs, backoff.baseMs),
+        timeout_ms: options.timeoutMs ?? null,
+        poison_threshold: options.poisonThreshold ?? DEFAULTS.poisonThreshold,
+        consecutive_fingerprint: null,
+        ...(options.idempotencyKey
+          ? { request_hash: sha256Hex(canonicalJson({ name, payload: payload ?? null })) }
+          : {}),
+      },
+      created_at: now,
+      updated_at: now,
+    };
+  }
+
+  async get(id: string): Promise<TaskRecord> {
+    const task = await this.store.getTask(id);
+    if (!task) throw errors.notFound('task', id);
+    return task;
+  }
+
+  /**
+   * Cancels a queued, running or dead task. A running handler's AbortSignal fires (at once in
+   * this process, at its next heartbeat elsewhere) and its late result is rejected.
+   */
+  async cancel(id: string, reason = 'canceled by request'): Promise<TaskRecord> {
+    const task = await this.get(id);
+    if (isTerminalTaskState(task.state) && task.state !== 'dead') return task;
+    if (task.kind === 'agent_step') {
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `task ${id} is a workflow step; cancel its run (${task.process_id ?? '?'}) instead`,
+      );
+    }
+    await this.store.commit([
+      { op: 'task.cancel', id, leaseToken: task.lease_token, now: this.clock.now() },
+      this.#event(task, 'task.canceled', { reason, from: task.state }),
+    ]);
+    return this.get(id);
+  }
+
+  /**
+   * Resolves with the job's result once it succeeds; rejects with the job's error when it ends
+   * failed, dead or canceled, or with TIMEOUT after `timeoutMs`.
+   */
+  async result<R = unknown>(id: string, options: { timeoutMs?: number } = {}): Promise<R> {
+    const deadline = this.clock.now() + (options.timeoutMs ?? 60_000);
+    let wake: (() => void) | null = null;
+    const off = this.store.onCommit((events) => {
+      if (events.some((e) => e.task_id === id)) wake?.();
+    });
+    try {
+      for (;;) {
+        const task = await this.get(id);
+        if (task.state === 'succeeded') return task.result as R;
+        if (isTerminalTaskState(task.state)) {
+          throw new WardenError(
+            'JOB_FAILED',
+            `job ${id} ended ${task.state}${task.last_error ? `: [${task.last_error.code}] ${task.last_error.message}` : ''}`,
+            {
+              retryable: false,
+              details: { task_id: id, state: task.state, error: task.last_error },
+            },
+          );
+        }
+        const left = deadline - this.clock.now();
+        if (left <= 0)
+          throw new WardenError('TIMEOUT', `job ${id} is still ${task.state} after the wait`, {
+            details: { task_id: id, state: task.state },
+          });
+        // Woken by a commit in this process; polled for other processes' commits.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(left, 100));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = null;
+      }
+    } finally {
+      off();
+    }
+  }
+
+  /** Dead letters, newest last. */
+  async deadLetters(options: { lane?: string; limit?: number } = {}): Promise<TaskRecord[]> {
+    return this.store.listTasks({
+      states: ['dead'],
+      ...(options.lane ? { lane: options.lane } : {}),
+      limit: options.limit ?? 100,
+    });
+  }
+
+  /** A task with every recorded attempt. */
+  async inspect(id: string): Promise<{ task: TaskRecord; attempts: AttemptRecord[] }> {
+    return { task: await this.get(id), attempts: await this.store.listAttempts(id) };
+  }
+
+  /** Dead → queued with attempts reset (audited as a `task.redriven` event). */
+  async redrive(id: string, by = 'operator'): Promise<TaskRecord> {
+    const task = await this.get(id);
+    const now = this.clock.now();
+    await this.store.commit([
+      { op: 'task.redrive', id, sortKey: sortKey(now, task.priority, this.#agingMs), now },
+      this.#event(task, 'task.redriven', {
+        by,
+        attempts_before: task.attempts,
+        last_error: task.last_error,
+      }),
+    ]);
+    return this.get(id);
+  }
+
+  /** Deletes a dead task (audited as a `task.purged` event). */
+  async purge(id: string, by = 'operator'): Promise<void> {
+    const task = await this.get(id);
+    await this.store.commit([
+      { op: 'task.purge', id },
+      this.#event(task, 'task.purged', {
+        by,
+        name: task.name,
+        lane: task.lane,
+        attempts: task.attempts,
+      }),
+    ]);
+  }
+
+  /** Creates or replaces a recurring schedule. */
+  async schedule(name: string, spec: ScheduleSpec): Promise<ScheduleRecord> {
+    assertJobName(name);
+    assertJobName(spec.job);
+    const lane = spec.lane ?? DEFAULTS.lane;
+    if (!this.lanes.has(lane))
+      throw new WardenError('INVALID_PARAMS', `unknown lane '${lane}' for schedule '${name}'`);
+    if ((spec.cron === undefined) === (spec.everyMs === undefined)) {
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `schedule '${name}' needs exactly one of cron or everyMs`,
+      );
+    }
+    if (spec.cron !== undefined) validateCron(spec.cron);
+    if (spec.everyMs !== undefined && (!Number.isInteger(spec.everyMs) || spec.everyMs < 1_000)) {
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `schedule '${name}': everyMs must be an integer of at least 1000`,
+      );
+    }
+    parseOrThrow(submitOptionsSchema, spec.options ?? {}, `schedule ${name} options`);
+    const now = this.clock.now();
+    const existing = (await this.store.listSchedules()).find((s) => s.name === name);
+    const kind = spec.cron !== undefined ? 'cron' : 'interval';
+    const expr = spec.cron ?? String(spec.everyMs);
+    const anchor = existing?.created_at ?? now;
+    const row: ScheduleRecord = {
+      id: existing?.id ?? this.ids.next('t').replace(/^t_/, 'sch_'),
+      name,
+      kind,
+      expr,
+      job: spec.job,
+      lane,
+      payload: spec.payload ?? null,
+      options: (spec.options ?? {}),
+      enabled: spec.enabled ?? true,
+      next_run_at: nextOccurrence(kind, expr, now, anchor),
+      last_run_at: existing?.last_run_at ?? null,
+      last_task_id: existing?.last_task_id ?? null,
+      created_at: anchor,
+      updated_at: now,
+    };
+    const system = await this.sessions.system();
+    await this.store.commit([
+      { op: 'schedule.upsert', row },
+      {
+        op: 'event',
+        event: {
+          session_id: system.id,
+          type: 'schedule.updated',
+          trace_id: this.ids.next('tr'),
+          data: { name, kind, expr, job: spec.job, lane, next_run_at: row.next_run_at },
+        },
+      },
+    ]);
+    return row;
+  }
+
+  async unschedule(name: string): Promise<void> {
+    const system = await this.sessions.system();
+    await this.store.commit([
+      { op: 'schedule.delete', name },
+      {
+        op: 'event',
+        event: {
+          session_id: system.id,
+          type: 'schedule.deleted',
+          trace_id: this.ids.next('tr'),
+          data: { name },
+        },
+      },
+    ]);
+  }
+
+  /** Fires every due schedule once (see Store.fireSchedules). Returns the tasks created. */
+  async fireDueSchedules(): Promise<TaskRecord[]> {
+    const now = this.clock.now();
+    const system = await this.sessions.system();
+    return this.store.fireSchedules(now, (s) => {
+      const options = parseOrThrow(submitOptionsSchema, s.options, `schedule ${s.name} options`);
+      const task = this.#buildTask(s.job, s.payload, { ...options, lane: s.lane }, now);
+      return {
+        task: { ...task, session_id: system.id },
+        nextRunAt: nextOccurrence(s.kind, s.expr, Math.max(now, s.next_run_at), s.created_at),
+      };
+    });
+  }
+
+  #event(task: TaskRecord, type: string, data: unknown): StoreOp {
+    return {
+      op: 'event',
+      event: {
+        session_id: task.session_id,
+        type,
+        trace_id: task.trace_id,
+        process_id: task.process_id,
+        task_id: task.id,
+        data,
+      },
+    };
+  }
+}

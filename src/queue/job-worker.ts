@@ -1,0 +1,555 @@
+/**
+ * Runs jobs: claims them from its lanes in batches with a lease, runs the registered handler
+ * with an AbortSignal, and settles the results in batches, each fenced by its lease token.
+ *
+ * Loop (one per worker):
+ *   claim (BEGIN IMMEDIATE, up to each lane's free concurrency) → start handlers → when idle,
+ *   sleep until a local enqueue (commit listener), a commit by another process (change-token
+ *   poll), the next delayed task, or capacity freeing up.
+ *
+ * Completion: results are buffered and settled together on the next turn of the event loop, so
+ * many handlers finishing together cost one transaction. A settle whose lease was lost (the
+ * task was reclaimed or canceled) is rejected by the store and changes nothing: the handler's
+ * result is dropped, and counted in `stats.leaseLost`.
+ *
+ * Failures follow core/failure-policy: non-retryable → failed; same error N times in a row →
+ * dead (poison); out of attempts → dead; otherwise re-queued with backoff and full jitter.
+ */
+import {
+  type Clock,
+  coerceError,
+  decideFailure,
+  errorFingerprint,
+  isWardenError,
+  randomToken,
+  sortKey,
+  WardenError,
+} from '../core/index.ts';
+import type { ClaimedTask, NewEvent, TaskSettle } from '../store/index.ts';
+import { EffectJournal, type EffectOptions } from './effects.ts';
+import { HeartbeatPump } from './heartbeat-pump.ts';
+import type { JobQueue } from './job-queue.ts';
+import { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
+import { reclaimJobLeases } from './reclaim.ts';
+
+export interface JobContext<P = unknown> {
+  readonly id: string;
+  readonly name: string;
+  readonly payload: P;
+  readonly lane: string;
+  /** 1-based attempt number. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** Aborted on cancel, timeout, lease loss or worker shutdown. */
+  readonly signal: AbortSignal;
+  /** Records a `task.progress` event (fenced by the lease). */
+  progress(data: unknown): Promise<void>;
+  /** Runs a side effect at most once per key (see EffectJournal). */
+  effect<T>(
+    key: string,
+    request: unknown,
+    fn: () => Promise<T> | T,
+    options?: EffectOptions<T>,
+  ): Promise<T>;
+}
+
+export type JobHandler<P = unknown, R = unknown> = (job: JobContext<P>) => Promise<R> | R;
+
+export interface JobWorkerOptions {
+  readonly queue: JobQueue;
+  /** Lanes to work (each at its declared concurrency). @default every declared lane */
+  readonly lanes?: readonly string[];
+  /** @default 15_000 */
+  readonly leaseMs?: number;
+  /** @default leaseMs / 3 */
+  readonly heartbeatMs?: number;
+  /** A worker whose event loop stalls this long stops renewing its leases. @default 4 × leaseMs */
+  readonly stallLimitMs?: number;
+  /** @default 'auto' (a heartbeat thread when the database is a file) */
+  readonly heartbeat?: 'auto' | 'thread' | 'timer';
+  /** Most tasks one claim takes. @default 256 */
+  readonly claimBatch?: number;
+  /** How often to look for other processes' commits while idle. @default 50 */
+  readonly pollMs?: number;
+  /** @default `<host>/<pid>/<random>` */
+  readonly id?: string;
+  readonly random?: () => number;
+  readonly isDeadOwner?: (owner: string) => boolean;
+  /** Errors the worker handled but could not report anywhere else. */
+  readonly onError?: (error: WardenError) => void;
+}
+
+export interface JobWorkerStats {
+  claimed: number;
+  succeeded: number;
+  retried: number;
+  failed: number;
+  dead: number;
+  canceled: number;
+  leaseLost: number;
+  reclaimed: number;
+}
+
+interface Running {
+  readonly claim: ClaimedTask;
+  readonly controller: AbortController;
+  readonly startedAt: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class JobWorker {
+  readonly id: string;
+  readonly stats: JobWorkerStats = {
+    claimed: 0,
+    succeeded: 0,
+    retried: 0,
+    failed: 0,
+    dead: 0,
+    canceled: 0,
+    leaseLost: 0,
+    reclaimed: 0,
+  };
+  readonly #queue: JobQueue;
+  readonly #clock: Clock;
+  readonly #handlers = new Map<string, JobHandler<never, unknown>>();
+  readonly #lanes: ReadonlyArray<{ name: string; concurrency: number }>;
+  readonly #active = new Map<string, Running>();
+  readonly #activePerLane = new Map<string, number>();
+  readonly #leaseMs: number;
+  readonly #claimBatch: number;
+  readonly #pollMs: number;
+  readonly #random: () => number;
+  readonly #isDeadOwner: (owner: string) => boolean;
+  readonly #effects: EffectJournal;
+  readonly #pump: HeartbeatPump;
+  readonly #options: JobWorkerOptions;
+  #pendingSettles: TaskSettle[] = [];
+  #settleScheduled = false;
+  #settling: Promise<void> = Promise.resolve();
+  #running = false;
+  #loop: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
+  #woken = false;
+  #unsubscribe: (() => void) | null = null;
+  #reaper: NodeJS.Timeout | undefined;
+
+  constructor(options: JobWorkerOptions) {
+    this.#options = options;
+    this.#queue = options.queue;
+    this.#clock = options.queue.clock;
+    const names = options.lanes ?? [...options.queue.lanes.keys()];
+    this.#lanes = names.map((name) => {
+      const lane = options.queue.lanes.get(name);
+      if (!lane)
+        throw new WardenError(
+          'INVALID_PARAMS',
+          `unknown lane '${name}' (declared: ${[...options.queue.lanes.keys()].join(', ')})`,
+        );
+      return { name, concurrency: lane.concurrency };
+    });
+    this.#leaseMs = options.leaseMs ?? 15_000;
+    this.#claimBatch = options.claimBatch ?? 256;
+    this.#pollMs = options.pollMs ?? 50;
+    this.#random = options.random ?? Math.random;
+    this.#isDeadOwner = options.isDeadOwner ?? isDeadLocalOwner;
+    this.id = options.id ?? localWorkerId(randomToken(4));
+    this.#effects = new EffectJournal(options.queue.store, this.#clock);
+    this.#pump = new HeartbeatPump({
+      store: options.queue.store,
+      leaseMs: this.#leaseMs,
+      heartbeatMs: options.heartbeatMs ?? Math.floor(this.#leaseMs / 3),
+      stallLimitMs: options.stallLimitMs ?? this.#leaseMs * 4,
+      mode: options.heartbeat ?? 'auto',
+      onLost: (ids) => {
+        for (const id of ids)
+          this.#active
+            .get(id)
+            ?.controller.abort(new WardenError('LEASE_LOST', `lost the lease on task ${id}`));
+      },
+    });
+  }
+
+  /** Registers the handler for a job name. */
+  handle<P = unknown, R = unknown>(name: string, handler: JobHandler<P, R>): this {
+    this.#handlers.set(name, handler);
+    return this;
+  }
+
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  get heartbeatMode(): 'thread' | 'timer' {
+    return this.#pump.mode;
+  }
+
+  /** Recovers (reclaims dead and expired leases) and starts working. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    this.#pump.start();
+    const laneNames = new Set(this.#lanes.map((l) => l.name));
+    this.#unsubscribe = this.#queue.store.onCommit((events) => {
+      for (const e of events) {
+        if (e.type === 'task.queued' && laneNames.has((e.data as { lane?: string }).lane ?? ''))
+          this.#poke();
+        else if (e.type === 'task.canceled' && e.task_id) {
+          this.#active
+            .get(e.task_id)
+            ?.controller.abort(new WardenError('CANCELED', `task ${e.task_id} was canceled`));
+        } else if (e.type === 'task.retry_scheduled' || e.type === 'task.redriven') this.#poke();
+      }
+    });
+    await this.#reclaim();
+    this.#loop = this.#run();
+  }
+
+  /** Stops claiming and waits for running handlers (aborting them when `abort` is true). */
+  async stop(options: { abort?: boolean } = {}): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#poke();
+    if (options.abort)
+      for (const r of this.#active.values())
+        r.controller.abort(new WardenError('CANCELED', 'worker stopping'));
+    await this.#loop;
+    while (this.#active.size > 0 || this.#pendingSettles.length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await this.#settling;
+    }
+    clearTimeout(this.#reaper);
+    this.#unsubscribe?.();
+    await this.#pump.stop();
+  }
+
+  #poke(): void {
+    this.#woken = true;
+    this.#wake?.();
+  }
+
+  async #run(): Promise<void> {
+    let lastToken = -1;
+    while (this.#running) {
+      this.#woken = false;
+      let claimed = 0;
+      let full = true;
+      for (const lane of this.#lanes) {
+        const room = lane.concurrency - (this.#activePerLane.get(lane.name) ?? 0);
+        if (room <= 0) continue;
+        full = false;
+        try {
+          const claims = await this.#queue.store.claimTasks({
+            lanes: [lane.name],
+            kinds: ['job'],
+            workerId: this.id,
+            limit: Math.min(room, this.#claimBatch),
+            leaseMs: this.#leaseMs,
+            now: this.#clock.now(),
+          });
+          for (const claim of claims) this.#start(claim);
+          claimed += claims.length;
+        } catch (error) {
+          this.#options.onError?.(coerceError(error));
+        }
+      }
+      if (claimed > 0 && !full) continue;
+      if (this.#woken) continue;
+      const nextDue = full
+        ? null
+        : await this.#queue.store.nextDue(this.#lanes.map((l) => l.name)).catch(() => null);
+      await new Promise<void>((resolve) => {
+        let done = false;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          clearInterval(poll);
+          clearTimeout(due);
+          this.#wake = null;
+          resolve();
+        };
+        this.#wake = finish;
+        const now = this.#clock.now();
+        const due =
+          nextDue !== null && nextDue > now ? setTimeout(finish, nextDue - now) : undefined;
+        const poll = setInterval(() => {
+          this.#queue.store.changeToken().then((token) => {
+            if (token !== lastToken) {
+              lastToken = token;
+              finish();
+            }
+          }, finish);
+        }, this.#pollMs);
+        if (nextDue !== null && nextDue <= now) finish();
+      });
+    }
+  }
+
+  #start(claim: ClaimedTask): void {
+    const task = claim.task;
+    this.stats.claimed += 1;
+    const controller = new AbortController();
+    const running: Running = { claim, controller, startedAt: this.#clock.now(), timer: undefined };
+    this.#active.set(task.id, running);
+    this.#activePerLane.set(task.lane, (this.#activePerLane.get(task.lane) ?? 0) + 1);
+    this.#pump.track(task.id, claim.leaseToken);
+    if (task.options.timeout_ms !== null) {
+      const ms = task.options.timeout_ms;
+      running.timer = setTimeout(
+        () =>
+          controller.abort(
+            new WardenError('TIMEOUT', `job ${task.name} exceeded its timeout of ${ms} ms`, {
+              retryable: true,
+            }),
+          ),
+        ms,
+      );
+    }
+    const handler = this.#handlers.get(task.name);
+    if (!handler) {
+      this.#finish(
+        running,
+        undefined,
+        new WardenError(
+          'INVALID_PARAMS',
+          `no handler is registered for job '${task.name}' in worker ${this.id}`,
+          { retryable: false },
+        ),
+        'dead',
+      );
+      return;
+    }
+    const ctx: JobContext = {
+      id: task.id,
+      name: task.name,
+      payload: task.payload,
+      lane: task.lane,
+      attempt: claim.attempt,
+      maxAttempts: task.max_attempts,
+      signal: controller.signal,
+      progress: async (data) => {
+        await this.#queue.store.commit([
+          { op: 'task.fence', id: task.id, leaseToken: claim.leaseToken },
+          { op: 'event', event: this.#event(claim, 'task.progress', { progress: data }) },
+        ]);
+      },
+      effect: (key, request, fn, options) => this.#effects.effect(key, request, fn, options),
+    };
+    let result: Promise<unknown>;
+    try {
+      result = Promise.resolve((handler as JobHandler)(ctx));
+    } catch (error) {
+      result = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    result.then(
+      (value) => this.#finish(running, value, undefined),
+      (error: unknown) => this.#finish(running, undefined, handlerError(error, controller.signal)),
+    );
+  }
+
+  #finish(running: Running, value: unknown, error: WardenError | undefined, force?: 'dead'): void {
+    clearTimeout(running.timer);
+    const { claim } = running;
+    const task = claim.task;
+    const now = this.#clock.now();
+    if (
+      running.controller.signal.aborted &&
+      isWardenError(running.controller.signal.reason, 'LEASE_LOST')
+    ) {
+      this.stats.leaseLost += 1;
+      this.#release(task.id, task.lane);
+      return; // the lease is gone: someone else owns the task now
+    }
+    const duration = now - running.startedAt;
+    let settle: TaskSettle;
+    if (!error) {
+      settle = {
+        id: task.id,
+        leaseToken: claim.leaseToken,
+        state: 'succeeded',
+        result: value ?? null,
+        attemptOutcome: 'succeeded',
+        now,
+        events: [
+          this.#event(claim, 'task.succeeded', { attempt: claim.attempt, duration_ms: duration }),
+        ],
+      };
+    } else if (
+      error.code === 'CANCELED' &&
+      running.controller.signal.aborted &&
+      isWardenError(running.controller.signal.reason, 'CANCELED')
+    ) {
+      // Canceled by request (the store already moved it) or by shutdown (give it back).
+      settle = {
+        id: task.id,
+        leaseToken: claim.leaseToken,
+        state: 'queued',
+        error: { code: 'CANCELED', message: error.message },
+        availableAt: now,
+        sortKey: sortKey(now, task.priority),
+        attemptOutcome: 'canceled',
+        now,
+        events: [
+          this.#event(claim, 'task.retry_scheduled', {
+            attempt: claim.attempt,
+            delay_ms: 0,
+            error: { code: 'CANCELED', message: error.message },
+          }),
+        ],
+      };
+    } else {
+      const fingerprint = errorFingerprint(error.code, error.message);
+      const decision = force
+        ? {
+            state: 'dead' as const,
+            outcome: 'non_retryable' as const,
+            delayMs: 0,
+            consecutive: null,
+          }
+        : decideFailure(
+            {
+              attempt: claim.attempt,
+              maxAttempts: task.max_attempts,
+              retryable: error.retryable,
+              retryAfterMs: error.retryAfterMs,
+              fingerprint,
+              previous: task.options.consecutive_fingerprint,
+              poisonThreshold: task.options.poison_threshold,
+              backoff: {
+                base_ms: task.options.backoff_ms,
+                max_ms: task.options.max_backoff_ms,
+                jitter: 'full',
+              },
+              countsTowardPoison: true,
+            },
+            this.#random,
+          );
+      const taskError = {
+        code: error.code,
+        message: error.message,
+        retryable: error.retryable,
+        fingerprint,
+      };
+      const type =
+        decision.state === 'queued'
+          ? 'task.retry_scheduled'
+          : decision.state === 'dead'
+            ? 'task.dead'
+            : 'task.failed';
+      settle = {
+        id: task.id,
+        leaseToken: claim.leaseToken,
+        state: decision.state,
+        error: taskError,
+        availableAt: now + decision.delayMs,
+        sortKey: sortKey(now + decision.delayMs, task.priority),
+        options: { ...task.options, consecutive_fingerprint: decision.consecutive },
+        attemptOutcome: 'failed',
+        now,
+        events: [
+          this.#event(claim, type, {
+            attempt: claim.attempt,
+            max_attempts: task.max_attempts,
+            reason: decision.outcome,
+            delay_ms: decision.delayMs,
+            error: taskError,
+          }),
+        ],
+      };
+    }
+    this.#pendingSettles.push(settle);
+    if (!this.#settleScheduled) {
+      this.#settleScheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#settleScheduled = false;
+    const batch = this.#pendingSettles.splice(0);
+    if (batch.length === 0) return;
+    this.#settling = this.#queue.store.settleTasks(batch).then(
+      (outcomes) => {
+        outcomes.forEach((outcome, i) => {
+          const settle = batch[i]!;
+          const running = this.#active.get(settle.id);
+          if (!outcome.ok) this.stats.leaseLost += 1;
+          else if (settle.state === 'succeeded') this.stats.succeeded += 1;
+          else if (settle.state === 'queued') this.stats.retried += 1;
+          else if (settle.state === 'failed') this.stats.failed += 1;
+          else if (settle.state === 'dead') this.stats.dead += 1;
+          this.#release(settle.id, running?.claim.task.lane);
+        });
+      },
+      (error: unknown) => {
+        // The store failed (busy, disk): the leases lapse and the tasks are reclaimed and retried.
+        this.#options.onError?.(coerceError(error));
+        for (const settle of batch)
+          this.#release(settle.id, this.#active.get(settle.id)?.claim.task.lane);
+      },
+    );
+  }
+
+  #release(id: string, lane: string | undefined): void {
+    if (!this.#active.delete(id)) return;
+    this.#pump.untrack(id);
+    if (lane) this.#activePerLane.set(lane, (this.#activePerLane.get(lane) ?? 1) - 1);
+    this.#poke();
+  }
+
+  async #reclaim(): Promise<void> {
+    clearTimeout(this.#reaper);
+    try {
+      this.stats.reclaimed += await reclaimJobLeases(
+        this.#queue.store,
+        this.#clock.now(),
+        this.#isDeadOwner,
+        10_000,
+        this.#random,
+      );
+    } catch (error) {
+      this.#options.onError?.(coerceError(error));
+    }
+    if (!this.#running) return;
+    // Re-arm for the next lease that could expire (renewed leases just move it on).
+    const next = await this.#queue.store.nextLeaseExpiry().catch(() => null);
+    const wait = next === null ? this.#leaseMs : Math.max(100, next - this.#clock.now() + 10);
+    this.#reaper = setTimeout(() => void this.#reclaim(), Math.min(wait, this.#leaseMs));
+    this.#reaper.unref();
+  }
+
+  #event(claim: ClaimedTask, type: string, data: unknown): NewEvent {
+    const t = claim.task;
+    return {
+      session_id: t.session_id,
+      type,
+      trace_id: t.trace_id,
+      process_id: t.process_id,
+      task_id: t.id,
+      attempt: claim.attempt,
+      data,
+    };
+  }
+}
+
+/** A handler's failure: Warden errors keep their code; anything else is a retryable JOB_FAILED. */
+function handlerError(error: unknown, signal: AbortSignal): WardenError {
+  if (signal.aborted && isWardenError(signal.reason)) return signal.reason;
+  if (isWardenError(error)) return error;
+  return new WardenError('JOB_FAILED', error instanceof Error ? error.message : String(error), {
+    cause: error,
+    retryable: true,
+  });
+}
+
+/** Throw from a handler to fail the job without retrying it. */
+export function nonRetryable(message: string, details?: Record<string, unknown>): WardenError {
+  return new WardenError('JOB_FAILED', message, {
+    retryable: false,
+    ...(details ? { details } : {}),
+  });
+}
+
+/** Throw from a handler to retry after a given delay instead of the backoff policy. */
+export function retryAfter(delayMs: number, message = `retry in ${delayMs} ms`): WardenError {
+  return new WardenError('JOB_FAILED', message, { retryable: true, retryAfterMs: delayMs });
+}
