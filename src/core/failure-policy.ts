@@ -11,7 +11,7 @@
  * Lease expiries count as failed attempts (so a crash loop ends in `dead`) but do not count
  * toward poison: an external kill says nothing about the task.
  */
-import { backoffDelayMs,type BackoffPolicy } from './backoff.ts';
+import { backoffDelayMs, type BackoffPolicy } from './backoff.ts';
 
 export interface FailureInput {
   /** The attempt that failed (1-based). */

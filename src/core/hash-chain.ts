@@ -24,7 +24,27 @@ export interface ChainedEventBody {
 }
 
 export function hashEvent(body: ChainedEventBody): string {
-  return createHash('sha256').update(body.prev_hash).update(canonicalJson(body)).digest('hex');
+  return hashEventWithData(body, canonicalJson(body.data));
+}
+
+/**
+ * Same as {@link hashEvent} when `dataJson` is `canonical_json(body.data)`, without serialising
+ * the data twice: the store keeps `dataJson` as the stored text. The body's own keys are
+ * written in their canonical (sorted) order by hand; this is the hot path of every commit.
+ */
+export function hashEventWithData(body: ChainedEventBody, dataJson: string): string {
+  const canonical =
+    `{"attempt":${body.attempt === null ? 'null' : String(body.attempt)}` +
+    `,"data":${dataJson}` +
+    `,"prev_hash":${JSON.stringify(body.prev_hash)}` +
+    `,"process_id":${body.process_id === null ? 'null' : JSON.stringify(body.process_id)}` +
+    `,"seq":${String(body.seq)}` +
+    `,"session_id":${JSON.stringify(body.session_id)}` +
+    `,"task_id":${body.task_id === null ? 'null' : JSON.stringify(body.task_id)}` +
+    `,"trace_id":${JSON.stringify(body.trace_id)}` +
+    `,"ts":${String(body.ts)}` +
+    `,"type":${JSON.stringify(body.type)}}`;
+  return createHash('sha256').update(body.prev_hash).update(canonical).digest('hex');
 }
 
 export function sha256Hex(text: string): string {

@@ -28,6 +28,7 @@ export {
   findChainBreak,
   GENESIS_HASH,
   hashEvent,
+  hashEventWithData,
   sha256Hex,
 } from './hash-chain.ts';
 export { IdGenerator, type IdPrefix, randomToken } from './ids.ts';

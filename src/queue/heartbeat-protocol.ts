@@ -13,6 +13,7 @@ export type ToHeartbeatThread =
   | { readonly op: 'track'; readonly id: string; readonly token: string }
   | { readonly op: 'untrack'; readonly id: string }
   | { readonly op: 'tick' }
+  | { readonly op: 'batch'; readonly messages: readonly ToHeartbeatThread[] }
   | { readonly op: 'stop' };
 
 export type FromHeartbeatThread =

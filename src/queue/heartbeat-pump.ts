@@ -112,8 +112,22 @@ export class HeartbeatPump {
     }
   }
 
+  #outbox: ToHeartbeatThread[] = [];
+
+  /** Batches track/untrack messages into one postMessage per event-loop turn. */
   #post(message: ToHeartbeatThread): void {
-    this.#thread?.postMessage(message);
+    if (!this.#thread) return;
+    if (message.op === 'tick' || message.op === 'stop') {
+      this.#thread.postMessage(message);
+      return;
+    }
+    if (this.#outbox.push(message) === 1) {
+      queueMicrotask(() => {
+        const batch = this.#outbox;
+        this.#outbox = [];
+        this.#thread?.postMessage({ op: 'batch', messages: batch } satisfies ToHeartbeatThread);
+      });
+    }
   }
 
   #lost(ids: readonly string[]): void {

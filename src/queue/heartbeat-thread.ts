@@ -21,8 +21,13 @@ const tracked = new Map<string, string>();
 let lastTick = Date.now();
 let stalled = false;
 
-port.on('message', (message: ToHeartbeatThread) => {
+port.on('message', handle);
+
+function handle(message: ToHeartbeatThread): void {
   switch (message.op) {
+    case 'batch':
+      for (const m of message.messages) handle(m);
+      break;
     case 'track':
       tracked.set(message.id, message.token);
       break;
@@ -38,7 +43,7 @@ port.on('message', (message: ToHeartbeatThread) => {
       void store.close().then(() => port.close());
       break;
   }
-});
+}
 
 const timer = setInterval(() => {
   if (tracked.size === 0) return;

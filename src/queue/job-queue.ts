@@ -379,7 +379,7 @@ export class JobQueue {
       job: spec.job,
       lane,
       payload: spec.payload ?? null,
-      options: (spec.options ?? {}),
+      options: spec.options ?? {},
       enabled: spec.enabled ?? true,
       next_run_at: nextOccurrence(kind, expr, now, anchor),
       last_run_at: existing?.last_run_at ?? null,

@@ -97,6 +97,8 @@ export interface TaskRecord {
   readonly lease_owner: string | null;
   readonly lease_token: string | null;
   readonly lease_expires_at: number | null;
+  /** When the current (or last) attempt was claimed. */
+  readonly claimed_at?: number | null;
   readonly idempotency_key: string | null;
   readonly last_error: TaskError | null;
   readonly result: unknown;

@@ -118,6 +118,7 @@ export function taskRow(sessionId: string, over: Partial<TaskRecord> = {}): Task
     lease_owner: null,
     lease_token: null,
     lease_expires_at: null,
+    claimed_at: null,
     idempotency_key: null,
     last_error: null,
     result: null,

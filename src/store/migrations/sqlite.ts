@@ -146,9 +146,45 @@ CREATE TABLE effects (
     version: 2,
     name: 'queue',
     sql: `
-DROP INDEX tasks_state;
+CREATE TABLE tasks_v2 (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('agent_step','job','plan_task')),
+  name TEXT NOT NULL,
+  lane TEXT NOT NULL,
+  session_id TEXT NOT NULL REFERENCES sessions(id),
+  process_id TEXT,
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','dead','canceled')),
+  priority INTEGER NOT NULL,
+  sort_key INTEGER NOT NULL,
+  available_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  lease_owner TEXT,
+  lease_token TEXT,
+  lease_expires_at INTEGER,
+  claimed_at INTEGER,
+  idempotency_key TEXT,
+  last_error TEXT,
+  result TEXT,
+  trace_id TEXT NOT NULL,
+  options TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO tasks_v2 (id, kind, name, lane, session_id, process_id, payload, state, priority, sort_key,
+  available_at, attempts, max_attempts, lease_owner, lease_token, lease_expires_at, claimed_at, idempotency_key,
+  last_error, result, trace_id, options, created_at, updated_at)
+SELECT id, kind, name, lane, session_id, process_id, payload, state, priority, sort_key, available_at, attempts,
+  max_attempts, lease_owner, lease_token, lease_expires_at, NULL, idempotency_key, last_error, result, trace_id,
+  options, created_at, updated_at FROM tasks;
+DROP TABLE tasks;
+ALTER TABLE tasks_v2 RENAME TO tasks;
+CREATE INDEX tasks_due ON tasks(lane, sort_key) WHERE state = 'queued';
+CREATE INDEX tasks_lease ON tasks(lease_expires_at) WHERE state = 'running';
+CREATE INDEX tasks_process ON tasks(process_id) WHERE process_id IS NOT NULL;
+CREATE UNIQUE INDEX tasks_idempotency ON tasks(idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX tasks_dead ON tasks(lane, updated_at) WHERE state = 'dead';
-CREATE INDEX tasks_finished ON tasks(updated_at) WHERE state IN ('succeeded', 'failed', 'canceled');
 
 CREATE TABLE schedules (
   id TEXT PRIMARY KEY,

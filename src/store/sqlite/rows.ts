@@ -101,6 +101,7 @@ export function taskFromRow(r: Row): TaskRecord {
     lease_owner: (r.lease_owner as string | null) ?? null,
     lease_token: (r.lease_token as string | null) ?? null,
     lease_expires_at: (r.lease_expires_at as number | null) ?? null,
+    claimed_at: (r.claimed_at as number | null) ?? null,
     idempotency_key: (r.idempotency_key as string | null) ?? null,
     last_error: json(r.last_error) as TaskRecord['last_error'],
     result: json(r.result),
@@ -111,32 +112,34 @@ export function taskFromRow(r: Row): TaskRecord {
   };
 }
 
-export function taskToParams(t: TaskRecord): Row {
-  return {
-    id: t.id,
-    kind: t.kind,
-    name: t.name,
-    lane: t.lane,
-    session_id: t.session_id,
-    process_id: t.process_id,
-    payload: JSON.stringify(t.payload ?? null),
-    state: t.state,
-    priority: t.priority,
-    sort_key: t.sort_key,
-    available_at: t.available_at,
-    attempts: t.attempts,
-    max_attempts: t.max_attempts,
-    lease_owner: t.lease_owner,
-    lease_token: t.lease_token,
-    lease_expires_at: t.lease_expires_at,
-    idempotency_key: t.idempotency_key,
-    last_error: toJson(t.last_error),
-    result: toJson(t.result),
-    trace_id: t.trace_id,
-    options: JSON.stringify(t.options),
-    created_at: t.created_at,
-    updated_at: t.updated_at,
-  };
+/** Positional values in TASK_COLUMNS order. */
+export function taskToRow(t: TaskRecord): unknown[] {
+  return [
+    t.id,
+    t.kind,
+    t.name,
+    t.lane,
+    t.session_id,
+    t.process_id,
+    JSON.stringify(t.payload ?? null),
+    t.state,
+    t.priority,
+    t.sort_key,
+    t.available_at,
+    t.attempts,
+    t.max_attempts,
+    t.lease_owner,
+    t.lease_token,
+    t.lease_expires_at,
+    t.claimed_at ?? null,
+    t.idempotency_key,
+    toJson(t.last_error),
+    toJson(t.result),
+    t.trace_id,
+    JSON.stringify(t.options),
+    t.created_at,
+    t.updated_at,
+  ];
 }
 
 export function attemptFromRow(r: Row): AttemptRecord {

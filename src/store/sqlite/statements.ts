@@ -2,6 +2,14 @@
  * Every SQL statement the SQLite adapter runs, one per constant, prepared once at open.
  * Parameters are named; each header says what it returns.
  */
+/** Column order of positional task inserts (see taskToRow). */
+export const TASK_COLUMNS =
+  'id, kind, name, lane, session_id, process_id, payload, state, priority, sort_key, available_at, attempts, ' +
+  'max_attempts, lease_owner, lease_token, lease_expires_at, claimed_at, idempotency_key, last_error, result, trace_id, ' +
+  'options, created_at, updated_at';
+export const TASK_COLUMN_COUNT = 24;
+const TASK_PLACEHOLDERS = Array.from({ length: TASK_COLUMN_COUNT }, () => '?').join(', ');
+
 export const SQL = {
   /** → SessionRow | undefined */
   sessionById: 'SELECT * FROM sessions WHERE id = ?',
@@ -29,28 +37,28 @@ export const SQL = {
 
   taskById: 'SELECT * FROM tasks WHERE id = ?',
   taskByIdempotencyKey: 'SELECT * FROM tasks WHERE idempotency_key = ?',
-  taskInsert: `INSERT INTO tasks (id, kind, name, lane, session_id, process_id, payload, state, priority, sort_key,
-      available_at, attempts, max_attempts, lease_owner, lease_token, lease_expires_at, idempotency_key, last_error,
-      result, trace_id, options, created_at, updated_at)
-    VALUES (@id, @kind, @name, @lane, @session_id, @process_id, @payload, @state, @priority, @sort_key,
-      @available_at, @attempts, @max_attempts, @lease_owner, @lease_token, @lease_expires_at, @idempotency_key,
-      @last_error, @result, @trace_id, @options, @created_at, @updated_at)`,
+  /** Positional: see TASK_INSERT_COLUMNS. */
+  taskInsert: `INSERT INTO tasks (${TASK_COLUMNS}) VALUES (${TASK_PLACEHOLDERS})`,
   /** Due tasks of one lane in claim order. → {id}[] */
   taskDue: `SELECT id FROM tasks WHERE state = 'queued' AND lane = ? AND available_at <= ? ORDER BY sort_key LIMIT ?`,
   taskDueOfKinds: `SELECT id FROM tasks WHERE state = 'queued' AND lane = ? AND available_at <= ?
       AND kind IN (SELECT value FROM json_each(?)) ORDER BY sort_key LIMIT ?`,
-  /** Claims one queued task with a fresh lease. → TaskRow | undefined */
-  taskClaim: `UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = @owner,
-      lease_token = @token, lease_expires_at = @expires, updated_at = @now
-    WHERE id = @id AND state = 'queued' RETURNING *`,
+  /**
+   * Claims up to @limit due tasks of a lane in one statement. Each gets the lease token
+   * `@token:<id>` (a fresh random base per claim, so tokens never repeat). → TaskRow[]
+   */
+  taskClaimBatch: `UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = @owner,
+      lease_token = @token || ':' || id, lease_expires_at = @expires, claimed_at = @now, updated_at = @now
+    WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND lane = @lane AND available_at <= @now
+      AND kind IN (SELECT value FROM json_each(@kinds)) ORDER BY sort_key LIMIT @limit) RETURNING *`,
   /** Fenced by lease token. → changes */
   taskHeartbeat: `UPDATE tasks SET lease_expires_at = @expires, updated_at = @now
     WHERE id = @id AND state = 'running' AND lease_token = @token`,
-  /** Fenced settle of a running task. → TaskRow | undefined */
+  /** Fenced settle of a running task (run after attemptFromTask matched). → changes */
   taskSettle: `UPDATE tasks SET state = @state, result = @result, last_error = @error, lease_owner = NULL,
       lease_token = NULL, lease_expires_at = NULL, available_at = @available_at, sort_key = @sort_key,
       options = COALESCE(@options, options), updated_at = @now
-    WHERE id = @id AND state = 'running' AND lease_token = @token RETURNING *`,
+    WHERE id = @id AND state = 'running' AND lease_token = @token`,
   /** Cancels a task in any non-terminal state (or dead); clears its lease. → TaskRow | undefined */
   taskCancel: `UPDATE tasks SET state = 'canceled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
       updated_at = @now WHERE id = @id AND state IN ('queued', 'running', 'dead') RETURNING *`,
@@ -84,10 +92,13 @@ export const SQL = {
   scheduleFired: `UPDATE schedules SET next_run_at = @next, last_run_at = @at, last_task_id = @task, updated_at = @now
     WHERE id = @id AND next_run_at = @expected`,
 
-  attemptInsert: `INSERT INTO attempts (task_id, attempt, lease_token, worker_id, started_at, ended_at, outcome, error)
-    VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL)`,
-  attemptFinish:
-    'UPDATE attempts SET ended_at = ?, outcome = ?, error = ? WHERE task_id = ? AND lease_token = ?',
+  /**
+   * Records the end of the running attempt, read from the task row; it is also the lease fence:
+   * changes = 0 means the token is stale.
+   */
+  attemptFromTask: `INSERT INTO attempts (task_id, attempt, lease_token, worker_id, started_at, ended_at, outcome, error)
+    SELECT id, attempts, lease_token, lease_owner, COALESCE(claimed_at, updated_at), @now, @outcome, @error
+    FROM tasks WHERE id = @id AND state = 'running' AND lease_token = @token`,
   attemptList: 'SELECT * FROM attempts WHERE task_id = ? ORDER BY attempt',
 
   interruptById: 'SELECT * FROM interrupts WHERE id = ?',

@@ -1,7 +1,8 @@
 /**
  * The queue's hot write paths for the SQLite adapter, run inside a write transaction: claim
- * (atomic, with a fresh lease token per task), batched settle and heartbeat, submit with
- * idempotency and lane depth checks.
+ * (one statement per lane, a fresh lease token per task), fenced settles, submit with
+ * idempotency and lane depth checks, schedule firing. Measurements that shaped it are in
+ * bench/results/queue.md.
  */
 import type Database from 'better-sqlite3';
 
@@ -17,10 +18,13 @@ import type {
   TaskSettle,
 } from '../types.ts';
 import type { EventBatch, EventLog } from './event-log.ts';
-import { type Row, scheduleFromRow, taskFromRow, taskToParams, toJson } from './rows.ts';
-import type { StatementName } from './statements.ts';
+import { type Row, scheduleFromRow, taskFromRow, taskToRow, toJson } from './rows.ts';
+import { type StatementName, TASK_COLUMN_COUNT, TASK_COLUMNS } from './statements.ts';
 
 type Statements = { readonly [K in StatementName]: Database.Statement };
+
+const ALL_KINDS = JSON.stringify(['agent_step', 'job', 'plan_task']);
+const INSERT_CHUNK = 32;
 
 export function newLeaseToken(): string {
   const bytes = new Uint8Array(12);
@@ -37,28 +41,24 @@ export function claimTasks(
 ): ClaimedTask[] {
   if (request.kinds?.length === 0) return [];
   const claimed: ClaimedTask[] = [];
-  const kinds = request.kinds ? JSON.stringify(request.kinds) : null;
+  const kinds = request.kinds ? JSON.stringify(request.kinds) : ALL_KINDS;
   const expires = request.now + request.leaseMs;
   for (const lane of request.lanes) {
     const room = request.limit - claimed.length;
     if (room <= 0) break;
-    const ids = (
-      kinds
-        ? stmt.taskDueOfKinds.all(lane, request.now, kinds, room)
-        : stmt.taskDue.all(lane, request.now, room)
-    ) as Array<{ id: string }>;
-    for (const { id } of ids) {
-      const token = newLeaseToken();
-      const row = stmt.taskClaim.get({
-        id,
-        owner: request.workerId,
-        token,
-        expires,
-        now: request.now,
-      }) as Row | undefined;
-      if (!row) continue;
-      const task = taskFromRow(row);
-      stmt.attemptInsert.run(task.id, task.attempts, token, request.workerId, request.now);
+    const rows = stmt.taskClaimBatch.all({
+      owner: request.workerId,
+      token: newLeaseToken(),
+      expires,
+      now: request.now,
+      lane,
+      kinds,
+      limit: room,
+    }) as Row[];
+    const tasks = rows
+      .map(taskFromRow)
+      .sort((a, b) => a.sort_key - b.sort_key || (a.id < b.id ? -1 : 1));
+    for (const task of tasks) {
       log.append(batch, {
         session_id: task.session_id,
         type: 'task.claimed',
@@ -68,14 +68,43 @@ export function claimTasks(
         attempt: task.attempts,
         data: { lane: task.lane, worker_id: request.workerId, lease_expires_at: expires },
       });
-      claimed.push({ task, attempt: task.attempts, leaseToken: token });
+      claimed.push({ task, attempt: task.attempts, leaseToken: task.lease_token! });
     }
   }
   return claimed;
 }
 
+/** Inserts task rows, 32 per statement. */
+export function insertTasks(
+  db: Database.Database,
+  stmt: Statements,
+  tasks: readonly TaskRecord[],
+): void {
+  let i = 0;
+  if (tasks.length >= INSERT_CHUNK) {
+    const chunk = chunkInsert(db);
+    for (; i + INSERT_CHUNK <= tasks.length; i += INSERT_CHUNK)
+      chunk.run(tasks.slice(i, i + INSERT_CHUNK).flatMap(taskToRow));
+  }
+  for (; i < tasks.length; i++) stmt.taskInsert.run(taskToRow(tasks[i]!));
+}
+
+const chunkStatements = new WeakMap<Database.Database, Database.Statement>();
+function chunkInsert(db: Database.Database): Database.Statement {
+  let statement = chunkStatements.get(db);
+  if (!statement) {
+    const row = `(${Array.from({ length: TASK_COLUMN_COUNT }, () => '?').join(',')})`;
+    statement = db.prepare(
+      `INSERT INTO tasks (${TASK_COLUMNS}) VALUES ${Array.from({ length: INSERT_CHUNK }, () => row).join(',')}`,
+    );
+    chunkStatements.set(db, statement);
+  }
+  return statement;
+}
+
 /** Inserts tasks with idempotency and lane depth checks (see Store.submitTasks). */
 export function submitTasks(
+  db: Database.Database,
   stmt: Statements,
   log: EventLog,
   batch: EventBatch,
@@ -101,11 +130,13 @@ export function submitTasks(
     }
   }
   const results: SubmitResult[] = [];
+  const fresh: TaskRecord[] = [];
   for (const task of request.tasks) {
     if (task.idempotency_key !== null) {
       const row = stmt.taskByIdempotencyKey.get(task.idempotency_key) as Row | undefined;
-      if (row) {
-        const existing = taskFromRow(row);
+      const pending = fresh.find((t) => t.idempotency_key === task.idempotency_key);
+      const existing = pending ?? (row ? taskFromRow(row) : undefined);
+      if (existing) {
         if (request.now - existing.created_at < request.idempotencyWindowMs) {
           if (existing.options.request_hash !== task.options.request_hash) {
             throw new WardenError(
@@ -120,7 +151,7 @@ export function submitTasks(
         stmt.taskClearIdempotencyKey.run(existing.id); // the window has passed: the key is free
       }
     }
-    stmt.taskInsert.run(taskToParams(task));
+    fresh.push(task);
     log.append(batch, {
       session_id: task.session_id,
       type: 'task.queued',
@@ -137,7 +168,35 @@ export function submitTasks(
     });
     results.push({ task, deduplicated: false });
   }
+  insertTasks(db, stmt, fresh);
   return results;
+}
+
+/** Ends a running attempt, fenced by its token: records the attempt and moves the task. */
+export function settleOne(stmt: Statements, item: Omit<TaskSettle, 'events'>): boolean {
+  const error = toJson(item.error);
+  if (
+    stmt.attemptFromTask.run({
+      id: item.id,
+      token: item.leaseToken,
+      now: item.now,
+      outcome: item.attemptOutcome,
+      error,
+    }).changes !== 1
+  )
+    return false;
+  stmt.taskSettle.run({
+    id: item.id,
+    token: item.leaseToken,
+    state: item.state,
+    result: toJson(item.result),
+    error,
+    available_at: item.availableAt ?? item.now,
+    sort_key: item.sortKey ?? item.availableAt ?? item.now,
+    options: item.options === undefined ? null : JSON.stringify(item.options),
+    now: item.now,
+  });
+  return true;
 }
 
 /** Settles each task fenced by its own token; a stale one is reported, not thrown. */
@@ -149,25 +208,7 @@ export function settleTasks(
   leaseLost: (id: string) => WardenError,
 ): SettleOutcome[] {
   return items.map((item) => {
-    const row = stmt.taskSettle.get({
-      id: item.id,
-      token: item.leaseToken,
-      state: item.state,
-      result: toJson(item.result),
-      error: toJson(item.error),
-      available_at: item.availableAt ?? item.now,
-      sort_key: item.sortKey ?? item.availableAt ?? item.now,
-      options: item.options === undefined ? null : JSON.stringify(item.options),
-      now: item.now,
-    }) as Row | undefined;
-    if (!row) return { id: item.id, ok: false, error: leaseLost(item.id) };
-    stmt.attemptFinish.run(
-      item.now,
-      item.attemptOutcome,
-      toJson(item.error),
-      item.id,
-      item.leaseToken,
-    );
+    if (!settleOne(stmt, item)) return { id: item.id, ok: false, error: leaseLost(item.id) };
     for (const event of item.events) log.append(batch, event);
     return { id: item.id, ok: true };
   });
@@ -175,6 +216,7 @@ export function settleTasks(
 
 /** Fires due schedules (see Store.fireSchedules). */
 export function fireSchedules(
+  db: Database.Database,
   stmt: Statements,
   log: EventLog,
   batch: EventBatch,
@@ -194,7 +236,7 @@ export function fireSchedules(
       expected: schedule.next_run_at,
     });
     if (moved.changes !== 1) continue; // another process fired this occurrence first
-    stmt.taskInsert.run(taskToParams(task));
+    insertTasks(db, stmt, [task]);
     log.append(batch, {
       session_id: task.session_id,
       type: 'task.queued',
