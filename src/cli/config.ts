@@ -115,7 +115,7 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
   if (process.env.WARDEN_DB) env.database = process.env.WARDEN_DB;
   const flags: Record<string, unknown> = {};
   if (overrides.durability) flags.durability = overrides.durability;
-  if (overrides.db) flags.database = overrides.db;
+  if (overrides.db) flags.database = resolve(overrides.db); // a flag is relative to the current directory
   const merged = { ...raw, ...env, ...flags };
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {

@@ -176,6 +176,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
   return program;
 }
 
+// `warden events | head` closes stdout early: that is not an error worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 async function main(): Promise<void> {
   let code: number = EXIT.OK;
   const program = buildProgram((c) => {

@@ -97,6 +97,14 @@ export class InterruptManager {
         );
       }
       const now = this.#ctx.clock.now();
+      if (status === 'resolved' && interrupt.expires_at !== null && interrupt.expires_at <= now) {
+        // Too late: apply the expiry (its default answer) instead, then tell the caller.
+        await this.#settle(id, 'expired', undefined, 'kernel');
+        throw errors.invalidState(
+          `interrupt ${id} expired at ${new Date(interrupt.expires_at).toISOString()} before it was answered; its default applied`,
+          { id, status: 'expired' },
+        );
+      }
       const settleOp: StoreOp = {
         op: 'interrupt.settle',
         id,

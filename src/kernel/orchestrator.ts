@@ -125,6 +125,10 @@ export class Orchestrator {
       soft_timeout_ms: bounds.soft_timeout,
       ...input.quota,
     });
+    if (quota.soft_timeout_ms >= quota.timeout_ms) {
+      // A soft limit at or past the hard one would never warn: warn at 80 % instead.
+      (quota as { soft_timeout_ms: number }).soft_timeout_ms = Math.floor(quota.timeout_ms * 0.8);
+    }
     const pid = ctx.ids.next('p');
     const created: ProcessRecord = {
       pid,

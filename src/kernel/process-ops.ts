@@ -40,8 +40,11 @@ export function snapshotOf(p: ProcessRecord): RunSnapshot {
   };
 }
 
+/** Wall time the run has used: time spent waiting for a person does not count. */
 export function elapsedMs(p: ProcessRecord, now: number): number {
-  return p.started_at === null ? 0 : now - p.started_at;
+  if (p.started_at === null) return 0;
+  const waitingSince = p.state === 'waiting' ? (p.envelope.waiting_since ?? now) : now;
+  return Math.max(0, waitingSince - p.started_at - (p.envelope.paused_ms ?? 0));
 }
 
 /** Legal path from one state to another (a gate interrupt raised from `ready` passes `running`). */
@@ -180,6 +183,14 @@ export function planEffect(
       }
       break;
     }
+  }
+  // Waiting for a person does not spend the wall-time budget.
+  if (from === 'waiting' && state !== 'waiting') {
+    snap.envelope.paused_ms =
+      (snap.envelope.paused_ms ?? 0) + (now - (snap.envelope.waiting_since ?? now));
+    snap.envelope.waiting_since = null;
+  } else if (state === 'waiting' && from !== 'waiting') {
+    snap.envelope.waiting_since = now;
   }
   const next: ProcessRecord = {
     ...before,

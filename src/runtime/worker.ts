@@ -276,7 +276,9 @@ export class Worker {
         messages: readonly ChatMessage[],
         options: ModelCallOptions = {},
       ): Promise<ModelReply> => {
-        const { provider, model, spec } = this.#models.resolve(options.model);
+        const { provider, model, spec } = this.#models.resolve(
+          options.model ?? step.workflow.model,
+        );
         await kernel.resources.checkModelCall(
           step,
           estimateTokens(messages.map((m) => m.content).join('\n')),

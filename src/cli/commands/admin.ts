@@ -98,12 +98,13 @@ interface Check {
 
 export async function doctorCommand(options: GlobalOptions): Promise<number> {
   const checks: Check[] = [];
-  const major = Number(process.versions.node.split('.')[0]);
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  const nodeOk = major > 22 || (major === 22 && minor >= 12);
   checks.push({
     name: 'node',
-    ok: major >= 22,
+    ok: nodeOk,
     detail: `v${process.versions.node}`,
-    ...(major >= 22 ? {} : { fix: 'use Node 22.12 or newer (source scripts/use-node.sh)' }),
+    ...(nodeOk ? {} : { fix: 'use Node 22.12 or newer (source scripts/use-node.sh)' }),
   });
   let config;
   try {

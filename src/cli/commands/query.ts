@@ -76,7 +76,8 @@ export async function inspectCommand(pid: string, options: GlobalOptions): Promi
           id: t.id,
           stage: t.name,
           state: t.state,
-          attempts: attempts[t.id],
+          // Lease tokens are credentials for the running attempt: never print them.
+          attempts: attempts[t.id]?.map(({ lease_token: _token, ...a }) => a),
           last_error: t.last_error,
         })),
         interrupts: interrupts.map((i) => ({

@@ -12,7 +12,7 @@ import {
 import { openContext } from '../context.ts';
 import { driveRuns } from '../drive.ts';
 import type { GlobalOptions } from '../global-options.ts';
-import { printLine, style } from '../output.ts';
+import { printJson, printLine, style } from '../output.ts';
 
 export interface RunOptions extends GlobalOptions {
   readonly input?: string;
@@ -36,7 +36,8 @@ export function readWorkflowFile(file: string): LoadedWorkflow {
       { cause: error, details: { file } },
     );
   }
-  return parseWorkflowText(text, file);
+  // The CLI registers no TypeScript routing functions or agents: reject workflows that need them.
+  return parseWorkflowText(text, file, { routingFunctions: new Set(), agents: new Set() });
 }
 
 export function parseInput(value: string | undefined): unknown {
@@ -94,6 +95,12 @@ export async function runCommand(file: string, options: RunOptions): Promise<num
   const input = parseInput(options.input);
   const priority = parsePriority(options.priority);
   const concurrency = parseConcurrency(options.concurrency);
+  if (options.session !== undefined && !/^[A-Za-z0-9_.:-]{1,128}$/.test(options.session)) {
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `--session '${options.session}' is invalid: use 1-128 letters, digits, _ . : -`,
+    );
+  }
   const ctx = await openContext(options);
   try {
     await ctx.kernel.recover();
@@ -141,7 +148,10 @@ export async function resumeCommand(pid: string | undefined, options: RunOptions
         `${style.bold('↻')} resuming ${pids.length} run${pids.length === 1 ? '' : 's'} ${style.dim(`(reclaimed ${recovered.reclaimed} lease${recovered.reclaimed === 1 ? '' : 's'}, expired ${recovered.expired} interrupt${recovered.expired === 1 ? '' : 's'})`)}`,
       );
     }
-    if (pids.length === 0) return 0;
+    if (pids.length === 0) {
+      if (options.json) printJson([]);
+      return 0;
+    }
     return await driveRuns(ctx, pids, {
       json: options.json ?? false,
       interactive: interactiveFor(options),

@@ -53,6 +53,10 @@ export interface Envelope {
   /** The most recent steps (bounded, see {@link MAX_HISTORY}). */
   history: HistoryEntry[];
   soft_timeout_warned: boolean;
+  /** Total time spent waiting for people; excluded from the wall-time budget. */
+  paused_ms?: number;
+  /** When the current wait for a person began. */
+  waiting_since?: number | null;
 }
 
 export const MAX_HISTORY = 200;

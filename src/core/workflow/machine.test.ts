@@ -241,7 +241,13 @@ function refFail(g: GenWorkflow, run: RefRun, code: string, elapsedMs: number): 
   run.pending = null;
   if (code === 'CANCELED') return refEnd(run, 'user_cancelled');
   if (stage.errorNext !== undefined) return refMove(g, run, stage.name, stage.errorNext, elapsedMs);
-  return refEnd(run, code === 'PROVIDER_ERROR' ? 'llm_failed_fatally' : 'tool_failed_fatally');
+  // An llm stage's failures are the model's; other stages fail as tools unless the provider failed.
+  return refEnd(
+    run,
+    code === 'PROVIDER_ERROR' || stage.kind === 'llm'
+      ? 'llm_failed_fatally'
+      : 'tool_failed_fatally',
+  );
 }
 
 /** The workflow file for a generated spec. */
@@ -844,8 +850,13 @@ describe('failures', () => {
     expect(t.snapshot.envelope.edge_traversals).toEqual({ 'a->b': 2, 'b->a': 1 });
   });
 
-  it('without error_next a failure terminates by its code', () => {
-    const workflow = load(TWO_STAGES);
+  it('without error_next a failure terminates by its code (and stage kind)', () => {
+    const workflow = load({
+      stages: [
+        { name: 'a', agent: { kind: 'noop' }, default_next: 'b' },
+        { name: 'b', agent: { kind: 'noop' } },
+      ],
+    });
     const issued = advance(workflow, freshSnapshot(workflow), opts());
     const fail = (code: string): Transitioned =>
       failStep(workflow, issued.snapshot, { step: 1, stage: 'a', code, message: 'm' }, opts());

@@ -374,7 +374,9 @@ export function failStep(
     return transition(workflow, snap, stage.name, stage.error_next, 'error_next', options);
   }
   const reason: TerminalReason =
-    failure.code === 'PROVIDER_ERROR' ? 'llm_failed_fatally' : 'tool_failed_fatally';
+    failure.code === 'PROVIDER_ERROR' || stage.agent?.kind === 'llm'
+      ? 'llm_failed_fatally'
+      : 'tool_failed_fatally';
   snap.terminated = { reason, message: `stage '${stage.name}' failed: ${failure.message}` };
   return { snapshot: snap, effect: { kind: 'terminate', ...snap.terminated }, routes: [] };
 }
