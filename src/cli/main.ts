@@ -10,6 +10,7 @@ import { doctorCommand, initCommand, ledgerVerifyCommand } from './commands/admi
 import { answerResponse, cancelCommand, resolveCommand } from './commands/interrupts.ts';
 import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { resumeCommand, runCommand } from './commands/run.ts';
+import { dlqCommand, submitCommand, tasksCommand } from './commands/tasks.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 import type { GlobalOptions } from './global-options.ts';
 import { printError } from './output.ts';
@@ -163,6 +164,42 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('cancel a run; its running step is told through its AbortSignal')
     .option('--reason <text>', 'why')
     .action(wrap(cancelCommand));
+  program
+    .command('tasks')
+    .description('list tasks in the durable queue')
+    .option(
+      '--state <states>',
+      'comma-separated: queued, running, succeeded, failed, dead, canceled',
+    )
+    .option('--lane <lane>', 'only this lane')
+    .option('--limit <n>', 'at most N', '100')
+    .action(wrap(tasksCommand));
+  program
+    .command('dlq [action] [id]')
+    .description('dead letters: list (default), show <id>, redrive <id|--all>, purge <id|--all>')
+    .option('--lane <lane>', 'only this lane')
+    .option('--all', 'redrive or purge every dead task (of --lane)')
+    .option('--limit <n>', 'at most N', '100')
+    .action(wrap(dlqCommand));
+  program
+    .command('submit <job>')
+    .description('submit a job to the durable queue (workers registered for <job> run it)')
+    .option('--payload <json>', 'the payload as JSON, or @file.json')
+    .option('--lane <lane>', 'lane', 'default')
+    .addOption(
+      new Option('--priority <priority>', 'priority').choices([
+        'realtime',
+        'high',
+        'normal',
+        'low',
+        'idle',
+      ]),
+    )
+    .option('--delay <ms>', 'run no earlier than this many milliseconds from now')
+    .option('--attempts <n>', 'maximum attempts (default 5)')
+    .option('--key <key>', 'idempotency key: the same key within 24 h returns the existing task')
+    .option('--session <key>', 'session whose event log records the task', 'system')
+    .action(wrap(submitCommand));
   const ledger = program.command('ledger').description('the hash-chained event log');
   ledger
     .command('verify')

@@ -1,4 +1,5 @@
 export { EffectJournal, type EffectOptions } from './effects.ts';
+export { HeartbeatPump, type HeartbeatPumpOptions } from './heartbeat-pump.ts';
 export {
   JobQueue,
   type JobQueueOptions,

@@ -132,6 +132,7 @@ export class JobWorker {
   #woken = false;
   #unsubscribe: (() => void) | null = null;
   #reaper: NodeJS.Timeout | undefined;
+  #scheduler: NodeJS.Timeout | undefined;
 
   constructor(options: JobWorkerOptions) {
     this.#options = options;
@@ -201,6 +202,7 @@ export class JobWorker {
       }
     });
     await this.#reclaim();
+    await this.#fireSchedules();
     this.#loop = this.#run();
   }
 
@@ -218,6 +220,7 @@ export class JobWorker {
       await this.#settling;
     }
     clearTimeout(this.#reaper);
+    clearTimeout(this.#scheduler);
     this.#unsubscribe?.();
     await this.#pump.stop();
   }
@@ -515,6 +518,27 @@ export class JobWorker {
     const wait = next === null ? this.#leaseMs : Math.max(100, next - this.#clock.now() + 10);
     this.#reaper = setTimeout(() => void this.#reclaim(), Math.min(wait, this.#leaseMs));
     this.#reaper.unref();
+  }
+
+  /**
+   * Fires due schedules (each occurrence once, even with several workers or after a restart:
+   * the store moves next_run_at in the same transaction), then sleeps until the next one.
+   */
+  async #fireSchedules(): Promise<void> {
+    clearTimeout(this.#scheduler);
+    let next: number | null = null;
+    try {
+      await this.#queue.fireDueSchedules();
+      const schedules = (await this.#queue.store.listSchedules()).filter((s) => s.enabled);
+      next = schedules.length ? Math.min(...schedules.map((s) => s.next_run_at)) : null;
+    } catch (error) {
+      this.#options.onError?.(coerceError(error));
+    }
+    if (!this.#running) return;
+    // New schedules may be added by other processes: look again within 5 s at most.
+    const wait = next === null ? 5_000 : Math.min(5_000, Math.max(10, next - this.#clock.now()));
+    this.#scheduler = setTimeout(() => void this.#fireSchedules(), wait);
+    this.#scheduler.unref();
   }
 
   #event(claim: ClaimedTask, type: string, data: unknown): NewEvent {

@@ -3,7 +3,8 @@
  * the run's budget, and reports the result fenced by its lease token.
  *
  * Liveness rules:
- * - the lease is renewed by a timer every `heartbeatMs`, independent of the agent's code;
+ * - the lease is renewed every `heartbeatMs` by a heartbeat thread (queue/HeartbeatPump), so an
+ *   agent that blocks the event loop cannot starve it;
  * - a heartbeat that answers LEASE_LOST (the task was reclaimed or the run was cancelled)
  *   aborts the agent's AbortSignal, and its result is dropped: the kernel would reject it;
  * - a stage `timeout` aborts the agent with TIMEOUT, which is retried like any failure.
@@ -20,6 +21,7 @@ import {
   WardenError,
 } from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
+import { HeartbeatPump } from '../queue/index.ts';
 import type { ClaimedTask } from '../store/index.ts';
 import {
   type Agent,
@@ -42,6 +44,8 @@ export interface WorkerOptions {
   readonly leaseMs?: number;
   /** @default leaseMs / 3 */
   readonly heartbeatMs?: number;
+  /** @default 'auto' (a heartbeat thread when the database is a file) */
+  readonly heartbeat?: 'auto' | 'thread' | 'timer';
   /** How often to look for other processes' commits. @default 100 */
   readonly pollMs?: number;
   /** Longest time between claim attempts while idle (delayed retries). @default 1_000 */
@@ -64,7 +68,7 @@ export class Worker {
   readonly #models: ModelRegistry;
   readonly #concurrency: number;
   readonly #leaseMs: number;
-  readonly #heartbeatMs: number;
+  readonly #pump: HeartbeatPump;
   readonly #pollMs: number;
   readonly #maxIdleMs: number;
   readonly #options: WorkerOptions;
@@ -81,7 +85,19 @@ export class Worker {
     this.#models = options.models ?? new ModelRegistry();
     this.#concurrency = options.concurrency ?? 4;
     this.#leaseMs = options.leaseMs ?? 15_000;
-    this.#heartbeatMs = options.heartbeatMs ?? Math.floor(this.#leaseMs / 3);
+    this.#pump = new HeartbeatPump({
+      store: options.kernel.store,
+      leaseMs: this.#leaseMs,
+      heartbeatMs: options.heartbeatMs ?? Math.floor(this.#leaseMs / 3),
+      stallLimitMs: this.#leaseMs * 4,
+      mode: options.heartbeat ?? 'auto',
+      onLost: (ids) => {
+        for (const id of ids)
+          this.#active
+            .get(id)
+            ?.controller.abort(new WardenError('LEASE_LOST', `lost the lease on task ${id}`));
+      },
+    });
     this.#pollMs = options.pollMs ?? 100;
     this.#maxIdleMs = options.maxIdleMs ?? 1_000;
     this.id = options.id ?? localWorkerId(randomToken(4));
@@ -94,6 +110,7 @@ export class Worker {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#pump.start();
     const sub = this.#kernel.bus.subscribe(
       ['task.queued', 'task.retry_scheduled', 'task.canceled'],
       (message) => {
@@ -127,6 +144,7 @@ export class Worker {
     await this.#loop;
     await Promise.allSettled([...this.#active.values()].map((a) => a.promise));
     this.#unsubscribe?.();
+    await this.#pump.stop();
     this.#kernel.services.unregister(this.id);
   }
 
@@ -193,13 +211,7 @@ export class Worker {
     const orchestrator = this.#kernel.orchestrator;
     const step = await orchestrator.beginStep(claim);
     if (!step) return;
-    const heartbeat = setInterval(() => {
-      this.#kernel.store
-        .heartbeat(claim.task.id, claim.leaseToken, this.#leaseMs, this.#kernel.clock.now())
-        .catch((error: unknown) => {
-          if (isWardenError(error, 'LEASE_LOST')) controller.abort(error);
-        });
-    }, this.#heartbeatMs);
+    this.#pump.track(claim.task.id, claim.leaseToken);
     const timeoutMs = step.stage.timeout;
     const timer = timeoutMs
       ? setTimeout(
@@ -233,7 +245,7 @@ export class Worker {
       if (!isWardenError(error, 'LEASE_LOST') && !isWardenError(error, 'INVALID_STATE'))
         throw error;
     } finally {
-      clearInterval(heartbeat);
+      this.#pump.untrack(claim.task.id);
       clearTimeout(timer);
     }
   }
