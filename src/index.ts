@@ -34,6 +34,18 @@ export {
   verifyLedger,
 } from './kernel/index.ts';
 export {
+  EffectJournal,
+  type JobContext,
+  type JobHandler,
+  JobQueue,
+  type JobQueueOptions,
+  JobWorker,
+  type JobWorkerOptions,
+  nonRetryable,
+  retryAfter,
+  type SubmitOptions,
+} from './queue/index.ts';
+export {
   type Agent,
   type AgentContext,
   AgentRegistry,
