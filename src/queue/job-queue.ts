@@ -57,6 +57,11 @@ export interface JobQueueOptions {
   readonly maxPayloadBytes?: number;
   /** @default 10_000 */
   readonly agingMs?: number;
+  /**
+   * Virtual time each task takes from its session's share of a lane (fair queueing across
+   * sessions: tasks of different sessions interleave). @default 1
+   */
+  readonly fairnessQuantumMs?: number;
 }
 
 export interface SubmittedJob {
@@ -86,6 +91,7 @@ export class JobQueue {
   readonly #idempotencyWindowMs: number;
   readonly #maxPayloadBytes: number;
   readonly #agingMs: number;
+  readonly #fairnessQuantumMs: number;
   readonly #maxDepth: Record<string, number>;
 
   constructor(options: JobQueueOptions) {
@@ -111,6 +117,7 @@ export class JobQueue {
     this.#idempotencyWindowMs = options.idempotencyWindowMs ?? DEFAULTS.idempotencyWindowMs;
     this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes;
     this.#agingMs = options.agingMs ?? DEFAULT_AGING_MS;
+    this.#fairnessQuantumMs = options.fairnessQuantumMs ?? 1;
   }
 
   /** Submits one job. */
@@ -147,6 +154,7 @@ export class JobQueue {
       maxDepth: this.#maxDepth,
       idempotencyWindowMs: this.#idempotencyWindowMs,
       now,
+      fairness: { quantumMs: this.#fairnessQuantumMs, agingMs: this.#agingMs },
     });
     return results.map((r) => ({ id: r.task.id, deduplicated: r.deduplicated, task: r.task }));
   }

@@ -272,6 +272,14 @@ export interface SubmitRequest {
   /** A task with the same idempotency key created within this window is returned instead. */
   readonly idempotencyWindowMs: number;
   readonly now: number;
+  /**
+   * Fair queueing across sessions within a lane: each (lane, session, priority) has a virtual
+   * clock that advances `quantumMs` per task, and a due task's claim order is its session's
+   * clock (plus the priority offset) instead of its submit time. A session that submits 10,000
+   * tasks at once therefore interleaves with one that submits 5, instead of starving it.
+   * Omit to keep plain FIFO keys.
+   */
+  readonly fairness?: { readonly quantumMs: number; readonly agingMs: number };
 }
 
 export interface SubmitResult {

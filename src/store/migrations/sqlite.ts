@@ -186,6 +186,15 @@ CREATE INDEX tasks_process ON tasks(process_id) WHERE process_id IS NOT NULL;
 CREATE UNIQUE INDEX tasks_idempotency ON tasks(idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX tasks_dead ON tasks(lane, updated_at) WHERE state = 'dead';
 
+-- Per (lane, session, priority) virtual clocks for fair queueing across sessions (see submitTasks).
+CREATE TABLE fair_clock (
+  lane TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  rank INTEGER NOT NULL,
+  last_key INTEGER NOT NULL,
+  PRIMARY KEY (lane, session_id, rank)
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE schedules (
   id TEXT PRIMARY KEY,
   name TEXT NOT NULL UNIQUE,

@@ -66,6 +66,9 @@ export const SQL = {
   taskLeaseOwners: `SELECT DISTINCT lease_owner FROM tasks WHERE state = 'running' AND lease_owner IS NOT NULL`,
   taskByOwner: `SELECT * FROM tasks WHERE state = 'running' AND lease_owner = ? LIMIT ?`,
 
+  fairClockGet: 'SELECT last_key FROM fair_clock WHERE lane = ? AND session_id = ? AND rank = ?',
+  fairClockSet: `INSERT INTO fair_clock (lane, session_id, rank, last_key) VALUES (?, ?, ?, ?)
+    ON CONFLICT (lane, session_id, rank) DO UPDATE SET last_key = excluded.last_key`,
   taskCountQueued: `SELECT count(*) AS n FROM tasks WHERE state = 'queued' AND lane = ?`,
   taskNextDue: `SELECT min(available_at) AS t FROM tasks WHERE state = 'queued' AND lane = ?`,
   taskNextLease: `SELECT min(lease_expires_at) AS t FROM tasks WHERE state = 'running'`,

@@ -131,7 +131,8 @@ export function submitTasks(
   }
   const results: SubmitResult[] = [];
   const fresh: TaskRecord[] = [];
-  for (const task of request.tasks) {
+  const fairClocks = new Map<string, number>();
+  for (let task of request.tasks) {
     if (task.idempotency_key !== null) {
       const row = stmt.taskByIdempotencyKey.get(task.idempotency_key) as Row | undefined;
       const pending = fresh.find((t) => t.idempotency_key === task.idempotency_key);
@@ -151,6 +152,8 @@ export function submitTasks(
         stmt.taskClearIdempotencyKey.run(existing.id); // the window has passed: the key is free
       }
     }
+    if (request.fairness && task.available_at <= request.now)
+      task = fairKey(stmt, task, request.fairness, fairClocks);
     fresh.push(task);
     log.append(batch, {
       session_id: task.session_id,
@@ -169,7 +172,31 @@ export function submitTasks(
     results.push({ task, deduplicated: false });
   }
   insertTasks(db, stmt, fresh);
+  for (const [key, last] of fairClocks) {
+    const [lane, sessionId, rank] = key.split('\u0000') as [string, string, string];
+    stmt.fairClockSet.run(lane, sessionId, Number(rank), last);
+  }
   return results;
+}
+
+/** Gives a due task its session's next virtual start time (start-time fair queueing). */
+function fairKey(
+  stmt: Statements,
+  task: TaskRecord,
+  fairness: { quantumMs: number; agingMs: number },
+  clocks: Map<string, number>,
+): TaskRecord {
+  const key = `${task.lane}\u0000${task.session_id}\u0000${task.priority}`;
+  let last = clocks.get(key);
+  if (last === undefined)
+    last =
+      (
+        stmt.fairClockGet.get(task.lane, task.session_id, task.priority) as
+          { last_key: number } | undefined
+      )?.last_key ?? -Infinity;
+  const start = Math.max(task.available_at, last + fairness.quantumMs);
+  clocks.set(key, start);
+  return { ...task, sort_key: start + task.priority * fairness.agingMs };
 }
 
 /** Ends a running attempt, fenced by its token: records the attempt and moves the task. */
