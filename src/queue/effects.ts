@@ -51,7 +51,7 @@ export class EffectJournal {
     }
     const requestHash = sha256Hex(canonicalJson(request ?? null));
     const now = this.#clock.now();
-    const record = await this.#store.beginEffect({
+    const { record, inserted } = await this.#store.beginEffect({
       idempotency_key: key,
       tool: options.tool ?? 'effect',
       request_hash: requestHash,
@@ -71,7 +71,8 @@ export class EffectJournal {
       );
     }
     if (record.status === 'done') return record.result as T;
-    const resumed = record.status === 'pending' && record.created_at !== now;
+    // Pending and not ours: an earlier attempt began this effect and did not record its outcome.
+    const resumed = record.status === 'pending' && !inserted;
     if (resumed && options.reconcile) {
       const found = await options.reconcile();
       if (found !== undefined) {

@@ -107,7 +107,9 @@ export class HeartbeatPump {
     if (thread) {
       const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
       thread.postMessage({ op: 'stop' } satisfies ToHeartbeatThread);
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))]);
+      clearTimeout(timer);
       await thread.terminate();
     }
   }

@@ -437,8 +437,11 @@ export interface Store {
   countByState(): Promise<{ processes: Record<string, number>; tasks: Record<string, number> }>;
 
   getEffect(key: string): Promise<EffectRecord | undefined>;
-  /** Inserts a pending effect unless the key exists; returns the stored record. */
-  beginEffect(row: EffectRecord): Promise<EffectRecord>;
+  /**
+   * Inserts a pending effect unless the key exists; returns the stored record and whether this
+   * call inserted it (false: an earlier attempt did — it may have crashed inside the effect).
+   */
+  beginEffect(row: EffectRecord): Promise<{ record: EffectRecord; inserted: boolean }>;
   finishEffect(
     key: string,
     status: 'done' | 'failed',

@@ -20,7 +20,7 @@ function longWorkflow(): string {
   const stages = Array.from({ length: STAGES }, (_, i) => {
     const next = i + 1 < STAGES ? `s${i + 1}` : 'end';
     return `  - name: s${i}
-    agent: { kind: noop, delay: 40, output: { index: ${i} } }
+    agent: { kind: noop, delay: 80, output: { index: ${i} } }
     retry: { max_attempts: 50, backoff: 10, max_backoff: 50 }
     default_next: ${next}`;
   });
@@ -31,19 +31,36 @@ ${stages.join('\n')}
 `;
 }
 
-function killAfter(
-  ms: number,
+/**
+ * Runs the CLI and SIGKILLs it at a random point: usually a random 0-400 ms after its first step
+ * started (mid-work), sometimes a random 100-900 ms after spawn (mid start-up or recovery).
+ * `ms` null lets it finish.
+ */
+function runAndMaybeKill(
   args: string[],
   home: string,
+  kill: boolean,
 ): Promise<{ killed: boolean; code: number | null }> {
   return new Promise((resolve) => {
     const child = spawnCli(args, { home });
-    child.stdout!.resume();
     child.stderr!.resume();
     let exited = false;
-    const timer = setTimeout(() => {
-      if (!exited) child.kill('SIGKILL');
-    }, ms);
+    let timer: NodeJS.Timeout | undefined;
+    const killLater = (ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (!exited) child.kill('SIGKILL');
+      }, ms);
+    };
+    const midWork = Math.random() < 0.75;
+    if (kill && !midWork) killLater(100 + Math.floor(Math.random() * 800));
+    let armed = false;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (kill && midWork && !armed && chunk.toString().includes('▸')) {
+        armed = true;
+        killLater(Math.floor(Math.random() * 400));
+      }
+    });
     child.on('close', (code, signal) => {
       exited = true;
       clearTimeout(timer);
@@ -64,11 +81,9 @@ describe('crash and resume', () => {
     let kills = 0;
     let first = true;
     let finished = false;
-    // Random kill points: between 150 ms (mid start-up) and 900 ms (several steps in).
     while (kills < KILLS || !finished) {
       const args = first ? ['run', file, '--no-interactive'] : ['resume', '--no-interactive'];
-      const delay = kills < KILLS ? 150 + Math.floor(Math.random() * 750) : 120_000;
-      const result = await killAfter(delay, args, home);
+      const result = await runAndMaybeKill(args, home, kills < KILLS);
       if (result.killed) kills += 1;
       else finished = true;
       const ps = json<Array<{ state: string }>>(await runCli(['ps', '--json'], { home }));

@@ -948,7 +948,10 @@ export function storeContract(
 
     describe('effects', () => {
       test('beginEffect is insert-once; finishEffect records the result', async () => {
-        const first = await store.beginEffect(effectRow('k1', { request_hash: 'h1' }));
+        const { record: first, inserted } = await store.beginEffect(
+          effectRow('k1', { request_hash: 'h1' }),
+        );
+        expect(inserted).toBe(true);
         expect(first).toMatchObject({
           idempotency_key: 'k1',
           tool: 'http.get',
@@ -961,7 +964,7 @@ export function storeContract(
         const again = await store.beginEffect(
           effectRow('k1', { request_hash: 'h2', tool: 'other', created_at: T0 + 5 }),
         );
-        expect(again).toEqual(first);
+        expect(again).toEqual({ record: first, inserted: false });
         expect(await store.getEffect('k1')).toEqual(first);
 
         await store.finishEffect('k1', 'done', 'rh1', { body: [1, 2] }, T0 + 10);
@@ -973,7 +976,7 @@ export function storeContract(
           updated_at: T0 + 10,
         });
         // Beginning a finished effect returns the finished record (the caller replays it).
-        expect(await store.beginEffect(effectRow('k1'))).toMatchObject({
+        expect((await store.beginEffect(effectRow('k1'))).record).toMatchObject({
           status: 'done',
           result: { body: [1, 2] },
         });

@@ -574,17 +574,21 @@ export class SqliteStore implements Store {
   getEffect(key: string): Promise<EffectRecord | undefined> {
     return this.#async(() => optional(this.#stmt.effectByKey.get(key), effectFromRow));
   }
-  beginEffect(row: EffectRecord): Promise<EffectRecord> {
+  beginEffect(row: EffectRecord): Promise<{ record: EffectRecord; inserted: boolean }> {
     return this.#transact(() => {
-      this.#stmt.effectInsert.run(
-        row.idempotency_key,
-        row.tool,
-        row.request_hash,
-        row.status,
-        row.created_at,
-        row.updated_at,
-      );
-      return effectFromRow(this.#stmt.effectByKey.get(row.idempotency_key) as Row);
+      const inserted =
+        this.#stmt.effectInsert.run(
+          row.idempotency_key,
+          row.tool,
+          row.request_hash,
+          row.status,
+          row.created_at,
+          row.updated_at,
+        ).changes === 1;
+      return {
+        record: effectFromRow(this.#stmt.effectByKey.get(row.idempotency_key) as Row),
+        inserted,
+      };
     });
   }
   finishEffect(
