@@ -435,6 +435,21 @@ export class SqliteStore implements Store {
     );
   }
 
+  /** `SELECT * FROM <table> WHERE <conditions> ORDER BY created_at LIMIT <limit>`. */
+  #list(
+    table: 'processes' | 'tasks' | 'interrupts',
+    conditions: ReadonlyArray<Condition | null>,
+    limit = 1_000,
+  ): Row[] {
+    const used = conditions.filter((c): c is Condition => c !== null);
+    const where = used.length ? `WHERE ${used.map((c) => c.sql).join(' AND ')}` : '';
+    const order = table === 'processes' ? 'created_at, pid' : 'created_at, id';
+    return this.#db
+      .prepare(`SELECT * FROM ${table} ${where} ORDER BY ${order} LIMIT ?`)
+      .all(...used.flatMap((c) => c.params), limit) as Row[];
+  }
+
+  /** Runs synchronous driver work and settles a promise with its result or its Warden error. */
   #async<T>(fn: () => T): Promise<T> {
     try {
       return Promise.resolve(this.#read(fn));
@@ -456,47 +471,29 @@ export class SqliteStore implements Store {
     return this.#async(() => optional(this.#stmt.processById.get(pid), processFromRow));
   }
   listProcesses(filter: ProcessFilter = {}): Promise<ProcessRecord[]> {
-    return this.#async(() => {
-      const where: string[] = [];
-      const params: unknown[] = [];
-      if (filter.states?.length) {
-        where.push(`state IN (${filter.states.map(() => '?').join(',')})`);
-        params.push(...filter.states);
-      }
-      if (filter.sessionId) {
-        where.push('session_id = ?');
-        params.push(filter.sessionId);
-      }
-      const sql = `SELECT * FROM processes ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, pid LIMIT ?`;
-      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(
-        processFromRow,
-      );
-    });
+    return this.#async(() =>
+      this.#list(
+        'processes',
+        [inList('state', filter.states), eq('session_id', filter.sessionId)],
+        filter.limit,
+      ).map(processFromRow),
+    );
   }
   getTask(id: string): Promise<TaskRecord | undefined> {
     return this.#async(() => optional(this.#stmt.taskById.get(id), taskFromRow));
   }
   listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
-    return this.#async(() => {
-      const where: string[] = [];
-      const params: unknown[] = [];
-      if (filter.states?.length) {
-        where.push(`state IN (${filter.states.map(() => '?').join(',')})`);
-        params.push(...filter.states);
-      }
-      if (filter.lane) {
-        where.push('lane = ?');
-        params.push(filter.lane);
-      }
-      if (filter.processId) {
-        where.push('process_id = ?');
-        params.push(filter.processId);
-      }
-      const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id LIMIT ?`;
-      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(
-        taskFromRow,
-      );
-    });
+    return this.#async(() =>
+      this.#list(
+        'tasks',
+        [
+          inList('state', filter.states),
+          eq('lane', filter.lane),
+          eq('process_id', filter.processId),
+        ],
+        filter.limit,
+      ).map(taskFromRow),
+    );
   }
   listAttempts(taskId: string): Promise<AttemptRecord[]> {
     return this.#async(() => {
@@ -524,22 +521,13 @@ export class SqliteStore implements Store {
     return this.#async(() => optional(this.#stmt.interruptById.get(id), interruptFromRow));
   }
   listInterrupts(filter: InterruptFilter = {}): Promise<InterruptRecord[]> {
-    return this.#async(() => {
-      const where: string[] = [];
-      const params: unknown[] = [];
-      if (filter.status) {
-        where.push('status = ?');
-        params.push(filter.status);
-      }
-      if (filter.processId) {
-        where.push('process_id = ?');
-        params.push(filter.processId);
-      }
-      const sql = `SELECT * FROM interrupts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id LIMIT ?`;
-      return (this.#db.prepare(sql).all(...params, filter.limit ?? 1_000) as Row[]).map(
-        interruptFromRow,
-      );
-    });
+    return this.#async(() =>
+      this.#list(
+        'interrupts',
+        [eq('status', filter.status), eq('process_id', filter.processId)],
+        filter.limit,
+      ).map(interruptFromRow),
+    );
   }
   findExpiredInterrupts(now: number): Promise<InterruptRecord[]> {
     return this.#async(() => (this.#stmt.interruptExpired.all(now) as Row[]).map(interruptFromRow));
@@ -639,6 +627,21 @@ export class SqliteStore implements Store {
     this.#listeners.clear();
     this.#db.close();
   }
+}
+
+interface Condition {
+  readonly sql: string;
+  readonly params: readonly unknown[];
+}
+
+function eq(column: string, value: string | undefined): Condition | null {
+  return value === undefined || value === '' ? null : { sql: `${column} = ?`, params: [value] };
+}
+
+function inList(column: string, values: readonly string[] | undefined): Condition | null {
+  return values?.length
+    ? { sql: `${column} IN (${values.map(() => '?').join(',')})`, params: values }
+    : null;
 }
 
 function optional<T>(row: unknown, map: (r: Row) => T): T | undefined {
