@@ -197,7 +197,11 @@ export class JobWorker {
         else if (e.type === 'task.canceled' && e.task_id) {
           this.#active
             .get(e.task_id)
-            ?.controller.abort(new WardenError('CANCELED', `task ${e.task_id} was canceled`));
+            ?.controller.abort(
+              new WardenError('CANCELED', `task ${e.task_id} was canceled`, {
+                details: { by: 'request' },
+              }),
+            );
         } else if (e.type === 'task.retry_scheduled' || e.type === 'task.redriven') this.#poke();
       }
     });
@@ -361,6 +365,16 @@ export class JobWorker {
       this.stats.leaseLost += 1;
       this.#release(task.id, task.lane);
       return; // the lease is gone: someone else owns the task now
+    }
+    const reason: unknown = running.controller.signal.reason;
+    if (
+      running.controller.signal.aborted &&
+      isWardenError(reason, 'CANCELED') &&
+      reason.details?.by === 'request'
+    ) {
+      this.stats.canceled += 1;
+      this.#release(task.id, task.lane);
+      return; // the store already moved the task to canceled and cleared its lease
     }
     const duration = now - running.startedAt;
     let settle: TaskSettle;
