@@ -421,3 +421,14 @@ describe('errorFingerprint', () => {
     );
   });
 });
+
+describe('errorFingerprint with short hex ids', () => {
+  it('masks short hex ids so the same failure about different records fingerprints alike', () => {
+    expect(errorFingerprint('JOB_FAILED', 'row 3f2a9c1b7d4e is locked')).toBe(
+      errorFingerprint('JOB_FAILED', 'row a9e8d7c6b5f4 is locked'),
+    );
+    expect(errorFingerprint('JOB_FAILED', 'deadline exceeded')).toBe(
+      'JOB_FAILED:deadline exceeded',
+    );
+  });
+});

@@ -71,6 +71,7 @@ export function errorFingerprint(code: string, message: string): string {
   const masked = message
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<uuid>')
     .replace(/\b[0-9a-f]{16,}\b/gi, '<hex>')
+    .replace(/\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b/gi, '<hex>') // short hex ids (not plain numbers)
     .replace(/\d+/g, '#');
   return `${code}:${masked.slice(0, 200)}`;
 }

@@ -93,13 +93,14 @@ export class EffectJournal {
       await this.#store.finishEffect(key, 'failed', null, null, this.#clock.now());
       throw error;
     }
+    const recorded = (result ?? null) as T; // what later calls get back, so the same now
     await this.#store.finishEffect(
       key,
       'done',
-      sha256Hex(canonicalJson(result ?? null)),
-      result ?? null,
+      sha256Hex(canonicalJson(recorded)),
+      recorded,
       this.#clock.now(),
     );
-    return result;
+    return recorded;
   }
 }

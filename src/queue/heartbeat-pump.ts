@@ -115,19 +115,32 @@ export class HeartbeatPump {
   }
 
   #outbox: ToHeartbeatThread[] = [];
+  #flushQueued = false;
 
-  /** Batches track/untrack messages into one postMessage per event-loop turn. */
+  /**
+   * Sends queued track/untrack messages now. Call it after tracking a batch and before running
+   * handlers: a handler that blocks the event loop would otherwise hold the messages back.
+   */
+  flush(): void {
+    if (this.#outbox.length === 0) return;
+    const messages = this.#outbox;
+    this.#outbox = [];
+    this.#thread?.postMessage({ op: 'batch', messages } satisfies ToHeartbeatThread);
+  }
+
+  /** Batches track/untrack messages into one postMessage per turn (or per flush). */
   #post(message: ToHeartbeatThread): void {
     if (!this.#thread) return;
     if (message.op === 'tick' || message.op === 'stop') {
       this.#thread.postMessage(message);
       return;
     }
-    if (this.#outbox.push(message) === 1) {
+    this.#outbox.push(message);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
       queueMicrotask(() => {
-        const batch = this.#outbox;
-        this.#outbox = [];
-        this.#thread?.postMessage({ op: 'batch', messages: batch } satisfies ToHeartbeatThread);
+        this.#flushQueued = false;
+        this.flush();
       });
     }
   }

@@ -120,6 +120,11 @@ export class JobQueue {
     this.#fairnessQuantumMs = options.fairnessQuantumMs ?? 1;
   }
 
+  /** The ageing step per priority rank, in ms (retries and redrives use it too). */
+  get agingMs(): number {
+    return this.#agingMs;
+  }
+
   /** Submits one job. */
   async submit<P>(name: string, payload: P, options: SubmitOptions = {}): Promise<SubmittedJob> {
     const [result] = await this.submitMany([{ name, payload, options }]);
@@ -132,20 +137,23 @@ export class JobQueue {
   ): Promise<SubmittedJob[]> {
     if (jobs.length === 0) return [];
     const now = this.clock.now();
-    const sessionIds = new Map<string, string>();
-    const tasks: TaskRecord[] = [];
-    for (const job of jobs) {
-      const task = this.#buildTask(
+    // Validate every job before creating any session: bad input changes nothing.
+    const built = jobs.map((job) => ({
+      task: this.#buildTask(
         job.name,
         job.payload,
         parseOrThrow(submitOptionsSchema, job.options, 'submit options'),
         now,
-      );
-      const key = job.options?.session ?? 'system';
-      let sessionId = sessionIds.get(key);
+      ),
+      session: job.options?.session ?? 'system',
+    }));
+    const sessionIds = new Map<string, string>();
+    const tasks: TaskRecord[] = [];
+    for (const { task, session } of built) {
+      let sessionId = sessionIds.get(session);
       if (!sessionId) {
-        sessionId = (await this.sessions.ensure(key)).id;
-        sessionIds.set(key, sessionId);
+        sessionId = (await this.sessions.ensure(session)).id;
+        sessionIds.set(session, sessionId);
       }
       tasks.push({ ...task, session_id: sessionId });
     }

@@ -195,13 +195,11 @@ export class JobWorker {
         if (e.type === 'task.queued' && laneNames.has((e.data as { lane?: string }).lane ?? ''))
           this.#poke();
         else if (e.type === 'task.canceled' && e.task_id) {
-          this.#active
-            .get(e.task_id)
-            ?.controller.abort(
-              new WardenError('CANCELED', `task ${e.task_id} was canceled`, {
-                details: { by: 'request' },
-              }),
-            );
+          this.#active.get(e.task_id)?.controller.abort(
+            new WardenError('CANCELED', `task ${e.task_id} was canceled`, {
+              details: { by: 'request' },
+            }),
+          );
         } else if (e.type === 'task.retry_scheduled' || e.type === 'task.redriven') this.#poke();
       }
     });
@@ -239,11 +237,11 @@ export class JobWorker {
     while (this.#running) {
       this.#woken = false;
       let claimed = 0;
-      let full = true;
+      const open: string[] = [];
       for (const lane of this.#lanes) {
         const room = lane.concurrency - (this.#activePerLane.get(lane.name) ?? 0);
         if (room <= 0) continue;
-        full = false;
+        open.push(lane.name);
         try {
           const claims = await this.#queue.store.claimTasks({
             lanes: [lane.name],
@@ -253,17 +251,19 @@ export class JobWorker {
             leaseMs: this.#leaseMs,
             now: this.#clock.now(),
           });
-          for (const claim of claims) this.#start(claim);
+          this.#startAll(claims);
           claimed += claims.length;
         } catch (error) {
           this.#options.onError?.(coerceError(error));
         }
       }
-      if (claimed > 0 && !full) continue;
-      if (this.#woken) continue;
-      const nextDue = full
-        ? null
-        : await this.#queue.store.nextDue(this.#lanes.map((l) => l.name)).catch(() => null);
+      // Let timers, I/O and handler continuations run between rounds: this loop must never
+      // spin on microtasks alone.
+      await new Promise((resolve) => setImmediate(resolve));
+      if ((claimed > 0 && open.length > 0) || this.#woken) continue;
+      // Only lanes with room matter: a full lane's due backlog must not keep us awake.
+      const nextDue =
+        open.length === 0 ? null : await this.#queue.store.nextDue(open).catch(() => null);
       await new Promise<void>((resolve) => {
         let done = false;
         const finish = () => {
@@ -275,9 +275,8 @@ export class JobWorker {
           resolve();
         };
         this.#wake = finish;
-        const now = this.#clock.now();
-        const due =
-          nextDue !== null && nextDue > now ? setTimeout(finish, nextDue - now) : undefined;
+        const wait = nextDue === null ? null : Math.max(1, nextDue - this.#clock.now());
+        const due = wait === null ? undefined : setTimeout(finish, wait);
         const poll = setInterval(() => {
           this.#queue.store.changeToken().then((token) => {
             if (token !== lastToken) {
@@ -286,12 +285,21 @@ export class JobWorker {
             }
           }, finish);
         }, this.#pollMs);
-        if (nextDue !== null && nextDue <= now) finish();
       });
     }
   }
 
-  #start(claim: ClaimedTask): void {
+  /**
+   * Registers every claimed lease with the heartbeat thread BEFORE any handler runs: a handler
+   * that blocks the event loop from its first line must already be covered.
+   */
+  #startAll(claims: readonly ClaimedTask[]): void {
+    const ready = claims.map((claim) => this.#prepare(claim));
+    this.#pump.flush();
+    for (const run of ready) run();
+  }
+
+  #prepare(claim: ClaimedTask): () => void {
     const task = claim.task;
     this.stats.claimed += 1;
     const controller = new AbortController();
@@ -313,44 +321,47 @@ export class JobWorker {
     }
     const handler = this.#handlers.get(task.name);
     if (!handler) {
-      this.#finish(
-        running,
-        undefined,
-        new WardenError(
-          'INVALID_PARAMS',
-          `no handler is registered for job '${task.name}' in worker ${this.id}`,
-          { retryable: false },
-        ),
-        'dead',
+      return () =>
+        this.#finish(
+          running,
+          undefined,
+          new WardenError(
+            'INVALID_PARAMS',
+            `no handler is registered for job '${task.name}' in worker ${this.id}`,
+            { retryable: false },
+          ),
+          'dead',
+        );
+    }
+    return () => {
+      const ctx: JobContext = {
+        id: task.id,
+        name: task.name,
+        payload: task.payload,
+        lane: task.lane,
+        attempt: claim.attempt,
+        maxAttempts: task.max_attempts,
+        signal: controller.signal,
+        progress: async (data) => {
+          await this.#queue.store.commit([
+            { op: 'task.fence', id: task.id, leaseToken: claim.leaseToken },
+            { op: 'event', event: this.#event(claim, 'task.progress', { progress: data }) },
+          ]);
+        },
+        effect: (key, request, fn, options) => this.#effects.effect(key, request, fn, options),
+      };
+      let result: Promise<unknown>;
+      try {
+        result = Promise.resolve((handler as JobHandler)(ctx));
+      } catch (error) {
+        result = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+      result.then(
+        (value) => this.#finish(running, value, undefined),
+        (error: unknown) =>
+          this.#finish(running, undefined, handlerError(error, controller.signal)),
       );
-      return;
-    }
-    const ctx: JobContext = {
-      id: task.id,
-      name: task.name,
-      payload: task.payload,
-      lane: task.lane,
-      attempt: claim.attempt,
-      maxAttempts: task.max_attempts,
-      signal: controller.signal,
-      progress: async (data) => {
-        await this.#queue.store.commit([
-          { op: 'task.fence', id: task.id, leaseToken: claim.leaseToken },
-          { op: 'event', event: this.#event(claim, 'task.progress', { progress: data }) },
-        ]);
-      },
-      effect: (key, request, fn, options) => this.#effects.effect(key, request, fn, options),
     };
-    let result: Promise<unknown>;
-    try {
-      result = Promise.resolve((handler as JobHandler)(ctx));
-    } catch (error) {
-      result = Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
-    result.then(
-      (value) => this.#finish(running, value, undefined),
-      (error: unknown) => this.#finish(running, undefined, handlerError(error, controller.signal)),
-    );
   }
 
   #finish(running: Running, value: unknown, error: WardenError | undefined, force?: 'dead'): void {
@@ -402,7 +413,7 @@ export class JobWorker {
         state: 'queued',
         error: { code: 'CANCELED', message: error.message },
         availableAt: now,
-        sortKey: sortKey(now, task.priority),
+        sortKey: sortKey(now, task.priority, this.#queue.agingMs),
         attemptOutcome: 'canceled',
         now,
         events: [
@@ -458,7 +469,7 @@ export class JobWorker {
         state: decision.state,
         error: taskError,
         availableAt: now + decision.delayMs,
-        sortKey: sortKey(now + decision.delayMs, task.priority),
+        sortKey: sortKey(now + decision.delayMs, task.priority, this.#queue.agingMs),
         options: { ...task.options, consecutive_fingerprint: decision.consecutive },
         attemptOutcome: 'failed',
         now,
@@ -520,7 +531,7 @@ export class JobWorker {
         this.#queue.store,
         this.#clock.now(),
         this.#isDeadOwner,
-        10_000,
+        this.#queue.agingMs,
         this.#random,
       );
     } catch (error) {

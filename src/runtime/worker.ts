@@ -212,6 +212,7 @@ export class Worker {
     const step = await orchestrator.beginStep(claim);
     if (!step) return;
     this.#pump.track(claim.task.id, claim.leaseToken);
+    this.#pump.flush(); // before the agent runs: it may block the event loop
     const timeoutMs = step.stage.timeout;
     const timer = timeoutMs
       ? setTimeout(

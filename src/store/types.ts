@@ -224,7 +224,7 @@ export type StoreOp =
     }
   /** Aborts with LEASE_LOST unless the task is running under this token. */
   | { readonly op: 'task.fence'; readonly id: string; readonly leaseToken: string }
-  /** Dead → queued with attempts reset (INVALID_STATE unless dead). */
+  /** Dead → queued with a fresh budget of attempts (INVALID_STATE unless dead). */
   | {
       readonly op: 'task.redrive';
       readonly id: string;

@@ -73,8 +73,12 @@ export const SQL = {
   taskNextDue: `SELECT min(available_at) AS t FROM tasks WHERE state = 'queued' AND lane = ?`,
   taskNextLease: `SELECT min(lease_expires_at) AS t FROM tasks WHERE state = 'running'`,
   taskClearIdempotencyKey: 'UPDATE tasks SET idempotency_key = NULL WHERE id = ?',
-  /** Dead → queued, attempts reset. → TaskRow | undefined */
-  taskRedrive: `UPDATE tasks SET state = 'queued', attempts = 0, available_at = @now, sort_key = @sort_key,
+  /**
+   * Dead → queued with a fresh budget of attempts (attempt numbers keep counting, so the
+   * history of earlier attempts stays intact) and the poison counter cleared. → TaskRow | undefined
+   */
+  taskRedrive: `UPDATE tasks SET state = 'queued', max_attempts = attempts + max_attempts,
+      options = json_set(options, '$.consecutive_fingerprint', NULL), available_at = @now, sort_key = @sort_key,
       lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = @now
     WHERE id = @id AND state = 'dead' RETURNING *`,
   taskPurge: `DELETE FROM tasks WHERE id = ? AND state = 'dead' RETURNING *`,

@@ -110,25 +110,6 @@ export function submitTasks(
   batch: EventBatch,
   request: SubmitRequest,
 ): SubmitResult[] {
-  if (request.maxDepth) {
-    const adding = new Map<string, number>();
-    for (const t of request.tasks) adding.set(t.lane, (adding.get(t.lane) ?? 0) + 1);
-    for (const [lane, n] of adding) {
-      const max = request.maxDepth[lane];
-      if (max === undefined) continue;
-      const depth = (stmt.taskCountQueued.get(lane) as { n: number }).n;
-      if (depth + n > max) {
-        throw new WardenError(
-          'QUEUE_FULL',
-          `lane '${lane}' is full (${depth} queued, max depth ${max}); retry later`,
-          {
-            retryAfterMs: 1_000,
-            details: { lane, depth, max_depth: max, submitted: n },
-          },
-        );
-      }
-    }
-  }
   const results: SubmitResult[] = [];
   const fresh: TaskRecord[] = [];
   const fairClocks = new Map<string, number>();
@@ -170,6 +151,26 @@ export function submitTasks(
       },
     });
     results.push({ task, deduplicated: false });
+  }
+  // Depth is checked for new tasks only: a duplicate submit to a full lane still deduplicates.
+  if (request.maxDepth) {
+    const adding = new Map<string, number>();
+    for (const t of fresh) adding.set(t.lane, (adding.get(t.lane) ?? 0) + 1);
+    for (const [lane, n] of adding) {
+      const max = request.maxDepth[lane];
+      if (max === undefined) continue;
+      const depth = (stmt.taskCountQueued.get(lane) as { n: number }).n;
+      if (depth + n > max) {
+        throw new WardenError(
+          'QUEUE_FULL',
+          `lane '${lane}' is full (${depth} queued, max depth ${max}); retry later`,
+          {
+            retryAfterMs: 1_000,
+            details: { lane, depth, max_depth: max, submitted: n },
+          },
+        );
+      }
+    }
   }
   insertTasks(db, stmt, fresh);
   for (const [key, last] of fairClocks) {
