@@ -69,6 +69,12 @@ export interface JobWorkerOptions {
   readonly heartbeat?: 'auto' | 'thread' | 'timer';
   /** Most tasks one claim takes. @default 256 */
   readonly claimBatch?: number;
+  /**
+   * Tasks claimed ahead of free handler slots, per lane, so a finished handler's slot is
+   * refilled without a round trip (their leases are renewed like running ones). 0 claims only
+   * for free slots. On stop, unstarted tasks go back to the queue. @default 256
+   */
+  readonly prefetch?: number;
   /** How often to look for other processes' commits while idle. @default 50 */
   readonly pollMs?: number;
   /** @default `<host>/<pid>/<random>` */
@@ -114,7 +120,13 @@ export class JobWorker {
   readonly #handlers = new Map<string, JobHandler<never, unknown>>();
   readonly #lanes: ReadonlyArray<{ name: string; concurrency: number }>;
   readonly #active = new Map<string, Running>();
-  readonly #activePerLane = new Map<string, number>();
+  /** Handlers executing, per lane (bounded by the lane's concurrency). */
+  readonly #runningPerLane = new Map<string, number>();
+  /** Leases held, per lane: waiting + running + being settled. */
+  readonly #heldPerLane = new Map<string, number>();
+  /** Claimed, not started yet, per lane. */
+  readonly #waiting = new Map<string, ClaimedTask[]>();
+  readonly #prefetch: number;
   readonly #leaseMs: number;
   readonly #claimBatch: number;
   readonly #pollMs: number;
@@ -124,6 +136,8 @@ export class JobWorker {
   readonly #pump: HeartbeatPump;
   readonly #options: JobWorkerOptions;
   #pendingSettles: TaskSettle[] = [];
+  /** Unstarted claims being handed back on stop (settled without ever running). */
+  readonly #returning = new Map<string, string>();
   #settleScheduled = false;
   #settling: Promise<void> = Promise.resolve();
   #running = false;
@@ -150,6 +164,7 @@ export class JobWorker {
     });
     this.#leaseMs = options.leaseMs ?? 15_000;
     this.#claimBatch = options.claimBatch ?? 256;
+    this.#prefetch = options.prefetch ?? 256;
     this.#pollMs = options.pollMs ?? 50;
     this.#random = options.random ?? Math.random;
     this.#isDeadOwner = options.isDeadOwner ?? isDeadLocalOwner;
@@ -162,10 +177,12 @@ export class JobWorker {
       stallLimitMs: options.stallLimitMs ?? this.#leaseMs * 4,
       mode: options.heartbeat ?? 'auto',
       onLost: (ids) => {
-        for (const id of ids)
-          this.#active
-            .get(id)
-            ?.controller.abort(new WardenError('LEASE_LOST', `lost the lease on task ${id}`));
+        for (const id of ids) {
+          const running = this.#active.get(id);
+          if (running)
+            running.controller.abort(new WardenError('LEASE_LOST', `lost the lease on task ${id}`));
+          else if (this.#dropWaiting(id)) this.stats.leaseLost += 1;
+        }
       },
     });
   }
@@ -195,6 +212,7 @@ export class JobWorker {
         if (e.type === 'task.queued' && laneNames.has((e.data as { lane?: string }).lane ?? ''))
           this.#poke();
         else if (e.type === 'task.canceled' && e.task_id) {
+          if (this.#dropWaiting(e.task_id)) this.stats.canceled += 1;
           this.#active.get(e.task_id)?.controller.abort(
             new WardenError('CANCELED', `task ${e.task_id} was canceled`, {
               details: { by: 'request' },
@@ -217,7 +235,8 @@ export class JobWorker {
       for (const r of this.#active.values())
         r.controller.abort(new WardenError('CANCELED', 'worker stopping'));
     await this.#loop;
-    while (this.#active.size > 0 || this.#pendingSettles.length > 0) {
+    this.#returnWaiting();
+    while (this.#active.size > 0 || this.#pendingSettles.length > 0 || this.#returning.size > 0) {
       await new Promise((resolve) => setTimeout(resolve, 5));
       await this.#settling;
     }
@@ -239,8 +258,11 @@ export class JobWorker {
       let claimed = 0;
       const open: string[] = [];
       for (const lane of this.#lanes) {
-        const room = lane.concurrency - (this.#activePerLane.get(lane.name) ?? 0);
-        if (room <= 0) continue;
+        // Claim for free slots plus the prefetch allowance, and only once the local buffer has
+        // drained to half, so claims stay large.
+        const held = this.#heldPerLane.get(lane.name) ?? 0;
+        const room = lane.concurrency + this.#prefetch - held;
+        if (room <= 0 || (this.#waiting.get(lane.name)?.length ?? 0) > this.#prefetch / 2) continue;
         open.push(lane.name);
         try {
           const claims = await this.#queue.store.claimTasks({
@@ -290,23 +312,84 @@ export class JobWorker {
   }
 
   /**
-   * Registers every claimed lease with the heartbeat thread BEFORE any handler runs: a handler
-   * that blocks the event loop from its first line must already be covered.
+   * Registers every claimed lease with the heartbeat thread BEFORE any handler runs (a handler
+   * that blocks the event loop from its first line must already be covered), buffers the
+   * claims, and starts as many as the lanes have free slots.
    */
   #startAll(claims: readonly ClaimedTask[]): void {
-    const ready = claims.map((claim) => this.#prepare(claim));
+    if (claims.length === 0) return;
+    for (const claim of claims) {
+      this.stats.claimed += 1;
+      this.#pump.track(claim.task.id, claim.leaseToken);
+      const lane = claim.task.lane;
+      this.#heldPerLane.set(lane, (this.#heldPerLane.get(lane) ?? 0) + 1);
+      let queue = this.#waiting.get(lane);
+      if (!queue) this.#waiting.set(lane, (queue = []));
+      queue.push(claim);
+    }
     this.#pump.flush();
-    for (const run of ready) run();
+    for (const lane of new Set(claims.map((c) => c.task.lane))) this.#drain(lane);
+  }
+
+  /** Starts buffered claims while the lane has free handler slots. */
+  #drain(lane: string): void {
+    const queue = this.#waiting.get(lane);
+    const limit = this.#lanes.find((l) => l.name === lane)?.concurrency ?? 0;
+    while (queue && queue.length > 0 && (this.#runningPerLane.get(lane) ?? 0) < limit) {
+      const claim = queue.shift()!;
+      this.#runningPerLane.set(lane, (this.#runningPerLane.get(lane) ?? 0) + 1);
+      this.#prepare(claim)();
+    }
+  }
+
+  /** Forgets a buffered (unstarted) claim whose lease is gone. */
+  #dropWaiting(id: string): boolean {
+    for (const [lane, queue] of this.#waiting) {
+      const i = queue.findIndex((c) => c.task.id === id);
+      if (i === -1) continue;
+      queue.splice(i, 1);
+      this.#heldPerLane.set(lane, (this.#heldPerLane.get(lane) ?? 1) - 1);
+      this.#pump.untrack(id);
+      this.#poke();
+      return true;
+    }
+    return false;
+  }
+
+  /** On stop: unstarted claims go back to the queue (their claim counts as an attempt). */
+  #returnWaiting(): void {
+    const now = this.#clock.now();
+    for (const queue of this.#waiting.values()) {
+      for (const claim of queue.splice(0)) {
+        const task = claim.task;
+        this.#pendingSettles.push({
+          id: task.id,
+          leaseToken: claim.leaseToken,
+          state: 'queued',
+          error: { code: 'CANCELED', message: 'worker stopped before starting it' },
+          availableAt: now,
+          sortKey: sortKey(now, task.priority, this.#queue.agingMs),
+          attemptOutcome: 'canceled',
+          now,
+          events: [
+            this.#event(claim, 'task.retry_scheduled', {
+              attempt: claim.attempt,
+              delay_ms: 0,
+              reason: 'worker_stopped',
+            }),
+          ],
+        });
+        this.#returning.set(task.id, task.lane);
+      }
+    }
+    if (this.#pendingSettles.length > 0) this.#flush();
   }
 
   #prepare(claim: ClaimedTask): () => void {
     const task = claim.task;
-    this.stats.claimed += 1;
     const controller = new AbortController();
     const running: Running = { claim, controller, startedAt: this.#clock.now(), timer: undefined };
     this.#active.set(task.id, running);
-    this.#activePerLane.set(task.lane, (this.#activePerLane.get(task.lane) ?? 0) + 1);
-    this.#pump.track(task.id, claim.leaseToken);
     if (task.options.timeout_ms !== null) {
       const ms = task.options.timeout_ms;
       running.timer = setTimeout(
@@ -368,6 +451,9 @@ export class JobWorker {
     clearTimeout(running.timer);
     const { claim } = running;
     const task = claim.task;
+    // The handler is done: its slot goes to the next buffered claim now, not after the settle.
+    this.#runningPerLane.set(task.lane, (this.#runningPerLane.get(task.lane) ?? 1) - 1);
+    this.#drain(task.lane);
     const now = this.#clock.now();
     if (
       running.controller.signal.aborted &&
@@ -505,22 +591,28 @@ export class JobWorker {
           else if (settle.state === 'queued') this.stats.retried += 1;
           else if (settle.state === 'failed') this.stats.failed += 1;
           else if (settle.state === 'dead') this.stats.dead += 1;
-          this.#release(settle.id, running?.claim.task.lane);
+          this.#release(settle.id, running?.claim.task.lane ?? this.#returning.get(settle.id));
         });
       },
       (error: unknown) => {
         // The store failed (busy, disk): the leases lapse and the tasks are reclaimed and retried.
         this.#options.onError?.(coerceError(error));
         for (const settle of batch)
-          this.#release(settle.id, this.#active.get(settle.id)?.claim.task.lane);
+          this.#release(
+            settle.id,
+            this.#active.get(settle.id)?.claim.task.lane ?? this.#returning.get(settle.id),
+          );
       },
     );
   }
 
+  /** The task's lease is no longer ours (settled, lost or canceled). */
   #release(id: string, lane: string | undefined): void {
-    if (!this.#active.delete(id)) return;
+    const wasActive = this.#active.delete(id);
+    const wasReturned = this.#returning.delete(id);
+    if (!wasActive && !wasReturned) return;
     this.#pump.untrack(id);
-    if (lane) this.#activePerLane.set(lane, (this.#activePerLane.get(lane) ?? 1) - 1);
+    if (lane) this.#heldPerLane.set(lane, (this.#heldPerLane.get(lane) ?? 1) - 1);
     this.#poke();
   }
 

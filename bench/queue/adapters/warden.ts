@@ -1,0 +1,78 @@
+/**
+ * Warden, imported from the repository's source (Node runs the .ts files directly).
+ * One SQLite file per run; `durability` picks synchronous=NORMAL (`fast`) or FULL with group
+ * commit (`strict`).
+ */
+import { JobQueue, JobWorker } from '../../../src/queue/index.ts';
+import { openSqliteStore } from '../../../src/store/index.ts';
+import {
+  type AdapterContext,
+  type OnJob,
+  type Payload,
+  pollUntil,
+  type QueueAdapter,
+  removeSqlite,
+  sqliteFile,
+} from '../types.ts';
+
+type Store = Awaited<ReturnType<typeof openSqliteStore>>;
+
+export function warden(durability: 'fast' | 'strict') {
+  return (ctx: AdapterContext): QueueAdapter => {
+    const file = sqliteFile(ctx, `warden-${durability}`);
+    let store: Store | undefined;
+    let queue: JobQueue | undefined;
+    let worker: JobWorker | undefined;
+    const problems: string[] = [];
+    return {
+      name: `Warden (${durability})`,
+      backend: 'SQLite (WAL), in-process',
+      durability:
+        durability === 'fast'
+          ? 'synchronous=NORMAL: survives a process crash'
+          : 'synchronous=FULL + group commit: survives power loss',
+      settings:
+        'submitMany (one transaction per 1,000); lane concurrency = C; JobWorker defaults (claimBatch 256, leaseMs 15 s, pollMs 50, heartbeat thread); wake-up on local commit',
+      enqueueBatch: 1_000,
+      async setup() {
+        store = await openSqliteStore({ file, durability });
+      },
+      async startWorker(concurrency: number, onJob: OnJob) {
+        queue = new JobQueue({ store: store!, lanes: { default: { concurrency } } });
+        worker = new JobWorker({
+          queue,
+          onError: (error) => problems.push(`worker onError: [${error.code}] ${error.message}`),
+        });
+        worker.handle<Payload, null>('noop', (job) => {
+          onJob(job.payload);
+          return null;
+        });
+        await worker.start();
+      },
+      async enqueue(payloads: readonly Payload[]) {
+        await queue!.submitMany(payloads.map((payload) => ({ name: 'noop', payload })));
+      },
+      async enqueueOne(payload: Payload) {
+        await queue!.submit('noop', payload);
+      },
+      async waitCompleted(n: number, deadline: number) {
+        await pollUntil(() => worker!.stats.succeeded >= n, 1, deadline, `${n} completions`);
+      },
+      anomalies() {
+        const out = [...problems];
+        const s = worker?.stats;
+        if (s && (s.leaseLost || s.retried || s.failed || s.dead || s.reclaimed || s.canceled)) {
+          out.push(`worker stats: ${JSON.stringify(s)}`);
+        }
+        return out;
+      },
+      async stop() {
+        await worker?.stop();
+      },
+      async teardown() {
+        await store?.close();
+        removeSqlite(file);
+      },
+    };
+  };
+}
