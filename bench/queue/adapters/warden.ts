@@ -32,7 +32,7 @@ export function warden(durability: 'fast' | 'strict') {
           ? 'synchronous=NORMAL: survives a process crash'
           : 'synchronous=FULL + group commit: survives power loss',
       settings:
-        'submitMany (one transaction per 1,000); lane concurrency = C; JobWorker defaults (claimBatch 256, leaseMs 15 s, pollMs 50, heartbeat thread); wake-up on local commit',
+        'submitMany (one transaction per 1,000); lane concurrency = C; JobWorker defaults (claimBatch 256, prefetch 256, leaseMs 15 s, pollMs 50, heartbeat thread); wake-up on local commit',
       enqueueBatch: 1_000,
       async setup() {
         store = await openSqliteStore({ file, durability });
