@@ -40,10 +40,14 @@ function handle(message: ToHeartbeatThread): void {
       break;
     case 'stop':
       clearInterval(timer);
+      clearInterval(checkpoints);
       void store.close().then(() => port.close());
       break;
   }
 }
+
+// Background checkpoints: the writers' connections never checkpoint inside a commit.
+const checkpoints = setInterval(() => store.checkpoint('PASSIVE'), 1_000);
 
 const timer = setInterval(() => {
   if (tracked.size === 0) return;
