@@ -25,6 +25,7 @@ import {
   type Store,
 } from '../src/store/index.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import { waitForProcess } from './helpers/wait.ts';
 
 interface Harness {
   readonly store: Store;
@@ -60,24 +61,7 @@ afterEach(async () => {
 
 afterAll(() => removeTempDirs());
 
-/** Polls the process until `done` holds (default: terminated or waiting), with a deadline. */
-async function waitFor(
-  kernel: Kernel,
-  pid: string,
-  done: (p: ProcessRecord) => boolean = (p) => p.state === 'terminated' || p.state === 'waiting',
-  timeoutMs = 10_000,
-): Promise<ProcessRecord> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const p = await kernel.getProcess(pid);
-    if (done(p)) return p;
-    if (Date.now() > deadline)
-      throw new Error(
-        `process ${pid} did not reach the expected state in ${timeoutMs} ms (state ${p.state}, stage ${p.current_stage}, reason ${p.terminal_reason})`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const waitFor = waitForProcess;
 
 async function eventsOf(store: Store, p: ProcessRecord): Promise<EventRecord[]> {
   return store.readEvents({ sessionId: p.session_id, processId: p.pid, limit: 10_000 });
