@@ -141,9 +141,7 @@ export class Kernel {
 
   async status(): Promise<SystemStatus> {
     const counts = await this.store.countByState();
-    const queued = await this.store.listTasks({ states: ['queued'], limit: 100_000 });
-    const depth: Record<string, number> = {};
-    for (const t of queued) depth[t.lane] = (depth[t.lane] ?? 0) + 1;
+    const depth = await this.store.queueDepths();
     const health = await this.store.health();
     const pending = await this.store.listInterrupts({ status: 'pending', limit: 100_000 });
     return {

@@ -398,6 +398,8 @@ export interface Store {
     now: number,
   ): Promise<string[]>;
   countQueued(lane: string): Promise<number>;
+  /** Queued tasks per lane. */
+  queueDepths(): Promise<Record<string, number>>;
   /** The earliest `available_at` of a queued task in these lanes, or null. */
   nextDue(lanes: readonly string[]): Promise<number | null>;
   /** The earliest lease expiry of a running task, or null. */

@@ -28,7 +28,6 @@ const INSERT =
   'INSERT INTO events (session_id, seq, type, ts, trace_id, process_id, task_id, attempt, data, prev_hash, hash) VALUES ';
 
 export class EventLog {
-  readonly #db: Database.Database;
   readonly #head: Database.Statement;
   readonly #insertOne: Database.Statement;
   readonly #insertChunk: Database.Statement;
@@ -40,7 +39,6 @@ export class EventLog {
     statements: { sessionHead: Database.Statement; sessionSetHead: Database.Statement },
     clock: Clock,
   ) {
-    this.#db = db;
     this.#head = statements.sessionHead;
     this.#setHead = statements.sessionSetHead;
     this.#insertOne = db.prepare(`${INSERT}(${placeholders()})`);
@@ -109,10 +107,6 @@ export class EventLog {
       if (head.changed) this.#setHead.run(head.seq, head.hash, now, sessionId);
     }
     return batch.out;
-  }
-
-  get database(): Database.Database {
-    return this.#db;
   }
 }
 

@@ -404,6 +404,17 @@ export class SqliteStore implements Store {
     );
   }
 
+  queueDepths(): Promise<Record<string, number>> {
+    return this.#async(() =>
+      Object.fromEntries(
+        (this.#stmt.taskDepths.all() as Array<{ lane: string; n: number }>).map((r) => [
+          r.lane,
+          r.n,
+        ]),
+      ),
+    );
+  }
+
   countQueued(lane: string): Promise<number> {
     return this.#async(() => (this.#stmt.taskCountQueued.get(lane) as { n: number }).n);
   }

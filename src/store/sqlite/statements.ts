@@ -69,6 +69,7 @@ export const SQL = {
   fairClockGet: 'SELECT last_key FROM fair_clock WHERE lane = ? AND session_id = ? AND rank = ?',
   fairClockSet: `INSERT INTO fair_clock (lane, session_id, rank, last_key) VALUES (?, ?, ?, ?)
     ON CONFLICT (lane, session_id, rank) DO UPDATE SET last_key = excluded.last_key`,
+  taskDepths: `SELECT lane, count(*) AS n FROM tasks WHERE state = 'queued' GROUP BY lane`,
   taskCountQueued: `SELECT count(*) AS n FROM tasks WHERE state = 'queued' AND lane = ?`,
   taskNextDue: `SELECT min(available_at) AS t FROM tasks WHERE state = 'queued' AND lane = ?`,
   taskNextLease: `SELECT min(lease_expires_at) AS t FROM tasks WHERE state = 'running'`,
