@@ -362,23 +362,11 @@ export class JobWorker {
     for (const queue of this.#waiting.values()) {
       for (const claim of queue.splice(0)) {
         const task = claim.task;
-        this.#pendingSettles.push({
-          id: task.id,
-          leaseToken: claim.leaseToken,
-          state: 'queued',
-          error: { code: 'CANCELED', message: 'worker stopped before starting it' },
-          availableAt: now,
-          sortKey: sortKey(now, task.priority, this.#queue.agingMs),
-          attemptOutcome: 'canceled',
-          now,
-          events: [
-            this.#event(claim, 'task.retry_scheduled', {
-              attempt: claim.attempt,
-              delay_ms: 0,
-              reason: 'worker_stopped',
-            }),
-          ],
-        });
+        this.#pendingSettles.push(
+          this.#handBack(claim, 'worker stopped before starting it', now, {
+            reason: 'worker_stopped',
+          }),
+        );
         this.#returning.set(task.id, task.lane);
       }
     }
@@ -493,23 +481,9 @@ export class JobWorker {
       isWardenError(running.controller.signal.reason, 'CANCELED')
     ) {
       // Canceled by request (the store already moved it) or by shutdown (give it back).
-      settle = {
-        id: task.id,
-        leaseToken: claim.leaseToken,
-        state: 'queued',
+      settle = this.#handBack(claim, error.message, now, {
         error: { code: 'CANCELED', message: error.message },
-        availableAt: now,
-        sortKey: sortKey(now, task.priority, this.#queue.agingMs),
-        attemptOutcome: 'canceled',
-        now,
-        events: [
-          this.#event(claim, 'task.retry_scheduled', {
-            attempt: claim.attempt,
-            delay_ms: 0,
-            error: { code: 'CANCELED', message: error.message },
-          }),
-        ],
-      };
+      });
     } else {
       const fingerprint = errorFingerprint(error.code, error.message);
       const decision = force
@@ -656,6 +630,33 @@ export class JobWorker {
     const wait = next === null ? 5_000 : Math.min(5_000, Math.max(10, next - this.#clock.now()));
     this.#scheduler = setTimeout(() => void this.#fireSchedules(), wait);
     this.#scheduler.unref();
+  }
+
+  /** Gives a claimed task back to the queue, due now (worker stopping). */
+  #handBack(
+    claim: ClaimedTask,
+    message: string,
+    now: number,
+    data: Record<string, unknown>,
+  ): TaskSettle {
+    const task = claim.task;
+    return {
+      id: task.id,
+      leaseToken: claim.leaseToken,
+      state: 'queued',
+      error: { code: 'CANCELED', message },
+      availableAt: now,
+      sortKey: sortKey(now, task.priority, this.#queue.agingMs),
+      attemptOutcome: 'canceled',
+      now,
+      events: [
+        this.#event(claim, 'task.retry_scheduled', {
+          attempt: claim.attempt,
+          delay_ms: 0,
+          ...data,
+        }),
+      ],
+    };
   }
 
   #event(claim: ClaimedTask, type: string, data: unknown): NewEvent {

@@ -10,6 +10,7 @@ import { WardenError } from '../../core/index.ts';
 import type {
   ClaimedTask,
   ClaimRequest,
+  NewEvent,
   ScheduleRecord,
   SettleOutcome,
   SubmitRequest,
@@ -136,20 +137,7 @@ export function submitTasks(
     if (request.fairness && task.available_at <= request.now)
       task = fairKey(stmt, task, request.fairness, fairClocks);
     fresh.push(task);
-    log.append(batch, {
-      session_id: task.session_id,
-      type: 'task.queued',
-      trace_id: task.trace_id,
-      process_id: task.process_id,
-      task_id: task.id,
-      data: {
-        kind: task.kind,
-        name: task.name,
-        lane: task.lane,
-        priority: task.priority,
-        available_at: task.available_at,
-      },
-    });
+    log.append(batch, queuedEvent(task));
     results.push({ task, deduplicated: false });
   }
   // Depth is checked for new tasks only: a duplicate submit to a full lane still deduplicates.
@@ -242,6 +230,25 @@ export function settleTasks(
   });
 }
 
+/** The `task.queued` event of a new task. */
+function queuedEvent(task: TaskRecord, extra: Record<string, unknown> = {}): NewEvent {
+  return {
+    session_id: task.session_id,
+    type: 'task.queued',
+    trace_id: task.trace_id,
+    process_id: task.process_id,
+    task_id: task.id,
+    data: {
+      kind: task.kind,
+      name: task.name,
+      lane: task.lane,
+      priority: task.priority,
+      available_at: task.available_at,
+      ...extra,
+    },
+  };
+}
+
 /** Fires due schedules (see Store.fireSchedules). */
 export function fireSchedules(
   db: Database.Database,
@@ -265,21 +272,10 @@ export function fireSchedules(
     });
     if (moved.changes !== 1) continue; // another process fired this occurrence first
     insertTasks(db, stmt, [task]);
-    log.append(batch, {
-      session_id: task.session_id,
-      type: 'task.queued',
-      trace_id: task.trace_id,
-      task_id: task.id,
-      data: {
-        kind: task.kind,
-        name: task.name,
-        lane: task.lane,
-        priority: task.priority,
-        available_at: task.available_at,
-        schedule: schedule.name,
-        occurrence: schedule.next_run_at,
-      },
-    });
+    log.append(
+      batch,
+      queuedEvent(task, { schedule: schedule.name, occurrence: schedule.next_run_at }),
+    );
     fired.push(task);
   }
   return fired;
