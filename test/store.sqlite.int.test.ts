@@ -409,6 +409,7 @@ for (;;) {
   });
   if (claimed.length === 0) break;
   process.stdout.write('claimed ' + claimed[0].task.id + '\\n');
+  await new Promise((resolve) => setTimeout(resolve, 1)); // leave the lock to the other process
 }
 await store.close();
 process.stdout.write('done\\n');
@@ -434,6 +435,14 @@ process.stdin.destroy();
     });
 
     child.stdin.write('go\n');
+    // Start racing once the child is claiming, so a loaded machine cannot let one side finish
+    // before the other begins.
+    await new Promise<void>((resolve) => {
+      const check = () =>
+        stdout.includes('claimed ') || stdout.includes('done') ? resolve() : undefined;
+      child.stdout.on('data', check);
+      check();
+    });
     const mine: string[] = [];
     for (;;) {
       const claimed = await store.claimTasks({
