@@ -13,24 +13,13 @@
  * commits are noticed by polling the store's change token every `pollMs`; delayed retries are
  * picked up by a claim at least every `maxIdleMs`.
  */
-import {
-  coerceError,
-  estimateTokens,
-  isWardenError,
-  randomToken,
-  WardenError,
-} from '../core/index.ts';
+import { coerceError, isWardenError, randomToken, WardenError } from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
 import { HeartbeatPump } from '../queue/index.ts';
 import type { ClaimedTask } from '../store/index.ts';
-import {
-  type Agent,
-  type AgentContext,
-  AgentRegistry,
-  type ModelCallOptions,
-} from './agents/agent.ts';
+import { createAgentContext } from './agent-context.ts';
+import { type Agent, AgentRegistry } from './agents/agent.ts';
 import { runLlm, runNoop } from './agents/builtin.ts';
-import type { ChatMessage, ModelReply } from './models/provider.ts';
 import { ModelRegistry } from './models/registry.ts';
 import { abortError } from './models/scripted.ts';
 
@@ -57,9 +46,6 @@ export interface WorkerOptions {
   /** Errors the worker handled but could not report (for logging). */
   readonly onError?: (error: WardenError, context: { task_id: string }) => void;
 }
-
-const DELTA_FLUSH_MS = 250;
-const DELTA_FLUSH_CHARS = 1_024;
 
 export class Worker {
   readonly id: string;
@@ -254,7 +240,11 @@ export class Worker {
   async #runAgent(step: StepContext, signal: AbortSignal): Promise<StepResult> {
     const spec = step.stage.agent;
     if (!spec) throw new WardenError('INTERNAL', `stage '${step.stage.name}' has no agent`);
-    const ctx = this.#agentContext(step, signal);
+    const ctx = createAgentContext(
+      { kernel: this.#kernel, models: this.#models, onDelta: this.#options.onDelta },
+      step,
+      signal,
+    );
     switch (spec.kind) {
       case 'noop':
         return runNoop(ctx, spec);
@@ -274,108 +264,7 @@ export class Worker {
     }
   }
 
-  #agentContext(step: StepContext, signal: AbortSignal): AgentContext {
-    let callsThisStep = 0;
-    const kernel = this.#kernel;
-    const script = step.stage.agent?.kind === 'llm' ? step.stage.agent.script : undefined;
-    return {
-      pid: step.process.pid,
-      stage: step.stage,
-      step: step.step,
-      attempt: step.claim.attempt,
-      envelope: step.process.envelope,
-      signal,
-      model: async (
-        messages: readonly ChatMessage[],
-        options: ModelCallOptions = {},
-      ): Promise<ModelReply> => {
-        const { provider, model, spec } = this.#models.resolve(
-          options.model ?? step.workflow.model,
-        );
-        await kernel.resources.checkModelCall(
-          step,
-          estimateTokens(messages.map((m) => m.content).join('\n')),
-        );
-        const index = (step.process.envelope.stage_calls[step.stage.name] ?? 0) + callsThisStep;
-        callsThisStep += 1;
-        const stream = new DeltaStream(kernel, step, this.#options.onDelta);
-        const started = Date.now();
-        let reply: ModelReply;
-        try {
-          reply = await provider.complete(
-            {
-              model,
-              messages,
-              ...(options.maxOutputTokens ? { maxOutputTokens: options.maxOutputTokens } : {}),
-              ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
-              ...(script ? { script: { responses: script, index } } : {}),
-            },
-            signal,
-            (text) => stream.push(text),
-          );
-        } finally {
-          await stream.close();
-        }
-        await kernel.resources.recordModelCall(step, {
-          ...reply.usage,
-          model: spec,
-          duration_ms: Date.now() - started,
-        });
-        return reply;
-      },
-      toolCall: async (tool: string) => {
-        await kernel.resources.checkToolCall(step);
-        await kernel.resources.recordToolCall(step, tool);
-      },
-    };
-  }
-
   #report(error: WardenError, taskId: string): void {
     this.#options.onError?.(error, { task_id: taskId });
-  }
-}
-
-/** Coalesces streamed text into `model.delta` events (every 250 ms or 1 KiB) and live callbacks. */
-class DeltaStream {
-  readonly #kernel: Kernel;
-  readonly #step: StepContext;
-  readonly #onDelta: WorkerOptions['onDelta'];
-  #buffer = '';
-  #timer: NodeJS.Timeout | undefined;
-  #chain: Promise<void> = Promise.resolve();
-
-  constructor(kernel: Kernel, step: StepContext, onDelta: WorkerOptions['onDelta']) {
-    this.#kernel = kernel;
-    this.#step = step;
-    this.#onDelta = onDelta;
-  }
-
-  push(text: string): void {
-    this.#onDelta?.({
-      pid: this.#step.process.pid,
-      stage: this.#step.stage.name,
-      step: this.#step.step,
-      text,
-    });
-    this.#buffer += text;
-    if (this.#buffer.length >= DELTA_FLUSH_CHARS) this.#flush();
-    else this.#timer ??= setTimeout(() => this.#flush(), DELTA_FLUSH_MS);
-  }
-
-  #flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#buffer === '') return;
-    const text = this.#buffer;
-    this.#buffer = '';
-    // Best effort by design and said so: a delta that loses its lease is dropped with the step.
-    this.#chain = this.#chain
-      .then(() => this.#kernel.orchestrator.emitStepEvent(this.#step, 'model.delta', { text }))
-      .catch(() => undefined);
-  }
-
-  async close(): Promise<void> {
-    this.#flush();
-    await this.#chain;
   }
 }

@@ -214,4 +214,61 @@ CREATE TABLE schedules (
 CREATE INDEX schedules_due ON schedules(next_run_at) WHERE enabled = 1;
 `,
   },
+  {
+    version: 3,
+    name: 'spine',
+    sql: `
+-- Effect journal: a pending record names the attempt (lease token) that owns it; every journal
+-- transition compares status and owner. task/session say where its events go.
+ALTER TABLE effects ADD COLUMN owner TEXT;
+ALTER TABLE effects ADD COLUMN owner_worker TEXT;
+ALTER TABLE effects ADD COLUMN task_id TEXT;
+ALTER TABLE effects ADD COLUMN session_id TEXT;
+ALTER TABLE effects ADD COLUMN error TEXT;
+CREATE INDEX effects_finished ON effects(updated_at) WHERE status <> 'pending';
+
+-- Schedules that cannot fire back off and say why, without blocking the others.
+ALTER TABLE schedules ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE schedules ADD COLUMN last_error TEXT;
+
+-- Event retention: events up to pruned_seq were pruned; pruned_hash is the hash of event
+-- pruned_seq, the anchor the chain is verified from.
+ALTER TABLE sessions ADD COLUMN pruned_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN pruned_hash TEXT;
+
+-- Lanes are store configuration: limits hold across every process on the database.
+CREATE TABLE lanes (
+  name TEXT PRIMARY KEY,
+  concurrency INTEGER,
+  max_depth INTEGER,
+  updated_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Rate-limit state shared by every process: one row per key and window.
+CREATE TABLE rate_windows (
+  key TEXT NOT NULL,
+  window_ms INTEGER NOT NULL,
+  window_start INTEGER NOT NULL,
+  count REAL NOT NULL,
+  prev_count REAL NOT NULL,
+  PRIMARY KEY (key, window_ms)
+) STRICT, WITHOUT ROWID;
+
+-- Registered services (workers), visible to every process.
+CREATE TABLE services (
+  name TEXT PRIMARY KEY,
+  type TEXT NOT NULL,
+  capabilities TEXT NOT NULL,
+  max_concurrency INTEGER NOT NULL,
+  owner TEXT NOT NULL,
+  health TEXT NOT NULL,
+  registered_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Counting by state (status, running per lane) and finding finished rows for retention.
+CREATE INDEX tasks_state ON tasks(state, lane, updated_at);
+CREATE INDEX processes_finished ON processes(completed_at) WHERE state IN ('terminated', 'zombie');
+`,
+  },
 ];
