@@ -181,7 +181,7 @@ describe('SQLite store: migrations', () => {
         applied_at: T0,
       })),
     );
-    expect(applied.rows.map((r) => (r as { name: string }).name)).toEqual(['init', 'queue']);
+    expect(applied.rows.map((r) => (r as { name: string }).name)).toEqual(SQLITE_MIGRATIONS.map((m) => m.name));
     for (const row of applied.rows) {
       expect((row as { checksum: string }).checksum).toMatch(/^[0-9a-f]{64}$/);
     }
