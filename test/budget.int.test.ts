@@ -44,7 +44,7 @@ async function harness(
     ...(clock ? { clock } : {}),
   });
   const kernel = new Kernel({ store, ...(clock ? { clock } : {}) });
-  const worker = new Worker({ kernel, agents, concurrency: 1, pollMs: 10, maxIdleMs: 50 });
+  const worker = new Worker({ kernel, agents, concurrency: 1 });
   const h = { store, kernel, worker };
   open.push(h);
   worker.start();

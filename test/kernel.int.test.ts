@@ -57,8 +57,6 @@ function startWorker(h: Harness, agents: AgentRegistry = new AgentRegistry()): W
     kernel: h.kernel,
     agents,
     concurrency: 1,
-    pollMs: 10,
-    maxIdleMs: 50,
   });
   h.workers.push(worker);
   worker.start();

@@ -31,9 +31,9 @@ import {
   JobWorker,
   type JobWorkerOptions,
   nonRetryable,
+  reclaimExpiredLeases,
   retryAfter,
 } from '../src/queue/index.ts';
-import { reclaimJobLeases } from '../src/queue/reclaim.ts';
 import {
   type EventRecord,
   type NewEvent,
@@ -48,7 +48,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const moduleUrl = (path: string) => pathToFileURL(join(ROOT, path)).href;
 const STORE_MODULE = moduleUrl('src/store/index.ts');
 const QUEUE_MODULE = moduleUrl('src/queue/index.ts');
-const RECLAIM_MODULE = moduleUrl('src/queue/reclaim.ts');
+const RECLAIM_MODULE = moduleUrl('src/queue/lease-reaper.ts');
 
 // ---------------------------------------------------------------------------------------------
 // Resources: every store, worker and child process is closed after each test.
@@ -71,7 +71,7 @@ async function open(options: Partial<SqliteStoreOptions> = {}): Promise<Store> {
 }
 
 function newWorker(options: JobWorkerOptions): JobWorker {
-  const worker = new JobWorker({ random: () => 0.5, heartbeat: 'timer', pollMs: 10, ...options });
+  const worker = new JobWorker({ random: () => 0.5, heartbeat: 'timer', ...options });
   workers.push(worker);
   return worker;
 }
@@ -221,14 +221,14 @@ function spawnModule(code: string): Child {
 function startReaper(file: string, stopFile: string): Child {
   return spawnModule(`
 import { existsSync } from 'node:fs';
-import { reclaimJobLeases } from ${JSON.stringify(RECLAIM_MODULE)};
+import { reclaimExpiredLeases } from ${JSON.stringify(RECLAIM_MODULE)};
 import { openSqliteStore } from ${JSON.stringify(STORE_MODULE)};
 const store = await openSqliteStore({ file: ${JSON.stringify(file)}, mustExist: true });
 console.log('ready');
 const deadline = Date.now() + 25000;
 while (!existsSync(${JSON.stringify(stopFile)}) && Date.now() < deadline) {
   const now = Date.now();
-  const n = await reclaimJobLeases(store, now, () => false, 10000, () => 0);
+  const n = await reclaimExpiredLeases(store, now, { isDeadOwner: () => false, agingMs: 10000, random: () => 0 });
   if (n > 0) console.log(JSON.stringify({ reclaimed: n, at: now }));
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
@@ -325,13 +325,11 @@ describe('lease fencing', () => {
     expect(a?.task.id).toBe(id);
     clock.advance(10_000);
     expect(
-      await reclaimJobLeases(
-        store,
-        clock.now(),
-        () => false,
-        10_000,
-        () => 0,
-      ),
+      await reclaimExpiredLeases(store, clock.now(), {
+        isDeadOwner: () => false,
+        agingMs: 10_000,
+        random: () => 0,
+      }),
     ).toBe(1);
     const [b] = await claimOne(store, 'worker-b', clock.now());
     expect(b?.task.id).toBe(id);
@@ -571,23 +569,19 @@ describe('failure handling', () => {
       const claims = await claimOne(store, `doomed-worker-${attempt}`, clock.now());
       expect(claims.map((c) => [c.task.id, c.attempt])).toEqual([[id, attempt]]);
       expect(
-        await reclaimJobLeases(
-          store,
-          clock.now(),
-          () => false,
-          10_000,
-          () => 0,
-        ),
+        await reclaimExpiredLeases(store, clock.now(), {
+          isDeadOwner: () => false,
+          agingMs: 10_000,
+          random: () => 0,
+        }),
       ).toBe(0);
       clock.advance(10_000);
       expect(
-        await reclaimJobLeases(
-          store,
-          clock.now(),
-          () => false,
-          10_000,
-          () => 0,
-        ),
+        await reclaimExpiredLeases(store, clock.now(), {
+          isDeadOwner: () => false,
+          agingMs: 10_000,
+          random: () => 0,
+        }),
       ).toBe(1);
     }
     expect(await getTask(store, id)).toMatchObject({
@@ -615,16 +609,20 @@ describe('failure handling', () => {
     const { id } = await queue.submit('orphan', null);
     await claimOne(store, 'gone-host/1/x', clock.now());
     expect(
-      await reclaimJobLeases(
-        store,
-        clock.now(),
-        () => false,
-        10_000,
-        () => 0,
-      ),
+      await reclaimExpiredLeases(store, clock.now(), {
+        isDeadOwner: () => false,
+        agingMs: 10_000,
+        random: () => 0,
+      }),
     ).toBe(0);
     const dead = (owner: string) => owner === 'gone-host/1/x';
-    expect(await reclaimJobLeases(store, clock.now(), dead, 10_000, () => 0)).toBe(1);
+    expect(
+      await reclaimExpiredLeases(store, clock.now(), {
+        isDeadOwner: dead,
+        agingMs: 10_000,
+        random: () => 0,
+      }),
+    ).toBe(1);
     expect(await getTask(store, id)).toMatchObject({ state: 'queued', attempts: 1 });
     const [expired] = await taskEvents(store, id, 'task.lease_expired');
     expect(expired?.data).toMatchObject({ why: 'owner_dead', owner: 'gone-host/1/x' });

@@ -181,7 +181,9 @@ describe('SQLite store: migrations', () => {
         applied_at: T0,
       })),
     );
-    expect(applied.rows.map((r) => (r as { name: string }).name)).toEqual(SQLITE_MIGRATIONS.map((m) => m.name));
+    expect(applied.rows.map((r) => (r as { name: string }).name)).toEqual(
+      SQLITE_MIGRATIONS.map((m) => m.name),
+    );
     for (const row of applied.rows) {
       expect((row as { checksum: string }).checksum).toMatch(/^[0-9a-f]{64}$/);
     }

@@ -4,7 +4,23 @@ export interface Clock {
   now(): number;
 }
 
-export const systemClock: Clock = { now: () => Date.now() };
+/**
+ * The wall clock, made non-decreasing: if the system clock steps back (an NTP correction, a
+ * manual change), time stands still until it catches up instead of running backwards. Leases
+ * are absolute times shared between processes, so they need wall time; a clock that never
+ * runs backwards keeps a process from renewing leases into the past or seeing a granted lease
+ * as still far from expiry.
+ */
+export const systemClock: Clock = (() => {
+  let last = 0;
+  return {
+    now: () => {
+      const t = Date.now();
+      if (t > last) last = t;
+      return last;
+    },
+  };
+})();
 
 /** A clock that only moves when told to; for tests of leases, backoff and TTLs. */
 export class ManualClock implements Clock {

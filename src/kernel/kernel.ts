@@ -69,6 +69,8 @@ export class Kernel {
   readonly resources: ResourceManager;
   readonly recovery: Recovery;
   readonly agentLane: string;
+  /** The ageing step per priority rank, in ms. */
+  readonly agingMs: number;
   readonly #startedAt: number;
   readonly #unsubscribe: () => void;
 
@@ -77,12 +79,13 @@ export class Kernel {
     this.clock = options.clock ?? systemClock;
     this.ids = new IdGenerator(this.clock);
     this.agentLane = options.agentLane ?? 'agents';
+    this.agingMs = options.agingMs ?? DEFAULT_AGING_MS;
     const ctx: KernelContext = {
       store: this.store,
       clock: this.clock,
       ids: this.ids,
       agentLane: this.agentLane,
-      agingMs: options.agingMs ?? DEFAULT_AGING_MS,
+      agingMs: this.agingMs,
     };
     this.rateLimiter = new RateLimiter(this.clock, options.rateLimits ?? DEFAULT_RATE_LIMITS);
     this.sessions = new SessionDirectory(this.store, this.ids, this.clock);
@@ -168,5 +171,6 @@ export class Kernel {
   /** Detaches from the store. The store itself is closed by whoever opened it. */
   close(): void {
     this.#unsubscribe();
+    this.recovery.close();
   }
 }

@@ -425,7 +425,13 @@ export class Orchestrator {
         processId: pid,
         states: ['queued', 'running'],
       })) {
-        ops.push({ op: 'task.cancel', id: t.id, leaseToken: t.lease_token, now });
+        ops.push({
+          op: 'task.cancel',
+          id: t.id,
+          expectState: t.state as 'queued' | 'running',
+          leaseToken: t.lease_token,
+          now,
+        });
         ops.push(taskEvent(t, 'task.canceled', { reason: message }, t.attempts || null));
       }
       for (const i of await this.#ctx.store.listInterrupts({ processId: pid, status: 'pending' })) {

@@ -7,12 +7,18 @@ export interface HeartbeatThreadData {
   readonly leaseMs: number;
   readonly heartbeatMs: number;
   readonly stallLimitMs: number;
+  /** The parent's clock at thread start. */
+  readonly now: number;
 }
 
 export type ToHeartbeatThread =
   | { readonly op: 'track'; readonly id: string; readonly token: string }
   | { readonly op: 'untrack'; readonly id: string }
-  | { readonly op: 'tick' }
+  /**
+   * The parent is alive; `now` is the parent's clock, so claims and renewals use ONE clock (the
+   * thread adds the monotonic time elapsed since the tick).
+   */
+  | { readonly op: 'tick'; readonly now: number }
   | { readonly op: 'batch'; readonly messages: readonly ToHeartbeatThread[] }
   | { readonly op: 'stop' };
 

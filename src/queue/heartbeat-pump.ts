@@ -7,6 +7,7 @@
  */
 import { Worker as Thread } from 'node:worker_threads';
 
+import type { Clock } from '../core/index.ts';
 import type { Store } from '../store/index.ts';
 import type {
   FromHeartbeatThread,
@@ -16,6 +17,8 @@ import type {
 
 export interface HeartbeatPumpOptions {
   readonly store: Store;
+  /** The clock leases are claimed with: renewals use the same one. */
+  readonly clock: Clock;
   readonly leaseMs: number;
   readonly heartbeatMs: number;
   readonly stallLimitMs: number;
@@ -50,6 +53,7 @@ export class HeartbeatPump {
         leaseMs: this.#options.leaseMs,
         heartbeatMs: this.#options.heartbeatMs,
         stallLimitMs: this.#options.stallLimitMs,
+        now: this.#options.clock.now(),
       };
       const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
       this.#thread = new Thread(new URL(`./heartbeat-thread${ext}`, import.meta.url), {
@@ -66,7 +70,7 @@ export class HeartbeatPump {
         this.#startTimer();
       });
       this.#tick = setInterval(
-        () => this.#post({ op: 'tick' }),
+        () => this.#post({ op: 'tick', now: this.#options.clock.now() }),
         Math.max(10, Math.floor(this.#options.heartbeatMs / 2)),
       );
       this.#tick.unref();
@@ -81,10 +85,12 @@ export class HeartbeatPump {
     this.#timer = setInterval(() => {
       if (this.#tracked.size === 0) return;
       const items = [...this.#tracked].map(([id, leaseToken]) => ({ id, leaseToken }));
-      this.#options.store.heartbeatTasks(items, this.#options.leaseMs, Date.now()).then(
-        (lost) => this.#lost(lost),
-        () => undefined, // a failed renewal is retried on the next beat; expiry is the backstop
-      );
+      this.#options.store
+        .heartbeatTasks(items, this.#options.leaseMs, this.#options.clock.now())
+        .then(
+          (lost) => this.#lost(lost),
+          () => undefined, // a failed renewal is retried on the next beat; expiry is the backstop
+        );
     }, this.#options.heartbeatMs);
     this.#timer.unref();
   }

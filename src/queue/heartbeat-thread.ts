@@ -18,8 +18,15 @@ const store = await openSqliteStore({
   mustExist: true,
 });
 const tracked = new Map<string, string>();
-let lastTick = Date.now();
+/** The parent's clock at its last tick, and this thread's monotonic time then. */
+let parentNow = data.now;
+let lastTick = performance.now();
 let stalled = false;
+
+/** The parent's clock, advanced by the monotonic time since its last tick. */
+function now(): number {
+  return parentNow + Math.round(performance.now() - lastTick);
+}
 
 port.on('message', handle);
 
@@ -35,7 +42,8 @@ function handle(message: ToHeartbeatThread): void {
       tracked.delete(message.id);
       break;
     case 'tick':
-      lastTick = Date.now();
+      parentNow = message.now;
+      lastTick = performance.now();
       stalled = false;
       break;
     case 'stop':
@@ -51,14 +59,13 @@ const checkpoints = setInterval(() => store.checkpoint('PASSIVE'), 1_000);
 
 const timer = setInterval(() => {
   if (tracked.size === 0) return;
-  const now = Date.now();
-  if (now - lastTick > data.stallLimitMs) {
-    if (!stalled) port.postMessage({ op: 'stalled', since: lastTick });
+  if (performance.now() - lastTick > data.stallLimitMs) {
+    if (!stalled) port.postMessage({ op: 'stalled', since: parentNow });
     stalled = true;
     return; // let the leases lapse: the parent is not making progress
   }
   const items = [...tracked].map(([id, leaseToken]) => ({ id, leaseToken }));
-  store.heartbeatTasks(items, data.leaseMs, now).then(
+  store.heartbeatTasks(items, data.leaseMs, now()).then(
     (lost) => {
       if (lost.length === 0) return;
       for (const id of lost) tracked.delete(id);

@@ -1,3 +1,4 @@
+export { ClaimLoop, type ClaimLoopOptions, type LaneRoom } from './claim-loop.ts';
 export { EffectJournal, type EffectOptions } from './effects.ts';
 export { HeartbeatPump, type HeartbeatPumpOptions } from './heartbeat-pump.ts';
 export {
@@ -16,5 +17,15 @@ export {
   nonRetryable,
   retryAfter,
 } from './job-worker.ts';
+export {
+  LeaseReaper,
+  type LeaseReaperOptions,
+  type ReclaimDecision,
+  reclaimExpiredLeases,
+  type ReclaimHook,
+  type ReclaimOptions,
+  reclaimSettle,
+  registerReclaimHook,
+} from './lease-reaper.ts';
 export { type LaneOptions, DEFAULTS as QUEUE_DEFAULTS, type SubmitOptions } from './options.ts';
 export { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';

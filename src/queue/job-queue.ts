@@ -13,6 +13,7 @@ import {
   errors,
   IdGenerator,
   isTerminalTaskState,
+  isWardenError,
   priorityRank,
   sha256Hex,
   sortKey,
@@ -41,7 +42,8 @@ import { nextOccurrence, validateCron } from './schedule-time.ts';
 
 export interface ResolvedLane {
   readonly name: string;
-  readonly concurrency: number;
+  /** Most tasks of the lane running at once across every worker and process; null = no limit. */
+  readonly concurrency: number | null;
   readonly maxDepth: number;
 }
 
@@ -92,7 +94,7 @@ export class JobQueue {
   readonly #maxPayloadBytes: number;
   readonly #agingMs: number;
   readonly #fairnessQuantumMs: number;
-  readonly #maxDepth: Record<string, number>;
+  #ready: Promise<void> | null = null;
 
   constructor(options: JobQueueOptions) {
     this.store = options.store;
@@ -107,17 +109,62 @@ export class JobQueue {
         name,
         Object.freeze({
           name,
-          concurrency: lane.concurrency ?? DEFAULTS.laneConcurrency,
+          concurrency: lane.concurrency ?? null,
           maxDepth: lane.maxDepth ?? DEFAULTS.laneMaxDepth,
         }),
       );
     }
     this.lanes = lanes;
-    this.#maxDepth = Object.fromEntries([...lanes.values()].map((l) => [l.name, l.maxDepth]));
     this.#idempotencyWindowMs = options.idempotencyWindowMs ?? DEFAULTS.idempotencyWindowMs;
     this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes;
     this.#agingMs = options.agingMs ?? DEFAULT_AGING_MS;
     this.#fairnessQuantumMs = options.fairnessQuantumMs ?? 1;
+  }
+
+  /**
+   * Declares this queue's lanes in the store, once: their concurrency and depth limits then
+   * hold for every process on the database. Writes only when a lane's limits changed. Submit
+   * and JobWorker.start call it; call it yourself to surface a store error early.
+   */
+  ready(): Promise<void> {
+    this.#ready ??= this.#declareLanes().catch((error: unknown) => {
+      this.#ready = null; // try again next time
+      throw error;
+    });
+    return this.#ready;
+  }
+
+  async #declareLanes(): Promise<void> {
+    const stored = new Map((await this.store.listLanes()).map((l) => [l.name, l]));
+    const now = this.clock.now();
+    const changed = [...this.lanes.values()].filter((lane) => {
+      const s = stored.get(lane.name);
+      return !s || s.concurrency !== lane.concurrency || s.max_depth !== lane.maxDepth;
+    });
+    if (changed.length === 0) return;
+    const system = await this.sessions.system();
+    await this.store.commit(
+      changed.flatMap((lane): StoreOp[] => [
+        {
+          op: 'lane.upsert',
+          row: {
+            name: lane.name,
+            concurrency: lane.concurrency,
+            max_depth: lane.maxDepth,
+            updated_at: now,
+          },
+        },
+        {
+          op: 'event',
+          event: {
+            session_id: system.id,
+            type: 'lane.configured',
+            trace_id: this.ids.next('tr'),
+            data: { lane: lane.name, concurrency: lane.concurrency, max_depth: lane.maxDepth },
+          },
+        },
+      ]),
+    );
   }
 
   /** The ageing step per priority rank, in ms (retries and redrives use it too). */
@@ -136,6 +183,7 @@ export class JobQueue {
     jobs: ReadonlyArray<{ name: string; payload: unknown; options?: SubmitOptions }>,
   ): Promise<SubmittedJob[]> {
     if (jobs.length === 0) return [];
+    await this.ready();
     const now = this.clock.now();
     // Validate every job before creating any session: bad input changes nothing.
     const built = jobs.map((job) => ({
@@ -159,7 +207,6 @@ export class JobQueue {
     }
     const results = await this.store.submitTasks({
       tasks,
-      maxDepth: this.#maxDepth,
       idempotencyWindowMs: this.#idempotencyWindowMs,
       now,
       fairness: { quantumMs: this.#fairnessQuantumMs, agingMs: this.#agingMs },
@@ -259,19 +306,33 @@ export class JobQueue {
    * this process, at its next heartbeat elsewhere) and its late result is rejected.
    */
   async cancel(id: string, reason = 'canceled by request'): Promise<TaskRecord> {
-    const task = await this.get(id);
-    if (isTerminalTaskState(task.state) && task.state !== 'dead') return task;
-    if (task.kind === 'agent_step') {
-      throw new WardenError(
-        'INVALID_PARAMS',
-        `task ${id} is a workflow step; cancel its run (${task.process_id ?? '?'}) instead`,
-      );
+    // Compare-and-set on the state read: if the task moves on meanwhile (it succeeds, is
+    // reclaimed), the commit aborts with CONFLICT and writes nothing; read again and decide again.
+    for (let tries = 0; ; tries++) {
+      const task = await this.get(id);
+      if (isTerminalTaskState(task.state) && task.state !== 'dead') return task;
+      if (task.kind === 'agent_step') {
+        throw new WardenError(
+          'INVALID_PARAMS',
+          `task ${id} is a workflow step; cancel its run (${task.process_id ?? '?'}) instead`,
+        );
+      }
+      try {
+        await this.store.commit([
+          {
+            op: 'task.cancel',
+            id,
+            expectState: task.state as 'queued' | 'running' | 'dead',
+            leaseToken: task.lease_token,
+            now: this.clock.now(),
+          },
+          this.#event(task, 'task.canceled', { reason, from: task.state }),
+        ]);
+        return await this.get(id);
+      } catch (error) {
+        if (!isWardenError(error, 'CONFLICT') || tries >= 8) throw error;
+      }
     }
-    await this.store.commit([
-      { op: 'task.cancel', id, leaseToken: task.lease_token, now: this.clock.now() },
-      this.#event(task, 'task.canceled', { reason, from: task.state }),
-    ]);
-    return this.get(id);
   }
 
   /**
@@ -280,12 +341,16 @@ export class JobQueue {
    */
   async result<R = unknown>(id: string, options: { timeoutMs?: number } = {}): Promise<R> {
     const deadline = this.clock.now() + (options.timeoutMs ?? 60_000);
+    // Woken by any change to the database, from this process or another: no polling.
+    let changed = true;
     let wake: (() => void) | null = null;
-    const off = this.store.onCommit((events) => {
-      if (events.some((e) => e.task_id === id)) wake?.();
+    const off = this.store.watchChanges(() => {
+      changed = true;
+      wake?.();
     });
     try {
       for (;;) {
+        changed = false;
         const task = await this.get(id);
         if (task.state === 'succeeded') return task.result as R;
         if (isTerminalTaskState(task.state)) {
@@ -303,9 +368,9 @@ export class JobQueue {
           throw new WardenError('TIMEOUT', `job ${id} is still ${task.state} after the wait`, {
             details: { task_id: id, state: task.state },
           });
-        // Woken by a commit in this process; polled for other processes' commits.
+        if (changed) continue; // it changed while we read
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(left, 100));
+          const timer = setTimeout(resolve, left);
           wake = () => {
             clearTimeout(timer);
             resolve();

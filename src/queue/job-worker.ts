@@ -2,10 +2,11 @@
  * Runs jobs: claims them from its lanes in batches with a lease, runs the registered handler
  * with an AbortSignal, and settles the results in batches, each fenced by its lease token.
  *
- * Loop (one per worker):
- *   claim (BEGIN IMMEDIATE, up to each lane's free concurrency) → start handlers → when idle,
- *   sleep until a local enqueue (commit listener), a commit by another process (change-token
- *   poll), the next delayed task, or capacity freeing up.
+ * Loop (one per worker, see claim-loop.ts): claim (BEGIN IMMEDIATE, up to the worker's free
+ * handler slots plus a small prefetch, and never past the lane's concurrency across every
+ * process) → start handlers → when nothing is due, sleep without writing until the database
+ * changes (this process or another), a handler frees a slot, or the next delayed task is due.
+ * Expired leases of every kind are reclaimed continuously (lease-reaper.ts).
  *
  * Completion: results are buffered and settled together on the next turn of the event loop, so
  * many handlers finishing together cost one transaction. A settle whose lease was lost (the
@@ -26,11 +27,13 @@ import {
   WardenError,
 } from '../core/index.ts';
 import type { ClaimedTask, NewEvent, TaskSettle } from '../store/index.ts';
+import { ClaimLoop } from './claim-loop.ts';
 import { EffectJournal, type EffectOptions } from './effects.ts';
 import { HeartbeatPump } from './heartbeat-pump.ts';
 import type { JobQueue } from './job-queue.ts';
+import { LeaseReaper } from './lease-reaper.ts';
+import { DEFAULTS } from './options.ts';
 import { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
-import { reclaimJobLeases } from './reclaim.ts';
 
 export interface JobContext<P = unknown> {
   readonly id: string;
@@ -57,8 +60,14 @@ export type JobHandler<P = unknown, R = unknown> = (job: JobContext<P>) => Promi
 
 export interface JobWorkerOptions {
   readonly queue: JobQueue;
-  /** Lanes to work (each at its declared concurrency). @default every declared lane */
+  /** Lanes to work. @default every lane the queue declares */
   readonly lanes?: readonly string[];
+  /**
+   * Handlers this worker runs at once per lane (a number for every lane, or per lane name).
+   * The lane's own concurrency still holds across all workers. @default 8, or the lane's
+   * concurrency when that is lower
+   */
+  readonly concurrency?: number | Readonly<Record<string, number>>;
   /** @default 15_000 */
   readonly leaseMs?: number;
   /** @default leaseMs / 3 */
@@ -71,12 +80,12 @@ export interface JobWorkerOptions {
   readonly claimBatch?: number;
   /**
    * Tasks claimed ahead of free handler slots, per lane, so a finished handler's slot is
-   * refilled without a round trip (their leases are renewed like running ones). 0 claims only
-   * for free slots. On stop, unstarted tasks go back to the queue. @default 256
+   * refilled without a round trip (their leases are renewed like running ones). Bounded by the
+   * worker's concurrency in the lane, so prefetch never hoards work another worker could start
+   * now. 0 claims only for free slots. On stop, unstarted tasks go back to the queue without
+   * spending an attempt. @default the worker's concurrency in the lane
    */
   readonly prefetch?: number;
-  /** How often to look for other processes' commits while idle. @default 50 */
-  readonly pollMs?: number;
   /** @default `<host>/<pid>/<random>` */
   readonly id?: string;
   readonly random?: () => number;
@@ -118,7 +127,7 @@ export class JobWorker {
   readonly #queue: JobQueue;
   readonly #clock: Clock;
   readonly #handlers = new Map<string, JobHandler<never, unknown>>();
-  readonly #lanes: ReadonlyArray<{ name: string; concurrency: number }>;
+  readonly #lanes: ReadonlyArray<{ name: string; concurrency: number; prefetch: number }>;
   readonly #active = new Map<string, Running>();
   /** Handlers executing, per lane (bounded by the lane's concurrency). */
   readonly #runningPerLane = new Map<string, number>();
@@ -126,14 +135,12 @@ export class JobWorker {
   readonly #heldPerLane = new Map<string, number>();
   /** Claimed, not started yet, per lane. */
   readonly #waiting = new Map<string, ClaimedTask[]>();
-  readonly #prefetch: number;
   readonly #leaseMs: number;
-  readonly #claimBatch: number;
-  readonly #pollMs: number;
   readonly #random: () => number;
-  readonly #isDeadOwner: (owner: string) => boolean;
   readonly #effects: EffectJournal;
   readonly #pump: HeartbeatPump;
+  readonly #claimLoop: ClaimLoop;
+  readonly #reaper: LeaseReaper;
   readonly #options: JobWorkerOptions;
   #pendingSettles: TaskSettle[] = [];
   /** Unstarted claims being handed back on stop (settled without ever running). */
@@ -141,11 +148,7 @@ export class JobWorker {
   #settleScheduled = false;
   #settling: Promise<void> = Promise.resolve();
   #running = false;
-  #loop: Promise<void> | null = null;
-  #wake: (() => void) | null = null;
-  #woken = false;
   #unsubscribe: (() => void) | null = null;
-  #reaper: NodeJS.Timeout | undefined;
   #scheduler: NodeJS.Timeout | undefined;
 
   constructor(options: JobWorkerOptions) {
@@ -153,6 +156,12 @@ export class JobWorker {
     this.#queue = options.queue;
     this.#clock = options.queue.clock;
     const names = options.lanes ?? [...options.queue.lanes.keys()];
+    this.#leaseMs = options.leaseMs ?? 15_000;
+    if (
+      options.prefetch !== undefined &&
+      (!Number.isInteger(options.prefetch) || options.prefetch < 0)
+    )
+      throw new WardenError('INVALID_PARAMS', 'prefetch must be an integer ≥ 0');
     this.#lanes = names.map((name) => {
       const lane = options.queue.lanes.get(name);
       if (!lane)
@@ -160,18 +169,24 @@ export class JobWorker {
           'INVALID_PARAMS',
           `unknown lane '${name}' (declared: ${[...options.queue.lanes.keys()].join(', ')})`,
         );
-      return { name, concurrency: lane.concurrency };
+      const own =
+        typeof options.concurrency === 'number'
+          ? options.concurrency
+          : (options.concurrency?.[name] ??
+            Math.min(lane.concurrency ?? DEFAULTS.workerConcurrency, DEFAULTS.workerConcurrency));
+      if (!Number.isInteger(own) || own < 1)
+        throw new WardenError(
+          'INVALID_PARAMS',
+          `concurrency for lane '${name}' must be a positive integer (got ${String(own)})`,
+        );
+      return { name, concurrency: own, prefetch: Math.min(options.prefetch ?? own, own) };
     });
-    this.#leaseMs = options.leaseMs ?? 15_000;
-    this.#claimBatch = options.claimBatch ?? 256;
-    this.#prefetch = options.prefetch ?? 256;
-    this.#pollMs = options.pollMs ?? 50;
     this.#random = options.random ?? Math.random;
-    this.#isDeadOwner = options.isDeadOwner ?? isDeadLocalOwner;
     this.id = options.id ?? localWorkerId(randomToken(4));
     this.#effects = new EffectJournal(options.queue.store, this.#clock);
     this.#pump = new HeartbeatPump({
       store: options.queue.store,
+      clock: this.#clock,
       leaseMs: this.#leaseMs,
       heartbeatMs: options.heartbeatMs ?? Math.floor(this.#leaseMs / 3),
       stallLimitMs: options.stallLimitMs ?? this.#leaseMs * 4,
@@ -184,6 +199,31 @@ export class JobWorker {
           else if (this.#dropWaiting(id)) this.stats.leaseLost += 1;
         }
       },
+    });
+    this.#claimLoop = new ClaimLoop({
+      store: options.queue.store,
+      clock: this.#clock,
+      workerId: this.id,
+      leaseMs: this.#leaseMs,
+      kinds: ['job'],
+      claimBatch: options.claimBatch ?? 256,
+      room: () =>
+        this.#lanes.map((lane) => ({
+          lane: lane.name,
+          room: lane.concurrency + lane.prefetch - (this.#heldPerLane.get(lane.name) ?? 0),
+        })),
+      onClaimed: (claims) => this.#startAll(claims),
+      ...(options.onError ? { onError: options.onError } : {}),
+    });
+    this.#reaper = new LeaseReaper({
+      store: options.queue.store,
+      clock: this.#clock,
+      isDeadOwner: options.isDeadOwner ?? isDeadLocalOwner,
+      agingMs: options.queue.agingMs,
+      random: this.#random,
+      maxWaitMs: this.#leaseMs,
+      onReclaimed: (n) => (this.stats.reclaimed += n),
+      ...(options.onError ? { onError: options.onError } : {}),
     });
   }
 
@@ -201,114 +241,54 @@ export class JobWorker {
     return this.#pump.mode;
   }
 
-  /** Recovers (reclaims dead and expired leases) and starts working. */
+  /** Declares the queue's lanes, recovers (reclaims dead and expired leases), starts working. */
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    await this.#queue.ready();
     this.#pump.start();
-    const laneNames = new Set(this.#lanes.map((l) => l.name));
     this.#unsubscribe = this.#queue.store.onCommit((events) => {
       for (const e of events) {
-        if (e.type === 'task.queued' && laneNames.has((e.data as { lane?: string }).lane ?? ''))
-          this.#poke();
-        else if (e.type === 'task.canceled' && e.task_id) {
-          if (this.#dropWaiting(e.task_id)) this.stats.canceled += 1;
-          this.#active.get(e.task_id)?.controller.abort(
-            new WardenError('CANCELED', `task ${e.task_id} was canceled`, {
-              details: { by: 'request' },
-            }),
-          );
-        } else if (e.type === 'task.retry_scheduled' || e.type === 'task.redriven') this.#poke();
+        if (e.type !== 'task.canceled' || !e.task_id) continue;
+        if (this.#dropWaiting(e.task_id)) this.stats.canceled += 1;
+        this.#active.get(e.task_id)?.controller.abort(
+          new WardenError('CANCELED', `task ${e.task_id} was canceled`, {
+            details: { by: 'request' },
+          }),
+        );
       }
     });
-    await this.#reclaim();
+    await this.#reaper.start();
     await this.#fireSchedules();
-    this.#loop = this.#run();
+    this.#claimLoop.start();
   }
 
   /** Stops claiming and waits for running handlers (aborting them when `abort` is true). */
   async stop(options: { abort?: boolean } = {}): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
-    this.#poke();
     if (options.abort)
       for (const r of this.#active.values())
         r.controller.abort(new WardenError('CANCELED', 'worker stopping'));
-    await this.#loop;
+    await this.#claimLoop.stop();
     this.#returnWaiting();
     while (this.#active.size > 0 || this.#pendingSettles.length > 0 || this.#returning.size > 0) {
       await new Promise((resolve) => setTimeout(resolve, 5));
       await this.#settling;
     }
-    clearTimeout(this.#reaper);
     clearTimeout(this.#scheduler);
     this.#unsubscribe?.();
+    await this.#reaper.stop();
     await this.#pump.stop();
   }
 
-  #poke(): void {
-    this.#woken = true;
-    this.#wake?.();
+  /** Claim transactions this worker has run (empty ones too). */
+  get claimTransactions(): number {
+    return this.#claimLoop.claims;
   }
 
-  async #run(): Promise<void> {
-    let lastToken = -1;
-    while (this.#running) {
-      this.#woken = false;
-      let claimed = 0;
-      const open: string[] = [];
-      for (const lane of this.#lanes) {
-        // Claim for free slots plus the prefetch allowance, and only once the local buffer has
-        // drained to half, so claims stay large.
-        const held = this.#heldPerLane.get(lane.name) ?? 0;
-        const room = lane.concurrency + this.#prefetch - held;
-        if (room <= 0 || (this.#waiting.get(lane.name)?.length ?? 0) > this.#prefetch / 2) continue;
-        open.push(lane.name);
-        try {
-          const claims = await this.#queue.store.claimTasks({
-            lanes: [lane.name],
-            kinds: ['job'],
-            workerId: this.id,
-            limit: Math.min(room, this.#claimBatch),
-            leaseMs: this.#leaseMs,
-            now: this.#clock.now(),
-          });
-          this.#startAll(claims);
-          claimed += claims.length;
-        } catch (error) {
-          this.#options.onError?.(coerceError(error));
-        }
-      }
-      // Let timers, I/O and handler continuations run between rounds: this loop must never
-      // spin on microtasks alone.
-      await new Promise((resolve) => setImmediate(resolve));
-      if ((claimed > 0 && open.length > 0) || this.#woken) continue;
-      // Only lanes with room matter: a full lane's due backlog must not keep us awake.
-      const nextDue =
-        open.length === 0 ? null : await this.#queue.store.nextDue(open).catch(() => null);
-      await new Promise<void>((resolve) => {
-        let done = false;
-        const finish = () => {
-          if (done) return;
-          done = true;
-          clearInterval(poll);
-          clearTimeout(due);
-          this.#wake = null;
-          resolve();
-        };
-        this.#wake = finish;
-        const wait = nextDue === null ? null : Math.max(1, nextDue - this.#clock.now());
-        const due = wait === null ? undefined : setTimeout(finish, wait);
-        const poll = setInterval(() => {
-          this.#queue.store.changeToken().then((token) => {
-            if (token !== lastToken) {
-              lastToken = token;
-              finish();
-            }
-          }, finish);
-        }, this.#pollMs);
-      });
-    }
+  #poke(): void {
+    this.#claimLoop.poke();
   }
 
   /**
@@ -356,17 +336,22 @@ export class JobWorker {
     return false;
   }
 
-  /** On stop: unstarted claims go back to the queue (their claim counts as an attempt). */
+  /** On stop: unstarted claims go back to the queue; a claim that never ran is not an attempt. */
   #returnWaiting(): void {
     const now = this.#clock.now();
     for (const queue of this.#waiting.values()) {
       for (const claim of queue.splice(0)) {
         const task = claim.task;
-        this.#pendingSettles.push(
-          this.#handBack(claim, 'worker stopped before starting it', now, {
-            reason: 'worker_stopped',
-          }),
-        );
+        this.#pendingSettles.push({
+          id: task.id,
+          leaseToken: claim.leaseToken,
+          state: 'queued',
+          availableAt: task.available_at,
+          sortKey: task.sort_key,
+          attemptOutcome: 'released',
+          now,
+          events: [this.#event(claim, 'task.released', { reason: 'worker_stopped' })],
+        });
         this.#returning.set(task.id, task.lane);
       }
     }
@@ -590,27 +575,6 @@ export class JobWorker {
     this.#poke();
   }
 
-  async #reclaim(): Promise<void> {
-    clearTimeout(this.#reaper);
-    try {
-      this.stats.reclaimed += await reclaimJobLeases(
-        this.#queue.store,
-        this.#clock.now(),
-        this.#isDeadOwner,
-        this.#queue.agingMs,
-        this.#random,
-      );
-    } catch (error) {
-      this.#options.onError?.(coerceError(error));
-    }
-    if (!this.#running) return;
-    // Re-arm for the next lease that could expire (renewed leases just move it on).
-    const next = await this.#queue.store.nextLeaseExpiry().catch(() => null);
-    const wait = next === null ? this.#leaseMs : Math.max(100, next - this.#clock.now() + 10);
-    this.#reaper = setTimeout(() => void this.#reclaim(), Math.min(wait, this.#leaseMs));
-    this.#reaper.unref();
-  }
-
   /**
    * Fires due schedules (each occurrence once, even with several workers or after a restart:
    * the store moves next_run_at in the same transaction), then sleeps until the next one.
@@ -619,9 +583,16 @@ export class JobWorker {
     clearTimeout(this.#scheduler);
     let next: number | null = null;
     try {
-      await this.#queue.fireDueSchedules();
-      const schedules = (await this.#queue.store.listSchedules()).filter((s) => s.enabled);
-      next = schedules.length ? Math.min(...schedules.map((s) => s.next_run_at)) : null;
+      // Read first: firing is a write, and an idle worker makes none.
+      const due = async () => {
+        const enabled = (await this.#queue.store.listSchedules()).filter((s) => s.enabled);
+        return enabled.length ? Math.min(...enabled.map((s) => s.next_run_at)) : null;
+      };
+      next = await due();
+      if (next !== null && next <= this.#clock.now()) {
+        await this.#queue.fireDueSchedules();
+        next = await due();
+      }
     } catch (error) {
       this.#options.onError?.(coerceError(error));
     }

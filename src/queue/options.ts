@@ -17,7 +17,8 @@ export const DEFAULTS = {
   poisonThreshold: 3,
   idempotencyWindowMs: 24 * 3_600_000,
   maxPayloadBytes: 1_048_576,
-  laneConcurrency: 8,
+  /** Handlers one worker runs at once per lane, unless told otherwise. */
+  workerConcurrency: 8,
   laneMaxDepth: 1_000_000,
 } as const;
 
@@ -70,7 +71,11 @@ export const submitOptionsSchema = z.strictObject({
 export type SubmitOptions = z.input<typeof submitOptionsSchema>;
 
 export const laneOptionsSchema = z.strictObject({
-  /** Handlers of this lane running at once in one worker. @default 8 */
+  /**
+   * Most tasks of this lane running at once across EVERY worker and process on the database
+   * (enforced by the store at claim time). @default no limit (each worker runs up to its own
+   * concurrency, 8 by default)
+   */
   concurrency: z.number().int().min(1).max(10_000).optional(),
   /** Queued tasks the lane accepts before submit answers QUEUE_FULL. @default 1_000_000 */
   maxDepth: z.number().int().min(1).optional(),

@@ -9,13 +9,14 @@
  *   aborts the agent's AbortSignal, and its result is dropped: the kernel would reject it;
  * - a stage `timeout` aborts the agent with TIMEOUT, which is retried like any failure.
  *
- * Wake-ups: a local enqueue wakes the loop at once through the kernel bus; other processes'
- * commits are noticed by polling the store's change token every `pollMs`; delayed retries are
- * picked up by a claim at least every `maxIdleMs`.
+ * Claiming follows queue/claim-loop.ts: no write while nothing is due; woken by any commit (this
+ * process or another), a finished step, or the next delayed retry. Expired leases of every kind
+ * are reclaimed continuously (queue/lease-reaper.ts; steps through the kernel's hook), so a run
+ * never waits on a dead process.
  */
 import { coerceError, isWardenError, randomToken, WardenError } from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
-import { HeartbeatPump } from '../queue/index.ts';
+import { ClaimLoop, HeartbeatPump, LeaseReaper } from '../queue/index.ts';
 import type { ClaimedTask } from '../store/index.ts';
 import { createAgentContext } from './agent-context.ts';
 import { type Agent, AgentRegistry } from './agents/agent.ts';
@@ -35,11 +36,7 @@ export interface WorkerOptions {
   readonly heartbeatMs?: number;
   /** @default 'auto' (a heartbeat thread when the database is a file) */
   readonly heartbeat?: 'auto' | 'thread' | 'timer';
-  /** How often to look for other processes' commits. @default 100 */
-  readonly pollMs?: number;
-  /** Longest time between claim attempts while idle (delayed retries). @default 1_000 */
-  readonly maxIdleMs?: number;
-  /** @default `<host>/<pid>/<random>` */
+  /** @default `<host>/<pid>/<random>/<namespace>` */
   readonly id?: string;
   /** Streamed model text, for live display. */
   readonly onDelta?: (event: { pid: string; stage: string; step: number; text: string }) => void;
@@ -55,13 +52,11 @@ export class Worker {
   readonly #concurrency: number;
   readonly #leaseMs: number;
   readonly #pump: HeartbeatPump;
-  readonly #pollMs: number;
-  readonly #maxIdleMs: number;
+  readonly #claimLoop: ClaimLoop;
+  readonly #reaper: LeaseReaper;
   readonly #options: WorkerOptions;
   readonly #active = new Map<string, { promise: Promise<void>; controller: AbortController }>();
   #running = false;
-  #loop: Promise<void> | null = null;
-  #wake: (() => void) | null = null;
   #unsubscribe: (() => void) | null = null;
 
   constructor(options: WorkerOptions) {
@@ -71,8 +66,11 @@ export class Worker {
     this.#models = options.models ?? new ModelRegistry();
     this.#concurrency = options.concurrency ?? 4;
     this.#leaseMs = options.leaseMs ?? 15_000;
+    this.id = options.id ?? localWorkerId(randomToken(4));
+    const kernel = options.kernel;
     this.#pump = new HeartbeatPump({
-      store: options.kernel.store,
+      store: kernel.store,
+      clock: kernel.clock,
       leaseMs: this.#leaseMs,
       heartbeatMs: options.heartbeatMs ?? Math.floor(this.#leaseMs / 3),
       stallLimitMs: this.#leaseMs * 4,
@@ -84,31 +82,50 @@ export class Worker {
             ?.controller.abort(new WardenError('LEASE_LOST', `lost the lease on task ${id}`));
       },
     });
-    this.#pollMs = options.pollMs ?? 100;
-    this.#maxIdleMs = options.maxIdleMs ?? 1_000;
-    this.id = options.id ?? localWorkerId(randomToken(4));
+    this.#claimLoop = new ClaimLoop({
+      store: kernel.store,
+      clock: kernel.clock,
+      workerId: this.id,
+      leaseMs: this.#leaseMs,
+      kinds: ['agent_step'],
+      claimBatch: this.#concurrency,
+      room: () => [{ lane: kernel.agentLane, room: this.#concurrency - this.#active.size }],
+      onClaimed: (claims) => {
+        for (const claim of claims) this.#track(claim);
+      },
+      onError: (error) => this.#report(error, 'claim'),
+    });
+    // Reclaims expired leases of every kind while this worker runs (steps through the kernel).
+    this.#reaper = new LeaseReaper({
+      store: kernel.store,
+      clock: kernel.clock,
+      isDeadOwner: kernel.recovery.isDeadOwner,
+      agingMs: kernel.agingMs,
+      maxWaitMs: this.#leaseMs,
+      onError: (error) => this.#report(error, 'reclaim'),
+    });
   }
 
   get activeCount(): number {
     return this.#active.size;
   }
 
+  /** Claim transactions this worker has run (empty ones too). */
+  get claimTransactions(): number {
+    return this.#claimLoop.claims;
+  }
+
   start(): void {
     if (this.#running) return;
     this.#running = true;
     this.#pump.start();
-    const sub = this.#kernel.bus.subscribe(
-      ['task.queued', 'task.retry_scheduled', 'task.canceled'],
-      (message) => {
-        const event = message.payload as { type: string; task_id: string | null };
-        if (event.type === 'task.canceled' && event.task_id) {
-          this.#active
-            .get(event.task_id)
-            ?.controller.abort(new WardenError('CANCELED', 'the run was cancelled'));
-        }
-        this.#wake?.();
-      },
-    );
+    const sub = this.#kernel.bus.subscribe(['task.canceled'], (message) => {
+      const event = message.payload as { task_id: string | null };
+      if (event.task_id)
+        this.#active
+          .get(event.task_id)
+          ?.controller.abort(new WardenError('CANCELED', 'the run was cancelled'));
+    });
     this.#unsubscribe = () => sub.unsubscribe();
     this.#kernel.services.register({
       name: this.id,
@@ -117,69 +134,22 @@ export class Worker {
       maxConcurrency: this.#concurrency,
       health: 'healthy',
     });
-    this.#loop = this.#run();
+    void this.#reaper.start();
+    this.#claimLoop.start();
   }
 
   /** Stops claiming; waits for running steps to finish (or aborts them when `abort` is true). */
   async stop(options: { abort?: boolean } = {}): Promise<void> {
     this.#running = false;
-    this.#wake?.();
     if (options.abort)
       for (const { controller } of this.#active.values())
         controller.abort(new WardenError('CANCELED', 'worker stopping'));
-    await this.#loop;
+    await this.#claimLoop.stop();
     await Promise.allSettled([...this.#active.values()].map((a) => a.promise));
     this.#unsubscribe?.();
+    await this.#reaper.stop();
     await this.#pump.stop();
     this.#kernel.services.unregister(this.id);
-  }
-
-  async #run(): Promise<void> {
-    let lastToken = -1;
-    let lastClaimAt = 0;
-    while (this.#running) {
-      const room = this.#concurrency - this.#active.size;
-      let claimed: ClaimedTask[] = [];
-      if (room > 0) {
-        try {
-          lastClaimAt = Date.now();
-          claimed = await this.#kernel.store.claimTasks({
-            lanes: [this.#kernel.agentLane],
-            kinds: ['agent_step'],
-            workerId: this.id,
-            limit: room,
-            leaseMs: this.#leaseMs,
-            now: this.#kernel.clock.now(),
-          });
-        } catch (error) {
-          this.#report(coerceError(error), 'claim');
-        }
-      }
-      for (const claim of claimed) this.#track(claim);
-      if (claimed.length > 0 && claimed.length === room) continue;
-      // Idle (or full): sleep until woken, a poll notices another process's commit, or maxIdleMs.
-      await new Promise<void>((resolve) => {
-        let done = false;
-        const finish = () => {
-          if (done) return;
-          done = true;
-          clearInterval(poll);
-          this.#wake = null;
-          resolve();
-        };
-        this.#wake = finish;
-        const poll = setInterval(() => {
-          if (Date.now() - lastClaimAt >= this.#maxIdleMs && this.#active.size < this.#concurrency)
-            return finish();
-          this.#kernel.store.changeToken().then((token) => {
-            if (token !== lastToken) {
-              lastToken = token;
-              if (this.#active.size < this.#concurrency) finish();
-            }
-          }, finish);
-        }, this.#pollMs);
-      });
-    }
   }
 
   #track(claim: ClaimedTask): void {
@@ -188,7 +158,7 @@ export class Worker {
       .catch((error: unknown) => this.#report(coerceError(error), claim.task.id))
       .finally(() => {
         this.#active.delete(claim.task.id);
-        this.#wake?.();
+        this.#claimLoop.poke(); // a slot is free
       });
     this.#active.set(claim.task.id, { promise, controller });
   }

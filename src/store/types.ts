@@ -9,10 +9,15 @@
  *   is applied. Events in the list get the session's next contiguous `seq` and the hash chain.
  * - Claims are atomic: a task is handed to exactly one claimer, with a fresh lease token.
  * - Listeners registered with {@link Store.onCommit} hear committed events after the commit, in
- *   order, in this process only (other processes observe changes by reading).
+ *   order, in this process only.
+ * - {@link Store.watchChanges} hears that the database may have changed — a commit by this
+ *   process or by any other process on the same database — without polling for work (SQLite:
+ *   inotify on the WAL plus `PRAGMA data_version`; PostgreSQL: LISTEN/NOTIFY). Calls may be
+ *   spurious; they mean "look again".
+ * - Lanes are store configuration ({@link LaneRecord}): a lane's concurrency holds across every
+ *   process (claims take only free slots) and its depth limit is checked by every submit.
  *
- * Not in the contract: cross-process notification (callers poll {@link Store.changeToken}),
- * retention and cleanup, and anything about how rows are laid out.
+ * Not in the contract: anything about how rows are laid out.
  */
 import type { WardenError } from '../core/errors.ts';
 import type {
@@ -187,6 +192,19 @@ export interface EffectRecord {
   readonly updated_at: number;
 }
 
+/** A lane's limits, shared by every process on the database. */
+export interface LaneRecord {
+  readonly name: string;
+  /** Most tasks of the lane running at once, across all workers; null = no limit. */
+  readonly concurrency: number | null;
+  /** Most queued tasks; a submit beyond it answers QUEUE_FULL. null = no limit. */
+  readonly max_depth: number | null;
+  readonly updated_at: number;
+}
+
+/** How an attempt ended; `released` = handed back unstarted (not counted as an attempt). */
+export type AttemptOutcome = NonNullable<AttemptRecord['outcome']> | 'released';
+
 /** One operation inside a {@link Store.commit}. */
 export type StoreOp =
   | { readonly op: 'session.insert'; readonly row: SessionRecord }
@@ -195,33 +213,28 @@ export type StoreOp =
   | { readonly op: 'process.update'; readonly expectVersion: number; readonly row: ProcessRecord }
   | { readonly op: 'task.insert'; readonly row: TaskRecord }
   /**
-   * Ends a running task's attempt, fenced by its lease token (LEASE_LOST otherwise).
-   * `queued` requeues it (retry) at `available_at`.
+   * Ends a running task's attempt, fenced by its lease token (LEASE_LOST otherwise; with
+   * `expiredBy`, also unless the lease expired by then — a reclaim never steals a lease that was
+   * just renewed). `queued` requeues it (retry) at `available_at`; outcome `released` hands it
+   * back unstarted without spending an attempt.
    */
-  | {
-      readonly op: 'task.settle';
-      readonly id: string;
-      readonly leaseToken: string;
-      readonly state: Exclude<TaskState, 'running'>;
-      readonly result?: unknown;
-      readonly error?: TaskError | null;
-      readonly availableAt?: number;
-      readonly sortKey?: number;
-      readonly attemptOutcome: NonNullable<AttemptRecord['outcome']>;
-      readonly options?: TaskOptionsRecord;
-      readonly now: number;
-    }
+  | ({ readonly op: 'task.settle' } & Omit<TaskSettle, 'events'>)
   /**
    * Cancels a queued, running or dead task (kernel authority, no token needed): the running
-   * worker's next heartbeat or settle gets LEASE_LOST. No-op for a terminal task. Pass the
-   * running attempt's token to close that attempt as `canceled`.
+   * worker's next heartbeat or settle gets LEASE_LOST. Compare-and-set on the state (and lease
+   * token) the caller read: if the task moved on meanwhile, the commit aborts with CONFLICT
+   * (details.state is the state now) and nothing is written.
    */
   | {
       readonly op: 'task.cancel';
       readonly id: string;
-      readonly leaseToken?: string | null;
+      readonly expectState: 'queued' | 'running' | 'dead';
+      /** The token the caller read (null unless running); a running attempt is closed as canceled. */
+      readonly leaseToken: string | null;
       readonly now: number;
     }
+  /** Declares a lane's limits (no change when they are already these). */
+  | { readonly op: 'lane.upsert'; readonly row: LaneRecord }
   /** Aborts with LEASE_LOST unless the task is running under this token. */
   | { readonly op: 'task.fence'; readonly id: string; readonly leaseToken: string }
   /** Dead → queued with a fresh budget of attempts (INVALID_STATE unless dead). */
@@ -298,7 +311,9 @@ export interface TaskSettle {
   readonly availableAt?: number;
   readonly sortKey?: number;
   readonly options?: TaskOptionsRecord;
-  readonly attemptOutcome: NonNullable<AttemptRecord['outcome']>;
+  readonly attemptOutcome: AttemptOutcome;
+  /** Reclaims: apply only if the lease expired at or before this time (re-checked in the write). */
+  readonly expiredBy?: number;
   readonly now: number;
   readonly events: readonly NewEvent[];
 }
@@ -400,8 +415,13 @@ export interface Store {
   countQueued(lane: string): Promise<number>;
   /** Queued tasks per lane. */
   queueDepths(): Promise<Record<string, number>>;
-  /** The earliest `available_at` of a queued task in these lanes, or null. */
-  nextDue(lanes: readonly string[]): Promise<number | null>;
+  /**
+   * The earliest `available_at` of a queued task (of these kinds) in those of these lanes that
+   * have a free slot under their concurrency, or null: ≤ now means a claim would get work.
+   */
+  nextDue(lanes: readonly string[], kinds?: readonly TaskKind[]): Promise<number | null>;
+  /** Declared lanes. */
+  listLanes(): Promise<LaneRecord[]>;
   /** The earliest lease expiry of a running task, or null. */
   nextLeaseExpiry(): Promise<number | null>;
   listSchedules(): Promise<ScheduleRecord[]>;
@@ -452,8 +472,13 @@ export interface Store {
     now: number,
   ): Promise<void>;
 
-  /** Changes whenever any connection (any process) commits; cheap to poll. */
-  changeToken(): Promise<number>;
+  /**
+   * Calls `listener` (possibly spuriously) after the database may have changed: a commit by
+   * this process or any other process. Returns the unsubscribe function.
+   */
+  watchChanges(listener: () => void): () => void;
+  /** Write transactions this store object has run (empty ones too): "idle means idle". */
+  readonly writeTransactions: number;
   onCommit(listener: CommitListener): () => void;
   health(deep?: boolean): Promise<StoreHealth>;
   close(): Promise<void>;

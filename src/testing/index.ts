@@ -33,7 +33,7 @@ export async function createTestKernel(
   });
   const kernel = new Kernel({ ...options, store });
   const agents = options.agents ?? new AgentRegistry();
-  const worker = new Worker({ kernel, agents, pollMs: 10, maxIdleMs: 50 });
+  const worker = new Worker({ kernel, agents });
   worker.start();
   return {
     kernel,

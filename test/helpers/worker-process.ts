@@ -23,7 +23,7 @@ const agents = new AgentRegistry().register('record', async (ctx) => {
   );
   return { output: { by: process.pid } };
 });
-const worker = new Worker({ kernel, agents, concurrency: 4, pollMs: 5, maxIdleMs: 50 });
+const worker = new Worker({ kernel, agents, concurrency: 4 });
 worker.start();
 for (;;) {
   await new Promise((resolve) => setTimeout(resolve, 50));

@@ -657,7 +657,15 @@ export function storeContract(
         const session = await newSession();
         const claimed = await claimedTask(session.id);
         const id = claimed.task.id;
-        await store.commit([{ op: 'task.cancel', id, now: T0 + 10 }]);
+        await store.commit([
+          {
+            op: 'task.cancel',
+            id,
+            expectState: 'running',
+            leaseToken: claimed.leaseToken,
+            now: T0 + 10,
+          },
+        ]);
         expect(await store.getTask(id)).toMatchObject({
           state: 'canceled',
           lease_owner: null,
@@ -689,18 +697,32 @@ export function storeContract(
         const session = await newSession();
         const claimed = await claimedTask(session.id);
         await store.commit([
-          { op: 'task.cancel', id: claimed.task.id, leaseToken: claimed.leaseToken, now: T0 + 10 },
+          {
+            op: 'task.cancel',
+            id: claimed.task.id,
+            expectState: 'running',
+            leaseToken: claimed.leaseToken,
+            now: T0 + 10,
+          },
         ]);
         expect(await store.listAttempts(claimed.task.id)).toMatchObject([
           { attempt: 1, outcome: 'canceled', ended_at: T0 + 10 },
         ]);
       });
 
-      test('task.cancel of a queued task prevents its claim; of a finished task is a no-op', async () => {
+      test('task.cancel of a queued task prevents its claim; a cancel that lost the race is CONFLICT and writes nothing', async () => {
         const session = await newSession();
         const queued = taskRow(session.id);
         await store.commit([{ op: 'task.insert', row: queued }]);
-        await store.commit([{ op: 'task.cancel', id: queued.id, now: T0 + 1 }]);
+        await store.commit([
+          {
+            op: 'task.cancel',
+            id: queued.id,
+            expectState: 'queued',
+            leaseToken: null,
+            now: T0 + 1,
+          },
+        ]);
         expect((await store.getTask(queued.id))?.state).toBe('canceled');
         expect(await claim({ limit: 10 })).toEqual([]);
 
@@ -716,8 +738,27 @@ export function storeContract(
             now: T0 + 2,
           },
         ]);
-        await store.commit([{ op: 'task.cancel', id: done.task.id, now: T0 + 3 }]);
+        // The canceller read it running; it succeeded meanwhile: CAS miss, no event, no change.
+        const head = (await store.getSession(session.id))!.last_seq;
+        await expectWardenError(
+          store.commit([
+            {
+              op: 'task.cancel',
+              id: done.task.id,
+              expectState: 'running',
+              leaseToken: done.leaseToken,
+              now: T0 + 3,
+            },
+            {
+              op: 'event',
+              event: { session_id: session.id, type: 'task.canceled', trace_id: 'tr', data: {} },
+            },
+          ]),
+          'CONFLICT',
+        );
         expect(await store.getTask(done.task.id)).toMatchObject({ state: 'succeeded', result: 1 });
+        expect((await store.getSession(session.id))!.last_seq).toBe(head);
+        expect(await store.listAttempts(done.task.id)).toMatchObject([{ outcome: 'succeeded' }]);
       });
 
       test('findExpiredLeases returns running tasks whose lease expired', async () => {
@@ -1067,11 +1108,15 @@ export function storeContract(
         expect(nonZero(counts.tasks)).toEqual({ queued: 2, running: 1, succeeded: 1 });
       });
 
-      test('changeToken changes after a commit; health reports ok', async () => {
-        const before = await store.changeToken();
+      test('watchChanges hears a commit; health reports ok', async () => {
+        let heard = 0;
+        const off = store.watchChanges(() => (heard += 1));
         await newSession();
-        const after = await store.changeToken();
-        expect(after).not.toBe(before);
+        off();
+        expect(heard).toBeGreaterThan(0);
+        const afterOff = heard;
+        await newSession();
+        expect(heard).toBe(afterOff);
         const health = await store.health(true);
         expect(health.ok).toBe(true);
         expect(health.durability).toBe(store.durability);

@@ -269,6 +269,8 @@ CREATE TABLE services (
 -- Counting by state (status, running per lane) and finding finished rows for retention.
 CREATE INDEX tasks_state ON tasks(state, lane, updated_at);
 CREATE INDEX processes_finished ON processes(completed_at) WHERE state IN ('terminated', 'zombie');
+-- When the next delayed task of a lane comes due, without scanning the lane.
+CREATE INDEX tasks_available ON tasks(lane, available_at) WHERE state = 'queued';
 `,
   },
 ];

@@ -14,7 +14,15 @@ import { dirname } from 'node:path';
 
 import Database from 'better-sqlite3';
 
-import { type Clock, coerceError, errors, systemClock, WardenError } from '../../core/index.ts';
+import {
+  type Clock,
+  coerceError,
+  errors,
+  systemClock,
+  TASK_KINDS,
+  type TaskKind,
+  WardenError,
+} from '../../core/index.ts';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.ts';
 import type {
   AttemptRecord,
@@ -27,6 +35,7 @@ import type {
   EventRecord,
   InterruptFilter,
   InterruptRecord,
+  LaneRecord,
   ProcessFilter,
   ProcessRecord,
   ScheduleRecord,
@@ -42,6 +51,7 @@ import type {
   TaskRecord,
   TaskSettle,
 } from '../types.ts';
+import { ChangeWatcher } from './change-watcher.ts';
 import { classifySqliteError } from './driver-errors.ts';
 import { type EventBatch, EventLog } from './event-log.ts';
 import { checkCompatible, migrate } from './migrate.ts';
@@ -103,6 +113,7 @@ export class SqliteStore implements Store {
   readonly #listeners = new Set<CommitListener>();
   readonly #log: EventLog;
   readonly #writes: WriteQueue;
+  readonly #changes: ChangeWatcher;
   #sinceWalCheck = 0;
   #closed = false;
 
@@ -176,13 +187,17 @@ export class SqliteStore implements Store {
     this.#stmt = stmt;
     this.#log = new EventLog(db, stmt, clock);
     this.#writes = new WriteQueue(db, file, durability === 'strict');
+    this.#changes = new ChangeWatcher(
+      file === ':memory:' ? null : file,
+      () => db.pragma('data_version', { simple: true }) as number,
+    );
   }
 
   /**
    * Runs `fn` in a write transaction (group-committed in strict mode) with an event batch;
    * listeners hear the committed events after the commit.
    */
-  #transact<T>(fn: (batch: EventBatch) => T): Promise<T> {
+  #transact<T>(fn: (batch: EventBatch) => T, announce = false): Promise<T> {
     if (this.#closed) return Promise.reject(new WardenError('INTERNAL', 'the store is closed'));
     return this.#writes
       .run(() => {
@@ -192,6 +207,7 @@ export class SqliteStore implements Store {
       })
       .then(({ value, events }) => {
         this.#notify(events);
+        if (announce && events.length === 0) this.#changes.notifyLocal();
         if (++this.#sinceWalCheck >= 512) this.#boundWal();
         return value;
       });
@@ -237,6 +253,7 @@ export class SqliteStore implements Store {
 
   #notify(events: readonly EventRecord[]): void {
     if (events.length === 0) return;
+    this.#changes.notifyLocal();
     for (const listener of this.#listeners) {
       try {
         listener(events);
@@ -250,7 +267,7 @@ export class SqliteStore implements Store {
     return this.#transact((batch) => {
       for (const op of ops) this.#apply(op, batch);
       return batch.out;
-    });
+    }, ops.length > 0);
   }
 
   #apply(op: StoreOp, batch: EventBatch): void {
@@ -287,18 +304,38 @@ export class SqliteStore implements Store {
         return;
       }
       case 'task.cancel': {
-        // A running attempt is recorded as canceled (its token may be stale; then nothing is).
-        if (op.leaseToken)
+        // A running attempt is recorded as canceled; the CAS below undoes it if the task moved.
+        if (op.expectState === 'running' && op.leaseToken)
           s.attemptFromTask.run({
             id: op.id,
             token: op.leaseToken,
             now: op.now,
             outcome: 'canceled',
             error: null,
+            expired_by: null,
           });
-        s.taskCancel.run({ id: op.id, now: op.now });
-        return;
+        const info = s.taskCancel.run({
+          id: op.id,
+          now: op.now,
+          expect: op.expectState,
+          token: op.expectState === 'running' ? op.leaseToken : null,
+        });
+        if (info.changes === 1) return;
+        const current = s.taskById.get(op.id) as Row | undefined;
+        if (!current) throw errors.notFound('task', op.id);
+        throw errors.conflict(
+          `task ${op.id} is ${String(current.state)} now (it was ${op.expectState}); read it again`,
+          { task_id: op.id, state: current.state, expected: op.expectState },
+        );
       }
+      case 'lane.upsert':
+        s.laneUpsert.run({
+          name: op.row.name,
+          concurrency: op.row.concurrency,
+          max_depth: op.row.max_depth,
+          now: op.row.updated_at,
+        });
+        return;
       case 'task.fence': {
         const row = s.taskById.get(op.id) as Row | undefined;
         if (!row || row.state !== 'running' || row.lease_token !== op.leaseToken)
@@ -419,13 +456,21 @@ export class SqliteStore implements Store {
     return this.#async(() => (this.#stmt.taskCountQueued.get(lane) as { n: number }).n);
   }
 
-  nextDue(lanes: readonly string[]): Promise<number | null> {
+  nextDue(lanes: readonly string[], kinds?: readonly TaskKind[]): Promise<number | null> {
     return this.#async(() => {
-      const times = lanes
-        .map((lane) => (this.#stmt.taskNextDue.get(lane) as { t: number | null }).t)
-        .filter((t): t is number => t !== null);
-      return times.length ? Math.min(...times) : null;
+      const kindList = JSON.stringify(kinds ?? TASK_KINDS);
+      let next: number | null = null;
+      for (const lane of lanes) {
+        const row = this.#stmt.taskNextDueWithRoom.get({ lane, kinds: kindList, limit: 1 }) as
+          { t: number } | undefined;
+        if (row && (next === null || row.t < next)) next = row.t;
+      }
+      return next;
     });
+  }
+
+  listLanes(): Promise<LaneRecord[]> {
+    return this.#async(() => this.#stmt.laneList.all() as LaneRecord[]);
   }
 
   nextLeaseExpiry(): Promise<number | null> {
@@ -632,12 +677,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  changeToken(): Promise<number> {
-    return this.#async(
-      () =>
-        (this.#db.pragma('data_version', { simple: true }) as number) * 1_000_003 +
-        this.#writes.commits,
-    );
+  watchChanges(listener: () => void): () => void {
+    return this.#changes.subscribe(listener);
+  }
+
+  get writeTransactions(): number {
+    return this.#writes.commits;
   }
 
   onCommit(listener: CommitListener): () => void {
@@ -664,6 +709,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#changes.close();
     await this.#writes.drain();
     this.#listeners.clear();
     try {

@@ -8,6 +8,12 @@ export const TASK_COLUMNS =
   'max_attempts, lease_owner, lease_token, lease_expires_at, claimed_at, idempotency_key, last_error, result, trace_id, ' +
   'options, created_at, updated_at';
 export const TASK_COLUMN_COUNT = 24;
+/**
+ * Free slots of lane @lane: its declared concurrency (the `lanes` table, shared by every
+ * process) minus its running tasks; @limit when the lane declares no concurrency.
+ */
+const LANE_ROOM = `coalesce((SELECT concurrency FROM lanes WHERE name = @lane)
+      - (SELECT count(*) FROM tasks WHERE state = 'running' AND lane = @lane), @limit)`;
 const TASK_PLACEHOLDERS = Array.from({ length: TASK_COLUMN_COUNT }, () => '?').join(', ');
 
 export const SQL = {
@@ -50,7 +56,16 @@ export const SQL = {
   taskClaimBatch: `UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = @owner,
       lease_token = @token || ':' || id, lease_expires_at = @expires, claimed_at = @now, updated_at = @now
     WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND lane = @lane AND available_at <= @now
-      AND kind IN (SELECT value FROM json_each(@kinds)) ORDER BY sort_key LIMIT @limit) RETURNING *`,
+      AND kind IN (SELECT value FROM json_each(@kinds)) ORDER BY sort_key
+      LIMIT max(0, min(@limit, ${LANE_ROOM})))
+    RETURNING *`,
+  /**
+   * When the next task of a lane that has room (lane concurrency, across every process) is or
+   * becomes due. → {t} | undefined
+   */
+  taskNextDueWithRoom: `SELECT available_at AS t FROM tasks WHERE state = 'queued' AND lane = @lane
+      AND kind IN (SELECT value FROM json_each(@kinds)) AND ${LANE_ROOM} > 0
+    ORDER BY available_at LIMIT 1`,
   /** Fenced by lease token. → changes */
   taskHeartbeat: `UPDATE tasks SET lease_expires_at = @expires, updated_at = @now
     WHERE id = @id AND state = 'running' AND lease_token = @token`,
@@ -59,19 +74,39 @@ export const SQL = {
       lease_token = NULL, lease_expires_at = NULL, available_at = @available_at, sort_key = @sort_key,
       options = COALESCE(@options, options), updated_at = @now
     WHERE id = @id AND state = 'running' AND lease_token = @token`,
-  /** Cancels a task in any non-terminal state (or dead); clears its lease. → TaskRow | undefined */
+  /**
+   * Hands a claimed task back unstarted: queued again, the claim does not count as an attempt
+   * (no attempt row, `attempts` back to what it was). Fenced by the lease token. → changes
+   */
+  taskRelease: `UPDATE tasks SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_token = NULL,
+      lease_expires_at = NULL, claimed_at = NULL, available_at = @available_at, sort_key = @sort_key, updated_at = @now
+    WHERE id = @id AND state = 'running' AND lease_token = @token`,
+  /**
+   * Cancels a queued, running or dead task, compare-and-set on the state (and lease token) the
+   * caller read; clears its lease. → changes
+   */
   taskCancel: `UPDATE tasks SET state = 'canceled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
-      updated_at = @now WHERE id = @id AND state IN ('queued', 'running', 'dead') RETURNING *`,
+      updated_at = @now WHERE id = @id AND state = @expect AND state IN ('queued', 'running', 'dead')
+      AND lease_token IS @token`,
   taskExpired: `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`,
   taskLeaseOwners: `SELECT DISTINCT lease_owner FROM tasks WHERE state = 'running' AND lease_owner IS NOT NULL`,
   taskByOwner: `SELECT * FROM tasks WHERE state = 'running' AND lease_owner = ? LIMIT ?`,
+
+  laneList: 'SELECT * FROM lanes ORDER BY name',
+  laneGet: 'SELECT * FROM lanes WHERE name = ?',
+  /** Declares a lane's limits; changes = 0 when they were already these. */
+  laneUpsert: `INSERT INTO lanes (name, concurrency, max_depth, updated_at) VALUES (@name, @concurrency, @max_depth, @now)
+    ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, max_depth = excluded.max_depth,
+      updated_at = excluded.updated_at
+    WHERE concurrency IS NOT excluded.concurrency OR max_depth IS NOT excluded.max_depth`,
+  laneRunning: `SELECT count(*) AS n FROM tasks WHERE state = 'running' AND lane = ?`,
 
   fairClockGet: 'SELECT last_key FROM fair_clock WHERE lane = ? AND session_id = ? AND rank = ?',
   fairClockSet: `INSERT INTO fair_clock (lane, session_id, rank, last_key) VALUES (?, ?, ?, ?)
     ON CONFLICT (lane, session_id, rank) DO UPDATE SET last_key = excluded.last_key`,
   taskDepths: `SELECT lane, count(*) AS n FROM tasks WHERE state = 'queued' GROUP BY lane`,
   taskCountQueued: `SELECT count(*) AS n FROM tasks WHERE state = 'queued' AND lane = ?`,
-  taskNextDue: `SELECT min(available_at) AS t FROM tasks WHERE state = 'queued' AND lane = ?`,
+  taskNextDue: `SELECT available_at AS t FROM tasks WHERE state = 'queued' AND lane = ? ORDER BY available_at LIMIT 1`,
   taskNextLease: `SELECT min(lease_expires_at) AS t FROM tasks WHERE state = 'running'`,
   taskClearIdempotencyKey: 'UPDATE tasks SET idempotency_key = NULL WHERE id = ?',
   /**
@@ -106,7 +141,8 @@ export const SQL = {
    */
   attemptFromTask: `INSERT INTO attempts (task_id, attempt, lease_token, worker_id, started_at, ended_at, outcome, error)
     SELECT id, attempts, lease_token, lease_owner, COALESCE(claimed_at, updated_at), @now, @outcome, @error
-    FROM tasks WHERE id = @id AND state = 'running' AND lease_token = @token`,
+    FROM tasks WHERE id = @id AND state = 'running' AND lease_token = @token
+      AND (@expired_by IS NULL OR lease_expires_at <= @expired_by)`,
   attemptList: 'SELECT * FROM attempts WHERE task_id = ? ORDER BY attempt',
 
   interruptById: 'SELECT * FROM interrupts WHERE id = ?',

@@ -141,12 +141,14 @@ export function submitTasks(
     results.push({ task, deduplicated: false });
   }
   // Depth is checked for new tasks only: a duplicate submit to a full lane still deduplicates.
-  if (request.maxDepth) {
+  {
     const adding = new Map<string, number>();
     for (const t of fresh) adding.set(t.lane, (adding.get(t.lane) ?? 0) + 1);
     for (const [lane, n] of adding) {
-      const max = request.maxDepth[lane];
-      if (max === undefined) continue;
+      const max =
+        request.maxDepth?.[lane] ??
+        (stmt.laneGet.get(lane) as { max_depth: number | null } | undefined)?.max_depth;
+      if (max === undefined || max === null) continue;
       const depth = (stmt.taskCountQueued.get(lane) as { n: number }).n;
       if (depth + n > max) {
         throw new WardenError(
@@ -190,6 +192,17 @@ function fairKey(
 
 /** Ends a running attempt, fenced by its token: records the attempt and moves the task. */
 export function settleOne(stmt: Statements, item: Omit<TaskSettle, 'events'>): boolean {
+  if (item.attemptOutcome === 'released') {
+    return (
+      stmt.taskRelease.run({
+        id: item.id,
+        token: item.leaseToken,
+        available_at: item.availableAt ?? item.now,
+        sort_key: item.sortKey ?? item.availableAt ?? item.now,
+        now: item.now,
+      }).changes === 1
+    );
+  }
   const error = toJson(item.error);
   if (
     stmt.attemptFromTask.run({
@@ -198,6 +211,7 @@ export function settleOne(stmt: Statements, item: Omit<TaskSettle, 'events'>): b
       now: item.now,
       outcome: item.attemptOutcome,
       error,
+      expired_by: item.expiredBy ?? null,
     }).changes !== 1
   )
     return false;
