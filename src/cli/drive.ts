@@ -67,6 +67,11 @@ export async function driveRuns(
       wake?.();
   });
   const rl: Prompter = { value: null, lines: null, closed: false };
+  let changed = false;
+  const unwatch = kernel.store.watchChanges(() => {
+    changed = true;
+    wake?.();
+  });
   worker.start();
   const finished = new Map<string, ProcessRecord>();
   const waiting = new Map<string, InterruptRecord[]>();
@@ -102,18 +107,30 @@ export async function driveRuns(
         }
       }
       if (finished.size + waiting.size >= tracked.size) break;
+      // Sleep until a tracked run changes (this process or another: the change signal) or the
+      // next interrupt expires; nothing here polls.
+      const deadline = await kernel.nextDeadline();
+      if (changed) {
+        changed = false;
+        continue;
+      }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 250);
+        const timer =
+          deadline === null
+            ? undefined
+            : setTimeout(resolve, Math.max(1, deadline - kernel.clock.now()));
         wake = () => {
           clearTimeout(timer);
           resolve();
         };
       });
       wake = null;
+      changed = false;
     }
   } finally {
     rl.value?.close();
     await worker.stop();
+    unwatch();
     sub.unsubscribe();
     endStream();
   }

@@ -1,18 +1,47 @@
 /**
- * Lease owners are named `<host>/<os pid>/<random>`. When the owner ran on this host and its
- * OS process is gone, its leases can be reclaimed at once instead of waiting for expiry; this
- * is what makes `warden resume` after a crash immediate. Owners on other hosts (or with ids in
- * another format) are left to lease expiry.
+ * Lease owners are named `<host>/<os pid>/<random>/<namespace>`. When the owner ran on this
+ * host, in this PID namespace and this boot, and its OS process is gone, its leases can be
+ * reclaimed at once instead of waiting for expiry; this is what makes `warden resume` after a
+ * crash immediate.
+ *
+ * `<namespace>` identifies the boot and the PID namespace (`/proc/sys/kernel/random/boot_id` and
+ * `/proc/self/ns/pid`): two containers with the same hostname, or a process from before a
+ * reboot, can reuse the same PID, so a PID alone says nothing about a process we cannot see.
+ * Owners from another host, namespace or boot — or in another format — are left to lease
+ * expiry, which is always safe.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 
+/** A short identity of this boot and PID namespace ('-' where /proc cannot tell). */
+export const LOCAL_NAMESPACE = (() => {
+  let boot = '';
+  let pidNs = '';
+  try {
+    boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    // not Linux, or /proc hidden
+  }
+  try {
+    pidNs = readlinkSync('/proc/self/ns/pid');
+  } catch {
+    // not Linux, or /proc hidden
+  }
+  if (boot === '' || pidNs === '') return '-';
+  return createHash('sha256').update(`${boot}\n${pidNs}`).digest('hex').slice(0, 12);
+})();
+
 export function localWorkerId(random: string): string {
-  return `${hostname()}/${process.pid}/${random}`;
+  return `${hostname()}/${process.pid}/${random}/${LOCAL_NAMESPACE}`;
 }
 
 export function isDeadLocalOwner(owner: string): boolean {
-  const [host, pidText] = owner.split('/');
-  if (host !== hostname() || pidText === undefined) return false;
+  const parts = owner.split('/');
+  if (parts.length !== 4) return false;
+  const [host, pidText, , namespace] = parts;
+  // Without a namespace identity we cannot know whether the PID is ours to judge.
+  if (host !== hostname() || namespace !== LOCAL_NAMESPACE || LOCAL_NAMESPACE === '-') return false;
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
   try {

@@ -76,28 +76,47 @@ export class WriteQueue {
   }
 
   #flush(): void {
-    const batch = this.#pending.splice(0, MAX_GROUP);
+    let batch = this.#pending.splice(0, MAX_GROUP);
     if (this.#pending.length > 0) setImmediate(() => this.#flush());
     else this.#scheduled = false;
-    if (batch.length === 0) return;
+    // A write whose failure made SQLite roll back the WHOLE transaction (not just its
+    // savepoint: SQLITE_FULL, SQLITE_IOERR, an interrupt, a RAISE(ROLLBACK)) fails alone; the
+    // writes before it were rolled back with it and run again in a fresh transaction. Each round
+    // removes one write, so this ends.
+    while (batch.length > 0) batch = this.#runGroup(batch);
+  }
+
+  /** Runs `batch` in one transaction; returns the writes that must run again. */
+  #runGroup(batch: Pending[]): Pending[] {
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     try {
       this.#db.exec('BEGIN IMMEDIATE');
     } catch (error) {
       const e = this.#classify(error, 'write');
       for (const p of batch) p.reject(e);
-      return;
+      return [];
     }
-    for (const p of batch) {
-      this.#db.exec('SAVEPOINT warden_write');
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
       try {
+        this.#db.exec('SAVEPOINT warden_write');
         const value = p.fn();
         this.#db.exec('RELEASE warden_write');
         outcomes.push({ ok: true, value });
       } catch (error) {
-        this.#db.exec('ROLLBACK TO warden_write');
-        this.#db.exec('RELEASE warden_write');
-        outcomes.push({ ok: false, error: this.#classify(error, 'write') });
+        if (this.#db.inTransaction) {
+          try {
+            this.#db.exec('ROLLBACK TO warden_write');
+            this.#db.exec('RELEASE warden_write');
+            outcomes.push({ ok: false, error: this.#classify(error, 'write') });
+            continue;
+          } catch {
+            // the savepoint is gone although a transaction is open: end this group
+            if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+          }
+        }
+        p.reject(this.#classify(error, 'write'));
+        return [...batch.slice(0, i), ...batch.slice(i + 1)];
       }
     }
     try {
@@ -107,13 +126,14 @@ export class WriteQueue {
       if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
       const e = this.#classify(error, 'commit');
       for (const p of batch) p.reject(e);
-      return;
+      return [];
     }
     batch.forEach((p, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) p.resolve(outcome.value);
       else p.reject(outcome.error);
     });
+    return [];
   }
 
   #classify(error: unknown, what: string): WardenError {
