@@ -71,6 +71,18 @@ export {
   type UsageDelta,
   usageOverLimit,
 } from './quota.ts';
+export {
+  checkRate,
+  DEFAULT_RATE_LIMITS,
+  minuteCount,
+  newRateState,
+  RATE_BUCKETS,
+  RATE_WINDOWS,
+  type RateDecision,
+  rateLimitedError,
+  type RateLimits,
+  type RateState,
+} from './rate-limit.ts';
 export { DEFAULT_AGING_MS, sortKey } from './sort-key.ts';
 export {
   canTaskTransition,

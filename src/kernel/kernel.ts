@@ -111,10 +111,13 @@ export class Kernel {
     return { reclaimed, expired };
   }
 
-  /** Starts a workflow run. Rate-limited per user (RATE_LIMITED with retry_after_ms). */
+  /**
+   * Starts a workflow run. Rate-limited per user across every process on the database
+   * (RATE_LIMITED with retry_after_ms; a refused start changes nothing).
+   */
   async startRun(input: StartRunInput): Promise<ProcessRecord> {
-    this.rateLimiter.take(`user:${input.userId ?? 'local'}:run.start`);
-    return this.orchestrator.startRun(input);
+    const key = `user:${input.userId ?? 'local'}:run.start`;
+    return this.orchestrator.startRun(input, { key, limits: this.rateLimiter.limitsFor(key) });
   }
 
   async getProcess(pid: string): Promise<ProcessRecord> {

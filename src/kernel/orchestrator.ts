@@ -20,11 +20,13 @@ import {
   errors,
   failStep,
   isTerminalProcessState,
+  isWardenError,
   type LoadedWorkflow,
   mergeQuota,
   newEnvelope,
   type Priority,
   type Quota,
+  type RateLimits,
   type RoutingFunction,
   stageByName,
   type StageSpec,
@@ -108,10 +110,32 @@ export class Orchestrator {
     return { now, elapsedMs: elapsedMs(p, now), routingFunctions: this.#routingFunctions };
   }
 
-  async startRun(input: StartRunInput): Promise<ProcessRecord> {
+  /**
+   * Creates the process (and its session when new) and enqueues its first step in ONE
+   * transaction; with `rateLimit`, the shared rate window is taken in that transaction too, so
+   * a refused start (RATE_LIMITED) changes nothing.
+   */
+  async startRun(
+    input: StartRunInput,
+    rateLimit?: { readonly key: string; readonly limits: RateLimits },
+  ): Promise<ProcessRecord> {
+    try {
+      return await this.#startRun(input, rateLimit);
+    } catch (error) {
+      // Another process created the same session key first: use theirs.
+      if (!isWardenError(error, 'CONFLICT') || !error.details?.session_key) throw error;
+      this.#sessions.forget(input.sessionKey ?? 'main');
+      return this.#startRun(input, rateLimit);
+    }
+  }
+
+  async #startRun(
+    input: StartRunInput,
+    rateLimit: { readonly key: string; readonly limits: RateLimits } | undefined,
+  ): Promise<ProcessRecord> {
     const ctx = this.#ctx;
     const workflow = input.workflow.workflow;
-    const session = await this.#sessions.ensure(input.sessionKey ?? 'main');
+    const { session, ops: sessionOps } = await this.#sessions.prepare(input.sessionKey ?? 'main');
     const now = ctx.clock.now();
     const bounds = workflow.bounds;
     const quota = mergeQuota({
@@ -160,6 +184,8 @@ export class Orchestrator {
     if (update?.op !== 'process.update')
       throw new WardenError('INTERNAL', 'planEffect must start with the process update');
     await ctx.store.commit([
+      ...(rateLimit ? [{ op: 'rate.take' as const, ...rateLimit, now }] : []),
+      ...sessionOps,
       { op: 'process.insert', row: update.row },
       processEvent(created, 'process.created', {
         workflow: workflow.name,
@@ -171,6 +197,7 @@ export class Orchestrator {
       }),
       ...rest,
     ]);
+    if (sessionOps.length > 0) this.#sessions.remember(session);
     return update.row;
   }
 

@@ -10,7 +10,7 @@ import {
   SYSTEM_SESSION_KEY,
   WardenError,
 } from '../core/index.ts';
-import type { SessionRecord, Store } from './types.ts';
+import type { SessionRecord, Store, StoreOp } from './types.ts';
 
 const KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -75,6 +75,60 @@ export class SessionDirectory {
     }
     this.#cache.set(key, row);
     return row;
+  }
+
+  /**
+   * The session with this key, or a new one together with the operations that create it, for
+   * the caller to commit WITH its own change (so a refused change leaves no session behind).
+   * Call {@link remember} after that commit succeeded.
+   */
+  async prepare(key: string): Promise<{ session: SessionRecord; ops: StoreOp[] }> {
+    if (!KEY_PATTERN.test(key)) {
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `session key '${key}' is invalid: use 1-128 letters, digits, _ . : -`,
+      );
+    }
+    const known = this.#cache.get(key) ?? (await this.#store.getSessionByKey(key));
+    if (known) {
+      this.#cache.set(key, known);
+      return { session: known, ops: [] };
+    }
+    const now = this.#clock.now();
+    const row: SessionRecord = {
+      id: this.#ids.next('s'),
+      key,
+      settings: {},
+      created_at: now,
+      updated_at: now,
+      last_seq: 0,
+      last_hash: GENESIS_HASH,
+    };
+    return {
+      session: row,
+      ops: [
+        { op: 'session.insert', row },
+        {
+          op: 'event',
+          event: {
+            session_id: row.id,
+            type: 'session.created',
+            trace_id: this.#ids.next('tr'),
+            data: { key, settings: {} },
+          },
+        },
+      ],
+    };
+  }
+
+  /** Caches a session created through {@link prepare}. */
+  remember(session: SessionRecord): void {
+    this.#cache.set(session.key, session);
+  }
+
+  /** Forgets a cached key (its creation lost a race; read it again). */
+  forget(key: string): void {
+    this.#cache.delete(key);
   }
 
   /** The reserved session for kernel-wide events and session-less jobs. */

@@ -27,6 +27,7 @@ import type {
   Priority,
   ProcessState,
   Quota,
+  RateLimits,
   TaskKind,
   TaskState,
   TerminalReason,
@@ -235,6 +236,16 @@ export type StoreOp =
     }
   /** Declares a lane's limits (no change when they are already these). */
   | { readonly op: 'lane.upsert'; readonly row: LaneRecord }
+  /**
+   * Takes one request from the shared rate windows of `key` (every process counts against the
+   * same windows); RATE_LIMITED (with retry_after_ms) aborts the commit.
+   */
+  | {
+      readonly op: 'rate.take';
+      readonly key: string;
+      readonly limits: RateLimits;
+      readonly now: number;
+    }
   /** Aborts with LEASE_LOST unless the task is running under this token. */
   | { readonly op: 'task.fence'; readonly id: string; readonly leaseToken: string }
   /** Dead → queued with a fresh budget of attempts (INVALID_STATE unless dead). */

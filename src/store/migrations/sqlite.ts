@@ -244,14 +244,15 @@ CREATE TABLE lanes (
   updated_at INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 
--- Rate-limit state shared by every process: one row per key and window.
+-- Rate-limit state shared by every process: per key, the sub-buckets of each sliding window
+-- (window_ms 60000, 3600000, 86400000; bucket = sub-bucket index) and the burst bucket
+-- (window_ms 0; bucket = when it was last refilled, count = tokens left).
 CREATE TABLE rate_windows (
   key TEXT NOT NULL,
   window_ms INTEGER NOT NULL,
-  window_start INTEGER NOT NULL,
+  bucket INTEGER NOT NULL,
   count REAL NOT NULL,
-  prev_count REAL NOT NULL,
-  PRIMARY KEY (key, window_ms)
+  PRIMARY KEY (key, window_ms, bucket)
 ) STRICT, WITHOUT ROWID;
 
 -- Registered services (workers), visible to every process.

@@ -55,6 +55,7 @@ import { ChangeWatcher } from './change-watcher.ts';
 import { classifySqliteError } from './driver-errors.ts';
 import { type EventBatch, EventLog } from './event-log.ts';
 import { checkCompatible, migrate } from './migrate.ts';
+import { takeRate } from './rate-writes.ts';
 import {
   attemptFromRow,
   effectFromRow,
@@ -274,6 +275,10 @@ export class SqliteStore implements Store {
     const s = this.#stmt;
     switch (op.op) {
       case 'session.insert':
+        if (s.sessionByKey.get(op.row.key))
+          throw errors.conflict(`a session with key '${op.row.key}' exists already`, {
+            session_key: op.row.key,
+          });
         s.sessionInsert.run({ ...op.row, settings: JSON.stringify(op.row.settings) });
         return;
       case 'process.insert':
@@ -328,6 +333,9 @@ export class SqliteStore implements Store {
           { task_id: op.id, state: current.state, expected: op.expectState },
         );
       }
+      case 'rate.take':
+        takeRate(this.#db, op.key, op.limits, op.now);
+        return;
       case 'lane.upsert':
         s.laneUpsert.run({
           name: op.row.name,
