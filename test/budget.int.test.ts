@@ -47,7 +47,7 @@ async function harness(
   const worker = new Worker({ kernel, agents, concurrency: 1 });
   const h = { store, kernel, worker };
   open.push(h);
-  worker.start();
+  await worker.start();
   return h;
 }
 

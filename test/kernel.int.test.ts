@@ -52,14 +52,17 @@ async function harness(options: { clock?: Clock; file?: string } = {}): Promise<
   return h;
 }
 
-function startWorker(h: Harness, agents: AgentRegistry = new AgentRegistry()): Worker {
+async function startWorker(
+  h: Harness,
+  agents: AgentRegistry = new AgentRegistry(),
+): Promise<Worker> {
   const worker = new Worker({
     kernel: h.kernel,
     agents,
     concurrency: 1,
   });
   h.workers.push(worker);
-  worker.start();
+  await worker.start();
   return worker;
 }
 
@@ -386,7 +389,7 @@ describe('retries with backoff', () => {
         return Promise.reject(new WardenError('PROVIDER_ERROR', 'flaky', { retryable: true }));
       return Promise.resolve({ output: { attempt: ctx.attempt } });
     });
-    startWorker(h, agents);
+    await startWorker(h, agents);
     const p = await h.kernel.startRun({
       workflow: wf({
         stages: [
@@ -429,7 +432,7 @@ describe('retries with backoff', () => {
       calls += 1;
       return Promise.reject(new WardenError('INVALID_PARAMS', 'bad input'));
     });
-    startWorker(h, agents);
+    await startWorker(h, agents);
     const p = await h.kernel.startRun({
       workflow: wf({
         stages: [
@@ -467,7 +470,7 @@ describe('retries with backoff', () => {
       calls += 1;
       return Promise.reject(new WardenError('PROVIDER_ERROR', 'down', { retryable: true }));
     });
-    startWorker(h, agents);
+    await startWorker(h, agents);
     const p = await h.kernel.startRun({
       workflow: wf({
         stages: [
@@ -508,7 +511,7 @@ describe('cancel', () => {
       };
       return { output: { finished_anyway: true } };
     });
-    startWorker(h, agents);
+    await startWorker(h, agents);
     const p = await h.kernel.startRun({
       workflow: wf({
         stages: [
@@ -603,7 +606,7 @@ describe('interrupts', () => {
     expect(error.code).toBe('INVALID_STATE');
     expect(await observable(h, p.pid)).toEqual(before);
 
-    startWorker(h);
+    await startWorker(h);
     const done = await waitFor(h.kernel, p.pid);
     expect(done.terminal_reason).toBe('completed');
     expect(done.envelope.outputs.yes).toEqual({ path: 'yes' });
@@ -631,7 +634,7 @@ describe('interrupts', () => {
     expect(moved.current_stage).toBe('no');
     expect(moved.envelope.last_interrupt?.response).toEqual({ approved: false, expired: true });
 
-    startWorker(h);
+    await startWorker(h);
     const done = await waitFor(h.kernel, p.pid);
     expect(done.terminal_reason).toBe('completed');
     expect(done.envelope.outputs.no).toEqual({ path: 'no' });
@@ -682,7 +685,7 @@ describe('interrupts', () => {
     expect((await second.kernel.getProcess(p.pid)).state).toBe('waiting');
 
     await second.kernel.resolveInterrupt(pending!.id, { approved: true });
-    startWorker(second);
+    await startWorker(second);
     const done = await waitFor(second.kernel, p.pid);
     expect(done.terminal_reason).toBe('completed');
     expect(done.envelope.outputs.yes).toEqual({ path: 'yes' });
@@ -692,7 +695,7 @@ describe('interrupts', () => {
 
 describe('the event log', () => {
   async function completedRun(h: Harness): Promise<ProcessRecord> {
-    startWorker(h);
+    await startWorker(h);
     const p = await h.kernel.startRun({ workflow: twoStages(), input: { q: 'x' } });
     const done = await waitFor(h.kernel, p.pid);
     expect(done.terminal_reason).toBe('completed');

@@ -72,7 +72,7 @@ export async function driveRuns(
     changed = true;
     wake?.();
   });
-  worker.start();
+  await worker.start();
   const finished = new Map<string, ProcessRecord>();
   const waiting = new Map<string, InterruptRecord[]>();
   try {

@@ -25,7 +25,7 @@ import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './rate-limite
 import { Recovery } from './recovery.ts';
 import { ResourceManager } from './resources.ts';
 import { DEFAULT_AGING_MS } from './scheduler.ts';
-import { ServiceRegistry } from './service-registry.ts';
+import { type ServiceCall, ServiceRegistry } from './service-registry.ts';
 
 export interface KernelOptions {
   readonly store: Store;
@@ -104,6 +104,77 @@ export class Kernel {
     });
   }
 
+  /**
+   * Registers a service (a worker) here and in the store, where every process sees it
+   * (`service.registered` event). `call` makes it dispatchable from this process.
+   */
+  async registerService(
+    info: Parameters<ServiceRegistry['register']>[0] & { readonly owner: string },
+    call: ServiceCall | null = null,
+  ): Promise<void> {
+    this.services.register(info, call);
+    const now = this.clock.now();
+    const system = await this.sessions.system();
+    await this.store.commit([
+      {
+        op: 'service.upsert',
+        row: {
+          name: info.name,
+          type: info.type,
+          capabilities: info.capabilities,
+          max_concurrency: info.maxConcurrency,
+          owner: info.owner,
+          health: info.health ?? 'unknown',
+          registered_at: now,
+          updated_at: now,
+        },
+      },
+      {
+        op: 'event',
+        event: {
+          session_id: system.id,
+          type: 'service.registered',
+          trace_id: this.ids.next('tr'),
+          data: { name: info.name, type: info.type, capabilities: info.capabilities },
+        },
+      },
+    ]);
+  }
+
+  async unregisterService(name: string): Promise<void> {
+    this.services.unregister(name);
+    const system = await this.sessions.system();
+    await this.store.commit([
+      { op: 'service.delete', name },
+      {
+        op: 'event',
+        event: {
+          session_id: system.id,
+          type: 'service.unregistered',
+          trace_id: this.ids.next('tr'),
+          data: { name },
+        },
+      },
+    ]);
+  }
+
+  /**
+   * Services of every process: this process's with their live load and health; others' as
+   * registered, `unhealthy` when their owner is a dead local process (killed without
+   * unregistering).
+   */
+  async listServices(): Promise<
+    Array<{ name: string; type: string; health: string; load: number; owner: string }>
+  > {
+    const local = new Map(this.services.list().map((s) => [s.name, s]));
+    return (await this.store.listServices()).map((row) => {
+      const mine = local.get(row.name);
+      const health =
+        mine?.health ?? (this.recovery.isDeadOwner(row.owner) ? 'unhealthy' : row.health);
+      return { name: row.name, type: row.type, health, load: mine?.load ?? 0, owner: row.owner };
+    });
+  }
+
   /** Start-up recovery: reclaim dead and expired leases, expire overdue interrupts. */
   async recover(): Promise<{ reclaimed: number; expired: number }> {
     const reclaimed = await this.recovery.reclaimLeases();
@@ -157,9 +228,12 @@ export class Kernel {
       queue_depth: depth,
       dlq_size: counts.tasks.dead ?? 0,
       pending_interrupts: pending.length,
-      services: this.services
-        .list()
-        .map((s) => ({ name: s.name, type: s.type, health: s.health, load: s.load })),
+      services: (await this.listServices()).map(({ name, type, health, load }) => ({
+        name,
+        type,
+        health,
+        load,
+      })),
       rate_limits: this.rateLimiter.usage(),
       bus: this.bus.stats(),
       store: {

@@ -115,7 +115,8 @@ export class Worker {
     return this.#claimLoop.claims;
   }
 
-  start(): void {
+  /** Registers the worker as a service, reclaims what expired, and starts claiming. */
+  async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
     this.#pump.start();
@@ -127,19 +128,21 @@ export class Worker {
           ?.controller.abort(new WardenError('CANCELED', 'the run was cancelled'));
     });
     this.#unsubscribe = () => sub.unsubscribe();
-    this.#kernel.services.register({
+    await this.#kernel.registerService({
       name: this.id,
       type: 'worker',
       capabilities: ['agent_step'],
       maxConcurrency: this.#concurrency,
       health: 'healthy',
+      owner: this.id,
     });
-    void this.#reaper.start();
+    await this.#reaper.start();
     this.#claimLoop.start();
   }
 
   /** Stops claiming; waits for running steps to finish (or aborts them when `abort` is true). */
   async stop(options: { abort?: boolean } = {}): Promise<void> {
+    if (!this.#running) return;
     this.#running = false;
     if (options.abort)
       for (const { controller } of this.#active.values())
@@ -149,7 +152,7 @@ export class Worker {
     this.#unsubscribe?.();
     await this.#reaper.stop();
     await this.#pump.stop();
-    this.#kernel.services.unregister(this.id);
+    await this.#kernel.unregisterService(this.id);
   }
 
   #track(claim: ClaimedTask): void {

@@ -1,6 +1,7 @@
 export { SessionDirectory } from './session-directory.ts';
 export { openSqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.ts';
 export type {
+  AttemptOutcome,
   AttemptRecord,
   ClaimedTask,
   ClaimRequest,
@@ -11,10 +12,12 @@ export type {
   EventRecord,
   InterruptFilter,
   InterruptRecord,
+  LaneRecord,
   NewEvent,
   ProcessFilter,
   ProcessRecord,
   ScheduleRecord,
+  ServiceRecord,
   SessionRecord,
   SettleOutcome,
   Store,

@@ -203,6 +203,19 @@ export interface LaneRecord {
   readonly updated_at: number;
 }
 
+/** A registered service (a worker), visible to every process on the database. */
+export interface ServiceRecord {
+  readonly name: string;
+  readonly type: string;
+  readonly capabilities: readonly string[];
+  readonly max_concurrency: number;
+  /** The worker id that registered it (`<host>/<pid>/<random>/<namespace>`), for liveness. */
+  readonly owner: string;
+  readonly health: string;
+  readonly registered_at: number;
+  readonly updated_at: number;
+}
+
 /** How an attempt ended; `released` = handed back unstarted (not counted as an attempt). */
 export type AttemptOutcome = NonNullable<AttemptRecord['outcome']> | 'released';
 
@@ -234,6 +247,9 @@ export type StoreOp =
       readonly leaseToken: string | null;
       readonly now: number;
     }
+  | { readonly op: 'service.upsert'; readonly row: ServiceRecord }
+  /** Removes a registration; a no-op when it is gone already. */
+  | { readonly op: 'service.delete'; readonly name: string }
   /** Declares a lane's limits (no change when they are already these). */
   | { readonly op: 'lane.upsert'; readonly row: LaneRecord }
   /**
@@ -433,6 +449,8 @@ export interface Store {
   nextDue(lanes: readonly string[], kinds?: readonly TaskKind[]): Promise<number | null>;
   /** Declared lanes. */
   listLanes(): Promise<LaneRecord[]>;
+  /** Registered services of every process. */
+  listServices(): Promise<ServiceRecord[]>;
   /** The earliest lease expiry of a running task, or null. */
   nextLeaseExpiry(): Promise<number | null>;
   listSchedules(): Promise<ScheduleRecord[]>;

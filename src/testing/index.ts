@@ -34,7 +34,7 @@ export async function createTestKernel(
   const kernel = new Kernel({ ...options, store });
   const agents = options.agents ?? new AgentRegistry();
   const worker = new Worker({ kernel, agents });
-  worker.start();
+  await worker.start();
   return {
     kernel,
     store,

@@ -24,7 +24,7 @@ const agents = new AgentRegistry().register('record', async (ctx) => {
   return { output: { by: process.pid } };
 });
 const worker = new Worker({ kernel, agents, concurrency: 4 });
-worker.start();
+await worker.start();
 for (;;) {
   await new Promise((resolve) => setTimeout(resolve, 50));
   const open = await store.listProcesses({

@@ -39,6 +39,7 @@ import type {
   ProcessFilter,
   ProcessRecord,
   ScheduleRecord,
+  ServiceRecord,
   SessionRecord,
   SettleOutcome,
   Store,
@@ -333,6 +334,15 @@ export class SqliteStore implements Store {
           { task_id: op.id, state: current.state, expected: op.expectState },
         );
       }
+      case 'service.upsert':
+        s.serviceUpsert.run({
+          ...op.row,
+          capabilities: JSON.stringify(op.row.capabilities),
+        });
+        return;
+      case 'service.delete':
+        s.serviceDelete.run(op.name);
+        return;
       case 'rate.take':
         takeRate(this.#db, op.key, op.limits, op.now);
         return;
@@ -475,6 +485,15 @@ export class SqliteStore implements Store {
       }
       return next;
     });
+  }
+
+  listServices(): Promise<ServiceRecord[]> {
+    return this.#async(() =>
+      (this.#stmt.serviceList.all() as Array<Row & { capabilities: string }>).map((r) => ({
+        ...(r as unknown as ServiceRecord),
+        capabilities: JSON.parse(r.capabilities) as string[],
+      })),
+    );
   }
 
   listLanes(): Promise<LaneRecord[]> {

@@ -92,6 +92,13 @@ export const SQL = {
   taskLeaseOwners: `SELECT DISTINCT lease_owner FROM tasks WHERE state = 'running' AND lease_owner IS NOT NULL`,
   taskByOwner: `SELECT * FROM tasks WHERE state = 'running' AND lease_owner = ? LIMIT ?`,
 
+  serviceList: 'SELECT * FROM services ORDER BY name',
+  serviceUpsert: `INSERT INTO services (name, type, capabilities, max_concurrency, owner, health, registered_at,
+      updated_at) VALUES (@name, @type, @capabilities, @max_concurrency, @owner, @health, @registered_at, @updated_at)
+    ON CONFLICT (name) DO UPDATE SET type = excluded.type, capabilities = excluded.capabilities,
+      max_concurrency = excluded.max_concurrency, owner = excluded.owner, health = excluded.health,
+      updated_at = excluded.updated_at`,
+  serviceDelete: 'DELETE FROM services WHERE name = ?',
   laneList: 'SELECT * FROM lanes ORDER BY name',
   laneGet: 'SELECT * FROM lanes WHERE name = ?',
   /** Declares a lane's limits; changes = 0 when they were already these. */
