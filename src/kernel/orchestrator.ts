@@ -13,10 +13,13 @@
  */
 import {
   advance,
+  assertWithin,
   backoffDelayMs,
+  boundedMessage,
   cancelRun,
   coerceError,
   completeStep,
+  DEFAULT_LIMITS,
   errors,
   failStep,
   isTerminalProcessState,
@@ -25,6 +28,7 @@ import {
   newEnvelope,
   type Priority,
   type Quota,
+  resolveLimit,
   type RoutingFunction,
   stageByName,
   type StageSpec,
@@ -80,19 +84,49 @@ export interface StepResult {
   readonly statePatch?: Record<string, unknown>;
 }
 
+/** Size limits of workflow data, in bytes of JSON (see KernelOptions.limits). */
+export interface KernelLimits {
+  /** A run's input, and separately its metadata: a larger one is refused at start. */
+  readonly runInputBytes: number;
+  /** A step's output: a larger one fails the step, without retrying. */
+  readonly stepOutputBytes: number;
+  /** A step's state patch: a larger one fails the step, without retrying. */
+  readonly statePatchBytes: number;
+}
+
+export const DEFAULT_KERNEL_LIMITS: KernelLimits = Object.freeze({
+  runInputBytes: DEFAULT_LIMITS.runInputBytes,
+  stepOutputBytes: DEFAULT_LIMITS.stepOutputBytes,
+  statePatchBytes: DEFAULT_LIMITS.statePatchBytes,
+});
+
+/** Resolves user limits (INVALID_PARAMS naming `limits.<key>` for a bad one). */
+export function resolveKernelLimits(limits: Partial<KernelLimits> = {}): KernelLimits {
+  const resolve = (key: keyof KernelLimits) =>
+    resolveLimit(`limits.${key}`, limits[key], DEFAULT_KERNEL_LIMITS[key]);
+  return Object.freeze({
+    runInputBytes: resolve('runInputBytes'),
+    stepOutputBytes: resolve('stepOutputBytes'),
+    statePatchBytes: resolve('statePatchBytes'),
+  });
+}
+
 export class Orchestrator {
   readonly #ctx: KernelContext;
   readonly #sessions: SessionDirectory;
   readonly #routingFunctions: ReadonlyMap<string, RoutingFunction>;
+  readonly #limits: KernelLimits;
 
   constructor(
     ctx: KernelContext,
     sessions: SessionDirectory,
     routingFunctions: ReadonlyMap<string, RoutingFunction>,
+    limits: KernelLimits = DEFAULT_KERNEL_LIMITS,
   ) {
     this.#ctx = ctx;
     this.#sessions = sessions;
     this.#routingFunctions = routingFunctions;
+    this.#limits = limits;
   }
 
   get routingFunctions(): ReadonlyMap<string, RoutingFunction> {
@@ -108,9 +142,13 @@ export class Orchestrator {
     return { now, elapsedMs: elapsedMs(p, now), routingFunctions: this.#routingFunctions };
   }
 
+  /** PAYLOAD_TOO_LARGE (input or metadata over `runInputBytes`) before anything is written. */
   async startRun(input: StartRunInput): Promise<ProcessRecord> {
     const ctx = this.#ctx;
     const workflow = input.workflow.workflow;
+    const advice = 'pass a reference to large data instead, or raise limits.runInputBytes';
+    assertWithin('the run input', input.input, this.#limits.runInputBytes, advice);
+    assertWithin('the run metadata', input.metadata, this.#limits.runInputBytes, advice);
     const session = await this.#sessions.ensure(input.sessionKey ?? 'main');
     const now = ctx.clock.now();
     const bounds = workflow.bounds;
@@ -235,8 +273,15 @@ export class Orchestrator {
     });
   }
 
-  /** Records a finished step and moves the run on, in one transaction fenced by the lease. */
+  /**
+   * Records a finished step and moves the run on, in one transaction fenced by the lease. An
+   * output or state patch over its limit (or not JSON) is not recorded: the step fails instead,
+   * without retrying, with PAYLOAD_TOO_LARGE (INVALID_PARAMS), and the run takes `error_next`
+   * or terminates.
+   */
   async completeStep(step: StepContext, result: StepResult): Promise<ProcessRecord> {
+    const oversized = this.#checkStepResult(step, result);
+    if (oversized) return this.failStep(step, oversized);
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
@@ -311,6 +356,7 @@ export class Orchestrator {
     random: () => number = Math.random,
   ): Promise<ProcessRecord> {
     const error = coerceError(failure);
+    const message = boundedMessage(error.message); // a failure is always recorded, cut if need be
     const reason = (error.details?.reason as TerminalReason | undefined) ?? undefined;
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
@@ -319,7 +365,7 @@ export class Orchestrator {
         throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
       }
       const task = step.claim.task;
-      const taskError = { code: error.code, message: error.message, retryable: error.retryable };
+      const taskError = { code: error.code, message, retryable: error.retryable };
       const retryable =
         error.retryable && error.code !== 'QUOTA_EXCEEDED' && error.code !== 'CANCELED';
       if (retryable && step.claim.attempt < task.max_attempts) {
@@ -376,7 +422,7 @@ export class Orchestrator {
           step: step.step,
           stage: step.stage.name,
           code: error.code,
-          message: error.message,
+          message,
           ...(reason ? { reason } : {}),
           attempt: step.claim.attempt,
         },
@@ -466,6 +512,29 @@ export class Orchestrator {
         { task_id: step.claim.task.id, attempt: step.claim.attempt },
       ),
     ]);
+  }
+
+  /** Why a step's result cannot be recorded (size or JSON), or undefined. */
+  #checkStepResult(step: StepContext, result: StepResult): WardenError | undefined {
+    const stage = step.stage.name;
+    try {
+      assertWithin(
+        `the output of stage '${stage}'`,
+        result.output,
+        this.#limits.stepOutputBytes,
+        'return a reference to large data instead, or raise limits.stepOutputBytes',
+      );
+      if (result.statePatch !== undefined)
+        assertWithin(
+          `the state patch of stage '${stage}'`,
+          result.statePatch,
+          this.#limits.statePatchBytes,
+          'keep large data out of the run state, or raise limits.statePatchBytes',
+        );
+      return undefined;
+    } catch (error) {
+      return coerceError(error); // PAYLOAD_TOO_LARGE or INVALID_PARAMS: neither is retryable
+    }
   }
 
   #softTimeoutOps(p: ProcessRecord, envelope: ProcessRecord['envelope'], now: number): StoreOp[] {

@@ -10,7 +10,7 @@ import {
   SYSTEM_SESSION_KEY,
   WardenError,
 } from '../core/index.ts';
-import type { SessionRecord, Store } from './types.ts';
+import type { NewSession, SessionRecord, Store } from './types.ts';
 
 const KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -28,12 +28,7 @@ export class SessionDirectory {
 
   /** Returns the session with this key, creating it if needed. INVALID_PARAMS for a bad key. */
   async ensure(key: string, settings: Record<string, unknown> = {}): Promise<SessionRecord> {
-    if (!KEY_PATTERN.test(key)) {
-      throw new WardenError(
-        'INVALID_PARAMS',
-        `session key '${key}' is invalid: use 1-128 letters, digits, _ . : -`,
-      );
-    }
+    assertKey(key);
     const cached = this.#cache.get(key);
     if (cached) return cached;
     const existing = await this.#store.getSessionByKey(key);
@@ -41,16 +36,7 @@ export class SessionDirectory {
       this.#cache.set(key, existing);
       return existing;
     }
-    const now = this.#clock.now();
-    const row: SessionRecord = {
-      id: this.#ids.next('s'),
-      key,
-      settings,
-      created_at: now,
-      updated_at: now,
-      last_seq: 0,
-      last_hash: GENESIS_HASH,
-    };
+    const row = this.#newRow(key, settings);
     try {
       await this.#store.commit([
         { op: 'session.insert', row },
@@ -77,8 +63,52 @@ export class SessionDirectory {
     return row;
   }
 
+  /**
+   * For callers that create a session inside their own transaction (Store.submitTasks
+   * `sessions`): the id of the session with this key when it exists, else a new row to insert
+   * (`create`), whose id the caller's records use until the store places them. Writes nothing.
+   * INVALID_PARAMS for a bad key.
+   */
+  async prepare(
+    key: string,
+    settings: Record<string, unknown> = {},
+  ): Promise<{ id: string; create: NewSession | null }> {
+    assertKey(key);
+    const cached = this.#cache.get(key);
+    if (cached) return { id: cached.id, create: null };
+    const existing = await this.#store.getSessionByKey(key);
+    if (existing) {
+      this.#cache.set(key, existing);
+      return { id: existing.id, create: null };
+    }
+    const row = this.#newRow(key, settings);
+    return { id: row.id, create: { row, traceId: this.#ids.next('tr') } };
+  }
+
+  #newRow(key: string, settings: Record<string, unknown>): SessionRecord {
+    const now = this.#clock.now();
+    return {
+      id: this.#ids.next('s'),
+      key,
+      settings,
+      created_at: now,
+      updated_at: now,
+      last_seq: 0,
+      last_hash: GENESIS_HASH,
+    };
+  }
+
   /** The reserved session for kernel-wide events and session-less jobs. */
   system(): Promise<SessionRecord> {
     return this.ensure(SYSTEM_SESSION_KEY);
+  }
+}
+
+function assertKey(key: string): void {
+  if (!KEY_PATTERN.test(key)) {
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `session key '${key}' is invalid: use 1-128 letters, digits, _ . : -`,
+    );
   }
 }
