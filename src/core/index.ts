@@ -44,6 +44,17 @@ export {
 } from './interrupt.ts';
 export { canonicalJson, isJsonObject, type JsonObject, type JsonValue, readPath } from './json.ts';
 export {
+  assertWithin,
+  boundedMessage,
+  DEFAULT_LIMITS,
+  jsonBytes,
+  type Limits,
+  MIN_LIMIT_BYTES,
+  resolveLimit,
+  truncateText,
+  utf8Bytes,
+} from './limits.ts';
+export {
   assertTransition,
   canTransition,
   isTerminalProcessState,

@@ -2,7 +2,13 @@ export { isDeadLocalOwner, localWorkerId } from '../queue/index.ts';
 export { Bus, type BusMessage, type Subscription } from './bus.ts';
 export { Kernel, type KernelOptions, type SystemStatus } from './kernel.ts';
 export { type LedgerVerification, type SessionVerification, verifyLedger } from './ledger.ts';
-export { type StartRunInput, type StepContext, type StepResult } from './orchestrator.ts';
+export {
+  DEFAULT_KERNEL_LIMITS,
+  type KernelLimits,
+  type StartRunInput,
+  type StepContext,
+  type StepResult,
+} from './orchestrator.ts';
 export {
   DEFAULT_RATE_LIMITS,
   type RateDecision,

@@ -19,7 +19,12 @@ import {
 } from '../store/index.ts';
 import { Bus } from './bus.ts';
 import { InterruptManager } from './interrupts.ts';
-import { Orchestrator, type StartRunInput } from './orchestrator.ts';
+import {
+  type KernelLimits,
+  Orchestrator,
+  resolveKernelLimits,
+  type StartRunInput,
+} from './orchestrator.ts';
 import type { KernelContext } from './process-ops.ts';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './rate-limiter.ts';
 import { Recovery } from './recovery.ts';
@@ -41,6 +46,13 @@ export interface KernelOptions {
   readonly rateLimits?: RateLimits;
   /** Decides whether a lease owner is dead (default: a local OS process that no longer exists). */
   readonly isDeadOwner?: (owner: string) => boolean;
+  /**
+   * Size limits of workflow data, in bytes of JSON: `runInputBytes` (a run's input, and its
+   * metadata, @default 1 MiB; PAYLOAD_TOO_LARGE at start), `stepOutputBytes` (@default 1 MiB)
+   * and `statePatchBytes` (@default 256 KiB): a step whose output or state patch is larger
+   * fails, without retrying, with PAYLOAD_TOO_LARGE.
+   */
+  readonly limits?: Partial<KernelLimits>;
 }
 
 export interface SystemStatus {
@@ -93,6 +105,7 @@ export class Kernel {
       ctx,
       this.sessions,
       new Map(Object.entries(options.routingFunctions ?? {})),
+      resolveKernelLimits(options.limits),
     );
     this.interrupts = new InterruptManager(ctx, this.orchestrator);
     this.resources = new ResourceManager(ctx);

@@ -13,10 +13,13 @@
  */
 import {
   advance,
+  assertWithin,
   backoffDelayMs,
+  boundedMessage,
   cancelRun,
   coerceError,
   completeStep,
+  DEFAULT_LIMITS,
   errors,
   failStep,
   isTerminalProcessState,
@@ -27,6 +30,7 @@ import {
   type Priority,
   type Quota,
   type RateLimits,
+  resolveLimit,
   type RoutingFunction,
   stageByName,
   type StageSpec,
@@ -82,19 +86,49 @@ export interface StepResult {
   readonly statePatch?: Record<string, unknown>;
 }
 
+/** Size limits of workflow data, in bytes of JSON (see KernelOptions.limits). */
+export interface KernelLimits {
+  /** A run's input, and separately its metadata: a larger one is refused at start. */
+  readonly runInputBytes: number;
+  /** A step's output: a larger one fails the step, without retrying. */
+  readonly stepOutputBytes: number;
+  /** A step's state patch: a larger one fails the step, without retrying. */
+  readonly statePatchBytes: number;
+}
+
+export const DEFAULT_KERNEL_LIMITS: KernelLimits = Object.freeze({
+  runInputBytes: DEFAULT_LIMITS.runInputBytes,
+  stepOutputBytes: DEFAULT_LIMITS.stepOutputBytes,
+  statePatchBytes: DEFAULT_LIMITS.statePatchBytes,
+});
+
+/** Resolves user limits (INVALID_PARAMS naming `limits.<key>` for a bad one). */
+export function resolveKernelLimits(limits: Partial<KernelLimits> = {}): KernelLimits {
+  const resolve = (key: keyof KernelLimits) =>
+    resolveLimit(`limits.${key}`, limits[key], DEFAULT_KERNEL_LIMITS[key]);
+  return Object.freeze({
+    runInputBytes: resolve('runInputBytes'),
+    stepOutputBytes: resolve('stepOutputBytes'),
+    statePatchBytes: resolve('statePatchBytes'),
+  });
+}
+
 export class Orchestrator {
   readonly #ctx: KernelContext;
   readonly #sessions: SessionDirectory;
   readonly #routingFunctions: ReadonlyMap<string, RoutingFunction>;
+  readonly #limits: KernelLimits;
 
   constructor(
     ctx: KernelContext,
     sessions: SessionDirectory,
     routingFunctions: ReadonlyMap<string, RoutingFunction>,
+    limits: KernelLimits = DEFAULT_KERNEL_LIMITS,
   ) {
     this.#ctx = ctx;
     this.#sessions = sessions;
     this.#routingFunctions = routingFunctions;
+    this.#limits = limits;
   }
 
   get routingFunctions(): ReadonlyMap<string, RoutingFunction> {
@@ -112,7 +146,8 @@ export class Orchestrator {
 
   /**
    * Creates the process (and its session when new) and enqueues its first step in ONE
-   * transaction; with `rateLimit`, the shared rate window is taken in that transaction too, so
+   * transaction (PAYLOAD_TOO_LARGE for input or metadata over `runInputBytes`, before anything
+   * is written); with `rateLimit`, the shared rate window is taken in that transaction too, so
    * a refused start (RATE_LIMITED) changes nothing.
    */
   async startRun(
@@ -135,7 +170,25 @@ export class Orchestrator {
   ): Promise<ProcessRecord> {
     const ctx = this.#ctx;
     const workflow = input.workflow.workflow;
-    const { session, ops: sessionOps } = await this.#sessions.prepare(input.sessionKey ?? 'main');
+    const advice = 'pass a reference to large data instead, or raise limits.runInputBytes';
+    assertWithin('the run input', input.input, this.#limits.runInputBytes, advice);
+    assertWithin('the run metadata', input.metadata, this.#limits.runInputBytes, advice);
+    const prepared = await this.#sessions.prepare(input.sessionKey ?? 'main');
+    const session = { id: prepared.id };
+    const sessionOps: StoreOp[] = prepared.create
+      ? [
+          { op: 'session.insert', row: prepared.create.row },
+          {
+            op: 'event',
+            event: {
+              session_id: prepared.create.row.id,
+              type: 'session.created',
+              trace_id: prepared.create.traceId,
+              data: { key: prepared.create.row.key, settings: prepared.create.row.settings },
+            },
+          },
+        ]
+      : [];
     const now = ctx.clock.now();
     const bounds = workflow.bounds;
     const quota = mergeQuota({
@@ -197,7 +250,7 @@ export class Orchestrator {
       }),
       ...rest,
     ]);
-    if (sessionOps.length > 0) this.#sessions.remember(session);
+    if (prepared.create) this.#sessions.remember(prepared.create.row);
     return update.row;
   }
 
@@ -262,8 +315,15 @@ export class Orchestrator {
     });
   }
 
-  /** Records a finished step and moves the run on, in one transaction fenced by the lease. */
+  /**
+   * Records a finished step and moves the run on, in one transaction fenced by the lease. An
+   * output or state patch over its limit (or not JSON) is not recorded: the step fails instead,
+   * without retrying, with PAYLOAD_TOO_LARGE (INVALID_PARAMS), and the run takes `error_next`
+   * or terminates.
+   */
   async completeStep(step: StepContext, result: StepResult): Promise<ProcessRecord> {
+    const oversized = this.#checkStepResult(step, result);
+    if (oversized) return this.failStep(step, oversized);
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
@@ -338,6 +398,7 @@ export class Orchestrator {
     random: () => number = Math.random,
   ): Promise<ProcessRecord> {
     const error = coerceError(failure);
+    const message = boundedMessage(error.message); // a failure is always recorded, cut if need be
     const reason = (error.details?.reason as TerminalReason | undefined) ?? undefined;
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
@@ -346,7 +407,7 @@ export class Orchestrator {
         throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
       }
       const task = step.claim.task;
-      const taskError = { code: error.code, message: error.message, retryable: error.retryable };
+      const taskError = { code: error.code, message, retryable: error.retryable };
       const retryable =
         error.retryable && error.code !== 'QUOTA_EXCEEDED' && error.code !== 'CANCELED';
       if (retryable && step.claim.attempt < task.max_attempts) {
@@ -403,7 +464,7 @@ export class Orchestrator {
           step: step.step,
           stage: step.stage.name,
           code: error.code,
-          message: error.message,
+          message,
           ...(reason ? { reason } : {}),
           attempt: step.claim.attempt,
         },
@@ -499,6 +560,29 @@ export class Orchestrator {
         { task_id: step.claim.task.id, attempt: step.claim.attempt },
       ),
     ]);
+  }
+
+  /** Why a step's result cannot be recorded (size or JSON), or undefined. */
+  #checkStepResult(step: StepContext, result: StepResult): WardenError | undefined {
+    const stage = step.stage.name;
+    try {
+      assertWithin(
+        `the output of stage '${stage}'`,
+        result.output,
+        this.#limits.stepOutputBytes,
+        'return a reference to large data instead, or raise limits.stepOutputBytes',
+      );
+      if (result.statePatch !== undefined)
+        assertWithin(
+          `the state patch of stage '${stage}'`,
+          result.statePatch,
+          this.#limits.statePatchBytes,
+          'keep large data out of the run state, or raise limits.statePatchBytes',
+        );
+      return undefined;
+    } catch (error) {
+      return coerceError(error); // PAYLOAD_TOO_LARGE or INVALID_PARAMS: neither is retryable
+    }
   }
 
   #softTimeoutOps(p: ProcessRecord, envelope: ProcessRecord['envelope'], now: number): StoreOp[] {

@@ -4,6 +4,7 @@ export { HeartbeatPump, type HeartbeatPumpOptions } from './heartbeat-pump.ts';
 export {
   JobQueue,
   type JobQueueOptions,
+  type QueueLimits,
   type ResolvedLane,
   type ScheduleSpec,
   type SubmittedJob,

@@ -7,14 +7,17 @@
  * lane answers QUEUE_FULL with `retry_after_ms` and accepts nothing of the batch.
  */
 import {
+  backoffCeilingMs,
   canonicalJson,
   type Clock,
+  coerceError,
   DEFAULT_AGING_MS,
   errors,
   IdGenerator,
   isTerminalTaskState,
   isWardenError,
   priorityRank,
+  resolveLimit,
   sha256Hex,
   sortKey,
   systemClock,
@@ -22,6 +25,8 @@ import {
 } from '../core/index.ts';
 import {
   type AttemptRecord,
+  type NewSession,
+  type ScheduleFire,
   type ScheduleRecord,
   SessionDirectory,
   type Store,
@@ -55,8 +60,15 @@ export interface JobQueueOptions {
   readonly lanes?: Readonly<Record<string, LaneOptions>>;
   /** @default 24 h */
   readonly idempotencyWindowMs?: number;
-  /** @default 1 MiB (of JSON) */
+  /** Largest job payload, in bytes of JSON; a larger submit is PAYLOAD_TOO_LARGE. @default 1 MiB */
   readonly maxPayloadBytes?: number;
+  /**
+   * Largest job result, in bytes of JSON: a handler that returns more fails the job, without
+   * retrying, with PAYLOAD_TOO_LARGE (the result is not stored). @default 1 MiB
+   */
+  readonly maxResultBytes?: number;
+  /** Largest `job.progress(data)` report, in bytes of JSON (PAYLOAD_TOO_LARGE). @default 64 KiB */
+  readonly maxProgressBytes?: number;
   /** @default 10_000 */
   readonly agingMs?: number;
   /**
@@ -84,12 +96,20 @@ export interface ScheduleSpec {
   readonly enabled?: boolean;
 }
 
+/** The size limits a queue enforces, in bytes of JSON (see {@link JobQueueOptions}). */
+export interface QueueLimits {
+  readonly payloadBytes: number;
+  readonly resultBytes: number;
+  readonly progressBytes: number;
+}
+
 export class JobQueue {
   readonly store: Store;
   readonly clock: Clock;
   readonly ids: IdGenerator;
   readonly sessions: SessionDirectory;
   readonly lanes: ReadonlyMap<string, ResolvedLane>;
+  readonly limits: QueueLimits;
   readonly #idempotencyWindowMs: number;
   readonly #maxPayloadBytes: number;
   readonly #agingMs: number;
@@ -116,7 +136,20 @@ export class JobQueue {
     }
     this.lanes = lanes;
     this.#idempotencyWindowMs = options.idempotencyWindowMs ?? DEFAULTS.idempotencyWindowMs;
-    this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes;
+    this.limits = Object.freeze({
+      payloadBytes: resolveLimit(
+        'maxPayloadBytes',
+        options.maxPayloadBytes,
+        DEFAULTS.maxPayloadBytes,
+      ),
+      resultBytes: resolveLimit('maxResultBytes', options.maxResultBytes, DEFAULTS.maxResultBytes),
+      progressBytes: resolveLimit(
+        'maxProgressBytes',
+        options.maxProgressBytes,
+        DEFAULTS.maxProgressBytes,
+      ),
+    });
+    this.#maxPayloadBytes = this.limits.payloadBytes;
     this.#agingMs = options.agingMs ?? DEFAULT_AGING_MS;
     this.#fairnessQuantumMs = options.fairnessQuantumMs ?? 1;
   }
@@ -195,18 +228,24 @@ export class JobQueue {
       ),
       session: job.options?.session ?? 'system',
     }));
+    // Sessions that do not exist yet are created in the submit's own transaction, so a refused
+    // batch (QUEUE_FULL, IDEMPOTENCY_CONFLICT) leaves none behind.
     const sessionIds = new Map<string, string>();
+    const sessions: NewSession[] = [];
     const tasks: TaskRecord[] = [];
     for (const { task, session } of built) {
       let sessionId = sessionIds.get(session);
       if (!sessionId) {
-        sessionId = (await this.sessions.ensure(session)).id;
+        const prepared = await this.sessions.prepare(session);
+        if (prepared.create) sessions.push(prepared.create);
+        sessionId = prepared.id;
         sessionIds.set(session, sessionId);
       }
       tasks.push({ ...task, session_id: sessionId });
     }
     const results = await this.store.submitTasks({
       tasks,
+      ...(sessions.length ? { sessions } : {}),
       idempotencyWindowMs: this.#idempotencyWindowMs,
       now,
       fairness: { quantumMs: this.#fairnessQuantumMs, agingMs: this.#agingMs },
@@ -245,9 +284,9 @@ export class JobQueue {
     if (bytes > this.#maxPayloadBytes) {
       throw new WardenError(
         'PAYLOAD_TOO_LARGE',
-        `the payload of job '${name}' is ${bytes} bytes; the limit is ${this.#maxPayloadBytes}`,
+        `the payload of job '${name}' is ${bytes} bytes of JSON; the limit is ${this.#maxPayloadBytes}: pass a reference to large data instead, or raise maxPayloadBytes`,
         {
-          details: { name, bytes, max_bytes: this.#maxPayloadBytes },
+          details: { what: 'job payload', name, bytes, max_bytes: this.#maxPayloadBytes },
         },
       );
     }
@@ -465,6 +504,8 @@ export class JobQueue {
       next_run_at: nextOccurrence(kind, expr, now, anchor),
       last_run_at: existing?.last_run_at ?? null,
       last_task_id: existing?.last_task_id ?? null,
+      failures: 0,
+      last_error: null,
       created_at: anchor,
       updated_at: now,
     };
@@ -500,18 +541,85 @@ export class JobQueue {
     ]);
   }
 
-  /** Fires every due schedule once (see Store.fireSchedules). Returns the tasks created. */
+  /**
+   * Fires every due schedule once, each in its own transaction (see Store.fireSchedule), and
+   * returns the tasks created. A schedule whose task cannot be built or stored (an unknown lane,
+   * an oversized payload, bad stored options) does not block the others: the occurrence is
+   * deferred with a `schedule.failed` event, `failures` + 1 and `last_error`, and retried after
+   * a capped exponential backoff (1 s, 2 s, 4 s … 1 h; see DEFAULTS.scheduleRetry*). A later
+   * successful firing resets `failures`. Store errors that are not the schedule's fault (a busy
+   * database) are rethrown after every other schedule had its turn.
+   */
   async fireDueSchedules(): Promise<TaskRecord[]> {
     const now = this.clock.now();
+    const due = await this.store.listDueSchedules(now);
+    if (due.length === 0) return [];
     const system = await this.sessions.system();
-    return this.store.fireSchedules(now, (s) => {
-      const options = parseOrThrow(submitOptionsSchema, s.options, `schedule ${s.name} options`);
-      const task = this.#buildTask(s.job, s.payload, { ...options, lane: s.lane }, now);
-      return {
-        task: { ...task, session_id: system.id },
-        nextRunAt: nextOccurrence(s.kind, s.expr, Math.max(now, s.next_run_at), s.created_at),
-      };
-    });
+    const fired: TaskRecord[] = [];
+    let storeError: WardenError | undefined;
+    for (const s of due) {
+      let fire: ScheduleFire;
+      try {
+        fire = this.#occurrence(s, now, system.id);
+      } catch (error) {
+        storeError ??= await this.#deferSchedule(s, now, system.id, coerceError(error));
+        continue;
+      }
+      try {
+        const task = await this.store.fireSchedule(fire);
+        if (task) fired.push(task);
+      } catch (raw) {
+        const error = coerceError(raw);
+        if (error.retryable) storeError ??= error;
+        else storeError ??= await this.#deferSchedule(s, now, system.id, error);
+      }
+    }
+    if (storeError) throw storeError;
+    return fired;
+  }
+
+  /** The task and next occurrence of a due schedule; throws what makes it unfireable. */
+  #occurrence(s: ScheduleRecord, now: number, systemId: string): ScheduleFire {
+    const options = parseOrThrow(submitOptionsSchema, s.options, `schedule ${s.name} options`);
+    const task = this.#buildTask(s.job, s.payload, { ...options, lane: s.lane }, now);
+    return {
+      id: s.id,
+      expectedNextRunAt: s.next_run_at,
+      nextRunAt: nextOccurrence(s.kind, s.expr, Math.max(now, s.next_run_at), s.created_at),
+      task: { ...task, session_id: systemId },
+      now,
+    };
+  }
+
+  /** Backs off an occurrence that cannot fire; returns the store's error if even that failed. */
+  async #deferSchedule(
+    s: ScheduleRecord,
+    now: number,
+    systemId: string,
+    error: WardenError,
+  ): Promise<WardenError | undefined> {
+    const delay = backoffCeilingMs(
+      {
+        base_ms: DEFAULTS.scheduleRetryBaseMs,
+        max_ms: DEFAULTS.scheduleRetryMaxMs,
+        jitter: 'none',
+      },
+      s.failures + 1,
+    );
+    try {
+      await this.store.deferSchedule({
+        id: s.id,
+        expectedNextRunAt: s.next_run_at,
+        retryAt: now + delay,
+        error: { code: error.code, message: error.message },
+        now,
+        sessionId: systemId,
+        traceId: this.ids.next('tr'),
+      });
+      return undefined;
+    } catch (deferError) {
+      return coerceError(deferError);
+    }
   }
 
   #event(task: TaskRecord, type: string, data: unknown): StoreOp {

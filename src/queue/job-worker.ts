@@ -17,6 +17,8 @@
  * dead (poison); out of attempts → dead; otherwise re-queued with backoff and full jitter.
  */
 import {
+  assertWithin,
+  boundedMessage,
   type Clock,
   coerceError,
   decideFailure,
@@ -399,6 +401,12 @@ export class JobWorker {
         maxAttempts: task.max_attempts,
         signal: controller.signal,
         progress: async (data) => {
+          assertWithin(
+            `the progress data of job '${task.name}'`,
+            data,
+            this.#queue.limits.progressBytes,
+            'report a summary, or raise maxProgressBytes',
+          );
           await this.#queue.store.commit([
             { op: 'task.fence', id: task.id, leaseToken: claim.leaseToken },
             { op: 'event', event: this.#event(claim, 'task.progress', { progress: data }) },
@@ -447,6 +455,8 @@ export class JobWorker {
       return; // the store already moved the task to canceled and cleared its lease
     }
     const duration = now - running.startedAt;
+    // An oversized (or non-JSON) result fails the job, not the settle batch it would ride in.
+    if (!error) error = oversizedResult(task.name, value, this.#queue.limits.resultBytes);
     let settle: TaskSettle;
     if (!error) {
       settle = {
@@ -498,7 +508,7 @@ export class JobWorker {
           );
       const taskError = {
         code: error.code,
-        message: error.message,
+        message: boundedMessage(error.message),
         retryable: error.retryable,
         fingerprint,
       };
@@ -652,6 +662,21 @@ function handlerError(error: unknown, signal: AbortSignal): WardenError {
     cause: error,
     retryable: true,
   });
+}
+
+/** PAYLOAD_TOO_LARGE (or INVALID_PARAMS for a non-JSON value) when a result cannot be stored. */
+function oversizedResult(name: string, value: unknown, maxBytes: number): WardenError | undefined {
+  try {
+    assertWithin(
+      `the result of job '${name}'`,
+      value,
+      maxBytes,
+      'return a reference to large data instead, or raise maxResultBytes',
+    );
+    return undefined;
+  } catch (error) {
+    return coerceError(error); // both codes are non-retryable: the same result would fail again
+  }
 }
 
 /** Throw from a handler to fail the job without retrying it. */

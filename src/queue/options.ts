@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-import { formatPath, PRIORITIES, WardenError } from '../core/index.ts';
+import { DEFAULT_LIMITS, formatPath, PRIORITIES, WardenError } from '../core/index.ts';
 
 const lanePattern = /^[A-Za-z0-9_.:-]{1,64}$/;
 const namePattern = /^[A-Za-z0-9_.:/-]{1,128}$/;
@@ -16,10 +16,15 @@ export const DEFAULTS = {
   maxBackoffMs: 300_000,
   poisonThreshold: 3,
   idempotencyWindowMs: 24 * 3_600_000,
-  maxPayloadBytes: 1_048_576,
+  maxPayloadBytes: DEFAULT_LIMITS.payloadBytes,
+  maxResultBytes: DEFAULT_LIMITS.resultBytes,
+  maxProgressBytes: DEFAULT_LIMITS.progressBytes,
   /** Handlers one worker runs at once per lane, unless told otherwise. */
   workerConcurrency: 8,
   laneMaxDepth: 1_000_000,
+  /** A schedule occurrence that cannot fire is retried after 1 s, 2 s, 4 s … at most 1 h. */
+  scheduleRetryBaseMs: 1_000,
+  scheduleRetryMaxMs: 3_600_000,
 } as const;
 
 export const submitOptionsSchema = z.strictObject({

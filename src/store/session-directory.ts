@@ -10,7 +10,7 @@ import {
   SYSTEM_SESSION_KEY,
   WardenError,
 } from '../core/index.ts';
-import type { SessionRecord, Store, StoreOp } from './types.ts';
+import type { NewSession, SessionRecord, Store } from './types.ts';
 
 const KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -28,12 +28,7 @@ export class SessionDirectory {
 
   /** Returns the session with this key, creating it if needed. INVALID_PARAMS for a bad key. */
   async ensure(key: string, settings: Record<string, unknown> = {}): Promise<SessionRecord> {
-    if (!KEY_PATTERN.test(key)) {
-      throw new WardenError(
-        'INVALID_PARAMS',
-        `session key '${key}' is invalid: use 1-128 letters, digits, _ . : -`,
-      );
-    }
+    assertKey(key);
     const cached = this.#cache.get(key);
     if (cached) return cached;
     const existing = await this.#store.getSessionByKey(key);
@@ -41,16 +36,7 @@ export class SessionDirectory {
       this.#cache.set(key, existing);
       return existing;
     }
-    const now = this.#clock.now();
-    const row: SessionRecord = {
-      id: this.#ids.next('s'),
-      key,
-      settings,
-      created_at: now,
-      updated_at: now,
-      last_seq: 0,
-      last_hash: GENESIS_HASH,
-    };
+    const row = this.#newRow(key, settings);
     try {
       await this.#store.commit([
         { op: 'session.insert', row },
@@ -78,55 +64,46 @@ export class SessionDirectory {
   }
 
   /**
-   * The session with this key, or a new one together with the operations that create it, for
-   * the caller to commit WITH its own change (so a refused change leaves no session behind).
-   * Call {@link remember} after that commit succeeded.
+   * For callers that create a session inside their own transaction (Store.submitTasks
+   * `sessions`): the id of the session with this key when it exists, else a new row to insert
+   * (`create`), whose id the caller's records use until the store places them. Writes nothing.
+   * INVALID_PARAMS for a bad key.
    */
-  async prepare(key: string): Promise<{ session: SessionRecord; ops: StoreOp[] }> {
-    if (!KEY_PATTERN.test(key)) {
-      throw new WardenError(
-        'INVALID_PARAMS',
-        `session key '${key}' is invalid: use 1-128 letters, digits, _ . : -`,
-      );
+  async prepare(
+    key: string,
+    settings: Record<string, unknown> = {},
+  ): Promise<{ id: string; create: NewSession | null }> {
+    assertKey(key);
+    const cached = this.#cache.get(key);
+    if (cached) return { id: cached.id, create: null };
+    const existing = await this.#store.getSessionByKey(key);
+    if (existing) {
+      this.#cache.set(key, existing);
+      return { id: existing.id, create: null };
     }
-    const known = this.#cache.get(key) ?? (await this.#store.getSessionByKey(key));
-    if (known) {
-      this.#cache.set(key, known);
-      return { session: known, ops: [] };
-    }
+    const row = this.#newRow(key, settings);
+    return { id: row.id, create: { row, traceId: this.#ids.next('tr') } };
+  }
+
+  #newRow(key: string, settings: Record<string, unknown>): SessionRecord {
     const now = this.#clock.now();
-    const row: SessionRecord = {
+    return {
       id: this.#ids.next('s'),
       key,
-      settings: {},
+      settings,
       created_at: now,
       updated_at: now,
       last_seq: 0,
       last_hash: GENESIS_HASH,
     };
-    return {
-      session: row,
-      ops: [
-        { op: 'session.insert', row },
-        {
-          op: 'event',
-          event: {
-            session_id: row.id,
-            type: 'session.created',
-            trace_id: this.#ids.next('tr'),
-            data: { key, settings: {} },
-          },
-        },
-      ],
-    };
   }
 
-  /** Caches a session created through {@link prepare}. */
+  /** Caches a session created through {@link prepare} once its commit succeeded. */
   remember(session: SessionRecord): void {
     this.#cache.set(session.key, session);
   }
 
-  /** Forgets a cached key (its creation lost a race; read it again). */
+  /** Forgets a cached key (its creation lost a race: read it again). */
   forget(key: string): void {
     this.#cache.delete(key);
   }
@@ -134,5 +111,14 @@ export class SessionDirectory {
   /** The reserved session for kernel-wide events and session-less jobs. */
   system(): Promise<SessionRecord> {
     return this.ensure(SYSTEM_SESSION_KEY);
+  }
+}
+
+function assertKey(key: string): void {
+  if (!KEY_PATTERN.test(key)) {
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `session key '${key}' is invalid: use 1-128 letters, digits, _ . : -`,
+    );
   }
 }

@@ -301,12 +301,55 @@ export interface ScheduleRecord {
   readonly next_run_at: number;
   readonly last_run_at: number | null;
   readonly last_task_id: string | null;
+  /** Occurrences in a row that could not fire (reset by the next successful firing). */
+  readonly failures: number;
+  /** Why the last occurrence could not fire; null after a successful firing. */
+  readonly last_error: TaskError | null;
   readonly created_at: number;
   readonly updated_at: number;
 }
 
+/** One occurrence of a schedule to fire ({@link Store.fireSchedule}). */
+export interface ScheduleFire {
+  readonly id: string;
+  /** The `next_run_at` that was read: the compare-and-set guard of this occurrence. */
+  readonly expectedNextRunAt: number;
+  /** The schedule's next occurrence after this one. */
+  readonly nextRunAt: number;
+  readonly task: TaskRecord;
+  readonly now: number;
+}
+
+/** An occurrence that could not fire ({@link Store.deferSchedule}). */
+export interface ScheduleDefer {
+  readonly id: string;
+  readonly expectedNextRunAt: number;
+  /** When to try again (the caller's backoff). */
+  readonly retryAt: number;
+  readonly error: TaskError;
+  readonly now: number;
+  /** Session (the `system` one) and trace of the `schedule.failed` event. */
+  readonly sessionId: string;
+  readonly traceId: string;
+}
+
+/** A session to create inside a submit unless its key exists ({@link SubmitRequest.sessions}). */
+export interface NewSession {
+  readonly row: SessionRecord;
+  /** Trace id of its `session.created` event. */
+  readonly traceId: string;
+}
+
 export interface SubmitRequest {
   readonly tasks: readonly TaskRecord[];
+  /**
+   * Sessions the tasks need, created in the submit's transaction: a task whose `session_id` is
+   * one of these rows' ids goes to the session with that row's key — the existing one when the
+   * key is taken (the task is moved to its id), else this row, inserted with its
+   * `session.created` event. Only sessions that a new (not deduplicated) task uses are created,
+   * so a refused batch leaves no session behind.
+   */
+  readonly sessions?: readonly NewSession[];
   /** Per-lane depth limits: a lane that would exceed its limit refuses the batch (QUEUE_FULL). */
   readonly maxDepth?: Readonly<Record<string, number>>;
   /** A task with the same idempotency key created within this window is returned instead. */
@@ -423,9 +466,11 @@ export interface Store {
   /** Extends a lease; LEASE_LOST unless the task is running under this token. */
   heartbeat(taskId: string, leaseToken: string, leaseMs: number, now: number): Promise<number>;
   /**
-   * Inserts tasks in one transaction with their `task.queued` events. Idempotency keys are
-   * honoured within the window (IDEMPOTENCY_CONFLICT when the same key names another request);
-   * a lane over its depth limit refuses the whole batch with QUEUE_FULL.
+   * Inserts tasks in one transaction with their `task.queued` events, creating the sessions
+   * they need (`request.sessions`). Idempotency keys are honoured within the window
+   * (IDEMPOTENCY_CONFLICT when the same key names another request); past it the old task's key
+   * is released with a `task.idempotency_key_released` event. A lane over its depth limit
+   * refuses the whole batch with QUEUE_FULL. A refused batch changes nothing.
    */
   submitTasks(request: SubmitRequest): Promise<SubmitResult[]>;
   /**
@@ -454,15 +499,24 @@ export interface Store {
   /** The earliest lease expiry of a running task, or null. */
   nextLeaseExpiry(): Promise<number | null>;
   listSchedules(): Promise<ScheduleRecord[]>;
+  /** Enabled schedules with `next_run_at ≤ now`, earliest first. */
+  listDueSchedules(now: number): Promise<ScheduleRecord[]>;
   /**
-   * Fires every enabled schedule due at `now`, in one transaction: inserts its task and moves
-   * `next_run_at` to `next(schedule)`. Because both happen atomically under the write lock, a
-   * schedule never fires twice for one occurrence, across restarts or processes.
+   * Fires one occurrence in its own transaction: compare-and-set `next_run_at` from
+   * `expectedNextRunAt` to `nextRunAt` (resetting `failures` and `last_error`), insert the task
+   * and its `task.queued` event. Because both happen atomically under the write lock, an
+   * occurrence never fires twice, across restarts or processes. Returns null and changes
+   * nothing when `next_run_at` moved on (another process fired or deferred it, or the schedule
+   * was replaced or deleted).
    */
-  fireSchedules(
-    now: number,
-    fire: (schedule: ScheduleRecord) => { task: TaskRecord; nextRunAt: number },
-  ): Promise<TaskRecord[]>;
+  fireSchedule(fire: ScheduleFire): Promise<TaskRecord | null>;
+  /**
+   * Records that an occurrence could not fire, in one transaction: compare-and-set
+   * `next_run_at` from `expectedNextRunAt` to `retryAt`, increment `failures`, set
+   * `last_error`, and append a `schedule.failed` event. Returns the updated schedule, or null
+   * (nothing changed) when `next_run_at` moved on.
+   */
+  deferSchedule(defer: ScheduleDefer): Promise<ScheduleRecord | null>;
   /** Running tasks whose lease expired before `now` (or whose owner is in `deadOwners`). */
   findExpiredLeases(
     now: number,

@@ -213,6 +213,8 @@ export function scheduleFromRow(r: Row): ScheduleRecord {
     next_run_at: r.next_run_at as number,
     last_run_at: (r.last_run_at as number | null) ?? null,
     last_task_id: (r.last_task_id as string | null) ?? null,
+    failures: (r.failures as number | null) ?? 0,
+    last_error: json(r.last_error) as ScheduleRecord['last_error'],
     created_at: r.created_at as number,
     updated_at: r.updated_at as number,
   };
@@ -224,6 +226,8 @@ export function scheduleToParams(s: ScheduleRecord): Row {
     payload: JSON.stringify(s.payload ?? null),
     options: JSON.stringify(s.options),
     enabled: s.enabled ? 1 : 0,
+    failures: s.failures ?? 0,
+    last_error: toJson(s.last_error),
   };
 }
 

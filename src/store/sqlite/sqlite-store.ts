@@ -38,6 +38,8 @@ import type {
   LaneRecord,
   ProcessFilter,
   ProcessRecord,
+  ScheduleDefer,
+  ScheduleFire,
   ScheduleRecord,
   ServiceRecord,
   SessionRecord,
@@ -75,7 +77,8 @@ import {
 import { SQL, type StatementName } from './statements.ts';
 import {
   claimTasks,
-  fireSchedules,
+  deferSchedule,
+  fireSchedule,
   insertTasks,
   settleOne,
   settleTasks,
@@ -508,13 +511,16 @@ export class SqliteStore implements Store {
     return this.#async(() => (this.#stmt.scheduleList.all() as Row[]).map(scheduleFromRow));
   }
 
-  fireSchedules(
-    now: number,
-    fire: (schedule: ScheduleRecord) => { task: TaskRecord; nextRunAt: number },
-  ): Promise<TaskRecord[]> {
-    return this.#transact((batch) =>
-      fireSchedules(this.#db, this.#stmt, this.#log, batch, now, fire),
-    );
+  listDueSchedules(now: number): Promise<ScheduleRecord[]> {
+    return this.#async(() => (this.#stmt.scheduleDue.all(now) as Row[]).map(scheduleFromRow));
+  }
+
+  fireSchedule(fire: ScheduleFire): Promise<TaskRecord | null> {
+    return this.#transact((batch) => fireSchedule(this.#db, this.#stmt, this.#log, batch, fire));
+  }
+
+  deferSchedule(defer: ScheduleDefer): Promise<ScheduleRecord | null> {
+    return this.#transact((batch) => deferSchedule(this.#stmt, this.#log, batch, defer));
   }
 
   heartbeat(taskId: string, leaseToken: string, leaseMs: number, now: number): Promise<number> {

@@ -127,20 +127,27 @@ export const SQL = {
   taskPurge: `DELETE FROM tasks WHERE id = ? AND state = 'dead' RETURNING *`,
   attemptPurge: 'DELETE FROM attempts WHERE task_id = ?',
 
+  /** Replacing a schedule also replaces its failure count and last error (a fresh start). */
   scheduleUpsert: `INSERT INTO schedules (id, name, kind, expr, job, lane, payload, options, enabled, next_run_at,
-      last_run_at, last_task_id, created_at, updated_at)
+      last_run_at, last_task_id, failures, last_error, created_at, updated_at)
     VALUES (@id, @name, @kind, @expr, @job, @lane, @payload, @options, @enabled, @next_run_at, @last_run_at,
-      @last_task_id, @created_at, @updated_at)
+      @last_task_id, @failures, @last_error, @created_at, @updated_at)
     ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, expr = excluded.expr, job = excluded.job,
       lane = excluded.lane, payload = excluded.payload, options = excluded.options, enabled = excluded.enabled,
-      next_run_at = excluded.next_run_at, updated_at = excluded.updated_at`,
+      next_run_at = excluded.next_run_at, failures = excluded.failures, last_error = excluded.last_error,
+      updated_at = excluded.updated_at`,
   scheduleDelete: 'DELETE FROM schedules WHERE name = ?',
   scheduleList: 'SELECT * FROM schedules ORDER BY name',
   scheduleDue:
     'SELECT * FROM schedules WHERE enabled = 1 AND next_run_at <= ? ORDER BY next_run_at',
-  /** Compare-and-set on next_run_at: an occurrence fires once. → changes */
-  scheduleFired: `UPDATE schedules SET next_run_at = @next, last_run_at = @at, last_task_id = @task, updated_at = @now
-    WHERE id = @id AND next_run_at = @expected`,
+  /** Compare-and-set on next_run_at: an occurrence fires once; failures reset. → ScheduleRow | undefined */
+  scheduleFired: `UPDATE schedules SET next_run_at = @next, last_run_at = @at, last_task_id = @task, failures = 0,
+      last_error = NULL, updated_at = @now
+    WHERE id = @id AND next_run_at = @expected RETURNING *`,
+  /** Compare-and-set on next_run_at: an occurrence that could not fire backs off. → ScheduleRow | undefined */
+  scheduleDeferred: `UPDATE schedules SET next_run_at = @retry_at, failures = failures + 1, last_error = @error,
+      updated_at = @now
+    WHERE id = @id AND next_run_at = @expected RETURNING *`,
 
   /**
    * Records the end of the running attempt, read from the task row; it is also the lease fence:

@@ -6,15 +6,19 @@
  */
 import type Database from 'better-sqlite3';
 
-import { WardenError } from '../../core/index.ts';
+import { boundedMessage, WardenError } from '../../core/index.ts';
 import type {
   ClaimedTask,
   ClaimRequest,
   NewEvent,
+  NewSession,
+  ScheduleDefer,
+  ScheduleFire,
   ScheduleRecord,
   SettleOutcome,
   SubmitRequest,
   SubmitResult,
+  TaskError,
   TaskRecord,
   TaskSettle,
 } from '../types.ts';
@@ -114,13 +118,19 @@ export function submitTasks(
   const results: SubmitResult[] = [];
   const fresh: TaskRecord[] = [];
   const fairClocks = new Map<string, number>();
+  const sessions = request.sessions?.length
+    ? new SessionResolver(stmt, log, batch, request.sessions)
+    : null;
   for (let task of request.tasks) {
     if (task.idempotency_key !== null) {
-      const row = stmt.taskByIdempotencyKey.get(task.idempotency_key) as Row | undefined;
+      // A key used earlier in this batch always deduplicates: that task is being created now.
       const pending = fresh.find((t) => t.idempotency_key === task.idempotency_key);
+      const row = pending
+        ? undefined
+        : (stmt.taskByIdempotencyKey.get(task.idempotency_key) as Row | undefined);
       const existing = pending ?? (row ? taskFromRow(row) : undefined);
       if (existing) {
-        if (request.now - existing.created_at < request.idempotencyWindowMs) {
+        if (pending || request.now - existing.created_at < request.idempotencyWindowMs) {
           if (existing.options.request_hash !== task.options.request_hash) {
             throw new WardenError(
               'IDEMPOTENCY_CONFLICT',
@@ -131,9 +141,24 @@ export function submitTasks(
           results.push({ task: existing, deduplicated: true });
           continue;
         }
-        stmt.taskClearIdempotencyKey.run(existing.id); // the window has passed: the key is free
+        // The window has passed: the key is free, and the old task says so in its log.
+        stmt.taskClearIdempotencyKey.run(existing.id);
+        log.append(batch, {
+          session_id: existing.session_id,
+          type: 'task.idempotency_key_released',
+          trace_id: existing.trace_id,
+          process_id: existing.process_id,
+          task_id: existing.id,
+          data: {
+            idempotency_key: existing.idempotency_key,
+            created_at: existing.created_at,
+            window_ms: request.idempotencyWindowMs,
+            reused_by: task.id,
+          },
+        });
       }
     }
+    if (sessions) task = sessions.place(task);
     if (request.fairness && task.available_at <= request.now)
       task = fairKey(stmt, task, request.fairness, fairClocks);
     fresh.push(task);
@@ -170,6 +195,50 @@ export function submitTasks(
   return results;
 }
 
+/**
+ * Creates the sessions a submit needs, inside its transaction, the first time a new task uses
+ * one (see SubmitRequest.sessions): the existing session with the key wins, else the row is
+ * inserted with its `session.created` event (seq 1, before the task's `task.queued`).
+ */
+class SessionResolver {
+  readonly #stmt: Statements;
+  readonly #log: EventLog;
+  readonly #batch: EventBatch;
+  readonly #wanted: ReadonlyMap<string, NewSession>;
+  readonly #placed = new Map<string, string>();
+
+  constructor(stmt: Statements, log: EventLog, batch: EventBatch, sessions: readonly NewSession[]) {
+    this.#stmt = stmt;
+    this.#log = log;
+    this.#batch = batch;
+    this.#wanted = new Map(sessions.map((s) => [s.row.id, s]));
+  }
+
+  /** The task, moved to the real id of the session it names. */
+  place(task: TaskRecord): TaskRecord {
+    const wanted = this.#wanted.get(task.session_id);
+    if (!wanted) return task;
+    let id = this.#placed.get(wanted.row.id);
+    if (id === undefined) {
+      const existing = this.#stmt.sessionByKey.get(wanted.row.key) as Row | undefined;
+      if (existing) id = existing.id as string;
+      else {
+        const row = wanted.row;
+        this.#stmt.sessionInsert.run({ ...row, settings: JSON.stringify(row.settings) });
+        this.#log.append(this.#batch, {
+          session_id: row.id,
+          type: 'session.created',
+          trace_id: wanted.traceId,
+          data: { key: row.key, settings: row.settings },
+        });
+        id = row.id;
+      }
+      this.#placed.set(wanted.row.id, id);
+    }
+    return id === task.session_id ? task : { ...task, session_id: id };
+  }
+}
+
 /** Gives a due task its session's next virtual start time (start-time fair queueing). */
 function fairKey(
   stmt: Statements,
@@ -203,7 +272,7 @@ export function settleOne(stmt: Statements, item: Omit<TaskSettle, 'events'>): b
       }).changes === 1
     );
   }
-  const error = toJson(item.error);
+  const error = toJson(boundTaskError(item.error));
   if (
     stmt.attemptFromTask.run({
       id: item.id,
@@ -263,34 +332,68 @@ function queuedEvent(task: TaskRecord, extra: Record<string, unknown> = {}): New
   };
 }
 
-/** Fires due schedules (see Store.fireSchedules). */
-export function fireSchedules(
+/** Fires one schedule occurrence, compare-and-set on next_run_at (see Store.fireSchedule). */
+export function fireSchedule(
   db: Database.Database,
   stmt: Statements,
   log: EventLog,
   batch: EventBatch,
-  now: number,
-  fire: (schedule: ScheduleRecord) => { task: TaskRecord; nextRunAt: number },
-): TaskRecord[] {
-  const fired: TaskRecord[] = [];
-  for (const row of stmt.scheduleDue.all(now) as Row[]) {
-    const schedule = scheduleFromRow(row);
-    const { task, nextRunAt } = fire(schedule);
-    const moved = stmt.scheduleFired.run({
-      id: schedule.id,
-      next: nextRunAt,
-      at: schedule.next_run_at,
-      task: task.id,
-      now,
-      expected: schedule.next_run_at,
-    });
-    if (moved.changes !== 1) continue; // another process fired this occurrence first
-    insertTasks(db, stmt, [task]);
-    log.append(
-      batch,
-      queuedEvent(task, { schedule: schedule.name, occurrence: schedule.next_run_at }),
-    );
-    fired.push(task);
-  }
-  return fired;
+  fire: ScheduleFire,
+): TaskRecord | null {
+  const row = stmt.scheduleFired.get({
+    id: fire.id,
+    next: fire.nextRunAt,
+    at: fire.expectedNextRunAt,
+    task: fire.task.id,
+    now: fire.now,
+    expected: fire.expectedNextRunAt,
+  }) as Row | undefined;
+  if (!row) return null; // another process fired or deferred this occurrence first
+  insertTasks(db, stmt, [fire.task]);
+  log.append(
+    batch,
+    queuedEvent(fire.task, { schedule: row.name as string, occurrence: fire.expectedNextRunAt }),
+  );
+  return fire.task;
+}
+
+/** Backs off an occurrence that could not fire, with its event (see Store.deferSchedule). */
+export function deferSchedule(
+  stmt: Statements,
+  log: EventLog,
+  batch: EventBatch,
+  defer: ScheduleDefer,
+): ScheduleRecord | null {
+  const error = boundTaskError(defer.error);
+  const row = stmt.scheduleDeferred.get({
+    id: defer.id,
+    retry_at: defer.retryAt,
+    error: JSON.stringify(error),
+    now: defer.now,
+    expected: defer.expectedNextRunAt,
+  }) as Row | undefined;
+  if (!row) return null;
+  const schedule = scheduleFromRow(row);
+  log.append(batch, {
+    session_id: defer.sessionId,
+    type: 'schedule.failed',
+    trace_id: defer.traceId,
+    data: {
+      name: schedule.name,
+      job: schedule.job,
+      lane: schedule.lane,
+      occurrence: defer.expectedNextRunAt,
+      error,
+      failures: schedule.failures,
+      retry_at: defer.retryAt,
+    },
+  });
+  return schedule;
+}
+
+/** A task error as stored: its message bounded (truncated with a marker, never refused). */
+export function boundTaskError<E extends TaskError | null | undefined>(error: E): E {
+  if (!error) return error;
+  const message = boundedMessage(error.message);
+  return message === error.message ? error : { ...error, message };
 }
