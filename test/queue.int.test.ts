@@ -18,6 +18,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   canonicalJson,
   type ErrorCode,
+  type EventType,
   isWardenError,
   ManualClock,
   sha256Hex,
@@ -149,7 +150,7 @@ async function snapshot(store: Store, id: string) {
   };
 }
 
-function event(task: TaskRecord, type: string, data: unknown = {}): NewEvent {
+function event(task: TaskRecord, type: EventType, data: unknown = {}): NewEvent {
   return { session_id: task.session_id, type, trace_id: task.trace_id, task_id: task.id, data };
 }
 

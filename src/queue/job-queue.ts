@@ -13,6 +13,7 @@ import {
   coerceError,
   DEFAULT_AGING_MS,
   errors,
+  type EventType,
   IdGenerator,
   isTerminalTaskState,
   isWardenError,
@@ -622,7 +623,7 @@ export class JobQueue {
     }
   }
 
-  #event(task: TaskRecord, type: string, data: unknown): StoreOp {
+  #event(task: TaskRecord, type: EventType, data: unknown): StoreOp {
     return {
       op: 'event',
       event: {

@@ -23,6 +23,7 @@ import {
   coerceError,
   decideFailure,
   errorFingerprint,
+  type EventType,
   isWardenError,
   randomToken,
   sortKey,
@@ -640,7 +641,7 @@ export class JobWorker {
     };
   }
 
-  #event(claim: ClaimedTask, type: string, data: unknown): NewEvent {
+  #event(claim: ClaimedTask, type: EventType, data: unknown): NewEvent {
     const t = claim.task;
     return {
       session_id: t.session_id,

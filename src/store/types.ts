@@ -21,6 +21,7 @@
  */
 import type { WardenError } from '../core/errors.ts';
 import type {
+  EventType,
   InterruptKind,
   InterruptResponse,
   InterruptStatus,
@@ -174,7 +175,8 @@ export interface EventRecord {
 
 export interface NewEvent {
   readonly session_id: string;
-  readonly type: string;
+  /** One of the documented event types: an undeclared type does not compile. */
+  readonly type: EventType;
   readonly trace_id: string;
   readonly process_id?: string | null;
   readonly task_id?: string | null;

@@ -15,6 +15,7 @@ import {
   DEFAULT_QUOTA,
   emptyUsage,
   type ErrorCode,
+  type EventType,
   findChainBreak,
   GENESIS_HASH,
   isWardenError,
@@ -157,11 +158,15 @@ export function interruptRow(
 
 export function eventOp(
   sessionId: string,
+  /** Any text: the store itself stores whatever type it is given (the type system guards callers). */
   type: string,
   data: unknown = {},
   over: Partial<NewEvent> = {},
 ): StoreOp {
-  return { op: 'event', event: { session_id: sessionId, type, trace_id: 'tr_e', data, ...over } };
+  return {
+    op: 'event',
+    event: { session_id: sessionId, type: type as EventType, trace_id: 'tr_e', data, ...over },
+  };
 }
 
 export function effectRow(key: string, over: Partial<EffectRecord> = {}): EffectRecord {
