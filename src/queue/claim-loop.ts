@@ -82,6 +82,7 @@ export class ClaimLoop {
     const { store, clock, kinds } = this.#options;
     let readFirst = true; // after a wake, read before taking the write lock
     let errorPause = 0;
+    let emptyDue = 0; // claims that came back empty although a read said work was due
     while (this.#running) {
       const generation = this.#generation;
       const open = this.#options.room().filter((r) => r.room > 0);
@@ -126,6 +127,7 @@ export class ClaimLoop {
       errorPause = 0;
       if (claimed > 0) {
         readFirst = false;
+        emptyDue = 0;
         continue;
       }
       if (this.#generation !== generation) {
@@ -134,9 +136,17 @@ export class ClaimLoop {
       }
       const next = lanes.length > 0 ? await store.nextDue(lanes, kinds).catch(() => null) : null;
       if (next !== null && next <= clock.now() && this.#generation === generation) {
-        readFirst = false; // due right now (it became due, or a claim raced us): claim again
+        // Due right now (it became due, or another worker's claim raced ours): claim again —
+        // but never spin: after two empty claims in a row, wait for a change or a moment.
+        if (++emptyDue <= 2) {
+          readFirst = false;
+          continue;
+        }
+        await this.#sleep(generation, clock.now() + 50);
+        readFirst = true;
         continue;
       }
+      emptyDue = 0;
       await this.#sleep(generation, next);
       readFirst = true;
     }

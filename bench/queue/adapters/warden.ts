@@ -32,7 +32,7 @@ export function warden(durability: 'fast' | 'strict') {
           ? 'synchronous=NORMAL: survives a process crash'
           : 'synchronous=FULL + group commit: survives power loss',
       settings:
-        'submitMany (one transaction per 1,000); lane concurrency = C; JobWorker defaults (claimBatch 256, prefetch 256, leaseMs 15 s, pollMs 50, heartbeat thread); wake-up on local commit',
+        'submitMany (one transaction per 1,000); lane and worker concurrency = C; JobWorker defaults (claimBatch 256, prefetch = C, leaseMs 15 s, heartbeat thread); wake-up on commit (no polling)',
       enqueueBatch: 1_000,
       async setup() {
         store = await openSqliteStore({ file, durability });
@@ -41,6 +41,7 @@ export function warden(durability: 'fast' | 'strict') {
         queue = new JobQueue({ store: store!, lanes: { default: { concurrency } } });
         worker = new JobWorker({
           queue,
+          concurrency,
           onError: (error) => problems.push(`worker onError: [${error.code}] ${error.message}`),
         });
         worker.handle<Payload, null>('noop', (job) => {

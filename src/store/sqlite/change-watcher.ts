@@ -8,7 +8,7 @@
  *   only says "something wrote the WAL"; the store's `PRAGMA data_version` (which counts other
  *   connections' commits and only those) says whether a commit became visible. Because the
  *   frames are written just before the commit is published, one event is followed by a short
- *   burst of re-checks (0, 1, 5, 25 ms), so a commit published a moment after its write is
+ *   burst of re-checks (next loop turn, 1, 2, 5, 25 ms), so a commit published a moment after its write is
  *   not missed;
  * - a slow fallback poll of `data_version` covers file systems without inotify. It is a read:
  *   it never takes the write lock.
@@ -21,8 +21,8 @@ import { basename, dirname } from 'node:path';
 
 export type ChangeListener = () => void;
 
-/** Re-checks after a WAL write, in ms after the event. */
-const BURST_MS = [1, 5, 25] as const;
+/** Re-checks after a WAL write, in ms after the event (plus one on the next loop turn). */
+const BURST_MS = [1, 2, 5, 25] as const;
 
 export class ChangeWatcher {
   readonly #file: string | null;
@@ -96,6 +96,9 @@ export class ChangeWatcher {
   #onWrite(): void {
     this.#check();
     if (this.#burst.length > 0) return;
+    // The frames are written a moment before the commit is published: look again right after
+    // this turn of the event loop, then on a few short timers.
+    setImmediate(() => this.#check());
     this.#burst = BURST_MS.map((ms, i) =>
       setTimeout(() => {
         this.#check();
