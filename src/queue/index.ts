@@ -18,3 +18,12 @@ export {
 } from './job-worker.ts';
 export { type LaneOptions, DEFAULTS as QUEUE_DEFAULTS, type SubmitOptions } from './options.ts';
 export { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
+export {
+  type ResolvedRetentionOptions,
+  resolveRetentionOptions,
+  RETENTION_DEFAULTS,
+  type RetentionOptions,
+  RetentionSweeper,
+  type RetentionSweeperOptions,
+  type SweepResult,
+} from './retention.ts';
