@@ -4,12 +4,13 @@
  * anchor, answers REPLAY_GAP for stale cursors, deletes in bounded batches, and an idle sweep
  * writes nothing.
  */
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
+import { loadConfig, retentionOptionsOf } from '../src/cli/config.ts';
 import {
   buildWorkflow,
   type ErrorCode,
@@ -448,5 +449,39 @@ describe('retention', () => {
       intervalMs: 10 * MINUTE,
       batchSize: 500,
     });
+  });
+
+  it('config.yaml `retention:` maps onto the sweeper, with CONFIG_INVALID naming the key', () => {
+    const home = tempDir();
+    const config = (yaml: string) => {
+      writeFileSync(join(home, 'config.yaml'), yaml);
+      return loadConfig({ home });
+    };
+    const retention = config(
+      'retention:\n  finished: 2d\n  events: 12h\n  batch_size: 100\n',
+    ).retention;
+    expect(retention.enabled).toBe(true);
+    expect(resolveRetentionOptions(retentionOptionsOf(retention))).toMatchObject({
+      finishedMs: 2 * 24 * HOUR,
+      deadMs: 30 * 24 * HOUR,
+      eventsMs: 12 * HOUR,
+      batchSize: 100,
+    });
+    expect(config('').retention).toEqual({ enabled: true });
+    for (const [yaml, message] of [
+      ['retention:\n  finished: 40d\n', 'retention.dead: expected at least finished'],
+      ['retention:\n  events: 10s\n', 'retention.events: expected at least 60000 (1 minute)'],
+      ['retention:\n  batch_size: 0\n', 'retention.batch_size:'],
+      ['retention:\n  horizon: 1d\n', 'Unrecognized key: "horizon"'],
+    ] as const) {
+      let error: unknown;
+      try {
+        config(yaml);
+      } catch (e) {
+        error = e;
+      }
+      expect(isWardenError(error, 'CONFIG_INVALID')).toBe(true);
+      expect((error as WardenError).message).toContain(message);
+    }
   });
 });

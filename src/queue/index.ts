@@ -23,6 +23,7 @@ export {
   resolveRetentionOptions,
   RETENTION_DEFAULTS,
   type RetentionOptions,
+  retentionOptionsSchema,
   RetentionSweeper,
   type RetentionSweeperOptions,
   type SweepResult,
