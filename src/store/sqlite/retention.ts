@@ -42,8 +42,13 @@ const SQL = {
   /** ? = JSON array of task ids. → changes */
   deleteAttemptsOfTasks: 'DELETE FROM attempts WHERE task_id IN (SELECT value FROM json_each(?))',
   deleteTasks: 'DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))',
-  /** Ended processes with nothing left to run or answer, oldest first. → {pid}[] */
-  finishedProcesses: `SELECT pid FROM processes p WHERE state IN ('terminated', 'zombie') AND completed_at < ?
+  /**
+   * Ended processes with nothing left to run or answer, oldest first. → {pid}[]
+   * INDEXED BY: without statistics the planner prefers processes_state and sorts every ended
+   * process; the partial index walks only those past the cut-off, already in order.
+   */
+  finishedProcesses: `SELECT pid FROM processes p INDEXED BY processes_finished
+    WHERE state IN ('terminated', 'zombie') AND completed_at < ?
       AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.process_id = p.pid AND t.state IN ('queued', 'running', 'dead'))
       AND NOT EXISTS (SELECT 1 FROM interrupts i WHERE i.process_id = p.pid AND i.status = 'pending')
     ORDER BY completed_at LIMIT ?`,
@@ -58,9 +63,13 @@ const SQL = {
   anyFinishedEffect: `SELECT 1 AS x FROM effects WHERE status <> 'pending' AND updated_at < ? LIMIT 1`,
   deleteFinishedEffects: `DELETE FROM effects WHERE idempotency_key IN (SELECT idempotency_key FROM effects
       WHERE status <> 'pending' AND updated_at < ? ORDER BY updated_at LIMIT ?)`,
-  /** Sessions whose oldest kept event is older than ?. → {id, pruned_seq}[] */
+  /**
+   * Sessions whose oldest kept event is older than ?. → {id, pruned_seq}[]
+   * CROSS JOIN keeps sessions outer (one primary-key probe of events per session); a plain JOIN
+   * lets the planner scan the whole events table instead.
+   */
   sessionsWithOldEvents: `SELECT s.id, s.pruned_seq FROM sessions s
-      JOIN events e ON e.session_id = s.id AND e.seq = s.pruned_seq + 1 WHERE e.ts < ? LIMIT ?`,
+      CROSS JOIN events e ON e.session_id = s.id AND e.seq = s.pruned_seq + 1 WHERE e.ts < ? LIMIT ?`,
   /** The oldest kept events of a session. → {seq, ts, hash}[] */
   eventPrefix:
     'SELECT seq, ts, hash FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?',
