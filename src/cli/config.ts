@@ -11,6 +11,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 
 import { formatPath, parseDurationMs, WardenError } from '../core/index.ts';
+import { retentionOptionsSchema } from '../queue/index.ts';
 
 const duration = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
   const ms = parseDurationMs(v);
@@ -39,7 +40,62 @@ export const configSchema = z.strictObject({
       heartbeat: duration.optional(),
     })
     .default({ concurrency: 4, lease: 15_000 }),
+  /**
+   * History pruning (queue.md#retention). Omitted keys take the RetentionSweeper defaults;
+   * the ranges and the dead ≥ finished rule are the sweeper's own, reported with these keys.
+   */
+  retention: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      finished: duration.optional(),
+      dead: duration.optional(),
+      events: duration.optional(),
+      interval: duration.optional(),
+      batch_size: z.number().int().optional(),
+    })
+    .superRefine((r, ctx) => {
+      const checked = retentionOptionsSchema.safeParse(retentionOptionsOf(r));
+      if (checked.success) return;
+      for (const issue of checked.error.issues)
+        ctx.addIssue({
+          code: 'custom',
+          path: issue.path.map((p) => RETENTION_KEYS[p as keyof typeof RETENTION_KEYS] ?? p),
+          message: issue.message.replace(/finishedMs/g, 'finished'),
+        });
+    })
+    .default({ enabled: true }),
 });
+
+const RETENTION_KEYS = {
+  finishedMs: 'finished',
+  deadMs: 'dead',
+  eventsMs: 'events',
+  intervalMs: 'interval',
+  batchSize: 'batch_size',
+} as const;
+
+/** The `retention:` section as RetentionSweeper options (omitted keys stay omitted). */
+export function retentionOptionsOf(r: {
+  readonly finished?: number | undefined;
+  readonly dead?: number | undefined;
+  readonly events?: number | undefined;
+  readonly interval?: number | undefined;
+  readonly batch_size?: number | undefined;
+}): {
+  finishedMs?: number;
+  deadMs?: number;
+  eventsMs?: number;
+  intervalMs?: number;
+  batchSize?: number;
+} {
+  return {
+    ...(r.finished === undefined ? {} : { finishedMs: r.finished }),
+    ...(r.dead === undefined ? {} : { deadMs: r.dead }),
+    ...(r.events === undefined ? {} : { eventsMs: r.events }),
+    ...(r.interval === undefined ? {} : { intervalMs: r.interval }),
+    ...(r.batch_size === undefined ? {} : { batchSize: r.batch_size }),
+  };
+}
 
 export type WardenConfig = z.output<typeof configSchema>;
 
@@ -75,6 +131,14 @@ agent_lane: agents
 worker:
   concurrency: 4
   lease: 15s
+
+# History pruning: finished work, dead tasks and events older than these go.
+retention:
+  enabled: true
+  finished: 7d
+  dead: 30d
+  events: 30d
+  interval: 10m
 `;
 
 export function resolveHome(flag?: string): string {

@@ -158,6 +158,13 @@ export const ERROR_CATALOGUE = {
     grpc: 'DATA_LOSS',
     http: 500,
   },
+  REPLAY_GAP: {
+    summary: 'The cursor is older than retention: the events after it were pruned.',
+    retryable: false,
+    jsonrpc: -32000,
+    grpc: 'OUT_OF_RANGE',
+    http: 410,
+  },
   UNAUTHORIZED: {
     summary: 'No valid credentials were presented.',
     retryable: false,
@@ -267,5 +274,12 @@ export const errors = {
       'LEASE_LOST',
       `the lease on task ${taskId} is no longer held by this token (it was reclaimed, canceled or already finished); drop the result`,
       { details: { task_id: taskId, ...(attempt === undefined ? {} : { attempt }) } },
+    ),
+  /** A read from `afterSeq` when the session's events up to `prunedSeq` were pruned. */
+  replayGap: (sessionId: string, afterSeq: number, prunedSeq: number) =>
+    new WardenError(
+      'REPLAY_GAP',
+      `events of session ${sessionId} up to seq ${prunedSeq} were pruned by retention, so nothing can be replayed after seq ${afterSeq}; resume from seq ${prunedSeq + 1} (the oldest kept) and re-read current state`,
+      { details: { session_id: sessionId, after_seq: afterSeq, oldest_seq: prunedSeq + 1 } },
     ),
 } as const;

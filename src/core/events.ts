@@ -41,6 +41,7 @@ export const EVENT_TYPES = [
   'interrupt.resolved',
   'interrupt.expired',
   'interrupt.cancelled',
+  'retention.pruned',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -224,23 +224,21 @@ export class Kernel {
 
   /** The earliest time a timer-driven change is due (interrupt expiry), or null. */
   async nextDeadline(): Promise<number | null> {
-    const pending = await this.store.listInterrupts({ status: 'pending', limit: 10_000 });
-    const times = pending.map((i) => i.expires_at).filter((t): t is number => t !== null);
-    return times.length ? Math.min(...times) : null;
+    return this.store.nextInterruptExpiry();
   }
 
   async status(): Promise<SystemStatus> {
     const counts = await this.store.countByState();
     const depth = await this.store.queueDepths();
     const health = await this.store.health();
-    const pending = await this.store.listInterrupts({ status: 'pending', limit: 100_000 });
+    const pending = await this.store.countPendingInterrupts();
     return {
       uptime_ms: this.clock.now() - this.#startedAt,
       processes: counts.processes,
       tasks: counts.tasks,
       queue_depth: depth,
       dlq_size: counts.tasks.dead ?? 0,
-      pending_interrupts: pending.length,
+      pending_interrupts: pending,
       services: (await this.listServices()).map(({ name, type, health, load }) => ({
         name,
         type,

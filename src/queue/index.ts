@@ -30,3 +30,13 @@ export {
 } from './lease-reaper.ts';
 export { type LaneOptions, DEFAULTS as QUEUE_DEFAULTS, type SubmitOptions } from './options.ts';
 export { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
+export {
+  type ResolvedRetentionOptions,
+  resolveRetentionOptions,
+  RETENTION_DEFAULTS,
+  type RetentionOptions,
+  retentionOptionsSchema,
+  RetentionSweeper,
+  type RetentionSweeperOptions,
+  type SweepResult,
+} from './retention.ts';

@@ -17,6 +17,13 @@
  * - Lanes are store configuration ({@link LaneRecord}): a lane's concurrency holds across every
  *   process (claims take only free slots) and its depth limit is checked by every submit.
  *
+ * - {@link Store.openSnapshot} gives a read-only view of one instant: commits made after it
+ *   opened (by this or any process) are invisible to it.
+ * - Retention ({@link Store.prune}) deletes history in bounded batches, one short transaction
+ *   each, and records what it deleted as a `retention.pruned` event in that transaction. Events
+ *   are pruned per session as a contiguous prefix; the session row keeps the anchor (seq and
+ *   hash of the last pruned event), and a read with a cursor older than it is REPLAY_GAP.
+ *
  * Not in the contract: anything about how rows are laid out.
  */
 import type { WardenError } from '../core/errors.ts';
@@ -47,6 +54,13 @@ export interface SessionRecord {
   readonly updated_at: number;
   readonly last_seq: number;
   readonly last_hash: string;
+  /**
+   * Retention anchor: events up to this seq were pruned. Set by {@link Store.prune}; ignored
+   * on insert; absent (read it as 0) while nothing was pruned.
+   */
+  readonly pruned_seq?: number;
+  /** Hash of event `pruned_seq`, the anchor the remaining chain is verified from; null if none. */
+  readonly pruned_hash?: string | null;
 }
 
 export interface ProcessRecord {
@@ -434,7 +448,11 @@ export interface InterruptFilter {
 
 export interface EventQuery {
   readonly sessionId: string;
-  /** Return events with seq > afterSeq. */
+  /**
+   * Return events with seq > afterSeq. A cursor older than retention (afterSeq below the
+   * session's `pruned_seq`) is REPLAY_GAP with `details.oldest_seq`; omit it to start at the
+   * oldest event still kept.
+   */
   readonly afterSeq?: number;
   readonly processId?: string;
   readonly limit?: number;
@@ -445,6 +463,58 @@ export interface StoreHealth {
   readonly schemaVersion: number;
   readonly durability: Durability;
   readonly detail: string;
+}
+
+/** A consistent read-only view of the store (see {@link Store.openSnapshot}). */
+export interface StoreSnapshot {
+  listSessions(): Promise<SessionRecord[]>;
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  /** Same rules as {@link Store.readEvents}, including REPLAY_GAP. */
+  readEvents(query: EventQuery): Promise<EventRecord[]>;
+  /** Ends the snapshot; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * What retention deletes; every field is a cut-off time (ms since the epoch): rows last changed
+ * before it go.
+ */
+export interface RetentionPolicy {
+  /**
+   * Finished tasks (succeeded, failed, canceled) that belong to no process, with their attempts
+   * (and so their idempotency keys); terminated and zombie processes completed before it, with
+   * all their tasks, attempts and settled interrupts (a process that still has a queued,
+   * running or dead task, or a pending interrupt, is kept); finished effects (done, failed).
+   */
+  readonly finishedBefore: number;
+  /** Dead tasks (the DLQ) with their attempts. */
+  readonly deadBefore: number;
+  /** Events with `ts` before it, per session as a contiguous prefix of its log. */
+  readonly eventsBefore: number;
+}
+
+export interface PruneInput {
+  readonly policy: RetentionPolicy;
+  /** The most rows of each kind (tasks, processes, effects, events) one call deletes. */
+  readonly limit: number;
+  /** Where the `retention.pruned` event goes (the `system` session). */
+  readonly event: { readonly session_id: string; readonly trace_id: string };
+}
+
+/** Rows one {@link Store.prune} call deleted. */
+export interface PruneResult {
+  /** Finished tasks, including those of pruned processes. */
+  readonly tasks: number;
+  readonly dead_tasks: number;
+  readonly attempts: number;
+  readonly processes: number;
+  readonly interrupts: number;
+  readonly effects: number;
+  readonly events: number;
+  /** Sessions whose log prefix was pruned. */
+  readonly sessions: number;
+  /** True when a kind hit `limit`: call again to continue. */
+  readonly more: boolean;
 }
 
 export type CommitListener = (events: readonly EventRecord[]) => void;
@@ -540,7 +610,31 @@ export interface Store {
   listInterrupts(filter?: InterruptFilter): Promise<InterruptRecord[]>;
   /** Pending interrupts with `expires_at ≤ now`. */
   findExpiredInterrupts(now: number): Promise<InterruptRecord[]>;
+  /** How many interrupts are pending (counted in the store, nothing loaded). */
+  countPendingInterrupts(): Promise<number>;
+  /** The earliest `expires_at` of a pending interrupt, or null. */
+  nextInterruptExpiry(): Promise<number | null>;
+  /** REPLAY_GAP for a cursor older than retention (see {@link EventQuery.afterSeq}). */
   readEvents(query: EventQuery): Promise<EventRecord[]>;
+  /**
+   * Opens a read-only view of the store as of now, for reads that must agree with each other
+   * across several calls (ledger verification). Commits after this call are invisible to it.
+   * The caller MUST close it: an open snapshot holds old database pages (SQLite: it keeps the
+   * WAL from being checkpointed past it).
+   */
+  openSnapshot(): Promise<StoreSnapshot>;
+
+  /**
+   * True when {@link Store.prune} with this policy would delete anything. A read only: a sweep
+   * with nothing to prune makes no write transaction.
+   */
+  hasPrunable(policy: RetentionPolicy): Promise<boolean>;
+  /**
+   * Deletes one bounded batch of history in ONE short write transaction (at most `limit` rows
+   * of each kind) and appends one `retention.pruned` event with the counts to `event.session_id`
+   * in the same transaction when anything was deleted. Call again while `more` is true.
+   */
+  prune(input: PruneInput): Promise<PruneResult>;
   countByState(): Promise<{ processes: Record<string, number>; tasks: Record<string, number> }>;
 
   getEffect(key: string): Promise<EffectRecord | undefined>;

@@ -1127,6 +1127,123 @@ export function storeContract(
         expect(health.durability).toBe(store.durability);
         expect(health.schemaVersion).toBeGreaterThanOrEqual(1);
       });
+
+      test('pending interrupts are counted and their next expiry found', async () => {
+        expect(await store.countPendingInterrupts()).toBe(0);
+        expect(await store.nextInterruptExpiry()).toBeNull();
+        const session = await newSession();
+        const later = interruptRow(session.id, { expires_at: T0 + 9_000 });
+        const sooner = interruptRow(session.id, { expires_at: T0 + 3_000 });
+        await store.commit([
+          { op: 'interrupt.insert', row: later },
+          { op: 'interrupt.insert', row: sooner },
+          { op: 'interrupt.insert', row: interruptRow(session.id, { expires_at: null }) },
+          {
+            op: 'interrupt.insert',
+            row: interruptRow(session.id, { status: 'resolved', expires_at: T0 + 1 }),
+          },
+        ]);
+        expect(await store.countPendingInterrupts()).toBe(3);
+        expect(await store.nextInterruptExpiry()).toBe(T0 + 3_000);
+        await store.commit([
+          {
+            op: 'interrupt.settle',
+            id: sooner.id,
+            status: 'expired',
+            response: null,
+            resolver: null,
+            now: T0 + 3_000,
+          },
+        ]);
+        expect(await store.countPendingInterrupts()).toBe(2);
+        expect(await store.nextInterruptExpiry()).toBe(T0 + 9_000);
+      });
+    });
+
+    describe('snapshots and retention', () => {
+      test('a snapshot does not see commits made after it opened', async () => {
+        const session = await newSession();
+        await store.commit([eventOp(session.id, 'a')]);
+        const snapshot = await store.openSnapshot();
+        try {
+          await store.commit([eventOp(session.id, 'b')]);
+          await newSession();
+          expect((await snapshot.getSession(session.id))?.last_seq).toBe(1);
+          expect((await snapshot.listSessions()).map((s) => s.id)).toEqual([session.id]);
+          expect((await snapshot.readEvents({ sessionId: session.id })).map((e) => e.type)).toEqual(
+            ['a'],
+          );
+        } finally {
+          await snapshot.close();
+        }
+        expect((await store.getSession(session.id))?.last_seq).toBe(2);
+      });
+
+      test('prune deletes finished history in batches, keeps the anchor and answers REPLAY_GAP', async () => {
+        const session = await newSession();
+        const audit = await newSession();
+        const done = await claimedTask(session.id);
+        await store.commit([
+          {
+            op: 'task.settle',
+            id: done.task.id,
+            leaseToken: done.leaseToken,
+            state: 'succeeded',
+            attemptOutcome: 'succeeded',
+            now: T0 + 1,
+          },
+          { op: 'task.insert', row: taskRow(session.id, { id: uid('t'), updated_at: T0 }) },
+          ...Array.from({ length: 5 }, (_, i) => eventOp(session.id, 'old', { i })),
+        ]);
+        await store.beginEffect(effectRow('fx-done'));
+        await store.finishEffect('fx-done', 'done', 'h', { ok: true }, T0 + 1);
+        await store.beginEffect(effectRow('fx-pending'));
+        const events = await allEvents(store, session.id);
+        const policy = {
+          finishedBefore: T0 + 10,
+          deadBefore: T0 + 10,
+          eventsBefore: Math.max(...events.map((e) => e.ts)) + 1,
+        };
+        expect(
+          await store.hasPrunable({ finishedBefore: T0, deadBefore: T0, eventsBefore: 0 }),
+        ).toBe(false);
+        expect(await store.hasPrunable(policy)).toBe(true);
+        // The retention.pruned events written below must be newer than the cut-off.
+        while (Date.now() <= policy.eventsBefore) await new Promise((r) => setTimeout(r, 1));
+
+        const event = { session_id: audit.id, trace_id: 'tr_retention' };
+        const first = await store.prune({ policy, limit: 3, event });
+        expect(first).toMatchObject({ tasks: 1, attempts: 1, effects: 1, events: 3, more: true });
+        const second = await store.prune({ policy, limit: 3, event });
+        expect(second).toMatchObject({ tasks: 0, events: events.length - 3, sessions: 1 });
+        expect(await store.hasPrunable(policy)).toBe(false);
+
+        expect(await store.getTask(done.task.id)).toBeUndefined();
+        expect(await store.listAttempts(done.task.id)).toEqual([]);
+        expect((await store.listTasks({ states: ['queued'] })).length).toBe(1);
+        expect(await store.getEffect('fx-done')).toBeUndefined();
+        expect(await store.getEffect('fx-pending')).toMatchObject({ status: 'pending' });
+
+        const head = (await store.getSession(session.id))!;
+        expect(head).toMatchObject({
+          pruned_seq: events.length,
+          pruned_hash: events.at(-1)!.hash,
+          last_seq: events.length,
+        });
+        expect(await store.readEvents({ sessionId: session.id })).toEqual([]);
+        expect(await store.readEvents({ sessionId: session.id, afterSeq: events.length })).toEqual(
+          [],
+        );
+        const gap = await expectWardenError(
+          store.readEvents({ sessionId: session.id, afterSeq: 2 }),
+          'REPLAY_GAP',
+        );
+        expect(gap.details).toMatchObject({ oldest_seq: events.length + 1 });
+
+        const notes = await allEvents(store, audit.id);
+        expect(notes.map((e) => e.type)).toEqual(['retention.pruned', 'retention.pruned']);
+        expect(notes[0]!.data).toMatchObject({ tasks: 1, effects: 1, events: 3 });
+      });
     });
   });
 }

@@ -150,12 +150,14 @@ export async function eventsCommand(
         );
       sessionId = session.id;
     }
-    let after = from > 0 ? from - 1 : 0;
+    // Without --from, start at the oldest event retention kept; an explicit --from older than
+    // that is REPLAY_GAP (the events it asks for were pruned).
+    let after = options.from === undefined ? undefined : Math.max(from - 1, 0);
     let printed = 0;
     for (;;) {
       const page = await ctx.store.readEvents({
         sessionId,
-        afterSeq: after,
+        ...(after === undefined ? {} : { afterSeq: after }),
         limit: Math.min(1_000, limit - printed),
         ...(options.process ? { processId: options.process } : {}),
       });

@@ -26,6 +26,13 @@ export function sessionFromRow(r: Row): SessionRecord {
     updated_at: r.updated_at as number,
     last_seq: r.last_seq as number,
     last_hash: r.last_hash as string,
+    // Only once retention pruned something, so a fresh session reads back as it was inserted.
+    ...((r.pruned_seq as number | undefined)
+      ? {
+          pruned_seq: r.pruned_seq as number,
+          pruned_hash: (r.pruned_hash as string | null) ?? null,
+        }
+      : {}),
   };
 }
 

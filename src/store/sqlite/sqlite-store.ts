@@ -38,6 +38,9 @@ import type {
   LaneRecord,
   ProcessFilter,
   ProcessRecord,
+  PruneInput,
+  PruneResult,
+  RetentionPolicy,
   ScheduleDefer,
   ScheduleFire,
   ScheduleRecord,
@@ -48,6 +51,7 @@ import type {
   StoreHealth,
   StoreLocation,
   StoreOp,
+  StoreSnapshot,
   SubmitRequest,
   SubmitResult,
   TaskFilter,
@@ -59,10 +63,10 @@ import { classifySqliteError } from './driver-errors.ts';
 import { type EventBatch, EventLog } from './event-log.ts';
 import { checkCompatible, migrate } from './migrate.ts';
 import { takeRate } from './rate-writes.ts';
+import { EventReader, RetentionSql } from './retention.ts';
 import {
   attemptFromRow,
   effectFromRow,
-  eventFromRow,
   interruptFromRow,
   interruptToParams,
   processFromRow,
@@ -74,6 +78,7 @@ import {
   taskFromRow,
   toJson,
 } from './rows.ts';
+import { SqliteSnapshot } from './snapshot.ts';
 import { SQL, type StatementName } from './statements.ts';
 import {
   claimTasks,
@@ -119,6 +124,9 @@ export class SqliteStore implements Store {
   readonly #log: EventLog;
   readonly #writes: WriteQueue;
   readonly #changes: ChangeWatcher;
+  readonly #events: EventReader;
+  readonly #retention: RetentionSql;
+  readonly #busyTimeoutMs: number;
   #sinceWalCheck = 0;
   #closed = false;
 
@@ -153,7 +161,7 @@ export class SqliteStore implements Store {
       // the store checkpoints itself only past WAL_LIMIT_BYTES, and close() truncates the WAL.
       db.pragma('wal_autocheckpoint = 0');
       const version = migrate(db, SQLITE_MIGRATIONS, file, clock.now());
-      return new SqliteStore(db, file, durability, clock, version);
+      return new SqliteStore(db, file, durability, clock, version, options.busyTimeoutMs ?? 5_000);
     } catch (error) {
       db?.close();
       if (error instanceof WardenError) throw error;
@@ -180,8 +188,10 @@ export class SqliteStore implements Store {
     durability: Durability,
     clock: Clock,
     schemaVersion: number,
+    busyTimeoutMs: number,
   ) {
     this.#db = db;
+    this.#busyTimeoutMs = busyTimeoutMs;
     this.file = file;
     this.durability = durability;
     this.#clock = clock;
@@ -196,6 +206,8 @@ export class SqliteStore implements Store {
       file === ':memory:' ? null : file,
       () => db.pragma('data_version', { simple: true }) as number,
     );
+    this.#events = new EventReader(db);
+    this.#retention = new RetentionSql(db);
   }
 
   /**
@@ -651,19 +663,32 @@ export class SqliteStore implements Store {
   findExpiredInterrupts(now: number): Promise<InterruptRecord[]> {
     return this.#async(() => (this.#stmt.interruptExpired.all(now) as Row[]).map(interruptFromRow));
   }
+  countPendingInterrupts(): Promise<number> {
+    return this.#async(() => (this.#stmt.interruptCountPending.get() as { n: number }).n);
+  }
+  nextInterruptExpiry(): Promise<number | null> {
+    return this.#async(() => (this.#stmt.interruptNextExpiry.get() as { t: number | null }).t);
+  }
   readEvents(query: EventQuery): Promise<EventRecord[]> {
-    return this.#async(() => {
-      const limit = Math.min(query.limit ?? 1_000, 10_000);
-      const rows = query.processId
-        ? this.#stmt.eventsOfProcessAfter.all(
-            query.sessionId,
-            query.processId,
-            query.afterSeq ?? 0,
-            limit,
-          )
-        : this.#stmt.eventsAfter.all(query.sessionId, query.afterSeq ?? 0, limit);
-      return (rows as Row[]).map(eventFromRow);
-    });
+    return this.#async(() => this.#events.read(query));
+  }
+  /** See snapshot.ts: a second read-only connection, or a copy of a `:memory:` database. */
+  openSnapshot(): Promise<StoreSnapshot> {
+    return this.#async(() =>
+      SqliteSnapshot.open(
+        this.location
+          ? { file: this.location.file, busyTimeoutMs: this.#busyTimeoutMs }
+          : { image: this.#db.serialize() },
+      ),
+    );
+  }
+  hasPrunable(policy: RetentionPolicy): Promise<boolean> {
+    return this.#async(() => this.#retention.hasPrunable(policy));
+  }
+  prune(input: PruneInput): Promise<PruneResult> {
+    return this.#transact((batch) =>
+      this.#retention.prune(input, (event) => this.#log.append(batch, event)),
+    );
   }
   countByState(): Promise<{ processes: Record<string, number>; tasks: Record<string, number> }> {
     return this.#async(() => {

@@ -169,6 +169,10 @@ export const SQL = {
       resolved_at = @now WHERE id = @id AND status = 'pending'`,
   interruptExpired: `SELECT * FROM interrupts WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?
     ORDER BY expires_at`,
+  /** On interrupts_status (status, expires_at). → {n} */
+  interruptCountPending: `SELECT count(*) AS n FROM interrupts WHERE status = 'pending'`,
+  /** → {t: number | null} */
+  interruptNextExpiry: `SELECT min(expires_at) AS t FROM interrupts WHERE status = 'pending' AND expires_at IS NOT NULL`,
 
   eventInsert: `INSERT INTO events (session_id, seq, type, ts, trace_id, process_id, task_id, attempt, data,
       prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

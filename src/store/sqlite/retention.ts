@@ -1,0 +1,287 @@
+/**
+ * Retention for the SQLite adapter: what {@link Store.prune} deletes, in one bounded batch, and
+ * the REPLAY_GAP rule for reads from a cursor older than the pruned prefix of a session's log.
+ *
+ * One `prune` call runs inside ONE write transaction (the caller's) and deletes at most `limit`
+ * rows of each kind, oldest first, in this order:
+ *   1. dead tasks last changed before `deadBefore`, with their attempts;
+ *   2. finished tasks (succeeded, failed, canceled) of no process, before `finishedBefore`, with
+ *      their attempts — their idempotency keys live on the row and are released with it;
+ *   3. terminated/zombie processes completed before `finishedBefore` that hold no queued,
+ *      running or dead task and no pending interrupt, with all their tasks, attempts and
+ *      settled interrupts;
+ *   4. finished effects (done, failed) last updated before `finishedBefore`;
+ *   5. per session, the contiguous prefix of its log with `ts` before `eventsBefore`; the
+ *      session row keeps the anchor: `pruned_seq` (last pruned seq) and `pruned_hash` (its
+ *      hash), so the remaining chain still verifies and a stale cursor is detected.
+ * The candidate queries of {@link RetentionSql.hasPrunable} are the same as the deletes', so
+ * "prunable" means a prune deletes at least one row, and an idle system never writes.
+ *
+ * Finished and dead tasks are found per (state, lane) on the `tasks_state (state, lane,
+ * updated_at)` index: lanes are walked with one index seek each (a skip scan), so a sweep costs
+ * O(states × lanes) seeks plus the rows it deletes, not a scan of every finished task.
+ */
+import type Database from 'better-sqlite3';
+
+import { errors } from '../../core/index.ts';
+import type { EventQuery, EventRecord, NewEvent, PruneInput, PruneResult } from '../types.ts';
+import { eventFromRow, type Row } from './rows.ts';
+import { SQL as STORE_SQL } from './statements.ts';
+
+const FINISHED_STATES = ['succeeded', 'failed', 'canceled'] as const;
+
+const SQL = {
+  /** The next lane after ? (in index order) holding a task in state ?. → {lane} | undefined */
+  nextLane: 'SELECT lane FROM tasks WHERE state = ? AND lane > ? ORDER BY lane LIMIT 1',
+  /** Finished tasks of no process, one state and lane, oldest first. → {id}[] */
+  finishedTasks: `SELECT id FROM tasks WHERE state = @state AND lane = @lane AND updated_at < @before
+      AND process_id IS NULL ORDER BY updated_at LIMIT @limit`,
+  /** Dead tasks (any process) of one lane, oldest first. → {id}[] */
+  deadTasks: `SELECT id FROM tasks WHERE state = 'dead' AND lane = @lane AND updated_at < @before
+      ORDER BY updated_at LIMIT @limit`,
+  /** ? = JSON array of task ids. → changes */
+  deleteAttemptsOfTasks: 'DELETE FROM attempts WHERE task_id IN (SELECT value FROM json_each(?))',
+  deleteTasks: 'DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))',
+  /**
+   * Ended processes with nothing left to run or answer, oldest first. → {pid}[]
+   * INDEXED BY: without statistics the planner prefers processes_state and sorts every ended
+   * process; the partial index walks only those past the cut-off, already in order.
+   */
+  finishedProcesses: `SELECT pid FROM processes p INDEXED BY processes_finished
+    WHERE state IN ('terminated', 'zombie') AND completed_at < ?
+      AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.process_id = p.pid AND t.state IN ('queued', 'running', 'dead'))
+      AND NOT EXISTS (SELECT 1 FROM interrupts i WHERE i.process_id = p.pid AND i.status = 'pending')
+    ORDER BY completed_at LIMIT ?`,
+  /** ? = JSON array of pids. → changes */
+  deleteAttemptsOfProcesses: `DELETE FROM attempts WHERE task_id IN
+      (SELECT id FROM tasks WHERE process_id IN (SELECT value FROM json_each(?)))`,
+  deleteTasksOfProcesses: 'DELETE FROM tasks WHERE process_id IN (SELECT value FROM json_each(?))',
+  deleteInterruptsOfProcesses: `DELETE FROM interrupts WHERE process_id IN (SELECT value FROM json_each(?))
+      AND status <> 'pending'`,
+  deleteProcesses: 'DELETE FROM processes WHERE pid IN (SELECT value FROM json_each(?))',
+  /** On the effects_finished partial index. → {x} | undefined */
+  anyFinishedEffect: `SELECT 1 AS x FROM effects WHERE status <> 'pending' AND updated_at < ? LIMIT 1`,
+  deleteFinishedEffects: `DELETE FROM effects WHERE idempotency_key IN (SELECT idempotency_key FROM effects
+      WHERE status <> 'pending' AND updated_at < ? ORDER BY updated_at LIMIT ?)`,
+  /**
+   * Sessions whose oldest kept event is older than ?. → {id, pruned_seq}[]
+   * CROSS JOIN keeps sessions outer (one primary-key probe of events per session); a plain JOIN
+   * lets the planner scan the whole events table instead.
+   */
+  sessionsWithOldEvents: `SELECT s.id, s.pruned_seq FROM sessions s
+      CROSS JOIN events e ON e.session_id = s.id AND e.seq = s.pruned_seq + 1 WHERE e.ts < ? LIMIT ?`,
+  /** The oldest kept events of a session. → {seq, ts, hash}[] */
+  eventPrefix:
+    'SELECT seq, ts, hash FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+  deleteEventRange: 'DELETE FROM events WHERE session_id = ? AND seq > ? AND seq <= ?',
+  setAnchor: 'UPDATE sessions SET pruned_seq = ?, pruned_hash = ? WHERE id = ?',
+  /** → {pruned_seq} | undefined */
+  prunedSeq: 'SELECT pruned_seq FROM sessions WHERE id = ?',
+} as const;
+
+type Statements = { -readonly [K in keyof typeof SQL]: Database.Statement };
+
+function prepare(db: Database.Database): Statements {
+  const out = {} as Statements;
+  for (const [name, sql] of Object.entries(SQL)) out[name as keyof typeof SQL] = db.prepare(sql);
+  return out;
+}
+
+/** The most events one `readEvents` call returns, whatever the caller asks for. */
+export const MAX_EVENT_PAGE = 10_000;
+
+/**
+ * Event reads with the retention rule, on any connection (the store's, or a snapshot's):
+ * a cursor below the session's `pruned_seq` is REPLAY_GAP. The anchor is looked up only when the
+ * page does not start right after the cursor, so a read that continues a contiguous log costs
+ * nothing extra.
+ */
+export class EventReader {
+  readonly #stmt: {
+    [K in 'eventsAfter' | 'eventsOfProcessAfter' | 'prunedSeq']: Database.Statement;
+  };
+
+  constructor(db: Database.Database) {
+    this.#stmt = {
+      eventsAfter: db.prepare(STORE_SQL.eventsAfter),
+      eventsOfProcessAfter: db.prepare(STORE_SQL.eventsOfProcessAfter),
+      prunedSeq: db.prepare(SQL.prunedSeq),
+    };
+  }
+
+  read(query: EventQuery): EventRecord[] {
+    const limit = Math.min(query.limit ?? 1_000, MAX_EVENT_PAGE);
+    const after = query.afterSeq ?? 0;
+    const rows = (
+      query.processId
+        ? this.#stmt.eventsOfProcessAfter.all(query.sessionId, query.processId, after, limit)
+        : this.#stmt.eventsAfter.all(query.sessionId, after, limit)
+    ) as Row[];
+    if (query.afterSeq !== undefined && rows[0]?.seq !== after + 1) {
+      const anchor = this.#stmt.prunedSeq.get(query.sessionId) as
+        { pruned_seq: number } | undefined;
+      if (anchor && anchor.pruned_seq > after)
+        throw errors.replayGap(query.sessionId, after, anchor.pruned_seq);
+    }
+    return rows.map(eventFromRow);
+  }
+}
+
+export class RetentionSql {
+  readonly #stmt: Statements;
+
+  constructor(db: Database.Database) {
+    this.#stmt = prepare(db);
+  }
+
+  /** Whether {@link prune} would delete anything; reads only. */
+  hasPrunable(policy: PruneInput['policy']): boolean {
+    const s = this.#stmt;
+    return (
+      this.#deadTaskIds(policy.deadBefore, 1).length > 0 ||
+      this.#finishedTaskIds(policy.finishedBefore, 1).length > 0 ||
+      s.finishedProcesses.all(policy.finishedBefore, 1).length > 0 ||
+      s.anyFinishedEffect.get(policy.finishedBefore) !== undefined ||
+      s.sessionsWithOldEvents.all(policy.eventsBefore, 1).length > 0
+    );
+  }
+
+  /**
+   * Deletes one batch; MUST run inside a write transaction. `append` adds the
+   * `retention.pruned` event to the same transaction (called only when something was deleted).
+   */
+  prune(input: PruneInput, append: (event: NewEvent) => void): PruneResult {
+    const s = this.#stmt;
+    const { policy, limit } = input;
+
+    const dead = this.#deadTaskIds(policy.deadBefore, limit);
+    const finished = this.#finishedTaskIds(policy.finishedBefore, limit);
+    const taskIds = JSON.stringify([...dead, ...finished]);
+    let attempts = s.deleteAttemptsOfTasks.run(taskIds).changes;
+    s.deleteTasks.run(taskIds);
+
+    const pids = (
+      s.finishedProcesses.all(policy.finishedBefore, limit) as Array<{ pid: string }>
+    ).map((r) => r.pid);
+    const pidJson = JSON.stringify(pids);
+    attempts += s.deleteAttemptsOfProcesses.run(pidJson).changes;
+    const processTasks = s.deleteTasksOfProcesses.run(pidJson).changes;
+    const interrupts = s.deleteInterruptsOfProcesses.run(pidJson).changes;
+    s.deleteProcesses.run(pidJson);
+
+    const effects = s.deleteFinishedEffects.run(policy.finishedBefore, limit).changes;
+    const events = this.#pruneEvents(policy.eventsBefore, limit);
+
+    const result: PruneResult = {
+      tasks: finished.length + processTasks,
+      dead_tasks: dead.length,
+      attempts,
+      processes: pids.length,
+      interrupts,
+      effects,
+      events: events.events,
+      sessions: events.sessions,
+      more:
+        dead.length === limit ||
+        finished.length === limit ||
+        pids.length === limit ||
+        effects === limit ||
+        events.more,
+    };
+    const deleted =
+      result.tasks + result.dead_tasks + result.processes + result.effects + result.events;
+    if (deleted > 0) {
+      const { more: _more, ...counts } = result;
+      append({
+        session_id: input.event.session_id,
+        type: 'retention.pruned',
+        trace_id: input.event.trace_id,
+        data: {
+          ...counts,
+          finished_before: policy.finishedBefore,
+          dead_before: policy.deadBefore,
+          events_before: policy.eventsBefore,
+        },
+      });
+    }
+    return result;
+  }
+
+  /** Deletes each old session's prefix, up to `limit` events in all, and moves its anchor. */
+  #pruneEvents(before: number, limit: number): { events: number; sessions: number; more: boolean } {
+    const s = this.#stmt;
+    const sessions = s.sessionsWithOldEvents.all(before, limit) as Array<{
+      id: string;
+      pruned_seq: number;
+    }>;
+    let budget = limit;
+    let touched = 0;
+    for (const session of sessions) {
+      if (budget === 0) break;
+      const rows = s.eventPrefix.all(session.id, session.pruned_seq, budget) as Array<{
+        seq: number;
+        ts: number;
+        hash: string;
+      }>;
+      let last: { seq: number; hash: string } | undefined;
+      for (const row of rows) {
+        // A prefix only: the first kept-back event ends it, whatever comes after.
+        if (row.ts >= before) break;
+        last = row;
+      }
+      if (!last) continue;
+      budget -= s.deleteEventRange.run(session.id, session.pruned_seq, last.seq).changes;
+      s.setAnchor.run(last.seq, last.hash, session.id);
+      touched += 1;
+    }
+    return {
+      events: limit - budget,
+      sessions: touched,
+      more: budget <= 0 || sessions.length === limit,
+    };
+  }
+
+  #deadTaskIds(before: number, limit: number): string[] {
+    const ids: string[] = [];
+    for (const lane of this.#lanes('dead')) {
+      if (ids.length >= limit) break;
+      for (const r of this.#stmt.deadTasks.all({
+        lane,
+        before,
+        limit: limit - ids.length,
+      }) as Array<{
+        id: string;
+      }>)
+        ids.push(r.id);
+    }
+    return ids;
+  }
+
+  #finishedTaskIds(before: number, limit: number): string[] {
+    const ids: string[] = [];
+    for (const state of FINISHED_STATES) {
+      for (const lane of this.#lanes(state)) {
+        if (ids.length >= limit) return ids;
+        const rows = this.#stmt.finishedTasks.all({
+          state,
+          lane,
+          before,
+          limit: limit - ids.length,
+        }) as Array<{ id: string }>;
+        for (const r of rows) ids.push(r.id);
+      }
+    }
+    return ids;
+  }
+
+  /** Lanes holding a task in `state`, one index seek each. */
+  *#lanes(state: string): Generator<string> {
+    let lane = '';
+    for (;;) {
+      const row = this.#stmt.nextLane.get(state, lane) as { lane: string } | undefined;
+      if (!row) return;
+      lane = row.lane;
+      yield lane;
+    }
+  }
+}
