@@ -7,8 +7,10 @@
 import { createInterface, type Interface } from 'node:readline';
 
 import { type InterruptResponse, isTerminalProcessState, isWardenError } from '../core/index.ts';
+import { RetentionSweeper } from '../queue/index.ts';
 import { ModelRegistry, Worker } from '../runtime/index.ts';
 import type { EventRecord, InterruptRecord, ProcessRecord } from '../store/index.ts';
+import { retentionOptionsOf } from './config.ts';
 import type { CliContext } from './context.ts';
 import { EXIT } from './exit-codes.ts';
 import { printJson, printLine, style } from './output.ts';
@@ -66,6 +68,16 @@ export async function driveRuns(
     )
       wake?.();
   });
+  // History pruning runs in the background while runs are driven (queue.md#retention); it only
+  // writes when something is old enough to prune.
+  const sweeper = ctx.config.retention.enabled
+    ? new RetentionSweeper({
+        store: kernel.store,
+        clock: kernel.clock,
+        ...retentionOptionsOf(ctx.config.retention),
+      })
+    : null;
+  sweeper?.start();
   const rl: Prompter = { value: null, lines: null, closed: false };
   let changed = false;
   const unwatch = kernel.store.watchChanges(() => {
@@ -130,6 +142,7 @@ export async function driveRuns(
   } finally {
     rl.value?.close();
     await worker.stop();
+    await sweeper?.stop();
     unwatch();
     sub.unsubscribe();
     endStream();
