@@ -1,4 +1,12 @@
-export { EffectJournal, type EffectOptions } from './effects.ts';
+export {
+  type AttemptEffects,
+  EffectJournal,
+  type EffectJournalOptions,
+  type EffectOptions,
+  type EffectOutcome,
+  type EffectScope,
+  type JournalEffectOptions,
+} from './effects.ts';
 export { HeartbeatPump, type HeartbeatPumpOptions } from './heartbeat-pump.ts';
 export {
   JobQueue,

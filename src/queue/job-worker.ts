@@ -419,7 +419,8 @@ export class JobWorker {
             { op: 'event', event: this.#event(claim, 'task.progress', { progress: data }) },
           ]);
         },
-        effect: (key, request, fn, options) => this.#effects.effect(key, request, fn, options),
+        effect: (key, request, fn, options) =>
+          this.#effects.forClaim(claim, this.#isDeadOwner).effect(key, request, fn, options),
       };
       let result: Promise<unknown>;
       try {

@@ -7,6 +7,8 @@ export type {
   CommitListener,
   Durability,
   EffectRecord,
+  EffectStatus,
+  EffectTransitionTarget,
   EventQuery,
   EventRecord,
   InterruptFilter,
