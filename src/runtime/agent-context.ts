@@ -13,12 +13,15 @@
  * happened, so the crashed call's tokens are billed by the provider but not counted here).
  * A replayed call emits no `model.delta` events.
  */
-import { canonicalJson, estimateTokens, sha256Hex } from '../core/index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { canonicalJson, estimateTokens, isWardenError, sha256Hex } from '../core/index.ts';
 import type { Kernel, ModelCallUsage, StepContext } from '../kernel/index.ts';
 import { EffectJournal, type EffectOptions } from '../queue/index.ts';
 import type { AgentContext, ModelCallOptions } from './agents/agent.ts';
 import type { ChatMessage, ModelReply } from './models/provider.ts';
 import type { ModelRegistry } from './models/registry.ts';
+import { abortError } from './models/scripted.ts';
 
 export interface AgentContextDeps {
   readonly kernel: Kernel;
@@ -68,43 +71,47 @@ export function createAgentContext(
       // gets the recorded reply; a different request at that position is a different call.
       const key = `${keyPrefix}:model:${position}:${sha256Hex(canonicalJson(request)).slice(0, 16)}`;
       let usage: ModelCallUsage | undefined;
-      return effects.effect(
-        key,
-        request,
-        async () => {
-          await kernel.resources.checkModelCall(
-            step,
-            estimateTokens(messages.map((m) => m.content).join('\n')),
-          );
-          const stream = new DeltaStream(kernel, step, deps.onDelta);
-          const started = Date.now();
-          let reply: ModelReply;
-          try {
-            reply = await provider.complete(
-              {
-                model,
-                messages,
-                ...(options.maxOutputTokens ? { maxOutputTokens: options.maxOutputTokens } : {}),
-                ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
-                ...(script ? { script: { responses: script, index } } : {}),
-              },
-              signal,
-              (text) => stream.push(text),
+      return waitOutOtherAttempt(signal, () =>
+        effects.effect(
+          key,
+          request,
+          async () => {
+            await kernel.resources.checkModelCall(
+              step,
+              estimateTokens(messages.map((m) => m.content).join('\n')),
             );
-          } finally {
-            await stream.close();
-          }
-          usage = { ...reply.usage, model: spec, duration_ms: Date.now() - started };
-          return reply;
-        },
-        {
-          tool: 'model',
-          // Usage commits with the journal's `done`: recorded once, never lost or doubled.
-          record: (ops, outcome) =>
-            outcome.status === 'done' && usage
-              ? kernel.resources.recordModelCall(step, usage, ops)
-              : kernel.store.commit(ops),
-        },
+            const stream = new DeltaStream(kernel, step, deps.onDelta);
+            const started = Date.now();
+            let reply: ModelReply;
+            try {
+              reply = await provider.complete(
+                {
+                  model,
+                  messages,
+                  ...(options.maxOutputTokens ? { maxOutputTokens: options.maxOutputTokens } : {}),
+                  ...(options.temperature === undefined
+                    ? {}
+                    : { temperature: options.temperature }),
+                  ...(script ? { script: { responses: script, index } } : {}),
+                },
+                signal,
+                (text) => stream.push(text),
+              );
+            } finally {
+              await stream.close();
+            }
+            usage = { ...reply.usage, model: spec, duration_ms: Date.now() - started };
+            return reply;
+          },
+          {
+            tool: 'model',
+            // Usage commits with the journal's `done`: recorded once, never lost or doubled.
+            record: (ops, outcome) =>
+              outcome.status === 'done' && usage
+                ? kernel.resources.recordModelCall(step, usage, ops)
+                : kernel.store.commit(ops),
+          },
+        ),
       );
     },
     toolCall: async (tool: string) => {
@@ -119,27 +126,54 @@ export function createAgentContext(
     ): Promise<T> => {
       const tool = options.tool ?? 'effect';
       let executed = false;
-      return effects.effect(
-        `${keyPrefix}:fx:${key}`,
-        request,
-        async () => {
-          await kernel.resources.checkToolCall(step);
-          executed = true;
-          return fn();
-        },
-        {
-          tool,
-          ...(options.reconcile ? { reconcile: options.reconcile } : {}),
-          // Counted once per execution, with its outcome (a reconciled one ran in an earlier
-          // attempt whose outcome was never recorded); a replay records nothing.
-          record: (ops, outcome) =>
-            executed || outcome.reconciled
-              ? kernel.resources.recordToolCall(step, tool, ops)
-              : kernel.store.commit(ops),
-        },
+      return waitOutOtherAttempt(signal, () =>
+        effects.effect(
+          `${keyPrefix}:fx:${key}`,
+          request,
+          async () => {
+            await kernel.resources.checkToolCall(step);
+            executed = true;
+            return fn();
+          },
+          {
+            tool,
+            ...(options.reconcile ? { reconcile: options.reconcile } : {}),
+            // Counted once per execution, with its outcome (a reconciled one ran in an earlier
+            // attempt whose outcome was never recorded); a replay records nothing.
+            record: (ops, outcome) =>
+              executed || outcome.reconciled
+                ? kernel.resources.recordToolCall(step, tool, ops)
+                : kernel.store.commit(ops),
+          },
+        ),
       );
     },
   };
+}
+
+/** How many times a step waits for another attempt's pending effect before failing. */
+const IN_PROGRESS_WAITS = 3;
+
+/**
+ * A journaled call that finds its key pending under an earlier attempt (EFFECT_IN_PROGRESS:
+ * that attempt lost its lease but may still finish) waits the advised time and tries again, a
+ * few times, instead of failing the step: a failed step would spend one of the stage's retry
+ * attempts on every try. The wait holds the step's lease (renewed by the heartbeat thread)
+ * and ends early on abort (cancel, stage timeout, lease loss).
+ */
+async function waitOutOtherAttempt<T>(signal: AbortSignal, call: () => Promise<T>): Promise<T> {
+  for (let waits = 0; ; waits++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isWardenError(error, 'EFFECT_IN_PROGRESS') || waits >= IN_PROGRESS_WAITS) throw error;
+      try {
+        await sleep(error.retryAfterMs ?? 1_000, undefined, { signal });
+      } catch {
+        throw abortError(signal);
+      }
+    }
+  }
 }
 
 /** Coalesces streamed text into `model.delta` events (every 250 ms or 1 KiB) and live callbacks. */

@@ -35,9 +35,10 @@ export interface AgentContext {
    * step's lease. The call counts once against `max_tool_calls` (checked before `fn` runs,
    * recorded with its outcome; a replay counts nothing) — do not also call `toolCall()` for it.
    * `options.tool` names it in the journal; `options.reconcile` answers whether an effect left
-   * pending by a crashed attempt happened. Throws EFFECT_IN_PROGRESS (retryable) while another
-   * attempt that may still be alive holds the key, IDEMPOTENCY_CONFLICT when the key was used
-   * with a different request.
+   * pending by a crashed attempt happened. While an earlier attempt that lost its lease but may
+   * still be alive holds the key, it waits the advised time (a few times) and then throws
+   * EFFECT_IN_PROGRESS (retryable); IDEMPOTENCY_CONFLICT when the key was used with a different
+   * request; LEASE_LOST once the step's lease is gone.
    */
   effect<T>(
     key: string,
