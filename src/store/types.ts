@@ -281,8 +281,8 @@ export type StoreOp =
   /**
    * Compare-and-set on an effect record: applies only while the record is `from.status` and
    * owned by `from.owner` (null matches a record without owner); otherwise aborts with
-   * INVALID_STATE (details: `effect_key`, `status`, `owner_worker`) and changes nothing — so a
-   * `done` is never overwritten.
+   * INVALID_STATE (details: `effect_key`, `status`, `owner_worker`; NOT_FOUND without a record)
+   * and changes nothing — so a `done` is never overwritten.
    */
   | {
       readonly op: 'effect.transition';
