@@ -249,7 +249,7 @@ export class EffectJournal {
     return {
       gone: false,
       retryAfterMs: Math.max(10, horizon - waited),
-      why: `its owner lost its lease ${waited} ms ago and may still finish (takeover after ${horizon} ms)`,
+      why: `its owner began it or lost its lease ${waited} ms ago and may still finish (takeover after ${horizon} ms)`,
     };
   }
 }
