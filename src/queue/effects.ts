@@ -49,6 +49,11 @@
  * payment APIs' idempotency keys); without one, the attempt that takes over runs `fn` again.
  * A `fn` that throws is recorded `failed` and the next call runs `fn` again (so `fn` must not
  * throw after its effect happened). A `done` effect is never repeated, whatever happens.
+ *
+ * Cost: begin and finish are one write transaction each (as before owners and events), plus a
+ * read of the record first. Their events (invariant §2.1) make an effect dearer on SQLite:
+ * 5,000 sequential effects in one process took ~0.5 ms each instead of ~0.3 ms (2-core VM,
+ * `fast` durability), and the effect-heavy queue chaos test ran 130 s instead of 75 s.
  */
 import {
   canonicalJson,
