@@ -475,10 +475,10 @@ class CountingProvider implements ModelProvider {
   }
 }
 
-async function workflowHarness(agents: AgentRegistry) {
+async function workflowHarness(agents: AgentRegistry, wrap: (store: Store) => Store = (s) => s) {
   const store = await openSqliteStore({ file: join(tempDir(), 'wf.db') });
   stores.push(store);
-  const kernel = new Kernel({ store });
+  const kernel = new Kernel({ store: wrap(store) });
   const provider = new CountingProvider();
   const models = new ModelRegistry('counting');
   models.register('counting', () => provider);
@@ -559,5 +559,69 @@ describe('effect journal: workflow agents', () => {
     expect(done.usage.tool_calls).toBe(1);
     const record = await store.getEffect(`${p.pid}:1:fx:mail`);
     expect(record).toMatchObject({ status: 'done', tool: 'mail.send', result: { id: 'm1' } });
+  });
+
+  it('a step whose effect is pending under a live earlier owner waits for it instead of failing', async () => {
+    const reached = gate<string>();
+    const seeded = gate();
+    let toolRuns = 0;
+    const agents = new AgentRegistry().register('wait', async (ctx) => {
+      reached.open(ctx.pid);
+      await seeded.promise;
+      const receipt = await ctx.effect('mail', { to: 'ops' }, () => {
+        toolRuns += 1;
+        return 'sent by the step';
+      });
+      return { output: { receipt } };
+    });
+    // The kernel's store, watched: the journal reads the owner's task when it finds it busy.
+    const asked = new Set<string>();
+    const watch = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, property) {
+          const value: unknown = Reflect.get(target, property, target);
+          if (typeof value !== 'function') return value;
+          if (property === 'getTask')
+            return (id: string) => {
+              asked.add(id);
+              return store.getTask(id);
+            };
+          return (value as (...args: unknown[]) => unknown).bind(target);
+        },
+      });
+    const { kernel, store, run } = await workflowHarness(agents, watch);
+    const p = await run('wait');
+    expect(await reached.promise).toBe(p.pid);
+    // Another attempt (a job holding a 2 s lease) began the same effect and is still sending.
+    const queue = new JobQueue({ store });
+    await queue.submit('other', {});
+    const [claim] = await store.claimTasks({
+      lanes: ['default'],
+      kinds: ['job'],
+      workerId: 'w-other',
+      limit: 1,
+      leaseMs: 2_000,
+      now: Date.now(),
+    });
+    const sending = gate();
+    const call = tracked(async () => {
+      await sending.promise;
+      return 'sent by the other attempt';
+    });
+    const other = new EffectJournal(store)
+      .forClaim(claim!)
+      .effect(`${p.pid}:1:fx:mail`, { to: 'ops' }, call.fn);
+    await call.started();
+    seeded.open();
+    // The step found the effect busy (it looked at the owner's task) and waits; the owner finishes.
+    await waitFor(() => Promise.resolve(asked.has(claim!.task.id)), 'the step to find it busy');
+    sending.open();
+    expect(await other).toBe('sent by the other attempt');
+    const done = await waitForProcess(kernel, p.pid);
+    expect(done).toMatchObject({ state: 'terminated', terminal_reason: 'completed' });
+    expect(done.envelope.outputs.work).toEqual({ receipt: 'sent by the other attempt' });
+    expect(toolRuns).toBe(0);
+    const events = await store.readEvents({ sessionId: p.session_id, processId: p.pid });
+    expect(events.filter((e) => e.type === 'stage.failed')).toEqual([]);
   });
 });
