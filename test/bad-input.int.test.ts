@@ -196,9 +196,14 @@ describe('bad input', () => {
     const other = tempDir();
     await runCli(['run', 'examples/budget-exhausted.yaml'], { home: other });
     const d = new Database(join(other, 'warden.db'));
-    d.prepare(
-      "UPDATE events SET data = replace(data, 'research', 'resaerch') WHERE seq = 10",
-    ).run();
+    // The first step's task.succeeded event (its data names the stage `research`).
+    const { seq } = d
+      .prepare("SELECT min(seq) AS seq FROM events WHERE type = 'task.succeeded'")
+      .get() as { seq: number };
+    expect(seq).toBeGreaterThan(1);
+    d.prepare("UPDATE events SET data = replace(data, 'research', 'resaerch') WHERE seq = ?").run(
+      seq,
+    );
     d.close();
     const result = await runCli(['ledger', 'verify', '--json'], { home: other });
     expect(result.code).toBe(7);
@@ -207,6 +212,6 @@ describe('bad input', () => {
       sessions: Array<{ break: { seq: number; reason: string } }>;
     }>(result);
     expect(report.ok).toBe(false);
-    expect(report.sessions[0]!.break).toMatchObject({ seq: 10, reason: 'hash_mismatch' });
+    expect(report.sessions[0]!.break).toMatchObject({ seq, reason: 'hash_mismatch' });
   });
 });

@@ -17,11 +17,13 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import {
   canonicalJson,
+  type Clock,
   type ErrorCode,
   type EventType,
   isWardenError,
   ManualClock,
   sha256Hex,
+  systemClock,
   type WardenError,
 } from '../src/core/index.ts';
 import {
@@ -833,9 +835,25 @@ describe('idempotent submit', () => {
 });
 
 describe('effect journal', () => {
+  /** A submitted job claimed by `worker`: the attempt a journal is scoped to. */
+  async function claimedJob(store: Store, clock: Clock = systemClock) {
+    const queue = new JobQueue({ store, clock });
+    const { id } = await queue.submit('mail', { n: 1 });
+    const [claim] = await store.claimTasks({
+      lanes: ['default'],
+      kinds: ['job'],
+      workerId: 'w-test',
+      limit: 1,
+      leaseMs: 30_000,
+      now: clock.now(),
+    });
+    expect(claim?.task.id).toBe(id);
+    return claim!;
+  }
+
   it('a done effect is never repeated; another request under the key conflicts', async () => {
     const store = await open();
-    const effects = new EffectJournal(store);
+    const effects = new EffectJournal(store).forClaim(await claimedJob(store));
     let calls = 0;
     const fn = () => {
       calls += 1;
@@ -859,7 +877,7 @@ describe('effect journal', () => {
 
   it('a failed effect is recorded failed and runs again on the next call', async () => {
     const store = await open();
-    const effects = new EffectJournal(store);
+    const effects = new EffectJournal(store).forClaim(await claimedJob(store));
     let calls = 0;
     const fn = () => {
       calls += 1;
@@ -877,18 +895,31 @@ describe('effect journal', () => {
   it('after a crash left it pending, reconcile decides instead of running it again', async () => {
     const clock = new ManualClock();
     const store = await open({ clock });
-    const effects = new EffectJournal(store, clock);
+    // The attempt that crashed ran on `dead-worker`, a process known to be gone.
+    const effects = new EffectJournal(store, clock, {
+      isDeadOwner: (worker) => worker === 'dead-worker',
+    }).forClaim(await claimedJob(store, clock));
     const crashed = (key: string, request: unknown, age = 60_000) =>
-      store.beginEffect({
-        idempotency_key: key,
-        tool: 'payment',
-        request_hash: sha256Hex(canonicalJson(request)),
-        status: 'pending',
-        result_hash: null,
-        result: null,
-        created_at: clock.now() - age,
-        updated_at: clock.now() - age,
-      });
+      store.commit([
+        {
+          op: 'effect.insert',
+          row: {
+            idempotency_key: key,
+            tool: 'payment',
+            request_hash: sha256Hex(canonicalJson(request)),
+            status: 'pending',
+            result_hash: null,
+            result: null,
+            owner: 'lt_crashed',
+            owner_worker: 'dead-worker',
+            task_id: null,
+            session_id: null,
+            error: null,
+            created_at: clock.now() - age,
+            updated_at: clock.now() - age,
+          },
+        },
+      ]);
     await crashed('pay:1', { amount: 5 });
     let calls = 0;
     const fn = () => {

@@ -123,6 +123,51 @@ const WORKFLOW = buildWorkflow({
   stages: [{ name: 'a', agent: { kind: 'noop' } }],
 });
 
+/** A pending effect record owned by a made-up attempt. */
+async function beginEffect(store: Store, key: string, now: number): Promise<void> {
+  await store.commit([
+    {
+      op: 'effect.insert',
+      row: {
+        idempotency_key: key,
+        tool: 'mail',
+        request_hash: 'h',
+        status: 'pending',
+        result_hash: null,
+        result: null,
+        owner: 'lt_sim',
+        owner_worker: 'sim',
+        task_id: null,
+        session_id: null,
+        error: null,
+        created_at: now,
+        updated_at: now,
+      },
+    },
+  ]);
+}
+
+async function finishEffect(store: Store, key: string, result: unknown, now: number) {
+  await store.commit([
+    {
+      op: 'effect.transition',
+      key,
+      from: { status: 'pending', owner: 'lt_sim' },
+      to: {
+        status: 'done',
+        owner: 'lt_sim',
+        owner_worker: 'sim',
+        task_id: null,
+        session_id: null,
+        result_hash: 'r',
+        result,
+        error: null,
+      },
+      now,
+    },
+  ]);
+}
+
 describe('retention', () => {
   afterEach(async () => {
     for (const o of open.splice(0).reverse()) await o.close();
@@ -134,16 +179,7 @@ describe('retention', () => {
     const start = clock.now();
     // Never pruned: a task still queued (due tomorrow) and an effect still pending.
     const waiting = await queue.submit('later', {}, { delayMs: 30 * HOUR });
-    await store.beginEffect({
-      idempotency_key: 'effect:pending',
-      tool: 'mail',
-      request_hash: 'h',
-      status: 'pending',
-      result_hash: null,
-      result: null,
-      created_at: start,
-      updated_at: start,
-    });
+    await beginEffect(store, 'effect:pending', start);
 
     const counter = { n: 0 };
     const pagesAt: Record<number, number> = {};
@@ -163,17 +199,8 @@ describe('retention', () => {
       await workOff(store, now, counter);
       // An effect per step, finished at once; and a run, cancelled at once (terminated).
       const key = `effect:${step}`;
-      await store.beginEffect({
-        idempotency_key: key,
-        tool: 'mail',
-        request_hash: 'h',
-        status: 'pending',
-        result_hash: null,
-        result: null,
-        created_at: now,
-        updated_at: now,
-      });
-      await store.finishEffect(key, 'done', 'r', { sent: step }, now);
+      await beginEffect(store, key, now);
+      await finishEffect(store, key, { sent: step }, now);
       const run = await kernel.startRun({ workflow: WORKFLOW, sessionKey: `user:${step % 3}` });
       await kernel.cancelRun(run.pid);
 

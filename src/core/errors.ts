@@ -94,6 +94,14 @@ export const ERROR_CATALOGUE = {
     grpc: 'ALREADY_EXISTS',
     http: 409,
   },
+  EFFECT_IN_PROGRESS: {
+    summary:
+      'Another attempt holds this effect key pending and may still be running it; retry after retry_after_ms.',
+    retryable: true,
+    jsonrpc: -32000,
+    grpc: 'ABORTED',
+    http: 409,
+  },
   JOB_FAILED: {
     summary:
       'A job handler threw; the task is retried with backoff unless the error says otherwise.',

@@ -13,7 +13,7 @@ import {
   usageOverLimit,
   WardenError,
 } from '../core/index.ts';
-import type { ProcessRecord } from '../store/index.ts';
+import type { ProcessRecord, StoreOp } from '../store/index.ts';
 import { processEvent } from './events.ts';
 import type { StepContext } from './orchestrator.ts';
 import { elapsedMs, type KernelContext, withCasRetry } from './process-ops.ts';
@@ -55,8 +55,16 @@ export class ResourceManager {
     if (reason) throw quotaExceeded(reason, p, 'before a tool call');
   }
 
-  /** Records a model call's usage durably; throws QUOTA_EXCEEDED if it went over a limit. */
-  async recordModelCall(step: StepContext, call: ModelCallUsage): Promise<Usage> {
+  /**
+   * Records a model call's usage durably; throws QUOTA_EXCEEDED if it went over a limit.
+   * `alongWith` (the effect journal's outcome transition) commits in the same transaction;
+   * see {@link ResourceManager.recordToolCall}.
+   */
+  async recordModelCall(
+    step: StepContext,
+    call: ModelCallUsage,
+    alongWith?: readonly StoreOp[],
+  ): Promise<Usage> {
     return this.#record(
       step,
       { llm_calls: 1, input_tokens: call.input_tokens, output_tokens: call.output_tokens },
@@ -69,15 +77,32 @@ export class ResourceManager {
         output_tokens: call.output_tokens,
         duration_ms: call.duration_ms,
       },
+      alongWith,
     );
   }
 
-  async recordToolCall(step: StepContext, tool: string): Promise<Usage> {
-    return this.#record(step, { tool_calls: 1 }, 'process.usage', {
-      stage: step.stage.name,
-      step: step.step,
-      tool,
-    });
+  /**
+   * Records a tool call's usage durably; throws QUOTA_EXCEEDED if it went over a limit.
+   *
+   * Without `alongWith` the record is fenced by the step's lease. With it — the effect
+   * journal's outcome transition, a compare-and-set on the effect's owner — the usage commits
+   * in the same transaction as that outcome and is fenced by it instead of the lease: the call
+   * did happen (and was billed) even if the lease was lost meanwhile, and counting it together
+   * with its journal outcome is what makes it counted exactly once (a replay finds `done` and
+   * records nothing; a crash before the commit records neither).
+   */
+  async recordToolCall(
+    step: StepContext,
+    tool: string,
+    alongWith?: readonly StoreOp[],
+  ): Promise<Usage> {
+    return this.#record(
+      step,
+      { tool_calls: 1 },
+      'process.usage',
+      { stage: step.stage.name, step: step.step, tool },
+      alongWith,
+    );
   }
 
   async #record(
@@ -85,6 +110,7 @@ export class ResourceManager {
     delta: Partial<Usage>,
     type: 'model.called' | 'process.usage',
     data: Record<string, unknown>,
+    alongWith?: readonly StoreOp[],
   ): Promise<Usage> {
     const p = await withCasRetry(async () => {
       const current = await this.#get(step);
@@ -97,7 +123,9 @@ export class ResourceManager {
         updated_at: this.#ctx.clock.now(),
       };
       await this.#ctx.store.commit([
-        { op: 'task.fence', id: step.claim.task.id, leaseToken: step.claim.leaseToken },
+        ...(alongWith ?? [
+          { op: 'task.fence', id: step.claim.task.id, leaseToken: step.claim.leaseToken },
+        ]),
         { op: 'process.update', expectVersion: current.version, row: next },
         processEvent(
           current,

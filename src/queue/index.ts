@@ -1,5 +1,13 @@
 export { ClaimLoop, type ClaimLoopOptions, type LaneRoom } from './claim-loop.ts';
-export { EffectJournal, type EffectOptions } from './effects.ts';
+export {
+  type AttemptEffects,
+  EffectJournal,
+  type EffectJournalOptions,
+  type EffectOptions,
+  type EffectOutcome,
+  type EffectScope,
+  type JournalEffectOptions,
+} from './effects.ts';
 export { HeartbeatPump, type HeartbeatPumpOptions } from './heartbeat-pump.ts';
 export {
   JobQueue,

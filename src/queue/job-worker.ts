@@ -140,6 +140,7 @@ export class JobWorker {
   readonly #waiting = new Map<string, ClaimedTask[]>();
   readonly #leaseMs: number;
   readonly #random: () => number;
+  readonly #isDeadOwner: (owner: string) => boolean;
   readonly #effects: EffectJournal;
   readonly #pump: HeartbeatPump;
   readonly #claimLoop: ClaimLoop;
@@ -185,6 +186,7 @@ export class JobWorker {
       return { name, concurrency: own, prefetch: Math.min(options.prefetch ?? own, own) };
     });
     this.#random = options.random ?? Math.random;
+    this.#isDeadOwner = options.isDeadOwner ?? isDeadLocalOwner;
     this.id = options.id ?? localWorkerId(randomToken(4));
     this.#effects = new EffectJournal(options.queue.store, this.#clock);
     this.#pump = new HeartbeatPump({
@@ -221,7 +223,7 @@ export class JobWorker {
     this.#reaper = new LeaseReaper({
       store: options.queue.store,
       clock: this.#clock,
-      isDeadOwner: options.isDeadOwner ?? isDeadLocalOwner,
+      isDeadOwner: this.#isDeadOwner,
       agingMs: options.queue.agingMs,
       random: this.#random,
       maxWaitMs: this.#leaseMs,
@@ -413,7 +415,8 @@ export class JobWorker {
             { op: 'event', event: this.#event(claim, 'task.progress', { progress: data }) },
           ]);
         },
-        effect: (key, request, fn, options) => this.#effects.effect(key, request, fn, options),
+        effect: (key, request, fn, options) =>
+          this.#effects.forClaim(claim, this.#isDeadOwner).effect(key, request, fn, options),
       };
       let result: Promise<unknown>;
       try {

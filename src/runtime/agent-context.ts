@@ -1,13 +1,27 @@
 /**
  * The context an agent runs with for one step: its run, stage and envelope, the AbortSignal,
- * and the only ways it reaches the outside world — model calls (budget-checked and recorded)
- * and tool calls (counted against the budget).
+ * and the only ways it reaches the outside world — model calls (budget-checked, recorded and
+ * journaled), tool calls (counted against the budget) and effects (journaled tool calls).
+ *
+ * Model calls go through the effect journal (queue/effects.ts) under the key
+ * `<pid>:<step>:model:<n>:<request hash>` — the n-th call of the step — so a step retried
+ * after a crash gets a completed call's reply back without calling the provider again and
+ * without counting it again: the usage commits in the same transaction as the journal's
+ * `done` (ResourceManager.recordModelCall with the journal's ops). A crash before that commit
+ * leaves the call pending with no usage recorded; the attempt that takes it over calls the
+ * provider again and records that call once (a provider cannot be asked whether a call
+ * happened, so the crashed call's tokens are billed by the provider but not counted here).
+ * A replayed call emits no `model.delta` events.
  */
-import { estimateTokens } from '../core/index.ts';
-import type { Kernel, StepContext } from '../kernel/index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { canonicalJson, estimateTokens, isWardenError, sha256Hex } from '../core/index.ts';
+import type { Kernel, ModelCallUsage, StepContext } from '../kernel/index.ts';
+import { EffectJournal, type EffectOptions } from '../queue/index.ts';
 import type { AgentContext, ModelCallOptions } from './agents/agent.ts';
 import type { ChatMessage, ModelReply } from './models/provider.ts';
 import type { ModelRegistry } from './models/registry.ts';
+import { abortError } from './models/scripted.ts';
 
 export interface AgentContextDeps {
   readonly kernel: Kernel;
@@ -28,6 +42,9 @@ export function createAgentContext(
   let callsThisStep = 0;
   const kernel = deps.kernel;
   const script = step.stage.agent?.kind === 'llm' ? step.stage.agent.script : undefined;
+  // The journal of this attempt: begins are fenced by the step's lease, events go to the run.
+  const effects = new EffectJournal(kernel.store, kernel.clock).forClaim(step.claim);
+  const keyPrefix = `${step.process.pid}:${step.step}`;
   return {
     pid: step.process.pid,
     stage: step.stage,
@@ -40,42 +57,123 @@ export function createAgentContext(
       options: ModelCallOptions = {},
     ): Promise<ModelReply> => {
       const { provider, model, spec } = deps.models.resolve(options.model ?? step.workflow.model);
-      await kernel.resources.checkModelCall(
-        step,
-        estimateTokens(messages.map((m) => m.content).join('\n')),
-      );
-      const index = (step.process.envelope.stage_calls[step.stage.name] ?? 0) + callsThisStep;
+      const position = callsThisStep;
       callsThisStep += 1;
-      const stream = new DeltaStream(kernel, step, deps.onDelta);
-      const started = Date.now();
-      let reply: ModelReply;
-      try {
-        reply = await provider.complete(
-          {
-            model,
-            messages,
-            ...(options.maxOutputTokens ? { maxOutputTokens: options.maxOutputTokens } : {}),
-            ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
-            ...(script ? { script: { responses: script, index } } : {}),
-          },
-          signal,
-          (text) => stream.push(text),
-        );
-      } finally {
-        await stream.close();
-      }
-      await kernel.resources.recordModelCall(step, {
-        ...reply.usage,
+      const index = (step.process.envelope.stage_calls[step.stage.name] ?? 0) + position;
+      const request = {
         model: spec,
-        duration_ms: Date.now() - started,
-      });
-      return reply;
+        messages,
+        max_output_tokens: options.maxOutputTokens ?? null,
+        temperature: options.temperature ?? null,
+        script_index: script ? index : null,
+      };
+      // The n-th call of the step with this request: a retried step that makes the same call
+      // gets the recorded reply; a different request at that position is a different call.
+      const key = `${keyPrefix}:model:${position}:${sha256Hex(canonicalJson(request)).slice(0, 16)}`;
+      let usage: ModelCallUsage | undefined;
+      return waitOutOtherAttempt(signal, () =>
+        effects.effect(
+          key,
+          request,
+          async () => {
+            await kernel.resources.checkModelCall(
+              step,
+              estimateTokens(messages.map((m) => m.content).join('\n')),
+            );
+            const stream = new DeltaStream(kernel, step, deps.onDelta);
+            const started = Date.now();
+            let reply: ModelReply;
+            try {
+              reply = await provider.complete(
+                {
+                  model,
+                  messages,
+                  ...(options.maxOutputTokens ? { maxOutputTokens: options.maxOutputTokens } : {}),
+                  ...(options.temperature === undefined
+                    ? {}
+                    : { temperature: options.temperature }),
+                  ...(script ? { script: { responses: script, index } } : {}),
+                },
+                signal,
+                (text) => stream.push(text),
+              );
+            } finally {
+              await stream.close();
+            }
+            usage = { ...reply.usage, model: spec, duration_ms: Date.now() - started };
+            return reply;
+          },
+          {
+            tool: 'model',
+            // Usage commits with the journal's `done`: recorded once, never lost or doubled.
+            record: (ops, outcome) =>
+              outcome.status === 'done' && usage
+                ? kernel.resources.recordModelCall(step, usage, ops)
+                : kernel.store.commit(ops),
+          },
+        ),
+      );
     },
     toolCall: async (tool: string) => {
       await kernel.resources.checkToolCall(step);
       await kernel.resources.recordToolCall(step, tool);
     },
+    effect: <T>(
+      key: string,
+      request: unknown,
+      fn: () => Promise<T> | T,
+      options: EffectOptions<T> = {},
+    ): Promise<T> => {
+      const tool = options.tool ?? 'effect';
+      let executed = false;
+      return waitOutOtherAttempt(signal, () =>
+        effects.effect(
+          `${keyPrefix}:fx:${key}`,
+          request,
+          async () => {
+            await kernel.resources.checkToolCall(step);
+            executed = true;
+            return fn();
+          },
+          {
+            tool,
+            ...(options.reconcile ? { reconcile: options.reconcile } : {}),
+            // Counted once per execution, with its outcome (a reconciled one ran in an earlier
+            // attempt whose outcome was never recorded); a replay records nothing.
+            record: (ops, outcome) =>
+              executed || outcome.reconciled
+                ? kernel.resources.recordToolCall(step, tool, ops)
+                : kernel.store.commit(ops),
+          },
+        ),
+      );
+    },
   };
+}
+
+/** How many times a step waits for another attempt's pending effect before failing. */
+const IN_PROGRESS_WAITS = 3;
+
+/**
+ * A journaled call that finds its key pending under an earlier attempt (EFFECT_IN_PROGRESS:
+ * that attempt lost its lease but may still finish) waits the advised time and tries again, a
+ * few times, instead of failing the step: a failed step would spend one of the stage's retry
+ * attempts on every try. The wait holds the step's lease (renewed by the heartbeat thread)
+ * and ends early on abort (cancel, stage timeout, lease loss).
+ */
+async function waitOutOtherAttempt<T>(signal: AbortSignal, call: () => Promise<T>): Promise<T> {
+  for (let waits = 0; ; waits++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isWardenError(error, 'EFFECT_IN_PROGRESS') || waits >= IN_PROGRESS_WAITS) throw error;
+      try {
+        await sleep(error.retryAfterMs ?? 1_000, undefined, { signal });
+      } catch {
+        throw abortError(signal);
+      }
+    }
+  }
 }
 
 /** Coalesces streamed text into `model.delta` events (every 250 ms or 1 KiB) and live callbacks. */

@@ -8,6 +8,8 @@ export type {
   CommitListener,
   Durability,
   EffectRecord,
+  EffectStatus,
+  EffectTransitionTarget,
   EventQuery,
   EventRecord,
   InterruptFilter,

@@ -198,13 +198,28 @@ export interface NewEvent {
   readonly data: unknown;
 }
 
+export type EffectStatus = 'pending' | 'done' | 'failed';
+
+/**
+ * One effect journal record (queue/effects.ts has the state machine). `owner` is the lease
+ * token of the attempt that owns a `pending` record (or that recorded its outcome); it is
+ * null only on records written before owners existed.
+ */
 export interface EffectRecord {
   readonly idempotency_key: string;
   readonly tool: string;
   readonly request_hash: string;
-  readonly status: 'pending' | 'done' | 'failed';
+  readonly status: EffectStatus;
   readonly result_hash: string | null;
   readonly result: unknown;
+  readonly owner: string | null;
+  /** The worker id of the owning attempt (for liveness checks). */
+  readonly owner_worker: string | null;
+  /** The owning attempt's task, and the session its events go to. */
+  readonly task_id: string | null;
+  readonly session_id: string | null;
+  /** Why a `failed` record failed. */
+  readonly error: TaskError | null;
   readonly created_at: number;
   readonly updated_at: number;
 }
@@ -234,6 +249,18 @@ export interface ServiceRecord {
 
 /** How an attempt ended; `released` = handed back unstarted (not counted as an attempt). */
 export type AttemptOutcome = NonNullable<AttemptRecord['outcome']> | 'released';
+
+/** The fields an effect transition writes (see the `effect.transition` op). */
+export interface EffectTransitionTarget {
+  readonly status: EffectStatus;
+  readonly owner: string;
+  readonly owner_worker: string | null;
+  readonly task_id: string | null;
+  readonly session_id: string | null;
+  readonly result_hash: string | null;
+  readonly result: unknown;
+  readonly error: TaskError | null;
+}
 
 /** One operation inside a {@link Store.commit}. */
 export type StoreOp =
@@ -299,6 +326,25 @@ export type StoreOp =
       readonly status: Exclude<InterruptStatus, 'pending'>;
       readonly response: InterruptResponse | null;
       readonly resolver: string | null;
+      readonly now: number;
+    }
+  /**
+   * Inserts a new effect record (normally `pending`); aborts with CONFLICT (details:
+   * `effect_key`) when a record with that key exists. Put a `task.fence` before it so only an
+   * attempt holding its lease can begin an effect.
+   */
+  | { readonly op: 'effect.insert'; readonly row: EffectRecord }
+  /**
+   * Compare-and-set on an effect record: applies only while the record is `from.status` and
+   * owned by `from.owner` (null matches a record without owner); otherwise aborts with
+   * INVALID_STATE (details: `effect_key`, `status`, `owner_worker`; NOT_FOUND without a record)
+   * and changes nothing — so a `done` is never overwritten.
+   */
+  | {
+      readonly op: 'effect.transition';
+      readonly key: string;
+      readonly from: { readonly status: EffectStatus; readonly owner: string | null };
+      readonly to: EffectTransitionTarget;
       readonly now: number;
     }
   | { readonly op: 'event'; readonly event: NewEvent };
@@ -637,19 +683,12 @@ export interface Store {
   prune(input: PruneInput): Promise<PruneResult>;
   countByState(): Promise<{ processes: Record<string, number>; tasks: Record<string, number> }>;
 
-  getEffect(key: string): Promise<EffectRecord | undefined>;
   /**
-   * Inserts a pending effect unless the key exists; returns the stored record and whether this
-   * call inserted it (false: an earlier attempt did — it may have crashed inside the effect).
+   * The effect journal record for a key. Records change only through the `effect.insert` and
+   * `effect.transition` ops of {@link Store.commit}, so they compose with fences, events and
+   * other updates in one transaction.
    */
-  beginEffect(row: EffectRecord): Promise<{ record: EffectRecord; inserted: boolean }>;
-  finishEffect(
-    key: string,
-    status: 'done' | 'failed',
-    resultHash: string | null,
-    result: unknown,
-    now: number,
-  ): Promise<void>;
+  getEffect(key: string): Promise<EffectRecord | undefined>;
 
   /**
    * Calls `listener` (possibly spuriously) after the database may have changed: a commit by

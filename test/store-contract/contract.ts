@@ -27,6 +27,8 @@ import type {
   ClaimedTask,
   ClaimRequest,
   EffectRecord,
+  EffectStatus,
+  EffectTransitionTarget,
   EventRecord,
   InterruptRecord,
   NewEvent,
@@ -177,6 +179,11 @@ export function effectRow(key: string, over: Partial<EffectRecord> = {}): Effect
     status: 'pending',
     result_hash: null,
     result: null,
+    owner: 'lt_owner_a',
+    owner_worker: 'worker-a',
+    task_id: null,
+    session_id: null,
+    error: null,
     created_at: T0,
     updated_at: T0,
     ...over,
@@ -993,44 +1000,161 @@ export function storeContract(
     });
 
     describe('effects', () => {
-      test('beginEffect is insert-once; finishEffect records the result', async () => {
-        const { record: first, inserted } = await store.beginEffect(
-          effectRow('k1', { request_hash: 'h1' }),
-        );
-        expect(inserted).toBe(true);
-        expect(first).toMatchObject({
-          idempotency_key: 'k1',
-          tool: 'http.get',
-          request_hash: 'h1',
-          status: 'pending',
-          result_hash: null,
-          result: null,
-          created_at: T0,
-        });
-        const again = await store.beginEffect(
-          effectRow('k1', { request_hash: 'h2', tool: 'other', created_at: T0 + 5 }),
-        );
-        expect(again).toEqual({ record: first, inserted: false });
-        expect(await store.getEffect('k1')).toEqual(first);
+      const target = (over: Partial<EffectTransitionTarget> = {}): EffectTransitionTarget => ({
+        status: 'pending',
+        owner: 'lt_owner_a',
+        owner_worker: 'worker-a',
+        task_id: null,
+        session_id: null,
+        result_hash: null,
+        result: null,
+        error: null,
+        ...over,
+      });
+      const transition = (
+        key: string,
+        from: { status: EffectStatus; owner: string | null },
+        to: Partial<EffectTransitionTarget>,
+        now = T0 + 10,
+      ): StoreOp => ({ op: 'effect.transition', key, from, to: target(to), now });
 
-        await store.finishEffect('k1', 'done', 'rh1', { body: [1, 2] }, T0 + 10);
-        expect(await store.getEffect('k1')).toEqual({
-          ...first,
+      test('effect.insert is insert-once: an existing key aborts the commit with CONFLICT', async () => {
+        const session = await newSession();
+        const first = effectRow('k1', { request_hash: 'h1', session_id: session.id });
+        await store.commit([{ op: 'effect.insert', row: first }]);
+        expect(await store.getEffect('k1')).toEqual(first);
+        const error = await expectWardenError(
+          store.commit([
+            eventOp(session.id, 'effect.started'),
+            {
+              op: 'effect.insert',
+              row: effectRow('k1', { request_hash: 'h2', tool: 'other', owner: 'lt_owner_b' }),
+            },
+          ]),
+          'CONFLICT',
+        );
+        expect(error.details).toMatchObject({ effect_key: 'k1', status: 'pending' });
+        // Nothing of the aborted commit happened: not the record, not the event.
+        expect(await store.getEffect('k1')).toEqual(first);
+        expect(await allEvents(store, session.id)).toEqual([]);
+        expect(await store.getEffect('k_missing')).toBeUndefined();
+      });
+
+      test('effect.transition is compare-and-set on status and owner; a done is never overwritten', async () => {
+        await store.commit([{ op: 'effect.insert', row: effectRow('k1') }]);
+        await store.commit([
+          transition(
+            'k1',
+            { status: 'pending', owner: 'lt_owner_a' },
+            {
+              status: 'done',
+              result_hash: 'rh1',
+              result: { body: [1, 2] },
+              task_id: 't1',
+              session_id: 's1',
+            },
+          ),
+        ]);
+        const done = {
+          ...effectRow('k1'),
           status: 'done',
           result_hash: 'rh1',
           result: { body: [1, 2] },
+          task_id: 't1',
+          session_id: 's1',
           updated_at: T0 + 10,
-        });
-        // Beginning a finished effect returns the finished record (the caller replays it).
-        expect((await store.beginEffect(effectRow('k1'))).record).toMatchObject({
-          status: 'done',
-          result: { body: [1, 2] },
-        });
+        };
+        expect(await store.getEffect('k1')).toEqual(done);
+        // A late `failed` from the same owner, or anything from another owner: rejected.
+        for (const from of [
+          { status: 'pending' as const, owner: 'lt_owner_a' },
+          { status: 'pending' as const, owner: 'lt_owner_b' },
+          { status: 'failed' as const, owner: 'lt_owner_a' },
+        ]) {
+          const error = await expectWardenError(
+            store.commit([
+              transition('k1', from, {
+                status: 'failed',
+                error: { code: 'JOB_FAILED', message: 'late' },
+              }),
+            ]),
+            'INVALID_STATE',
+          );
+          expect(error.details).toMatchObject({ effect_key: 'k1', status: 'done' });
+        }
+        expect(await store.getEffect('k1')).toEqual(done);
+        await expectWardenError(
+          store.commit([transition('k_missing', { status: 'pending', owner: 'x' }, {})]),
+          'NOT_FOUND',
+        );
+      });
 
-        await store.beginEffect(effectRow('k2'));
-        await store.finishEffect('k2', 'failed', null, null, T0 + 11);
-        expect(await store.getEffect('k2')).toMatchObject({ status: 'failed', result: null });
-        expect(await store.getEffect('k_missing')).toBeUndefined();
+      test('effect transitions: failed → pending, takeover of a pending record, ownerless records', async () => {
+        const session = await newSession();
+        await store.commit([{ op: 'effect.insert', row: effectRow('k2') }]);
+        await store.commit([
+          transition(
+            'k2',
+            { status: 'pending', owner: 'lt_owner_a' },
+            { status: 'failed', error: { code: 'JOB_FAILED', message: 'smtp down' } },
+          ),
+        ]);
+        expect(await store.getEffect('k2')).toMatchObject({
+          status: 'failed',
+          error: { code: 'JOB_FAILED', message: 'smtp down' },
+        });
+        // A retry takes the failed record back to pending, under its own owner, with its event.
+        await store.commit([
+          transition(
+            'k2',
+            { status: 'failed', owner: 'lt_owner_a' },
+            { owner: 'lt_owner_b', owner_worker: 'worker-b' },
+          ),
+          eventOp(session.id, 'effect.retried'),
+        ]);
+        expect(await store.getEffect('k2')).toMatchObject({
+          status: 'pending',
+          owner: 'lt_owner_b',
+          owner_worker: 'worker-b',
+          error: null,
+        });
+        // The old owner can no longer finish it.
+        await expectWardenError(
+          store.commit([
+            transition('k2', { status: 'pending', owner: 'lt_owner_a' }, { status: 'done' }),
+            eventOp(session.id, 'effect.completed'),
+          ]),
+          'INVALID_STATE',
+        );
+        expect((await allEvents(store, session.id)).map((e) => e.type)).toEqual(['effect.retried']);
+        // A record without owner (written before owners existed) is matched by owner null.
+        await store.commit([{ op: 'effect.insert', row: effectRow('k3', { owner: null }) }]);
+        await store.commit([
+          transition('k3', { status: 'pending', owner: null }, { owner: 'lt_owner_c' }),
+        ]);
+        expect(await store.getEffect('k3')).toMatchObject({
+          status: 'pending',
+          owner: 'lt_owner_c',
+        });
+      });
+
+      test('an effect op behind a stale task.fence changes nothing (LEASE_LOST)', async () => {
+        const session = await newSession();
+        const claimed = await claimedTask(session.id);
+        await expectWardenError(
+          store.commit([
+            { op: 'task.fence', id: claimed.task.id, leaseToken: 'stale' },
+            { op: 'effect.insert', row: effectRow('k4') },
+            eventOp(session.id, 'effect.started'),
+          ]),
+          'LEASE_LOST',
+        );
+        expect(await store.getEffect('k4')).toBeUndefined();
+        await store.commit([
+          { op: 'task.fence', id: claimed.task.id, leaseToken: claimed.leaseToken },
+          { op: 'effect.insert', row: effectRow('k4', { task_id: claimed.task.id }) },
+        ]);
+        expect(await store.getEffect('k4')).toMatchObject({ task_id: claimed.task.id });
       });
     });
 
@@ -1195,9 +1319,26 @@ export function storeContract(
           { op: 'task.insert', row: taskRow(session.id, { id: uid('t'), updated_at: T0 }) },
           ...Array.from({ length: 5 }, (_, i) => eventOp(session.id, 'old', { i })),
         ]);
-        await store.beginEffect(effectRow('fx-done'));
-        await store.finishEffect('fx-done', 'done', 'h', { ok: true }, T0 + 1);
-        await store.beginEffect(effectRow('fx-pending'));
+        await store.commit([{ op: 'effect.insert', row: effectRow('fx-done') }]);
+        await store.commit([
+          {
+            op: 'effect.transition',
+            key: 'fx-done',
+            from: { status: 'pending', owner: 'lt_owner_a' },
+            to: {
+              status: 'done',
+              owner: 'lt_owner_a',
+              owner_worker: 'worker-a',
+              task_id: null,
+              session_id: null,
+              result_hash: 'h',
+              result: { ok: true },
+              error: null,
+            },
+            now: T0 + 1,
+          },
+        ]);
+        await store.commit([{ op: 'effect.insert', row: effectRow('fx-pending') }]);
         const events = await allEvents(store, session.id);
         const policy = {
           finishedBefore: T0 + 10,

@@ -1,10 +1,11 @@
 /**
  * Agents execute one stage of a run. They never route, never terminate a run and never touch
  * the store: the kernel decides (DESIGN.md §2.6). Every model call goes through `ctx.model`,
- * which checks and records the budget.
+ * which checks and records the budget and is journaled; side effects go through `ctx.effect`.
  */
 import type { AgentSpec, Envelope, StageSpec } from '../../core/index.ts';
 import type { StepResult } from '../../kernel/index.ts';
+import type { EffectOptions } from '../../queue/index.ts';
 import type { ChatMessage, ModelReply } from '../models/provider.ts';
 
 export interface ModelCallOptions {
@@ -26,6 +27,25 @@ export interface AgentContext {
   model(messages: readonly ChatMessage[], options?: ModelCallOptions): Promise<ModelReply>;
   /** Counts a tool call against the budget (QUOTA_EXCEEDED when over). */
   toolCall(tool: string): Promise<void>;
+  /**
+   * Runs a side effect (a tool call) at most once per `key` in this step, through the effect
+   * journal (queue/effects.ts): a retried step gets the recorded result back instead of running
+   * `fn` again. Keys are scoped to the run and step (`<pid>:<step>:fx:<key>`), so use a key
+   * that names the call within the step, stable across retries (not the attempt). Fenced by the
+   * step's lease. The call counts once against `max_tool_calls` (checked before `fn` runs,
+   * recorded with its outcome; a replay counts nothing) — do not also call `toolCall()` for it.
+   * `options.tool` names it in the journal; `options.reconcile` answers whether an effect left
+   * pending by a crashed attempt happened. While an earlier attempt that lost its lease but may
+   * still be alive holds the key, it waits the advised time (a few times) and then throws
+   * EFFECT_IN_PROGRESS (retryable); IDEMPOTENCY_CONFLICT when the key was used with a different
+   * request; LEASE_LOST once the step's lease is gone.
+   */
+  effect<T>(
+    key: string,
+    request: unknown,
+    fn: () => Promise<T> | T,
+    options?: EffectOptions<T>,
+  ): Promise<T>;
 }
 
 export interface Agent<Config = unknown> {

@@ -1,7 +1,6 @@
 /** Row ↔ record mapping for the SQLite adapter (JSON columns are TEXT). */
 import type {
   AttemptRecord,
-  EffectRecord,
   EventRecord,
   InterruptRecord,
   ProcessRecord,
@@ -235,18 +234,5 @@ export function scheduleToParams(s: ScheduleRecord): Row {
     enabled: s.enabled ? 1 : 0,
     failures: s.failures ?? 0,
     last_error: toJson(s.last_error),
-  };
-}
-
-export function effectFromRow(r: Row): EffectRecord {
-  return {
-    idempotency_key: r.idempotency_key as string,
-    tool: r.tool as string,
-    request_hash: r.request_hash as string,
-    status: r.status as EffectRecord['status'],
-    result_hash: (r.result_hash as string | null) ?? null,
-    result: json(r.result),
-    created_at: r.created_at as number,
-    updated_at: r.updated_at as number,
   };
 }

@@ -60,13 +60,18 @@ import type {
 } from '../types.ts';
 import { ChangeWatcher } from './change-watcher.ts';
 import { classifySqliteError } from './driver-errors.ts';
+import {
+  getEffect,
+  insertEffect,
+  prepareEffectStatements,
+  transitionEffect,
+} from './effect-writes.ts';
 import { type EventBatch, EventLog } from './event-log.ts';
 import { checkCompatible, migrate } from './migrate.ts';
 import { takeRate } from './rate-writes.ts';
 import { EventReader, RetentionSql } from './retention.ts';
 import {
   attemptFromRow,
-  effectFromRow,
   interruptFromRow,
   interruptToParams,
   processFromRow,
@@ -201,6 +206,7 @@ export class SqliteStore implements Store {
     for (const [name, sql] of Object.entries(SQL)) stmt[name as StatementName] = db.prepare(sql);
     this.#stmt = stmt;
     this.#log = new EventLog(db, stmt, clock);
+    prepareEffectStatements(db);
     this.#writes = new WriteQueue(db, file, durability === 'strict');
     this.#changes = new ChangeWatcher(
       file === ':memory:' ? null : file,
@@ -411,6 +417,12 @@ export class SqliteStore implements Store {
         return;
       case 'schedule.delete':
         if (s.scheduleDelete.run(op.name).changes !== 1) throw errors.notFound('schedule', op.name);
+        return;
+      case 'effect.insert':
+        insertEffect(this.#db, op);
+        return;
+      case 'effect.transition':
+        transitionEffect(this.#db, op);
         return;
       case 'event':
         this.#log.append(batch, op.event);
@@ -704,35 +716,7 @@ export class SqliteStore implements Store {
   }
 
   getEffect(key: string): Promise<EffectRecord | undefined> {
-    return this.#async(() => optional(this.#stmt.effectByKey.get(key), effectFromRow));
-  }
-  beginEffect(row: EffectRecord): Promise<{ record: EffectRecord; inserted: boolean }> {
-    return this.#transact(() => {
-      const inserted =
-        this.#stmt.effectInsert.run(
-          row.idempotency_key,
-          row.tool,
-          row.request_hash,
-          row.status,
-          row.created_at,
-          row.updated_at,
-        ).changes === 1;
-      return {
-        record: effectFromRow(this.#stmt.effectByKey.get(row.idempotency_key) as Row),
-        inserted,
-      };
-    });
-  }
-  finishEffect(
-    key: string,
-    status: 'done' | 'failed',
-    resultHash: string | null,
-    result: unknown,
-    now: number,
-  ): Promise<void> {
-    return this.#transact(() => {
-      this.#stmt.effectFinish.run(status, resultHash, toJson(result), now, key);
-    });
+    return this.#async(() => getEffect(this.#db, key));
   }
 
   watchChanges(listener: () => void): () => void {

@@ -179,11 +179,6 @@ export const SQL = {
   eventsAfter: 'SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?',
   eventsOfProcessAfter: `SELECT * FROM events WHERE session_id = ? AND process_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 
-  effectByKey: 'SELECT * FROM effects WHERE idempotency_key = ?',
-  effectInsert: `INSERT INTO effects (idempotency_key, tool, request_hash, status, result_hash, result, created_at,
-      updated_at) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
-  effectFinish: `UPDATE effects SET status = ?, result_hash = ?, result = ?, updated_at = ? WHERE idempotency_key = ?`,
-
   countProcesses: 'SELECT state, count(*) AS n FROM processes GROUP BY state',
   countTasks: 'SELECT state, count(*) AS n FROM tasks GROUP BY state',
 } as const;
