@@ -91,6 +91,8 @@ describe('lane limits across processes', () => {
     expect(peak).toBe(2); // the limit was reached, so the check above was not vacuous
     expect(runningPeak).toBeLessThanOrEqual(2);
     expect(perProcess.reduce((a, p) => a + p.n, 0)).toBe(TASKS);
+    // Neither process hoarded the lane: both ran handlers.
+    expect(perProcess).toHaveLength(2);
     for (const id of ids) expect((await store.getTask(id))?.attempts).toBe(1);
   }, 60_000);
 

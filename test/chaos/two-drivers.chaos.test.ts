@@ -29,8 +29,17 @@ const STEP_MS = 400;
 const KILLS = 4;
 const RUNS_PER_ROUND = 6;
 const STAGES = 3;
-/** On top of lease expiry + 1 s, the re-run itself: its retry backoff (≤ 50 ms) and one step (≤ +20 %). */
-const RERUN_MS = 50 + Math.ceil(STEP_MS * 1.2);
+/**
+ * The survivor runs at most 3 steps at once, so a victim (8) always gets some of the 6 runs of a
+ * round, whichever process wakes first.
+ */
+const SURVIVOR_CONCURRENCY = 3;
+const VICTIM_CONCURRENCY = 8;
+/**
+ * On top of lease expiry + 1 s, the re-run itself: its retry backoff (≤ 50 ms), waiting for one
+ * of the survivor's busy slots (one step) and the step (each step ≤ STEP_MS + 20 %).
+ */
+const RERUN_MS = 50 + 2 * Math.ceil(STEP_MS * 1.2);
 
 afterEach(killChildren);
 afterAll(removeTempDirs);
@@ -40,8 +49,20 @@ interface Driver {
   readonly workerId: string;
 }
 
-async function startDriver(file: string, sink: string, stopFile: string): Promise<Driver> {
-  const child = spawnScript(DRIVER, [file, sink, String(LEASE_MS), String(STEP_MS), stopFile]);
+async function startDriver(
+  file: string,
+  sink: string,
+  stopFile: string,
+  concurrency: number,
+): Promise<Driver> {
+  const child = spawnScript(DRIVER, [
+    file,
+    sink,
+    String(LEASE_MS),
+    String(STEP_MS),
+    stopFile,
+    String(concurrency),
+  ]);
   const ready = await child.line((l) => l.startsWith('{"ready":true'), 'the driver to start');
   return { child, workerId: (JSON.parse(ready) as { worker: string }).worker };
 }
@@ -77,14 +98,14 @@ describe('two drivers, one database, one of them killed', () => {
         ...(i + 1 < STAGES ? { default_next: `s${i + 1}` } : {}),
       })),
     });
-    const survivor = await startDriver(file, sink, stopFile);
+    const survivor = await startDriver(file, sink, stopFile, SURVIVOR_CONCURRENCY);
     const allPids: string[] = [];
     let kills = 0;
     let misses = 0;
     try {
       while (kills < KILLS) {
         expect(misses, 'kills that found the victim holding no step').toBeLessThan(5);
-        const victim = await startDriver(file, sink, stopFile);
+        const victim = await startDriver(file, sink, stopFile, VICTIM_CONCURRENCY);
         const pids: string[] = [];
         for (let i = 0; i < RUNS_PER_ROUND; i++)
           pids.push((await kernel.startRun({ workflow, sessionKey: `k${kills}-${i % 2}` })).pid);

@@ -3,7 +3,7 @@
  * database, running until it is killed or told to stop. It never calls `recover()`: whatever it
  * reclaims, it reclaims while running.
  *
- *   node driver-process.ts <db> <sink> <leaseMs> <stepMs> <stopFile>
+ *   node driver-process.ts <db> <sink> <leaseMs> <stepMs> <stopFile> <concurrency>
  *
  * The TypeScript agent `slow` takes `stepMs` (± 20 %) and appends one JSON line per finished
  * execution (pid, step, attempt, OS pid, start, end) to `sink`; its output is
@@ -16,7 +16,8 @@ import { Kernel } from '../../src/kernel/index.ts';
 import { AgentRegistry, Worker } from '../../src/runtime/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 
-const [file, sink, leaseText, stepText, stopFile] = process.argv.slice(2) as [
+const [file, sink, leaseText, stepText, stopFile, concurrencyText] = process.argv.slice(2) as [
+  string,
   string,
   string,
   string,
@@ -39,7 +40,12 @@ const agents = new AgentRegistry().register('slow', async (ctx) => {
   );
   return { output: { by: process.pid } };
 });
-const worker = new Worker({ kernel, agents, concurrency: 8, leaseMs: Number(leaseText) });
+const worker = new Worker({
+  kernel,
+  agents,
+  concurrency: Number(concurrencyText),
+  leaseMs: Number(leaseText),
+});
 worker.start();
 console.log(JSON.stringify({ ready: true, worker: worker.id, os_pid: process.pid }));
 while (!existsSync(stopFile)) await new Promise((resolve) => setTimeout(resolve, 50));
