@@ -295,7 +295,7 @@ describe('cancelling a run while its step completes', () => {
       return { output: { ok: true } };
     });
     const worker = new Worker({ kernel, agents, concurrency: 8 });
-    worker.start();
+    await worker.start();
     cleanups.push(() => worker.stop({ abort: true }));
     const workflow = buildWorkflow({
       name: 'cancel-random',

@@ -169,7 +169,7 @@ await store.close();
       return Promise.resolve({ output: { ok: true } });
     });
     const worker = new Worker({ kernel, agents, concurrency: 4 });
-    worker.start();
+    await worker.start();
     cleanups.push(() => worker.stop({ abort: true }));
 
     const child = spawnModule(`

@@ -77,13 +77,13 @@ function kernelOn(store: Store, clock?: ManualClock): Kernel {
   return kernel;
 }
 
-function startWorker(
+async function startWorker(
   kernel: Kernel,
   agents: AgentRegistry,
   options: { concurrency?: number; leaseMs?: number } = {},
-): Worker {
+): Promise<Worker> {
   const worker = new Worker({ kernel, agents, concurrency: 1, ...options });
-  worker.start();
+  await worker.start();
   stoppers.push(() => worker.stop({ abort: true }));
   return worker;
 }
@@ -197,7 +197,7 @@ describe('a running worker reclaims a ghost lease without a restart', () => {
       });
       // One slot, busy with run A's step (its own lease, renewed by heartbeats), so the ghost wins
       // the claim of run B's step.
-      const worker = startWorker(kernel, agents, { concurrency: 1, leaseMs });
+      const worker = await startWorker(kernel, agents, { concurrency: 1, leaseMs });
       const a = await kernel.startRun({ workflow: oneStage({ kind: 'typescript', name: 'hold' }) });
       await waitUntil(() => worker.activeCount === 1, 'the worker to start run A');
       const b = await kernel.startRun({ workflow: oneStage({ kind: 'noop' }) });
@@ -317,7 +317,7 @@ describe('steps are reclaimed only where a kernel can move their run on', () => 
     // A process with a kernel and a runtime Worker takes the step and finishes the run.
     const kernelStore = await open(file);
     const kernel = kernelOn(kernelStore);
-    startWorker(kernel, new AgentRegistry());
+    await startWorker(kernel, new AgentRegistry());
     const done = await waitForProcess(kernel, run.pid, (p) => p.state === 'terminated');
     expect(done.terminal_reason).toBe('completed');
     const expired = await taskEvents(kernelStore, step!.task.id, 'task.lease_expired');

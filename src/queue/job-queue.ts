@@ -116,6 +116,8 @@ export class JobQueue {
   readonly #agingMs: number;
   readonly #fairnessQuantumMs: number;
   #ready: Promise<void> | null = null;
+  /** The limits each lane was declared with here (omitted ones keep what the store has). */
+  readonly #declared = new Map<string, { concurrency?: number; maxDepth?: number }>();
 
   constructor(options: JobQueueOptions) {
     this.store = options.store;
@@ -126,6 +128,7 @@ export class JobQueue {
     for (const [name, raw] of Object.entries({ [DEFAULTS.lane]: {}, ...options.lanes })) {
       assertLaneName(name);
       const lane = parseOrThrow(laneOptionsSchema, raw, `lane ${name}`);
+      this.#declared.set(name, lane);
       lanes.set(
         name,
         Object.freeze({
@@ -171,30 +174,31 @@ export class JobQueue {
   async #declareLanes(): Promise<void> {
     const stored = new Map((await this.store.listLanes()).map((l) => [l.name, l]));
     const now = this.clock.now();
-    const changed = [...this.lanes.values()].filter((lane) => {
+    // A limit this queue does not state leaves the stored one alone: declaring `small: {}` in
+    // one process must not lift the limits another process declared.
+    const rows = [...this.lanes.values()].flatMap((lane) => {
+      const declared = this.#declared.get(lane.name) ?? {};
       const s = stored.get(lane.name);
-      return !s || s.concurrency !== lane.concurrency || s.max_depth !== lane.maxDepth;
+      const row = {
+        name: lane.name,
+        concurrency: declared.concurrency ?? (s ? s.concurrency : lane.concurrency),
+        max_depth: declared.maxDepth ?? (s ? s.max_depth : lane.maxDepth),
+        updated_at: now,
+      };
+      return s && s.concurrency === row.concurrency && s.max_depth === row.max_depth ? [] : [row];
     });
-    if (changed.length === 0) return;
+    if (rows.length === 0) return;
     const system = await this.sessions.system();
     await this.store.commit(
-      changed.flatMap((lane): StoreOp[] => [
-        {
-          op: 'lane.upsert',
-          row: {
-            name: lane.name,
-            concurrency: lane.concurrency,
-            max_depth: lane.maxDepth,
-            updated_at: now,
-          },
-        },
+      rows.flatMap((row): StoreOp[] => [
+        { op: 'lane.upsert', row },
         {
           op: 'event',
           event: {
             session_id: system.id,
             type: 'lane.configured',
             trace_id: this.ids.next('tr'),
-            data: { lane: lane.name, concurrency: lane.concurrency, max_depth: lane.maxDepth },
+            data: { lane: row.name, concurrency: row.concurrency, max_depth: row.max_depth },
           },
         },
       ]),

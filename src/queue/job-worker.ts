@@ -272,11 +272,14 @@ export class JobWorker {
   async stop(options: { abort?: boolean } = {}): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
+    // Hand back what has not started BEFORE anything can finish and start it (#drain does
+    // nothing once stopping): unstarted claims go back to the queue without spending an attempt.
+    this.#returnWaiting();
     if (options.abort)
       for (const r of this.#active.values())
         r.controller.abort(new WardenError('CANCELED', 'worker stopping'));
     await this.#claimLoop.stop();
-    this.#returnWaiting();
+    this.#returnWaiting(); // a claim that landed while the loop was stopping
     while (this.#active.size > 0 || this.#pendingSettles.length > 0 || this.#returning.size > 0) {
       await new Promise((resolve) => setTimeout(resolve, 5));
       await this.#settling;
@@ -318,6 +321,7 @@ export class JobWorker {
 
   /** Starts buffered claims while the lane has free handler slots. */
   #drain(lane: string): void {
+    if (!this.#running) return; // stopping: buffered claims are handed back, not started
     const queue = this.#waiting.get(lane);
     const limit = this.#lanes.find((l) => l.name === lane)?.concurrency ?? 0;
     while (queue && queue.length > 0 && (this.#runningPerLane.get(lane) ?? 0) < limit) {

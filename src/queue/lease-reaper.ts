@@ -240,10 +240,9 @@ export class LeaseReaper {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    // A claim anywhere may create the earliest expiry: re-arm when nothing is armed.
-    this.#unwatch = this.#options.store.watchChanges(() => {
-      if (this.#armedFor === null) this.#kick();
-    });
+    // A claim anywhere (with a shorter lease than ours, say) may create an earlier expiry than
+    // the one armed: look (a read) and re-arm when it is earlier or nothing is armed.
+    this.#unwatch = this.#options.store.watchChanges(() => this.#rearm());
     this.#kick();
     await this.#busy;
   }
@@ -275,10 +274,36 @@ export class LeaseReaper {
     if (!this.#running) return;
     const next = await store.nextLeaseExpiry().catch(() => null);
     if (next === null) return; // nothing running: the next change re-arms
-    const now = clock.now();
+    this.#arm(next);
+  }
+
+  /** Sets the timer for a lease expiring at `next` (never sooner than MIN_GAP_MS from now). */
+  #arm(next: number): void {
+    if (!this.#running) return;
+    clearTimeout(this.#timer);
+    const now = this.#options.clock.now();
     const wait = Math.min(Math.max(MIN_GAP_MS, next - now + 1), this.#options.maxWaitMs ?? 15_000);
     this.#armedFor = now + wait;
     this.#timer = setTimeout(() => this.#kick(), wait);
     this.#timer.unref();
+  }
+
+  #checking = false;
+
+  /** After a change: re-arm if a lease now expires before the armed time. Reads only. */
+  #rearm(): void {
+    if (!this.#running || this.#checking) return;
+    if (this.#armedFor === null) return this.#kick();
+    this.#checking = true;
+    this.#options.store
+      .nextLeaseExpiry()
+      .then(
+        (next) => {
+          const armedFor = this.#armedFor;
+          if (next !== null && armedFor !== null && next + 1 < armedFor) this.#arm(next);
+        },
+        () => undefined,
+      )
+      .finally(() => (this.#checking = false));
   }
 }

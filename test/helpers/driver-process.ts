@@ -46,7 +46,7 @@ const worker = new Worker({
   concurrency: Number(concurrencyText),
   leaseMs: Number(leaseText),
 });
-worker.start();
+await worker.start();
 console.log(JSON.stringify({ ready: true, worker: worker.id, os_pid: process.pid }));
 while (!existsSync(stopFile)) await new Promise((resolve) => setTimeout(resolve, 50));
 await worker.stop();

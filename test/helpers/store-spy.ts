@@ -32,9 +32,9 @@ export const WRITE_METHODS = [
   'heartbeatTasks',
   'submitTasks',
   'settleTasks',
-  'fireSchedules',
-  'beginEffect',
-  'finishEffect',
+  'fireSchedule',
+  'deferSchedule',
+  'prune',
 ] as const satisfies ReadonlyArray<keyof Store>;
 
 export interface WriteCounter {
