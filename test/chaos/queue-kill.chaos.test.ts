@@ -24,6 +24,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { verifyLedger } from '../../src/kernel/index.ts';
 import { JobQueue } from '../../src/queue/index.ts';
+import { LOCAL_NAMESPACE } from '../../src/queue/owner-liveness.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 import { removeTempDirs, tempDir } from '../helpers/tmp.ts';
 
@@ -75,7 +76,7 @@ function runChild(
       [WORKER, db, sink, String(index), String(pace)],
       { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const owner = `${hostname()}/${child.pid}/c${index}`;
+    const owner = `${hostname()}/${child.pid}/c${index}/${LOCAL_NAMESPACE}`; // localWorkerId's format
     const lines: ChildLine[] = [];
     let out = '';
     let stderr = '';

@@ -48,6 +48,7 @@ const queue = new JobQueue({ store, lanes: { default: { concurrency: 64 } } });
 const worker = new JobWorker({
   queue,
   id: localWorkerId(`c${index}`),
+  concurrency: 64,
   leaseMs: 15_000,
   onError: (error) => process.stderr.write(`worker error: ${error.code} ${error.message}\n`),
 });
