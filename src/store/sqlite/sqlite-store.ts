@@ -103,11 +103,18 @@ export interface SqliteStoreOptions {
   readonly durability?: Durability;
   /** @default systemClock */
   readonly clock?: Clock;
-  /** How long a writer waits for another process's lock. @default 5000 */
+  /**
+   * How long a writer waits for another process's lock before STORE_BUSY. The wait is
+   * asynchronous (short synchronous slices with pauses between), so a busy database does not
+   * block this process's event loop for long. @default 5000
+   */
   readonly busyTimeoutMs?: number;
   /** Refuse to create a new database file. @default false */
   readonly mustExist?: boolean;
 }
+
+/** Longest synchronous wait for a lock (the event loop is blocked meanwhile). */
+const LOCK_SLICE_MS = 20;
 
 /** Past this WAL size the store checkpoints inline (background checkpoints normally keep it small). */
 const WAL_LIMIT_BYTES = 64 * 1_048_576;
@@ -166,6 +173,10 @@ export class SqliteStore implements Store {
       // the store checkpoints itself only past WAL_LIMIT_BYTES, and close() truncates the WAL.
       db.pragma('wal_autocheckpoint = 0');
       const version = migrate(db, SQLITE_MIGRATIONS, file, clock.now());
+      // From here on SQLite waits for another process's lock only a short slice at a time (it
+      // waits synchronously, blocking the event loop); the write queue waits out the rest
+      // asynchronously, up to busyTimeoutMs.
+      db.pragma(`busy_timeout = ${LOCK_SLICE_MS}`);
       return new SqliteStore(db, file, durability, clock, version, options.busyTimeoutMs ?? 5_000);
     } catch (error) {
       db?.close();
@@ -207,7 +218,7 @@ export class SqliteStore implements Store {
     this.#stmt = stmt;
     this.#log = new EventLog(db, stmt, clock);
     prepareEffectStatements(db);
-    this.#writes = new WriteQueue(db, file, durability === 'strict');
+    this.#writes = new WriteQueue(db, file, durability === 'strict', busyTimeoutMs);
     this.#changes = new ChangeWatcher(
       file === ':memory:' ? null : file,
       () => db.pragma('data_version', { simple: true }) as number,

@@ -10,7 +10,11 @@
  *   nobody is told "done" before their write is durable.
  *
  * Both modes take the write lock up front (BEGIN IMMEDIATE), so writers in other processes wait
- * on the busy timeout instead of failing mid-transaction.
+ * for it instead of failing mid-transaction. SQLite waits for a lock synchronously — the event
+ * loop stands still meanwhile — so the connection's own busy timeout is a short slice, and a
+ * write that still finds the database locked is retried asynchronously (a short random pause,
+ * growing up to 50 ms) until `busyTimeoutMs` has passed, then fails with STORE_BUSY. Only the
+ * lock acquisition fails this way, before the write ran, so a retry never repeats anything.
  */
 import type Database from 'better-sqlite3';
 
@@ -21,7 +25,15 @@ interface Pending {
   readonly fn: () => unknown;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
+  /** When the lock was first found busy for this write (0: not yet). */
+  busySince: number;
 }
+
+const isBusy = (error: unknown) => error instanceof WardenError && error.code === 'STORE_BUSY';
+
+/** A pause before trying the lock again: random, growing with the tries, at most 50 ms. */
+const busyPauseMs = (tries: number) =>
+  1 + Math.floor(Math.random() * Math.min(50, 2 ** Math.min(tries, 6)));
 
 /** The most writes one group transaction takes; the rest go in the next one. */
 const MAX_GROUP = 2_048;
@@ -35,10 +47,14 @@ export class WriteQueue {
   /** Committed write transactions (a group counts once). */
   commits = 0;
 
-  constructor(db: Database.Database, file: string, group: boolean) {
+  readonly #busyTimeoutMs: number;
+  #busyTries = 0;
+
+  constructor(db: Database.Database, file: string, group: boolean, busyTimeoutMs = 5_000) {
     this.#db = db;
     this.#file = file;
     this.#group = group;
+    this.#busyTimeoutMs = busyTimeoutMs;
   }
 
   run<T>(fn: () => T): Promise<T> {
@@ -46,11 +62,17 @@ export class WriteQueue {
       try {
         return Promise.resolve(this.runNow(fn));
       } catch (error) {
+        if (isBusy(error)) return this.#retryWhenFree(fn, error);
         return Promise.reject(error instanceof Error ? error : new Error(String(error)));
       }
     }
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      this.#pending.push({
+        fn,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        busySince: 0,
+      });
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => this.#flush());
@@ -67,6 +89,22 @@ export class WriteQueue {
     } catch (error) {
       throw this.#classify(error, 'write');
     }
+  }
+
+  /** Immediate mode: the lock was busy; try again after short pauses, without blocking. */
+  async #retryWhenFree<T>(fn: () => T, first: unknown): Promise<T> {
+    const since = performance.now();
+    let last = first;
+    for (let tries = 1; performance.now() - since < this.#busyTimeoutMs; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, busyPauseMs(tries)));
+      try {
+        return this.runNow(fn);
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+        last = error;
+      }
+    }
+    throw last;
   }
 
   /** Waits for every queued write to commit (used by close). */
@@ -93,9 +131,11 @@ export class WriteQueue {
       this.#db.exec('BEGIN IMMEDIATE');
     } catch (error) {
       const e = this.#classify(error, 'write');
+      if (isBusy(e)) return this.#waitForLock(batch, e);
       for (const p of batch) p.reject(e);
       return [];
     }
+    this.#busyTries = 0;
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
       try {
@@ -133,6 +173,27 @@ export class WriteQueue {
       if (outcome.ok) p.resolve(outcome.value);
       else p.reject(outcome.error);
     });
+    return [];
+  }
+
+  /**
+   * Group mode: the lock was busy. The batch goes back to the front of the queue and the next
+   * flush comes after a short pause; writes busy for longer than busyTimeoutMs fail.
+   */
+  #waitForLock(batch: Pending[], error: WardenError): Pending[] {
+    const now = performance.now();
+    const waiting: Pending[] = [];
+    for (const p of batch) {
+      if (p.busySince === 0) p.busySince = now;
+      if (now - p.busySince >= this.#busyTimeoutMs) p.reject(error);
+      else waiting.push(p);
+    }
+    if (waiting.length === 0) return [];
+    this.#pending.unshift(...waiting);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setTimeout(() => this.#flush(), busyPauseMs(++this.#busyTries));
+    }
     return [];
   }
 
