@@ -53,12 +53,14 @@
  * Cost: begin and finish are one write transaction each (as before owners and events), plus a
  * read of the record first. Their events (invariant §2.1) make an effect dearer on SQLite:
  * 5,000 sequential effects in one process took ~0.5 ms each instead of ~0.3 ms (2-core VM,
- * `fast` durability), and the effect-heavy queue chaos test ran 130 s instead of 75 s.
+ * `fast` durability).
  */
 import {
+  assertWithin,
   canonicalJson,
   type Clock,
   coerceError,
+  DEFAULT_LIMITS,
   type EventType,
   isWardenError,
   sha256Hex,
@@ -304,7 +306,7 @@ class EffectCall<T> {
           { details: { key: this.#key, tool: record.tool } },
         );
       }
-      if (record.status === 'done') return record.result as T;
+      if (record.status === 'done') return doneResult<T>(record);
       if (record.status === 'failed') {
         const moved = await this.#claimRecord(record, 'effect.retried', {
           previous_error: record.error,
@@ -400,11 +402,30 @@ class EffectCall<T> {
 
   async #finishDone(result: T, reconciled: boolean): Promise<T> {
     const resultHash = sha256Hex(canonicalJson(result));
+    // The effect has happened, so it is `done` whatever its size; a result over the limit is not
+    // stored, and this and every later call with the key fail with PAYLOAD_TOO_LARGE (not
+    // retried) instead of running the effect again.
+    let tooLarge: WardenError | null = null;
+    try {
+      assertWithin(
+        `the result of effect '${this.#key}'`,
+        result,
+        DEFAULT_LIMITS.effectResultBytes,
+        'return a reference (an id, a URL) to large data instead of the data',
+      );
+    } catch (error) {
+      tooLarge = coerceError(error);
+    }
     const ops = [
       this.#transition(
         'pending',
         this.#scope.leaseToken,
-        this.#target('done', resultHash, result, null),
+        this.#target(
+          'done',
+          resultHash,
+          tooLarge ? null : result,
+          tooLarge ? { code: tooLarge.code, message: tooLarge.message } : null,
+        ),
       ),
       this.#event('effect.completed', { result_hash: resultHash, reconciled }),
     ];
@@ -413,6 +434,7 @@ class EffectCall<T> {
       { status: 'done', reconciled, superseded: false },
       { result_hash: resultHash },
     );
+    if (tooLarge) throw tooLarge;
     return result;
   }
 
@@ -535,4 +557,14 @@ function isEffectMiss(error: unknown): boolean {
     (isWardenError(error, 'CONFLICT') || isWardenError(error, 'INVALID_STATE')) &&
     typeof error.details?.effect_key === 'string'
   );
+}
+
+/** A `done` record's result; one too large to store fails every call the same way. */
+function doneResult<T>(record: EffectRecord): T {
+  if (record.error?.code === 'PAYLOAD_TOO_LARGE')
+    throw new WardenError('PAYLOAD_TOO_LARGE', record.error.message, {
+      retryable: false,
+      details: { key: record.idempotency_key, tool: record.tool },
+    });
+  return record.result as T;
 }

@@ -15,7 +15,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { canonicalJson, estimateTokens, isWardenError, sha256Hex } from '../core/index.ts';
+import {
+  canonicalJson,
+  DEFAULT_LIMITS,
+  estimateTokens,
+  isWardenError,
+  sha256Hex,
+  truncateText,
+  utf8Bytes,
+} from '../core/index.ts';
 import type { Kernel, ModelCallUsage, StepContext } from '../kernel/index.ts';
 import { EffectJournal, type EffectOptions } from '../queue/index.ts';
 import type { AgentContext, ModelCallOptions } from './agents/agent.ts';
@@ -184,6 +192,9 @@ class DeltaStream {
   #buffer = '';
   #timer: NodeJS.Timeout | undefined;
   #chain: Promise<void> = Promise.resolve();
+  /** Bytes of this call's text recorded as events so far (bounded by streamedTextBytes). */
+  #recorded = 0;
+  #truncated = false;
 
   constructor(kernel: Kernel, step: StepContext, onDelta: AgentContextDeps['onDelta']) {
     this.#kernel = kernel;
@@ -198,6 +209,19 @@ class DeltaStream {
       step: this.#step.step,
       text,
     });
+    if (this.#truncated) return; // live display goes on; the log has said it stopped recording
+    const limit = DEFAULT_LIMITS.streamedTextBytes;
+    const bytes = utf8Bytes(text);
+    if (this.#recorded + bytes > limit) {
+      this.#buffer += truncateText(text, limit - this.#recorded);
+      this.#recorded = limit;
+      this.#truncated = true;
+      this.#flush();
+      // Nothing is dropped silently: one last event says the rest of the text is not recorded.
+      this.#emit({ text: '', truncated: true, limit_bytes: limit });
+      return;
+    }
+    this.#recorded += bytes;
     this.#buffer += text;
     if (this.#buffer.length >= DELTA_FLUSH_CHARS) this.#flush();
     else this.#timer ??= setTimeout(() => this.#flush(), DELTA_FLUSH_MS);
@@ -209,9 +233,13 @@ class DeltaStream {
     if (this.#buffer === '') return;
     const text = this.#buffer;
     this.#buffer = '';
+    this.#emit({ text });
+  }
+
+  #emit(data: Record<string, unknown>): void {
     // Best effort by design and said so: a delta that loses its lease is dropped with the step.
     this.#chain = this.#chain
-      .then(() => this.#kernel.orchestrator.emitStepEvent(this.#step, 'model.delta', { text }))
+      .then(() => this.#kernel.orchestrator.emitStepEvent(this.#step, 'model.delta', data))
       .catch(() => undefined);
   }
 
