@@ -545,7 +545,7 @@ export class SqliteStore implements Store {
   nextLeaseExpiry(kinds?: readonly TaskKind[]): Promise<number | null> {
     const list = JSON.stringify(kinds ?? TASK_KINDS);
     return this.#async(
-      () => (this.#stmt.taskNextLease.get({ kinds: list }) as { t: number | null }).t,
+      () => (this.#stmt.taskNextLease.get({ kinds: list }) as { t: number } | undefined)?.t ?? null,
     );
   }
 

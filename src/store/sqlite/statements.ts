@@ -55,7 +55,8 @@ export const SQL = {
    */
   taskClaimBatch: `UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = @owner,
       lease_token = @token || ':' || id, lease_expires_at = @expires, claimed_at = @now, updated_at = @now
-    WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND lane = @lane AND available_at <= @now
+    WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due
+      WHERE state = 'queued' AND lane = @lane AND available_at <= @now
       AND kind IN (SELECT value FROM json_each(@kinds)) ORDER BY sort_key
       LIMIT max(0, min(@limit, ${LANE_ROOM})))
     RETURNING *`,
@@ -89,7 +90,7 @@ export const SQL = {
       updated_at = @now WHERE id = @id AND state = @expect AND state IN ('queued', 'running', 'dead')
       AND lease_token IS @token`,
   /** Running tasks of the kinds (@kinds: JSON array) whose lease expired by @now. */
-  taskExpired: `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at <= @now
+  taskExpired: `SELECT * FROM tasks INDEXED BY tasks_lease WHERE state = 'running' AND lease_expires_at <= @now
       AND kind IN (SELECT value FROM json_each(@kinds)) ORDER BY lease_expires_at LIMIT @limit`,
   taskLeaseOwners: `SELECT DISTINCT lease_owner FROM tasks WHERE state = 'running' AND lease_owner IS NOT NULL`,
   taskByOwner: `SELECT * FROM tasks WHERE state = 'running' AND lease_owner = @owner
@@ -117,8 +118,8 @@ export const SQL = {
   taskDepths: `SELECT lane, count(*) AS n FROM tasks WHERE state = 'queued' GROUP BY lane`,
   taskCountQueued: `SELECT count(*) AS n FROM tasks WHERE state = 'queued' AND lane = ?`,
   taskNextDue: `SELECT available_at AS t FROM tasks WHERE state = 'queued' AND lane = ? ORDER BY available_at LIMIT 1`,
-  taskNextLease: `SELECT min(lease_expires_at) AS t FROM tasks WHERE state = 'running'
-      AND kind IN (SELECT value FROM json_each(@kinds))`,
+  taskNextLease: `SELECT lease_expires_at AS t FROM tasks INDEXED BY tasks_lease WHERE state = 'running'
+      AND kind IN (SELECT value FROM json_each(@kinds)) ORDER BY lease_expires_at LIMIT 1`,
   taskClearIdempotencyKey: 'UPDATE tasks SET idempotency_key = NULL WHERE id = ?',
   /**
    * Dead → queued with a fresh budget of attempts (attempt numbers keep counting, so the
