@@ -20,6 +20,7 @@ import {
 } from '../src/core/index.ts';
 import { Kernel, verifyLedger } from '../src/kernel/index.ts';
 import {
+  EffectJournal,
   JobQueue,
   resolveRetentionOptions,
   type RetentionOptions,
@@ -393,6 +394,69 @@ describe('retention', () => {
     expect(await store.getProcess(run.pid)).toBeUndefined();
     expect(await store.getTask(claim!.task.id)).toBeUndefined();
     expect(await store.listAttempts(claim!.task.id)).toEqual([]);
+  });
+
+  it('keeps the effects of a task that still exists: a dead task redriven after finishedMs does not repeat them', async () => {
+    const { clock, store, queue, sweeper } = await setup();
+    const journal = new EffectJournal(store, clock);
+    const { id } = await queue.submit('charge', { amount: 5 });
+    const claimIt = async () => {
+      const [claimed] = await store.claimTasks({
+        lanes: ['default'],
+        kinds: ['job'],
+        workerId: 'w',
+        limit: 1,
+        leaseMs: 15_000,
+        now: clock.now(),
+      });
+      return claimed!;
+    };
+    const bury = (leaseToken: string) =>
+      store.settleTasks([
+        {
+          id,
+          leaseToken,
+          state: 'dead',
+          attemptOutcome: 'failed',
+          error: { code: 'JOB_FAILED', message: 'failed after charging' },
+          now: clock.now(),
+          events: [],
+        },
+      ]);
+    let charges = 0;
+    const charge = () => {
+      charges += 1;
+      return { charge: `ch_${charges}` };
+    };
+    // The handler charges, then fails, and the job goes to the dead-letter queue.
+    const first = await claimIt();
+    expect(await journal.forClaim(first).effect('charge:1', { amount: 5 }, charge)).toEqual({
+      charge: 'ch_1',
+    });
+    await bury(first.leaseToken);
+
+    // Past the finished horizon, not the dead one: the task is kept, and so is its effect.
+    clock.advance(HOUR + MINUTE);
+    const now = clock.now();
+    const policy = { finishedBefore: now - HOUR, deadBefore: now - 2 * HOUR, eventsBefore: 0 };
+    expect(await store.hasPrunable(policy)).toBe(false);
+    expect((await sweeper.sweep()).effects).toBe(0);
+    expect(await store.getEffect('charge:1')).toMatchObject({ status: 'done', task_id: id });
+
+    // An operator redrives it: the new attempt finds the charge done and does not charge again.
+    await queue.redrive(id);
+    const second = await claimIt();
+    expect(await journal.forClaim(second).effect('charge:1', { amount: 5 }, charge)).toEqual({
+      charge: 'ch_1',
+    });
+    expect(charges).toBe(1);
+
+    // Once the task itself is pruned (dead again, past the dead horizon), its effect goes too.
+    await bury(second.leaseToken);
+    clock.advance(2 * HOUR + MINUTE);
+    expect(await sweeper.sweep()).toMatchObject({ dead_tasks: 1, effects: 1 });
+    expect(await store.getTask(id)).toBeUndefined();
+    expect(await store.getEffect('charge:1')).toBeUndefined();
   });
 
   it('makes no write transaction when nothing is prunable', async () => {

@@ -530,7 +530,8 @@ export interface RetentionPolicy {
    * Finished tasks (succeeded, failed, canceled) that belong to no process, with their attempts
    * (and so their idempotency keys); terminated and zombie processes completed before it, with
    * all their tasks, attempts and settled interrupts (a process that still has a queued,
-   * running or dead task, or a pending interrupt, is kept); finished effects (done, failed).
+   * running or dead task, or a pending interrupt, is kept); finished effects (done, failed)
+   * whose task no longer exists (or that have none): a kept task's effects stay with it.
    */
   readonly finishedBefore: number;
   /** Dead tasks (the DLQ) with their attempts. */
