@@ -16,9 +16,11 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import {
   buildWorkflow,
+  DEFAULT_LIMITS,
   type ErrorCode,
   isWardenError,
   ManualClock,
+  utf8Bytes,
   WardenError,
 } from '../src/core/index.ts';
 import { Kernel } from '../src/kernel/index.ts';
@@ -456,6 +458,90 @@ describe('effect journal: competing attempts', () => {
     slow.open();
     expect(await both).toEqual([1, 1]);
     expect(runs).toBe(1);
+  });
+});
+
+describe('effect journal: outcomes that cannot be stored as they are', () => {
+  const cyclic = () => {
+    const result: Record<string, unknown> = { id: 'x' };
+    result.self = result;
+    return result;
+  };
+  it.each([
+    ['a cyclic result', cyclic],
+    ['a BigInt result', () => ({ amount: 10n })],
+  ])(
+    '%s: the effect runs once, is done with INVALID_PARAMS, and every later call throws it',
+    async (_what, make) => {
+      const { store, journal, claim, loseLease } = await setup();
+      let runs = 0;
+      const fn = () => {
+        runs += 1;
+        return make();
+      };
+      const a = journal.forClaim(await claim('w-a'));
+      expect((await expectCode(a.effect('odd', { n: 1 }, fn), 'INVALID_PARAMS')).retryable).toBe(
+        false,
+      );
+      const record = await store.getEffect('odd');
+      expect(record).toMatchObject({ status: 'done', result: null, result_hash: null });
+      expect(record?.error?.code).toBe('INVALID_PARAMS');
+      expect(record?.error?.message).toContain('not serialisable as JSON');
+      // The same attempt again, then a later attempt: the same error, and no second run.
+      const again = await expectCode(a.effect('odd', { n: 1 }, fn), 'INVALID_PARAMS');
+      expect(again.retryable).toBe(false);
+      expect(again.message).toBe(record?.error?.message);
+      await loseLease();
+      const b = journal.forClaim(await claim('w-b'));
+      await expectCode(b.effect('odd', { n: 1 }, fn), 'INVALID_PARAMS');
+      expect(runs).toBe(1);
+    },
+  );
+
+  it('a failure’s message is stored and reported truncated to errorMessageBytes', async () => {
+    const { store, journal, claim, taskId } = await setup();
+    const a = journal.forClaim(await claim('w-a'));
+    const long = 'e'.repeat(100 * 1_024);
+    const thrown = await rejection(
+      a.effect('loud', { n: 1 }, () => {
+        throw new Error(long);
+      }),
+    );
+    expect((thrown as Error).message).toBe(long); // the caller still gets its own error
+    const stored = (await store.getEffect('loud'))!.error!;
+    expect(stored.code).toBe('JOB_FAILED');
+    expect(utf8Bytes(stored.message)).toBeLessThanOrEqual(DEFAULT_LIMITS.errorMessageBytes);
+    expect(stored.message).toMatch(/^e+ … \(truncated, 102400 bytes\)$/);
+    const session = (await store.getTask(taskId))!.session_id;
+    const failed = (await effectEvents(store, session)).find((e) => e.type === 'effect.failed');
+    expect((failed?.data as { error: { message: string } }).error.message).toBe(stored.message);
+  });
+
+  it('an attempt resuming its own pending record checks its lease with a read, not a write', async () => {
+    const { store, journal, claim, loseLease } = await setup();
+    const a = journal.forClaim(await claim('w-a'));
+    let runs = 0;
+    const fn = () => {
+      runs += 1;
+      return `sent ${runs}`;
+    };
+    // The first call's outcome cannot be recorded (the store is busy): the record stays ours.
+    const busy = () => Promise.reject(new WardenError('STORE_BUSY', 'database is locked'));
+    await expectCode(a.effect('mine', { n: 1 }, fn, { record: busy }), 'STORE_BUSY');
+    expect(await store.getEffect('mine')).toMatchObject({ status: 'pending', owner_worker: 'w-a' });
+    // The next call resumes it: one write transaction (its outcome), none to check the lease.
+    const writes = store.writeTransactions;
+    expect(await a.effect('mine', { n: 1 }, fn)).toBe('sent 2');
+    expect(store.writeTransactions - writes).toBe(1);
+    expect(await store.getEffect('mine')).toMatchObject({ status: 'done', result: 'sent 2' });
+
+    // Without its lease, an attempt cannot resume its own record: LEASE_LOST, fn not run.
+    await expectCode(a.effect('mine:2', { n: 2 }, fn, { record: busy }), 'STORE_BUSY');
+    await loseLease();
+    const before = store.writeTransactions;
+    await expectCode(a.effect('mine:2', { n: 2 }, fn), 'LEASE_LOST');
+    expect(store.writeTransactions).toBe(before);
+    expect(runs).toBe(3);
   });
 });
 
