@@ -23,7 +23,7 @@ import {
   utf8Bytes,
   WardenError,
 } from '../src/core/index.ts';
-import { Kernel } from '../src/kernel/index.ts';
+import { Kernel, type KernelOptions } from '../src/kernel/index.ts';
 import { EffectJournal, JobQueue } from '../src/queue/index.ts';
 import { reclaimExpiredLeases } from '../src/queue/lease-reaper.ts';
 import {
@@ -559,10 +559,14 @@ class CountingProvider implements ModelProvider {
   }
 }
 
-async function workflowHarness(agents: AgentRegistry, wrap: (store: Store) => Store = (s) => s) {
+async function workflowHarness(
+  agents: AgentRegistry,
+  wrap: (store: Store) => Store = (s) => s,
+  options: Omit<KernelOptions, 'store'> = {},
+) {
   const store = await openSqliteStore({ file: join(tempDir(), 'wf.db') });
   stores.push(store);
-  const kernel = new Kernel({ store: wrap(store) });
+  const kernel = new Kernel({ ...options, store: wrap(store) });
   const provider = new CountingProvider();
   const models = new ModelRegistry('counting');
   models.register('counting', () => provider);
@@ -707,5 +711,53 @@ describe('effect journal: workflow agents', () => {
     expect(toolRuns).toBe(0);
     const events = await store.readEvents({ sessionId: p.session_id, processId: p.pid });
     expect(events.filter((e) => e.type === 'stage.failed')).toEqual([]);
+  });
+
+  it('a step takes over at once an effect pending under an owner the kernel’s isDeadOwner says is dead', async () => {
+    const reached = gate<string>();
+    const seeded = gate();
+    let toolRuns = 0;
+    const agents = new AgentRegistry().register('takeover', async (ctx) => {
+      reached.open(ctx.pid);
+      await seeded.promise;
+      const receipt = await ctx.effect('mail', { to: 'ops' }, () => {
+        toolRuns += 1;
+        return 'sent by the step';
+      });
+      return { output: { receipt } };
+    });
+    const { kernel, store, run } = await workflowHarness(agents, undefined, {
+      isDeadOwner: (owner) => owner === 'w-gone',
+    });
+    const p = await run('takeover');
+    expect(await reached.promise).toBe(p.pid);
+    // Another attempt, on a worker only the kernel's rule knows is dead, began the same effect
+    // under a long lease and never finished it.
+    const queue = new JobQueue({ store });
+    await queue.submit('other', {});
+    const [claim] = await store.claimTasks({
+      lanes: ['default'],
+      kinds: ['job'],
+      workerId: 'w-gone',
+      limit: 1,
+      leaseMs: 60_000,
+      now: Date.now(),
+    });
+    const call = tracked(() => new Promise<string>(() => undefined));
+    void new EffectJournal(store)
+      .forClaim(claim!)
+      .effect(`${p.pid}:1:fx:mail`, { to: 'ops' }, call.fn);
+    await call.started();
+    seeded.open();
+    // Without the kernel's rule the step would wait out the 60 s lease and more.
+    const done = await waitForProcess(kernel, p.pid, undefined, 5_000);
+    expect(done).toMatchObject({ state: 'terminated', terminal_reason: 'completed' });
+    expect(done.envelope.outputs.work).toEqual({ receipt: 'sent by the step' });
+    expect(toolRuns).toBe(1);
+    const events = await effectEvents(store, p.session_id);
+    expect(events.find((e) => e.type === 'effect.taken_over')?.data).toMatchObject({
+      why: 'owner_dead',
+      previous_worker: 'w-gone',
+    });
   });
 });
