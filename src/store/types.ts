@@ -476,6 +476,7 @@ export interface ClaimedTask {
 export interface ProcessFilter {
   readonly states?: readonly ProcessState[];
   readonly sessionId?: string;
+  /** At most this many rows (default 1,000); INVALID_PARAMS unless a positive integer. */
   readonly limit?: number;
 }
 
@@ -483,12 +484,14 @@ export interface TaskFilter {
   readonly states?: readonly TaskState[];
   readonly lane?: string;
   readonly processId?: string;
+  /** At most this many rows (default 1,000); INVALID_PARAMS unless a positive integer. */
   readonly limit?: number;
 }
 
 export interface InterruptFilter {
   readonly status?: InterruptStatus;
   readonly processId?: string;
+  /** At most this many rows (default 1,000); INVALID_PARAMS unless a positive integer. */
   readonly limit?: number;
 }
 
@@ -501,6 +504,7 @@ export interface EventQuery {
    */
   readonly afterSeq?: number;
   readonly processId?: string;
+  /** At most this many events (default 1,000; above 10,000 is 10,000); a positive integer. */
   readonly limit?: number;
 }
 
@@ -542,7 +546,10 @@ export interface RetentionPolicy {
 
 export interface PruneInput {
   readonly policy: RetentionPolicy;
-  /** The most rows of each kind (tasks, processes, effects, events) one call deletes. */
+  /**
+   * The most rows of each kind (tasks, processes, effects, events) one call deletes; a positive
+   * integer (INVALID_PARAMS otherwise, before any write).
+   */
   readonly limit: number;
   /** Where the `retention.pruned` event goes (the `system` session). */
   readonly event: { readonly session_id: string; readonly trace_id: string };
@@ -636,7 +643,10 @@ export interface Store {
    * (nothing changed) when `next_run_at` moved on.
    */
   deferSchedule(defer: ScheduleDefer): Promise<ScheduleRecord | null>;
-  /** Running tasks whose lease expired before `now` (or whose owner is in `deadOwners`). */
+  /**
+   * Running tasks whose lease expired before `now` (or whose owner is in `deadOwners`), at most
+   * `limit` (default 1,000; INVALID_PARAMS unless a positive integer) of each.
+   */
   findExpiredLeases(
     now: number,
     deadOwners?: readonly string[],

@@ -25,6 +25,7 @@
 import type Database from 'better-sqlite3';
 
 import { errors } from '../../core/index.ts';
+import { rowLimit } from '../row-limit.ts';
 import type { EventQuery, EventRecord, NewEvent, PruneInput, PruneResult } from '../types.ts';
 import { eventFromRow, type Row } from './rows.ts';
 import { SQL as STORE_SQL } from './statements.ts';
@@ -101,7 +102,7 @@ function prepare(db: Database.Database): Statements {
 }
 
 /** The most events one `readEvents` call returns, whatever the caller asks for. */
-export const MAX_EVENT_PAGE = 10_000;
+const MAX_EVENT_PAGE = 10_000;
 
 /**
  * Event reads with the retention rule, on any connection (the store's, or a snapshot's):
@@ -123,7 +124,7 @@ export class EventReader {
   }
 
   read(query: EventQuery): EventRecord[] {
-    const limit = Math.min(query.limit ?? 1_000, MAX_EVENT_PAGE);
+    const limit = rowLimit('readEvents limit', query.limit, 1_000, MAX_EVENT_PAGE);
     const after = query.afterSeq ?? 0;
     const rows = (
       query.processId
