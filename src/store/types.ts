@@ -412,8 +412,6 @@ export interface SubmitRequest {
    * so a refused batch leaves no session behind.
    */
   readonly sessions?: readonly NewSession[];
-  /** Per-lane depth limits: a lane that would exceed its limit refuses the batch (QUEUE_FULL). */
-  readonly maxDepth?: Readonly<Record<string, number>>;
   /** A task with the same idempotency key created within this window is returned instead. */
   readonly idempotencyWindowMs: number;
   readonly now: number;
@@ -643,10 +641,7 @@ export interface Store {
    * (nothing changed) when `next_run_at` moved on.
    */
   deferSchedule(defer: ScheduleDefer): Promise<ScheduleRecord | null>;
-  /**
-   * Running tasks whose lease expired before `now` (or whose owner is in `deadOwners`), at most
-   * `limit` (default 1,000; INVALID_PARAMS unless a positive integer) of each.
-   */
+  /** Running tasks whose lease expired before `now` (or whose owner is in `deadOwners`). */
   findExpiredLeases(
     now: number,
     deadOwners?: readonly string[],

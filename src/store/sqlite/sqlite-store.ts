@@ -571,13 +571,13 @@ export class SqliteStore implements Store {
   findExpiredLeases(
     now: number,
     deadOwners: readonly string[] = [],
-    limit?: number,
+    limit = 1_000,
   ): Promise<TaskRecord[]> {
     return this.#async(() => {
-      const max = rowLimit('findExpiredLeases limit', limit, 1_000);
-      const rows = this.#stmt.taskExpired.all(now, max) as Row[];
+      rowLimit('findExpiredLeases limit', limit, 1_000);
+      const rows = this.#stmt.taskExpired.all(now, limit) as Row[];
       for (const owner of deadOwners)
-        rows.push(...(this.#stmt.taskByOwner.all(owner, max) as Row[]));
+        rows.push(...(this.#stmt.taskByOwner.all(owner, limit) as Row[]));
       const seen = new Set<string>();
       return rows.map(taskFromRow).filter((t) => (seen.has(t.id) ? false : (seen.add(t.id), true)));
     });
