@@ -124,8 +124,14 @@ const WORKFLOW = buildWorkflow({
   stages: [{ name: 'a', agent: { kind: 'noop' } }],
 });
 
-/** A pending effect record owned by a made-up attempt. */
-async function beginEffect(store: Store, key: string, now: number): Promise<void> {
+/*
+ * Store-level test data: these two write effect records straight through `store.commit`, with no
+ * `effect.*` events, fence or owning task. They bypass the effect journal on purpose — retention
+ * only sees rows — so do not copy them into code that needs the journal's guarantees.
+ */
+
+/** A pending effect record owned by a made-up attempt (no event, no task). */
+async function insertPendingEffect(store: Store, key: string, now: number): Promise<void> {
   await store.commit([
     {
       op: 'effect.insert',
@@ -148,7 +154,8 @@ async function beginEffect(store: Store, key: string, now: number): Promise<void
   ]);
 }
 
-async function finishEffect(store: Store, key: string, result: unknown, now: number) {
+/** Moves a record made by {@link insertPendingEffect} to done (no event). */
+async function markEffectDone(store: Store, key: string, result: unknown, now: number) {
   await store.commit([
     {
       op: 'effect.transition',
@@ -180,7 +187,7 @@ describe('retention', () => {
     const start = clock.now();
     // Never pruned: a task still queued (due tomorrow) and an effect still pending.
     const waiting = await queue.submit('later', {}, { delayMs: 30 * HOUR });
-    await beginEffect(store, 'effect:pending', start);
+    await insertPendingEffect(store, 'effect:pending', start);
 
     const counter = { n: 0 };
     const pagesAt: Record<number, number> = {};
@@ -200,8 +207,8 @@ describe('retention', () => {
       await workOff(store, now, counter);
       // An effect per step, finished at once; and a run, cancelled at once (terminated).
       const key = `effect:${step}`;
-      await beginEffect(store, key, now);
-      await finishEffect(store, key, { sent: step }, now);
+      await insertPendingEffect(store, key, now);
+      await markEffectDone(store, key, { sent: step }, now);
       const run = await kernel.startRun({ workflow: WORKFLOW, sessionKey: `user:${step % 3}` });
       await kernel.cancelRun(run.pid);
 
