@@ -48,6 +48,8 @@ describe('shared rate limits', () => {
       expect((await stores[1]!.listSessions()).length).toBe(sessionsBefore);
       expect(await stores[1]!.getSessionByKey('fresh')).toBeUndefined();
       expect(await stores[1]!.listProcesses()).toHaveLength(3);
+      // Every kernel's status shows the shared count.
+      expect((await a.status()).rate_limits['user:ann:run.start']).toBe(3);
       // Another user has their own windows; a minute later ann may start again.
       await b.startRun({ workflow, userId: 'bob' });
       clock.advance(61_000);

@@ -84,10 +84,10 @@ export async function driveRuns(
     changed = true;
     wake?.();
   });
-  await worker.start();
   const finished = new Map<string, ProcessRecord>();
   const waiting = new Map<string, InterruptRecord[]>();
   try {
+    await worker.start();
     while (finished.size + waiting.size < tracked.size) {
       await kernel.interrupts.expireDue();
       for (const pid of tracked) {

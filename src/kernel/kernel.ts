@@ -16,6 +16,7 @@ import {
   type ProcessRecord,
   SessionDirectory,
   type Store,
+  type StoreOp,
 } from '../store/index.ts';
 import { Bus } from './bus.ts';
 import { InterruptManager } from './interrupts.ts';
@@ -128,7 +129,24 @@ export class Kernel {
     this.services.register(info, call);
     const now = this.clock.now();
     const system = await this.sessions.system();
+    // Registrations of workers that died without withdrawing them go now (one write, with the
+    // start's own): the table stays bounded by the workers that exist.
+    const gone = (await this.store.listServices()).filter(
+      (row) => row.name !== info.name && this.recovery.isDeadOwner(row.owner),
+    );
     await this.store.commit([
+      ...gone.flatMap((row): StoreOp[] => [
+        { op: 'service.delete', name: row.name },
+        {
+          op: 'event',
+          event: {
+            session_id: system.id,
+            type: 'service.unregistered',
+            trace_id: this.ids.next('tr'),
+            data: { name: row.name, reason: 'owner_dead' },
+          },
+        },
+      ]),
       {
         op: 'service.upsert',
         row: {
@@ -245,7 +263,11 @@ export class Kernel {
         health,
         load,
       })),
-      rate_limits: this.rateLimiter.usage(),
+      // Shared windows (run starts, every process) and this process's in-memory ones.
+      rate_limits: {
+        ...(await this.store.rateUsage(this.clock.now())),
+        ...this.rateLimiter.usage(),
+      },
       bus: this.bus.stats(),
       store: {
         kind: this.store.kind,

@@ -92,8 +92,9 @@ export class ClaimLoop {
       if (open.length > 0) {
         let due = true;
         if (readFirst) {
-          const next = await store.nextDue(lanes, kinds).catch(() => null);
-          due = next !== null && next <= clock.now();
+          const next = await this.#nextDue(lanes);
+          if (next === undefined) failed = true;
+          due = next !== undefined && next !== null && next <= clock.now();
         }
         if (due) {
           for (const { lane, room } of open) {
@@ -134,7 +135,13 @@ export class ClaimLoop {
         readFirst = true;
         continue;
       }
-      const next = lanes.length > 0 ? await store.nextDue(lanes, kinds).catch(() => null) : null;
+      const next = lanes.length > 0 ? await this.#nextDue(lanes) : null;
+      if (next === undefined) {
+        // The read failed: never sleep without a timer on it; look again after a pause.
+        await this.#sleep(generation, clock.now() + ERROR_PAUSE_MS.max);
+        readFirst = true;
+        continue;
+      }
       if (next !== null && next <= clock.now() && this.#generation === generation) {
         // Due right now (it became due, or another worker's claim raced ours): claim again —
         // but never spin: after two empty claims in a row, wait for a change or a moment.
@@ -149,6 +156,16 @@ export class ClaimLoop {
       emptyDue = 0;
       await this.#sleep(generation, next);
       readFirst = true;
+    }
+  }
+
+  /** When work is next due in `lanes` (null: none queued); undefined when the read failed. */
+  async #nextDue(lanes: readonly string[]): Promise<number | null | undefined> {
+    try {
+      return await this.#options.store.nextDue(lanes, this.#options.kinds);
+    } catch (error) {
+      this.#options.onError?.(coerceError(error));
+      return undefined;
     }
   }
 

@@ -567,7 +567,8 @@ export class JobQueue {
       try {
         fire = this.#occurrence(s, now, system.id);
       } catch (error) {
-        storeError ??= await this.#deferSchedule(s, now, system.id, coerceError(error));
+        const deferError = await this.#deferSchedule(s, now, system.id, coerceError(error));
+        storeError ??= deferError;
         continue;
       }
       try {
@@ -576,7 +577,10 @@ export class JobQueue {
       } catch (raw) {
         const error = coerceError(raw);
         if (error.retryable) storeError ??= error;
-        else storeError ??= await this.#deferSchedule(s, now, system.id, error);
+        else {
+          const deferError = await this.#deferSchedule(s, now, system.id, error);
+          storeError ??= deferError;
+        }
       }
     }
     if (storeError) throw storeError;

@@ -85,7 +85,8 @@ export interface JobWorkerOptions {
    * Tasks claimed ahead of free handler slots, per lane, so a finished handler's slot is
    * refilled without a round trip (their leases are renewed like running ones). Bounded by the
    * worker's concurrency in the lane, so prefetch never hoards work another worker could start
-   * now. 0 claims only for free slots. On stop, unstarted tasks go back to the queue without
+   * now, and none in a lane with a lane-wide concurrency (a prefetched task holds one of its
+   * slots). 0 claims only for free slots. On stop, unstarted tasks go back to the queue without
    * spending an attempt. @default the worker's concurrency in the lane
    */
   readonly prefetch?: number;
@@ -152,6 +153,7 @@ export class JobWorker {
   #settleScheduled = false;
   #settling: Promise<void> = Promise.resolve();
   #running = false;
+  #starting: Promise<void> | null = null;
   #unsubscribe: (() => void) | null = null;
   #scheduler: NodeJS.Timeout | undefined;
 
@@ -183,7 +185,11 @@ export class JobWorker {
           'INVALID_PARAMS',
           `concurrency for lane '${name}' must be a positive integer (got ${String(own)})`,
         );
-      return { name, concurrency: own, prefetch: Math.min(options.prefetch ?? own, own) };
+      // A prefetched task holds a lease, so it takes one of the lane's slots across processes:
+      // a lane with a lane-wide concurrency gets no prefetch (it would keep work from the
+      // other workers), others up to the worker's own concurrency.
+      const prefetch = lane.concurrency === null ? Math.min(options.prefetch ?? own, own) : 0;
+      return { name, concurrency: own, prefetch };
     });
     this.#random = options.random ?? Math.random;
     this.#isDeadOwner = options.isDeadOwner ?? isDeadLocalOwner;
@@ -246,10 +252,30 @@ export class JobWorker {
     return this.#pump.mode;
   }
 
-  /** Declares the queue's lanes, recovers (reclaims dead and expired leases), starts working. */
-  async start(): Promise<void> {
-    if (this.#running) return;
+  /**
+   * Declares the queue's lanes, recovers (reclaims dead and expired leases), starts working.
+   * A start that fails undoes what it started, and may be tried again; `stop()` called while
+   * starting waits for the start to finish first.
+   */
+  start(): Promise<void> {
+    if (this.#running) return this.#starting ?? Promise.resolve();
     this.#running = true;
+    const starting = this.#start().then(
+      () => {
+        this.#starting = null;
+      },
+      async (error: unknown) => {
+        this.#starting = null;
+        await this.#teardown();
+        this.#running = false;
+        throw error;
+      },
+    );
+    this.#starting = starting;
+    return starting;
+  }
+
+  async #start(): Promise<void> {
     await this.#queue.ready();
     this.#pump.start();
     this.#unsubscribe = this.#queue.store.onCommit((events) => {
@@ -268,8 +294,19 @@ export class JobWorker {
     this.#claimLoop.start();
   }
 
+  /** Stops the background parts (each is a no-op when it never started). */
+  async #teardown(): Promise<void> {
+    await this.#claimLoop.stop();
+    clearTimeout(this.#scheduler);
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    await this.#reaper.stop();
+    await this.#pump.stop();
+  }
+
   /** Stops claiming and waits for running handlers (aborting them when `abort` is true). */
   async stop(options: { abort?: boolean } = {}): Promise<void> {
+    await this.#starting?.catch(() => undefined);
     if (!this.#running) return;
     this.#running = false;
     // Hand back what has not started BEFORE anything can finish and start it (#drain does
@@ -284,10 +321,7 @@ export class JobWorker {
       await new Promise((resolve) => setTimeout(resolve, 5));
       await this.#settling;
     }
-    clearTimeout(this.#scheduler);
-    this.#unsubscribe?.();
-    await this.#reaper.stop();
-    await this.#pump.stop();
+    await this.#teardown();
   }
 
   /** Claim transactions this worker has run (empty ones too). */

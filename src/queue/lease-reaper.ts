@@ -70,6 +70,14 @@ export function registerReclaimHook(store: Store, kind: TaskKind, hook: ReclaimH
   };
 }
 
+/**
+ * The kinds this process can reclaim: those that need nothing more, and those with a hook.
+ * Others' expired leases are not even read (they would starve the ones we can handle).
+ */
+export function handledKinds(store: Store): TaskKind[] {
+  return [...new Set<TaskKind>([...PLAIN_KINDS, ...(hooksByStore.get(store)?.keys() ?? [])])];
+}
+
 export interface ReclaimOptions {
   readonly isDeadOwner: (owner: string) => boolean;
   readonly agingMs: number;
@@ -179,9 +187,14 @@ export async function reclaimExpiredLeases(
 ): Promise<number> {
   const owners = await store.listLeaseOwners();
   const dead = owners.filter((owner) => options.isDeadOwner(owner));
-  const expired = await store.findExpiredLeases(now, dead, options.limit ?? 1_000);
-  if (expired.length === 0) return 0;
   const hooks = hooksByStore.get(store);
+  const expired = await store.findExpiredLeases(
+    now,
+    dead,
+    options.limit ?? 1_000,
+    handledKinds(store),
+  );
+  if (expired.length === 0) return 0;
   const plain: TaskSettle[] = [];
   let count = 0;
   for (const task of expired) {
@@ -190,7 +203,7 @@ export async function reclaimExpiredLeases(
     const hook = hooks?.get(task.kind);
     if (!hook) {
       if (PLAIN_KINDS.has(task.kind)) plain.push(settle);
-      continue; // left to a process that knows how to move this kind on
+      continue;
     }
     try {
       const { events, ...op } = settle;
@@ -242,7 +255,16 @@ export class LeaseReaper {
     this.#running = true;
     // A claim anywhere (with a shorter lease than ours, say) may create an earlier expiry than
     // the one armed: look (a read) and re-arm when it is earlier or nothing is armed.
-    this.#unwatch = this.#options.store.watchChanges(() => this.#rearm());
+    // Deferred to the next loop turn and coalesced: the change that woke us is usually a claim
+    // whose handler should start first.
+    this.#unwatch = this.#options.store.watchChanges(() => {
+      if (this.#rearmQueued) return;
+      this.#rearmQueued = true;
+      setImmediate(() => {
+        this.#rearmQueued = false;
+        this.#rearm();
+      });
+    });
     this.#kick();
     await this.#busy;
   }
@@ -257,7 +279,12 @@ export class LeaseReaper {
   }
 
   #kick(): void {
-    this.#busy = this.#busy.then(() => this.#pass());
+    if (this.#passQueued) return;
+    this.#passQueued = true;
+    this.#busy = this.#busy.then(() => {
+      this.#passQueued = false;
+      return this.#pass();
+    });
   }
 
   async #pass(): Promise<void> {
@@ -272,7 +299,14 @@ export class LeaseReaper {
       this.#options.onError?.(coerceError(error));
     }
     if (!this.#running) return;
-    const next = await store.nextLeaseExpiry().catch(() => null);
+    let next: number | null;
+    try {
+      next = await store.nextLeaseExpiry(handledKinds(store));
+    } catch (error) {
+      // Never sleep without a timer on a failed read: look again after the longest wait.
+      this.#options.onError?.(coerceError(error));
+      next = clock.now() + (this.#options.maxWaitMs ?? 15_000);
+    }
     if (next === null) return; // nothing running: the next change re-arms
     this.#arm(next);
   }
@@ -289,6 +323,9 @@ export class LeaseReaper {
   }
 
   #checking = false;
+  #rearmQueued = false;
+  /** A pass is queued behind the one running (further kicks meanwhile add nothing). */
+  #passQueued = false;
 
   /** After a change: re-arm if a lease now expires before the armed time. Reads only. */
   #rearm(): void {
@@ -296,7 +333,7 @@ export class LeaseReaper {
     if (this.#armedFor === null) return this.#kick();
     this.#checking = true;
     this.#options.store
-      .nextLeaseExpiry()
+      .nextLeaseExpiry(handledKinds(this.#options.store))
       .then(
         (next) => {
           const armedFor = this.#armedFor;

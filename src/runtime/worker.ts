@@ -57,6 +57,8 @@ export class Worker {
   readonly #options: WorkerOptions;
   readonly #active = new Map<string, { promise: Promise<void>; controller: AbortController }>();
   #running = false;
+  #starting: Promise<void> | null = null;
+  #registered = false;
   #unsubscribe: (() => void) | null = null;
 
   constructor(options: WorkerOptions) {
@@ -115,10 +117,30 @@ export class Worker {
     return this.#claimLoop.claims;
   }
 
-  /** Registers the worker as a service, reclaims what expired, and starts claiming. */
-  async start(): Promise<void> {
-    if (this.#running) return;
+  /**
+   * Registers the worker as a service, reclaims what expired, and starts claiming. A start that
+   * fails undoes what it started, and may be tried again; `stop()` called while starting waits
+   * for the start to finish first.
+   */
+  start(): Promise<void> {
+    if (this.#running) return this.#starting ?? Promise.resolve();
     this.#running = true;
+    const starting = this.#start().then(
+      () => {
+        this.#starting = null;
+      },
+      async (error: unknown) => {
+        this.#starting = null;
+        await this.#teardown();
+        this.#running = false;
+        throw error;
+      },
+    );
+    this.#starting = starting;
+    return starting;
+  }
+
+  async #start(): Promise<void> {
     this.#pump.start();
     const sub = this.#kernel.bus.subscribe(['task.canceled'], (message) => {
       const event = message.payload as { task_id: string | null };
@@ -136,23 +158,39 @@ export class Worker {
       health: 'healthy',
       owner: this.id,
     });
+    this.#registered = true;
     await this.#reaper.start();
     this.#claimLoop.start();
   }
 
-  /** Stops claiming; waits for running steps to finish (or aborts them when `abort` is true). */
-  async stop(options: { abort?: boolean } = {}): Promise<void> {
-    if (!this.#running) return;
-    this.#running = false;
-    if (options.abort)
-      for (const { controller } of this.#active.values())
-        controller.abort(new WardenError('CANCELED', 'worker stopping'));
+  /** Stops the background parts and withdraws the registration (each a no-op if not started). */
+  async #teardown(): Promise<void> {
     await this.#claimLoop.stop();
-    await Promise.allSettled([...this.#active.values()].map((a) => a.promise));
     this.#unsubscribe?.();
+    this.#unsubscribe = null;
     await this.#reaper.stop();
     await this.#pump.stop();
-    await this.#kernel.unregisterService(this.id);
+    if (this.#registered) {
+      this.#registered = false;
+      await this.#kernel.unregisterService(this.id);
+    }
+  }
+
+  /** Stops claiming; waits for running steps to finish (or aborts them when `abort` is true). */
+  async stop(options: { abort?: boolean } = {}): Promise<void> {
+    await this.#starting?.catch(() => undefined);
+    if (!this.#running) return;
+    this.#running = false;
+    if (options.abort) this.#abortAll();
+    await this.#claimLoop.stop();
+    if (options.abort) this.#abortAll(); // a step claimed while the loop was stopping
+    await Promise.allSettled([...this.#active.values()].map((a) => a.promise));
+    await this.#teardown();
+  }
+
+  #abortAll(): void {
+    for (const { controller } of this.#active.values())
+      controller.abort(new WardenError('CANCELED', 'worker stopping'));
   }
 
   #track(claim: ClaimedTask): void {

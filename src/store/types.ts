@@ -620,8 +620,10 @@ export interface Store {
   listLanes(): Promise<LaneRecord[]>;
   /** Registered services of every process. */
   listServices(): Promise<ServiceRecord[]>;
-  /** The earliest lease expiry of a running task, or null. */
-  nextLeaseExpiry(): Promise<number | null>;
+  /** Requests counted per key in the current minute of the shared rate windows (`rate.take`). */
+  rateUsage(now: number): Promise<Record<string, number>>;
+  /** The earliest lease expiry of a running task (of these kinds; default all), or null. */
+  nextLeaseExpiry(kinds?: readonly TaskKind[]): Promise<number | null>;
   listSchedules(): Promise<ScheduleRecord[]>;
   /** Enabled schedules with `next_run_at ≤ now`, earliest first. */
   listDueSchedules(now: number): Promise<ScheduleRecord[]>;
@@ -641,11 +643,15 @@ export interface Store {
    * (nothing changed) when `next_run_at` moved on.
    */
   deferSchedule(defer: ScheduleDefer): Promise<ScheduleRecord | null>;
-  /** Running tasks whose lease expired before `now` (or whose owner is in `deadOwners`). */
+  /**
+   * Running tasks (of these kinds; default all) whose lease expired before `now`, or whose owner
+   * is in `deadOwners`.
+   */
   findExpiredLeases(
     now: number,
     deadOwners?: readonly string[],
     limit?: number,
+    kinds?: readonly TaskKind[],
   ): Promise<TaskRecord[]>;
   /** Distinct lease owners of running tasks. */
   listLeaseOwners(): Promise<string[]>;

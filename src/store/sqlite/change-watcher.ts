@@ -16,13 +16,13 @@
  * Listeners may be called spuriously and must treat a call as "look again", not as "there is
  * work". The watcher runs only while someone listens.
  */
-import { type FSWatcher, watch } from 'node:fs';
+import { closeSync, type FSWatcher, futimesSync, openSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 
 export type ChangeListener = () => void;
 
 /** Re-checks after a WAL write, in ms after the event (plus one on the next loop turn). */
-const BURST_MS = [1, 2, 5, 25] as const;
+const BURST_MS = [1, 2, 5, 25, 100] as const;
 
 export class ChangeWatcher {
   readonly #file: string | null;
@@ -34,6 +34,8 @@ export class ChangeWatcher {
   #burst: NodeJS.Timeout[] = [];
   #last = -1;
   #closed = false;
+  /** The open `<db>-wake` file this store touches after its commits (null: none). */
+  #bell: number | null = null;
 
   /**
    * @param file the database file (null for `:memory:`, which only hears local commits)
@@ -53,8 +55,9 @@ export class ChangeWatcher {
     };
   }
 
-  /** A commit through the store's own connection. */
+  /** A commit through the store's own connection: tell this process, and ring for the others. */
   notifyLocal(): void {
+    this.#ring();
     if (this.#listeners.size > 0) this.#fire();
   }
 
@@ -62,15 +65,37 @@ export class ChangeWatcher {
     this.#closed = true;
     this.#listeners.clear();
     this.#stop();
+    if (this.#bell !== null) {
+      try {
+        closeSync(this.#bell);
+      } catch {
+        // already closed
+      }
+      this.#bell = null;
+    }
+  }
+
+  /** Touches `<db>-wake`: other processes' watchers hear it after this commit is visible. */
+  #ring(): void {
+    if (this.#file === null || this.#closed) return;
+    try {
+      this.#bell ??= openSync(`${this.#file}-wake`, 'a');
+      const now = new Date();
+      futimesSync(this.#bell, now, now);
+    } catch {
+      // a read-only directory: the others still notice the WAL write or the fallback check
+    }
   }
 
   #start(): void {
     if (this.#closed || this.#file === null) return;
     this.#last = this.#read();
     const wal = `${basename(this.#file)}-wal`;
+    const bell = `${basename(this.#file)}-wake`;
     try {
       this.#watcher = watch(dirname(this.#file), { persistent: false }, (_event, name) => {
-        if (name === null || name === wal) this.#onWrite();
+        if (name === bell) this.#check();
+        else if (name === null || name === wal) this.#onWrite();
       });
       this.#watcher.on('error', () => this.#unwatch());
     } catch {

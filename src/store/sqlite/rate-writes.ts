@@ -9,6 +9,7 @@ import type Database from 'better-sqlite3';
 import {
   checkRate,
   newRateState,
+  RATE_BUCKETS,
   RATE_WINDOWS,
   rateLimitedError,
   type RateLimits,
@@ -65,4 +66,17 @@ export function takeRate(
   for (const [i, window] of RATE_WINDOWS.entries())
     for (const [bucket, count] of state.windows[i]!) s.write.run(key, window.ms, bucket, count);
   s.write.run(key, 0, state.refilledAt, state.tokens);
+}
+
+/** Requests counted per key in the current minute window of the shared rate windows. */
+export function rateUsage(db: Database.Database, now: number): Record<string, number> {
+  const minute = RATE_WINDOWS[0];
+  const bucketMs = minute.ms / RATE_BUCKETS;
+  const oldest = Math.floor(now / bucketMs) - RATE_BUCKETS + 1;
+  const rows = db
+    .prepare(
+      'SELECT key, sum(count) AS n FROM rate_windows WHERE window_ms = ? AND bucket >= ? GROUP BY key',
+    )
+    .all(minute.ms, oldest) as Array<{ key: string; n: number }>;
+  return Object.fromEntries(rows.map((r) => [r.key, r.n]));
 }

@@ -69,7 +69,7 @@ import {
 } from './effect-writes.ts';
 import { type EventBatch, EventLog } from './event-log.ts';
 import { checkCompatible, migrate } from './migrate.ts';
-import { takeRate } from './rate-writes.ts';
+import { rateUsage, takeRate } from './rate-writes.ts';
 import { EventReader, RetentionSql } from './retention.ts';
 import {
   attemptFromRow,
@@ -526,6 +526,10 @@ export class SqliteStore implements Store {
     });
   }
 
+  rateUsage(now: number): Promise<Record<string, number>> {
+    return this.#async(() => rateUsage(this.#db, now));
+  }
+
   listServices(): Promise<ServiceRecord[]> {
     return this.#async(() =>
       (this.#stmt.serviceList.all() as Array<Row & { capabilities: string }>).map((r) => ({
@@ -539,8 +543,11 @@ export class SqliteStore implements Store {
     return this.#async(() => this.#stmt.laneList.all() as LaneRecord[]);
   }
 
-  nextLeaseExpiry(): Promise<number | null> {
-    return this.#async(() => (this.#stmt.taskNextLease.get() as { t: number | null }).t);
+  nextLeaseExpiry(kinds?: readonly TaskKind[]): Promise<number | null> {
+    const list = JSON.stringify(kinds ?? TASK_KINDS);
+    return this.#async(
+      () => (this.#stmt.taskNextLease.get({ kinds: list }) as { t: number | null }).t,
+    );
   }
 
   listSchedules(): Promise<ScheduleRecord[]> {
@@ -572,12 +579,14 @@ export class SqliteStore implements Store {
     now: number,
     deadOwners: readonly string[] = [],
     limit = 1_000,
+    kinds?: readonly TaskKind[],
   ): Promise<TaskRecord[]> {
+    const list = JSON.stringify(kinds ?? TASK_KINDS);
     return this.#async(() => {
       rowLimit('findExpiredLeases limit', limit, 1_000);
-      const rows = this.#stmt.taskExpired.all(now, limit) as Row[];
+      const rows = this.#stmt.taskExpired.all({ now, kinds: list, limit }) as Row[];
       for (const owner of deadOwners)
-        rows.push(...(this.#stmt.taskByOwner.all(owner, limit) as Row[]));
+        rows.push(...(this.#stmt.taskByOwner.all({ owner, kinds: list, limit }) as Row[]));
       const seen = new Set<string>();
       return rows.map(taskFromRow).filter((t) => (seen.has(t.id) ? false : (seen.add(t.id), true)));
     });

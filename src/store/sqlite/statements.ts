@@ -84,9 +84,12 @@ export const SQL = {
   taskCancel: `UPDATE tasks SET state = 'canceled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
       updated_at = @now WHERE id = @id AND state = @expect AND state IN ('queued', 'running', 'dead')
       AND lease_token IS @token`,
-  taskExpired: `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`,
+  /** Running tasks of the kinds (@kinds: JSON array) whose lease expired by @now. */
+  taskExpired: `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at <= @now
+      AND kind IN (SELECT value FROM json_each(@kinds)) ORDER BY lease_expires_at LIMIT @limit`,
   taskLeaseOwners: `SELECT DISTINCT lease_owner FROM tasks WHERE state = 'running' AND lease_owner IS NOT NULL`,
-  taskByOwner: `SELECT * FROM tasks WHERE state = 'running' AND lease_owner = ? LIMIT ?`,
+  taskByOwner: `SELECT * FROM tasks WHERE state = 'running' AND lease_owner = @owner
+      AND kind IN (SELECT value FROM json_each(@kinds)) LIMIT @limit`,
 
   serviceList: 'SELECT * FROM services ORDER BY name',
   serviceUpsert: `INSERT INTO services (name, type, capabilities, max_concurrency, owner, health, registered_at,
@@ -109,7 +112,8 @@ export const SQL = {
   taskDepths: `SELECT lane, count(*) AS n FROM tasks WHERE state = 'queued' GROUP BY lane`,
   taskCountQueued: `SELECT count(*) AS n FROM tasks WHERE state = 'queued' AND lane = ?`,
   taskNextDue: `SELECT available_at AS t FROM tasks WHERE state = 'queued' AND lane = ? ORDER BY available_at LIMIT 1`,
-  taskNextLease: `SELECT min(lease_expires_at) AS t FROM tasks WHERE state = 'running'`,
+  taskNextLease: `SELECT min(lease_expires_at) AS t FROM tasks WHERE state = 'running'
+      AND kind IN (SELECT value FROM json_each(@kinds))`,
   taskClearIdempotencyKey: 'UPDATE tasks SET idempotency_key = NULL WHERE id = ?',
   /**
    * Dead → queued with a fresh budget of attempts (attempt numbers keep counting, so the

@@ -49,6 +49,8 @@ export class WriteQueue {
 
   readonly #busyTimeoutMs: number;
   #busyTries = 0;
+  /** Immediate-mode writes waiting for a busy lock (drain waits for them too). */
+  #retrying = 0;
 
   constructor(db: Database.Database, file: string, group: boolean, busyTimeoutMs = 5_000) {
     this.#db = db;
@@ -93,24 +95,29 @@ export class WriteQueue {
 
   /** Immediate mode: the lock was busy; try again after short pauses, without blocking. */
   async #retryWhenFree<T>(fn: () => T, first: unknown): Promise<T> {
-    const since = performance.now();
-    let last = first;
-    for (let tries = 1; performance.now() - since < this.#busyTimeoutMs; tries++) {
-      await new Promise((resolve) => setTimeout(resolve, busyPauseMs(tries)));
-      try {
-        return this.runNow(fn);
-      } catch (error) {
-        if (!isBusy(error)) throw error;
-        last = error;
+    this.#retrying += 1;
+    try {
+      const since = performance.now();
+      let last = first;
+      for (let tries = 1; performance.now() - since < this.#busyTimeoutMs; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, busyPauseMs(tries)));
+        try {
+          return this.runNow(fn);
+        } catch (error) {
+          if (!isBusy(error)) throw error;
+          last = error;
+        }
       }
+      throw last;
+    } finally {
+      this.#retrying -= 1;
     }
-    throw last;
   }
 
   /** Waits for every queued write to commit (used by close). */
   async drain(): Promise<void> {
-    while (this.#pending.length > 0 || this.#scheduled)
-      await new Promise((resolve) => setImmediate(resolve));
+    while (this.#pending.length > 0 || this.#scheduled || this.#retrying > 0)
+      await new Promise((resolve) => setTimeout(resolve, this.#retrying > 0 ? 1 : 0));
   }
 
   #flush(): void {
@@ -152,7 +159,7 @@ export class WriteQueue {
             continue;
           } catch {
             // the savepoint is gone although a transaction is open: end this group
-            if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+            this.#rollback();
           }
         }
         p.reject(this.#classify(error, 'write'));
@@ -163,7 +170,7 @@ export class WriteQueue {
       this.#db.exec('COMMIT');
       this.commits += 1;
     } catch (error) {
-      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+      this.#rollback();
       const e = this.#classify(error, 'commit');
       for (const p of batch) p.reject(e);
       return [];
@@ -195,6 +202,15 @@ export class WriteQueue {
       setTimeout(() => this.#flush(), busyPauseMs(++this.#busyTries));
     }
     return [];
+  }
+
+  /** Rolls back whatever is open; a failing ROLLBACK must not escape the flush. */
+  #rollback(): void {
+    try {
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+    } catch {
+      // SQLite already ended the transaction (or the connection is gone): nothing is open
+    }
   }
 
   #classify(error: unknown, what: string): WardenError {
