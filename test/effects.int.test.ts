@@ -16,12 +16,14 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import {
   buildWorkflow,
+  DEFAULT_LIMITS,
   type ErrorCode,
   isWardenError,
   ManualClock,
+  utf8Bytes,
   WardenError,
 } from '../src/core/index.ts';
-import { Kernel } from '../src/kernel/index.ts';
+import { Kernel, type KernelOptions } from '../src/kernel/index.ts';
 import { EffectJournal, JobQueue } from '../src/queue/index.ts';
 import { reclaimExpiredLeases } from '../src/queue/lease-reaper.ts';
 import {
@@ -459,6 +461,90 @@ describe('effect journal: competing attempts', () => {
   });
 });
 
+describe('effect journal: outcomes that cannot be stored as they are', () => {
+  const cyclic = () => {
+    const result: Record<string, unknown> = { id: 'x' };
+    result.self = result;
+    return result;
+  };
+  it.each([
+    ['a cyclic result', cyclic],
+    ['a BigInt result', () => ({ amount: 10n })],
+  ])(
+    '%s: the effect runs once, is done with INVALID_PARAMS, and every later call throws it',
+    async (_what, make) => {
+      const { store, journal, claim, loseLease } = await setup();
+      let runs = 0;
+      const fn = () => {
+        runs += 1;
+        return make();
+      };
+      const a = journal.forClaim(await claim('w-a'));
+      expect((await expectCode(a.effect('odd', { n: 1 }, fn), 'INVALID_PARAMS')).retryable).toBe(
+        false,
+      );
+      const record = await store.getEffect('odd');
+      expect(record).toMatchObject({ status: 'done', result: null, result_hash: null });
+      expect(record?.error?.code).toBe('INVALID_PARAMS');
+      expect(record?.error?.message).toContain('not serialisable as JSON');
+      // The same attempt again, then a later attempt: the same error, and no second run.
+      const again = await expectCode(a.effect('odd', { n: 1 }, fn), 'INVALID_PARAMS');
+      expect(again.retryable).toBe(false);
+      expect(again.message).toBe(record?.error?.message);
+      await loseLease();
+      const b = journal.forClaim(await claim('w-b'));
+      await expectCode(b.effect('odd', { n: 1 }, fn), 'INVALID_PARAMS');
+      expect(runs).toBe(1);
+    },
+  );
+
+  it('a failure’s message is stored and reported truncated to errorMessageBytes', async () => {
+    const { store, journal, claim, taskId } = await setup();
+    const a = journal.forClaim(await claim('w-a'));
+    const long = 'e'.repeat(100 * 1_024);
+    const thrown = await rejection(
+      a.effect('loud', { n: 1 }, () => {
+        throw new Error(long);
+      }),
+    );
+    expect((thrown as Error).message).toBe(long); // the caller still gets its own error
+    const stored = (await store.getEffect('loud'))!.error!;
+    expect(stored.code).toBe('JOB_FAILED');
+    expect(utf8Bytes(stored.message)).toBeLessThanOrEqual(DEFAULT_LIMITS.errorMessageBytes);
+    expect(stored.message).toMatch(/^e+ … \(truncated, 102400 bytes\)$/);
+    const session = (await store.getTask(taskId))!.session_id;
+    const failed = (await effectEvents(store, session)).find((e) => e.type === 'effect.failed');
+    expect((failed?.data as { error: { message: string } }).error.message).toBe(stored.message);
+  });
+
+  it('an attempt resuming its own pending record checks its lease with a read, not a write', async () => {
+    const { store, journal, claim, loseLease } = await setup();
+    const a = journal.forClaim(await claim('w-a'));
+    let runs = 0;
+    const fn = () => {
+      runs += 1;
+      return `sent ${runs}`;
+    };
+    // The first call's outcome cannot be recorded (the store is busy): the record stays ours.
+    const busy = () => Promise.reject(new WardenError('STORE_BUSY', 'database is locked'));
+    await expectCode(a.effect('mine', { n: 1 }, fn, { record: busy }), 'STORE_BUSY');
+    expect(await store.getEffect('mine')).toMatchObject({ status: 'pending', owner_worker: 'w-a' });
+    // The next call resumes it: one write transaction (its outcome), none to check the lease.
+    const writes = store.writeTransactions;
+    expect(await a.effect('mine', { n: 1 }, fn)).toBe('sent 2');
+    expect(store.writeTransactions - writes).toBe(1);
+    expect(await store.getEffect('mine')).toMatchObject({ status: 'done', result: 'sent 2' });
+
+    // Without its lease, an attempt cannot resume its own record: LEASE_LOST, fn not run.
+    await expectCode(a.effect('mine:2', { n: 2 }, fn, { record: busy }), 'STORE_BUSY');
+    await loseLease();
+    const before = store.writeTransactions;
+    await expectCode(a.effect('mine:2', { n: 2 }, fn), 'LEASE_LOST');
+    expect(store.writeTransactions).toBe(before);
+    expect(runs).toBe(3);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Workflow agents
 
@@ -473,10 +559,14 @@ class CountingProvider implements ModelProvider {
   }
 }
 
-async function workflowHarness(agents: AgentRegistry, wrap: (store: Store) => Store = (s) => s) {
+async function workflowHarness(
+  agents: AgentRegistry,
+  wrap: (store: Store) => Store = (s) => s,
+  options: Omit<KernelOptions, 'store'> = {},
+) {
   const store = await openSqliteStore({ file: join(tempDir(), 'wf.db') });
   stores.push(store);
-  const kernel = new Kernel({ store: wrap(store) });
+  const kernel = new Kernel({ ...options, store: wrap(store) });
   const provider = new CountingProvider();
   const models = new ModelRegistry('counting');
   models.register('counting', () => provider);
@@ -621,5 +711,53 @@ describe('effect journal: workflow agents', () => {
     expect(toolRuns).toBe(0);
     const events = await store.readEvents({ sessionId: p.session_id, processId: p.pid });
     expect(events.filter((e) => e.type === 'stage.failed')).toEqual([]);
+  });
+
+  it('a step takes over at once an effect pending under an owner the kernel’s isDeadOwner says is dead', async () => {
+    const reached = gate<string>();
+    const seeded = gate();
+    let toolRuns = 0;
+    const agents = new AgentRegistry().register('takeover', async (ctx) => {
+      reached.open(ctx.pid);
+      await seeded.promise;
+      const receipt = await ctx.effect('mail', { to: 'ops' }, () => {
+        toolRuns += 1;
+        return 'sent by the step';
+      });
+      return { output: { receipt } };
+    });
+    const { kernel, store, run } = await workflowHarness(agents, undefined, {
+      isDeadOwner: (owner) => owner === 'w-gone',
+    });
+    const p = await run('takeover');
+    expect(await reached.promise).toBe(p.pid);
+    // Another attempt, on a worker only the kernel's rule knows is dead, began the same effect
+    // under a long lease and never finished it.
+    const queue = new JobQueue({ store });
+    await queue.submit('other', {});
+    const [claim] = await store.claimTasks({
+      lanes: ['default'],
+      kinds: ['job'],
+      workerId: 'w-gone',
+      limit: 1,
+      leaseMs: 60_000,
+      now: Date.now(),
+    });
+    const call = tracked(() => new Promise<string>(() => undefined));
+    void new EffectJournal(store)
+      .forClaim(claim!)
+      .effect(`${p.pid}:1:fx:mail`, { to: 'ops' }, call.fn);
+    await call.started();
+    seeded.open();
+    // Without the kernel's rule the step would wait out the 60 s lease and more.
+    const done = await waitForProcess(kernel, p.pid, undefined, 5_000);
+    expect(done).toMatchObject({ state: 'terminated', terminal_reason: 'completed' });
+    expect(done.envelope.outputs.work).toEqual({ receipt: 'sent by the step' });
+    expect(toolRuns).toBe(1);
+    const events = await effectEvents(store, p.session_id);
+    expect(events.find((e) => e.type === 'effect.taken_over')?.data).toMatchObject({
+      why: 'owner_dead',
+      previous_worker: 'w-gone',
+    });
   });
 });

@@ -20,6 +20,7 @@ import {
 } from '../src/core/index.ts';
 import { Kernel, verifyLedger } from '../src/kernel/index.ts';
 import {
+  EffectJournal,
   JobQueue,
   resolveRetentionOptions,
   type RetentionOptions,
@@ -123,8 +124,14 @@ const WORKFLOW = buildWorkflow({
   stages: [{ name: 'a', agent: { kind: 'noop' } }],
 });
 
-/** A pending effect record owned by a made-up attempt. */
-async function beginEffect(store: Store, key: string, now: number): Promise<void> {
+/*
+ * Store-level test data: these two write effect records straight through `store.commit`, with no
+ * `effect.*` events, fence or owning task. They bypass the effect journal on purpose — retention
+ * only sees rows — so do not copy them into code that needs the journal's guarantees.
+ */
+
+/** A pending effect record owned by a made-up attempt (no event, no task). */
+async function insertPendingEffect(store: Store, key: string, now: number): Promise<void> {
   await store.commit([
     {
       op: 'effect.insert',
@@ -147,7 +154,8 @@ async function beginEffect(store: Store, key: string, now: number): Promise<void
   ]);
 }
 
-async function finishEffect(store: Store, key: string, result: unknown, now: number) {
+/** Moves a record made by {@link insertPendingEffect} to done (no event). */
+async function markEffectDone(store: Store, key: string, result: unknown, now: number) {
   await store.commit([
     {
       op: 'effect.transition',
@@ -179,7 +187,7 @@ describe('retention', () => {
     const start = clock.now();
     // Never pruned: a task still queued (due tomorrow) and an effect still pending.
     const waiting = await queue.submit('later', {}, { delayMs: 30 * HOUR });
-    await beginEffect(store, 'effect:pending', start);
+    await insertPendingEffect(store, 'effect:pending', start);
 
     const counter = { n: 0 };
     const pagesAt: Record<number, number> = {};
@@ -199,8 +207,8 @@ describe('retention', () => {
       await workOff(store, now, counter);
       // An effect per step, finished at once; and a run, cancelled at once (terminated).
       const key = `effect:${step}`;
-      await beginEffect(store, key, now);
-      await finishEffect(store, key, { sent: step }, now);
+      await insertPendingEffect(store, key, now);
+      await markEffectDone(store, key, { sent: step }, now);
       const run = await kernel.startRun({ workflow: WORKFLOW, sessionKey: `user:${step % 3}` });
       await kernel.cancelRun(run.pid);
 
@@ -393,6 +401,69 @@ describe('retention', () => {
     expect(await store.getProcess(run.pid)).toBeUndefined();
     expect(await store.getTask(claim!.task.id)).toBeUndefined();
     expect(await store.listAttempts(claim!.task.id)).toEqual([]);
+  });
+
+  it('keeps the effects of a task that still exists: a dead task redriven after finishedMs does not repeat them', async () => {
+    const { clock, store, queue, sweeper } = await setup();
+    const journal = new EffectJournal(store, clock);
+    const { id } = await queue.submit('charge', { amount: 5 });
+    const claimIt = async () => {
+      const [claimed] = await store.claimTasks({
+        lanes: ['default'],
+        kinds: ['job'],
+        workerId: 'w',
+        limit: 1,
+        leaseMs: 15_000,
+        now: clock.now(),
+      });
+      return claimed!;
+    };
+    const bury = (leaseToken: string) =>
+      store.settleTasks([
+        {
+          id,
+          leaseToken,
+          state: 'dead',
+          attemptOutcome: 'failed',
+          error: { code: 'JOB_FAILED', message: 'failed after charging' },
+          now: clock.now(),
+          events: [],
+        },
+      ]);
+    let charges = 0;
+    const charge = () => {
+      charges += 1;
+      return { charge: `ch_${charges}` };
+    };
+    // The handler charges, then fails, and the job goes to the dead-letter queue.
+    const first = await claimIt();
+    expect(await journal.forClaim(first).effect('charge:1', { amount: 5 }, charge)).toEqual({
+      charge: 'ch_1',
+    });
+    await bury(first.leaseToken);
+
+    // Past the finished horizon, not the dead one: the task is kept, and so is its effect.
+    clock.advance(HOUR + MINUTE);
+    const now = clock.now();
+    const policy = { finishedBefore: now - HOUR, deadBefore: now - 2 * HOUR, eventsBefore: 0 };
+    expect(await store.hasPrunable(policy)).toBe(false);
+    expect((await sweeper.sweep()).effects).toBe(0);
+    expect(await store.getEffect('charge:1')).toMatchObject({ status: 'done', task_id: id });
+
+    // An operator redrives it: the new attempt finds the charge done and does not charge again.
+    await queue.redrive(id);
+    const second = await claimIt();
+    expect(await journal.forClaim(second).effect('charge:1', { amount: 5 }, charge)).toEqual({
+      charge: 'ch_1',
+    });
+    expect(charges).toBe(1);
+
+    // Once the task itself is pruned (dead again, past the dead horizon), its effect goes too.
+    await bury(second.leaseToken);
+    clock.advance(2 * HOUR + MINUTE);
+    expect(await sweeper.sweep()).toMatchObject({ dead_tasks: 1, effects: 1 });
+    expect(await store.getTask(id)).toBeUndefined();
+    expect(await store.getEffect('charge:1')).toBeUndefined();
   });
 
   it('makes no write transaction when nothing is prunable', async () => {

@@ -175,20 +175,7 @@ export class Orchestrator {
     assertWithin('the run metadata', input.metadata, this.#limits.runInputBytes, advice);
     const prepared = await this.#sessions.prepare(input.sessionKey ?? 'main');
     const session = { id: prepared.id };
-    const sessionOps: StoreOp[] = prepared.create
-      ? [
-          { op: 'session.insert', row: prepared.create.row },
-          {
-            op: 'event',
-            event: {
-              session_id: prepared.create.row.id,
-              type: 'session.created',
-              trace_id: prepared.create.traceId,
-              data: { key: prepared.create.row.key, settings: prepared.create.row.settings },
-            },
-          },
-        ]
-      : [];
+    const sessionOps = this.#sessions.createOps(prepared.create);
     const now = ctx.clock.now();
     const bounds = workflow.bounds;
     const quota = mergeQuota({

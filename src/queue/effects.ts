@@ -38,10 +38,13 @@
  *   B gets EFFECT_IN_PROGRESS (retryable, with `retry_after_ms`): meanwhile A can still finish,
  *   and B's retry then finds `done`.
  * - `done` returns the recorded result to every later call with the same key and request,
- *   without running `fn`. The same key with a different request is IDEMPOTENCY_CONFLICT.
+ *   without running `fn`. The same key with a different request is IDEMPOTENCY_CONFLICT. A
+ *   result that cannot be stored (over `effectResultBytes`, or not JSON) is recorded `done`
+ *   with the error instead, and every call with the key throws it (not retryable).
  * - `pending(A)` seen again by A itself (an earlier call of this attempt could not record its
- *   outcome, e.g. the store was busy) is treated like a takeover without the CAS. Concurrent
- *   calls with one key in one attempt share one execution.
+ *   outcome, e.g. the store was busy) is treated like a takeover without the CAS, once a read
+ *   of the task shows A still holds its lease. Concurrent calls with one key in one attempt
+ *   share one execution.
  *
  * What a crash means — read this before relying on it: when the process dies after begin and
  * before finish commits, Warden cannot know whether the effect happened. Exactly-once needs a
@@ -57,10 +60,14 @@
  */
 import {
   assertWithin,
+  boundedMessage,
   canonicalJson,
   type Clock,
   coerceError,
   DEFAULT_LIMITS,
+  ERROR_CATALOGUE,
+  type ErrorCode,
+  errors,
   type EventType,
   isWardenError,
   sha256Hex,
@@ -315,8 +322,10 @@ class EffectCall<T> {
         continue;
       }
       if (record.owner === this.#scope.leaseToken) {
-        // Ours, from an earlier call of this attempt that could not record its outcome.
-        await this.#commit([this.#fence()]);
+        // Ours, from an earlier call of this attempt that could not record its outcome. A read
+        // is enough to check that the attempt still holds its lease before running `fn` again:
+        // the outcome is recorded by owner, not by lease, whatever a fence would have seen.
+        await this.#assertLease();
         return this.#execute(true);
       }
       const v = await verdict(record);
@@ -401,11 +410,13 @@ class EffectCall<T> {
   }
 
   async #finishDone(result: T, reconciled: boolean): Promise<T> {
-    const resultHash = sha256Hex(canonicalJson(result));
-    // The effect has happened, so it is `done` whatever its size; a result over the limit is not
-    // stored, and this and every later call with the key fail with PAYLOAD_TOO_LARGE (not
-    // retried) instead of running the effect again.
-    let tooLarge: WardenError | null = null;
+    // The effect has happened, so it is `done` whatever its result. A result that cannot be
+    // stored — over the size limit (PAYLOAD_TOO_LARGE) or not JSON at all, like a cycle or a
+    // BigInt (INVALID_PARAMS) — is recorded without it, with the error, and this and every later
+    // call with the key fail with that error (not retried) instead of running the effect again.
+    // It is measured before it is hashed: hashing a cyclic value would throw with the record
+    // still pending, and a takeover would run the effect again.
+    let unstorable: WardenError | null = null;
     try {
       assertWithin(
         `the result of effect '${this.#key}'`,
@@ -414,8 +425,13 @@ class EffectCall<T> {
         'return a reference (an id, a URL) to large data instead of the data',
       );
     } catch (error) {
-      tooLarge = coerceError(error);
+      unstorable = coerceError(error);
     }
+    // An oversized result is JSON still, and keeps its hash; one that is not JSON has none.
+    const resultHash =
+      unstorable === null || unstorable.code === 'PAYLOAD_TOO_LARGE'
+        ? sha256Hex(canonicalJson(result))
+        : null;
     const ops = [
       this.#transition(
         'pending',
@@ -423,8 +439,10 @@ class EffectCall<T> {
         this.#target(
           'done',
           resultHash,
-          tooLarge ? null : result,
-          tooLarge ? { code: tooLarge.code, message: tooLarge.message } : null,
+          unstorable ? null : result,
+          unstorable
+            ? { code: unstorable.code, message: boundedMessage(unstorable.message) }
+            : null,
         ),
       ),
       this.#event('effect.completed', { result_hash: resultHash, reconciled }),
@@ -434,13 +452,16 @@ class EffectCall<T> {
       { status: 'done', reconciled, superseded: false },
       { result_hash: resultHash },
     );
-    if (tooLarge) throw tooLarge;
+    if (unstorable) throw unstorable; // non-retryable, like the error later calls get
     return result;
   }
 
   async #finishFailed(cause: unknown): Promise<void> {
     const wardenError = coerceError(cause, 'JOB_FAILED');
-    const error: TaskError = { code: wardenError.code, message: wardenError.message };
+    const error: TaskError = {
+      code: wardenError.code,
+      message: boundedMessage(wardenError.message),
+    };
     const ops = [
       this.#transition(
         'pending',
@@ -535,8 +556,17 @@ class EffectCall<T> {
     };
   }
 
-  async #commit(ops: readonly StoreOp[]): Promise<void> {
-    await this.#store.commit(ops);
+  /** LEASE_LOST (NOT_FOUND when the task is gone) unless this attempt holds its lease now. */
+  async #assertLease(): Promise<void> {
+    const s = this.#scope;
+    const task = await this.#store.getTask(s.taskId);
+    if (!task) throw errors.notFound('task', s.taskId);
+    if (task.state !== 'running' || task.lease_token !== s.leaseToken) {
+      const lost = errors.leaseLost(s.taskId, s.attempt);
+      throw new WardenError('LEASE_LOST', lost.message, {
+        details: { ...lost.details, state: task.state },
+      });
+    }
   }
 
   /** Commits; false when an effect op lost a race (the record exists or moved on). */
@@ -559,12 +589,17 @@ function isEffectMiss(error: unknown): boolean {
   );
 }
 
-/** A `done` record's result; one too large to store fails every call the same way. */
+/**
+ * A `done` record's result. One recorded with an error (its result could not be stored: too
+ * large, or not JSON) fails every call with that error, never retryable: the effect happened.
+ */
 function doneResult<T>(record: EffectRecord): T {
-  if (record.error?.code === 'PAYLOAD_TOO_LARGE')
-    throw new WardenError('PAYLOAD_TOO_LARGE', record.error.message, {
-      retryable: false,
-      details: { key: record.idempotency_key, tool: record.tool },
-    });
+  if (record.error)
+    throw doneError(record.idempotency_key, record.tool, record.error.code, record.error.message);
   return record.result as T;
+}
+
+function doneError(key: string, tool: string, code: string, message: string): WardenError {
+  const known = Object.hasOwn(ERROR_CATALOGUE, code) ? (code as ErrorCode) : 'INTERNAL';
+  return new WardenError(known, message, { retryable: false, details: { key, tool } });
 }

@@ -33,7 +33,6 @@ export {
   reclaimExpiredLeases,
   type ReclaimHook,
   type ReclaimOptions,
-  reclaimSettle,
   registerReclaimHook,
 } from './lease-reaper.ts';
 export { type LaneOptions, DEFAULTS as QUEUE_DEFAULTS, type SubmitOptions } from './options.ts';

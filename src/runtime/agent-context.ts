@@ -50,8 +50,11 @@ export function createAgentContext(
   let callsThisStep = 0;
   const kernel = deps.kernel;
   const script = step.stage.agent?.kind === 'llm' ? step.stage.agent.script : undefined;
-  // The journal of this attempt: begins are fenced by the step's lease, events go to the run.
-  const effects = new EffectJournal(kernel.store, kernel.clock).forClaim(step.claim);
+  // The journal of this attempt: begins are fenced by the step's lease, events go to the run;
+  // an owner is known dead by the kernel's rule, as its lease reaper knows it.
+  const effects = new EffectJournal(kernel.store, kernel.clock, {
+    isDeadOwner: kernel.recovery.isDeadOwner,
+  }).forClaim(step.claim);
   const keyPrefix = `${step.process.pid}:${step.step}`;
   return {
     pid: step.process.pid,

@@ -10,7 +10,7 @@ import {
   SYSTEM_SESSION_KEY,
   WardenError,
 } from '../core/index.ts';
-import type { NewSession, SessionRecord, Store } from './types.ts';
+import type { NewSession, SessionRecord, Store, StoreOp } from './types.ts';
 
 const KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -38,18 +38,7 @@ export class SessionDirectory {
     }
     const row = this.#newRow(key, settings);
     try {
-      await this.#store.commit([
-        { op: 'session.insert', row },
-        {
-          op: 'event',
-          event: {
-            session_id: row.id,
-            type: 'session.created',
-            trace_id: this.#ids.next('tr'),
-            data: { key, settings },
-          },
-        },
-      ]);
+      await this.#store.commit(this.createOps({ row, traceId: this.#ids.next('tr') }));
     } catch (error) {
       // Another process created the same key first: use theirs.
       const raced = await this.#store.getSessionByKey(key);
@@ -83,6 +72,27 @@ export class SessionDirectory {
     }
     const row = this.#newRow(key, settings);
     return { id: row.id, create: { row, traceId: this.#ids.next('tr') } };
+  }
+
+  /**
+   * The ops that create a prepared session (see {@link prepare}): its row and its
+   * `session.created` event, for the caller's transaction. None when it exists already.
+   */
+  createOps(create: NewSession | null): StoreOp[] {
+    if (!create) return [];
+    const { row, traceId } = create;
+    return [
+      { op: 'session.insert', row },
+      {
+        op: 'event',
+        event: {
+          session_id: row.id,
+          type: 'session.created',
+          trace_id: traceId,
+          data: { key: row.key, settings: row.settings },
+        },
+      },
+    ];
   }
 
   #newRow(key: string, settings: Record<string, unknown>): SessionRecord {

@@ -412,8 +412,6 @@ export interface SubmitRequest {
    * so a refused batch leaves no session behind.
    */
   readonly sessions?: readonly NewSession[];
-  /** Per-lane depth limits: a lane that would exceed its limit refuses the batch (QUEUE_FULL). */
-  readonly maxDepth?: Readonly<Record<string, number>>;
   /** A task with the same idempotency key created within this window is returned instead. */
   readonly idempotencyWindowMs: number;
   readonly now: number;
@@ -476,6 +474,7 @@ export interface ClaimedTask {
 export interface ProcessFilter {
   readonly states?: readonly ProcessState[];
   readonly sessionId?: string;
+  /** At most this many rows (default 1,000); INVALID_PARAMS unless a positive integer. */
   readonly limit?: number;
 }
 
@@ -483,12 +482,14 @@ export interface TaskFilter {
   readonly states?: readonly TaskState[];
   readonly lane?: string;
   readonly processId?: string;
+  /** At most this many rows (default 1,000); INVALID_PARAMS unless a positive integer. */
   readonly limit?: number;
 }
 
 export interface InterruptFilter {
   readonly status?: InterruptStatus;
   readonly processId?: string;
+  /** At most this many rows (default 1,000); INVALID_PARAMS unless a positive integer. */
   readonly limit?: number;
 }
 
@@ -501,6 +502,7 @@ export interface EventQuery {
    */
   readonly afterSeq?: number;
   readonly processId?: string;
+  /** At most this many events (default 1,000; above 10,000 is 10,000); a positive integer. */
   readonly limit?: number;
 }
 
@@ -530,7 +532,8 @@ export interface RetentionPolicy {
    * Finished tasks (succeeded, failed, canceled) that belong to no process, with their attempts
    * (and so their idempotency keys); terminated and zombie processes completed before it, with
    * all their tasks, attempts and settled interrupts (a process that still has a queued,
-   * running or dead task, or a pending interrupt, is kept); finished effects (done, failed).
+   * running or dead task, or a pending interrupt, is kept); finished effects (done, failed)
+   * whose task no longer exists (or that have none): a kept task's effects stay with it.
    */
   readonly finishedBefore: number;
   /** Dead tasks (the DLQ) with their attempts. */
@@ -541,7 +544,10 @@ export interface RetentionPolicy {
 
 export interface PruneInput {
   readonly policy: RetentionPolicy;
-  /** The most rows of each kind (tasks, processes, effects, events) one call deletes. */
+  /**
+   * The most rows of each kind (tasks, processes, effects, events) one call deletes; a positive
+   * integer (INVALID_PARAMS otherwise, before any write).
+   */
   readonly limit: number;
   /** Where the `retention.pruned` event goes (the `system` session). */
   readonly event: { readonly session_id: string; readonly trace_id: string };

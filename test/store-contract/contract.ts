@@ -1284,6 +1284,47 @@ export function storeContract(
       });
     });
 
+    describe('row limits', () => {
+      test('a list or read limit that is not a positive integer is INVALID_PARAMS', async () => {
+        const session = await newSession();
+        await store.commit([
+          { op: 'task.insert', row: taskRow(session.id) },
+          { op: 'task.insert', row: taskRow(session.id) },
+          eventOp(session.id, 'a'),
+          eventOp(session.id, 'b'),
+        ]);
+        for (const limit of [0, -1, 1.5, Number.NaN]) {
+          await expectWardenError(store.listTasks({ limit }), 'INVALID_PARAMS');
+          await expectWardenError(store.listProcesses({ limit }), 'INVALID_PARAMS');
+          await expectWardenError(store.listInterrupts({ limit }), 'INVALID_PARAMS');
+          await expectWardenError(
+            store.readEvents({ sessionId: session.id, limit }),
+            'INVALID_PARAMS',
+          );
+          await expectWardenError(store.findExpiredLeases(T0, [], limit), 'INVALID_PARAMS');
+        }
+        expect(await store.listTasks({ limit: 1 })).toHaveLength(1);
+        expect(await store.readEvents({ sessionId: session.id, limit: 1 })).toHaveLength(1);
+      });
+
+      test('prune refuses a zero or negative limit and deletes nothing', async () => {
+        const session = await newSession();
+        const audit = await newSession();
+        const done = taskRow(session.id, { state: 'succeeded', updated_at: T0 });
+        await store.commit([{ op: 'task.insert', row: done }]);
+        const input = {
+          policy: { finishedBefore: T0 + 10, deadBefore: T0 + 10, eventsBefore: 0 },
+          event: { session_id: audit.id, trace_id: 'tr_retention' },
+        };
+        for (const limit of [0, -1, 0.5]) {
+          await expectWardenError(store.prune({ ...input, limit }), 'INVALID_PARAMS');
+          expect(await store.getTask(done.id)).toBeDefined();
+        }
+        expect(await store.prune({ ...input, limit: 1 })).toMatchObject({ tasks: 1 });
+        expect(await store.getTask(done.id)).toBeUndefined();
+      });
+    });
+
     describe('snapshots and retention', () => {
       test('a snapshot does not see commits made after it opened', async () => {
         const session = await newSession();

@@ -112,7 +112,7 @@ export function transitionEffect(
   );
 }
 
-export function effectFromRow(r: Row): EffectRecord {
+function effectFromRow(r: Row): EffectRecord {
   return {
     idempotency_key: r.idempotency_key as string,
     tool: r.tool as string,

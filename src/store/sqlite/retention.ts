@@ -10,7 +10,8 @@
  *   3. terminated/zombie processes completed before `finishedBefore` that hold no queued,
  *      running or dead task and no pending interrupt, with all their tasks, attempts and
  *      settled interrupts;
- *   4. finished effects (done, failed) last updated before `finishedBefore`;
+ *   4. finished effects (done, failed) last updated before `finishedBefore` whose task no longer
+ *      exists (a record of a kept task — a dead one can be redriven — must still answer `done`);
  *   5. per session, the contiguous prefix of its log with `ts` before `eventsBefore`; the
  *      session row keeps the anchor: `pruned_seq` (last pruned seq) and `pruned_hash` (its
  *      hash), so the remaining chain still verifies and a stale cursor is detected.
@@ -24,11 +25,16 @@
 import type Database from 'better-sqlite3';
 
 import { errors } from '../../core/index.ts';
+import { rowLimit } from '../row-limit.ts';
 import type { EventQuery, EventRecord, NewEvent, PruneInput, PruneResult } from '../types.ts';
 import { eventFromRow, type Row } from './rows.ts';
 import { SQL as STORE_SQL } from './statements.ts';
 
 const FINISHED_STATES = ['succeeded', 'failed', 'canceled'] as const;
+
+/** An effect record's task is gone (or it never had one): only then may the record go. */
+const EFFECT_TASK_GONE =
+  '(task_id IS NULL OR NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = effects.task_id))';
 
 const SQL = {
   /** The next lane after ? (in index order) holding a task in state ?. → {lane} | undefined */
@@ -59,10 +65,18 @@ const SQL = {
   deleteInterruptsOfProcesses: `DELETE FROM interrupts WHERE process_id IN (SELECT value FROM json_each(?))
       AND status <> 'pending'`,
   deleteProcesses: 'DELETE FROM processes WHERE pid IN (SELECT value FROM json_each(?))',
-  /** On the effects_finished partial index. → {x} | undefined */
-  anyFinishedEffect: `SELECT 1 AS x FROM effects WHERE status <> 'pending' AND updated_at < ? LIMIT 1`,
+  /**
+   * On the effects_finished partial index, with one primary-key probe of tasks per candidate
+   * (EXPLAIN QUERY PLAN: SEARCH effects USING INDEX effects_finished, SEARCH t USING PRIMARY
+   * KEY). A record whose task still exists is kept whatever its age: a dead task (kept for the
+   * dead horizon) can be redriven, and its effects must still answer `done` then. Such records
+   * are walked past on every sweep; there are only as many as retention keeps tasks.
+   * → {x} | undefined
+   */
+  anyFinishedEffect: `SELECT 1 AS x FROM effects WHERE status <> 'pending' AND updated_at < ?
+      AND ${EFFECT_TASK_GONE} LIMIT 1`,
   deleteFinishedEffects: `DELETE FROM effects WHERE idempotency_key IN (SELECT idempotency_key FROM effects
-      WHERE status <> 'pending' AND updated_at < ? ORDER BY updated_at LIMIT ?)`,
+      WHERE status <> 'pending' AND updated_at < ? AND ${EFFECT_TASK_GONE} ORDER BY updated_at LIMIT ?)`,
   /**
    * Sessions whose oldest kept event is older than ?. → {id, pruned_seq}[]
    * CROSS JOIN keeps sessions outer (one primary-key probe of events per session); a plain JOIN
@@ -88,7 +102,7 @@ function prepare(db: Database.Database): Statements {
 }
 
 /** The most events one `readEvents` call returns, whatever the caller asks for. */
-export const MAX_EVENT_PAGE = 10_000;
+const MAX_EVENT_PAGE = 10_000;
 
 /**
  * Event reads with the retention rule, on any connection (the store's, or a snapshot's):
@@ -110,7 +124,7 @@ export class EventReader {
   }
 
   read(query: EventQuery): EventRecord[] {
-    const limit = Math.min(query.limit ?? 1_000, MAX_EVENT_PAGE);
+    const limit = rowLimit('readEvents limit', query.limit, 1_000, MAX_EVENT_PAGE);
     const after = query.afterSeq ?? 0;
     const rows = (
       query.processId

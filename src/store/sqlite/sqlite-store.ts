@@ -24,6 +24,7 @@ import {
   WardenError,
 } from '../../core/index.ts';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.ts';
+import { rowLimit } from '../row-limit.ts';
 import type {
   AttemptRecord,
   ClaimedTask,
@@ -582,6 +583,7 @@ export class SqliteStore implements Store {
   ): Promise<TaskRecord[]> {
     const list = JSON.stringify(kinds ?? TASK_KINDS);
     return this.#async(() => {
+      rowLimit('findExpiredLeases limit', limit, 1_000);
       const rows = this.#stmt.taskExpired.all({ now, kinds: list, limit }) as Row[];
       for (const owner of deadOwners)
         rows.push(...(this.#stmt.taskByOwner.all({ owner, kinds: list, limit }) as Row[]));
@@ -602,14 +604,15 @@ export class SqliteStore implements Store {
   #list(
     table: 'processes' | 'tasks' | 'interrupts',
     conditions: ReadonlyArray<Condition | null>,
-    limit = 1_000,
+    limit: number | undefined,
   ): Row[] {
+    const max = rowLimit(`list ${table} limit`, limit, 1_000);
     const used = conditions.filter((c): c is Condition => c !== null);
     const where = used.length ? `WHERE ${used.map((c) => c.sql).join(' AND ')}` : '';
     const order = table === 'processes' ? 'created_at, pid' : 'created_at, id';
     return this.#db
       .prepare(`SELECT * FROM ${table} ${where} ORDER BY ${order} LIMIT ?`)
-      .all(...used.flatMap((c) => c.params), limit) as Row[];
+      .all(...used.flatMap((c) => c.params), max) as Row[];
   }
 
   /** Runs synchronous driver work and settles a promise with its result or its Warden error. */
@@ -718,6 +721,11 @@ export class SqliteStore implements Store {
     return this.#async(() => this.#retention.hasPrunable(policy));
   }
   prune(input: PruneInput): Promise<PruneResult> {
+    try {
+      rowLimit('prune limit', input.limit, 0); // checked before taking the write lock
+    } catch (error) {
+      return Promise.reject(coerceError(error));
+    }
     return this.#transact((batch) =>
       this.#retention.prune(input, (event) => this.#log.append(batch, event)),
     );

@@ -45,10 +45,6 @@ export const SQL = {
   taskByIdempotencyKey: 'SELECT * FROM tasks WHERE idempotency_key = ?',
   /** Positional: see TASK_INSERT_COLUMNS. */
   taskInsert: `INSERT INTO tasks (${TASK_COLUMNS}) VALUES (${TASK_PLACEHOLDERS})`,
-  /** Due tasks of one lane in claim order. → {id}[] */
-  taskDue: `SELECT id FROM tasks WHERE state = 'queued' AND lane = ? AND available_at <= ? ORDER BY sort_key LIMIT ?`,
-  taskDueOfKinds: `SELECT id FROM tasks WHERE state = 'queued' AND lane = ? AND available_at <= ?
-      AND kind IN (SELECT value FROM json_each(?)) ORDER BY sort_key LIMIT ?`,
   /**
    * Claims up to @limit due tasks of a lane in one statement. Each gets the lease token
    * `@token:<id>` (a fresh random base per claim, so tokens never repeat). → TaskRow[]
@@ -110,7 +106,6 @@ export const SQL = {
     ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, max_depth = excluded.max_depth,
       updated_at = excluded.updated_at
     WHERE concurrency IS NOT excluded.concurrency OR max_depth IS NOT excluded.max_depth`,
-  laneRunning: `SELECT count(*) AS n FROM tasks WHERE state = 'running' AND lane = ?`,
 
   fairClockGet: 'SELECT last_key FROM fair_clock WHERE lane = ? AND session_id = ? AND rank = ?',
   fairClockSet: `INSERT INTO fair_clock (lane, session_id, rank, last_key) VALUES (?, ?, ?, ?)
@@ -179,8 +174,6 @@ export const SQL = {
   /** → {t: number | null} */
   interruptNextExpiry: `SELECT min(expires_at) AS t FROM interrupts WHERE status = 'pending' AND expires_at IS NOT NULL`,
 
-  eventInsert: `INSERT INTO events (session_id, seq, type, ts, trace_id, process_id, task_id, attempt, data,
-      prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   eventsAfter: 'SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?',
   eventsOfProcessAfter: `SELECT * FROM events WHERE session_id = ? AND process_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 

@@ -31,7 +31,7 @@ type Statements = { readonly [K in StatementName]: Database.Statement };
 const ALL_KINDS = JSON.stringify(['agent_step', 'job', 'plan_task']);
 const INSERT_CHUNK = 32;
 
-export function newLeaseToken(): string {
+function newLeaseToken(): string {
   const bytes = new Uint8Array(12);
   globalThis.crypto.getRandomValues(bytes);
   return `lt_${Buffer.from(bytes).toString('base64url')}`;
@@ -170,9 +170,7 @@ export function submitTasks(
     const adding = new Map<string, number>();
     for (const t of fresh) adding.set(t.lane, (adding.get(t.lane) ?? 0) + 1);
     for (const [lane, n] of adding) {
-      const max =
-        request.maxDepth?.[lane] ??
-        (stmt.laneGet.get(lane) as { max_depth: number | null } | undefined)?.max_depth;
+      const max = (stmt.laneGet.get(lane) as { max_depth: number | null } | undefined)?.max_depth;
       if (max === undefined || max === null) continue;
       const depth = (stmt.taskCountQueued.get(lane) as { n: number }).n;
       if (depth + n > max) {
