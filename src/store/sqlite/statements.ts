@@ -112,7 +112,6 @@ export const SQL = {
     ON CONFLICT (lane, session_id, rank) DO UPDATE SET last_key = excluded.last_key`,
   taskDepths: `SELECT lane, count(*) AS n FROM tasks WHERE state = 'queued' GROUP BY lane`,
   taskCountQueued: `SELECT count(*) AS n FROM tasks WHERE state = 'queued' AND lane = ?`,
-  taskNextDue: `SELECT available_at AS t FROM tasks WHERE state = 'queued' AND lane = ? ORDER BY available_at LIMIT 1`,
   taskNextLease: `SELECT lease_expires_at AS t FROM tasks INDEXED BY tasks_lease WHERE state = 'running'
       AND kind IN (SELECT value FROM json_each(@kinds)) ORDER BY lease_expires_at LIMIT 1`,
   taskClearIdempotencyKey: 'UPDATE tasks SET idempotency_key = NULL WHERE id = ?',
