@@ -45,6 +45,7 @@ const ERROR_PAUSE_MS = { min: 50, max: 2_000 } as const;
 export class ClaimLoop {
   readonly #options: ClaimLoopOptions;
   #generation = 0;
+  #dueHint = false;
   #wake: (() => void) | null = null;
   #running = false;
   #loop: Promise<void> | null = null;
@@ -63,8 +64,13 @@ export class ClaimLoop {
     this.#loop = this.#run();
   }
 
-  /** Something may have changed: look again (never lost, even mid-claim). */
-  poke(): void {
+  /**
+   * Something may have changed: look again (never lost, even mid-claim). `due`: the caller
+   * knows work was just queued in one of our lanes (a commit in this process), so the next
+   * round claims at once instead of reading first.
+   */
+  poke(due = false): void {
+    if (due) this.#dueHint = true;
     this.#generation += 1;
     this.#wake?.();
   }
@@ -91,6 +97,10 @@ export class ClaimLoop {
       let failed = false;
       if (open.length > 0) {
         let due = true;
+        if (this.#dueHint) {
+          this.#dueHint = false;
+          readFirst = false;
+        }
         if (readFirst) {
           const next = await this.#nextDue(lanes);
           if (next === undefined) failed = true;

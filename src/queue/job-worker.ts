@@ -278,8 +278,12 @@ export class JobWorker {
   async #start(): Promise<void> {
     await this.#queue.ready();
     this.#pump.start();
+    const lanes = new Set(this.#lanes.map((l) => l.name));
     this.#unsubscribe = this.#queue.store.onCommit((events) => {
       for (const e of events) {
+        // Queued here, in one of our lanes: claim at once, no read first (the in-process fast path).
+        if (e.type === 'task.queued' && lanes.has((e.data as { lane?: string }).lane ?? ''))
+          this.#claimLoop.poke(true);
         if (e.type !== 'task.canceled' || !e.task_id) continue;
         if (this.#dropWaiting(e.task_id)) this.stats.canceled += 1;
         this.#active.get(e.task_id)?.controller.abort(

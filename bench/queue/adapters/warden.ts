@@ -32,13 +32,14 @@ export function warden(durability: 'fast' | 'strict') {
           ? 'synchronous=NORMAL: survives a process crash'
           : 'synchronous=FULL + group commit: survives power loss',
       settings:
-        'submitMany (one transaction per 1,000); lane and worker concurrency = C; JobWorker defaults (claimBatch 256, prefetch = C, leaseMs 15 s, heartbeat thread); wake-up on commit (no polling)',
+        'submitMany (one transaction per 1,000); JobWorker concurrency = C (no lane-wide cap); defaults otherwise (claimBatch 256, prefetch = C, leaseMs 15 s, heartbeat thread); wake-up on commit (no polling)',
       enqueueBatch: 1_000,
       async setup() {
         store = await openSqliteStore({ file, durability });
       },
       async startWorker(concurrency: number, onJob: OnJob) {
-        queue = new JobQueue({ store: store!, lanes: { default: { concurrency } } });
+        // C handlers in flight in this worker; no lane-wide cap (that is for several processes).
+        queue = new JobQueue({ store: store!, lanes: { default: {} } });
         worker = new JobWorker({
           queue,
           concurrency,
