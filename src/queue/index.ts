@@ -47,3 +47,4 @@ export {
   type RetentionSweeperOptions,
   type SweepResult,
 } from './retention.ts';
+export { RunState } from './run-state.ts';

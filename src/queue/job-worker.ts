@@ -37,6 +37,7 @@ import type { JobQueue } from './job-queue.ts';
 import { LeaseReaper } from './lease-reaper.ts';
 import { DEFAULTS } from './options.ts';
 import { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
+import { RunState } from './run-state.ts';
 
 export interface JobContext<P = unknown> {
   readonly id: string;
@@ -152,8 +153,7 @@ export class JobWorker {
   readonly #returning = new Map<string, string>();
   #settleScheduled = false;
   #settling: Promise<void> = Promise.resolve();
-  #running = false;
-  #starting: Promise<void> | null = null;
+  readonly #state = new RunState();
   #unsubscribe: (() => void) | null = null;
   #scheduler: NodeJS.Timeout | undefined;
 
@@ -258,21 +258,10 @@ export class JobWorker {
    * starting waits for the start to finish first.
    */
   start(): Promise<void> {
-    if (this.#running) return this.#starting ?? Promise.resolve();
-    this.#running = true;
-    const starting = this.#start().then(
-      () => {
-        this.#starting = null;
-      },
-      async (error: unknown) => {
-        this.#starting = null;
-        await this.#teardown();
-        this.#running = false;
-        throw error;
-      },
+    return this.#state.start(
+      () => this.#start(),
+      () => this.#teardown(),
     );
-    this.#starting = starting;
-    return starting;
   }
 
   async #start(): Promise<void> {
@@ -310,9 +299,7 @@ export class JobWorker {
 
   /** Stops claiming and waits for running handlers (aborting them when `abort` is true). */
   async stop(options: { abort?: boolean } = {}): Promise<void> {
-    await this.#starting?.catch(() => undefined);
-    if (!this.#running) return;
-    this.#running = false;
+    if (!(await this.#state.beginStop())) return;
     // Hand back what has not started BEFORE anything can finish and start it (#drain does
     // nothing once stopping): unstarted claims go back to the queue without spending an attempt.
     this.#returnWaiting();
@@ -359,7 +346,7 @@ export class JobWorker {
 
   /** Starts buffered claims while the lane has free handler slots. */
   #drain(lane: string): void {
-    if (!this.#running) return; // stopping: buffered claims are handed back, not started
+    if (!this.#state.running) return; // stopping: buffered claims are handed back, not started
     const queue = this.#waiting.get(lane);
     const limit = this.#lanes.find((l) => l.name === lane)?.concurrency ?? 0;
     while (queue && queue.length > 0 && (this.#runningPerLane.get(lane) ?? 0) < limit) {
@@ -652,7 +639,7 @@ export class JobWorker {
     } catch (error) {
       this.#options.onError?.(coerceError(error));
     }
-    if (!this.#running) return;
+    if (!this.#state.running) return;
     // New schedules may be added by other processes: look again within 5 s at most.
     const wait = next === null ? 5_000 : Math.min(5_000, Math.max(10, next - this.#clock.now()));
     this.#scheduler = setTimeout(() => void this.#fireSchedules(), wait);

@@ -16,7 +16,7 @@
  */
 import { coerceError, isWardenError, randomToken, WardenError } from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
-import { ClaimLoop, HeartbeatPump, LeaseReaper } from '../queue/index.ts';
+import { ClaimLoop, HeartbeatPump, LeaseReaper, RunState } from '../queue/index.ts';
 import type { ClaimedTask } from '../store/index.ts';
 import { createAgentContext } from './agent-context.ts';
 import { type Agent, AgentRegistry } from './agents/agent.ts';
@@ -56,8 +56,7 @@ export class Worker {
   readonly #reaper: LeaseReaper;
   readonly #options: WorkerOptions;
   readonly #active = new Map<string, { promise: Promise<void>; controller: AbortController }>();
-  #running = false;
-  #starting: Promise<void> | null = null;
+  readonly #state = new RunState();
   #registered = false;
   #unsubscribe: (() => void) | null = null;
 
@@ -123,21 +122,10 @@ export class Worker {
    * for the start to finish first.
    */
   start(): Promise<void> {
-    if (this.#running) return this.#starting ?? Promise.resolve();
-    this.#running = true;
-    const starting = this.#start().then(
-      () => {
-        this.#starting = null;
-      },
-      async (error: unknown) => {
-        this.#starting = null;
-        await this.#teardown();
-        this.#running = false;
-        throw error;
-      },
+    return this.#state.start(
+      () => this.#start(),
+      () => this.#teardown(),
     );
-    this.#starting = starting;
-    return starting;
   }
 
   async #start(): Promise<void> {
@@ -178,9 +166,7 @@ export class Worker {
 
   /** Stops claiming; waits for running steps to finish (or aborts them when `abort` is true). */
   async stop(options: { abort?: boolean } = {}): Promise<void> {
-    await this.#starting?.catch(() => undefined);
-    if (!this.#running) return;
-    this.#running = false;
+    if (!(await this.#state.beginStop())) return;
     if (options.abort) this.#abortAll();
     await this.#claimLoop.stop();
     if (options.abort) this.#abortAll(); // a step claimed while the loop was stopping
