@@ -127,10 +127,12 @@ export async function driveRuns(
         continue;
       }
       await new Promise<void>((resolve) => {
-        const timer =
-          deadline === null
-            ? undefined
-            : setTimeout(resolve, Math.max(1, deadline - kernel.clock.now()));
+        // The change watcher never holds the process open; while a run goes on elsewhere (another
+        // process has its step), this wait must, so a ref'd timer stands in when there is no deadline.
+        const timer = setTimeout(
+          resolve,
+          deadline === null ? 3_600_000 : Math.max(1, deadline - kernel.clock.now()),
+        );
         wake = () => {
           clearTimeout(timer);
           resolve();

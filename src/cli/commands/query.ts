@@ -154,11 +154,23 @@ export async function eventsCommand(
     // that is REPLAY_GAP (the events it asks for were pruned).
     let after = options.from === undefined ? undefined : Math.max(from - 1, 0);
     let printed = 0;
+    // --follow: woken by any commit (this process or another), never by a poll.
+    let changed = false;
+    let wake: (() => void) | null = null;
+    const unwatch = options.follow
+      ? ctx.store.watchChanges(() => {
+          changed = true;
+          wake?.();
+        })
+      : () => undefined;
     for (;;) {
+      changed = false;
+      // --limit bounds the replay; once following, every new event is printed.
+      const room = printed < limit ? limit - printed : 1_000;
       const page = await ctx.store.readEvents({
         sessionId,
         ...(after === undefined ? {} : { afterSeq: after }),
-        limit: Math.min(1_000, limit - printed),
+        limit: Math.min(1_000, room),
         ...(options.process ? { processId: options.process } : {}),
       });
       for (const e of page) {
@@ -173,9 +185,16 @@ export async function eventsCommand(
       if (printed >= limit && !options.follow) break;
       if (page.length === 0) {
         if (!options.follow) break;
-        await new Promise((r) => setTimeout(r, 200));
+        if (!changed) {
+          // The change watcher never holds the process open; following must, until Ctrl-C.
+          const keepAlive = setInterval(() => undefined, 60_000);
+          await new Promise<void>((resolve) => (wake = resolve));
+          clearInterval(keepAlive);
+        }
+        wake = null;
       }
     }
+    unwatch();
     return 0;
   } finally {
     await ctx.close();
