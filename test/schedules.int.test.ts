@@ -241,3 +241,31 @@ describe('a schedule that cannot fire', () => {
     expect(await byName(storeB, 'bad')).toMatchObject({ failures: 3 });
   });
 });
+
+describe('a schedule and its lane’s max depth', () => {
+  it('does not fire past the lane’s max depth; the occurrence fires once there is room', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const store = await open(clock);
+    const queue = new JobQueue({ store, clock, lanes: { small: { maxDepth: 1 } } });
+    await queue.submit('filler', null, { lane: 'small' });
+    await queue.schedule('tick', { everyMs: 60_000, job: 'tick', lane: 'small' });
+    clock.advance(60_000);
+    const due = (await byName(store, 'tick')).next_run_at;
+    await expect(queue.fireDueSchedules()).rejects.toSatisfy(
+      (e: unknown) => (e as { code?: string }).code === 'QUEUE_FULL',
+    );
+    expect(await store.countQueued('small')).toBe(1);
+    expect((await byName(store, 'tick')).next_run_at).toBe(due); // still due, not skipped
+    // The filler is taken: the same occurrence fires now.
+    await store.claimTasks({
+      lanes: ['small'],
+      workerId: 'w',
+      limit: 1,
+      leaseMs: 10_000,
+      now: clock.now(),
+    });
+    const fired = await queue.fireDueSchedules();
+    expect(fired).toHaveLength(1);
+    expect((await byName(store, 'tick')).next_run_at).toBe(due + 60_000);
+  });
+});

@@ -166,25 +166,9 @@ export function submitTasks(
     results.push({ task, deduplicated: false });
   }
   // Depth is checked for new tasks only: a duplicate submit to a full lane still deduplicates.
-  {
-    const adding = new Map<string, number>();
-    for (const t of fresh) adding.set(t.lane, (adding.get(t.lane) ?? 0) + 1);
-    for (const [lane, n] of adding) {
-      const max = (stmt.laneGet.get(lane) as { max_depth: number | null } | undefined)?.max_depth;
-      if (max === undefined || max === null) continue;
-      const depth = (stmt.taskCountQueued.get(lane) as { n: number }).n;
-      if (depth + n > max) {
-        throw new WardenError(
-          'QUEUE_FULL',
-          `lane '${lane}' is full (${depth} queued, max depth ${max}); retry later`,
-          {
-            retryAfterMs: 1_000,
-            details: { lane, depth, max_depth: max, submitted: n },
-          },
-        );
-      }
-    }
-  }
+  const adding = new Map<string, number>();
+  for (const t of fresh) adding.set(t.lane, (adding.get(t.lane) ?? 0) + 1);
+  for (const [lane, n] of adding) assertLaneRoom(stmt, lane, n);
   insertTasks(db, stmt, fresh);
   for (const [key, last] of fairClocks) {
     const [lane, sessionId, rank] = key.split('\u0000') as [string, string, string];
@@ -330,6 +314,22 @@ function queuedEvent(task: TaskRecord, extra: Record<string, unknown> = {}): New
   };
 }
 
+/** QUEUE_FULL (retryable) when `n` more tasks would take `lane` past its declared max depth. */
+function assertLaneRoom(stmt: Statements, lane: string, n: number): void {
+  const max = (stmt.laneGet.get(lane) as { max_depth: number | null } | undefined)?.max_depth;
+  if (max === undefined || max === null) return;
+  const depth = (stmt.taskCountQueued.get(lane) as { n: number }).n;
+  if (depth + n <= max) return;
+  throw new WardenError(
+    'QUEUE_FULL',
+    `lane '${lane}' is full (${depth} queued, max depth ${max}); retry later`,
+    {
+      retryAfterMs: 1_000,
+      details: { lane, depth, max_depth: max, submitted: n },
+    },
+  );
+}
+
 /** Fires one schedule occurrence, compare-and-set on next_run_at (see Store.fireSchedule). */
 export function fireSchedule(
   db: Database.Database,
@@ -347,6 +347,7 @@ export function fireSchedule(
     expected: fire.expectedNextRunAt,
   }) as Row | undefined;
   if (!row) return null; // another process fired or deferred this occurrence first
+  assertLaneRoom(stmt, fire.task.lane, 1); // QUEUE_FULL aborts the firing: it is tried again
   insertTasks(db, stmt, [fire.task]);
   log.append(
     batch,
