@@ -91,7 +91,7 @@ export interface JobWorkerOptions {
    * spending an attempt. @default the worker's concurrency in the lane
    */
   readonly prefetch?: number;
-  /** @default `<host>/<pid>/<random>` */
+  /** @default `<host>/<pid>/<random>/<namespace>` (see owner-liveness.ts) */
   readonly id?: string;
   readonly random?: () => number;
   readonly isDeadOwner?: (owner: string) => boolean;
@@ -108,6 +108,8 @@ export interface JobWorkerStats {
   canceled: number;
   leaseLost: number;
   reclaimed: number;
+  /** Claimed tasks handed back unstarted on stop (no attempt spent). */
+  released: number;
 }
 
 interface Running {
@@ -128,6 +130,7 @@ export class JobWorker {
     canceled: 0,
     leaseLost: 0,
     reclaimed: 0,
+    released: 0,
   };
   readonly #queue: JobQueue;
   readonly #clock: Clock;
@@ -508,7 +511,7 @@ export class JobWorker {
       running.controller.signal.aborted &&
       isWardenError(running.controller.signal.reason, 'CANCELED')
     ) {
-      // Canceled by request (the store already moved it) or by shutdown (give it back).
+      // Aborted by the worker's own shutdown (a cancel by request returned above): give it back.
       settle = this.#handBack(claim, error.message, now, {
         error: { code: 'CANCELED', message: error.message },
       });
@@ -590,6 +593,7 @@ export class JobWorker {
           const running = this.#active.get(settle.id);
           if (!outcome.ok) this.stats.leaseLost += 1;
           else if (settle.state === 'succeeded') this.stats.succeeded += 1;
+          else if (settle.attemptOutcome === 'released') this.stats.released += 1;
           else if (settle.state === 'queued') this.stats.retried += 1;
           else if (settle.state === 'failed') this.stats.failed += 1;
           else if (settle.state === 'dead') this.stats.dead += 1;

@@ -40,8 +40,14 @@ export interface WorkerOptions {
   readonly id?: string;
   /** Streamed model text, for live display. */
   readonly onDelta?: (event: { pid: string; stage: string; step: number; text: string }) => void;
-  /** Errors the worker handled but could not report (for logging). */
-  readonly onError?: (error: WardenError, context: { task_id: string }) => void;
+  /**
+   * Errors the worker handled but could not report (for logging). `task_id` names the step's
+   * task, or is null for the worker's own claim and reclaim loops (`where` says which).
+   */
+  readonly onError?: (
+    error: WardenError,
+    context: { task_id: string | null; where: 'step' | 'claim' | 'reclaim' },
+  ) => void;
 }
 
 export class Worker {
@@ -94,7 +100,7 @@ export class Worker {
       onClaimed: (claims) => {
         for (const claim of claims) this.#track(claim);
       },
-      onError: (error) => this.#report(error, 'claim'),
+      onError: (error) => this.#options.onError?.(error, { task_id: null, where: 'claim' }),
     });
     // Reclaims expired leases of every kind while this worker runs (steps through the kernel).
     this.#reaper = new LeaseReaper({
@@ -103,7 +109,7 @@ export class Worker {
       isDeadOwner: kernel.recovery.isDeadOwner,
       agingMs: kernel.agingMs,
       maxWaitMs: this.#leaseMs,
-      onError: (error) => this.#report(error, 'reclaim'),
+      onError: (error) => this.#options.onError?.(error, { task_id: null, where: 'reclaim' }),
     });
   }
 
@@ -262,6 +268,6 @@ export class Worker {
   }
 
   #report(error: WardenError, taskId: string): void {
-    this.#options.onError?.(error, { task_id: taskId });
+    this.#options.onError?.(error, { task_id: taskId, where: 'step' });
   }
 }
