@@ -28,6 +28,7 @@ import { Kernel } from '../src/kernel/index.ts';
 import { JobQueue, type JobQueueOptions, JobWorker, nonRetryable } from '../src/queue/index.ts';
 import { openSqliteStore, type Store, type TaskRecord } from '../src/store/index.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import { rejection } from './helpers/wait.ts';
 
 const stores: Store[] = [];
 const workers: JobWorker[] = [];
@@ -68,16 +69,6 @@ async function settled(store: Store, id: string, timeoutMs = 10_000): Promise<Ta
       throw new Error(`task ${id} is still ${task?.state} after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<WardenError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isWardenError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 /** Everything a refused call must leave unchanged. */

@@ -6,16 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { isWardenError, ManualClock, WardenError } from '../src/core/index.ts';
 import { Bus, type BusMessage, RateLimiter, type RateLimits } from '../src/kernel/index.ts';
-
-async function rejection(promise: Promise<unknown>): Promise<WardenError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isWardenError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the promise to reject');
-}
+import { rejection } from './helpers/wait.ts';
 
 function thrown(fn: () => unknown): WardenError {
   try {

@@ -29,7 +29,7 @@ import {
   type Store,
 } from '../src/store/index.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
-import { waitForProcess } from './helpers/wait.ts';
+import { rejection, waitForProcess } from './helpers/wait.ts';
 
 interface Harness {
   readonly file: string;
@@ -100,16 +100,6 @@ async function eventsOf(store: Store, p: ProcessRecord): Promise<EventRecord[]> 
 
 function ofType(events: readonly EventRecord[], type: string): EventRecord[] {
   return events.filter((e) => e.type === type);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<WardenError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isWardenError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 function wf(input: Omit<WorkflowInput, 'name'> & { name?: string }): LoadedWorkflow {

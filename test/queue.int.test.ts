@@ -46,6 +46,7 @@ import {
   type TaskRecord,
 } from '../src/store/index.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import { sleep } from './helpers/wait.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const moduleUrl = (path: string) => pathToFileURL(join(ROOT, path)).href;
@@ -81,8 +82,6 @@ function newWorker(options: JobWorkerOptions): JobWorker {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 type Falsy = undefined | null | false;
 

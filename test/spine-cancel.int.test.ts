@@ -24,6 +24,7 @@ import {
 } from '../src/store/index.ts';
 import { wrapStore } from './helpers/store-spy.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import { sleep } from './helpers/wait.ts';
 
 const stores: Store[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -38,8 +39,6 @@ async function open(): Promise<Store> {
   stores.push(store);
   return store;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function allEvents(store: Store): Promise<EventRecord[]> {
   const out: EventRecord[] = [];

@@ -27,6 +27,7 @@ import { type ClaimedTask, openSqliteStore, type Store } from '../src/store/inde
 import { killChildren, moduleUrl, spawnModule } from './helpers/child.ts';
 import { countWrites, wrapStore } from './helpers/store-spy.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import { sleep } from './helpers/wait.ts';
 
 const IDLE_MS = 10_000;
 const SUBMISSIONS = 50;
@@ -51,8 +52,6 @@ async function open(file: string): Promise<Store> {
   stores.push(store);
   return store;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function waitUntil(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -19,6 +19,7 @@ import { JobQueue } from '../src/queue/index.ts';
 import { openSqliteStore, type Store } from '../src/store/index.ts';
 import { killChildren, moduleUrl, spawnModule, spawnScript } from './helpers/child.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import { sleep } from './helpers/wait.ts';
 
 const LANE_WORKER = fileURLToPath(new URL('./helpers/lane-worker-process.ts', import.meta.url));
 const STORE_MODULE = moduleUrl('src/store/index.ts');
@@ -31,8 +32,6 @@ afterEach(async () => {
   for (const store of stores.splice(0)) await store.close();
 });
 afterAll(removeTempDirs);
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('lane limits across processes', () => {
   it('lane concurrency 2 holds across two processes whose workers each allow 4', async () => {

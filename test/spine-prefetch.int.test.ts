@@ -11,6 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type JobContext, JobQueue, JobWorker } from '../src/queue/index.ts';
 import { type EventRecord, openSqliteStore, type Store } from '../src/store/index.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import { sleep } from './helpers/wait.ts';
 
 const TASKS = 40;
 const TASK_MS = 100;
@@ -34,8 +35,6 @@ function newWorker(queue: JobQueue, id: string, concurrency: number): JobWorker 
   workers.push(worker);
   return worker;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function waitUntil(
   check: () => boolean | Promise<boolean>,

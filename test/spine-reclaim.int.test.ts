@@ -16,13 +16,7 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import {
-  buildWorkflow,
-  isWardenError,
-  type LoadedWorkflow,
-  ManualClock,
-  type WardenError,
-} from '../src/core/index.ts';
+import { buildWorkflow, type LoadedWorkflow, ManualClock } from '../src/core/index.ts';
 import { Kernel, verifyLedger } from '../src/kernel/index.ts';
 import { JobQueue, JobWorker, reclaimExpiredLeases } from '../src/queue/index.ts';
 import { AgentRegistry, Worker } from '../src/runtime/index.ts';
@@ -36,7 +30,7 @@ import {
 } from '../src/store/index.ts';
 import { wrapStore } from './helpers/store-spy.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
-import { waitForProcess } from './helpers/wait.ts';
+import { rejection, sleep, waitForProcess } from './helpers/wait.ts';
 
 const GHOST = 'ghost-host/1/never-heartbeats';
 const GHOST_LEASE_MS = 500;
@@ -103,8 +97,6 @@ async function startJobWorker(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 async function waitUntil<T>(
   probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   what: string,
@@ -137,16 +129,6 @@ async function taskEvents(store: Store, taskId: string, type?: string): Promise<
   return (await allEvents(store)).filter(
     (e) => e.task_id === taskId && (type === undefined || e.type === type),
   );
-}
-
-async function rejection(promise: Promise<unknown>): Promise<WardenError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isWardenError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 /** One stage; a lost lease is retried quickly (the default backoff is 1 s). */

@@ -16,6 +16,7 @@ import { JobQueue, JobWorker } from '../src/queue/index.ts';
 import { openSqliteStore, type Store } from '../src/store/index.ts';
 import { wrapStore } from './helpers/store-spy.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import { sleep } from './helpers/wait.ts';
 
 const stores: Store[] = [];
 const workers: JobWorker[] = [];
@@ -30,8 +31,6 @@ async function open(file = join(tempDir(), 'q.db')): Promise<Store> {
   stores.push(store);
   return store;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('start and stop', () => {
   it('stop() during start() waits for it; afterwards nothing claims', async () => {

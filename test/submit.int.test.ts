@@ -8,10 +8,11 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import { GENESIS_HASH, isWardenError, ManualClock, type WardenError } from '../src/core/index.ts';
+import { GENESIS_HASH, ManualClock } from '../src/core/index.ts';
 import { JobQueue } from '../src/queue/index.ts';
 import { openSqliteStore, type Store, type TaskRecord } from '../src/store/index.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import { rejection } from './helpers/wait.ts';
 
 const stores: Store[] = [];
 
@@ -34,16 +35,6 @@ async function snapshot(store: Store) {
   const events = [];
   for (const s of sessions) events.push(...(await store.readEvents({ sessionId: s.id })));
   return { sessions, events, tasks: await store.listTasks() };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<WardenError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isWardenError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('a refused submit changes nothing', () => {

@@ -22,6 +22,7 @@ import { Kernel, verifyLedger } from '../../src/kernel/index.ts';
 import { openSqliteStore, type Store, type TaskRecord } from '../../src/store/index.ts';
 import { type Child, killChildren, spawnScript } from '../helpers/child.ts';
 import { removeTempDirs, tempDir } from '../helpers/tmp.ts';
+import { sleep } from '../helpers/wait.ts';
 
 const DRIVER = fileURLToPath(new URL('../helpers/driver-process.ts', import.meta.url));
 const LEASE_MS = 2_000;
@@ -72,8 +73,6 @@ async function runningOf(store: Store, owner: string): Promise<TaskRecord[]> {
     (t) => t.lease_owner === owner,
   );
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('two drivers, one database, one of them killed', () => {
   it(`the survivor finishes every run after ${KILLS} SIGKILLs, without a restart`, async () => {

@@ -1,4 +1,5 @@
 /** Waiting on conditions with a deadline (never a fixed sleep). */
+import { isWardenError, type WardenError } from '../../src/core/index.ts';
 import type { Kernel } from '../../src/kernel/index.ts';
 import type { ProcessRecord } from '../../src/store/index.ts';
 
@@ -20,4 +21,17 @@ export async function waitForProcess(
     }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Awaits `promise`, expecting it to reject with a WardenError; returns that error. */
+export async function rejection(promise: Promise<unknown>): Promise<WardenError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isWardenError(error)) return error;
+    throw error;
+  }
+  throw new Error('expected the promise to reject');
 }
