@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { json, runCli } from './helpers/cli.ts';
+import { editEventData, eventDataText } from './helpers/event-tamper.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -201,9 +202,12 @@ describe('bad input', () => {
       .prepare("SELECT min(seq) AS seq FROM events WHERE type = 'task.succeeded'")
       .get() as { seq: number };
     expect(seq).toBeGreaterThan(1);
-    d.prepare("UPDATE events SET data = replace(data, 'research', 'resaerch') WHERE seq = ?").run(
-      seq,
-    );
+    const { session_id } = d
+      .prepare("SELECT session_id FROM events WHERE type = 'task.succeeded' AND seq = ?")
+      .get(seq) as { session_id: string };
+    const data = eventDataText(d, session_id, seq);
+    expect(data).toContain('research');
+    editEventData(d, session_id, seq, data.replace('research', 'resaerch'));
     d.close();
     const result = await runCli(['ledger', 'verify', '--json'], { home: other });
     expect(result.code).toBe(7);

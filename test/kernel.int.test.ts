@@ -28,6 +28,7 @@ import {
   type ProcessRecord,
   type Store,
 } from '../src/store/index.ts';
+import { deleteEvent, editEventData } from './helpers/event-tamper.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 import { rejection, waitForProcess } from './helpers/wait.ts';
 
@@ -721,11 +722,7 @@ describe('the event log', () => {
 
     const db = new Database(h.file);
     try {
-      db.prepare('UPDATE events SET data = ? WHERE session_id = ? AND seq = ?').run(
-        JSON.stringify({ tampered: true }),
-        p.session_id,
-        target.seq,
-      );
+      editEventData(db, p.session_id, target.seq, JSON.stringify({ tampered: true }));
     } finally {
       db.close();
     }
@@ -747,7 +744,7 @@ describe('the event log', () => {
 
     const db = new Database(h.file);
     try {
-      db.prepare('DELETE FROM events WHERE session_id = ? AND seq = ?').run(p.session_id, last.seq);
+      deleteEvent(db, p.session_id, last.seq);
     } finally {
       db.close();
     }
@@ -765,10 +762,7 @@ describe('the event log', () => {
 
     const db = new Database(h.file);
     try {
-      db.prepare('DELETE FROM events WHERE session_id = ? AND seq = ?').run(
-        p.session_id,
-        middle.seq,
-      );
+      deleteEvent(db, p.session_id, middle.seq);
     } finally {
       db.close();
     }

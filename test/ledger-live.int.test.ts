@@ -13,6 +13,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { IdGenerator, ManualClock, systemClock } from '../src/core/index.ts';
 import { verifyLedger } from '../src/kernel/index.ts';
 import { openSqliteStore, SessionDirectory, type Store } from '../src/store/index.ts';
+import { editEventData } from './helpers/event-tamper.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 
 const APPENDER = fileURLToPath(new URL('./helpers/event-appender.ts', import.meta.url));
@@ -83,9 +84,7 @@ describe('ledger verify on a live database', () => {
       const target = ids[1]!;
       const raw = new Database(file);
       try {
-        raw
-          .prepare('UPDATE events SET data = ? WHERE session_id = ? AND seq = ?')
-          .run(JSON.stringify({ tampered: true }), target, 7);
+        editEventData(raw, target, 7, JSON.stringify({ tampered: true }));
       } finally {
         raw.close();
       }

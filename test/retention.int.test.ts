@@ -28,6 +28,7 @@ import {
   type SweepResult,
 } from '../src/queue/index.ts';
 import { openSqliteStore, type Store, type TaskSettle } from '../src/store/index.ts';
+import { deleteEvent, editEventData } from './helpers/event-tamper.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 
 const MINUTE = 60_000;
@@ -310,24 +311,22 @@ describe('retention', () => {
         raw.close();
       }
     };
+    const tamper = (edit: (db: Database.Database) => void) => {
+      const raw = new Database(file);
+      try {
+        edit(raw);
+      } finally {
+        raw.close();
+      }
+    };
     const verify = async () => (await verifyLedger(store, system.id)).sessions[0]!;
 
     // A kept event's data.
     const [original] = await store.readEvents({ sessionId: system.id, limit: 3 });
     const third = (await store.readEvents({ sessionId: system.id, afterSeq: first + 1 }))[0]!;
-    sql(
-      'UPDATE events SET data = ? WHERE session_id = ? AND seq = ?',
-      '{"tampered":true}',
-      system.id,
-      first + 2,
-    );
+    tamper((db) => editEventData(db, system.id, first + 2, '{"tampered":true}'));
     expect((await verify()).break).toMatchObject({ seq: first + 2, reason: 'hash_mismatch' });
-    sql(
-      'UPDATE events SET data = ? WHERE session_id = ? AND seq = ?',
-      JSON.stringify(third.data),
-      system.id,
-      first + 2,
-    );
+    tamper((db) => editEventData(db, system.id, first + 2, JSON.stringify(third.data)));
     expect((await verify()).ok).toBe(true);
 
     // The anchor no longer matches the first kept event's prev_hash.
@@ -337,7 +336,7 @@ describe('retention', () => {
     expect((await verify()).ok).toBe(true);
 
     // The first kept event deleted without moving the anchor.
-    sql('DELETE FROM events WHERE session_id = ? AND seq = ?', system.id, first);
+    tamper((db) => deleteEvent(db, system.id, first));
     expect((await verify()).break).toMatchObject({ seq: first, reason: 'seq_gap' });
   });
 

@@ -3,7 +3,7 @@
  * `hash = sha256(prev_hash ‖ canonical_json(event without hash))`, genesis `prev_hash` is 64
  * zeros, and `seq` is contiguous from 1. Hashing is pure computation, so it lives in core.
  */
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 
 import { canonicalJson } from './json.ts';
 
@@ -44,11 +44,12 @@ export function hashEventWithData(body: ChainedEventBody, dataJson: string): str
     `,"trace_id":${JSON.stringify(body.trace_id)}` +
     `,"ts":${String(body.ts)}` +
     `,"type":${JSON.stringify(body.type)}}`;
-  return createHash('sha256').update(body.prev_hash).update(canonical).digest('hex');
+  // One-shot digest: about half the cost of createHash().update().digest() per event.
+  return digest('sha256', body.prev_hash + canonical, 'hex');
 }
 
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return digest('sha256', text, 'hex');
 }
 
 export interface ChainBreak {

@@ -274,4 +274,44 @@ CREATE INDEX processes_finished ON processes(completed_at) WHERE state IN ('term
 CREATE INDEX tasks_available ON tasks(lane, available_at) WHERE state = 'queued';
 `,
   },
+  {
+    version: 4,
+    name: 'event_segments',
+    sql: `
+-- The event log stored in segments: the events one transaction appends to one session (and one
+-- process) share a row. Each event keeps its own seq and hash, chained exactly as before
+-- (hash = sha256(prev_hash || canonical event)); a segment stores them as a JSON array of
+-- [seq, type, ts, trace_id, task_id, attempt, data, hash], with the prev_hash of its first event and
+-- the hash of its last; ts is its first event's. One row and one index entry per batch instead of per event.
+CREATE TABLE event_segments (
+  session_id TEXT NOT NULL,
+  last_seq INTEGER NOT NULL,
+  first_seq INTEGER NOT NULL,
+  process_id TEXT,
+  ts INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (session_id, last_seq)
+) STRICT, WITHOUT ROWID;
+INSERT INTO event_segments (session_id, last_seq, first_seq, process_id, ts, body, prev_hash, hash)
+SELECT session_id, seq, seq, process_id, ts,
+  json_array(json_array(seq, type, ts, trace_id, task_id, attempt, json(data), hash)), prev_hash, hash
+FROM events ORDER BY session_id, seq;
+DROP TABLE events;
+CREATE INDEX event_segments_process ON event_segments(process_id, last_seq) WHERE process_id IS NOT NULL;
+
+-- One row per event, for people and ad-hoc SQL (read-only).
+CREATE VIEW events AS
+SELECT s.session_id AS session_id, e.value ->> 0 AS seq, e.value ->> 1 AS type, e.value ->> 2 AS ts,
+  e.value ->> 3 AS trace_id, s.process_id AS process_id, e.value ->> 4 AS task_id, e.value ->> 5 AS attempt,
+  e.value -> 6 AS data, e.value ->> 7 AS hash, s.last_seq AS segment
+FROM event_segments s, json_each(s.body) e;
+
+-- Counting and retention of finished tasks per (state, lane) no longer ride on every state change:
+-- queued and running tasks are found by their partial indexes; only ended tasks are indexed here.
+DROP INDEX tasks_state;
+CREATE INDEX tasks_ended ON tasks(state, lane, updated_at) WHERE state IN ('succeeded', 'failed', 'dead', 'canceled');
+`,
+  },
 ];

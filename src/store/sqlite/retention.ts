@@ -27,7 +27,8 @@ import type Database from 'better-sqlite3';
 import { errors } from '../../core/index.ts';
 import { rowLimit } from '../row-limit.ts';
 import type { EventQuery, EventRecord, NewEvent, PruneInput, PruneResult } from '../types.ts';
-import { eventFromRow, type Row } from './rows.ts';
+import { expandSegment } from './event-log.ts';
+import type { Row } from './rows.ts';
 import { SQL as STORE_SQL } from './statements.ts';
 
 const FINISHED_STATES = ['succeeded', 'failed', 'canceled'] as const;
@@ -79,15 +80,18 @@ const SQL = {
       WHERE status <> 'pending' AND updated_at < ? AND ${EFFECT_TASK_GONE} ORDER BY updated_at LIMIT ?)`,
   /**
    * Sessions whose oldest kept event is older than ?. → {id, pruned_seq}[]
-   * CROSS JOIN keeps sessions outer (one primary-key probe of events per session); a plain JOIN
-   * lets the planner scan the whole events table instead.
+   * One primary-key probe of event_segments per session: its oldest kept segment.
    */
   sessionsWithOldEvents: `SELECT s.id, s.pruned_seq FROM sessions s
-      CROSS JOIN events e ON e.session_id = s.id AND e.seq = s.pruned_seq + 1 WHERE e.ts < ? LIMIT ?`,
-  /** The oldest kept events of a session. → {seq, ts, hash}[] */
-  eventPrefix:
-    'SELECT seq, ts, hash FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?',
-  deleteEventRange: 'DELETE FROM events WHERE session_id = ? AND seq > ? AND seq <= ?',
+      WHERE (SELECT e.ts FROM event_segments e WHERE e.session_id = s.id AND e.last_seq > s.pruned_seq
+        ORDER BY e.last_seq LIMIT 1) < ? LIMIT ?`,
+  /** The oldest kept segments of a session. → SegmentRow[] */
+  eventPrefix: `SELECT * FROM event_segments WHERE session_id = ? AND last_seq > ? ORDER BY last_seq LIMIT ?`,
+  /** Keeps a segment's newer events only (see #cutPrefix). */
+  trimSegment: `UPDATE event_segments SET body = ?, first_seq = ?, ts = ?, prev_hash = ?
+      WHERE session_id = ? AND last_seq = ?`,
+  deleteEventRange:
+    'DELETE FROM event_segments WHERE session_id = ? AND last_seq > ? AND last_seq <= ?',
   setAnchor: 'UPDATE sessions SET pruned_seq = ?, pruned_hash = ? WHERE id = ?',
   /** → {pruned_seq} | undefined */
   prunedSeq: 'SELECT pruned_seq FROM sessions WHERE id = ?',
@@ -126,18 +130,24 @@ export class EventReader {
   read(query: EventQuery): EventRecord[] {
     const limit = rowLimit('readEvents limit', query.limit, 1_000, MAX_EVENT_PAGE);
     const after = query.afterSeq ?? 0;
-    const rows = (
+    const segments = (
       query.processId
-        ? this.#stmt.eventsOfProcessAfter.all(query.sessionId, query.processId, after, limit)
-        : this.#stmt.eventsAfter.all(query.sessionId, after, limit)
-    ) as Row[];
-    if (query.afterSeq !== undefined && rows[0]?.seq !== after + 1) {
+        ? this.#stmt.eventsOfProcessAfter.iterate(query.sessionId, query.processId, after)
+        : this.#stmt.eventsAfter.iterate(query.sessionId, after)
+    ) as IterableIterator<Row>;
+    const events: EventRecord[] = [];
+    for (const segment of segments) {
+      expandSegment(segment, after, events);
+      if (events.length >= limit) break; // leaving the loop ends the statement
+    }
+    if (events.length > limit) events.length = limit;
+    if (query.afterSeq !== undefined && events[0]?.seq !== after + 1) {
       const anchor = this.#stmt.prunedSeq.get(query.sessionId) as
         { pruned_seq: number } | undefined;
       if (anchor && anchor.pruned_seq > after)
         throw errors.replayGap(query.sessionId, after, anchor.pruned_seq);
     }
-    return rows.map(eventFromRow);
+    return events;
   }
 }
 
@@ -229,30 +239,67 @@ export class RetentionSql {
       pruned_seq: number;
     }>;
     let budget = limit;
+    let deleted = 0;
     let touched = 0;
     for (const session of sessions) {
       if (budget === 0) break;
-      const rows = s.eventPrefix.all(session.id, session.pruned_seq, budget) as Array<{
-        seq: number;
-        ts: number;
-        hash: string;
-      }>;
-      let last: { seq: number; hash: string } | undefined;
-      for (const row of rows) {
-        // A prefix only: the first kept-back event ends it, whatever comes after.
-        if (row.ts >= before) break;
-        last = row;
-      }
-      if (!last) continue;
-      budget -= s.deleteEventRange.run(session.id, session.pruned_seq, last.seq).changes;
+      const cut = this.#cutPrefix(session.id, session.pruned_seq, before, budget);
+      if (!cut) continue;
+      budget -= cut.events;
+      deleted += cut.events;
+      const last = cut.last;
       s.setAnchor.run(last.seq, last.hash, session.id);
       touched += 1;
     }
     return {
-      events: limit - budget,
+      events: deleted,
       sessions: touched,
       more: budget <= 0 || sessions.length === limit,
     };
+  }
+
+  /**
+   * Deletes a session's oldest events older than `before`, at most `budget`, in whole segments
+   * where it can; a segment the cut ends inside is rewritten to keep its newer events (its
+   * first seq and prev_hash move to the cut), so the limit is exact. → the new anchor
+   */
+  #cutPrefix(
+    sessionId: string,
+    prunedSeq: number,
+    before: number,
+    budget: number,
+  ): { events: number; last: { seq: number; hash: string } } | null {
+    const s = this.#stmt;
+    const segments = s.eventPrefix.all(sessionId, prunedSeq, budget) as Row[];
+    let events = 0;
+    let last: { seq: number; hash: string } | null = null;
+    let through = prunedSeq; // whole segments up to here go
+    for (const segment of segments) {
+      const all = expandSegment(segment);
+      let keep = 0;
+      while (keep < all.length && all[keep]!.ts < before && events + keep < budget) keep += 1;
+      if (keep === 0) break;
+      events += keep;
+      last = { seq: all[keep - 1]!.seq, hash: all[keep - 1]!.hash };
+      if (keep === all.length) {
+        through = segment.last_seq as number;
+        continue;
+      }
+      // Cut inside this segment: keep its tail, chained to the new anchor.
+      const items = (JSON.parse(segment.body as string) as unknown[]).slice(keep);
+      s.trimSegment.run(
+        JSON.stringify(items),
+        all[keep]!.seq,
+        all[keep]!.ts,
+        last.hash,
+        sessionId,
+        segment.last_seq,
+      );
+      break;
+    }
+    if (!last) return null;
+    if (through > prunedSeq) s.deleteEventRange.run(sessionId, prunedSeq, through);
+    return { events, last };
   }
 
   #deadTaskIds(before: number, limit: number): string[] {

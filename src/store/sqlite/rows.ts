@@ -1,7 +1,6 @@
 /** Row ↔ record mapping for the SQLite adapter (JSON columns are TEXT). */
 import type {
   AttemptRecord,
-  EventRecord,
   InterruptRecord,
   ProcessRecord,
   ScheduleRecord,
@@ -186,22 +185,6 @@ export function interruptToParams(i: InterruptRecord): Row {
     ...i,
     data: JSON.stringify(i.data),
     response: toJson(i.response),
-  };
-}
-
-export function eventFromRow(r: Row): EventRecord {
-  return {
-    session_id: r.session_id as string,
-    seq: r.seq as number,
-    type: r.type as string,
-    ts: r.ts as number,
-    trace_id: r.trace_id as string,
-    process_id: (r.process_id as string | null) ?? null,
-    task_id: (r.task_id as string | null) ?? null,
-    attempt: (r.attempt as number | null) ?? null,
-    data: json(r.data),
-    prev_hash: r.prev_hash as string,
-    hash: r.hash as string,
   };
 }
 

@@ -12,8 +12,9 @@ export const TASK_COLUMN_COUNT = 24;
  * Free slots of lane @lane: its declared concurrency (the `lanes` table, shared by every
  * process) minus its running tasks; @limit when the lane declares no concurrency.
  */
-const LANE_ROOM = `coalesce((SELECT concurrency FROM lanes WHERE name = @lane)
-      - (SELECT count(*) FROM tasks WHERE state = 'running' AND lane = @lane), @limit)`;
+const LANE_ROOM = `CASE WHEN (SELECT concurrency FROM lanes WHERE name = @lane) IS NULL THEN @limit
+      ELSE (SELECT concurrency FROM lanes WHERE name = @lane)
+        - (SELECT count(*) FROM tasks INDEXED BY tasks_lease WHERE state = 'running' AND lane = @lane) END`;
 const TASK_PLACEHOLDERS = Array.from({ length: TASK_COLUMN_COUNT }, () => '?').join(', ');
 
 export const SQL = {
@@ -173,8 +174,10 @@ export const SQL = {
   /** → {t: number | null} */
   interruptNextExpiry: `SELECT min(expires_at) AS t FROM interrupts WHERE status = 'pending' AND expires_at IS NOT NULL`,
 
-  eventsAfter: 'SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?',
-  eventsOfProcessAfter: `SELECT * FROM events WHERE session_id = ? AND process_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+  /** Segments holding events after a seq (see event-log.ts). → SegmentRow[] */
+  eventsAfter: `SELECT * FROM event_segments WHERE session_id = ? AND last_seq > ? ORDER BY last_seq`,
+  eventsOfProcessAfter: `SELECT * FROM event_segments WHERE session_id = ? AND process_id = ? AND last_seq > ?
+    ORDER BY last_seq`,
 
   countProcesses: 'SELECT state, count(*) AS n FROM processes GROUP BY state',
   countTasks: 'SELECT state, count(*) AS n FROM tasks GROUP BY state',
