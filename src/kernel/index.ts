@@ -8,6 +8,7 @@ export {
   type StartRunInput,
   type StepContext,
   type StepResult,
+  type StepTaker,
 } from './orchestrator.ts';
 export {
   DEFAULT_RATE_LIMITS,

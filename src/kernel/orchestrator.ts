@@ -36,11 +36,18 @@ import {
   type StageSpec,
   startStage,
   type TerminalReason,
+  randomToken,
   WardenError,
   type Workflow,
 } from '../core/index.ts';
 import { emptyUsage } from '../core/quota.ts';
-import type { ClaimedTask, ProcessRecord, SessionDirectory, StoreOp } from '../store/index.ts';
+import type {
+  ClaimedTask,
+  ProcessRecord,
+  SessionDirectory,
+  StoreOp,
+  TaskRecord,
+} from '../store/index.ts';
 import { processEvent, taskEvent } from './events.ts';
 import {
   elapsedMs,
@@ -309,8 +316,22 @@ export class Orchestrator {
    * or terminates.
    */
   async completeStep(step: StepContext, result: StepResult): Promise<ProcessRecord> {
+    return (await this.completeStepAndTakeNext(step, result)).process;
+  }
+
+  /**
+   * {@link completeStep}, and when `taker` is given and the run's next step is queued by this
+   * commit, the same commit claims it for the taker (see the `task.handoff` op: only when no other
+   * due step waits ahead of it). `next` is that claim, to run at once; null when the step went
+   * to the queue instead.
+   */
+  async completeStepAndTakeNext(
+    step: StepContext,
+    result: StepResult,
+    taker?: StepTaker,
+  ): Promise<{ process: ProcessRecord; next: ClaimedTask | null }> {
     const oversized = this.#checkStepResult(step, result);
-    if (oversized) return this.failStep(step, oversized);
+    if (oversized) return { process: await this.failStep(step, oversized), next: null };
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
@@ -370,8 +391,41 @@ export class Orchestrator {
         ...softOps,
         ...plan.ops.slice(1),
       ];
-      await this.#ctx.store.commit(ops);
-      return plan.next;
+      const queued = taker ? handoffCandidate(ops) : undefined;
+      const leaseToken = `lt_${randomToken(12)}`;
+      if (queued)
+        ops.push({
+          op: 'task.handoff',
+          id: queued.id,
+          lane: queued.lane,
+          workerId: taker!.workerId,
+          leaseToken,
+          leaseMs: taker!.leaseMs,
+          now,
+        });
+      const events = await this.#ctx.store.commit(ops);
+      const claimed =
+        queued && events.find((e) => e.type === 'task.claimed' && e.task_id === queued.id);
+      if (!queued || !claimed) return { process: plan.next, next: null };
+      const attempt = claimed.attempt ?? 1;
+      const data = claimed.data as { lease_expires_at: number };
+      return {
+        process: plan.next,
+        next: {
+          task: {
+            ...queued,
+            state: 'running',
+            attempts: attempt,
+            lease_owner: taker!.workerId,
+            lease_token: leaseToken,
+            lease_expires_at: data.lease_expires_at,
+            claimed_at: now,
+            updated_at: now,
+          },
+          attempt,
+          leaseToken,
+        },
+      };
     });
   }
 
@@ -588,4 +642,21 @@ export class Orchestrator {
     if (!p) throw errors.notFound('process', pid);
     return p;
   }
+}
+
+/** Who takes a run's next step in the commit that finishes the current one. */
+export interface StepTaker {
+  readonly workerId: string;
+  readonly leaseMs: number;
+}
+
+/** The agent step a commit queues, if it queues exactly one. */
+function handoffCandidate(ops: readonly StoreOp[]): TaskRecord | undefined {
+  let found: TaskRecord | undefined;
+  for (const op of ops) {
+    if (op.op !== 'task.insert' || op.row.kind !== 'agent_step') continue;
+    if (found) return undefined;
+    found = op.row;
+  }
+  return found;
 }

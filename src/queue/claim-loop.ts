@@ -52,9 +52,15 @@ export class ClaimLoop {
   #unwatch: (() => void) | null = null;
   /** Claim transactions run (empty ones too), for tests and metrics. */
   claims = 0;
+  #claiming = false;
 
   constructor(options: ClaimLoopOptions) {
     this.#options = options;
+  }
+
+  /** A claim of this loop is in flight (its room was counted but its claims not handed over). */
+  get claiming(): boolean {
+    return this.#claiming;
   }
 
   start(): void {
@@ -110,6 +116,7 @@ export class ClaimLoop {
           for (const { lane, room } of open) {
             try {
               this.claims += 1;
+              this.#claiming = true;
               const claims = await store.claimTasks({
                 lanes: [lane],
                 kinds,
@@ -123,6 +130,8 @@ export class ClaimLoop {
             } catch (error) {
               failed = true;
               this.#options.onError?.(coerceError(error));
+            } finally {
+              this.#claiming = false;
             }
           }
         }

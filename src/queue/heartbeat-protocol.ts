@@ -19,7 +19,11 @@ export type ToHeartbeatThread =
    * thread adds the monotonic time elapsed since the tick).
    */
   | { readonly op: 'tick'; readonly now: number }
-  | { readonly op: 'batch'; readonly messages: readonly ToHeartbeatThread[] }
+  /**
+   * Tracks and untracks in order, flattened into strings (cheap to clone): `+`, id, token to
+   * track; `-`, id to untrack.
+   */
+  | { readonly op: 'batch'; readonly changes: readonly string[] }
   | { readonly op: 'stop' };
 
 export type FromHeartbeatThread =

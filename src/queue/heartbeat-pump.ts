@@ -97,12 +97,12 @@ export class HeartbeatPump {
 
   track(id: string, token: string): void {
     this.#tracked.set(id, token);
-    this.#post({ op: 'track', id, token });
+    this.#change('+', id, token);
   }
 
   untrack(id: string): void {
     this.#tracked.delete(id);
-    this.#post({ op: 'untrack', id });
+    this.#change('-', id);
   }
 
   async stop(): Promise<void> {
@@ -120,7 +120,8 @@ export class HeartbeatPump {
     }
   }
 
-  #outbox: ToHeartbeatThread[] = [];
+  /** Track/untrack changes not yet sent (see the `batch` message). */
+  #outbox: string[] = [];
   #flushQueued = false;
 
   /**
@@ -131,17 +132,17 @@ export class HeartbeatPump {
     if (this.#outbox.length === 0) return;
     const messages = this.#outbox;
     this.#outbox = [];
-    this.#thread?.postMessage({ op: 'batch', messages } satisfies ToHeartbeatThread);
+    this.#thread?.postMessage({ op: 'batch', changes: messages } satisfies ToHeartbeatThread);
   }
 
-  /** Batches track/untrack messages into one postMessage per turn (or per flush). */
   #post(message: ToHeartbeatThread): void {
+    this.#thread?.postMessage(message);
+  }
+
+  /** Batches track/untrack changes into one postMessage per turn (or per flush). */
+  #change(...change: [op: '+', id: string, token: string] | [op: '-', id: string]): void {
     if (!this.#thread) return;
-    if (message.op === 'tick' || message.op === 'stop') {
-      this.#thread.postMessage(message);
-      return;
-    }
-    this.#outbox.push(message);
+    this.#outbox.push(...change);
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(() => {

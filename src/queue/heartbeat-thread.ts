@@ -32,9 +32,19 @@ port.on('message', handle);
 
 function handle(message: ToHeartbeatThread): void {
   switch (message.op) {
-    case 'batch':
-      for (const m of message.messages) handle(m);
+    case 'batch': {
+      const changes = message.changes;
+      for (let i = 0; i < changes.length;) {
+        if (changes[i] === '+') {
+          tracked.set(changes[i + 1]!, changes[i + 2]!);
+          i += 3;
+        } else {
+          tracked.delete(changes[i + 1]!);
+          i += 2;
+        }
+      }
       break;
+    }
     case 'track':
       tracked.set(message.id, message.token);
       break;
@@ -55,7 +65,8 @@ function handle(message: ToHeartbeatThread): void {
 }
 
 // Background checkpoints: the writers' connections never checkpoint inside a commit.
-const checkpoints = setInterval(() => store.checkpoint('PASSIVE'), 1_000);
+// Often enough that the writer's own bound (see SqliteStore #boundWal) finds little left to copy.
+const checkpoints = setInterval(() => store.checkpoint('PASSIVE'), 100);
 
 const timer = setInterval(() => {
   if (tracked.size === 0) return;

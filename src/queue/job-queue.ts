@@ -104,6 +104,8 @@ export interface QueueLimits {
   readonly progressBytes: number;
 }
 
+const NO_OPTIONS: ReturnType<typeof submitOptionsSchema.parse> = {};
+
 export class JobQueue {
   readonly store: Store;
   readonly clock: Clock;
@@ -228,7 +230,10 @@ export class JobQueue {
       task: this.#buildTask(
         job.name,
         job.payload,
-        parseOrThrow(submitOptionsSchema, job.options, 'submit options'),
+        // No options is the common bulk case: nothing to validate.
+        job.options === undefined
+          ? NO_OPTIONS
+          : parseOrThrow(submitOptionsSchema, job.options, 'submit options'),
         now,
       ),
       session: job.options?.session ?? 'system',

@@ -29,7 +29,7 @@ import {
   sortKey,
   WardenError,
 } from '../core/index.ts';
-import type { ClaimedTask, NewEvent, TaskSettle } from '../store/index.ts';
+import type { ClaimedTask, ClaimRequest, NewEvent, TaskSettle } from '../store/index.ts';
 import { ClaimLoop } from './claim-loop.ts';
 import { EffectJournal, type EffectOptions } from './effects.ts';
 import { HeartbeatPump } from './heartbeat-pump.ts';
@@ -135,15 +135,24 @@ export class JobWorker {
   readonly #queue: JobQueue;
   readonly #clock: Clock;
   readonly #handlers = new Map<string, JobHandler<never, unknown>>();
-  readonly #lanes: ReadonlyArray<{ name: string; concurrency: number; prefetch: number }>;
+  readonly #lanes: ReadonlyArray<{
+    name: string;
+    concurrency: number;
+    prefetch: number;
+    /** A lane-wide concurrency (across every process) is declared. */
+    shared: boolean;
+  }>;
   readonly #active = new Map<string, Running>();
   /** Handlers executing, per lane (bounded by the lane's concurrency). */
   readonly #runningPerLane = new Map<string, number>();
   /** Leases held, per lane: waiting + running + being settled. */
   readonly #heldPerLane = new Map<string, number>();
+  /** Slots a settle-and-claim in flight may fill (see #flush). */
+  readonly #reserved = new Map<string, number>();
   /** Claimed, not started yet, per lane. */
   readonly #waiting = new Map<string, ClaimedTask[]>();
   readonly #leaseMs: number;
+  readonly #claimBatch: number;
   readonly #random: () => number;
   readonly #isDeadOwner: (owner: string) => boolean;
   readonly #effects: EffectJournal;
@@ -166,6 +175,7 @@ export class JobWorker {
     this.#clock = options.queue.clock;
     const names = options.lanes ?? [...options.queue.lanes.keys()];
     this.#leaseMs = options.leaseMs ?? 15_000;
+    this.#claimBatch = options.claimBatch ?? 256;
     if (
       options.prefetch !== undefined &&
       (!Number.isInteger(options.prefetch) || options.prefetch < 0)
@@ -192,7 +202,7 @@ export class JobWorker {
       // a lane with a lane-wide concurrency gets no prefetch (it would keep work from the
       // other workers), others up to the worker's own concurrency.
       const prefetch = lane.concurrency === null ? Math.min(options.prefetch ?? own, own) : 0;
-      return { name, concurrency: own, prefetch };
+      return { name, concurrency: own, prefetch, shared: lane.concurrency !== null };
     });
     this.#random = options.random ?? Math.random;
     this.#isDeadOwner = options.isDeadOwner ?? isDeadLocalOwner;
@@ -220,12 +230,8 @@ export class JobWorker {
       workerId: this.id,
       leaseMs: this.#leaseMs,
       kinds: ['job'],
-      claimBatch: options.claimBatch ?? 256,
-      room: () =>
-        this.#lanes.map((lane) => ({
-          lane: lane.name,
-          room: lane.concurrency + lane.prefetch - (this.#heldPerLane.get(lane.name) ?? 0),
-        })),
+      claimBatch: this.#claimBatch,
+      room: () => this.#lanes.map((lane) => ({ lane: lane.name, room: this.#room(lane) })),
       onClaimed: (claims) => this.#startAll(claims),
       ...(options.onError ? { onError: options.onError } : {}),
     });
@@ -582,12 +588,23 @@ export class JobWorker {
     }
   }
 
+  /**
+   * Commits the finished handlers' settles. While the worker runs and its claim loop is not
+   * claiming itself, the same transaction claims the next tasks for the slots these settles free
+   * (one commit instead of two per turn); the loop's room excludes that reservation until then.
+   */
   #flush(): void {
     this.#settleScheduled = false;
     const batch = this.#pendingSettles.splice(0);
     if (batch.length === 0) return;
-    this.#settling = this.#queue.store.settleTasks(batch).then(
-      (outcomes) => {
+    const claims = this.#claimWithSettle(batch);
+    const store = this.#queue.store;
+    const commit =
+      claims.length > 0
+        ? store.settleAndClaim(batch, claims)
+        : store.settleTasks(batch).then((settled) => ({ settled, claimed: [] }));
+    this.#settling = commit.then(
+      ({ settled: outcomes, claimed }) => {
         outcomes.forEach((outcome, i) => {
           const settle = batch[i]!;
           const running = this.#active.get(settle.id);
@@ -599,8 +616,13 @@ export class JobWorker {
           else if (settle.state === 'dead') this.stats.dead += 1;
           this.#release(settle.id, running?.claim.task.lane ?? this.#returning.get(settle.id));
         });
+        // Held before the reservation goes, so the claim loop never counts these slots free.
+        if (this.#state.running) this.#startAll(claimed);
+        else this.#handBackAll(claimed);
+        this.#reserved.clear();
       },
       (error: unknown) => {
+        this.#reserved.clear();
         // The store failed (busy, disk): the leases lapse and the tasks are reclaimed and retried.
         this.#options.onError?.(coerceError(error));
         for (const settle of batch)
@@ -610,6 +632,59 @@ export class JobWorker {
           );
       },
     );
+  }
+
+  /** Claim requests for the slots `batch` frees, reserved in #reserved; none while claiming. */
+  #claimWithSettle(batch: readonly TaskSettle[]): ClaimRequest[] {
+    if (!this.#state.running || this.#claimLoop.claiming || this.#reserved.size > 0) return [];
+    const freed = new Map<string, number>();
+    for (const settle of batch) {
+      const lane = this.#active.get(settle.id)?.claim.task.lane ?? this.#returning.get(settle.id);
+      if (lane !== undefined) freed.set(lane, (freed.get(lane) ?? 0) + 1);
+    }
+    const now = this.#clock.now();
+    const requests: ClaimRequest[] = [];
+    for (const lane of this.#lanes) {
+      // A lane-wide limit's freed slots go back to every process: the claim loops race for them
+      // after the commit, instead of this worker taking them all in the settle's transaction.
+      if (lane.shared) continue;
+      const room = this.#room(lane) + (freed.get(lane.name) ?? 0);
+      if (room <= 0) continue;
+      this.#reserved.set(lane.name, room);
+      requests.push({
+        lanes: [lane.name],
+        kinds: ['job'],
+        workerId: this.id,
+        limit: Math.min(room, this.#claimBatch),
+        leaseMs: this.#leaseMs,
+        now,
+      });
+    }
+    return requests;
+  }
+
+  /** Free slots of a lane: handlers plus prefetch, less what is held or reserved. */
+  #room(lane: { name: string; concurrency: number; prefetch: number }): number {
+    return (
+      lane.concurrency +
+      lane.prefetch -
+      (this.#heldPerLane.get(lane.name) ?? 0) -
+      (this.#reserved.get(lane.name) ?? 0)
+    );
+  }
+
+  /** Claims that landed while stopping: straight back to the queue, no attempt spent. */
+  #handBackAll(claims: readonly ClaimedTask[]): void {
+    if (claims.length === 0) return;
+    for (const claim of claims) {
+      this.stats.claimed += 1;
+      const lane = claim.task.lane;
+      this.#heldPerLane.set(lane, (this.#heldPerLane.get(lane) ?? 0) + 1);
+      let queue = this.#waiting.get(lane);
+      if (!queue) this.#waiting.set(lane, (queue = []));
+      queue.push(claim);
+    }
+    this.#returnWaiting();
   }
 
   /** The task's lease is no longer ours (settled, lost or canceled). */

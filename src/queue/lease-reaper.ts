@@ -327,17 +327,19 @@ export class LeaseReaper {
   /** A pass is queued behind the one running (further kicks meanwhile add nothing). */
   #passQueued = false;
 
-  /** After a change: re-arm if a lease now expires before the armed time. Reads only. */
+  /**
+   * After a change: re-arm if a lease now expires before the armed time, or arm when nothing
+   * was (a change cannot create an expired lease, so one read is enough, not a pass). Reads only.
+   */
   #rearm(): void {
-    if (!this.#running || this.#checking) return;
-    if (this.#armedFor === null) return this.#kick();
+    if (!this.#running || this.#checking || this.#passQueued) return;
     this.#checking = true;
     this.#options.store
       .nextLeaseExpiry(handledKinds(this.#options.store))
       .then(
         (next) => {
           const armedFor = this.#armedFor;
-          if (next !== null && armedFor !== null && next + 1 < armedFor) this.#arm(next);
+          if (next !== null && (armedFor === null || next + 1 < armedFor)) this.#arm(next);
         },
         () => undefined,
       )

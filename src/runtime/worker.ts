@@ -143,7 +143,19 @@ export class Worker {
           .get(event.task_id)
           ?.controller.abort(new WardenError('CANCELED', 'the run was cancelled'));
     });
-    this.#unsubscribe = () => sub.unsubscribe();
+    // A step queued by this process in our lane: claim at once, without reading first.
+    const lane = this.#kernel.agentLane;
+    const unwatch = this.#kernel.store.onCommit((events) => {
+      for (const e of events)
+        if (e.type === 'task.queued' && (e.data as { lane?: string }).lane === lane) {
+          this.#claimLoop.poke(true);
+          return;
+        }
+    });
+    this.#unsubscribe = () => {
+      sub.unsubscribe();
+      unwatch();
+    };
     await this.#kernel.registerService({
       name: this.id,
       type: 'worker',
@@ -229,7 +241,16 @@ export class Worker {
         await orchestrator.failStep(step, failure);
         return;
       }
-      await orchestrator.completeStep(step, result);
+      // While running and with room, take the run's next step in the same commit (no claim).
+      const { next } = await orchestrator.completeStepAndTakeNext(
+        step,
+        result,
+        this.#state.running ? { workerId: this.id, leaseMs: this.#leaseMs } : undefined,
+      );
+      if (next) {
+        if (this.#state.running) this.#track(next);
+        else await this.#handBack(next); // stopped meanwhile
+      }
     } catch (error) {
       // A late report after a reclaim or cancel is rejected by the fence; that is expected.
       if (!isWardenError(error, 'LEASE_LOST') && !isWardenError(error, 'INVALID_STATE'))
@@ -265,6 +286,33 @@ export class Worker {
         return agent.run(ctx, spec.config ?? {});
       }
     }
+  }
+
+  /** Gives a step this worker took but will not run back to the queue (no attempt spent). */
+  async #handBack(claim: ClaimedTask): Promise<void> {
+    const task = claim.task;
+    await this.#kernel.store.settleTasks([
+      {
+        id: task.id,
+        leaseToken: claim.leaseToken,
+        state: 'queued',
+        availableAt: task.available_at,
+        sortKey: task.sort_key,
+        attemptOutcome: 'released',
+        now: this.#kernel.clock.now(),
+        events: [
+          {
+            session_id: task.session_id,
+            type: 'task.released',
+            trace_id: task.trace_id,
+            process_id: task.process_id,
+            task_id: task.id,
+            attempt: claim.attempt,
+            data: { reason: 'worker_stopped' },
+          },
+        ],
+      },
+    ]);
   }
 
   #report(error: WardenError, taskId: string): void {

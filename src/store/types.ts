@@ -307,6 +307,22 @@ export type StoreOp =
     }
   /** Aborts with LEASE_LOST unless the task is running under this token. */
   | { readonly op: 'task.fence'; readonly id: string; readonly leaseToken: string }
+  /**
+   * Claims a task queued earlier in the same commit for `workerId` under `leaseToken` — only if
+   * it is due and no other due task of its kind waits in its lane ahead of it (and the lane has
+   * room): a worker that finishes a step takes the run's next step without a claim of its own,
+   * and nobody is overtaken. When it applies, a `task.claimed` event says so; otherwise it does
+   * nothing and the task waits in the queue like any other.
+   */
+  | {
+      readonly op: 'task.handoff';
+      readonly id: string;
+      readonly lane: string;
+      readonly workerId: string;
+      readonly leaseToken: string;
+      readonly leaseMs: number;
+      readonly now: number;
+    }
   /** Dead → queued with a fresh budget of attempts (INVALID_STATE unless dead). */
   | {
       readonly op: 'task.redrive';
@@ -602,6 +618,14 @@ export interface Store {
    * succeeds or fails alone (a stale token does not abort the others).
    */
   settleTasks(items: readonly TaskSettle[]): Promise<SettleOutcome[]>;
+  /**
+   * {@link settleTasks} then {@link claimTasks} (one request per lane, in order) in ONE
+   * transaction: a worker hands back finished work and takes the next in one commit.
+   */
+  settleAndClaim(
+    items: readonly TaskSettle[],
+    claims: readonly ClaimRequest[],
+  ): Promise<{ settled: SettleOutcome[]; claimed: ClaimedTask[] }>;
   /** Extends many leases at once; returns the ids whose lease was lost. */
   heartbeatTasks(
     items: ReadonlyArray<{ id: string; leaseToken: string }>,

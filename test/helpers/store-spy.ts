@@ -32,6 +32,7 @@ export const WRITE_METHODS = [
   'heartbeatTasks',
   'submitTasks',
   'settleTasks',
+  'settleAndClaim',
   'fireSchedule',
   'deferSchedule',
   'prune',

@@ -276,7 +276,7 @@ CREATE INDEX tasks_available ON tasks(lane, available_at) WHERE state = 'queued'
   },
   {
     version: 4,
-    name: 'event_segments',
+    name: 'hot_path',
     sql: `
 -- The event log stored in segments: the events one transaction appends to one session (and one
 -- process) share a row. Each event keeps its own seq and hash, chained exactly as before
@@ -308,10 +308,66 @@ SELECT s.session_id AS session_id, e.value ->> 0 AS seq, e.value ->> 1 AS type, 
   e.value -> 6 AS data, e.value ->> 7 AS hash, s.last_seq AS segment
 FROM event_segments s, json_each(s.body) e;
 
--- Counting and retention of finished tasks per (state, lane) no longer ride on every state change:
--- queued and running tasks are found by their partial indexes; only ended tasks are indexed here.
-DROP INDEX tasks_state;
-CREATE INDEX tasks_ended ON tasks(state, lane, updated_at) WHERE state IN ('succeeded', 'failed', 'dead', 'canceled');
+-- Tasks split in two: a small hot row (task_state) that every claim, heartbeat and settle rewrites,
+-- and the cold rest (task_data: payload, options, ids) written once at submit and again only for
+-- a result, an error or new options. Both share an integer key n. The view \`tasks\` joins them
+-- back into the task row every reader knows.
+CREATE TABLE task_data (
+  n INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  session_id TEXT NOT NULL REFERENCES sessions(id),
+  process_id TEXT,
+  payload TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  idempotency_key TEXT,
+  last_error TEXT,
+  result TEXT,
+  trace_id TEXT NOT NULL,
+  options TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE task_state (
+  n INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('agent_step','job','plan_task')),
+  lane TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','dead','canceled')),
+  sort_key INTEGER NOT NULL,
+  available_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  lease_owner TEXT,
+  lease_token TEXT,
+  lease_expires_at INTEGER,
+  claimed_at INTEGER,
+  updated_at INTEGER NOT NULL
+) STRICT;
+INSERT INTO task_data (n, id, name, session_id, process_id, payload, priority, max_attempts, idempotency_key,
+  last_error, result, trace_id, options, created_at)
+SELECT row_number() OVER (ORDER BY created_at, id), id, name, session_id, process_id, payload, priority,
+  max_attempts, idempotency_key, last_error, result, trace_id, options, created_at FROM tasks;
+INSERT INTO task_state (n, kind, lane, state, sort_key, available_at, attempts, lease_owner, lease_token,
+  lease_expires_at, claimed_at, updated_at)
+SELECT d.n, t.kind, t.lane, t.state, t.sort_key, t.available_at, t.attempts, t.lease_owner, t.lease_token,
+  t.lease_expires_at, t.claimed_at, t.updated_at FROM tasks t JOIN task_data d ON d.id = t.id;
+DROP TABLE tasks;
+CREATE INDEX task_data_process ON task_data(process_id) WHERE process_id IS NOT NULL;
+CREATE UNIQUE INDEX task_data_idempotency ON task_data(idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX task_due ON task_state(lane, sort_key) WHERE state = 'queued';
+CREATE INDEX task_available ON task_state(lane, available_at) WHERE state = 'queued';
+CREATE INDEX task_lease ON task_state(lease_expires_at) WHERE state = 'running';
+-- The dead-letter queue per lane, oldest first (retention finds finished tasks in key order).
+CREATE INDEX task_dead ON task_state(lane, updated_at) WHERE state = 'dead';
+CREATE VIEW tasks AS
+SELECT d.id AS id, s.kind AS kind, d.name AS name, s.lane AS lane, d.session_id AS session_id,
+  d.process_id AS process_id, d.payload AS payload, s.state AS state, d.priority AS priority,
+  s.sort_key AS sort_key, s.available_at AS available_at, s.attempts AS attempts,
+  d.max_attempts AS max_attempts, s.lease_owner AS lease_owner, s.lease_token AS lease_token,
+  s.lease_expires_at AS lease_expires_at, s.claimed_at AS claimed_at,
+  d.idempotency_key AS idempotency_key, d.last_error AS last_error, d.result AS result,
+  d.trace_id AS trace_id, d.options AS options, d.created_at AS created_at,
+  s.updated_at AS updated_at, s.n AS n
+FROM task_state s JOIN task_data d ON d.n = s.n;
 `,
   },
 ];

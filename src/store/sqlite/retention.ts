@@ -18,9 +18,11 @@
  * The candidate queries of {@link RetentionSql.hasPrunable} are the same as the deletes', so
  * "prunable" means a prune deletes at least one row, and an idle system never writes.
  *
- * Finished and dead tasks are found per (state, lane) on the `tasks_state (state, lane,
- * updated_at)` index: lanes are walked with one index seek each (a skip scan), so a sweep costs
- * O(states × lanes) seeks plus the rows it deletes, not a scan of every finished task.
+ * Dead tasks are found per lane on the small `task_dead (lane, updated_at)` partial index: lanes
+ * are walked with one index seek each (a skip scan). Finished tasks have no index of their own
+ * (maintaining one cost every settle a third of the queue's throughput, measured): they are
+ * found by walking tasks in key order — creation order — from the oldest, stopping at the first
+ * task created after the cut-off, so a sweep reads only tasks older than the cut-off.
  */
 import type Database from 'better-sqlite3';
 
@@ -31,24 +33,28 @@ import { expandSegment } from './event-log.ts';
 import type { Row } from './rows.ts';
 import { SQL as STORE_SQL } from './statements.ts';
 
-const FINISHED_STATES = ['succeeded', 'failed', 'canceled'] as const;
+const FINISHED_STATES = new Set(['succeeded', 'failed', 'canceled']);
 
 /** An effect record's task is gone (or it never had one): only then may the record go. */
 const EFFECT_TASK_GONE =
-  '(task_id IS NULL OR NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = effects.task_id))';
+  '(task_id IS NULL OR NOT EXISTS (SELECT 1 FROM task_data t WHERE t.id = effects.task_id))';
 
 const SQL = {
   /** The next lane after ? (in index order) holding a task in state ?. → {lane} | undefined */
-  nextLane: 'SELECT lane FROM tasks WHERE state = ? AND lane > ? ORDER BY lane LIMIT 1',
-  /** Finished tasks of no process, one state and lane, oldest first. → {id}[] */
-  finishedTasks: `SELECT id FROM tasks WHERE state = @state AND lane = @lane AND updated_at < @before
-      AND process_id IS NULL ORDER BY updated_at LIMIT @limit`,
+  /** The next lane after ? (in index order) holding a dead task. → {lane} | undefined */
+  nextDeadLane: `SELECT lane FROM task_state INDEXED BY task_dead WHERE state = 'dead' AND lane > ?
+      ORDER BY lane LIMIT 1`,
+  /** Every task, oldest first (see #finishedTaskIds). → iterated */
+  tasksOldestFirst: `SELECT d.id, d.created_at, d.process_id, s.state, s.updated_at
+    FROM task_data d JOIN task_state s ON s.n = d.n ORDER BY d.n`,
   /** Dead tasks (any process) of one lane, oldest first. → {id}[] */
-  deadTasks: `SELECT id FROM tasks WHERE state = 'dead' AND lane = @lane AND updated_at < @before
-      ORDER BY updated_at LIMIT @limit`,
+  deadTasks: `SELECT d.id FROM task_state s INDEXED BY task_dead JOIN task_data d ON d.n = s.n
+    WHERE s.state = 'dead' AND s.lane = @lane AND s.updated_at < @before ORDER BY s.updated_at LIMIT @limit`,
   /** ? = JSON array of task ids. → changes */
   deleteAttemptsOfTasks: 'DELETE FROM attempts WHERE task_id IN (SELECT value FROM json_each(?))',
-  deleteTasks: 'DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))',
+  deleteTaskStates: `DELETE FROM task_state WHERE n IN
+      (SELECT n FROM task_data WHERE id IN (SELECT value FROM json_each(?)))`,
+  deleteTasks: 'DELETE FROM task_data WHERE id IN (SELECT value FROM json_each(?))',
   /**
    * Ended processes with nothing left to run or answer, oldest first. → {pid}[]
    * INDEXED BY: without statistics the planner prefers processes_state and sorts every ended
@@ -62,7 +68,10 @@ const SQL = {
   /** ? = JSON array of pids. → changes */
   deleteAttemptsOfProcesses: `DELETE FROM attempts WHERE task_id IN
       (SELECT id FROM tasks WHERE process_id IN (SELECT value FROM json_each(?)))`,
-  deleteTasksOfProcesses: 'DELETE FROM tasks WHERE process_id IN (SELECT value FROM json_each(?))',
+  deleteTaskStatesOfProcesses: `DELETE FROM task_state WHERE n IN
+      (SELECT n FROM task_data WHERE process_id IN (SELECT value FROM json_each(?)))`,
+  deleteTasksOfProcesses:
+    'DELETE FROM task_data WHERE process_id IN (SELECT value FROM json_each(?))',
   deleteInterruptsOfProcesses: `DELETE FROM interrupts WHERE process_id IN (SELECT value FROM json_each(?))
       AND status <> 'pending'`,
   deleteProcesses: 'DELETE FROM processes WHERE pid IN (SELECT value FROM json_each(?))',
@@ -182,6 +191,7 @@ export class RetentionSql {
     const finished = this.#finishedTaskIds(policy.finishedBefore, limit);
     const taskIds = JSON.stringify([...dead, ...finished]);
     let attempts = s.deleteAttemptsOfTasks.run(taskIds).changes;
+    s.deleteTaskStates.run(taskIds);
     s.deleteTasks.run(taskIds);
 
     const pids = (
@@ -189,6 +199,7 @@ export class RetentionSql {
     ).map((r) => r.pid);
     const pidJson = JSON.stringify(pids);
     attempts += s.deleteAttemptsOfProcesses.run(pidJson).changes;
+    s.deleteTaskStatesOfProcesses.run(pidJson);
     const processTasks = s.deleteTasksOfProcesses.run(pidJson).changes;
     const interrupts = s.deleteInterruptsOfProcesses.run(pidJson).changes;
     s.deleteProcesses.run(pidJson);
@@ -304,7 +315,7 @@ export class RetentionSql {
 
   #deadTaskIds(before: number, limit: number): string[] {
     const ids: string[] = [];
-    for (const lane of this.#lanes('dead')) {
+    for (const lane of this.#deadLanes()) {
       if (ids.length >= limit) break;
       for (const r of this.#stmt.deadTasks.all({
         lane,
@@ -318,28 +329,31 @@ export class RetentionSql {
     return ids;
   }
 
+  /** Finished tasks of no process before the cut-off, oldest first (see the header). */
   #finishedTaskIds(before: number, limit: number): string[] {
     const ids: string[] = [];
-    for (const state of FINISHED_STATES) {
-      for (const lane of this.#lanes(state)) {
-        if (ids.length >= limit) return ids;
-        const rows = this.#stmt.finishedTasks.all({
-          state,
-          lane,
-          before,
-          limit: limit - ids.length,
-        }) as Array<{ id: string }>;
-        for (const r of rows) ids.push(r.id);
+    if (limit <= 0) return ids;
+    for (const row of this.#stmt.tasksOldestFirst.iterate() as IterableIterator<{
+      id: string;
+      created_at: number;
+      process_id: string | null;
+      state: string;
+      updated_at: number;
+    }>) {
+      if (row.created_at >= before) break; // every later task is newer: leaving ends the scan
+      if (FINISHED_STATES.has(row.state) && row.updated_at < before && row.process_id === null) {
+        ids.push(row.id);
+        if (ids.length >= limit) break;
       }
     }
     return ids;
   }
 
-  /** Lanes holding a task in `state`, one index seek each. */
-  *#lanes(state: string): Generator<string> {
+  /** Lanes holding a dead task, one index seek each. */
+  *#deadLanes(): Generator<string> {
     let lane = '';
     for (;;) {
-      const row = this.#stmt.nextLane.get(state, lane) as { lane: string } | undefined;
+      const row = this.#stmt.nextDeadLane.get(lane) as { lane: string } | undefined;
       if (!row) return;
       lane = row.lane;
       yield lane;

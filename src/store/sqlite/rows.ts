@@ -117,34 +117,44 @@ export function taskFromRow(r: Row): TaskRecord {
   };
 }
 
-/** Positional values in TASK_COLUMNS order. */
-export function taskToRow(t: TaskRecord): unknown[] {
-  return [
+/** Positional values of the cold row in TASK_DATA_COLUMNS order. */
+export function taskDataRow(t: TaskRecord, n: number, out: unknown[] = []): unknown[] {
+  out.push(
+    n,
     t.id,
-    t.kind,
     t.name,
-    t.lane,
     t.session_id,
     t.process_id,
     JSON.stringify(t.payload ?? null),
-    t.state,
     t.priority,
-    t.sort_key,
-    t.available_at,
-    t.attempts,
     t.max_attempts,
-    t.lease_owner,
-    t.lease_token,
-    t.lease_expires_at,
-    t.claimed_at ?? null,
     t.idempotency_key,
     toJson(t.last_error),
     toJson(t.result),
     t.trace_id,
     JSON.stringify(t.options),
     t.created_at,
+  );
+  return out;
+}
+
+/** Positional values of the hot row in TASK_STATE_COLUMNS order. */
+export function taskStateRow(t: TaskRecord, n: number, out: unknown[] = []): unknown[] {
+  out.push(
+    n,
+    t.kind,
+    t.lane,
+    t.state,
+    t.sort_key,
+    t.available_at,
+    t.attempts,
+    t.lease_owner,
+    t.lease_token,
+    t.lease_expires_at,
+    t.claimed_at ?? null,
     t.updated_at,
-  ];
+  );
+  return out;
 }
 
 export function attemptFromRow(r: Row): AttemptRecord {

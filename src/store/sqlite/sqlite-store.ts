@@ -118,7 +118,7 @@ export interface SqliteStoreOptions {
 const LOCK_SLICE_MS = 20;
 
 /** Past this WAL size the store checkpoints inline (background checkpoints normally keep it small). */
-const WAL_LIMIT_BYTES = 64 * 1_048_576;
+const WAL_LIMIT_BYTES = 32 * 1_048_576;
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
   return Promise.resolve(SqliteStore.open(options));
@@ -173,6 +173,9 @@ export class SqliteStore implements Store {
       // the whole idle-latency p99): a worker's heartbeat thread checkpoints in the background,
       // the store checkpoints itself only past WAL_LIMIT_BYTES, and close() truncates the WAL.
       db.pragma('wal_autocheckpoint = 0');
+      // A WAL that was checkpointed and restarts from its beginning is cut back to this size, so
+      // the file's size says how much is waiting (the bound in #boundWal reads it).
+      db.pragma(`journal_size_limit = ${WAL_LIMIT_BYTES}`);
       const version = migrate(db, SQLITE_MIGRATIONS, file, clock.now());
       // From here on SQLite waits for another process's lock only a short slice at a time (it
       // waits synchronously, blocking the event loop); the write queue waits out the rest
@@ -220,9 +223,12 @@ export class SqliteStore implements Store {
     this.#log = new EventLog(db, stmt, clock);
     prepareEffectStatements(db);
     this.#writes = new WriteQueue(db, file, durability === 'strict', busyTimeoutMs);
+    const dataVersion = db.prepare('PRAGMA data_version').pluck();
     this.#changes = new ChangeWatcher(
       file === ':memory:' ? null : file,
-      () => db.pragma('data_version', { simple: true }) as number,
+      // Prepared once: db.pragma() compiles its statement on every call, and this runs after
+      // every commit this process hears about.
+      () => dataVersion.get() as number,
     );
     this.#events = new EventReader(db);
     this.#retention = new RetentionSql(db);
@@ -243,7 +249,7 @@ export class SqliteStore implements Store {
       .then(({ value, events }) => {
         this.#notify(events);
         if (announce && events.length === 0) this.#changes.notifyLocal();
-        if (++this.#sinceWalCheck >= 512) this.#boundWal();
+        if (++this.#sinceWalCheck >= 256) this.#boundWal();
         return value;
       });
   }
@@ -387,6 +393,35 @@ export class SqliteStore implements Store {
           now: op.row.updated_at,
         });
         return;
+      case 'task.handoff': {
+        const expires = op.now + op.leaseMs;
+        const row = s.taskHandoff.get({
+          id: op.id,
+          lane: op.lane,
+          owner: op.workerId,
+          token: op.leaseToken,
+          expires,
+          now: op.now,
+          limit: 1,
+        }) as { attempts: number } | undefined;
+        if (!row) return;
+        const task = taskFromRow(s.taskById.get(op.id) as Row);
+        this.#log.append(batch, {
+          session_id: task.session_id,
+          type: 'task.claimed',
+          trace_id: task.trace_id,
+          process_id: task.process_id,
+          task_id: task.id,
+          attempt: row.attempts,
+          data: {
+            lane: task.lane,
+            worker_id: op.workerId,
+            lease_expires_at: expires,
+            handoff: true,
+          },
+        });
+        return;
+      }
       case 'task.fence': {
         const row = s.taskById.get(op.id) as Row | undefined;
         if (!row || row.state !== 'running' || row.lease_token !== op.leaseToken)
@@ -414,13 +449,15 @@ export class SqliteStore implements Store {
       }
       case 'task.redrive': {
         const row = s.taskRedrive.get({ id: op.id, sort_key: op.sortKey, now: op.now }) as
-          Row | undefined;
+          { n: number; attempts: number } | undefined;
         if (!row) throw this.#notDead(op.id, 'redrive');
+        s.taskRedriveData.run(row);
         return;
       }
       case 'task.purge': {
-        const row = s.taskPurge.get(op.id) as Row | undefined;
+        const row = s.taskPurge.get({ id: op.id }) as { n: number } | undefined;
         if (!row) throw this.#notDead(op.id, 'purge');
+        s.taskDataDelete.run(row.n);
         s.attemptPurge.run(op.id);
         return;
       }
@@ -479,6 +516,19 @@ export class SqliteStore implements Store {
     return this.#transact((batch) =>
       settleTasks(this.#stmt, this.#log, batch, items, (id) => this.#leaseLost(id)),
     );
+  }
+
+  settleAndClaim(
+    items: readonly TaskSettle[],
+    claims: readonly ClaimRequest[],
+  ): Promise<{ settled: SettleOutcome[]; claimed: ClaimedTask[] }> {
+    return this.#transact((batch) => {
+      const settled = settleTasks(this.#stmt, this.#log, batch, items, (id) => this.#leaseLost(id));
+      const claimed: ClaimedTask[] = [];
+      for (const request of claims)
+        claimed.push(...claimTasks(this.#stmt, this.#log, batch, request));
+      return { settled, claimed };
+    });
   }
 
   heartbeatTasks(

@@ -23,8 +23,21 @@ import type {
   TaskSettle,
 } from '../types.ts';
 import type { EventBatch, EventLog } from './event-log.ts';
-import { type Row, scheduleFromRow, taskFromRow, taskToRow, toJson } from './rows.ts';
-import { type StatementName, TASK_COLUMN_COUNT, TASK_COLUMNS } from './statements.ts';
+import {
+  type Row,
+  scheduleFromRow,
+  taskDataRow,
+  taskFromRow,
+  taskStateRow,
+  toJson,
+} from './rows.ts';
+import {
+  type StatementName,
+  TASK_DATA_COLUMN_COUNT,
+  TASK_DATA_COLUMNS,
+  TASK_STATE_COLUMN_COUNT,
+  TASK_STATE_COLUMNS,
+} from './statements.ts';
 
 type Statements = { readonly [K in StatementName]: Database.Statement };
 
@@ -51,7 +64,7 @@ export function claimTasks(
   for (const lane of request.lanes) {
     const room = request.limit - claimed.length;
     if (room <= 0) break;
-    const rows = stmt.taskClaimBatch.all({
+    const keys = stmt.taskClaimBatch.all({
       owner: request.workerId,
       token: newLeaseToken(),
       expires,
@@ -59,7 +72,9 @@ export function claimTasks(
       lane,
       kinds,
       limit: room,
-    }) as Row[];
+    }) as Array<{ n: number }>;
+    if (keys.length === 0) continue;
+    const rows = stmt.tasksByN.all(JSON.stringify(keys.map((k) => k.n))) as Row[];
     const tasks = rows
       .map(taskFromRow)
       .sort((a, b) => a.sort_key - b.sort_key || (a.id < b.id ? -1 : 1));
@@ -79,32 +94,62 @@ export function claimTasks(
   return claimed;
 }
 
-/** Inserts task rows, 32 per statement. */
+/** Inserts tasks (a cold and a hot row each, keyed by the next free n), 32 per statement. */
 export function insertTasks(
   db: Database.Database,
   stmt: Statements,
   tasks: readonly TaskRecord[],
 ): void {
+  let n = (stmt.taskMaxN.get() as { n: number }).n;
   let i = 0;
   if (tasks.length >= INSERT_CHUNK) {
-    const chunk = chunkInsert(db);
-    for (; i + INSERT_CHUNK <= tasks.length; i += INSERT_CHUNK)
-      chunk.run(tasks.slice(i, i + INSERT_CHUNK).flatMap(taskToRow));
+    const chunk = chunkInserts(db);
+    const data: unknown[] = [];
+    const state: unknown[] = [];
+    for (; i + INSERT_CHUNK <= tasks.length; i += INSERT_CHUNK) {
+      data.length = 0;
+      state.length = 0;
+      for (let j = i; j < i + INSERT_CHUNK; j++) {
+        n += 1;
+        taskDataRow(tasks[j]!, n, data);
+        taskStateRow(tasks[j]!, n, state);
+      }
+      chunk.data.run(data);
+      chunk.state.run(state);
+    }
   }
-  for (; i < tasks.length; i++) stmt.taskInsert.run(taskToRow(tasks[i]!));
+  for (; i < tasks.length; i++) {
+    n += 1;
+    stmt.taskDataInsert.run(taskDataRow(tasks[i]!, n));
+    stmt.taskStateInsert.run(taskStateRow(tasks[i]!, n));
+  }
 }
 
-const chunkStatements = new WeakMap<Database.Database, Database.Statement>();
-function chunkInsert(db: Database.Database): Database.Statement {
-  let statement = chunkStatements.get(db);
-  if (!statement) {
-    const row = `(${Array.from({ length: TASK_COLUMN_COUNT }, () => '?').join(',')})`;
-    statement = db.prepare(
-      `INSERT INTO tasks (${TASK_COLUMNS}) VALUES ${Array.from({ length: INSERT_CHUNK }, () => row).join(',')}`,
-    );
-    chunkStatements.set(db, statement);
+const chunkStatements = new WeakMap<
+  Database.Database,
+  { data: Database.Statement; state: Database.Statement }
+>();
+function chunkInserts(db: Database.Database): {
+  data: Database.Statement;
+  state: Database.Statement;
+} {
+  let statements = chunkStatements.get(db);
+  if (!statements) {
+    const values = (width: number) => {
+      const row = `(${Array.from({ length: width }, () => '?').join(',')})`;
+      return Array.from({ length: INSERT_CHUNK }, () => row).join(',');
+    };
+    statements = {
+      data: db.prepare(
+        `INSERT INTO task_data (${TASK_DATA_COLUMNS}) VALUES ${values(TASK_DATA_COLUMN_COUNT)}`,
+      ),
+      state: db.prepare(
+        `INSERT INTO task_state (${TASK_STATE_COLUMNS}) VALUES ${values(TASK_STATE_COLUMN_COUNT)}`,
+      ),
+    };
+    chunkStatements.set(db, statements);
   }
-  return statement;
+  return statements;
 }
 
 /** Inserts tasks with idempotency and lane depth checks (see Store.submitTasks). */
@@ -254,6 +299,8 @@ export function settleOne(stmt: Statements, item: Omit<TaskSettle, 'events'>): b
       }).changes === 1
     );
   }
+  const key = stmt.taskN.get(item.id) as { n: number } | undefined;
+  if (!key) return false;
   const error = toJson(boundTaskError(item.error));
   if (
     stmt.attemptFromTask.run({
@@ -267,20 +314,37 @@ export function settleOne(stmt: Statements, item: Omit<TaskSettle, 'events'>): b
   )
     return false;
   stmt.taskSettle.run({
-    id: item.id,
+    n: key.n,
     token: item.leaseToken,
     state: item.state,
-    result: toJson(item.result),
-    error,
     available_at: item.availableAt ?? item.now,
     sort_key: item.sortKey ?? item.availableAt ?? item.now,
-    options: item.options === undefined ? null : JSON.stringify(item.options),
     now: item.now,
+  });
+  stmt.taskSettleData.run({
+    n: key.n,
+    result: toJson(item.result),
+    error,
+    options: item.options === undefined ? null : JSON.stringify(item.options),
   });
   return true;
 }
 
-/** Settles each task fenced by its own token; a stale one is reported, not thrown. */
+interface SettleRead {
+  id: string;
+  n: number;
+  state: string;
+  lease_token: string | null;
+  lease_expires_at: number | null;
+  had_error: number;
+}
+
+/**
+ * Settles each task fenced by its own token; a stale one is reported, not thrown. Set-based: one
+ * read of every task's hot row, the fence checked on it (inside this write transaction nothing
+ * else can move the row in between), then one attempts insert and one hot-row update per group
+ * of equal outcomes, and a cold-row write only where a result, an error or options change.
+ */
 export function settleTasks(
   stmt: Statements,
   log: EventLog,
@@ -288,11 +352,61 @@ export function settleTasks(
   items: readonly TaskSettle[],
   leaseLost: (id: string) => WardenError,
 ): SettleOutcome[] {
-  return items.map((item) => {
-    if (!settleOne(stmt, item)) return { id: item.id, ok: false, error: leaseLost(item.id) };
-    for (const event of item.events) log.append(batch, event);
-    return { id: item.id, ok: true };
-  });
+  const read = new Map<string, SettleRead>();
+  for (const row of stmt.settleRead.all(JSON.stringify(items.map((i) => i.id))) as SettleRead[])
+    read.set(row.id, row);
+  const outcomes: SettleOutcome[] = [];
+  const applied: TaskSettle[] = [];
+  const attempts: unknown[] = [];
+  const groups = new Map<string, { item: TaskSettle; ns: number[] }>();
+  for (const item of items) {
+    const row = read.get(item.id);
+    if (
+      !row ||
+      row.state !== 'running' ||
+      row.lease_token !== item.leaseToken ||
+      (item.expiredBy !== undefined && (row.lease_expires_at ?? Infinity) > item.expiredBy)
+    ) {
+      outcomes.push({ id: item.id, ok: false, error: leaseLost(item.id) });
+      continue;
+    }
+    row.state = 'settled'; // the same task twice in one batch: the second is stale
+    outcomes.push({ id: item.id, ok: true });
+    applied.push(item);
+    if (item.attemptOutcome === 'released') {
+      settleOne(stmt, item);
+      continue;
+    }
+    const error = toJson(boundTaskError(item.error));
+    attempts.push([item.id, row.n, item.now, item.attemptOutcome, error]);
+    const availableAt = item.availableAt ?? item.now;
+    const sortKey = item.sortKey ?? availableAt;
+    const key = `${item.state}\u0000${availableAt}\u0000${sortKey}\u0000${item.now}`;
+    const group = groups.get(key);
+    if (group) group.ns.push(row.n);
+    else groups.set(key, { item, ns: [row.n] });
+    const result = toJson(item.result);
+    if (result !== null || error !== null || item.options !== undefined || row.had_error)
+      stmt.taskSettleData.run({
+        n: row.n,
+        result,
+        error,
+        options: item.options === undefined ? null : JSON.stringify(item.options),
+      });
+  }
+  if (attempts.length > 0) stmt.attemptsInsertMany.run(JSON.stringify(attempts));
+  for (const { item, ns } of groups.values()) {
+    const availableAt = item.availableAt ?? item.now;
+    stmt.taskSettleMany.run({
+      state: item.state,
+      available_at: availableAt,
+      sort_key: item.sortKey ?? availableAt,
+      now: item.now,
+      ns: JSON.stringify(ns),
+    });
+  }
+  for (const item of applied) for (const event of item.events) log.append(batch, event);
+  return outcomes;
 }
 
 /** The `task.queued` event of a new task. */
