@@ -29,6 +29,7 @@ import {
   newEnvelope,
   type Priority,
   type Quota,
+  randomToken,
   type RateLimits,
   resolveLimit,
   type RoutingFunction,
@@ -36,7 +37,6 @@ import {
   type StageSpec,
   startStage,
   type TerminalReason,
-  randomToken,
   WardenError,
   type Workflow,
 } from '../core/index.ts';
