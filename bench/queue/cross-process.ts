@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 import { JobQueue, JobWorker } from '../../src/queue/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
-import { percentile } from './stats.ts';
+import { percentile } from '../shared/stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, fallback: string) => {
