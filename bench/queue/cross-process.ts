@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { JobQueue, JobWorker } from '../../src/queue/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 import { parseFlags } from '../shared/cli.ts';
+import { wardenInfo } from '../shared/machine.ts';
 import { percentile } from '../shared/stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -96,6 +97,7 @@ if (process.argv[2] === 'submitter') {
   const result = {
     generated_at: new Date().toISOString(),
     quick: flags.quick,
+    warden: wardenInfo(),
     command: `cd bench && node queue/cross-process.ts ${process.argv.slice(2).join(' ')}`.trim(),
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`,
     node: process.version,
