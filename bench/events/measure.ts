@@ -123,6 +123,6 @@ export async function measure(input: MeasureInput): Promise<MeasureResult> {
   } finally {
     kernel.close();
     await store.close();
-    for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+    for (const suffix of ['', '-wal', '-shm', '-wake']) rmSync(`${file}${suffix}`, { force: true });
   }
 }

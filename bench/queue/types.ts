@@ -148,9 +148,9 @@ export function sqliteFile(ctx: AdapterContext, system: string): string {
   return join(ctx.tmpDir, `${system}-${ctx.runId}.db`);
 }
 
-/** Deletes a run's SQLite database with its WAL and shared-memory files. */
+/** Deletes a run's SQLite database with its WAL, shared-memory and wake-up (Warden) files. */
 export function removeSqlite(file: string): void {
-  for (const suffix of ['', '-wal', '-shm', '-journal'])
+  for (const suffix of ['', '-wal', '-shm', '-journal', '-wake'])
     rmSync(`${file}${suffix}`, { force: true });
 }
 

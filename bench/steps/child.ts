@@ -56,7 +56,9 @@ const describe = (e: unknown) =>
   (e instanceof Error ? `${e.name}: ${e.message}` : String(e)).slice(0, 500);
 
 function removeDb(file: string) {
-  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${file}${suffix}`, { force: true });
+  // -wake: the file Warden's store touches after each commit to wake other processes.
+  for (const suffix of ['', '-wal', '-shm', '-journal', '-wake'])
+    rmSync(`${file}${suffix}`, { force: true });
 }
 
 async function load(system: string): Promise<Opener> {

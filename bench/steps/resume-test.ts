@@ -89,7 +89,8 @@ export async function resumeAfterKill(system: string, dir: string, rep: number):
   const file = join(dir, `resume-${system}-${rep}.db`);
   const counter = `${file}.nodes`;
   const cleanup = () => {
-    for (const f of [file, `${file}-wal`, `${file}-shm`, counter]) rmSync(f, { force: true });
+    for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-wake`, counter])
+      rmSync(f, { force: true });
   };
   cleanup();
   const stdio: ['ignore', 'inherit', 'inherit', 'ipc'] = ['ignore', 'inherit', 'inherit', 'ipc'];
