@@ -6,10 +6,19 @@
  * run 2, …) and background load on the machine spreads evenly over them: it answers `info` and
  * `ready` at start, then one `run` or `latency` message per command. A failed run answers with
  * its error; the process stays usable.
+ *
+ * Two kinds of run, each on a fresh database / schema / key prefix:
+ * - `mixed`: the worker is started and idle, then the producer enqueues N while it consumes
+ *   (the clock runs from the first enqueue to the last recorded completion);
+ * - `prefilled`: the producer enqueues N with no worker (enqueue-only clock), then the worker
+ *   is started on the full queue (consumer-only clock, from the startWorker call to the last
+ *   recorded completion).
  */
 import os from 'node:os';
 
 import { SYSTEMS } from './adapters/index.ts';
+import { cpuMark, type CpuSpent, cpuSince } from './cpu.ts';
+import { checkpoint } from './servers.ts';
 import {
   type AdapterContext,
   type AdapterFactory,
@@ -19,13 +28,14 @@ import {
   pollUntil,
   type QueueAdapter,
   sleep,
+  type SqlitePragmas,
 } from './types.ts';
+
+export type RunMode = 'mixed' | 'prefilled';
 
 export interface ChildConfig {
   readonly system: string;
   readonly n: number;
-  readonly runs: number;
-  readonly warmup: number;
   readonly concurrency: number;
   readonly latencySamples: number;
   readonly latencyWarmup: number;
@@ -38,6 +48,7 @@ export interface ChildConfig {
 }
 
 export interface RunResult {
+  readonly mode: RunMode;
   readonly warmup: boolean;
   /** 1-minute load average just before the run (other processes on the machine add noise). */
   readonly loadBefore: number;
@@ -46,6 +57,12 @@ export interface RunResult {
   readonly error?: string;
   /** The system could not even be set up or started: the remaining phases are skipped. */
   readonly setupFailed?: boolean;
+  /** PostgreSQL systems: the CHECKPOINT issued before the clock started, ms. */
+  readonly checkpointMs?: number;
+  /** SQLite systems: journal_mode and synchronous read back after setup. */
+  readonly pragmas?: SqlitePragmas;
+
+  // mixed
   /** First enqueue → last completion recorded by the system. */
   readonly seconds?: number;
   readonly throughput?: number;
@@ -53,6 +70,21 @@ export interface RunResult {
   readonly enqueueSeconds?: number;
   /** First enqueue → last handler started. */
   readonly handledSeconds?: number;
+  /** CPU over the mixed clock, client and server. */
+  readonly cpu?: CpuSpent;
+
+  // prefilled
+  /** First enqueue → last enqueue call resolved, no worker running. */
+  readonly enqueueOnlySeconds?: number;
+  readonly enqueueThroughput?: number;
+  readonly enqueueCpu?: CpuSpent;
+  /** startWorker call → last completion recorded, on the pre-filled queue. */
+  readonly consumeSeconds?: number;
+  readonly consumeThroughput?: number;
+  /** How long startWorker took to resolve (inside the consumer clock). */
+  readonly workerStartSeconds?: number;
+  readonly consumeCpu?: CpuSpent;
+
   readonly delivered: number;
   readonly duplicates: number;
   readonly missing: number;
@@ -73,7 +105,15 @@ export interface LatencyResult {
 }
 
 export type ChildMessage =
-  | { type: 'info'; name: string; backend: string; durability: string; settings: string }
+  | {
+      type: 'info';
+      name: string;
+      backend: string;
+      server: string | null;
+      durabilityNote: string;
+      prefetch: string;
+      settings: string;
+    }
   | { type: 'run'; result: RunResult }
   | { type: 'latency'; result: LatencyResult }
   | { type: 'ready' }
@@ -139,29 +179,110 @@ function context(cfg: ChildConfig): AdapterContext {
   };
 }
 
+/** Counts every delivered id: each of 0..n-1 must be seen exactly once. */
+function deliveryTally(n: number) {
+  const counts = new Uint16Array(n);
+  const tally = { delivered: 0, duplicates: 0, foreign: 0 };
+  const onJob: OnJob = (p) => {
+    const i = p?.i;
+    if (!Number.isInteger(i) || i < 0 || i >= n) {
+      tally.foreign += 1;
+      return;
+    }
+    const seen = counts[i]!;
+    counts[i] = seen + 1;
+    if (seen === 0) tally.delivered += 1;
+    else tally.duplicates += 1;
+  };
+  return { tally, onJob };
+}
+
+/** What one mode's body measured (filled in as it goes); merged into the RunResult. */
+type Measured = { -readonly [K in keyof RunResult]?: RunResult[K] };
+
+interface RunContext {
+  readonly adapter: QueueAdapter;
+  readonly cfg: ChildConfig;
+  readonly n: number;
+  readonly batches: readonly Payload[][];
+  readonly onJob: OnJob;
+  readonly delivered: () => number;
+  /** Called once the worker runs (so cleanup stops it), or with the error that kept it from running. */
+  readonly workerStarted: (error?: unknown) => void;
+  readonly out: Measured;
+}
+
+async function enqueueAll(r: RunContext, deadline: number): Promise<void> {
+  for (const batch of r.batches) {
+    await r.adapter.enqueue(batch);
+    if (performance.now() > deadline) throw new Error('timed out while enqueueing');
+  }
+}
+
+async function startWorker(r: RunContext): Promise<void> {
+  try {
+    await bounded(r.adapter.startWorker(r.cfg.concurrency, r.onJob), 60_000, 'startWorker');
+  } catch (error) {
+    r.workerStarted(error);
+    throw error;
+  }
+  r.workerStarted();
+}
+
+async function mixedBody(r: RunContext): Promise<void> {
+  await startWorker(r);
+  await sleep(200); // the worker is up and idle before the clock starts
+  const server = r.adapter.server;
+  const mark = cpuMark(server);
+  const t0 = performance.now();
+  const deadline = t0 + r.cfg.runTimeoutMs;
+  await enqueueAll(r, deadline);
+  r.out.enqueueSeconds = (performance.now() - t0) / 1000;
+  await pollUntil(() => r.delivered() >= r.n, 1, deadline, `all ${r.n} tasks to reach a handler`);
+  r.out.handledSeconds = (performance.now() - t0) / 1000;
+  await r.adapter.waitCompleted(r.n, deadline);
+  const seconds = (performance.now() - t0) / 1000;
+  r.out.cpu = cpuSince(mark, server);
+  r.out.seconds = seconds;
+  r.out.throughput = r.n / seconds;
+}
+
+async function prefilledBody(r: RunContext): Promise<void> {
+  const server = r.adapter.server;
+  // 1. Enqueue-only: nothing consumes.
+  let mark = cpuMark(server);
+  let t0 = performance.now();
+  await enqueueAll(r, t0 + r.cfg.runTimeoutMs);
+  const enqueueOnlySeconds = (performance.now() - t0) / 1000;
+  r.out.enqueueCpu = cpuSince(mark, server);
+  r.out.enqueueOnlySeconds = enqueueOnlySeconds;
+  r.out.enqueueThroughput = r.n / enqueueOnlySeconds;
+  if (r.delivered() > 0) throw new Error('a task was delivered before any worker was started');
+  await sleep(200); // background work the enqueue triggered (WAL writer, fsyncs) settles first
+  // 2. Consumer-only: start the worker on the full queue.
+  mark = cpuMark(server);
+  t0 = performance.now();
+  const deadline = t0 + r.cfg.runTimeoutMs;
+  await startWorker(r);
+  r.out.workerStartSeconds = (performance.now() - t0) / 1000;
+  await pollUntil(() => r.delivered() >= r.n, 1, deadline, `all ${r.n} tasks to reach a handler`);
+  await r.adapter.waitCompleted(r.n, deadline);
+  const consumeSeconds = (performance.now() - t0) / 1000;
+  r.out.consumeCpu = cpuSince(mark, server);
+  r.out.consumeSeconds = consumeSeconds;
+  r.out.consumeThroughput = r.n / consumeSeconds;
+}
+
 async function measureRun(
   factory: AdapterFactory,
   cfg: ChildConfig,
+  mode: RunMode,
   warmup: boolean,
 ): Promise<RunResult> {
   const n = cfg.n;
   const loadBefore = Math.round(os.loadavg()[0]! * 100) / 100;
   const adapter = factory(context(cfg));
-  const counts = new Uint16Array(n);
-  let delivered = 0;
-  let duplicates = 0;
-  let foreign = 0;
-  const onJob: OnJob = (p) => {
-    const i = p?.i;
-    if (!Number.isInteger(i) || i < 0 || i >= n) {
-      foreign += 1;
-      return;
-    }
-    const seen = counts[i]!;
-    counts[i] = seen + 1;
-    if (seen === 0) delivered += 1;
-    else duplicates += 1;
-  };
+  const { tally, onJob } = deliveryTally(n);
   // Payloads and batches are built before the clock starts; only the system's own calls are timed.
   const payloads: Payload[] = Array.from({ length: n }, (_, i) => makePayload(i));
   const batches: Payload[][] = [];
@@ -169,51 +290,52 @@ async function measureRun(
     batches.push(payloads.slice(i, i + adapter.enqueueBatch));
 
   let started = false;
-  let ready = false;
+  let ready = false; // set up, and the worker did not fail to start
   let error: string | undefined;
-  let seconds: number | undefined;
-  let enqueueSeconds: number | undefined;
-  let handledSeconds: number | undefined;
+  const out: Measured = {};
   try {
     await bounded(adapter.setup(), 60_000, 'setup');
-    await bounded(adapter.startWorker(cfg.concurrency, onJob), 60_000, 'startWorker');
-    started = true;
+    if (adapter.readPragmas) out.pragmas = adapter.readPragmas();
+    // Flush what setup (migrations, schema) and earlier runs dirtied, outside the clock.
+    if (adapter.server === 'postgres') out.checkpointMs = await checkpoint(cfg.pgBase);
     ready = true;
-    await sleep(200); // the worker is up and idle before the clock starts
-    const t0 = performance.now();
-    const deadline = t0 + cfg.runTimeoutMs;
-    for (const batch of batches) {
-      await adapter.enqueue(batch);
-      if (performance.now() > deadline) throw new Error('timed out while enqueueing');
-    }
-    enqueueSeconds = (performance.now() - t0) / 1000;
-    await pollUntil(() => delivered >= n, 1, deadline, `all ${n} tasks to reach a handler`);
-    handledSeconds = (performance.now() - t0) / 1000;
-    await adapter.waitCompleted(n, deadline);
-    seconds = (performance.now() - t0) / 1000;
+    const r: RunContext = {
+      adapter,
+      cfg,
+      n,
+      batches,
+      onJob,
+      delivered: () => tally.delivered,
+      workerStarted: (failure) => {
+        if (failure === undefined) started = true;
+        else ready = false;
+      },
+      out,
+    };
+    await (mode === 'mixed' ? mixedBody(r) : prefilledBody(r));
     await sleep(300); // late duplicates would show up here
   } catch (e) {
     error = describe(e);
   }
   const anomalies = [...adapter.anomalies(), ...(await cleanup(adapter, started))];
-  const missing = n - delivered;
-  const ok = error === undefined && missing === 0 && duplicates === 0 && foreign === 0;
+  const missing = n - tally.delivered;
+  const ok =
+    error === undefined && missing === 0 && tally.duplicates === 0 && tally.foreign === 0;
   if (!error && !ok)
-    error = `delivery check failed: ${missing} missing, ${duplicates} duplicates, ${foreign} unknown ids`;
+    error = `delivery check failed: ${missing} missing, ${tally.duplicates} duplicates, ${tally.foreign} unknown ids`;
   return {
+    mode,
     warmup,
     loadBefore,
     n,
     ok,
     ...(error ? { error } : {}),
     ...(ready ? {} : { setupFailed: true }),
-    ...(seconds !== undefined ? { seconds, throughput: n / seconds } : {}),
-    ...(enqueueSeconds !== undefined ? { enqueueSeconds } : {}),
-    ...(handledSeconds !== undefined ? { handledSeconds } : {}),
-    delivered,
-    duplicates,
+    ...out,
+    delivered: tally.delivered,
+    duplicates: tally.duplicates,
     missing,
-    foreign,
+    foreign: tally.foreign,
     anomalies: anomalies.slice(0, 20),
   };
 }
@@ -250,7 +372,7 @@ async function measureLatency(factory: AdapterFactory, cfg: ChildConfig): Promis
         waiting = { i, resolve };
       });
       const t0 = performance.now();
-      await adapter.enqueueOne({ i, pad: 'x'.repeat(64) });
+      await adapter.enqueueOne(makePayload(i));
       const t1 = performance.now();
       if (Number.isNaN(startAt[i]!))
         await bounded(seen, 10_000, `sample ${i} to reach its handler`);
@@ -280,7 +402,10 @@ async function measureLatency(factory: AdapterFactory, cfg: ChildConfig): Promis
 }
 
 /** What the parent asks for, one command at a time. */
-export type ChildCommand = { cmd: 'run'; warmup: boolean } | { cmd: 'latency' } | { cmd: 'exit' };
+export type ChildCommand =
+  | { cmd: 'run'; mode: RunMode; warmup: boolean }
+  | { cmd: 'latency' }
+  | { cmd: 'exit' };
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2]!) as ChildConfig;
@@ -292,7 +417,9 @@ async function main(): Promise<void> {
     type: 'info',
     name: probe.name,
     backend: probe.backend,
-    durability: probe.durability,
+    server: probe.server,
+    durabilityNote: probe.durabilityNote ?? '',
+    prefetch: probe.prefetch,
     settings: probe.settings,
   });
   // Commands are handled strictly one after the other.
@@ -300,7 +427,8 @@ async function main(): Promise<void> {
   process.on('message', (command: ChildCommand) => {
     chain = chain.then(async () => {
       if (command.cmd === 'run') {
-        await send({ type: 'run', result: await measureRun(factory, cfg, command.warmup) });
+        const result = await measureRun(factory, cfg, command.mode, command.warmup);
+        await send({ type: 'run', result });
       } else if (command.cmd === 'latency') {
         await send({ type: 'latency', result: await measureLatency(factory, cfg) });
       } else {

@@ -4,7 +4,11 @@
  * `performance.timeOrigin + performance.now()`, so the two processes share one time base), and
  * counts the idle worker's write transactions while nothing is queued (it must make none).
  *
- *   node queue/cross-process.ts [--samples 200] [--gap-ms 20] [--idle-s 10] [--durability fast]
+ *   node queue/cross-process.ts [--samples 300] [--gap-ms 20] [--idle-s 10] [--durability fast]
+ *                               [--quick] [--out DIR]
+ *
+ * Writes cross-process.json to DIR (default results/; with --quick: 50 samples, 2 s idle,
+ * results/quick/, which is not committed).
  *
  * Needs no peer system: it runs from the repository (Node runs the .ts sources directly).
  */
@@ -16,15 +20,11 @@ import { fileURLToPath } from 'node:url';
 
 import { JobQueue, JobWorker } from '../../src/queue/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
-import { percentile } from './stats.ts';
+import { parseFlags } from '../shared/cli.ts';
+import { wardenInfo } from '../shared/machine.ts';
+import { percentile } from '../shared/stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (i === -1) return fallback;
-  const a = process.argv[i]!;
-  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : (process.argv[i + 1] ?? fallback);
-};
 const wallNow = () => performance.timeOrigin + performance.now();
 
 if (process.argv[2] === 'submitter') {
@@ -41,10 +41,12 @@ if (process.argv[2] === 'submitter') {
   });
   process.send!('ready');
 } else {
-  const samples = Number(arg('samples', '200'));
-  const gapMs = Number(arg('gap-ms', '20'));
-  const idleS = Number(arg('idle-s', '10'));
-  const durability = arg('durability', 'fast') as 'fast' | 'strict';
+  const flags = parseFlags(process.argv.slice(2));
+  const samples = flags.num('samples', flags.quick ? 50 : 300);
+  const gapMs = flags.num('gap-ms', 20);
+  const idleS = flags.num('idle-s', flags.quick ? 2 : 10);
+  const durability = flags.str('durability', 'fast') as 'fast' | 'strict';
+  const out = resolve(here, '..', flags.str('out', flags.quick ? 'results/quick' : 'results'));
   const dir = resolve(here, '..', '.tmp', `xproc-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'warden.db');
@@ -94,6 +96,9 @@ if (process.argv[2] === 'submitter') {
   const sorted = [...latencies].sort((a, b) => a - b);
   const result = {
     generated_at: new Date().toISOString(),
+    quick: flags.quick,
+    warden: wardenInfo(),
+    command: `cd bench && node queue/cross-process.ts ${process.argv.slice(2).join(' ')}`.trim(),
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`,
     node: process.version,
     durability,
@@ -110,7 +115,6 @@ if (process.argv[2] === 'submitter') {
     },
   };
   console.log(JSON.stringify(result, null, 2));
-  const out = resolve(here, '..', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'cross-process.json'), `${JSON.stringify(result, null, 2)}\n`);
 }

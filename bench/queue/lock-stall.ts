@@ -5,7 +5,9 @@
  * submits batches of 1,000 tasks as fast as they complete; this process measures its own
  * event-loop delay (perf_hooks.monitorEventLoopDelay) over the run and prints p50/p99/max.
  *
- *   node queue/lock-stall.ts [--n 40000] [--durability fast]
+ *   node queue/lock-stall.ts [--n 40000] [--durability fast] [--quick] [--out DIR]
+ *
+ * Writes lock-stall.json to DIR (default results/; --quick: N 4,000 into results/quick/).
  */
 import { fork } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,12 +18,9 @@ import { fileURLToPath } from 'node:url';
 
 import { JobQueue, JobWorker } from '../../src/queue/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
+import { parseFlags } from '../shared/cli.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.findIndex((a) => a === `--${name}`);
-  return i === -1 ? fallback : (process.argv[i + 1] ?? fallback);
-};
 
 async function work(file: string, n: number, durability: 'fast' | 'strict') {
   const store = await openSqliteStore({ file, durability });
@@ -57,8 +56,10 @@ if (process.argv[2] === 'child') {
   const result = await work(process.argv[3]!, Number(process.argv[4]), process.argv[5] as 'fast');
   process.send!(result);
 } else {
-  const n = Number(arg('n', '40000'));
-  const durability = arg('durability', 'fast') as 'fast' | 'strict';
+  const flags = parseFlags(process.argv.slice(2));
+  const n = flags.num('n', flags.quick ? 4_000 : 40_000);
+  const durability = flags.str('durability', 'fast') as 'fast' | 'strict';
+  const out = resolve(here, '..', flags.str('out', flags.quick ? 'results/quick' : 'results'));
   const dir = resolve(here, '..', '.tmp', `stall-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'warden.db');
@@ -90,8 +91,6 @@ if (process.argv[2] === 'child') {
     },
   };
   console.log(JSON.stringify(result, null, 2));
-  writeFileSync(
-    resolve(here, '..', 'results', 'lock-stall.json'),
-    `${JSON.stringify(result, null, 2)}\n`,
-  );
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'lock-stall.json'), `${JSON.stringify(result, null, 2)}\n`);
 }

@@ -6,8 +6,17 @@ import { readdirSync } from 'node:fs';
 
 import { Resvg } from '@resvg/resvg-js';
 
-import type { Report, SystemResult } from './run.ts';
-import { fmtInt, fmtMs, fmtRatio } from './stats.ts';
+import type { CpuPer1k, Report, SystemResult } from './run.ts';
+import { describePostgres, describeRedis } from './servers.ts';
+import {
+  fmtInt,
+  fmtIntSpread,
+  fmtMs,
+  fmtRatio,
+  fmtSmall,
+  median,
+  type Spread,
+} from '../shared/stats.ts';
 
 const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -21,88 +30,154 @@ function deliveryCell(s: SystemResult): string {
   return `✗ (${parts.join(', ') || 'incomplete'})`;
 }
 
+const iqr = (x: Spread | undefined) => (x ? `${fmtInt(x.p25)} – ${fmtInt(x.p75)}` : '–');
+const range = (x: Spread | undefined) => (x ? `${fmtInt(x.min)} – ${fmtInt(x.max)}` : '–');
+const cpuCell = (c: CpuPer1k | undefined, server: string | null) =>
+  c
+    ? server
+      ? `${fmtSmall(c.total)} (${fmtSmall(c.client)} + ${fmtSmall(c.server)} ${server})`
+      : `${fmtSmall(c.total)} (in-process)`
+    : '–';
+
+function header(r: Report, lines: string[]): void {
+  const p = r.params;
+  const m = r.machine;
+  lines.push(
+    `Generated ${r.generatedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}${p.quick ? ' — **quick smoke run, not for comparison**' : ''}, in ${Math.round(r.totalSeconds)} s.`,
+  );
+  lines.push('');
+  lines.push(`- **Machine:** ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}`);
+  lines.push(`- **Node:** ${m.node}`);
+  lines.push(
+    `- **Load average** (1, 5, 15 min) at start: ${m.loadStart}; at end: ${m.loadEnd}. Other processes on the machine add noise; runs are interleaved across systems so it spreads evenly, and each run's load is in \`queue.json\` (\`loadBefore\`).`,
+  );
+  const sv = r.servers;
+  lines.push(
+    `- **Servers (settings read from them):** ${sv.redis ? describeRedis(sv.redis) : `Redis unavailable (${sv.redisError ?? '?'})`}; ${sv.postgres ? describePostgres(sv.postgres) : `PostgreSQL unavailable (${sv.postgresError ?? '?'})`}. Processes counted for server CPU: ${r.serverProcesses.redis} redis-server, ${r.serverProcesses.postgres} postgres (at the end).`,
+  );
+  const f = r.fsync;
+  lines.push(
+    f.method === 'off'
+      ? '- **Disk fsync latency:** not measured.'
+      : `- **Disk fsync latency** (${f.method === 'pg_test_fsync' ? 'pg_test_fsync' : 'measured from Node'}, in \`${f.directory}\`): one 8 kB write + fdatasync ${fmtMs(f.fdatasyncMs)} ms (${fmtInt(f.fdatasyncOpsPerSec)} ops/s)${f.openDatasyncOpsPerSec !== undefined ? `, open_datasync ${fmtInt(f.openDatasyncOpsPerSec)} ops/s` : ''}. Every system that waits for durability is bounded by it.`,
+  );
+  lines.push(
+    `- **Warden:** commit \`${r.warden.commit}\`${r.warden.dirty.length ? ` with uncommitted changes in ${r.warden.dirty.map((x) => `\`${x}\``).join(', ')}` : ' (clean src/)'}`,
+  );
+  lines.push(`- **Command:** \`${r.command}\``);
+  lines.push(
+    `- **Workload:** N = ${fmtInt(p.n)} no-op tasks per run (unless the N column says otherwise), payload \`{ i, pad: 'x'.repeat(64) }\`, concurrency ${p.concurrency} for every system; per mode ${p.warmup} warm-up run (excluded) + ${p.runs} measured runs; a fresh database / schema / key prefix per run, each system in its own process, one system at a time.`,
+  );
+  lines.push(
+    `- **Statistics:** median of the measured runs, interquartile range p25–p75 (linear interpolation) and min–max. Only runs that passed the delivery check count. Ratios are median ÷ Warden (fast) median.`,
+  );
+}
+
+function equalFooting(r: Report, lines: string[]): void {
+  const p = r.params;
+  lines.push('## Equal footing');
+  lines.push('');
+  lines.push(
+    `- **Same work and cap:** the same payload, a no-op handler, at most C = ${p.concurrency} handlers in flight for every system (pg-boss: pollers × batchSize = C; plainjob: C workers of one job).`,
+  );
+  lines.push(
+    '- **Claimed-but-unstarted depth** (tasks a worker holds beyond the C it runs), per system:',
+  );
+  for (const s of r.systems) lines.push(`  - ${s.name}: ${s.prefetch || '–'}`);
+  lines.push(
+    `- **PostgreSQL:** \`CHECKPOINT\` before every run of a PostgreSQL-backed system, outside the clock (median ${r.systems
+      .filter((s) => s.checkpointMs !== undefined)
+      .map((s) => `${s.name} ${fmtMs(s.checkpointMs)} ms`)
+      .join(', ') || 'none ran'}); autovacuum is \`${r.servers.postgres?.autovacuum ?? '?'}\` on this server.`,
+  );
+  lines.push(
+    '- **CPU** per 1,000 tasks counts the measuring process (all threads, `process.cpuUsage()`) plus, for a client–server system, every process of its server (`/proc/<pid>/stat` utime+stime+cutime+cstime of every `redis-server` or `postgres` process, sampled at the clock\'s start and end). Server processes serve anyone: other clients of the same server on this machine would be counted too.',
+  );
+  lines.push(
+    '- **Durability is read back**, not asserted: PostgreSQL `SHOW fsync / synchronous_commit / full_page_writes`, Redis `CONFIG GET appendonly / appendfsync / save`, SQLite `PRAGMA journal_mode / synchronous` from each system\'s own connection (Warden keeps its connection private: its journal_mode is read from the file, its synchronous is what `openSqliteStore` sets for the durability mode).',
+  );
+  const notes = r.systems.filter((s) => s.durabilityNote);
+  for (const s of notes) lines.push(`  - ${s.name}: ${s.durabilityNote}.`);
+  const reduced = r.systems.filter((s) => s.n !== p.n);
+  if (reduced.length)
+    lines.push(
+      `- ⚠ **Reduced N:** ${reduced.map((s) => `${s.name} ran ${fmtInt(s.n)} tasks per run instead of ${fmtInt(p.n)}`).join('; ')}, to keep the whole benchmark within its time budget. Its throughput is therefore measured on a smaller backlog (liteque's dequeue slows as its table grows, so a larger N would only lower it).`,
+    );
+}
+
 export function renderMarkdown(r: Report): string {
   const p = r.params;
   const lines: string[] = [];
   lines.push('# Queue benchmark: enqueue → claim → complete');
   lines.push('');
-  lines.push(
-    `Generated ${r.generatedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}${p.quick ? ' — **quick smoke run, not for comparison**' : ''}, in ${Math.round(r.totalSeconds)} s.`,
-  );
+  header(r, lines);
   lines.push('');
-  lines.push(
-    `- **Machine:** ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB RAM, ${r.machine.os}`,
-  );
-  lines.push(`- **Node:** ${r.machine.node}`);
-  lines.push(
-    `- **Load average** (1, 5, 15 min) at start: ${r.machine.loadStart}; at end: ${r.machine.loadEnd}. Other processes on the machine add noise; runs are interleaved across systems so it spreads evenly, and each run's load is in \`queue.json\` (\`loadBefore\`).`,
-  );
-  lines.push(`- **Services:** ${r.services.redis}; ${r.services.postgres}`);
-  lines.push(
-    `- **Warden:** commit \`${r.warden.commit}\`${r.warden.dirty.length ? ` with uncommitted changes in ${r.warden.dirty.map((f) => `\`${f}\``).join(', ')}` : ' (clean src/)'}`,
-  );
-  lines.push(`- **Command:** \`${r.command}\``);
-  lines.push(
-    `- **Workload:** N = ${fmtInt(p.n)} no-op tasks per run (unless the N column says otherwise), payload \`{ i, pad: 'x'.repeat(64) }\`, concurrency ${p.concurrency} for every system, ${p.warmup} warm-up run (excluded) + ${p.runs} measured runs, a fresh database / schema / key prefix per run, each system in its own process, one system at a time.`,
-  );
-  lines.push(
-    `- **Throughput** = N ÷ (first enqueue call → last completion recorded by the system); the worker is started and idle before the clock starts, and the producer enqueues in the system's batch API (1,000 per call) while the worker runs. Median of the measured runs; min–max across them; ratio = median ÷ Warden (fast) median.`,
-  );
-  lines.push(
-    `- **Idle latency** = enqueue call start → handler start (\`performance.now()\`, same process), ${p.latencySamples} samples after ${p.latencyWarmup} warm-up ones, one task at a time with the worker idle (each sample waits for the previous completion, then ${p.latencyGapMs} ms).`,
-  );
-  lines.push(
-    '- **Order:** each system in its own process; all warm-ups first, then measured run 1 of every system, run 2 of every system, … (rotating order), then the idle-latency tests, one system at a time.',
-  );
-  lines.push(
-    '- **Delivery check:** the handler counts every id; a run passes when each of the N ids was seen exactly once (none missing, no duplicates, nothing unknown), also after a 300 ms grace period and the worker stop. ✓ = every run, the warm-up and the latency test passed.',
-  );
-  lines.push('');
-  lines.push(
-    '| System | Backend | Durability | Median tasks/s | Min – max tasks/s | vs Warden fast | Idle latency p50 / p99 (ms) | Delivery | Runs | N | Concurrency |',
-  );
-  lines.push('|---|---|---|--:|--:|--:|--:|:-:|--:|--:|--:|');
-  for (const s of r.systems) {
-    const failed = s.medianThroughput === undefined;
+  if (p.modes.includes('mixed')) {
+    lines.push('## Mixed: enqueue while the worker consumes');
+    lines.push('');
     lines.push(
-      `| **${esc(s.name)}** | ${esc(s.backend || '–')} | ${esc(s.durability || '–')} | ${failed ? '**failed**' : fmtInt(s.medianThroughput)} | ${failed ? '–' : `${fmtInt(s.minThroughput)} – ${fmtInt(s.maxThroughput)}`} | ${fmtRatio(s.ratioVsWardenFast)} | ${s.latencyP50 === undefined ? '–' : `${fmtMs(s.latencyP50)} / ${fmtMs(s.latencyP99)}`} | ${deliveryCell(s)} | ${s.measuredRuns}/${p.runs} | ${fmtInt(s.n)}${s.n !== p.n ? ' ⚠' : ''} | ${p.concurrency} |`,
+      'Tasks/s = N ÷ (first enqueue call → last completion recorded by the system); the worker is started and idle before the clock starts, and the producer enqueues in the system\'s batch API (1,000 per call) while the worker runs. Idle latency = enqueue call start → handler start, one task at a time with the worker idle.',
     );
+    lines.push('');
+    lines.push(
+      '| System | Backend | Durability (read back) | Claimed-but-unstarted | Median tasks/s | IQR (p25 – p75) | Min – max | vs Warden fast | CPU-s / 1k tasks (client + server) | Idle latency p50 / p99 (ms) | Delivery | Runs | N |',
+    );
+    lines.push('|---|---|---|---|--:|--:|--:|--:|--:|--:|:-:|--:|--:|');
+    for (const s of r.systems) {
+      const failed = s.mixed === undefined;
+      lines.push(
+        `| **${esc(s.name)}** | ${esc(s.backend || '–')} | ${esc(s.durability || '–')} | ${esc(s.prefetch || '–')} | ${failed ? '**failed**' : fmtInt(s.mixed!.median)} | ${iqr(s.mixed)} | ${range(s.mixed)} | ${fmtRatio(s.ratioVsWardenFast)} | ${cpuCell(s.cpu.mixed, s.server)} | ${s.latencyP50 === undefined ? '–' : `${fmtMs(s.latencyP50)} / ${fmtMs(s.latencyP99)}`} | ${deliveryCell(s)} | ${s.measuredRuns}/${p.runs} | ${fmtInt(s.n)}${s.n !== p.n ? ' ⚠' : ''} |`,
+      );
+    }
+    lines.push('');
+    lines.push('![Median throughput, mixed](queue.png)');
+    lines.push('');
   }
-  lines.push('');
-  const reduced = r.systems.filter((s) => s.n !== p.n);
-  if (reduced.length)
+  if (p.modes.includes('prefilled')) {
+    lines.push('## Pre-filled queue: enqueue-only, then consumer-only');
+    lines.push('');
     lines.push(
-      `⚠ Reduced N: ${reduced.map((s) => `${s.name} ran ${fmtInt(s.n)} tasks per run instead of ${fmtInt(p.n)}`).join('; ')}, to keep the whole benchmark within its time budget (see the notes below). Its throughput is therefore measured on a smaller backlog.`,
+      'Enqueue-only = N ÷ (first enqueue call → last enqueue call resolved) with no worker running. Consumer-only = N ÷ (startWorker call → last completion recorded) on the queue those N tasks filled: worker start-up is inside this clock, and its median is shown apart. Same run, same fresh database.',
     );
-  lines.push('');
-  lines.push('![Median throughput](queue.png)');
+    lines.push('');
+    lines.push(
+      '| System | Enqueue-only tasks/s, median (IQR) | Consumer-only tasks/s, median (IQR) | Consumer-only min – max | Consumer vs Warden fast | Worker start (ms, median) | CPU-s / 1k, enqueue-only | CPU-s / 1k, consumer-only | Runs |',
+    );
+    lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+    for (const s of r.systems) {
+      const pre = s.runs.filter((x) => !x.warmup && x.ok && x.mode === 'prefilled');
+      const start = median(pre.map((x) => x.workerStartSeconds! * 1000));
+      lines.push(
+        `| **${esc(s.name)}**${s.n !== p.n ? ' ⚠' : ''} | ${fmtIntSpread(s.enqueueOnly)} | ${fmtIntSpread(s.consumeOnly)} | ${range(s.consumeOnly)} | ${fmtRatio(s.consumeRatioVsWardenFast)} | ${fmtMs(start)} | ${cpuCell(s.cpu.enqueue, s.server)} | ${cpuCell(s.cpu.consume, s.server)} | ${s.measuredPrefilled}/${p.runs} |`,
+      );
+    }
+    lines.push('');
+  }
+  equalFooting(r, lines);
   lines.push('');
   lines.push('## Settings per system');
   lines.push('');
   for (const s of r.systems) lines.push(`- **${s.name}**: ${s.settings || '–'}`);
   lines.push('');
-  lines.push('## Phases (median seconds of the measured runs)');
-  lines.push('');
-  lines.push(
-    '| System | All enqueued | All handlers started | All completions recorded | Enqueue call p50 (latency test, ms) |',
-  );
-  lines.push('|---|--:|--:|--:|--:|');
-  for (const s of r.systems) {
-    const m = s.runs.filter((x) => !x.warmup);
-    const med = (f: (x: (typeof m)[number]) => number | undefined) => {
-      const xs = m
-        .map(f)
-        .filter((x): x is number => x !== undefined)
-        .sort((a, b) => a - b);
-      if (!xs.length) return '–';
-      const mid = xs.length >> 1;
-      return (xs.length % 2 ? xs[mid]! : (xs[mid - 1]! + xs[mid]!) / 2).toFixed(2);
-    };
+  if (p.modes.includes('mixed')) {
+    lines.push('## Phases of the mixed runs (median seconds)');
+    lines.push('');
     lines.push(
-      `| ${esc(s.name)} | ${med((x) => x.enqueueSeconds)} | ${med((x) => x.handledSeconds)} | ${med((x) => x.seconds)} | ${fmtMs(s.enqueueAckP50)} |`,
+      '| System | All enqueued | All handlers started | All completions recorded | Enqueue call p50 (latency test, ms) |',
     );
+    lines.push('|---|--:|--:|--:|--:|');
+    for (const s of r.systems) {
+      const m = s.runs.filter((x) => !x.warmup && x.mode === 'mixed');
+      const med = (f: (x: (typeof m)[number]) => number | undefined) => {
+        const v = median(m.map(f).filter((x): x is number => x !== undefined));
+        return v === undefined ? '–' : v.toFixed(2);
+      };
+      lines.push(
+        `| ${esc(s.name)} | ${med((x) => x.enqueueSeconds)} | ${med((x) => x.handledSeconds)} | ${med((x) => x.seconds)} | ${fmtMs(s.enqueueAckP50)} |`,
+      );
+    }
+    lines.push('');
   }
-  lines.push('');
   lines.push('## Versions');
   lines.push('');
   lines.push(
@@ -124,14 +199,17 @@ export function renderMarkdown(r: Report): string {
   for (const s of problems) {
     lines.push(`- **${s.name}**`);
     for (const e of s.errors) lines.push(`  - ${esc(e)}`);
-    s.runs.forEach((x, i) => {
-      const label = x.warmup ? 'warm-up' : `run ${i + 1 - r.params.warmup}`;
+    const seen: Record<string, number> = {};
+    for (const x of s.runs) {
+      const k = `${x.mode}${x.warmup ? '-warmup' : ''}`;
+      seen[k] = (seen[k] ?? 0) + 1;
+      const label = x.warmup ? `${x.mode} warm-up` : `${x.mode} run ${seen[k]}`;
       if (!x.ok)
         lines.push(
           `  - ${label}: ${esc(x.error ?? 'failed')} (delivered ${fmtInt(x.delivered)}/${fmtInt(x.n)}, ${x.duplicates} duplicates, ${x.missing} missing)`,
         );
       for (const a of x.anomalies) lines.push(`  - ${label}: ${esc(a)}`);
-    });
+    }
     if (s.latency && !s.latency.ok)
       lines.push(`  - latency test: ${esc(s.latency.error ?? 'failed')}`);
     for (const a of s.latency?.anomalies ?? []) lines.push(`  - latency test: ${esc(a)}`);
@@ -171,7 +249,7 @@ export function renderSvg(r: Report): string {
     `<text x="24" y="34" font-size="20" font-weight="bold" fill="#111">Queue throughput: enqueue → claim → complete of no-op tasks</text>`,
   );
   out.push(
-    `<text x="24" y="58" font-size="13" fill="#444">${xml(`median tasks/s of ${r.params.runs} runs (warm-up excluded), whiskers = min–max · N = ${fmtInt(r.params.n)} · concurrency ${r.params.concurrency} · ${r.machine.cores} cores, ${r.machine.cpu} · Node ${r.machine.node}`)}</text>`,
+    `<text x="24" y="58" font-size="13" fill="#444">${xml(`mixed mode: median tasks/s of ${r.params.runs} runs (warm-up excluded), whiskers = min–max · N = ${fmtInt(r.params.n)} · concurrency ${r.params.concurrency} · ${r.machine.cores} cores, ${r.machine.cpu} · Node ${r.machine.node}`)}</text>`,
   );
   // Grid.
   for (let i = 0; i <= 5; i++) {

@@ -1,74 +1,126 @@
 /**
  * Queue benchmark: enqueue → claim → complete of no-op tasks, Warden against its peers, side by
  * side in one run. Each system is measured in its own child process (child.ts), one at a time
- * so they never compete for the machine: first every system's warm-up, then measured run 1 of
+ * so they never compete for the machine: first every system's warm-ups, then measured run 1 of
  * every system, then run 2, … (interleaved, in a rotating order, so load from other processes on
  * the machine spreads over all systems), then the idle-latency tests.
+ *
+ * Each measured round has two kinds of run (see child.ts): `mixed` (enqueue while the worker
+ * consumes) and `prefilled` (enqueue-only with no worker, then consumer-only on the full queue).
  *
  *   node queue/run.ts            full run (npm run bench:queue)
  *   node queue/run.ts --quick    smoke test (npm run bench:queue:quick)
  *
  * Options (each also as --name=value):
- *   --n N                 tasks per run (default 20000; quick 2000)
- *   --runs R              measured runs per system (default 5; quick 2)
- *   --warmup W            warm-up runs, excluded (default 1)
+ *   --n N                 tasks per run (default 100000; quick 2000)
+ *   --runs R              measured runs per system and mode (default 10; quick 2)
+ *   --warmup W            warm-up runs per mode, excluded (default 1)
  *   --concurrency C       handlers in flight, the same for every system (default 32)
  *   --systems a,b         subset, in table order (default: all)
- *   --n-for sys=N,...     a smaller N for a slow system (stated in the table)
+ *   --modes m,n           mixed, prefilled or both (default both)
+ *   --n-for sys=N,...     a smaller N for a slow system (default liteque=5000; flagged ⚠)
  *   --latency-samples S   idle-latency samples (default 200; quick 50), after 20 warm-up ones
  *   --latency-gap-ms G    pause between latency samples (default 5)
  *   --poll-ms P           poll interval of the poll-only systems, plainjob and liteque (default 10)
- *   --run-timeout-s T     one run's limit (default 120)
+ *   --run-timeout-s T     one run's limit (default 300)
+ *   --fsync-probe P       pg_test_fsync (default; falls back to node), node (quick default), off
  *   --out DIR             results directory (default results/; quick: results/quick/, not committed)
  */
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import pg from 'pg';
-
+import { parseFlags } from '../shared/cli.ts';
+import {
+  benchDir,
+  loadAverage,
+  machineInfo,
+  type MachineInfo,
+  packageVersion,
+  repoDir,
+  wardenInfo,
+} from '../shared/machine.ts';
+import { median, percentile, type Spread, spread } from '../shared/stats.ts';
 import { LABELS, SYSTEMS } from './adapters/index.ts';
-import type { ChildCommand, ChildConfig, ChildMessage, LatencyResult, RunResult } from './child.ts';
+import type {
+  ChildCommand,
+  ChildConfig,
+  ChildMessage,
+  LatencyResult,
+  RunMode,
+  RunResult,
+} from './child.ts';
+import { type CpuSpent, serverProcessCount } from './cpu.ts';
+import { postgresDurability, redisDurability, sqliteDurability } from './durability.ts';
+import { type FsyncProbe, probeFsync } from './fsync-probe.ts';
 import { renderChart, renderMarkdown } from './report.ts';
-import { median, percentile } from './stats.ts';
+import { ensureDatabases, readServerSettings, type ServerSettings } from './servers.ts';
+import type { SqlitePragmas } from './types.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const benchDir = resolve(here, '..');
-const repoDir = resolve(benchDir, '..');
 
-/** Systems too slow at the default N to fit the time budget, and the N they get instead. */
-const DEFAULT_N_FOR: Record<string, number> = {};
+/**
+ * Systems too slow at the default N to fit the time budget, and the N they get instead.
+ * liteque's dequeue query slows as its table grows (about 300 tasks/s at N = 20,000): at
+ * N = 100,000 its 2 × 11 runs alone would take hours.
+ */
+const DEFAULT_N_FOR: Record<string, number> = { liteque: 5_000 };
+
+const MODES: readonly RunMode[] = ['mixed', 'prefilled'];
+
+/** CPU seconds per 1,000 tasks (medians over the measured runs). */
+export interface CpuPer1k {
+  readonly client: number;
+  readonly server: number;
+  readonly total: number;
+}
 
 export interface SystemResult {
   readonly key: string;
   name: string;
   backend: string;
-  durability: string;
+  server: string | null;
+  durabilityNote: string;
+  prefetch: string;
   settings: string;
+  /** What an acknowledged task survives, from settings read back at run time. */
+  durability: string;
+  pragmas?: SqlitePragmas;
   readonly n: number;
   readonly runs: RunResult[];
   latency?: LatencyResult;
   errors: string[];
   elapsedSeconds: number;
   // Summary (filled in at the end)
+  mixed?: Spread;
+  enqueueOnly?: Spread;
+  consumeOnly?: Spread;
+  cpu: { mixed?: CpuPer1k; enqueue?: CpuPer1k; consume?: CpuPer1k };
+  /** Median CHECKPOINT time before a run (PostgreSQL systems), ms. */
+  checkpointMs?: number;
+  /** Kept for the chart: the mixed spread's median, min and max. */
   medianThroughput?: number;
   minThroughput?: number;
   maxThroughput?: number;
   ratioVsWardenFast?: number;
+  consumeRatioVsWardenFast?: number;
   latencyP50?: number;
   latencyP99?: number;
   enqueueAckP50?: number;
   deliveryOk: boolean;
   measuredRuns: number;
+  measuredPrefilled: number;
 }
 
 export interface Report {
   readonly generatedAt: string;
   readonly command: string;
-  readonly machine: Record<string, string | number>;
-  readonly services: Record<string, string>;
+  readonly machine: MachineInfo;
+  readonly servers: ServerSettings;
+  readonly serverProcesses: Record<string, number>;
+  readonly fsync: FsyncProbe;
   readonly versions: Record<string, string>;
   readonly warden: { commit: string; dirty: string[] };
   readonly params: {
@@ -76,6 +128,7 @@ export interface Report {
     runs: number;
     warmup: number;
     concurrency: number;
+    modes: RunMode[];
     latencySamples: number;
     latencyWarmup: number;
     latencyGapMs: number;
@@ -89,48 +142,40 @@ export interface Report {
 }
 
 function parseArgs(argv: string[]) {
-  const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (a === '--quick') flags.set('quick', 'true');
-    else flags.set(a.slice(2), argv[++i] ?? '');
-  }
-  const quick = flags.get('quick') === 'true';
-  const num = (k: string, d: number) => {
-    const v = flags.get(k);
-    if (v === undefined) return d;
-    const x = Number(v);
-    if (!Number.isFinite(x) || x < 0) throw new Error(`--${k} expects a number`);
-    return x;
-  };
+  const f = parseFlags(argv);
+  const quick = f.quick;
   const known = Object.keys(SYSTEMS);
-  const systems = (flags.get('systems') ?? known.join(','))
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const systems = f.list('systems', known);
   for (const s of systems)
     if (!known.includes(s)) throw new Error(`unknown system ${s} (known: ${known.join(', ')})`);
+  const modes = f.list('modes', MODES) as RunMode[];
+  for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}`);
   const nFor: Record<string, number> = quick ? {} : { ...DEFAULT_N_FOR };
-  for (const pair of (flags.get('n-for') ?? '').split(',').filter(Boolean)) {
+  for (const pair of f.list('n-for', [])) {
     const [k, v] = pair.split('=');
     if (!k || !known.includes(k) || !Number(v)) throw new Error(`bad --n-for ${pair}`);
     nFor[k] = Number(v);
   }
+  const n = f.num('n', quick ? 2_000 : 100_000);
+  // A reduced N never exceeds the N asked for (a small --n applies to every system).
+  for (const k of Object.keys(nFor)) if (nFor[k]! >= n) delete nFor[k];
+  const fsyncProbe = f.str('fsync-probe', quick ? 'node' : 'pg_test_fsync');
+  if (!['pg_test_fsync', 'node', 'off'].includes(fsyncProbe))
+    throw new Error('--fsync-probe expects pg_test_fsync, node or off');
   return {
     quick,
-    n: num('n', quick ? 2_000 : 20_000),
-    runs: num('runs', quick ? 2 : 5),
-    warmup: num('warmup', 1),
-    concurrency: num('concurrency', 32),
-    latencySamples: num('latency-samples', quick ? 50 : 200),
+    n,
+    runs: f.num('runs', quick ? 2 : 10),
+    warmup: f.num('warmup', 1),
+    concurrency: f.num('concurrency', 32),
+    modes,
+    latencySamples: f.num('latency-samples', quick ? 50 : 200),
     latencyWarmup: 20,
-    latencyGapMs: num('latency-gap-ms', 5),
-    pollMs: num('poll-ms', 10),
-    runTimeoutS: num('run-timeout-s', 120),
-    out: resolve(benchDir, flags.get('out') ?? (quick ? 'results/quick' : 'results')),
+    latencyGapMs: f.num('latency-gap-ms', 5),
+    pollMs: f.num('poll-ms', 10),
+    runTimeoutS: f.num('run-timeout-s', 300),
+    fsyncProbe: fsyncProbe as 'pg_test_fsync' | 'node' | 'off',
+    out: resolve(benchDir, f.str('out', quick ? 'results/quick' : 'results')),
     systems,
     nFor,
     redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
@@ -142,36 +187,6 @@ type Args = ReturnType<typeof parseArgs>;
 
 function log(line: string) {
   process.stderr.write(`${line}\n`);
-}
-
-function sh(cmd: string, args: string[], cwd = repoDir): string {
-  try {
-    return execFileSync(cmd, args, {
-      cwd,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    return '';
-  }
-}
-
-function machineInfo(): Record<string, string | number> {
-  const cpuinfo = (() => {
-    try {
-      return readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      return '';
-    }
-  })();
-  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? '?';
-  return {
-    cpu: model,
-    cores: os.availableParallelism(),
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    os: `${os.type()} ${os.release()} (${os.arch()})`,
-    node: process.version,
-  };
 }
 
 function peerVersions(): Record<string, string> {
@@ -186,80 +201,10 @@ function peerVersions(): Record<string, string> {
     'liteque',
     'better-sqlite3',
     'drizzle-orm',
-  ]) {
-    try {
-      out[pkg] = (
-        JSON.parse(readFileSync(join(benchDir, 'node_modules', pkg, 'package.json'), 'utf8')) as {
-          version: string;
-        }
-      ).version;
-    } catch {
-      out[pkg] = 'not installed';
-    }
-  }
-  try {
-    out['better-sqlite3 (Warden)'] = (
-      JSON.parse(
-        readFileSync(join(repoDir, 'node_modules', 'better-sqlite3', 'package.json'), 'utf8'),
-      ) as { version: string }
-    ).version;
-  } catch {
-    /* not installed */
-  }
+  ])
+    out[pkg] = packageVersion(pkg);
+  out['better-sqlite3 (Warden)'] = packageVersion('better-sqlite3', repoDir);
   return out;
-}
-
-async function servicesInfo(args: Args): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  try {
-    const { Redis } = await import('ioredis');
-    const url = new URL(args.redisUrl);
-    const redis = new Redis({
-      host: url.hostname,
-      port: Number(url.port || 6379),
-      lazyConnect: true,
-      maxRetriesPerRequest: 1,
-      retryStrategy: () => null,
-    });
-    redis.on('error', () => {});
-    try {
-      await redis.connect();
-      const info = await redis.info('server');
-      const aof = (await redis.config('GET', 'appendonly')) as string[];
-      const save = (await redis.config('GET', 'save')) as string[];
-      out.redis = `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'} at ${url.host} (appendonly ${aof[1] ?? '?'}, save "${save[1] ?? ''}")`;
-    } finally {
-      redis.disconnect();
-    }
-  } catch (error) {
-    out.redis = `unavailable: ${(error as Error).message}`;
-  }
-  const client = new pg.Client({ connectionString: `${args.pgBase}/test` });
-  try {
-    await client.connect();
-    const v = await client.query('show server_version');
-    const fsync = await client.query('show fsync');
-    const sc = await client.query('show synchronous_commit');
-    out.postgres = `PostgreSQL ${(v.rows[0] as { server_version: string }).server_version} at ${new URL(args.pgBase).host} (fsync ${(fsync.rows[0] as { fsync: string }).fsync}, synchronous_commit ${(sc.rows[0] as { synchronous_commit: string }).synchronous_commit})`;
-    for (const db of ['bench_graphile', 'bench_pgboss']) {
-      const exists = await client.query('select 1 from pg_database where datname = $1', [db]);
-      if (exists.rowCount === 0) await client.query(`create database ${db}`);
-    }
-  } catch (error) {
-    out.postgres = `unavailable: ${(error as Error).message}`;
-  } finally {
-    await client.end().catch(() => {});
-  }
-  return out;
-}
-
-function wardenInfo() {
-  const commit = sh('git', ['rev-parse', '--short=12', 'HEAD']) || 'unknown';
-  const dirty = sh('git', ['status', '--porcelain', '--', 'src'])
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.slice(3));
-  return { commit, dirty };
 }
 
 /** The local service each peer needs; checked once before the peer is started. */
@@ -268,26 +213,26 @@ const NEEDS: Record<string, 'redis' | 'postgres'> = {
   'graphile-worker': 'postgres',
   'pg-boss': 'postgres',
 };
-
-function skipped(key: string, args: Args, why: string): SystemResult {
-  const result = emptyResult(key, args);
-  result.errors.push(`not run: ${why}`);
-  return result;
-}
+const PG_DATABASES = ['bench_graphile', 'bench_pgboss'];
 
 function emptyResult(key: string, args: Args): SystemResult {
   return {
     key,
     name: LABELS[key] ?? key,
     backend: '',
-    durability: '',
+    server: null,
+    durabilityNote: '',
+    prefetch: '',
     settings: '',
+    durability: '',
     n: args.nFor[key] ?? args.n,
     runs: [],
     errors: [],
     elapsedSeconds: 0,
+    cpu: {},
     deliveryOk: false,
     measuredRuns: 0,
+    measuredPrefilled: 0,
   };
 }
 
@@ -304,8 +249,6 @@ class SystemProcess {
     const cfg: ChildConfig = {
       system: key,
       n: this.result.n,
-      runs: args.runs,
-      warmup: args.warmup,
       concurrency: args.concurrency,
       latencySamples: args.latencySamples,
       latencyWarmup: args.latencyWarmup,
@@ -327,7 +270,9 @@ class SystemProcess {
         Object.assign(this.result, {
           name: m.name,
           backend: m.backend,
-          durability: m.durability,
+          server: m.server,
+          durabilityNote: m.durabilityNote,
+          prefetch: m.prefetch,
           settings: m.settings,
         });
       } else if (m.type === 'ready') {
@@ -391,31 +336,43 @@ class SystemProcess {
   }
 }
 
+const tps = (x: number | undefined) =>
+  x === undefined ? '–' : `${Math.round(x).toLocaleString('en-US')}/s`;
+
+function runLine(r: RunResult): string {
+  const what =
+    r.mode === 'mixed'
+      ? `mixed ${tps(r.throughput)}`
+      : `enqueue-only ${tps(r.enqueueThroughput)}, consumer-only ${tps(r.consumeThroughput)}`;
+  return `${what} ${r.ok ? '✓' : `✗ ${r.error ?? ''}`}${r.anomalies.length ? ` [${r.anomalies.length} anomalies]` : ''} (load ${r.loadBefore})`;
+}
+
 async function measureAll(keys: string[], args: Args, tmpDir: string): Promise<SystemProcess[]> {
   const procs = keys.map((key) => new SystemProcess(key, args, tmpDir));
   await Promise.all(procs.map((p) => p.ready(120_000)));
-  const commandLimit = args.runTimeoutS * 1000 + 150_000;
-  const doRun = async (p: SystemProcess, warmup: boolean, label: string) => {
+  // Time for setup + a prefilled run's two clocks + stop and teardown.
+  const commandLimit = 2 * args.runTimeoutS * 1000 + 150_000;
+  const doRun = async (p: SystemProcess, mode: RunMode, warmup: boolean, label: string) => {
     if (!p.alive) return;
-    const m = await p.request({ cmd: 'run', warmup }, commandLimit);
+    const m = await p.request({ cmd: 'run', mode, warmup }, commandLimit);
     if (m.type !== 'run') return;
     const r = m.result;
     p.result.runs.push(r);
-    log(
-      `  ${p.result.name} ${label}: ${r.throughput ? `${Math.round(r.throughput).toLocaleString('en-US')} tasks/s` : 'no throughput'}` +
-        ` ${r.ok ? '✓' : `✗ ${r.error ?? ''}`}${r.anomalies.length ? ` [${r.anomalies.length} anomalies]` : ''} (load ${r.loadBefore})`,
-    );
+    log(`  ${p.result.name} ${label}: ${runLine(r)}`);
     if (r.setupFailed) p.kill(`cannot set up or start: ${r.error ?? '?'}`);
   };
-  log(`warm-up (${args.warmup} run${args.warmup === 1 ? '' : 's'} each, excluded)`);
-  for (const p of procs) for (let w = 0; w < args.warmup; w++) await doRun(p, true, 'warm-up');
+  log(`warm-up (${args.warmup} run${args.warmup === 1 ? '' : 's'} per mode, excluded)`);
+  for (const p of procs)
+    for (const mode of args.modes)
+      for (let w = 0; w < args.warmup; w++) await doRun(p, mode, true, 'warm-up');
   for (let r = 0; r < args.runs; r++) {
     log(`measured run ${r + 1}/${args.runs}`);
     // Interleaved, and the order rotates each round, so no system always runs first or last.
-    for (let k = 0; k < procs.length; k++) {
-      const p = procs[(k + r) % procs.length]!;
-      await doRun(p, false, `run ${r + 1}/${args.runs}`);
-    }
+    for (const mode of args.modes)
+      for (let k = 0; k < procs.length; k++) {
+        const p = procs[(k + r) % procs.length]!;
+        await doRun(p, mode, false, `run ${r + 1}/${args.runs}`);
+      }
   }
   if (args.latencySamples > 0) {
     log('idle latency');
@@ -434,14 +391,51 @@ async function measureAll(keys: string[], args: Args, tmpDir: string): Promise<S
   return procs;
 }
 
-function summarise(systems: SystemResult[], args: Args): void {
+/** Median CPU seconds per 1,000 tasks over the runs that measured it. */
+function cpuPer1k(runs: RunResult[], pick: (r: RunResult) => CpuSpent | undefined) {
+  const rows = runs
+    .map((r) => ({ cpu: pick(r), n: r.n }))
+    .filter((x): x is { cpu: CpuSpent; n: number } => x.cpu !== undefined);
+  if (!rows.length) return undefined;
+  const per = (f: (c: CpuSpent) => number) => median(rows.map((x) => (f(x.cpu) / x.n) * 1000))!;
+  return {
+    client: per((c) => c.clientSeconds),
+    server: per((c) => c.serverSeconds),
+    total: per((c) => c.clientSeconds + c.serverSeconds),
+  };
+}
+
+function durabilityOf(s: SystemResult, servers: ServerSettings): string {
+  if (s.server === 'postgres')
+    return servers.postgres ? postgresDurability(servers.postgres) : 'PostgreSQL unreachable';
+  if (s.server === 'redis')
+    return servers.redis ? redisDurability(servers.redis) : 'Redis unreachable';
+  return s.pragmas ? sqliteDurability(s.pragmas) : 'not read (no run set up)';
+}
+
+function summarise(systems: SystemResult[], args: Args, servers: ServerSettings): void {
   for (const s of systems) {
-    const measured = s.runs.filter((r) => !r.warmup);
-    const tp = measured.map((r) => r.throughput).filter((x): x is number => x !== undefined);
-    s.measuredRuns = tp.length;
-    s.medianThroughput = median(tp);
-    s.minThroughput = tp.length ? Math.min(...tp) : undefined;
-    s.maxThroughput = tp.length ? Math.max(...tp) : undefined;
+    const measured = s.runs.filter((r) => !r.warmup && r.ok);
+    const mixed = measured.filter((r) => r.mode === 'mixed');
+    const prefilled = measured.filter((r) => r.mode === 'prefilled');
+    s.pragmas = s.runs.find((r) => r.pragmas)?.pragmas;
+    s.durability = durabilityOf(s, servers);
+    s.mixed = spread(mixed.map((r) => r.throughput!));
+    s.enqueueOnly = spread(prefilled.map((r) => r.enqueueThroughput!));
+    s.consumeOnly = spread(prefilled.map((r) => r.consumeThroughput!));
+    s.measuredRuns = mixed.length;
+    s.measuredPrefilled = prefilled.length;
+    s.cpu = {
+      mixed: cpuPer1k(mixed, (r) => r.cpu),
+      enqueue: cpuPer1k(prefilled, (r) => r.enqueueCpu),
+      consume: cpuPer1k(prefilled, (r) => r.consumeCpu),
+    };
+    s.checkpointMs = median(
+      s.runs.map((r) => r.checkpointMs).filter((x): x is number => x !== undefined),
+    );
+    s.medianThroughput = s.mixed?.median;
+    s.minThroughput = s.mixed?.min;
+    s.maxThroughput = s.mixed?.max;
     if (s.latency && s.latency.samples > 0) {
       s.latencyP50 = percentile(s.latency.startMs, 50);
       s.latencyP99 = percentile(s.latency.startMs, 99);
@@ -449,57 +443,64 @@ function summarise(systems: SystemResult[], args: Args): void {
     }
     s.deliveryOk =
       s.errors.length === 0 &&
-      s.runs.length === args.warmup + args.runs &&
+      s.runs.length === (args.warmup + args.runs) * args.modes.length &&
       s.runs.every((r) => r.ok) &&
       (args.latencySamples === 0 || (s.latency?.ok ?? false));
   }
-  const base = systems.find((s) => s.key === 'warden-fast')?.medianThroughput;
-  for (const s of systems)
-    if (base && s.medianThroughput !== undefined) s.ratioVsWardenFast = s.medianThroughput / base;
+  const base = systems.find((s) => s.key === 'warden-fast');
+  for (const s of systems) {
+    if (base?.mixed && s.mixed) s.ratioVsWardenFast = s.mixed.median / base.mixed.median;
+    if (base?.consumeOnly && s.consumeOnly)
+      s.consumeRatioVsWardenFast = s.consumeOnly.median / base.consumeOnly.median;
+  }
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const t0 = performance.now();
-  const loadStart = os
-    .loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
+  const loadStart = loadAverage();
   const tmpDir = join(benchDir, '.tmp', 'db');
   mkdirSync(tmpDir, { recursive: true });
   mkdirSync(args.out, { recursive: true });
   log(
-    `queue benchmark${args.quick ? ' (quick)' : ''}: N=${args.n}, ${args.warmup} warm-up + ${args.runs} runs, concurrency ${args.concurrency}, ${args.latencySamples} latency samples`,
+    `queue benchmark${args.quick ? ' (quick)' : ''}: N=${args.n}, modes ${args.modes.join('+')}, ${args.warmup} warm-up + ${args.runs} runs each, concurrency ${args.concurrency}, ${args.latencySamples} latency samples`,
   );
-  const services = await servicesInfo(args);
-  log(`  ${services.redis}\n  ${services.postgres}`);
+  const servers = await readServerSettings(args.redisUrl, args.pgBase);
+  log(`  Redis: ${servers.redis ? JSON.stringify(servers.redis) : servers.redisError}`);
+  log(`  PostgreSQL: ${servers.postgres ? JSON.stringify(servers.postgres) : servers.postgresError}`);
+  if (servers.postgres) await ensureDatabases(args.pgBase, PG_DATABASES);
+  log(`fsync probe (${args.fsyncProbe}) in ${relative(process.cwd(), tmpDir)}`);
+  const fsync = probeFsync(tmpDir, args.fsyncProbe);
+  log(`  ${fsync.method}: fdatasync ${fsync.fdatasyncMs?.toFixed(3) ?? '–'} ms`);
   const runnable: string[] = [];
   const notRun = new Map<string, SystemResult>();
   for (const key of args.systems) {
     const service = NEEDS[key];
-    if (service && services[service]?.startsWith('unavailable')) {
-      log(`${LABELS[key] ?? key}: skipped, ${service} is ${services[service]}`);
-      notRun.set(key, skipped(key, args, `${service} ${services[service]}`));
+    const unavailable =
+      service === 'redis' ? servers.redisError : service === 'postgres' ? servers.postgresError : undefined;
+    if (unavailable) {
+      log(`${LABELS[key] ?? key}: skipped, ${service} is unavailable: ${unavailable}`);
+      const skipped = emptyResult(key, args);
+      skipped.errors.push(`not run: ${service} unavailable: ${unavailable}`);
+      notRun.set(key, skipped);
     } else runnable.push(key);
   }
   const procs = await measureAll(runnable, args, tmpDir);
   const systems = args.systems.map(
     (key) => notRun.get(key) ?? procs.find((p) => p.result.key === key)!.result,
   );
-  summarise(systems, args);
+  summarise(systems, args, servers);
   const passthrough = process.argv.slice(2).join(' ');
   const report: Report = {
     generatedAt: new Date().toISOString(),
     command: `cd bench && npm run bench:queue${args.quick ? ':quick' : ''}  (node queue/run.ts${passthrough ? ` ${passthrough}` : ''})`,
-    machine: {
-      ...machineInfo(),
-      loadStart,
-      loadEnd: os
-        .loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' '),
+    machine: { ...machineInfo(), loadStart, loadEnd: loadAverage() },
+    servers,
+    serverProcesses: {
+      redis: serverProcessCount('redis'),
+      postgres: serverProcessCount('postgres'),
     },
-    services,
+    fsync,
     versions: peerVersions(),
     warden: wardenInfo(),
     params: {
@@ -507,6 +508,7 @@ async function main(): Promise<void> {
       runs: args.runs,
       warmup: args.warmup,
       concurrency: args.concurrency,
+      modes: args.modes,
       latencySamples: args.latencySamples,
       latencyWarmup: args.latencyWarmup,
       latencyGapMs: args.latencyGapMs,
@@ -523,7 +525,7 @@ async function main(): Promise<void> {
   writeFileSync(join(args.out, 'queue.png'), renderChart(report));
   process.stdout.write(renderMarkdown(report));
   log(
-    `\nwrote ${relative(process.cwd(), join(args.out, 'queue.md'))}, queue.json and queue.png in ${Math.round(report.totalSeconds)} s`,
+    `\nwrote ${relative(process.cwd(), join(args.out, 'queue.md'))}, queue.json and queue.png in ${Math.round(report.totalSeconds)} s (load ${os.loadavg()[0]!.toFixed(2)})`,
   );
 }
 

@@ -8,6 +8,10 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+import Database from 'better-sqlite3';
+
+import type { ServerName } from './cpu.ts';
+
 /** The one payload shape every system carries. `i` identifies the task for the delivery check. */
 export interface Payload {
   readonly i: number;
@@ -28,19 +32,46 @@ export interface AdapterInfo {
   readonly name: string;
   /** e.g. `SQLite (WAL)`, `Redis 7`, `PostgreSQL 15`. */
   readonly backend: string;
-  /** What a completed enqueue survives, in the system's configuration used here. */
-  readonly durability: string;
+  /**
+   * The server process this system relies on (its CPU is counted with the client's, and a
+   * PostgreSQL server gets a CHECKPOINT before each run), or null for an in-process store.
+   */
+  readonly server: ServerName | null;
+  /**
+   * How the system makes a completion durable beyond the storage settings, if at all (e.g.
+   * Warden strict's group commit). The settings themselves are read back, never written here.
+   */
+  readonly durabilityNote?: string;
+  /**
+   * Claimed-but-unstarted depth: how many tasks the worker may hold (leased / locked / fetched)
+   * beyond the C it is running, and why. A deep local queue can move more tasks per database
+   * round trip, so the table states it for every system.
+   */
+  readonly prefetch: string;
   /** The knobs used (batching, polling, concurrency mapping): printed under the table. */
   readonly settings: string;
   /** How many payloads one `enqueue()` call gets (the system's idiomatic batch). */
   readonly enqueueBatch: number;
 }
 
+/** SQLite durability settings as read back from a connection (see {@link readPragmas}). */
+export interface SqlitePragmas {
+  readonly journal_mode: string;
+  readonly synchronous: string;
+  /** Where the values come from (the system's own connection, or why not). */
+  readonly source: string;
+}
+
 export interface QueueAdapter extends AdapterInfo {
-  /** Fresh database / schema / key prefix for this run. Not timed. */
+  /**
+   * Fresh database / schema / key prefix for this run, and a producer that can enqueue before
+   * any worker exists (the pre-filled mode enqueues first). Not timed.
+   */
   setup(): Promise<void>;
   /** Starts consuming with `concurrency` handlers at most in flight; resolves once it is ready. */
   startWorker(concurrency: number, onJob: OnJob): Promise<void>;
+  /** SQLite systems: journal_mode and synchronous read back after setup. */
+  readPragmas?(): SqlitePragmas;
   /** Enqueues a batch (≤ enqueueBatch) in the system's idiomatic fast way. */
   enqueue(payloads: readonly Payload[]): Promise<void>;
   /** Enqueues one task with the system's single-task API (used by the latency test). */
@@ -72,6 +103,31 @@ export interface AdapterContext {
 
 export type AdapterFactory = (ctx: AdapterContext) => QueueAdapter;
 
+const SYNCHRONOUS = ['OFF', 'NORMAL', 'FULL', 'EXTRA'];
+
+/** journal_mode and synchronous of an open better-sqlite3 connection. */
+export function readPragmas(db: Database.Database, source: string): SqlitePragmas {
+  const sync = Number(db.pragma('synchronous', { simple: true }));
+  return {
+    journal_mode: String(db.pragma('journal_mode', { simple: true })),
+    synchronous: SYNCHRONOUS[sync] ?? String(sync),
+    source,
+  };
+}
+
+/**
+ * journal_mode of a database file, from a second, read-only connection: it is stored in the
+ * file (WAL), unlike synchronous, which belongs to each connection.
+ */
+export function journalModeOfFile(file: string): string {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return String(db.pragma('journal_mode', { simple: true }));
+  } finally {
+    db.close();
+  }
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` every `everyMs` until it answers true; rejects at `deadline` (performance.now()). */
@@ -92,9 +148,9 @@ export function sqliteFile(ctx: AdapterContext, system: string): string {
   return join(ctx.tmpDir, `${system}-${ctx.runId}.db`);
 }
 
-/** Deletes a run's SQLite database with its WAL and shared-memory files. */
+/** Deletes a run's SQLite database with its WAL, shared-memory and wake-up (Warden) files. */
 export function removeSqlite(file: string): void {
-  for (const suffix of ['', '-wal', '-shm', '-journal'])
+  for (const suffix of ['', '-wal', '-shm', '-journal', '-wake'])
     rmSync(`${file}${suffix}`, { force: true });
 }
 

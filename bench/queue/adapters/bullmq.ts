@@ -31,7 +31,9 @@ export function bullmq(ctx: AdapterContext): QueueAdapter {
   return {
     name: 'BullMQ',
     backend: 'Redis (local)',
-    durability: 'Redis in memory (this server: appendonly no, no RDB saves): lost on a Redis crash',
+    server: 'redis',
+    // The worker fetches only while fewer than C jobs are in progress (Worker.mainLoop).
+    prefetch: '0 (fetches a job only for a free slot of C)',
     settings:
       'addBulk (1,000 per call); one Worker, concurrency = C; removeOnComplete {count: 1000}; defaults otherwise (blocking fetch, no polling)',
     enqueueBatch: 1_000,

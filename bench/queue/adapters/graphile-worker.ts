@@ -27,7 +27,9 @@ export function graphileWorker(ctx: AdapterContext): QueueAdapter {
   return {
     name: 'graphile-worker',
     backend: 'PostgreSQL (local)',
-    durability: 'committed to PostgreSQL (fsync=on, synchronous_commit=on): survives power loss',
+    server: 'postgres',
+    // Its documented batching: the local queue locks up to this many jobs ahead of the workers.
+    prefetch: `≤ ${LOCAL_QUEUE} (localQueue.size)`,
     settings: `addJobs (1,000 per call); concurrency = C; localQueue.size ${LOCAL_QUEUE}; completeJobBatchDelay 0; maxPoolSize C + 2; LISTEN/NOTIFY wake-up`,
     enqueueBatch: 1_000,
     async setup() {

@@ -22,6 +22,7 @@ import {
   type Payload,
   pollUntil,
   type QueueAdapter,
+  readPragmas,
   removeSqlite,
   sqliteFile,
 } from '../types.ts';
@@ -72,7 +73,8 @@ export function liteque(ctx: AdapterContext): QueueAdapter {
   return {
     name: 'liteque',
     backend: 'SQLite (WAL), in-process',
-    durability: 'synchronous=NORMAL (its default): survives a process crash',
+    server: null,
+    prefetch: '0 (the Runner dequeues one job per free slot of C)',
     settings: `enqueue() per task (no batch API); Runner concurrency = C, pollIntervalMs ${ctx.pollMs}, timeoutSecs 60, numRetries 0; better-sqlite3 13 with ≤ 11.9 transaction() semantics (see adapter)`,
     enqueueBatch: 1_000,
     async setup() {
@@ -84,6 +86,7 @@ export function liteque(ctx: AdapterContext): QueueAdapter {
         keepFailedJobs: true,
       });
     },
+    readPragmas: () => readPragmas(sqliteClient(db!), 'read back from the connection liteque uses'),
     async startWorker(concurrency: number, onJob: OnJob) {
       runner = new Runner<Payload>(
         queue!,

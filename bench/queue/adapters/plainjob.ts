@@ -13,6 +13,7 @@ import {
   type Payload,
   pollUntil,
   type QueueAdapter,
+  readPragmas,
   removeSqlite,
   silent,
   sqliteFile,
@@ -20,6 +21,7 @@ import {
 
 export function plainjob(ctx: AdapterContext): QueueAdapter {
   const file = sqliteFile(ctx, 'plainjob');
+  let db: Database.Database | undefined;
   let queue: Queue | undefined;
   let workers: Worker[] = [];
   let running: Promise<void>[] = [];
@@ -28,13 +30,15 @@ export function plainjob(ctx: AdapterContext): QueueAdapter {
   return {
     name: 'plainjob',
     backend: 'SQLite (WAL), in-process',
-    durability: 'synchronous=NORMAL (its default): survives a process crash',
+    server: null,
+    prefetch: '0 (each of the C workers claims one job when it is free)',
     settings: `addMany (one transaction per 1,000); C workers of one job each; pollIntervall ${ctx.pollMs} ms; logger silenced`,
     enqueueBatch: 1_000,
     async setup() {
-      const connection = better(new Database(file));
-      queue = defineQueue({ connection, logger: silent });
+      db = new Database(file);
+      queue = defineQueue({ connection: better(db), logger: silent });
     },
+    readPragmas: () => readPragmas(db!, 'read back from the connection plainjob uses'),
     async startWorker(concurrency: number, onJob: OnJob) {
       workers = Array.from({ length: concurrency }, () =>
         defineWorker(

@@ -7,6 +7,7 @@ import { JobQueue, JobWorker } from '../../../src/queue/index.ts';
 import { openSqliteStore } from '../../../src/store/index.ts';
 import {
   type AdapterContext,
+  journalModeOfFile,
   type OnJob,
   type Payload,
   pollUntil,
@@ -16,6 +17,9 @@ import {
 } from '../types.ts';
 
 type Store = Awaited<ReturnType<typeof openSqliteStore>>;
+
+/** JobWorker's defaults (src/queue/job-worker.ts), stated in the report. */
+const CLAIM_BATCH = 256;
 
 export function warden(durability: 'fast' | 'strict') {
   return (ctx: AdapterContext): QueueAdapter => {
@@ -27,21 +31,34 @@ export function warden(durability: 'fast' | 'strict') {
     return {
       name: `Warden (${durability})`,
       backend: 'SQLite (WAL), in-process',
-      durability:
-        durability === 'fast'
-          ? 'synchronous=NORMAL: survives a process crash'
-          : 'synchronous=FULL + group commit: survives power loss',
-      settings:
-        'submitMany (one transaction per 1,000); JobWorker concurrency = C (no lane-wide cap); defaults otherwise (claimBatch 256, prefetch = C, leaseMs 15 s, heartbeat thread); wake-up on commit (no polling)',
+      server: null,
+      ...(durability === 'strict'
+        ? { durabilityNote: 'group commit: writes of one event-loop turn share one fsync' }
+        : {}),
+      // JobWorker's `prefetch` option: with no lane-wide cap it defaults to the worker's own
+      // concurrency, so up to C claimed tasks wait (leased) behind the C running ones.
+      prefetch: `≤ C = ${ctx.concurrency} (JobWorker prefetch, default = concurrency)`,
+      settings: `submitMany (one transaction per 1,000); JobWorker concurrency = C (no lane-wide cap); defaults otherwise (claimBatch ${CLAIM_BATCH}, prefetch = C, leaseMs 15 s, heartbeat thread); wake-up on commit (no polling)`,
       enqueueBatch: 1_000,
       async setup() {
         store = await openSqliteStore({ file, durability });
+        // C handlers in flight in this worker; no lane-wide cap (that is for several processes).
+        queue = new JobQueue({ store, lanes: { default: {} } });
+        await queue.ready();
+      },
+      readPragmas() {
+        return {
+          journal_mode: journalModeOfFile(file),
+          // synchronous belongs to the store's own connection, which Warden does not expose:
+          // openSqliteStore sets it from `durability` (src/store/sqlite/sqlite-store.ts).
+          synchronous: durability === 'strict' ? 'FULL' : 'NORMAL',
+          source:
+            'journal_mode read back from the file; synchronous as openSqliteStore sets it for this durability (its connection is private)',
+        };
       },
       async startWorker(concurrency: number, onJob: OnJob) {
-        // C handlers in flight in this worker; no lane-wide cap (that is for several processes).
-        queue = new JobQueue({ store: store!, lanes: { default: {} } });
         worker = new JobWorker({
-          queue,
+          queue: queue!,
           concurrency,
           onError: (error) => problems.push(`worker onError: [${error.code}] ${error.message}`),
         });
@@ -58,7 +75,7 @@ export function warden(durability: 'fast' | 'strict') {
         await queue!.submit('noop', payload);
       },
       async waitCompleted(n: number, deadline: number) {
-        await pollUntil(() => worker!.stats.succeeded >= n, 1, deadline, `${n} completions`);
+        await pollUntil(() => (worker?.stats.succeeded ?? 0) >= n, 1, deadline, `${n} completions`);
       },
       anomalies() {
         const out = [...problems];
