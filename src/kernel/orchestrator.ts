@@ -252,10 +252,21 @@ export class Orchestrator {
    * Called by a worker right after claiming an agent step. Returns null when the step is stale
    * (the run ended or moved on); the task is then settled as canceled and must be dropped.
    */
-  async beginStep(claim: ClaimedTask): Promise<StepContext | null> {
+  async beginStep(claim: ClaimedTask, known?: ProcessRecord): Promise<StepContext | null> {
     const payload = claim.task.payload as { pid: string; step: number; stage: string };
+    // `known`: the run as the caller last wrote it. Tried first, saving a read; if it is stale
+    // the version compare-and-set fails (CONFLICT) and the retry reads the row.
+    let guess = known?.pid === payload.pid ? known : undefined;
     return withCasRetry(async () => {
-      const p = await this.#ctx.store.getProcess(payload.pid);
+      const stale = (r: ProcessRecord | undefined) =>
+        !r ||
+        isTerminalProcessState(r.state) ||
+        r.envelope.pending?.kind !== 'agent' ||
+        r.envelope.pending.step !== payload.step;
+      let p = guess;
+      guess = undefined;
+      // Only the stored row may cancel a step.
+      if (!p || stale(p)) p = await this.#ctx.store.getProcess(payload.pid);
       const pending = p?.envelope.pending;
       if (
         !p ||
@@ -332,8 +343,10 @@ export class Orchestrator {
   ): Promise<{ process: ProcessRecord; next: ClaimedTask | null }> {
     const oversized = this.#checkStepResult(step, result);
     if (oversized) return { process: await this.failStep(step, oversized), next: null };
+    let guess: ProcessRecord | undefined = step.process; // see beginStep
     return withCasRetry(async () => {
-      const p = await this.#mustGet(step.process.pid);
+      const p = guess ?? (await this.#mustGet(step.process.pid));
+      guess = undefined;
       const now = this.#ctx.clock.now();
       // A run that ended or moved past this step has no use for the report: the lease is lost.
       if (isTerminalProcessState(p.state) || p.envelope.pending?.step !== step.step) {

@@ -17,7 +17,7 @@
 import { coerceError, isWardenError, randomToken, WardenError } from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
 import { ClaimLoop, HeartbeatPump, LeaseReaper, RunState } from '../queue/index.ts';
-import type { ClaimedTask } from '../store/index.ts';
+import type { ClaimedTask, ProcessRecord } from '../store/index.ts';
 import { createAgentContext } from './agent-context.ts';
 import { type Agent, AgentRegistry } from './agents/agent.ts';
 import { runLlm, runNoop } from './agents/builtin.ts';
@@ -197,9 +197,9 @@ export class Worker {
       controller.abort(new WardenError('CANCELED', 'worker stopping'));
   }
 
-  #track(claim: ClaimedTask): void {
+  #track(claim: ClaimedTask, known?: ProcessRecord): void {
     const controller = new AbortController();
-    const promise = this.#runStep(claim, controller)
+    const promise = this.#runStep(claim, controller, known)
       .catch((error: unknown) => this.#report(coerceError(error), claim.task.id))
       .finally(() => {
         this.#active.delete(claim.task.id);
@@ -208,9 +208,13 @@ export class Worker {
     this.#active.set(claim.task.id, { promise, controller });
   }
 
-  async #runStep(claim: ClaimedTask, controller: AbortController): Promise<void> {
+  async #runStep(
+    claim: ClaimedTask,
+    controller: AbortController,
+    known?: ProcessRecord,
+  ): Promise<void> {
     const orchestrator = this.#kernel.orchestrator;
-    const step = await orchestrator.beginStep(claim);
+    const step = await orchestrator.beginStep(claim, known);
     if (!step) return;
     this.#pump.track(claim.task.id, claim.leaseToken);
     this.#pump.flush(); // before the agent runs: it may block the event loop
@@ -242,13 +246,13 @@ export class Worker {
         return;
       }
       // While running and with room, take the run's next step in the same commit (no claim).
-      const { next } = await orchestrator.completeStepAndTakeNext(
+      const { process, next } = await orchestrator.completeStepAndTakeNext(
         step,
         result,
         this.#state.running ? { workerId: this.id, leaseMs: this.#leaseMs } : undefined,
       );
       if (next) {
-        if (this.#state.running) this.#track(next);
+        if (this.#state.running) this.#track(next, process);
         else await this.#handBack(next); // stopped meanwhile
       }
     } catch (error) {
