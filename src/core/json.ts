@@ -32,6 +32,7 @@ export function canonicalJson(value: unknown): string {
     return `${out}]`;
   }
   const record = value as Record<string, unknown>;
+  if (isFlatAndSorted(record)) return JSON.stringify(record); // the common event payload, natively
   const keys = Object.keys(record).sort();
   let out = '{';
   let first = true;
@@ -43,6 +44,35 @@ export function canonicalJson(value: unknown): string {
     first = false;
   }
   return `${out}}`;
+}
+
+/**
+ * A plain object whose keys are already in canonical order and whose values are strings, finite
+ * numbers, booleans or null: JSON.stringify writes exactly its canonical form.
+ */
+function isFlatAndSorted(record: Record<string, unknown>): boolean {
+  if (Object.getPrototypeOf(record) !== Object.prototype) return false;
+  let previous: string | undefined;
+  for (const key in record) {
+    if (!Object.hasOwn(record, key)) return false;
+    if (previous !== undefined && !(previous < key)) return false;
+    previous = key;
+    const member = record[key];
+    switch (typeof member) {
+      case 'string':
+      case 'boolean':
+        continue;
+      case 'number':
+        if (Number.isFinite(member)) continue;
+        return false;
+      case 'object':
+        if (member === null) continue;
+        return false;
+      default:
+        return false;
+    }
+  }
+  return true;
 }
 
 export function isJsonObject(value: unknown): value is JsonObject {

@@ -43,6 +43,7 @@ import {
 import { emptyUsage } from '../core/quota.ts';
 import type {
   ClaimedTask,
+  EventRecord,
   ProcessRecord,
   SessionDirectory,
   StoreOp,
@@ -252,21 +253,10 @@ export class Orchestrator {
    * Called by a worker right after claiming an agent step. Returns null when the step is stale
    * (the run ended or moved on); the task is then settled as canceled and must be dropped.
    */
-  async beginStep(claim: ClaimedTask, known?: ProcessRecord): Promise<StepContext | null> {
+  async beginStep(claim: ClaimedTask): Promise<StepContext | null> {
     const payload = claim.task.payload as { pid: string; step: number; stage: string };
-    // `known`: the run as the caller last wrote it. Tried first, saving a read; if it is stale
-    // the version compare-and-set fails (CONFLICT) and the retry reads the row.
-    let guess = known?.pid === payload.pid ? known : undefined;
     return withCasRetry(async () => {
-      const stale = (r: ProcessRecord | undefined) =>
-        !r ||
-        isTerminalProcessState(r.state) ||
-        r.envelope.pending?.kind !== 'agent' ||
-        r.envelope.pending.step !== payload.step;
-      let p = guess;
-      guess = undefined;
-      // Only the stored row may cancel a step.
-      if (!p || stale(p)) p = await this.#ctx.store.getProcess(payload.pid);
+      const p = await this.#ctx.store.getProcess(payload.pid);
       const pending = p?.envelope.pending;
       if (
         !p ||
@@ -332,21 +322,21 @@ export class Orchestrator {
 
   /**
    * {@link completeStep}, and when `taker` is given and the run's next step is queued by this
-   * commit, the same commit claims it for the taker (see the `task.handoff` op: only when no other
-   * due step waits ahead of it). `next` is that claim, to run at once; null when the step went
-   * to the queue instead.
+   * commit, the same commit claims it for the taker and begins it (what {@link beginStep} would
+   * do): one commit per step. Only when no other due step waits ahead of it in its lane (the
+   * `task.handoff` op); otherwise the step goes to the queue as usual. `next` is the begun step,
+   * to run at once, or null.
    */
   async completeStepAndTakeNext(
     step: StepContext,
     result: StepResult,
     taker?: StepTaker,
-  ): Promise<{ process: ProcessRecord; next: ClaimedTask | null }> {
+  ): Promise<{ process: ProcessRecord; next: StepContext | null }> {
     const oversized = this.#checkStepResult(step, result);
     if (oversized) return { process: await this.failStep(step, oversized), next: null };
-    let guess: ProcessRecord | undefined = step.process; // see beginStep
+    let offer = taker;
     return withCasRetry(async () => {
-      const p = guess ?? (await this.#mustGet(step.process.pid));
-      guess = undefined;
+      const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
       // A run that ended or moved past this step has no use for the report: the lease is lost.
       if (isTerminalProcessState(p.state) || p.envelope.pending?.step !== step.step) {
@@ -404,39 +394,74 @@ export class Orchestrator {
         ...softOps,
         ...plan.ops.slice(1),
       ];
-      const queued = taker ? handoffCandidate(ops) : undefined;
+      const queued = offer ? handoffCandidate(ops) : undefined;
+      if (!queued || plan.next.state !== 'ready') {
+        await this.#ctx.store.commit(ops);
+        return { process: plan.next, next: null };
+      }
+      // Take the next step in this commit and begin it: the handoff is required, so if another
+      // due step waits ahead of it the whole commit aborts and is retried without the offer.
       const leaseToken = `lt_${randomToken(12)}`;
-      if (queued)
-        ops.push({
+      const payload = queued.payload as { pid: string; step: number; stage: string };
+      const ready = plan.next;
+      const running: ProcessRecord = {
+        ...ready,
+        state: 'running',
+        version: ready.version + 1,
+        updated_at: now,
+      };
+      ops.push(
+        {
           op: 'task.handoff',
           id: queued.id,
           lane: queued.lane,
-          workerId: taker!.workerId,
+          workerId: offer!.workerId,
           leaseToken,
-          leaseMs: taker!.leaseMs,
+          leaseMs: offer!.leaseMs,
           now,
-        });
-      const events = await this.#ctx.store.commit(ops);
-      const claimed =
-        queued && events.find((e) => e.type === 'task.claimed' && e.task_id === queued.id);
-      if (!queued || !claimed) return { process: plan.next, next: null };
-      const attempt = claimed.attempt ?? 1;
+          required: true,
+        },
+        { op: 'process.update', expectVersion: ready.version, row: running },
+        ...stateChangeOps(ready, ready.state, 'running'),
+        processEvent(
+          ready,
+          'stage.started',
+          { stage: payload.stage, step: payload.step, attempt: 1 },
+          { task_id: queued.id, attempt: 1 },
+        ),
+      );
+      let events: readonly EventRecord[];
+      try {
+        events = await this.#ctx.store.commit(ops);
+      } catch (error) {
+        if (isWardenError(error, 'CONFLICT') && error.details?.handoff === 'refused')
+          offer = undefined;
+        throw error; // CONFLICT: withCasRetry runs it again (without the offer if it was refused)
+      }
+      const claimed = events.find((e) => e.type === 'task.claimed' && e.task_id === queued.id)!;
       const data = claimed.data as { lease_expires_at: number };
+      const claim: ClaimedTask = {
+        task: {
+          ...queued,
+          state: 'running',
+          attempts: 1,
+          lease_owner: offer!.workerId,
+          lease_token: leaseToken,
+          lease_expires_at: data.lease_expires_at,
+          claimed_at: now,
+          updated_at: now,
+        },
+        attempt: 1,
+        leaseToken,
+      };
       return {
-        process: plan.next,
+        process: running,
         next: {
-          task: {
-            ...queued,
-            state: 'running',
-            attempts: attempt,
-            lease_owner: taker!.workerId,
-            lease_token: leaseToken,
-            lease_expires_at: data.lease_expires_at,
-            claimed_at: now,
-            updated_at: now,
-          },
-          attempt,
-          leaseToken,
+          claim,
+          process: running,
+          workflow: running.workflow,
+          stage: stageByName(running.workflow, payload.stage)!,
+          step: payload.step,
         },
       };
     });

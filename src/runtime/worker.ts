@@ -17,7 +17,7 @@
 import { coerceError, isWardenError, randomToken, WardenError } from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
 import { ClaimLoop, HeartbeatPump, LeaseReaper, RunState } from '../queue/index.ts';
-import type { ClaimedTask, ProcessRecord } from '../store/index.ts';
+import type { ClaimedTask } from '../store/index.ts';
 import { createAgentContext } from './agent-context.ts';
 import { type Agent, AgentRegistry } from './agents/agent.ts';
 import { runLlm, runNoop } from './agents/builtin.ts';
@@ -197,9 +197,10 @@ export class Worker {
       controller.abort(new WardenError('CANCELED', 'worker stopping'));
   }
 
-  #track(claim: ClaimedTask, known?: ProcessRecord): void {
+  /** Runs a claimed step (`begun`: already begun by the commit that handed it over). */
+  #track(claim: ClaimedTask, begun?: StepContext): void {
     const controller = new AbortController();
-    const promise = this.#runStep(claim, controller, known)
+    const promise = this.#runStep(claim, controller, begun)
       .catch((error: unknown) => this.#report(coerceError(error), claim.task.id))
       .finally(() => {
         this.#active.delete(claim.task.id);
@@ -211,10 +212,10 @@ export class Worker {
   async #runStep(
     claim: ClaimedTask,
     controller: AbortController,
-    known?: ProcessRecord,
+    begun?: StepContext,
   ): Promise<void> {
     const orchestrator = this.#kernel.orchestrator;
-    const step = await orchestrator.beginStep(claim, known);
+    const step = begun ?? (await orchestrator.beginStep(claim));
     if (!step) return;
     this.#pump.track(claim.task.id, claim.leaseToken);
     this.#pump.flush(); // before the agent runs: it may block the event loop
@@ -246,14 +247,14 @@ export class Worker {
         return;
       }
       // While running and with room, take the run's next step in the same commit (no claim).
-      const { process, next } = await orchestrator.completeStepAndTakeNext(
+      const { next } = await orchestrator.completeStepAndTakeNext(
         step,
         result,
         this.#state.running ? { workerId: this.id, leaseMs: this.#leaseMs } : undefined,
       );
       if (next) {
-        if (this.#state.running) this.#track(next, process);
-        else await this.#handBack(next); // stopped meanwhile
+        if (this.#state.running) this.#track(next.claim, next);
+        else await this.#handBack(next.claim); // stopped meanwhile
       }
     } catch (error) {
       // A late report after a reclaim or cancel is rejected by the fence; that is expected.

@@ -312,7 +312,8 @@ export type StoreOp =
    * it is due and no other due task of its kind waits in its lane ahead of it (and the lane has
    * room): a worker that finishes a step takes the run's next step without a claim of its own,
    * and nobody is overtaken. When it applies, a `task.claimed` event says so; otherwise it does
-   * nothing and the task waits in the queue like any other.
+   * nothing and the task waits in the queue like any other — or, when `required`, the commit
+   * aborts with CONFLICT (`details.handoff: 'refused'`).
    */
   | {
       readonly op: 'task.handoff';
@@ -322,6 +323,7 @@ export type StoreOp =
       readonly leaseToken: string;
       readonly leaseMs: number;
       readonly now: number;
+      readonly required?: boolean;
     }
   /** Dead → queued with a fresh budget of attempts (INVALID_STATE unless dead). */
   | {

@@ -368,6 +368,28 @@ SELECT d.id AS id, s.kind AS kind, d.name AS name, s.lane AS lane, d.session_id 
   d.trace_id AS trace_id, d.options AS options, d.created_at AS created_at,
   s.updated_at AS updated_at, s.n AS n
 FROM task_state s JOIN task_data d ON d.n = s.n;
+
+-- Workflow definitions stored once per content hash, not in every run's row: SQLite rewrites a
+-- whole row (overflow pages included) on every update, and a run's row changes at every step.
+CREATE TABLE workflows (
+  hash TEXT PRIMARY KEY,
+  definition TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT OR IGNORE INTO workflows (hash, definition, created_at)
+SELECT workflow_hash, workflow, created_at FROM processes ORDER BY created_at;
+ALTER TABLE processes RENAME TO process_rows;
+ALTER TABLE process_rows DROP COLUMN workflow;
+CREATE INDEX process_rows_workflow ON process_rows(workflow_hash);
+CREATE VIEW processes AS
+SELECT p.pid AS pid, p.session_id AS session_id, p.user_id AS user_id, p.parent_pid AS parent_pid,
+  p.workflow_name AS workflow_name, w.definition AS workflow, p.workflow_hash AS workflow_hash,
+  p.source AS source, p.state AS state, p.priority AS priority, p.quota AS quota, p.usage AS usage,
+  p.envelope AS envelope, p.current_stage AS current_stage, p.terminal_reason AS terminal_reason,
+  p.terminal_message AS terminal_message, p.trace_id AS trace_id, p.version AS version,
+  p.created_at AS created_at, p.started_at AS started_at, p.updated_at AS updated_at,
+  p.completed_at AS completed_at
+FROM process_rows p JOIN workflows w ON w.hash = p.workflow_hash;
 `,
   },
 ];

@@ -60,7 +60,7 @@ const SQL = {
    * INDEXED BY: without statistics the planner prefers processes_state and sorts every ended
    * process; the partial index walks only those past the cut-off, already in order.
    */
-  finishedProcesses: `SELECT pid FROM processes p INDEXED BY processes_finished
+  finishedProcesses: `SELECT pid FROM process_rows p INDEXED BY processes_finished
     WHERE state IN ('terminated', 'zombie') AND completed_at < ?
       AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.process_id = p.pid AND t.state IN ('queued', 'running', 'dead'))
       AND NOT EXISTS (SELECT 1 FROM interrupts i WHERE i.process_id = p.pid AND i.status = 'pending')
@@ -74,7 +74,13 @@ const SQL = {
     'DELETE FROM task_data WHERE process_id IN (SELECT value FROM json_each(?))',
   deleteInterruptsOfProcesses: `DELETE FROM interrupts WHERE process_id IN (SELECT value FROM json_each(?))
       AND status <> 'pending'`,
-  deleteProcesses: 'DELETE FROM processes WHERE pid IN (SELECT value FROM json_each(?))',
+  /** The workflows of these pids (before they go). → {hash}[] */
+  workflowsOfProcesses: `SELECT DISTINCT workflow_hash AS hash FROM process_rows
+    WHERE pid IN (SELECT value FROM json_each(?))`,
+  deleteProcesses: 'DELETE FROM process_rows WHERE pid IN (SELECT value FROM json_each(?))',
+  /** Workflow definitions (? = JSON array of hashes) no run uses any more. */
+  deleteUnusedWorkflows: `DELETE FROM workflows WHERE hash IN (SELECT value FROM json_each(?))
+    AND NOT EXISTS (SELECT 1 FROM process_rows p WHERE p.workflow_hash = workflows.hash)`,
   /**
    * On the effects_finished partial index, with one primary-key probe of tasks per candidate
    * (EXPLAIN QUERY PLAN: SEARCH effects USING INDEX effects_finished, SEARCH t USING PRIMARY
@@ -202,7 +208,11 @@ export class RetentionSql {
     s.deleteTaskStatesOfProcesses.run(pidJson);
     const processTasks = s.deleteTasksOfProcesses.run(pidJson).changes;
     const interrupts = s.deleteInterruptsOfProcesses.run(pidJson).changes;
+    const workflows = (s.workflowsOfProcesses.all(pidJson) as Array<{ hash: string }>).map(
+      (r) => r.hash,
+    );
     s.deleteProcesses.run(pidJson);
+    if (workflows.length > 0) s.deleteUnusedWorkflows.run(JSON.stringify(workflows));
 
     const effects = s.deleteFinishedEffects.run(policy.finishedBefore, limit).changes;
     const events = this.#pruneEvents(policy.eventsBefore, limit);

@@ -61,6 +61,7 @@ export function processFromRow(r: Row): ProcessRecord {
   };
 }
 
+/** A run's row parameters; its workflow definition is stored apart, once per hash. */
 export function processToParams(p: ProcessRecord): Row {
   return {
     pid: p.pid,
@@ -68,7 +69,6 @@ export function processToParams(p: ProcessRecord): Row {
     user_id: p.user_id,
     parent_pid: p.parent_pid,
     workflow_name: p.workflow_name,
-    workflow: JSON.stringify(p.workflow),
     workflow_hash: p.workflow_hash,
     source: p.source,
     state: p.state,

@@ -322,6 +322,11 @@ export class SqliteStore implements Store {
         s.sessionInsert.run({ ...op.row, settings: JSON.stringify(op.row.settings) });
         return;
       case 'process.insert':
+        s.workflowInsert.run(
+          op.row.workflow_hash,
+          JSON.stringify(op.row.workflow),
+          op.row.created_at,
+        );
         s.processInsert.run(processToParams(op.row));
         return;
       case 'process.update': {
@@ -404,7 +409,13 @@ export class SqliteStore implements Store {
           now: op.now,
           limit: 1,
         }) as { attempts: number } | undefined;
-        if (!row) return;
+        if (!row) {
+          if (!op.required) return;
+          throw errors.conflict(
+            `task ${op.id} was not handed off: another due task waits ahead of it in lane '${op.lane}'`,
+            { task_id: op.id, handoff: 'refused' },
+          );
+        }
         const task = taskFromRow(s.taskById.get(op.id) as Row);
         this.#log.append(batch, {
           session_id: task.session_id,
@@ -414,10 +425,10 @@ export class SqliteStore implements Store {
           task_id: task.id,
           attempt: row.attempts,
           data: {
-            lane: task.lane,
-            worker_id: op.workerId,
-            lease_expires_at: expires,
             handoff: true,
+            lane: task.lane,
+            lease_expires_at: expires,
+            worker_id: op.workerId,
           },
         });
         return;

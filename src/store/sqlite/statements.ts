@@ -37,14 +37,17 @@ export const SQL = {
   sessionSetHead: 'UPDATE sessions SET last_seq = ?, last_hash = ?, updated_at = ? WHERE id = ?',
 
   processById: 'SELECT * FROM processes WHERE pid = ?',
-  processInsert: `INSERT INTO processes (pid, session_id, user_id, parent_pid, workflow_name, workflow, workflow_hash,
+  /** A workflow definition, once per content hash (run before processInsert). */
+  workflowInsert: `INSERT INTO workflows (hash, definition, created_at) VALUES (?, ?, ?)
+    ON CONFLICT (hash) DO NOTHING`,
+  processInsert: `INSERT INTO process_rows (pid, session_id, user_id, parent_pid, workflow_name, workflow_hash,
       source, state, priority, quota, usage, envelope, current_stage, terminal_reason, terminal_message, trace_id,
       version, created_at, started_at, updated_at, completed_at)
-    VALUES (@pid, @session_id, @user_id, @parent_pid, @workflow_name, @workflow, @workflow_hash, @source, @state,
+    VALUES (@pid, @session_id, @user_id, @parent_pid, @workflow_name, @workflow_hash, @source, @state,
       @priority, @quota, @usage, @envelope, @current_stage, @terminal_reason, @terminal_message, @trace_id, @version,
       @created_at, @started_at, @updated_at, @completed_at)`,
   /** Compare-and-set on version; changes = 0 means the row moved on (or does not exist). */
-  processUpdate: `UPDATE processes SET state = @state, priority = @priority, quota = @quota, usage = @usage,
+  processUpdate: `UPDATE process_rows SET state = @state, priority = @priority, quota = @quota, usage = @usage,
       envelope = @envelope, current_stage = @current_stage, terminal_reason = @terminal_reason,
       terminal_message = @terminal_message, version = @version, started_at = @started_at, updated_at = @updated_at,
       completed_at = @completed_at

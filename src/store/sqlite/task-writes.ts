@@ -86,7 +86,8 @@ export function claimTasks(
         process_id: task.process_id,
         task_id: task.id,
         attempt: task.attempts,
-        data: { lane: task.lane, worker_id: request.workerId, lease_expires_at: expires },
+        // Keys in canonical (sorted) order: hashed natively (see canonicalJson).
+        data: { lane: task.lane, lease_expires_at: expires, worker_id: request.workerId },
       });
       claimed.push({ task, attempt: task.attempts, leaseToken: task.lease_token! });
     }
@@ -417,12 +418,13 @@ function queuedEvent(task: TaskRecord, extra: Record<string, unknown> = {}): New
     trace_id: task.trace_id,
     process_id: task.process_id,
     task_id: task.id,
+    // Keys in canonical (sorted) order: hashed natively (see canonicalJson).
     data: {
-      kind: task.kind,
-      name: task.name,
-      lane: task.lane,
-      priority: task.priority,
       available_at: task.available_at,
+      kind: task.kind,
+      lane: task.lane,
+      name: task.name,
+      priority: task.priority,
       ...extra,
     },
   };
