@@ -40,10 +40,25 @@ function encodeTime(ms: number): string {
   return out;
 }
 
+/**
+ * Random bytes from a pool refilled 4 KiB at a time: one getRandomValues call per id or token
+ * costs more than the rest of making it.
+ */
+const pool = new Uint8Array(4096);
+let poolAt = pool.length;
+function randomBytes(count: number): Uint8Array {
+  if (poolAt + count > pool.length) {
+    globalThis.crypto.getRandomValues(pool);
+    poolAt = 0;
+  }
+  const out = pool.slice(poolAt, poolAt + count);
+  pool.fill(0, poolAt, poolAt + count); // a token's bytes do not linger in the pool
+  poolAt += count;
+  return out;
+}
+
 function randomDigits(count: number): number[] {
-  const bytes = new Uint8Array(count);
-  globalThis.crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b % 32);
+  return Array.from(randomBytes(count), (b) => b % 32);
 }
 
 function increment(digits: number[]): void {
@@ -58,7 +73,6 @@ function increment(digits: number[]): void {
 
 /** A random hex token (lease tokens, auth tokens). */
 export function randomToken(bytes = 16): string {
-  const buf = new Uint8Array(bytes);
-  globalThis.crypto.getRandomValues(buf);
-  return Array.from(buf, (b) => b.toString(16).padStart(2, '0')).join('');
+  if (bytes > pool.length) throw new RangeError(`randomToken: at most ${pool.length} bytes`);
+  return Buffer.from(randomBytes(bytes)).toString('hex');
 }

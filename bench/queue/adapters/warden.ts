@@ -3,6 +3,7 @@
  * One SQLite file per run; `durability` picks synchronous=NORMAL (`fast`) or FULL with group
  * commit (`strict`).
  */
+import { verifyLedger } from '../../../src/kernel/index.ts';
 import { JobQueue, JobWorker } from '../../../src/queue/index.ts';
 import { openSqliteStore } from '../../../src/store/index.ts';
 import {
@@ -38,7 +39,7 @@ export function warden(durability: 'fast' | 'strict') {
       // JobWorker's `prefetch` option: with no lane-wide cap it defaults to the worker's own
       // concurrency, so up to C claimed tasks wait (leased) behind the C running ones.
       prefetch: `≤ C = ${ctx.concurrency} (JobWorker prefetch, default = concurrency)`,
-      settings: `submitMany (one transaction per 1,000); JobWorker concurrency = C (no lane-wide cap); defaults otherwise (claimBatch ${CLAIM_BATCH}, prefetch = C, leaseMs 15 s, heartbeat thread); wake-up on commit (no polling)`,
+      settings: `submitMany (one transaction per 1,000); JobWorker concurrency = C (no lane-wide cap); defaults otherwise (claimBatch ${CLAIM_BATCH}, prefetch = C, leaseMs 15 s, heartbeat thread); wake-up on commit (no polling); finished work settled and freed slots claimed in one commit; ledger verified after every run`,
       enqueueBatch: 1_000,
       async setup() {
         store = await openSqliteStore({ file, durability });
@@ -87,6 +88,15 @@ export function warden(durability: 'fast' | 'strict') {
       },
       async stop() {
         await worker?.stop();
+        // Every transition of every task is in the hash-chained log: check it after each run
+        // (outside the clock). A broken chain fails the run as an anomaly.
+        if (store) {
+          const ledger = await verifyLedger(store);
+          if (!ledger.ok)
+            throw new Error(
+              `ledger verify failed: ${JSON.stringify(ledger.sessions.filter((s) => !s.ok))}`,
+            );
+        }
       },
       async teardown() {
         await store?.close();

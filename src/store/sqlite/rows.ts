@@ -34,14 +34,15 @@ export function sessionFromRow(r: Row): SessionRecord {
   };
 }
 
-export function processFromRow(r: Row): ProcessRecord {
+/** `workflow`: the run's parsed definition when the caller has it (else read from the row). */
+export function processFromRow(r: Row, workflow?: ProcessRecord['workflow']): ProcessRecord {
   return {
     pid: r.pid as string,
     session_id: r.session_id as string,
     user_id: r.user_id as string,
     parent_pid: (r.parent_pid as string | null) ?? null,
     workflow_name: r.workflow_name as string,
-    workflow: json(r.workflow) as ProcessRecord['workflow'],
+    workflow: workflow ?? (json(r.workflow) as ProcessRecord['workflow']),
     workflow_hash: r.workflow_hash as string,
     source: (r.source as string | null) ?? null,
     state: r.state as ProcessRecord['state'],

@@ -114,6 +114,17 @@ export interface SqliteStoreOptions {
   readonly mustExist?: boolean;
 }
 
+/** Parsed workflow definitions kept per store (see SqliteStore#workflow). */
+const WORKFLOW_CACHE = 256;
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
+}
+
 /** Longest synchronous wait for a lock (the event loop is blocked meanwhile). */
 const LOCK_SLICE_MS = 20;
 
@@ -135,6 +146,7 @@ export class SqliteStore implements Store {
   readonly #stmt: { [K in StatementName]: Database.Statement };
   readonly #listeners = new Set<CommitListener>();
   readonly #log: EventLog;
+  readonly #workflows = new Map<string, ProcessRecord['workflow']>();
   readonly #writes: WriteQueue;
   readonly #changes: ChangeWatcher;
   readonly #events: EventReader;
@@ -663,14 +675,18 @@ export class SqliteStore implements Store {
 
   /** `SELECT * FROM <table> WHERE <conditions> ORDER BY created_at LIMIT <limit>`. */
   #list(
-    table: 'processes' | 'tasks' | 'interrupts',
+    table: 'process_rows' | 'tasks' | 'interrupts',
     conditions: ReadonlyArray<Condition | null>,
     limit: number | undefined,
   ): Row[] {
-    const max = rowLimit(`list ${table} limit`, limit, 1_000);
+    const max = rowLimit(
+      `list ${table === 'process_rows' ? 'processes' : table} limit`,
+      limit,
+      1_000,
+    );
     const used = conditions.filter((c): c is Condition => c !== null);
     const where = used.length ? `WHERE ${used.map((c) => c.sql).join(' AND ')}` : '';
-    const order = table === 'processes' ? 'created_at, pid' : 'created_at, id';
+    const order = table === 'process_rows' ? 'created_at, pid' : 'created_at, id';
     return this.#db
       .prepare(`SELECT * FROM ${table} ${where} ORDER BY ${order} LIMIT ?`)
       .all(...used.flatMap((c) => c.params), max) as Row[];
@@ -695,15 +711,35 @@ export class SqliteStore implements Store {
     return this.#async(() => (this.#stmt.sessionList.all() as Row[]).map(sessionFromRow));
   }
   getProcess(pid: string): Promise<ProcessRecord | undefined> {
-    return this.#async(() => optional(this.#stmt.processById.get(pid), processFromRow));
+    return this.#async(() => {
+      const row = this.#stmt.processRowById.get(pid) as Row | undefined;
+      return row && processFromRow(row, this.#workflow(row.workflow_hash as string));
+    });
+  }
+
+  /**
+   * A workflow definition by content hash, parsed once and kept (frozen: every run of it shares
+   * the object). Definitions never change under their hash, so the cache is never stale.
+   */
+  #workflow(hash: string): ProcessRecord['workflow'] {
+    let workflow = this.#workflows.get(hash);
+    if (workflow) return workflow;
+    const row = this.#stmt.workflowByHash.get(hash) as { definition: string } | undefined;
+    if (!row) throw new WardenError('STORE_CORRUPT', `the workflow ${hash} of a run is missing`);
+    workflow = deepFreeze(JSON.parse(row.definition) as ProcessRecord['workflow']);
+    if (this.#workflows.size >= WORKFLOW_CACHE) {
+      this.#workflows.delete(this.#workflows.keys().next().value!);
+    }
+    this.#workflows.set(hash, workflow);
+    return workflow;
   }
   listProcesses(filter: ProcessFilter = {}): Promise<ProcessRecord[]> {
     return this.#async(() =>
       this.#list(
-        'processes',
+        'process_rows',
         [inList('state', filter.states), eq('session_id', filter.sessionId)],
         filter.limit,
-      ).map(processFromRow),
+      ).map((row) => processFromRow(row, this.#workflow(row.workflow_hash as string))),
     );
   }
   getTask(id: string): Promise<TaskRecord | undefined> {

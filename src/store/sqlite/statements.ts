@@ -37,6 +37,10 @@ export const SQL = {
   sessionSetHead: 'UPDATE sessions SET last_seq = ?, last_hash = ?, updated_at = ? WHERE id = ?',
 
   processById: 'SELECT * FROM processes WHERE pid = ?',
+  /** A run's own row, without its workflow definition (see SqliteStore#workflow). */
+  processRowById: 'SELECT * FROM process_rows WHERE pid = ?',
+  /** → {definition} | undefined */
+  workflowByHash: 'SELECT definition FROM workflows WHERE hash = ?',
   /** A workflow definition, once per content hash (run before processInsert). */
   workflowInsert: `INSERT INTO workflows (hash, definition, created_at) VALUES (?, ?, ?)
     ON CONFLICT (hash) DO NOTHING`,
@@ -62,11 +66,11 @@ export const SQL = {
   taskMaxN: 'SELECT coalesce(max(n), 0) AS n FROM task_data',
   /** → {n} | undefined */
   taskN: 'SELECT n FROM task_data WHERE id = ?',
-  /** Full task rows by key; ? = JSON array of n. → TaskRow[] */
-  tasksByN: 'SELECT * FROM tasks WHERE n IN (SELECT value FROM json_each(?))',
+  /** Cold rows by key; ? = JSON array of n. → task_data rows */
+  taskDataByN: 'SELECT * FROM task_data WHERE n IN (SELECT value FROM json_each(?))',
   /**
    * Claims up to @limit due tasks of a lane in one statement, on the hot rows only. Each gets the
-   * lease token `@token:<n>` (a fresh random base per claim, so tokens never repeat). → {n}[]
+   * lease token `@token:<n>` (a fresh random base per claim, so tokens never repeat). → task_state rows
    */
   taskClaimBatch: `UPDATE task_state SET state = 'running', attempts = attempts + 1, lease_owner = @owner,
       lease_token = @token || ':' || n, lease_expires_at = @expires, claimed_at = @now, updated_at = @now
@@ -74,7 +78,7 @@ export const SQL = {
       WHERE state = 'queued' AND lane = @lane AND available_at <= @now
       AND kind IN (SELECT value FROM json_each(@kinds)) ORDER BY sort_key
       LIMIT max(0, min(@limit, ${LANE_ROOM})))
-    RETURNING n`,
+    RETURNING *`,
   /**
    * When the next task of a lane that has room (lane concurrency, across every process) is or
    * becomes due. → {t} | undefined

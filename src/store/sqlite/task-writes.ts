@@ -64,7 +64,7 @@ export function claimTasks(
   for (const lane of request.lanes) {
     const room = request.limit - claimed.length;
     if (room <= 0) break;
-    const keys = stmt.taskClaimBatch.all({
+    const hot = stmt.taskClaimBatch.all({
       owner: request.workerId,
       token: newLeaseToken(),
       expires,
@@ -72,11 +72,14 @@ export function claimTasks(
       lane,
       kinds,
       limit: room,
-    }) as Array<{ n: number }>;
-    if (keys.length === 0) continue;
-    const rows = stmt.tasksByN.all(JSON.stringify(keys.map((k) => k.n))) as Row[];
-    const tasks = rows
-      .map(taskFromRow)
+    }) as Row[];
+    if (hot.length === 0) continue;
+    // The hot half came back from the update; the cold half is read by key (no join).
+    const cold = new Map<number, Row>();
+    for (const row of stmt.taskDataByN.all(JSON.stringify(hot.map((h) => h.n))) as Row[])
+      cold.set(row.n as number, row);
+    const tasks = hot
+      .map((h) => taskFromRow({ ...cold.get(h.n as number), ...h }))
       .sort((a, b) => a.sort_key - b.sort_key || (a.id < b.id ? -1 : 1));
     for (const task of tasks) {
       log.append(batch, {
