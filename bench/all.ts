@@ -35,7 +35,9 @@ for (const [name, script] of steps) {
   });
   const seconds = Math.round((performance.now() - t0) / 1000);
   if (r.status !== 0) failed += 1;
-  outcomes.push(`${name}: ${r.status === 0 ? 'ok' : `FAILED (exit ${r.status ?? r.signal})`} in ${seconds} s`);
+  outcomes.push(
+    `${name}: ${r.status === 0 ? 'ok' : `FAILED (exit ${r.status ?? r.signal})`} in ${seconds} s`,
+  );
 }
 const dir = resolve(benchDir, out);
 writeFileSync(join(dir, 'summary.md'), renderSummary(dir));

@@ -36,7 +36,14 @@ const when = (iso: string | undefined) =>
   iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : '–';
 
 /** A target row: what was asked, what was measured, whether it holds. */
-function target(L: string[], what: string, measured: number | undefined, text: string, ok: (x: number) => boolean, source: string) {
+function target(
+  L: string[],
+  what: string,
+  measured: number | undefined,
+  text: string,
+  ok: (x: number) => boolean,
+  source: string,
+) {
   const verdict = measured === undefined ? 'not measured' : ok(measured) ? '✓ met' : '✗ not met';
   L.push(`| ${what} | ${text} | ${verdict} | ${source} |`);
 }
@@ -80,42 +87,105 @@ export function renderSummary(dir: string): string {
     undefined,
   );
   const stepFast = steps?.systems.find((s) => s.key === 'warden-fast');
-  const lgSame = steps?.systems.find((s) => !s.key.startsWith('warden') && s.pairedWith === stepFast?.name);
+  const lgSame = steps?.systems.find(
+    (s) => !s.key.startsWith('warden') && s.pairedWith === stepFast?.name,
+  );
 
   L.push('## Targets');
   L.push('');
   L.push('| Target | Measured | Verdict | Source |');
   L.push('|---|---|:-:|---|');
-  target(L, 'Warden `fast` ≥ 50,000 tasks/s', mixed(fast), `${fmtInt(mixed(fast))} tasks/s mixed (consumer-only ${fmtInt(fast?.consumeOnly?.median)})`, (x) => x >= 50_000, 'queue.md');
+  target(
+    L,
+    'Warden `fast` ≥ 50,000 tasks/s',
+    mixed(fast),
+    `${fmtInt(mixed(fast))} tasks/s mixed (consumer-only ${fmtInt(fast?.consumeOnly?.median)})`,
+    (x) => x >= 50_000,
+    'queue.md',
+  );
   const vsBest = mixed(fast) !== undefined && best ? mixed(fast)! / mixed(best)! : undefined;
-  target(L, 'Warden `fast` ≥ 2× the best peer', vsBest, `${fmtRatio(vsBest)}${best ? ` of ${best.name} (${fmtInt(mixed(best))} tasks/s)` : ''}`, (x) => x >= 2, 'queue.md, mixed medians');
-  target(L, 'Warden `strict` ≥ 25,000 tasks/s', mixed(strict), `${fmtInt(mixed(strict))} tasks/s mixed`, (x) => x >= 25_000, 'queue.md');
-  target(L, 'Idle in-process start p99 ≤ 2 ms', fast?.latencyP99, `${fmtMs(fast?.latencyP99)} ms (fast), ${fmtMs(strict?.latencyP99)} ms (strict)`, (x) => x <= 2, 'queue.md, idle latency');
-  target(L, 'Idle cross-process start p99 ≤ 5 ms', xproc?.submit_to_start_ms.p99, `${fmtMs(xproc?.submit_to_start_ms.p99)} ms`, (x) => x <= 5, 'cross-process.json');
-  target(L, 'Workflow step overhead ≤ 0.5 ms', stepFast?.perStep?.median, `${fmtMs(stepFast?.perStep?.median)} ms per step (fast)`, (x) => x <= 0.5, 'steps.md');
-  target(L, 'Step overhead ≥ 5× better than LangGraph', lgSame?.ratioVsPaired, `${fmtRatio(lgSame?.ratioVsPaired)} (${lgSame?.name ?? 'LangGraph'} ÷ Warden fast, same synchronous)`, (x) => x >= 5, 'steps.md');
+  target(
+    L,
+    'Warden `fast` ≥ 2× the best peer',
+    vsBest,
+    `${fmtRatio(vsBest)}${best ? ` of ${best.name} (${fmtInt(mixed(best))} tasks/s)` : ''}`,
+    (x) => x >= 2,
+    'queue.md, mixed medians',
+  );
+  target(
+    L,
+    'Warden `strict` ≥ 25,000 tasks/s',
+    mixed(strict),
+    `${fmtInt(mixed(strict))} tasks/s mixed`,
+    (x) => x >= 25_000,
+    'queue.md',
+  );
+  target(
+    L,
+    'Idle in-process start p99 ≤ 2 ms',
+    fast?.latencyP99,
+    `${fmtMs(fast?.latencyP99)} ms (fast), ${fmtMs(strict?.latencyP99)} ms (strict)`,
+    (x) => x <= 2,
+    'queue.md, idle latency',
+  );
+  target(
+    L,
+    'Idle cross-process start p99 ≤ 5 ms',
+    xproc?.submit_to_start_ms.p99,
+    `${fmtMs(xproc?.submit_to_start_ms.p99)} ms`,
+    (x) => x <= 5,
+    'cross-process.json',
+  );
+  target(
+    L,
+    'Workflow step overhead ≤ 0.5 ms',
+    stepFast?.perStep?.median,
+    `${fmtMs(stepFast?.perStep?.median)} ms per step (fast)`,
+    (x) => x <= 0.5,
+    'steps.md',
+  );
+  target(
+    L,
+    'Step overhead ≥ 5× better than LangGraph',
+    lgSame?.ratioVsPaired,
+    `${fmtRatio(lgSame?.ratioVsPaired)} (${lgSame?.name ?? 'LangGraph'} ÷ Warden fast, same synchronous)`,
+    (x) => x >= 5,
+    'steps.md',
+  );
   L.push('');
 
   if (queue) {
     L.push('## Queue (median tasks/s; CPU-s per 1,000 tasks incl. server processes)');
     L.push('');
-    L.push('| System | Mixed | Consumer-only | Enqueue-only | CPU-s / 1k (mixed) | Idle start p50 / p99 (ms) | Delivery |');
+    L.push(
+      '| System | Mixed | Consumer-only | Enqueue-only | CPU-s / 1k (mixed) | Idle start p50 / p99 (ms) | Delivery |',
+    );
     L.push('|---|--:|--:|--:|--:|--:|:-:|');
     for (const s of queue.systems)
-      L.push(`| ${s.name}${s.n !== queue.params.n ? ` ⚠ N=${fmtInt(s.n)}` : ''} | ${fmtInt(mixed(s))} | ${fmtInt(s.consumeOnly?.median)} | ${fmtInt(s.enqueueOnly?.median)} | ${fmtSmall(s.cpu?.mixed?.total)} | ${s.latencyP50 === undefined ? '–' : `${fmtMs(s.latencyP50)} / ${fmtMs(s.latencyP99)}`} | ${s.deliveryOk ? '✓' : '✗'} |`);
+      L.push(
+        `| ${s.name}${s.n !== queue.params.n ? ` ⚠ N=${fmtInt(s.n)}` : ''} | ${fmtInt(mixed(s))} | ${fmtInt(s.consumeOnly?.median)} | ${fmtInt(s.enqueueOnly?.median)} | ${fmtSmall(s.cpu?.mixed?.total)} | ${s.latencyP50 === undefined ? '–' : `${fmtMs(s.latencyP50)} / ${fmtMs(s.latencyP99)}`} | ${s.deliveryOk ? '✓' : '✗'} |`,
+      );
     if (xproc)
-      L.push(`| Warden (${xproc.durability}), cross-process wake-up | | | | | ${fmtMs(xproc.submit_to_start_ms.p50)} / ${fmtMs(xproc.submit_to_start_ms.p99)} | ${xproc.samples} samples, ${xproc.idle_write_transactions} idle writes |`);
+      L.push(
+        `| Warden (${xproc.durability}), cross-process wake-up | | | | | ${fmtMs(xproc.submit_to_start_ms.p50)} / ${fmtMs(xproc.submit_to_start_ms.p99)} | ${xproc.samples} samples, ${xproc.idle_write_transactions} idle writes |`,
+      );
     L.push('');
-    L.push(`N = ${fmtInt(queue.params.n)}, ${queue.params.runs} measured runs per mode, concurrency ${queue.params.concurrency}. Full table, IQR, durability read back and equal-footing rules: \`queue.md\`.`);
+    L.push(
+      `N = ${fmtInt(queue.params.n)}, ${queue.params.runs} measured runs per mode, concurrency ${queue.params.concurrency}. Full table, IQR, durability read back and equal-footing rules: \`queue.md\`.`,
+    );
     L.push('');
   }
   if (steps) {
     L.push('## Workflow steps (20-stage no-op graph, durable per step)');
     L.push('');
-    L.push('| System | Per-step overhead, median (ms) | vs Warden, same durability | Resume after kill: process / in-process (ms) | Nodes re-executed |');
+    L.push(
+      '| System | Per-step overhead, median (ms) | vs Warden, same durability | Resume after kill: process / in-process (ms) | Nodes re-executed |',
+    );
     L.push('|---|--:|--:|--:|--:|');
     for (const s of steps.systems)
-      L.push(`| ${s.name} | ${fmtMs(s.perStep?.median)} | ${s.ratioVsPaired === undefined ? '–' : `${fmtRatio(s.ratioVsPaired)} ${s.pairedWith ?? ''}`} | ${fmtMs(s.resumeWallMs)} / ${fmtMs(s.resumeInProcessMs)} | ${[...new Set(s.resume.map((x) => x.reexecuted))].join(', ') || '–'} |`);
+      L.push(
+        `| ${s.name} | ${fmtMs(s.perStep?.median)} | ${s.ratioVsPaired === undefined ? '–' : `${fmtRatio(s.ratioVsPaired)} ${s.pairedWith ?? ''}`} | ${fmtMs(s.resumeWallMs)} / ${fmtMs(s.resumeInProcessMs)} | ${[...new Set(s.resume.map((x) => x.reexecuted))].join(', ') || '–'} |`,
+      );
     L.push('');
   }
   if (events) {
@@ -124,7 +194,9 @@ export function renderSummary(dir: string): string {
     L.push('| Durability | Scenario | Batch | Append | Replay | Verify |');
     L.push('|---|---|--:|--:|--:|:-:|');
     for (const c of events.cases)
-      L.push(`| ${c.durability} | ${c.scenario === 'one-session' ? 'one session' : `${fmtInt(c.sessions)} sessions`} | ${fmtInt(c.batch)}${c.inFlight > 1 ? ` × ${c.inFlight} in flight` : ''} | ${fmtInt(c.append?.median)} | ${fmtInt(c.replay?.median)} | ${c.results.every((x) => x.verifyOk) ? '✓' : '✗'} |`);
+      L.push(
+        `| ${c.durability} | ${c.scenario === 'one-session' ? 'one session' : `${fmtInt(c.sessions)} sessions`} | ${fmtInt(c.batch)}${c.inFlight > 1 ? ` × ${c.inFlight} in flight` : ''} | ${fmtInt(c.append?.median)} | ${fmtInt(c.replay?.median)} | ${c.results.every((x) => x.verifyOk) ? '✓' : '✗'} |`,
+      );
     L.push('');
   }
   L.push('');

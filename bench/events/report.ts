@@ -46,7 +46,9 @@ export function renderEvents(r: EventsReport): string {
     `Generated ${r.generatedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}${p.quick ? ' — **quick smoke run, not for comparison**' : ''}, in ${Math.round(r.totalSeconds)} s.`,
   );
   L.push('');
-  L.push(`- **Machine:** ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}; Node ${m.node}`);
+  L.push(
+    `- **Machine:** ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}; Node ${m.node}`,
+  );
   L.push(`- **Load average** at start: ${m.loadStart}; at end: ${m.loadEnd}`);
   L.push(`- **Warden:** ${wardenLine(r.warden)}`);
   L.push(`- **Command:** \`${r.command}\``);
@@ -57,7 +59,7 @@ export function renderEvents(r: EventsReport): string {
     `- **Scenarios:** *one session* — every event into the same session; *${fmtInt(p.sessions)} sessions* — event k goes to session k mod ${fmtInt(p.sessions)}, so a commit of B events touches min(B, ${fmtInt(p.sessions)}) sessions.`,
   );
   L.push(
-    '- **Replay** = every session\'s log read back from its start with `Store.readEvents`, in pages of 10,000 (the largest page it allows), session after session; events (including each session\'s `session.created`) per second. With many sessions each log is short, so the per-call cost weighs more. **Verify** = `verifyLedger(store)` (what `warden ledger verify` runs) over every session of the database, events checked per second.',
+    "- **Replay** = every session's log read back from its start with `Store.readEvents`, in pages of 10,000 (the largest page it allows), session after session; events (including each session's `session.created`) per second. With many sessions each log is short, so the per-call cost weighs more. **Verify** = `verifyLedger(store)` (what `warden ledger verify` runs) over every session of the database, events checked per second.",
   );
   L.push(
     `- Every measurement opens a fresh database and deletes it afterwards; ${p.runs} run${p.runs === 1 ? '' : 's'} per case, interleaved over the cases; median (IQR p25–p75).`,
@@ -82,7 +84,11 @@ export function renderEvents(r: EventsReport): string {
   );
   L.push('## Failures');
   L.push('');
-  L.push(failed.length ? failed.map((f) => `- ${f}`).join('\n') : 'None: every measurement appended, replayed and verified.');
+  L.push(
+    failed.length
+      ? failed.map((f) => `- ${f}`).join('\n')
+      : 'None: every measurement appended, replayed and verified.',
+  );
   L.push('');
   L.push('Raw numbers: `events.json`. How to run and read this: `bench/README.md`.');
   L.push('');

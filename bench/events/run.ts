@@ -109,7 +109,9 @@ async function main(): Promise<void> {
   const md = renderEvents(report);
   writeFileSync(join(args.out, 'events.md'), md);
   process.stdout.write(md);
-  log(`\nwrote ${relative(process.cwd(), join(args.out, 'events.md'))} and events.json in ${Math.round(report.totalSeconds)} s`);
+  log(
+    `\nwrote ${relative(process.cwd(), join(args.out, 'events.md'))} and events.json in ${Math.round(report.totalSeconds)} s`,
+  );
 }
 
 main().catch((error: unknown) => {

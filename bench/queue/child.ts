@@ -319,8 +319,7 @@ async function measureRun(
   }
   const anomalies = [...adapter.anomalies(), ...(await cleanup(adapter, started))];
   const missing = n - tally.delivered;
-  const ok =
-    error === undefined && missing === 0 && tally.duplicates === 0 && tally.foreign === 0;
+  const ok = error === undefined && missing === 0 && tally.duplicates === 0 && tally.foreign === 0;
   if (!error && !ok)
     error = `delivery check failed: ${missing} missing, ${tally.duplicates} duplicates, ${tally.foreign} unknown ids`;
   return {
@@ -403,9 +402,7 @@ async function measureLatency(factory: AdapterFactory, cfg: ChildConfig): Promis
 
 /** What the parent asks for, one command at a time. */
 export type ChildCommand =
-  | { cmd: 'run'; mode: RunMode; warmup: boolean }
-  | { cmd: 'latency' }
-  | { cmd: 'exit' };
+  { cmd: 'run'; mode: RunMode; warmup: boolean } | { cmd: 'latency' } | { cmd: 'exit' };
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2]!) as ChildConfig;

@@ -4,7 +4,15 @@
  * 100×. PostgreSQL's own pg_test_fsync when it is installed (1 s per test), otherwise 200
  * writes of 8 KiB each followed by fdatasync from Node, timed one by one.
  */
-import { existsSync, fdatasyncSync, openSync, closeSync, rmSync, writeSync, readdirSync } from 'node:fs';
+import {
+  existsSync,
+  fdatasyncSync,
+  openSync,
+  closeSync,
+  rmSync,
+  writeSync,
+  readdirSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 import { sh } from '../shared/machine.ts';
@@ -92,7 +100,8 @@ function nodeFdatasync(dir: string, samples = 200): FsyncProbe {
 
 /** `prefer`: 'pg_test_fsync' falls back to Node when the tool is missing or its output unreadable. */
 export function probeFsync(dir: string, prefer: 'pg_test_fsync' | 'node' | 'off'): FsyncProbe {
-  if (prefer === 'off') return { method: 'off', directory: dir, detail: 'not measured (--fsync-probe off)' };
+  if (prefer === 'off')
+    return { method: 'off', directory: dir, detail: 'not measured (--fsync-probe off)' };
   if (prefer === 'pg_test_fsync') {
     const binary = findPgTestFsync();
     const result = binary ? pgTestFsync(binary, dir) : undefined;

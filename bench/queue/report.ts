@@ -85,16 +85,18 @@ function equalFooting(r: Report, lines: string[]): void {
   );
   for (const s of r.systems) lines.push(`  - ${s.name}: ${s.prefetch || '–'}`);
   lines.push(
-    `- **PostgreSQL:** \`CHECKPOINT\` before every run of a PostgreSQL-backed system, outside the clock (median ${r.systems
-      .filter((s) => s.checkpointMs !== undefined)
-      .map((s) => `${s.name} ${fmtMs(s.checkpointMs)} ms`)
-      .join(', ') || 'none ran'}); autovacuum is \`${r.servers.postgres?.autovacuum ?? '?'}\` on this server.`,
+    `- **PostgreSQL:** \`CHECKPOINT\` before every run of a PostgreSQL-backed system, outside the clock (median ${
+      r.systems
+        .filter((s) => s.checkpointMs !== undefined)
+        .map((s) => `${s.name} ${fmtMs(s.checkpointMs)} ms`)
+        .join(', ') || 'none ran'
+    }); autovacuum is \`${r.servers.postgres?.autovacuum ?? '?'}\` on this server.`,
   );
   lines.push(
-    '- **CPU** per 1,000 tasks counts the measuring process (all threads, `process.cpuUsage()`) plus, for a client–server system, every process of its server (`/proc/<pid>/stat` utime+stime+cutime+cstime of every `redis-server` or `postgres` process, sampled at the clock\'s start and end). Server processes serve anyone: other clients of the same server on this machine would be counted too.',
+    "- **CPU** per 1,000 tasks counts the measuring process (all threads, `process.cpuUsage()`) plus, for a client–server system, every process of its server (`/proc/<pid>/stat` utime+stime+cutime+cstime of every `redis-server` or `postgres` process, sampled at the clock's start and end). Server processes serve anyone: other clients of the same server on this machine would be counted too.",
   );
   lines.push(
-    '- **Durability is read back**, not asserted: PostgreSQL `SHOW fsync / synchronous_commit / full_page_writes`, Redis `CONFIG GET appendonly / appendfsync / save`, SQLite `PRAGMA journal_mode / synchronous` from each system\'s own connection (Warden keeps its connection private: its journal_mode is read from the file, its synchronous is what `openSqliteStore` sets for the durability mode).',
+    "- **Durability is read back**, not asserted: PostgreSQL `SHOW fsync / synchronous_commit / full_page_writes`, Redis `CONFIG GET appendonly / appendfsync / save`, SQLite `PRAGMA journal_mode / synchronous` from each system's own connection (Warden keeps its connection private: its journal_mode is read from the file, its synchronous is what `openSqliteStore` sets for the durability mode).",
   );
   const notes = r.systems.filter((s) => s.durabilityNote);
   for (const s of notes) lines.push(`  - ${s.name}: ${s.durabilityNote}.`);
@@ -116,7 +118,7 @@ export function renderMarkdown(r: Report): string {
     lines.push('## Mixed: enqueue while the worker consumes');
     lines.push('');
     lines.push(
-      'Tasks/s = N ÷ (first enqueue call → last completion recorded by the system); the worker is started and idle before the clock starts, and the producer enqueues in the system\'s batch API (1,000 per call) while the worker runs. Idle latency = enqueue call start → handler start, one task at a time with the worker idle.',
+      "Tasks/s = N ÷ (first enqueue call → last completion recorded by the system); the worker is started and idle before the clock starts, and the producer enqueues in the system's batch API (1,000 per call) while the worker runs. Idle latency = enqueue call start → handler start, one task at a time with the worker idle.",
     );
     lines.push('');
     lines.push(

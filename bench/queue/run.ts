@@ -467,7 +467,9 @@ async function main(): Promise<void> {
   );
   const servers = await readServerSettings(args.redisUrl, args.pgBase);
   log(`  Redis: ${servers.redis ? JSON.stringify(servers.redis) : servers.redisError}`);
-  log(`  PostgreSQL: ${servers.postgres ? JSON.stringify(servers.postgres) : servers.postgresError}`);
+  log(
+    `  PostgreSQL: ${servers.postgres ? JSON.stringify(servers.postgres) : servers.postgresError}`,
+  );
   if (servers.postgres) await ensureDatabases(args.pgBase, PG_DATABASES);
   log(`fsync probe (${args.fsyncProbe}) in ${relative(process.cwd(), tmpDir)}`);
   const fsync = probeFsync(tmpDir, args.fsyncProbe);
@@ -477,7 +479,11 @@ async function main(): Promise<void> {
   for (const key of args.systems) {
     const service = NEEDS[key];
     const unavailable =
-      service === 'redis' ? servers.redisError : service === 'postgres' ? servers.postgresError : undefined;
+      service === 'redis'
+        ? servers.redisError
+        : service === 'postgres'
+          ? servers.postgresError
+          : undefined;
     if (unavailable) {
       log(`${LABELS[key] ?? key}: skipped, ${service} is unavailable: ${unavailable}`);
       const skipped = emptyResult(key, args);

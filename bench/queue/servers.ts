@@ -91,7 +91,10 @@ export function readPostgresSettings(pgBase: string): Promise<PostgresSettings> 
   });
 }
 
-export async function readServerSettings(redisUrl: string, pgBase: string): Promise<ServerSettings> {
+export async function readServerSettings(
+  redisUrl: string,
+  pgBase: string,
+): Promise<ServerSettings> {
   const out: {
     -readonly [K in keyof ServerSettings]: ServerSettings[K];
   } = {};

@@ -57,7 +57,9 @@ export function renderSteps(r: StepsReport): string {
     `Generated ${r.generatedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}${p.quick ? ' — **quick smoke run, not for comparison**' : ''}, in ${Math.round(r.totalSeconds)} s.`,
   );
   L.push('');
-  L.push(`- **Machine:** ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}; Node ${m.node}`);
+  L.push(
+    `- **Machine:** ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}; Node ${m.node}`,
+  );
   L.push(`- **Load average** at start: ${m.loadStart}; at end: ${m.loadEnd}`);
   L.push(`- **Warden:** ${wardenLine(r.warden)}`);
   L.push(`- **Command:** \`${r.command}\``);
@@ -95,21 +97,32 @@ export function renderSteps(r: StepsReport): string {
   L.push('|---|--:|--:|--:|--:|--:|--:|');
   for (const s of r.systems) {
     const ok = s.resume.filter((x) => x.ok);
-    const re = [...new Set(s.resume.map((x) => `${x.reexecuted}${x.reexecutedNodes.length ? ` (s${x.reexecutedNodes.join(', s')})` : ''}`))];
+    const re = [
+      ...new Set(
+        s.resume.map(
+          (x) =>
+            `${x.reexecuted}${x.reexecutedNodes.length ? ` (s${x.reexecutedNodes.join(', s')})` : ''}`,
+        ),
+      ),
+    ];
     L.push(
       `| **${esc(s.name)}** | ${fmtMs(s.resumeWallMs)} | ${fmtMs(s.resumeLoadMs)} | ${fmtMs(s.resumeInProcessMs)} | ${fmtMs(s.resumeOpenMs)} | ${re.join('; ') || '–'} | ${ok.length}/${s.resume.length} |`,
     );
   }
   L.push('');
   L.push(
-    'The resume process\'s wall time includes starting Node and loading the system\'s modules (shown apart; Warden\'s TypeScript sources are type-stripped as they load). "Open → finished" starts after loading: opening is the store, kernel, lease recovery and worker start for Warden, the connection and checkpointer (and compiling the graph) for LangGraph; then the re-executed node and the nine after it.',
+    "The resume process's wall time includes starting Node and loading the system's modules (shown apart; Warden's TypeScript sources are type-stripped as they load). \"Open → finished\" starts after loading: opening is the store, kernel, lease recovery and worker start for Warden, the connection and checkpointer (and compiling the graph) for LangGraph; then the re-executed node and the nine after it.",
   );
   L.push('');
   L.push('## Settings');
   L.push('');
   for (const s of r.systems) L.push(`- **${s.name}**: ${s.settings || '–'}`);
   L.push('');
-  L.push(`Versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(' · ')}`);
+  L.push(
+    `Versions: ${Object.entries(r.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(' · ')}`,
+  );
   L.push('');
   const problems = r.systems.filter(
     (s) => s.errors.length || s.rounds.some((x) => !x.ok) || s.resume.some((x) => !x.ok),
@@ -120,7 +133,8 @@ export function renderSteps(r: StepsReport): string {
   for (const s of problems) {
     L.push(`- **${s.name}**`);
     for (const e of s.errors) L.push(`  - ${esc(e)}`);
-    for (const x of s.rounds) if (!x.ok) L.push(`  - ${x.warmup ? 'warm-up' : 'round'}: ${esc(x.error ?? '?')}`);
+    for (const x of s.rounds)
+      if (!x.ok) L.push(`  - ${x.warmup ? 'warm-up' : 'round'}: ${esc(x.error ?? '?')}`);
     for (const x of s.resume) if (!x.ok) L.push(`  - resume: ${esc(x.error ?? '?')}`);
   }
   L.push('');

@@ -84,7 +84,11 @@ function countExecutions(counter: string) {
   return { total: lines.length, perNode };
 }
 
-export async function resumeAfterKill(system: string, dir: string, rep: number): Promise<ResumeResult> {
+export async function resumeAfterKill(
+  system: string,
+  dir: string,
+  rep: number,
+): Promise<ResumeResult> {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `resume-${system}-${rep}.db`);
   const counter = `${file}.nodes`;

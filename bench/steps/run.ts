@@ -85,8 +85,7 @@ class Measurer {
       if (m.type === 'info') {
         const { name, durability, synchronous, settings } = m;
         Object.assign(this.result, { name, durability, synchronous, settings });
-      }
-      else if (m.type === 'ready') markReady();
+      } else if (m.type === 'ready') markReady();
       else if (m.type === 'fatal') {
         this.#fail(m.error);
         markReady();
@@ -171,7 +170,9 @@ function summarise(systems: StepsSystemResult[]): void {
   // Each peer is compared with the Warden mode of the same SQLite synchronous setting.
   for (const s of systems) {
     if (s.key.startsWith('warden')) continue;
-    const warden = systems.find((x) => x.key.startsWith('warden') && x.synchronous === s.synchronous);
+    const warden = systems.find(
+      (x) => x.key.startsWith('warden') && x.synchronous === s.synchronous,
+    );
     if (warden?.perStep && s.perStep) {
       s.pairedWith = warden.name;
       s.ratioVsPaired = s.perStep.median / warden.perStep.median;
@@ -232,7 +233,9 @@ async function main(): Promise<void> {
   const md = renderSteps(report);
   writeFileSync(join(args.out, 'steps.md'), md);
   process.stdout.write(md);
-  log(`\nwrote ${relative(process.cwd(), join(args.out, 'steps.md'))} and steps.json in ${Math.round(report.totalSeconds)} s`);
+  log(
+    `\nwrote ${relative(process.cwd(), join(args.out, 'steps.md'))} and steps.json in ${Math.round(report.totalSeconds)} s`,
+  );
 }
 
 main().catch((error: unknown) => {
