@@ -404,12 +404,12 @@ export class Orchestrator {
       const leaseToken = `lt_${randomToken(12)}`;
       const payload = queued.payload as { pid: string; step: number; stage: string };
       const ready = plan.next;
-      const running: ProcessRecord = {
-        ...ready,
-        state: 'running',
-        version: ready.version + 1,
-        updated_at: now,
-      };
+      // The run goes straight to running: the plan's own update writes that state (one write
+      // of the run's row per step), and the events still say ready → running.
+      const running: ProcessRecord = { ...ready, state: 'running', updated_at: now };
+      const at = ops.findIndex((op) => op.op === 'process.update' && op.row.pid === ready.pid);
+      const planned = ops[at] as Extract<StoreOp, { op: 'process.update' }>;
+      ops[at] = { ...planned, row: running };
       ops.push(
         {
           op: 'task.handoff',
@@ -421,7 +421,6 @@ export class Orchestrator {
           now,
           required: true,
         },
-        { op: 'process.update', expectVersion: ready.version, row: running },
         ...stateChangeOps(ready, ready.state, 'running'),
         processEvent(
           ready,
