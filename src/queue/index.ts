@@ -1,3 +1,4 @@
+export { claimEvent, releaseSettle } from './claim-events.ts';
 export { ClaimLoop, type ClaimLoopOptions, type LaneRoom } from './claim-loop.ts';
 export {
   type AttemptEffects,

@@ -30,6 +30,7 @@ import {
   WardenError,
 } from '../core/index.ts';
 import type { ClaimedTask, ClaimRequest, NewEvent, TaskSettle } from '../store/index.ts';
+import { claimEvent, releaseSettle } from './claim-events.ts';
 import { ClaimLoop } from './claim-loop.ts';
 import { EffectJournal, type EffectOptions } from './effects.ts';
 import { HeartbeatPump } from './heartbeat-pump.ts';
@@ -384,18 +385,8 @@ export class JobWorker {
     const now = this.#clock.now();
     for (const queue of this.#waiting.values()) {
       for (const claim of queue.splice(0)) {
-        const task = claim.task;
-        this.#pendingSettles.push({
-          id: task.id,
-          leaseToken: claim.leaseToken,
-          state: 'queued',
-          availableAt: task.available_at,
-          sortKey: task.sort_key,
-          attemptOutcome: 'released',
-          now,
-          events: [this.#event(claim, 'task.released', { reason: 'worker_stopped' })],
-        });
-        this.#returning.set(task.id, task.lane);
+        this.#pendingSettles.push(releaseSettle(claim, now, 'worker_stopped'));
+        this.#returning.set(claim.task.id, claim.task.lane);
       }
     }
     if (this.#pendingSettles.length > 0) this.#flush();
@@ -753,16 +744,7 @@ export class JobWorker {
   }
 
   #event(claim: ClaimedTask, type: EventType, data: unknown): NewEvent {
-    const t = claim.task;
-    return {
-      session_id: t.session_id,
-      type,
-      trace_id: t.trace_id,
-      process_id: t.process_id,
-      task_id: t.id,
-      attempt: claim.attempt,
-      data,
-    };
+    return claimEvent(claim, type, data);
   }
 }
 

@@ -16,7 +16,7 @@
  */
 import { coerceError, isWardenError, randomToken, WardenError } from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
-import { ClaimLoop, HeartbeatPump, LeaseReaper, RunState } from '../queue/index.ts';
+import { ClaimLoop, HeartbeatPump, LeaseReaper, releaseSettle, RunState } from '../queue/index.ts';
 import type { ClaimedTask } from '../store/index.ts';
 import { createAgentContext } from './agent-context.ts';
 import { type Agent, AgentRegistry } from './agents/agent.ts';
@@ -295,28 +295,8 @@ export class Worker {
 
   /** Gives a step this worker took but will not run back to the queue (no attempt spent). */
   async #handBack(claim: ClaimedTask): Promise<void> {
-    const task = claim.task;
     await this.#kernel.store.settleTasks([
-      {
-        id: task.id,
-        leaseToken: claim.leaseToken,
-        state: 'queued',
-        availableAt: task.available_at,
-        sortKey: task.sort_key,
-        attemptOutcome: 'released',
-        now: this.#kernel.clock.now(),
-        events: [
-          {
-            session_id: task.session_id,
-            type: 'task.released',
-            trace_id: task.trace_id,
-            process_id: task.process_id,
-            task_id: task.id,
-            attempt: claim.attempt,
-            data: { reason: 'worker_stopped' },
-          },
-        ],
-      },
+      releaseSettle(claim, this.#kernel.clock.now(), 'worker_stopped'),
     ]);
   }
 
