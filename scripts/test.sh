@@ -6,7 +6,16 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/use-node.sh
 source scripts/use-node.sh
 echo "node $(node --version), npm $(npm --version)"
-# `npm ci` rejects lockfiles written by this npm (it omits other platforms' optional
-# bindings), so install from the lockfile with `npm install`, which keeps the locked versions.
-npm install --no-audit --no-fund
+echo "installing from the lockfile (npm ci)…"
+npm ci --no-audit --no-fund
 npm test
+# Installing, building and testing must not change the checkout (a rewritten lockfile, a
+# generated file someone forgot to ignore): fail and say what changed.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  changed="$(git status --porcelain)"
+  if [ -n "$changed" ]; then
+    echo "test.sh: install + build + tests changed the checkout:" >&2
+    echo "$changed" >&2
+    exit 1
+  fi
+fi

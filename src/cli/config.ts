@@ -12,6 +12,7 @@ import { z } from 'zod';
 
 import { formatPath, parseDurationMs, WardenError } from '../core/index.ts';
 import { retentionOptionsSchema } from '../queue/index.ts';
+import { setCommandTarget } from './invocation.ts';
 
 const duration = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
   const ms = parseDurationMs(v);
@@ -200,11 +201,13 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
     });
   }
   const config = parsed.data;
+  const databasePath = resolve(home, config.database);
+  setCommandTarget(home, databasePath); // the commands this process prints reach the same place
   return {
     ...config,
     home,
     configFile,
     tokenFile: join(home, 'auth.token'),
-    databasePath: resolve(home, config.database),
+    databasePath,
   };
 }

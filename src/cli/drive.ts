@@ -13,6 +13,7 @@ import type { EventRecord, InterruptRecord, ProcessRecord } from '../store/index
 import { retentionOptionsOf } from './config.ts';
 import type { CliContext } from './context.ts';
 import { EXIT } from './exit-codes.ts';
+import { command } from './invocation.ts';
 import { printJson, printLine, style } from './output.ts';
 import { renderEvent, runJson, summaryLine } from './render.ts';
 
@@ -168,7 +169,7 @@ export async function driveRuns(
         printLine(`  ${i.kind}: ${i.prompt}`);
         printLine(style.dim(`    ${answerHint(i)}`));
       }
-      printLine(style.dim(`  then continue it with: warden resume ${pid}`));
+      printLine(style.dim(`  then continue it with: ${command(`resume ${pid}`)}`));
     }
   }
   if (waiting.size > 0) return EXIT.WAITING;
@@ -176,8 +177,9 @@ export async function driveRuns(
 }
 
 export function answerHint(i: InterruptRecord): string {
-  if (i.kind === 'clarification') return `answer with: warden answer ${i.id} "<your answer>"`;
-  return `approve with: warden approve ${i.id}   or deny with: warden deny ${i.id}`;
+  if (i.kind === 'clarification')
+    return `answer with: ${command(`answer ${i.id} "<your answer>"`)}`;
+  return `approve with: ${command(`approve ${i.id}`)}   or deny with: ${command(`deny ${i.id}`)}`;
 }
 
 export function interruptJson(i: InterruptRecord) {

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `warden` command. Every command validates its input before touching the database,
  * prints human-readable output (or JSON with --json), and exits with a documented code.

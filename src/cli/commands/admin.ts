@@ -9,6 +9,7 @@ import { DEFAULT_CONFIG_YAML, loadConfig, resolveHome } from '../config.ts';
 import { openContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { GlobalOptions } from '../global-options.ts';
+import { command } from '../invocation.ts';
 import { printJson, printLine, style } from '../output.ts';
 
 export async function initCommand(options: GlobalOptions & { force?: boolean }): Promise<number> {
@@ -46,7 +47,7 @@ export async function initCommand(options: GlobalOptions & { force?: boolean }):
       printLine(
         style.dim('  already initialised; nothing changed (use --force to rotate the token)'),
       );
-    printLine(`  next: ${style.bold('warden run examples/review-loop.yaml')}`);
+    printLine(`  next: ${style.bold(command('run examples/review-loop.yaml'))}`);
   }
   return 0;
 }
@@ -134,7 +135,12 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
         ...(mode === 0o600 ? {} : { fix: `chmod 600 ${config.tokenFile}` }),
       });
     } else
-      checks.push({ name: 'auth token', ok: false, detail: 'missing', fix: 'run warden init' });
+      checks.push({
+        name: 'auth token',
+        ok: false,
+        detail: 'missing',
+        fix: `run ${command('init')}`,
+      });
     if (existsSync(config.databasePath)) {
       try {
         const ctx = await openContext(options, { mustExist: true });
@@ -150,7 +156,9 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
             name: 'ledger',
             ok: ledger.ok,
             detail: `${ledger.events} events in ${ledger.sessions.length} sessions`,
-            ...(ledger.ok ? {} : { fix: 'run warden ledger verify for the first broken link' }),
+            ...(ledger.ok
+              ? {}
+              : { fix: `run ${command('ledger verify')} for the first broken link` }),
           });
           const status = await ctx.kernel.status();
           checks.push({
@@ -181,7 +189,7 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
       checks.push({
         name: 'database',
         ok: true,
-        detail: `${config.databasePath} (not created yet; warden init or warden run creates it)`,
+        detail: `${config.databasePath} (not created yet; ${command('init')} or ${command('run')} creates it)`,
       });
     const model = config.model;
     const openaiReady = Boolean(process.env.OPENAI_BASE_URL || process.env.OPENAI_API_KEY);

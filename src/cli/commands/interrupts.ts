@@ -3,6 +3,7 @@ import type { InterruptResponse } from '../../core/index.ts';
 import { WardenError } from '../../core/index.ts';
 import { openContext } from '../context.ts';
 import type { GlobalOptions } from '../global-options.ts';
+import { command } from '../invocation.ts';
 import { printJson, printLine, style } from '../output.ts';
 
 export async function resolveCommand(
@@ -44,7 +45,7 @@ export async function resolveCommand(
         printLine(`  run ${process.pid} ended: ${process.terminal_reason ?? ''}`);
       else
         printLine(
-          `  run ${process.pid} is ${process.state} at ${process.current_stage}; continue it with: ${style.bold(`warden resume ${process.pid}`)}`,
+          `  run ${process.pid} is ${process.state} at ${process.current_stage}; continue it with: ${style.bold(command(`resume ${process.pid}`))}`,
         );
     }
     return 0;
@@ -58,7 +59,7 @@ export function answerResponse(words: readonly string[]): InterruptResponse {
   if (text === '')
     throw new WardenError(
       'INVALID_PARAMS',
-      'answer needs some text: warden answer <id> "your answer"',
+      `answer needs some text: ${command('answer <id> "your answer"')}`,
     );
   return { text };
 }

@@ -3,6 +3,7 @@ import { PROCESS_STATES, type ProcessState, WardenError } from '../../core/index
 import { openContext } from '../context.ts';
 import { interruptJson } from '../drive.ts';
 import type { GlobalOptions } from '../global-options.ts';
+import { command } from '../invocation.ts';
 import { formatTime, printJson, printLine, printTable, style } from '../output.ts';
 import { budgetLine, runJson } from '../render.ts';
 
@@ -30,7 +31,9 @@ export async function psCommand(
       return 0;
     }
     if (list.length === 0) {
-      printLine(style.dim('no runs yet — start one with: warden run examples/review-loop.yaml'));
+      printLine(
+        style.dim(`no runs yet — start one with: ${command('run examples/review-loop.yaml')}`),
+      );
       return 0;
     }
     printTable(

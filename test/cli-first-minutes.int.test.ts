@@ -1,0 +1,117 @@
+/**
+ * What a new user meets first: every next-step command the CLI prints works when pasted into a
+ * new shell, and an old Node gets a message saying what to do instead of a crash.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { MINIMUM_NODE, nodeVersionProblem } from '../src/cli/node-version.ts';
+import { REPO } from './helpers/cli.ts';
+import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+
+afterAll(removeTempDirs);
+
+/** The commands after "<label>: " in the CLI's output (each up to the next double space). */
+function printedCommands(output: string, label: string): string[] {
+  const out: string[] = [];
+  for (const line of output.split('\n')) {
+    let at = line.indexOf(`${label}: `);
+    while (at !== -1) {
+      const start = at + label.length + 2;
+      const end = line.indexOf('   ', start);
+      out.push(line.slice(start, end === -1 ? undefined : end).trim());
+      at = line.indexOf(`${label}: `, start);
+    }
+  }
+  return out;
+}
+
+/** Runs a command line in a fresh shell in the repository: no WARDEN_* variables, its own $HOME. */
+function shell(commandLine: string, home: string): { code: number; output: string } {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: home, NO_COLOR: '1' };
+  const result = spawnSync('bash', ['-c', commandLine], { cwd: REPO, env, encoding: 'utf8' });
+  return { code: result.status ?? -1, output: `${result.stdout}${result.stderr}` };
+}
+
+describe('the commands Warden prints as next steps', () => {
+  // Through the repository's ./warden launcher, as the README and the demo use it.
+  it('approve and resume hints work when pasted into a new shell', () => {
+    const home = tempDir(); // not the default home: the hints must carry it
+    const pastingHome = tempDir(); // $HOME of the new shell, so ~/.warden is elsewhere
+    const waiting = shell(
+      `WARDEN_HOME='${home}' ./warden run examples/review-loop.yaml --no-interactive`,
+      pastingHome,
+    );
+    expect(waiting.code, waiting.output).toBe(4);
+    const [approve] = printedCommands(waiting.output, 'approve with');
+    const [deny] = printedCommands(waiting.output, 'or deny with');
+    const [resume] = printedCommands(waiting.output, 'then continue it with');
+    expect(approve).toBe(`./warden --home ${home} approve ${approve!.split(' ').at(-1)}`);
+    expect(deny).toBe(approve!.replace(' approve ', ' deny '));
+    expect(resume).toMatch(/^\.\/warden --home \S+ resume p_\w+$/);
+
+    const approved = shell(approve!, pastingHome);
+    expect(approved.code, approved.output).toBe(0);
+    // The approval prints its own next step; it must work too.
+    const [next] = printedCommands(approved.output, 'continue it with');
+    expect(next).toBe(resume);
+    const resumed = shell(next!, pastingHome);
+    expect(resumed.code, resumed.output).toBe(0);
+    expect(resumed.output).toContain('completed');
+  });
+
+  it('`init` and an empty `ps` name the next command the same way', () => {
+    const home = tempDir();
+    const init = shell(`./warden --home '${home}' init`, tempDir());
+    expect(init.code, init.output).toBe(0);
+    expect(init.output.match(/next: (.*)$/m)?.[1]?.trim()).toBe(
+      `./warden --home ${home} run examples/review-loop.yaml`,
+    );
+    const next = shell(`./warden --home '${home}' ps`, tempDir());
+    expect(next.output).toContain(`start one with: ./warden --home ${home} run`);
+  });
+});
+
+describe('an unsupported Node.js', () => {
+  it('nodeVersionProblem accepts the minimum and newer, and refuses older with what to do', () => {
+    const { major, minor } = MINIMUM_NODE;
+    expect(nodeVersionProblem(`${major}.${minor}.0`)).toBeNull();
+    expect(nodeVersionProblem(`${major}.${minor + 3}.1`)).toBeNull();
+    expect(nodeVersionProblem(`${major + 2}.0.0`)).toBeNull();
+    for (const old of [`${major}.${minor - 1}.9`, '20.20.2', '18.0.0']) {
+      const message = nodeVersionProblem(old);
+      expect(message).toContain(`this is Node.js ${old}`);
+      expect(message).toContain('source scripts/use-node.sh');
+      expect(message).toContain('./warden');
+    }
+  });
+
+  it('the built `warden` executable says so on the machine’s old Node instead of crashing', () => {
+    const entry = join(REPO, 'dist/cli/warden.js');
+    expect(existsSync(entry), 'npm test builds dist/ before the tests').toBe(true);
+    // This machine kind ships Node 20 as /usr/bin/node (the reason this check exists).
+    const system = '/usr/bin/node';
+    expect(existsSync(system)).toBe(true);
+    const version = execFileSync(system, ['-p', 'process.versions.node'], {
+      encoding: 'utf8',
+    }).trim();
+    const result = spawnSync(system, [entry, 'ps'], {
+      encoding: 'utf8',
+      env: { PATH: '/usr/bin:/bin' },
+    });
+    if (nodeVersionProblem(version) === null) {
+      // A machine whose system Node is new enough runs the CLI normally.
+      expect(result.signal).toBeNull();
+      expect(result.stderr).not.toContain('needs Node.js');
+    } else {
+      expect(result.signal).toBeNull(); // no segmentation fault
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain(`this is Node.js ${version}`);
+      expect(result.stderr).toContain('source scripts/use-node.sh');
+      expect(result.stdout).toBe('');
+    }
+  });
+});
