@@ -115,3 +115,25 @@ describe('an unsupported Node.js', () => {
     }
   });
 });
+
+describe('one rule for database paths typed in the shell', () => {
+  it('--db and WARDEN_DB are both relative to the current directory; database: to the home', () => {
+    const home = tempDir();
+    const cwd = tempDir();
+    const cli = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [join(REPO, 'src/cli/main.ts'), ...args], {
+        cwd,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '', HOME: home, WARDEN_HOME: home, NO_COLOR: '1', ...env },
+      });
+    expect(cli(['init', '--db', 'by-flag.db']).status).toBe(0);
+    expect(existsSync(join(cwd, 'by-flag.db'))).toBe(true);
+    expect(cli(['init'], { WARDEN_DB: 'by-env.db' }).status).toBe(0);
+    expect(existsSync(join(cwd, 'by-env.db'))).toBe(true);
+    expect(existsSync(join(home, 'by-env.db'))).toBe(false);
+    // The default, from config.yaml, lives in the home.
+    expect(cli(['init']).status).toBe(0);
+    expect(existsSync(join(home, 'warden.db'))).toBe(true);
+    expect(existsSync(join(cwd, 'warden.db'))).toBe(false);
+  });
+});

@@ -177,10 +177,12 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
   const env: Record<string, unknown> = {};
   if (process.env.WARDEN_DURABILITY) env.durability = process.env.WARDEN_DURABILITY;
   if (process.env.WARDEN_MODEL) env.model = process.env.WARDEN_MODEL;
-  if (process.env.WARDEN_DB) env.database = process.env.WARDEN_DB;
+  // One rule for paths given in the shell (flag or environment): relative to the current
+  // directory, as a user typing them expects; `database:` in config.yaml is relative to the home.
+  if (process.env.WARDEN_DB) env.database = resolve(process.env.WARDEN_DB);
   const flags: Record<string, unknown> = {};
   if (overrides.durability) flags.durability = overrides.durability;
-  if (overrides.db) flags.database = resolve(overrides.db); // a flag is relative to the current directory
+  if (overrides.db) flags.database = resolve(overrides.db);
   const merged = { ...raw, ...env, ...flags };
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
