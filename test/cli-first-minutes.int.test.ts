@@ -137,3 +137,15 @@ describe('one rule for database paths typed in the shell', () => {
     expect(existsSync(join(cwd, 'warden.db'))).toBe(false);
   });
 });
+
+describe('counts read as English', () => {
+  it('ledger verify on a new home says "1 session", not "1 sessions"', () => {
+    const home = tempDir();
+    expect(shell(`./warden --home '${home}' init`, tempDir()).code).toBe(0);
+    // One job: its events go to the one `system` session.
+    expect(shell(`./warden --home '${home}' submit noop --payload '{}'`, tempDir()).code).toBe(0);
+    const verified = shell(`./warden --home '${home}' ledger verify`, tempDir());
+    expect(verified.code, verified.output).toBe(0);
+    expect(verified.output).toMatch(/ledger ok: \d+ events in 1 session$/m);
+  });
+});

@@ -84,3 +84,8 @@ export function runJson(p: ProcessRecord, pendingInterrupts: unknown[] = []) {
     completed_at: p.completed_at,
   };
 }
+
+/** `1 session`, `2 sessions`: a count with its noun agreeing. */
+export function count(n: number, singular: string, plural = `${singular}s`): string {
+  return `${n} ${n === 1 ? singular : plural}`;
+}

@@ -11,6 +11,7 @@ import { EXIT } from '../exit-codes.ts';
 import type { GlobalOptions } from '../global-options.ts';
 import { command } from '../invocation.ts';
 import { printJson, printLine, style } from '../output.ts';
+import { count } from '../render.ts';
 
 export async function initCommand(options: GlobalOptions & { force?: boolean }): Promise<number> {
   const home = resolveHome(options.home);
@@ -80,7 +81,7 @@ export async function ledgerVerifyCommand(
       }
       printLine(
         result.ok
-          ? `${style.green('ledger ok')}: ${result.events} events in ${result.sessions.length} sessions`
+          ? `${style.green('ledger ok')}: ${count(result.events, 'event')} in ${count(result.sessions.length, 'session')}`
           : style.red('ledger BROKEN: the event log was altered or damaged'),
       );
     }
@@ -155,7 +156,7 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
           checks.push({
             name: 'ledger',
             ok: ledger.ok,
-            detail: `${ledger.events} events in ${ledger.sessions.length} sessions`,
+            detail: `${count(ledger.events, 'event')} in ${count(ledger.sessions.length, 'session')}`,
             ...(ledger.ok
               ? {}
               : { fix: `run ${command('ledger verify')} for the first broken link` }),
