@@ -418,7 +418,9 @@ export class Orchestrator {
           workerId: offer!.workerId,
           leaseToken,
           leaseMs: offer!.leaseMs,
-          now,
+          // Read the clock again: the plan stamped the new step's available_at after `now`
+          // was taken, and a step is only taken once it is due.
+          now: this.#ctx.clock.now(),
           required: true,
         },
         ...stateChangeOps(ready, ready.state, 'running'),
