@@ -36,9 +36,12 @@ export interface Quota {
   readonly max_iterations: number;
   readonly max_input_tokens: number;
   readonly max_output_tokens: number;
-  /** Wall time from the first step; exceeding terminates with `timeout_exceeded`. */
+  /**
+   * Time the run's steps spend running (not queued, waiting for a person, or lost with a dead
+   * worker); exceeding stops the running step and terminates with `timeout_exceeded`.
+   */
   readonly timeout_ms: number;
-  /** Wall time after which a `budget.soft_timeout` event warns once. */
+  /** Run time (as `timeout_ms`) after which a `budget.soft_timeout` event warns once. */
   readonly soft_timeout_ms: number;
 }
 

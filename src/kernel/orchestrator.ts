@@ -56,6 +56,8 @@ import {
   planEffect,
   snapshotOf,
   stateChangeOps,
+  stepEnded,
+  stepStarted,
   withCasRetry,
 } from './process-ops.ts';
 import { sortKey } from './scheduler.ts';
@@ -286,6 +288,7 @@ export class Orchestrator {
       const next: ProcessRecord = {
         ...p,
         state: 'running',
+        envelope: stepStarted(p.envelope, now),
         version: p.version + 1,
         updated_at: now,
       };
@@ -343,6 +346,7 @@ export class Orchestrator {
         throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
       }
       const snapshot = snapshotOf(p);
+      snapshot.envelope = stepEnded(snapshot.envelope, now);
       if (result.toolCalls)
         snapshot.usage = {
           ...snapshot.usage,
@@ -406,7 +410,12 @@ export class Orchestrator {
       const ready = plan.next;
       // The run goes straight to running: the plan's own update writes that state (one write
       // of the run's row per step), and the events still say ready → running.
-      const running: ProcessRecord = { ...ready, state: 'running', updated_at: now };
+      const running: ProcessRecord = {
+        ...ready,
+        state: 'running',
+        envelope: stepStarted(ready.envelope, now),
+        updated_at: now,
+      };
       const at = ops.findIndex((op) => op.op === 'process.update' && op.row.pid === ready.pid);
       const planned = ops[at] as Extract<StoreOp, { op: 'process.update' }>;
       ops[at] = { ...planned, row: running };
@@ -499,6 +508,7 @@ export class Orchestrator {
         const next: ProcessRecord = {
           ...p,
           state: 'ready',
+          envelope: stepEnded(p.envelope, now),
           version: p.version + 1,
           updated_at: now,
         };
@@ -539,7 +549,7 @@ export class Orchestrator {
       }
       const transitioned = failStep(
         p.workflow,
-        snapshotOf(p),
+        { ...snapshotOf(p), envelope: stepEnded(p.envelope, now) },
         {
           step: step.step,
           stage: step.stage.name,

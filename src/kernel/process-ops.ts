@@ -40,11 +40,31 @@ export function snapshotOf(p: ProcessRecord): RunSnapshot {
   };
 }
 
-/** Wall time the run has used: time spent waiting for a person does not count. */
+/**
+ * Run time the run has used against `bounds.timeout`: the finished attempts' running time plus
+ * the current attempt's so far. Time queued, waiting for a person (bounded by the interrupt's
+ * TTL instead) or lost with a dead worker does not count: an attempt whose worker died never
+ * finishes, and the next attempt restarts the clock of the step.
+ */
 export function elapsedMs(p: ProcessRecord, now: number): number {
-  if (p.started_at === null) return 0;
-  const waitingSince = p.state === 'waiting' ? (p.envelope.waiting_since ?? now) : now;
-  return Math.max(0, waitingSince - p.started_at - (p.envelope.paused_ms ?? 0));
+  const since = p.state === 'running' ? p.envelope.step_started_at : null;
+  return (p.envelope.active_ms ?? 0) + (since == null ? 0 : Math.max(0, now - since));
+}
+
+/** The envelope of a run whose step (attempt) begins running at `now`. */
+export function stepStarted<E extends ProcessRecord['envelope']>(envelope: E, now: number): E {
+  return { ...envelope, step_started_at: now };
+}
+
+/** The envelope of a run whose running attempt ended (finished or failed) at `now`. */
+export function stepEnded<E extends ProcessRecord['envelope']>(envelope: E, now: number): E {
+  const since = envelope.step_started_at;
+  if (since == null) return envelope;
+  return {
+    ...envelope,
+    active_ms: (envelope.active_ms ?? 0) + Math.max(0, now - since),
+    step_started_at: null,
+  };
 }
 
 /** Legal path from one state to another (a gate interrupt raised from `ready` passes `running`). */
@@ -183,14 +203,6 @@ export function planEffect(
       }
       break;
     }
-  }
-  // Waiting for a person does not spend the wall-time budget.
-  if (from === 'waiting' && state !== 'waiting') {
-    snap.envelope.paused_ms =
-      (snap.envelope.paused_ms ?? 0) + (now - (snap.envelope.waiting_since ?? now));
-    snap.envelope.waiting_since = null;
-  } else if (state === 'waiting' && from !== 'waiting') {
-    snap.envelope.waiting_since = now;
   }
   const next: ProcessRecord = {
     ...before,

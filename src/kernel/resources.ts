@@ -141,6 +141,16 @@ export class ResourceManager {
     return p.usage;
   }
 
+  /** The run-time budget (`bounds.timeout`) this step may still spend, in ms, from its start. */
+  runTimeLeft(step: StepContext): number {
+    return step.process.quota.timeout_ms - elapsedMs(step.process, this.#ctx.clock.now());
+  }
+
+  /** The error that stops a step which used up the run-time budget while running. */
+  runTimeExceeded(step: StepContext): WardenError {
+    return quotaExceeded('timeout_exceeded', step.process, 'while a step was running');
+  }
+
   async #get(step: StepContext): Promise<ProcessRecord> {
     const p = await this.#ctx.store.getProcess(step.process.pid);
     if (!p) throw new WardenError('NOT_FOUND', `process ${step.process.pid} does not exist`);

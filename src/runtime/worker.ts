@@ -7,7 +7,8 @@
  *   agent that blocks the event loop cannot starve it;
  * - a heartbeat that answers LEASE_LOST (the task was reclaimed or the run was cancelled)
  *   aborts the agent's AbortSignal, and its result is dropped: the kernel would reject it;
- * - a stage `timeout` aborts the agent with TIMEOUT, which is retried like any failure.
+ * - a stage `timeout` aborts the agent with TIMEOUT, which is retried like any failure; the end
+ *   of the run's time budget aborts it with QUOTA_EXCEEDED, which ends the run.
  *
  * Claiming follows queue/claim-loop.ts: no write while nothing is due; woken by any commit (this
  * process or another), a finished step, or the next delayed retry. Expired leases of every kind
@@ -23,6 +24,9 @@ import { type Agent, AgentRegistry } from './agents/agent.ts';
 import { runLlm, runNoop } from './agents/builtin.ts';
 import { ModelRegistry } from './models/registry.ts';
 import { abortError } from './models/scripted.ts';
+
+/** setTimeout's largest delay; a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface WorkerOptions {
   readonly kernel: Kernel;
@@ -219,20 +223,7 @@ export class Worker {
     if (!step) return;
     this.#pump.track(claim.task.id, claim.leaseToken);
     this.#pump.flush(); // before the agent runs: it may block the event loop
-    const timeoutMs = step.stage.timeout;
-    const timer = timeoutMs
-      ? setTimeout(
-          () =>
-            controller.abort(
-              new WardenError(
-                'TIMEOUT',
-                `stage '${step.stage.name}' exceeded its timeout of ${timeoutMs} ms`,
-                { retryable: true },
-              ),
-            ),
-          timeoutMs,
-        )
-      : undefined;
+    const timer = this.#armDeadline(step, controller);
     try {
       let result: StepResult;
       try {
@@ -264,6 +255,28 @@ export class Worker {
       this.#pump.untrack(claim.task.id);
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Aborts the step at the earlier of its stage `timeout` (TIMEOUT, retried like any failure)
+   * and the end of the run's time budget (QUOTA_EXCEEDED: the run ends with timeout_exceeded).
+   */
+  #armDeadline(step: StepContext, controller: AbortController): NodeJS.Timeout | undefined {
+    const stageMs = step.stage.timeout ?? Infinity;
+    const budgetMs = Math.max(0, this.#kernel.resources.runTimeLeft(step));
+    const ms = Math.min(stageMs, budgetMs);
+    if (ms > MAX_TIMER_MS) return undefined; // longer than a timer can hold: never in practice
+    return setTimeout(() => {
+      controller.abort(
+        stageMs <= budgetMs
+          ? new WardenError(
+              'TIMEOUT',
+              `stage '${step.stage.name}' exceeded its timeout of ${stageMs} ms`,
+              { retryable: true },
+            )
+          : this.#kernel.resources.runTimeExceeded(step),
+      );
+    }, ms);
   }
 
   async #runAgent(step: StepContext, signal: AbortSignal): Promise<StepResult> {

@@ -53,10 +53,13 @@ export interface Envelope {
   /** The most recent steps (bounded, see {@link MAX_HISTORY}). */
   history: HistoryEntry[];
   soft_timeout_warned: boolean;
-  /** Total time spent waiting for people; excluded from the wall-time budget. */
-  paused_ms?: number;
-  /** When the current wait for a person began. */
-  waiting_since?: number | null;
+  /**
+   * Run time used by finished attempts: the `bounds.timeout` budget counts only time a step is
+   * running, not time queued, waiting for a person, or lost with a dead worker.
+   */
+  active_ms?: number;
+  /** When the current attempt began running (null or absent between steps). */
+  step_started_at?: number | null;
 }
 
 export const MAX_HISTORY = 200;
