@@ -1,6 +1,7 @@
 /**
  * The commit that finishes a step takes the run's next step for the same worker (task.handoff)
- * only when no other due step waits ahead of it: a run never overtakes another.
+ * only when no other due step waits ahead of it: a run never overtakes another — unless the
+ * worker prefers that run (`preferRuns`, what `warden run` passes for its own run).
  */
 import { join } from 'node:path';
 
@@ -27,7 +28,10 @@ const workflow = buildWorkflow(
   { agents: new Set(['record']), routingFunctions: new Set() },
 );
 
-async function runAll(starts: number): Promise<{ order: string[]; handoffs: number }> {
+async function runAll(
+  starts: number,
+  prefer: (pids: readonly string[]) => ReadonlySet<string> = () => new Set(),
+): Promise<{ order: string[]; handoffs: number }> {
   const store = await openSqliteStore({ file: join(tempDir(), 'h.db') });
   const kernel = new Kernel({ store });
   const order: string[] = [];
@@ -38,7 +42,7 @@ async function runAll(starts: number): Promise<{ order: string[]; handoffs: numb
   });
   const pids: string[] = [];
   for (let i = 0; i < starts; i++) pids.push((await kernel.startRun({ workflow })).pid);
-  const worker = new Worker({ kernel, agents, concurrency: 1 });
+  const worker = new Worker({ kernel, agents, concurrency: 1, preferRuns: prefer(pids) });
   await worker.start();
   try {
     for (let i = 0; i < 400; i++) {
@@ -81,5 +85,12 @@ describe('step handoff', () => {
     expect(order).toEqual(['r0:one', 'r1:one', 'r0:two', 'r1:two']);
     // r0:two waited behind r1:one (refused); r1:two was handed off only if nothing was waiting.
     expect(handoffs).toBeLessThanOrEqual(1);
+  });
+
+  it('a worker preferring its own run keeps it: its next step overtakes the waiting run', async () => {
+    // What `warden run` does for the run it started: the same two runs, one slot.
+    const { order, handoffs } = await runAll(2, (pids) => new Set([pids[0]!]));
+    expect(order).toEqual(['r0:one', 'r0:two', 'r1:one', 'r1:two']);
+    expect(handoffs).toBeGreaterThanOrEqual(1);
   });
 });

@@ -6,7 +6,12 @@
  */
 import { createInterface, type Interface } from 'node:readline';
 
-import { type InterruptResponse, isTerminalProcessState, isWardenError } from '../core/index.ts';
+import {
+  coerceError,
+  type InterruptResponse,
+  isTerminalProcessState,
+  isWardenError,
+} from '../core/index.ts';
 import { RetentionSweeper } from '../queue/index.ts';
 import { ModelRegistry, Worker } from '../runtime/index.ts';
 import type { EventRecord, InterruptRecord, ProcessRecord } from '../store/index.ts';
@@ -16,9 +21,15 @@ import { EXIT } from './exit-codes.ts';
 import { command } from './invocation.ts';
 import { printJson, printLine, style } from './output.ts';
 import { renderEvent, runJson, summaryLine } from './render.ts';
+import { type FollowedRun, RunFollower } from './run-follower.ts';
 
 export interface DriveOptions {
   readonly json: boolean;
+  /**
+   * Per run, the session seq after which to show its events (default: the session's last seq
+   * when the drive starts, so `resume` shows what happens from now on).
+   */
+  readonly showAfterSeq?: ReadonlyMap<string, number>;
   /** Ask at the terminal when a run waits; false prints instructions and exits 4. */
   readonly interactive: boolean;
   readonly concurrency?: number;
@@ -36,38 +47,66 @@ export async function driveRuns(
     if (streaming) process.stdout.write('\n');
     streaming = false;
   };
+  const streamText = (text: string) => {
+    if (!streaming) process.stdout.write('  ');
+    streaming = true;
+    process.stdout.write(style.dim(text.replace(/\n/g, '\n  ')));
+  };
+  /** Steps whose text this process streamed live; their recorded deltas are not shown again. */
+  const streamedLive = new Set<string>();
   const worker = new Worker({
     kernel,
     models: new ModelRegistry(ctx.config.model),
     concurrency: options.concurrency ?? ctx.config.worker.concurrency,
     leaseMs: ctx.config.worker.lease,
     ...(ctx.config.worker.heartbeat ? { heartbeatMs: ctx.config.worker.heartbeat } : {}),
+    // This command's own runs first: a step of theirs that this worker finishes hands it the
+    // run's next step even when other runs' steps wait in the lane.
+    preferRuns: tracked,
     onDelta: options.json
       ? undefined
       : (d) => {
           if (!tracked.has(d.pid)) return;
-          if (!streaming) process.stdout.write('  ');
-          streaming = true;
-          process.stdout.write(style.dim(d.text.replace(/\n/g, '\n  ')));
+          streamedLive.add(`${d.pid}:${d.step}`);
+          streamText(d.text);
         },
   });
   let wake: (() => void) | null = null;
+  // Progress comes from the event log, so steps run by other processes show too.
+  const follower = new RunFollower(
+    kernel.store,
+    await followedRuns(ctx, pids, options.showAfterSeq),
+    (event) => {
+      if (!options.json) {
+        if (event.type === 'model.delta') {
+          const d = event.data as { step?: number; text?: string };
+          if (!streamedLive.has(`${event.process_id}:${d.step}`) && d.text) streamText(d.text);
+        } else {
+          const line = renderEvent(event);
+          if (line) {
+            endStream();
+            printLine(line);
+          }
+        }
+      }
+      if (
+        event.type === 'process.terminated' ||
+        event.type === 'interrupt.raised' ||
+        event.type === 'process.state_changed'
+      )
+        wake?.();
+    },
+  );
+  const pull = () => {
+    follower.pull().catch((error: unknown) => {
+      failure ??= error;
+      wake?.();
+    });
+  };
+  let failure: unknown = null;
   const sub = kernel.bus.subscribe(null, (message) => {
     const event = message.payload as EventRecord;
-    if (!event.process_id || !tracked.has(event.process_id)) return;
-    if (!options.json) {
-      const line = renderEvent(event);
-      if (line) {
-        endStream();
-        printLine(line);
-      }
-    }
-    if (
-      event.type === 'process.terminated' ||
-      event.type === 'interrupt.raised' ||
-      event.type === 'process.state_changed'
-    )
-      wake?.();
+    if (event.process_id && tracked.has(event.process_id)) pull();
   });
   // History pruning runs in the background while runs are driven (queue.md#retention); it only
   // writes when something is old enough to prune.
@@ -83,13 +122,16 @@ export async function driveRuns(
   let changed = false;
   const unwatch = kernel.store.watchChanges(() => {
     changed = true;
+    pull();
     wake?.();
   });
   const finished = new Map<string, ProcessRecord>();
   const waiting = new Map<string, InterruptRecord[]>();
   try {
     await worker.start();
+    await follower.pull(); // what happened before this command was watching
     while (finished.size + waiting.size < tracked.size) {
+      if (failure) throw coerceError(failure);
       await kernel.interrupts.expireDue();
       for (const pid of tracked) {
         if (finished.has(pid) || waiting.has(pid)) continue;
@@ -105,6 +147,7 @@ export async function driveRuns(
           waiting.set(pid, pending);
           continue;
         }
+        await follower.pull(); // show what led to the question before asking it
         endStream();
         for (const interrupt of pending) {
           const response = await ask(rl, interrupt, options.json ? process.stderr : process.stdout);
@@ -142,6 +185,7 @@ export async function driveRuns(
       wake = null;
       changed = false;
     }
+    await follower.pull(); // every event up to the end, before the summary
   } finally {
     rl.value?.close();
     await worker.stop();
@@ -174,6 +218,22 @@ export async function driveRuns(
   }
   if (waiting.size > 0) return EXIT.WAITING;
   return results.every((p) => p.terminal_reason === 'completed') ? EXIT.OK : EXIT.RUN_FAILED;
+}
+
+/** Where to start showing each run's events: after `showAfterSeq`, or after its session's head. */
+async function followedRuns(
+  ctx: CliContext,
+  pids: readonly string[],
+  showAfterSeq: ReadonlyMap<string, number> | undefined,
+): Promise<FollowedRun[]> {
+  return Promise.all(
+    pids.map(async (pid) => {
+      const p = await ctx.kernel.getProcess(pid);
+      const afterSeq =
+        showAfterSeq?.get(pid) ?? (await ctx.store.getSession(p.session_id))?.last_seq ?? 0;
+      return { pid, sessionId: p.session_id, afterSeq };
+    }),
+  );
 }
 
 export function answerHint(i: InterruptRecord): string {

@@ -431,6 +431,7 @@ export class Orchestrator {
           // was taken, and a step is only taken once it is due.
           now: this.#ctx.clock.now(),
           required: true,
+          ...(offer!.overtake ? { overtake: true } : {}),
         },
         ...stateChangeOps(ready, ready.state, 'running'),
         processEvent(
@@ -697,6 +698,8 @@ export class Orchestrator {
 export interface StepTaker {
   readonly workerId: string;
   readonly leaseMs: number;
+  /** Take the run's next step even when other due steps wait ahead of it in the lane. */
+  readonly overtake?: boolean;
 }
 
 /** The agent step a commit queues, if it queues exactly one. */

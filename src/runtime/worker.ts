@@ -42,6 +42,12 @@ export interface WorkerOptions {
   readonly heartbeat?: 'auto' | 'thread' | 'timer';
   /** @default `<host>/<pid>/<random>/<namespace>` */
   readonly id?: string;
+  /**
+   * Runs this worker works on first (`warden run` passes its own): when it finishes one of their
+   * steps it takes the run's next step at once, even if other runs' steps wait in the lane.
+   * Other runs' steps are still claimed when a slot is free.
+   */
+  readonly preferRuns?: ReadonlySet<string>;
   /** Streamed model text, for live display. */
   readonly onDelta?: (event: { pid: string; stage: string; step: number; text: string }) => void;
   /**
@@ -241,7 +247,13 @@ export class Worker {
       const { next } = await orchestrator.completeStepAndTakeNext(
         step,
         result,
-        this.#state.running ? { workerId: this.id, leaseMs: this.#leaseMs } : undefined,
+        this.#state.running
+          ? {
+              workerId: this.id,
+              leaseMs: this.#leaseMs,
+              ...(this.#options.preferRuns?.has(step.process.pid) ? { overtake: true } : {}),
+            }
+          : undefined,
       );
       if (next) {
         if (this.#state.running) this.#track(next.claim, next);

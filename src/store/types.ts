@@ -313,7 +313,8 @@ export type StoreOp =
    * room): a worker that finishes a step takes the run's next step without a claim of its own,
    * and nobody is overtaken. When it applies, a `task.claimed` event says so; otherwise it does
    * nothing and the task waits in the queue like any other — or, when `required`, the commit
-   * aborts with CONFLICT (`details.handoff: 'refused'`).
+   * aborts with CONFLICT (`details.handoff: 'refused'`). With `overtake`, tasks waiting ahead do
+   * not stop it (a `warden run` process keeps its own run's steps).
    */
   | {
       readonly op: 'task.handoff';
@@ -324,6 +325,7 @@ export type StoreOp =
       readonly leaseMs: number;
       readonly now: number;
       readonly required?: boolean;
+      readonly overtake?: boolean;
     }
   /** Dead → queued with a fresh budget of attempts (INVALID_STATE unless dead). */
   | {

@@ -104,6 +104,9 @@ export async function runCommand(file: string, options: RunOptions): Promise<num
   const ctx = await openContext(options);
   try {
     await ctx.kernel.recover();
+    const sessionKey = options.session ?? 'main';
+    // The new run's events follow the session's current head: show them all, whoever runs them.
+    const head = (await ctx.store.getSessionByKey(sessionKey))?.last_seq ?? 0;
     const p = await ctx.kernel.startRun({
       workflow,
       input,
@@ -118,6 +121,7 @@ export async function runCommand(file: string, options: RunOptions): Promise<num
     }
     return await driveRuns(ctx, [p.pid], {
       json: options.json ?? false,
+      showAfterSeq: new Map([[p.pid, head]]),
       interactive: interactiveFor(options),
       ...(concurrency ? { concurrency } : {}),
     });

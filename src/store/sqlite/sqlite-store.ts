@@ -420,6 +420,7 @@ export class SqliteStore implements Store {
           expires,
           now: op.now,
           limit: 1,
+          overtake: op.overtake ? 1 : 0,
         }) as { attempts: number } | undefined;
         if (!row) {
           if (!op.required) return;

@@ -87,9 +87,9 @@ export const SQL = {
   taskHandoff: `UPDATE task_state SET state = 'running', attempts = attempts + 1, lease_owner = @owner,
       lease_token = @token, lease_expires_at = @expires, claimed_at = @now, updated_at = @now
     WHERE n = ${TASK_N} AND state = 'queued' AND lane = @lane AND available_at <= @now
-      AND NOT EXISTS (SELECT 1 FROM task_state q INDEXED BY task_due WHERE q.state = 'queued'
+      AND (@overtake OR NOT EXISTS (SELECT 1 FROM task_state q INDEXED BY task_due WHERE q.state = 'queued'
         AND q.lane = @lane AND q.available_at <= @now AND q.kind = task_state.kind AND q.n <> task_state.n
-        AND q.sort_key <= task_state.sort_key)
+        AND q.sort_key <= task_state.sort_key))
       AND ${LANE_ROOM} > 0
     RETURNING attempts`,
   taskNextDueWithRoom: `SELECT available_at AS t FROM task_state WHERE state = 'queued' AND lane = @lane
