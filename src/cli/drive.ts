@@ -127,10 +127,21 @@ export async function driveRuns(
   });
   const finished = new Map<string, ProcessRecord>();
   const waiting = new Map<string, InterruptRecord[]>();
+  // Ctrl-C (or SIGTERM): hand the running steps back unfinished, say how to go on, exit 130.
+  // A second Ctrl-C exits at once; either way nothing committed is lost.
+  const stop: { signal: NodeJS.Signals | null } = { signal: null };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal) process.exit(EXIT.INTERRUPTED);
+    stop.signal = signal;
+    rl.value?.close(); // a question being asked gets no answer: the run stays waiting
+    wake?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     await worker.start();
     await follower.pull(); // what happened before this command was watching
-    while (finished.size + waiting.size < tracked.size) {
+    while (finished.size + waiting.size < tracked.size && !stop.signal) {
       if (failure) throw coerceError(failure);
       await kernel.interrupts.expireDue();
       for (const pid of tracked) {
@@ -151,6 +162,7 @@ export async function driveRuns(
         endStream();
         for (const interrupt of pending) {
           const response = await ask(rl, interrupt, options.json ? process.stderr : process.stdout);
+          if (stop.signal) break;
           if (response === null) {
             waiting.set(pid, pending);
             break;
@@ -162,11 +174,11 @@ export async function driveRuns(
           }
         }
       }
-      if (finished.size + waiting.size >= tracked.size) break;
+      if (finished.size + waiting.size >= tracked.size || stop.signal) break;
       // Sleep until a tracked run changes (this process or another: the change signal) or the
       // next interrupt expires; nothing here polls.
       const deadline = await kernel.nextDeadline();
-      if (changed) {
+      if (changed || stop.signal) {
         changed = false;
         continue;
       }
@@ -188,11 +200,24 @@ export async function driveRuns(
     await follower.pull(); // every event up to the end, before the summary
   } finally {
     rl.value?.close();
-    await worker.stop();
+    await worker.stop(stop.signal ? { release: true } : {});
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await sweeper?.stop();
     unwatch();
     sub.unsubscribe();
     endStream();
+  }
+
+  if (stop.signal) {
+    const unfinished = [...tracked].filter((pid) => !finished.has(pid));
+    const out = options.json ? process.stderr : process.stdout;
+    out.write(
+      `${style.yellow(`■ interrupted (${stop.signal}):`)} nothing committed is lost; a step in progress goes back to the queue and runs again\n`,
+    );
+    for (const pid of unfinished)
+      out.write(style.dim(`  continue it with: ${command(`resume ${pid}`)}\n`));
+    return EXIT.INTERRUPTED;
   }
 
   const results = [...tracked]

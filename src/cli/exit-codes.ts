@@ -19,6 +19,8 @@ export const EXIT = {
   LEDGER_BROKEN: 7,
   /** The operation is not legal in the current state (e.g. an interrupt already resolved). */
   CONFLICT: 8,
+  /** Stopped by Ctrl-C (SIGINT) or SIGTERM; what was committed stays, `resume` continues. */
+  INTERRUPTED: 130,
 } as const;
 
 export function exitCodeFor(code: ErrorCode): number {

@@ -113,6 +113,7 @@ export { formatDurationMs, parseDurationMs } from './workflow/duration.ts';
 export {
   type Envelope,
   type HistoryEntry,
+  MAX_HISTORY,
   newEnvelope,
   type PendingStep,
 } from './workflow/envelope.ts';

@@ -25,6 +25,9 @@ import { runLlm, runNoop } from './agents/builtin.ts';
 import { ModelRegistry } from './models/registry.ts';
 import { abortError } from './models/scripted.ts';
 
+/** The abort reason of {@link Worker.stop} with `release`: hand the step back, unfinished. */
+const RELEASE = new WardenError('CANCELED', 'the worker stopped: the step goes back to the queue');
+
 /** setTimeout's largest delay; a longer one would fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -192,19 +195,28 @@ export class Worker {
     }
   }
 
-  /** Stops claiming; waits for running steps to finish (or aborts them when `abort` is true). */
-  async stop(options: { abort?: boolean } = {}): Promise<void> {
+  /**
+   * Stops claiming and waits for running steps to finish — or, with `abort`, aborts them (they
+   * fail with CANCELED and their runs end `user_cancelled`), or, with `release`, aborts their
+   * agents and hands the steps back to the queue without spending an attempt, for any worker
+   * (or a later `warden resume`) to run again from the start (what Ctrl-C on `warden run` does).
+   */
+  async stop(options: { abort?: boolean; release?: boolean } = {}): Promise<void> {
     if (!(await this.#state.beginStop())) return;
-    if (options.abort) this.#abortAll();
+    const reason = options.release
+      ? RELEASE
+      : options.abort
+        ? new WardenError('CANCELED', 'worker stopping')
+        : null;
+    if (reason) this.#abortAll(reason);
     await this.#claimLoop.stop();
-    if (options.abort) this.#abortAll(); // a step claimed while the loop was stopping
+    if (reason) this.#abortAll(reason); // a step claimed while the loop was stopping
     await Promise.allSettled([...this.#active.values()].map((a) => a.promise));
     await this.#teardown();
   }
 
-  #abortAll(): void {
-    for (const { controller } of this.#active.values())
-      controller.abort(new WardenError('CANCELED', 'worker stopping'));
+  #abortAll(reason: WardenError): void {
+    for (const { controller } of this.#active.values()) controller.abort(reason);
   }
 
   /** Runs a claimed step (`begun`: already begun by the commit that handed it over). */
@@ -236,6 +248,10 @@ export class Worker {
         result = await this.#runAgent(step, controller.signal);
         if (controller.signal.aborted) throw abortError(controller.signal);
       } catch (error) {
+        if (controller.signal.reason === RELEASE) {
+          await this.#handBack(claim, 'worker_released');
+          return;
+        }
         const failure = controller.signal.aborted
           ? abortError(controller.signal)
           : coerceError(error);
@@ -319,10 +335,8 @@ export class Worker {
   }
 
   /** Gives a step this worker took but will not run back to the queue (no attempt spent). */
-  async #handBack(claim: ClaimedTask): Promise<void> {
-    await this.#kernel.store.settleTasks([
-      releaseSettle(claim, this.#kernel.clock.now(), 'worker_stopped'),
-    ]);
+  async #handBack(claim: ClaimedTask, reason = 'worker_stopped'): Promise<void> {
+    await this.#kernel.store.settleTasks([releaseSettle(claim, this.#kernel.clock.now(), reason)]);
   }
 
   #report(error: WardenError, taskId: string): void {

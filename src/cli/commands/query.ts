@@ -1,5 +1,5 @@
 /** Read-only commands: `ps`, `inspect`, `events`, `interrupts`. */
-import { PROCESS_STATES, type ProcessState, WardenError } from '../../core/index.ts';
+import { MAX_HISTORY, PROCESS_STATES, type ProcessState, WardenError } from '../../core/index.ts';
 import { openContext } from '../context.ts';
 import { interruptJson } from '../drive.ts';
 import type { GlobalOptions } from '../global-options.ts';
@@ -75,6 +75,9 @@ export async function inspectCommand(pid: string, options: GlobalOptions): Promi
         workflow_hash: p.workflow_hash,
         trace_id: p.trace_id,
         envelope: p.envelope,
+        // The envelope keeps the latest steps only; every step is in `tasks` and the event log.
+        history_limit: MAX_HISTORY,
+        history_truncated: (p.envelope.history_dropped ?? 0) > 0,
         tasks: tasks.map((t) => ({
           id: t.id,
           stage: t.name,
@@ -102,6 +105,14 @@ export async function inspectCommand(pid: string, options: GlobalOptions): Promi
     printLine(`  session    ${p.session_id}   trace ${p.trace_id}`);
     printLine(`  created    ${formatTime(p.created_at)}   completed ${formatTime(p.completed_at)}`);
     printLine(style.bold('  steps'));
+    if ((p.envelope.history_dropped ?? 0) > 0) {
+      const session = (await ctx.store.getSession(p.session_id))?.key ?? p.session_id;
+      printLine(
+        style.dim(
+          `    … ${p.envelope.history_dropped} older entries not kept here; every step: ${command(`events --session ${session}`)}`,
+        ),
+      );
+    }
     for (const h of p.envelope.history) {
       printLine(
         `    ${String(h.step).padStart(3)} ${h.stage.padEnd(16)} ${h.status}${h.attempt && h.attempt > 1 ? ` (attempt ${h.attempt})` : ''}${h.error ? ` — ${h.error}` : ''}`,

@@ -134,18 +134,22 @@ export async function resumeCommand(pid: string | undefined, options: RunOptions
   const concurrency = parseConcurrency(options.concurrency);
   const ctx = await openContext(options, { mustExist: true });
   try {
+    const unfinished = async () =>
+      (
+        await ctx.store.listProcesses({
+          states: ['new', 'ready', 'running', 'waiting', 'blocked'],
+          limit: 10_000,
+        })
+      ).map((p) => p.pid);
+    // Recovery itself may end runs (a step out of attempts): those are reported too.
+    const before = pid ? [] : await unfinished();
     const recovered = await ctx.kernel.recover();
     let pids: string[];
     if (pid) {
       await ctx.kernel.getProcess(pid);
       pids = [pid];
     } else {
-      pids = (
-        await ctx.store.listProcesses({
-          states: ['new', 'ready', 'running', 'waiting', 'blocked'],
-          limit: 10_000,
-        })
-      ).map((p) => p.pid);
+      pids = [...new Set([...before, ...(await unfinished())])];
     }
     if (!options.json) {
       printLine(

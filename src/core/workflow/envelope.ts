@@ -52,6 +52,8 @@ export interface Envelope {
   errors: StageError[];
   /** The most recent steps (bounded, see {@link MAX_HISTORY}). */
   history: HistoryEntry[];
+  /** How many older entries {@link history} has dropped (absent: none). */
+  history_dropped?: number;
   soft_timeout_warned: boolean;
   /**
    * Run time used by finished attempts: the `bounds.timeout` budget counts only time a step is
@@ -89,6 +91,9 @@ export function newEnvelope(
 
 export function pushHistory(envelope: Envelope, entry: HistoryEntry): void {
   envelope.history.push(entry);
-  if (envelope.history.length > MAX_HISTORY)
-    envelope.history.splice(0, envelope.history.length - MAX_HISTORY);
+  const over = envelope.history.length - MAX_HISTORY;
+  if (over > 0) {
+    envelope.history.splice(0, over);
+    envelope.history_dropped = (envelope.history_dropped ?? 0) + over;
+  }
 }
