@@ -3,13 +3,14 @@
  * new shell, and an old Node gets a message saying what to do instead of a crash.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { MINIMUM_NODE, nodeVersionProblem } from '../src/cli/node-version.ts';
-import { REPO } from './helpers/cli.ts';
+import { json, REPO, runCli } from './helpers/cli.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 
 afterAll(removeTempDirs);
@@ -147,5 +148,57 @@ describe('counts read as English', () => {
     const verified = shell(`./warden --home '${home}' ledger verify`, tempDir());
     expect(verified.code, verified.output).toBe(0);
     expect(verified.output).toMatch(/ledger ok: \d+ events in 1 session$/m);
+  });
+});
+
+describe('small things a new user trips over', () => {
+  it('submit names the flag that is wrong, with its range', async () => {
+    const home = tempDir();
+    const payload = await runCli(['submit', 'noop', '--payload', 'nope'], { home });
+    expect(payload.code).toBe(2);
+    expect(payload.stderr).toContain('--payload is not valid JSON');
+    expect(payload.stderr).not.toContain('--input');
+    const attempts = await runCli(['submit', 'noop', '--attempts', '0'], { home });
+    expect(attempts.code).toBe(2);
+    expect(attempts.stderr).toContain('--attempts must be an integer from 1 to 1000 (got 0)');
+    const delay = await runCli(['submit', 'noop', '--delay', '1.5'], { home });
+    expect(delay.code).toBe(2);
+    expect(delay.stderr).toContain('--delay must be an integer from 0 to');
+  });
+
+  it('init on a file that is not a Warden database writes nothing', async () => {
+    const home = tempDir();
+    writeFileSync(join(home, 'warden.db'), 'this is not a database, just some text '.repeat(200));
+    const init = await runCli(['init'], { home });
+    expect(init.code, init.stderr).toBe(6);
+    expect(init.stderr).toContain('STORE_CORRUPT');
+    expect(readdirSync(home)).toEqual(['warden.db']);
+    // A home that did not exist is not left behind either.
+    const fresh = join(tempDir(), 'new-home');
+    const elsewhere = await runCli(['init', '--db', join(home, 'warden.db')], { home: fresh });
+    expect(elsewhere.code).toBe(6);
+    expect(existsSync(fresh)).toBe(false);
+  });
+
+  it('the resolver names the account even when $USER and $LOGNAME are unset', async () => {
+    const home = tempDir();
+    const ran = await runCli(['run', 'examples/review-loop.yaml', '--no-interactive', '--json'], {
+      home,
+    });
+    const { pid, pending_interrupts: pending } = json<{
+      pid: string;
+      pending_interrupts: { id: string }[];
+    }>(ran);
+    const approved = await runCli(['approve', pending[0]!.id], {
+      home,
+      env: { USER: '', LOGNAME: '' },
+    });
+    expect(approved.code, approved.stderr).toBe(0);
+    const { interrupts } = json<{ interrupts: { id: string; resolver: string }[] }>(
+      await runCli(['inspect', pid, '--json'], { home }),
+    );
+    expect(interrupts.find((i) => i.id === pending[0]!.id)?.resolver).toBe(
+      `cli:${userInfo().username}`,
+    );
   });
 });

@@ -1,6 +1,14 @@
 /** `warden init`, `warden ledger verify`, `warden doctor`. */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 
 import { isWardenError, WardenError } from '../../core/index.ts';
 import { verifyLedger } from '../../kernel/index.ts';
@@ -15,24 +23,35 @@ import { count } from '../render.ts';
 
 export async function initCommand(options: GlobalOptions & { force?: boolean }): Promise<number> {
   const home = resolveHome(options.home);
+  // Everything is checked before anything is written: a bad config or a database that is not
+  // Warden's leaves no config or token behind.
+  const config = loadConfig(options);
+  const homeExisted = existsSync(home);
   mkdirSync(home, { recursive: true, mode: 0o700 });
+  const existed = existsSync(config.databasePath);
+  try {
+    const store = await openSqliteStore({
+      file: config.databasePath,
+      durability: config.durability,
+    });
+    await store.close();
+  } catch (error) {
+    if (!homeExisted) rmSync(home, { recursive: true, force: true }); // only what this call made
+    throw error;
+  }
   const created: string[] = [];
+  if (!existed) created.push(config.databasePath);
   const configFile = `${home}/config.yaml`;
   if (!existsSync(configFile)) {
     writeFileSync(configFile, DEFAULT_CONFIG_YAML, { mode: 0o600 });
     created.push(configFile);
   }
-  const config = loadConfig(options);
   if (!existsSync(config.tokenFile) || options.force) {
     // The token is written, never printed or logged; clients read it from the file.
     writeFileSync(config.tokenFile, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
     chmodSync(config.tokenFile, 0o600);
     created.push(config.tokenFile);
   }
-  const existed = existsSync(config.databasePath);
-  const store = await openSqliteStore({ file: config.databasePath, durability: config.durability });
-  await store.close();
-  if (!existed) created.push(config.databasePath);
   if (options.json)
     printJson({
       home,

@@ -4,6 +4,7 @@ import { WardenError } from '../../core/index.ts';
 import { openContext } from '../context.ts';
 import type { GlobalOptions } from '../global-options.ts';
 import { command } from '../invocation.ts';
+import { osUser } from '../os-user.ts';
 import { printJson, printLine, style } from '../output.ts';
 
 export async function resolveCommand(
@@ -88,8 +89,4 @@ export async function cancelCommand(
   } finally {
     await ctx.close();
   }
-}
-
-function osUser(): string {
-  return process.env.USER ?? process.env.LOGNAME ?? 'unknown';
 }

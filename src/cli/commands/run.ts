@@ -40,7 +40,8 @@ export function readWorkflowFile(file: string): LoadedWorkflow {
   return parseWorkflowText(text, file, { routingFunctions: new Set(), agents: new Set() });
 }
 
-export function parseInput(value: string | undefined): unknown {
+/** JSON from a flag's value, or from a file with `@path`; `flag` names it in errors. */
+export function parseInput(value: string | undefined, flag = '--input'): unknown {
   if (value === undefined) return null;
   let text = value;
   if (value.startsWith('@')) {
@@ -49,7 +50,7 @@ export function parseInput(value: string | undefined): unknown {
     } catch (error) {
       throw new WardenError(
         'INVALID_PARAMS',
-        `--input ${value}: cannot read ${value.slice(1)} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+        `${flag} ${value}: cannot read ${value.slice(1)} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
         { cause: error },
       );
     }
@@ -59,7 +60,7 @@ export function parseInput(value: string | undefined): unknown {
   } catch (error) {
     throw new WardenError(
       'INVALID_PARAMS',
-      `--input is not valid JSON (${(error as Error).message}); pass e.g. --input '{"topic": "x"}' or --input @input.json`,
+      `${flag} is not valid JSON (${(error as Error).message}); pass e.g. ${flag} '{"topic": "x"}' or ${flag} @input.json`,
       {
         cause: error,
       },

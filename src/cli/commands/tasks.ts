@@ -4,6 +4,7 @@ import { JobQueue } from '../../queue/index.ts';
 import type { TaskRecord } from '../../store/index.ts';
 import { type CliContext, openContext } from '../context.ts';
 import type { GlobalOptions } from '../global-options.ts';
+import { osUser } from '../os-user.ts';
 import { formatTime, printJson, printLine, printTable, style } from '../output.ts';
 import { parseLimit } from './query.ts';
 import { parseInput } from './run.ts';
@@ -89,7 +90,7 @@ export async function dlqCommand(
   const ctx = await openContext(options, { mustExist: true });
   try {
     const queue = queueFor(ctx);
-    const by = `cli:${process.env.USER ?? 'unknown'}`;
+    const by = `cli:${osUser()}`;
     if (verb === 'list') {
       const dead = await queue.deadLetters({
         ...(options.lane ? { lane: options.lane } : {}),
@@ -150,6 +151,9 @@ export async function dlqCommand(
   }
 }
 
+/** A year: a longer delay is almost certainly a unit mistake (the flag is in milliseconds). */
+const MAX_DELAY_MS = 365 * 24 * 3_600_000;
+
 export async function submitCommand(
   name: string,
   options: GlobalOptions & {
@@ -162,22 +166,27 @@ export async function submitCommand(
     session?: string;
   },
 ): Promise<number> {
-  const payload = parseInput(options.payload);
-  const number = (flag: string, value: string | undefined): number | undefined => {
+  const payload = parseInput(options.payload, '--payload');
+  const integer = (flag: string, value: string | undefined, min: number, max: number) => {
     if (value === undefined) return undefined;
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0)
+    if (!Number.isInteger(n) || n < min || n > max)
       throw new WardenError(
         'INVALID_PARAMS',
-        `--${flag} must be a non-negative integer (got ${value})`,
+        `--${flag} must be an integer from ${min} to ${max} (got ${value})`,
+        { details: { flag: `--${flag}`, value } },
       );
     return n;
   };
   const submitOptions = {
     ...(options.lane ? { lane: options.lane } : {}),
     ...(options.priority ? { priority: options.priority as never } : {}),
-    ...(options.delay !== undefined ? { delayMs: number('delay', options.delay) } : {}),
-    ...(options.attempts !== undefined ? { attempts: number('attempts', options.attempts) } : {}),
+    ...(options.delay !== undefined
+      ? { delayMs: integer('delay', options.delay, 0, MAX_DELAY_MS) }
+      : {}),
+    ...(options.attempts !== undefined
+      ? { attempts: integer('attempts', options.attempts, 1, 1_000) }
+      : {}),
     ...(options.key ? { idempotencyKey: options.key } : {}),
     ...(options.session ? { session: options.session } : {}),
   };
