@@ -202,3 +202,21 @@ describe('small things a new user trips over', () => {
     );
   });
 });
+
+describe('a model the run cannot reach', () => {
+  it('is a configuration error before the run is created', async () => {
+    const home = tempDir();
+    expect((await runCli(['init'], { home })).code).toBe(0);
+    const env = { OPENAI_BASE_URL: '', OPENAI_API_KEY: '' };
+    const ran = await runCli(['run', 'examples/openai-chat.yaml', '--input', '{"question":"x"}'], {
+      home,
+      env,
+    });
+    expect(ran.code).toBe(2);
+    expect(ran.stderr).toContain('CONFIG_INVALID');
+    expect(ran.stderr).toContain("stage 'answer' cannot reach its model");
+    expect(ran.stderr).toContain('OPENAI_BASE_URL');
+    const runs = json<unknown[]>(await runCli(['ps', '--json'], { home }));
+    expect(runs).toEqual([]); // nothing was created
+  });
+});

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { estimateTokens, isWardenError } from '../src/core/index.ts';
+import { estimateTokens, isWardenError, type WardenError } from '../src/core/index.ts';
 import { OpenAiProvider } from '../src/runtime/models/openai.ts';
 import type { ModelRequest } from '../src/runtime/models/provider.ts';
 import {
@@ -195,6 +195,11 @@ describe('OpenAiProvider against a local OpenAI-compatible server', () => {
     expect(url).toMatch(/\/v1$/);
     expect(isWardenError(error, 'PROVIDER_ERROR')).toBe(true);
     expect((error as { retryable: boolean }).retryable).toBe(true);
+    // The message names the endpoint that was tried, and what to check.
+    const failure = error as WardenError;
+    expect(failure.message).toContain(`endpoint ${url}`);
+    expect(failure.message).toContain('check OPENAI_BASE_URL');
+    expect(failure.details).toMatchObject({ url });
   });
 
   it('lets the SDK retry a transient 500 when retries are enabled', async () => {

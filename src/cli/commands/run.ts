@@ -9,6 +9,7 @@ import {
   type Priority,
   WardenError,
 } from '../../core/index.ts';
+import { ModelRegistry } from '../../runtime/index.ts';
 import { openContext } from '../context.ts';
 import { driveRuns } from '../drive.ts';
 import type { GlobalOptions } from '../global-options.ts';
@@ -104,6 +105,8 @@ export async function runCommand(file: string, options: RunOptions): Promise<num
   }
   const ctx = await openContext(options);
   try {
+    // A model the run could not reach is a configuration error now, before anything is written.
+    new ModelRegistry(ctx.config.model).checkWorkflow(workflow.workflow);
     await ctx.kernel.recover();
     const sessionKey = options.session ?? 'main';
     // The new run's events follow the session's current head: show them all, whoever runs them.

@@ -81,13 +81,15 @@ export class OpenAiProvider implements ModelProvider {
       if (signal.aborted) throw abortError(signal);
       const status = (error as { status?: number }).status;
       const retryable = status === undefined || status === 429 || status >= 500;
+      // Name the endpoint: "Connection error." alone does not say which server was tried.
+      const url = this.#client.baseURL;
       throw new WardenError(
         'PROVIDER_ERROR',
-        `openai-compatible endpoint failed${status ? ` (HTTP ${status})` : ''}: ${(error as Error).message}`,
+        `openai-compatible endpoint ${url} failed${status ? ` (HTTP ${status})` : ''} for model '${model}': ${(error as Error).message}${status === undefined ? ' (is the server running? check OPENAI_BASE_URL)' : ''}`,
         {
           cause: error,
           retryable,
-          details: { model, ...(status ? { status } : {}) },
+          details: { model, url, ...(status ? { status } : {}) },
         },
       );
     }

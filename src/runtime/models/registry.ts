@@ -1,5 +1,5 @@
 /** Resolves model specs (`scripted`, `openai:<model>`) to providers, creating each once. */
-import { WardenError } from '../../core/index.ts';
+import { isWardenError, WardenError, type Workflow } from '../../core/index.ts';
 import { OpenAiProvider } from './openai.ts';
 import { type ModelProvider, parseModelSpec } from './provider.ts';
 import { ScriptedProvider } from './scripted.ts';
@@ -20,6 +20,27 @@ export class ModelRegistry {
   register(name: string, factory: () => ModelProvider): void {
     this.#factories.set(name, factory);
     this.#providers.delete(name);
+  }
+
+  /**
+   * Resolves the model of every `llm` stage of a workflow, so a missing provider configuration
+   * (e.g. no OPENAI_BASE_URL or OPENAI_API_KEY) is CONFIG_INVALID before a run is created, not
+   * a failed step after. Makes no network call.
+   */
+  checkWorkflow(workflow: Workflow): void {
+    for (const stage of workflow.stages) {
+      if (stage.agent?.kind !== 'llm') continue;
+      try {
+        this.resolve(stage.agent.model ?? workflow.model);
+      } catch (error) {
+        if (!isWardenError(error, 'CONFIG_INVALID')) throw error;
+        throw new WardenError(
+          'CONFIG_INVALID',
+          `stage '${stage.name}' cannot reach its model: ${error.message}`,
+          { cause: error, details: { stage: stage.name } },
+        );
+      }
+    }
   }
 
   resolve(spec: string | undefined): { provider: ModelProvider; model: string; spec: string } {
