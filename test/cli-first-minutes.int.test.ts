@@ -220,3 +220,18 @@ describe('a model the run cannot reach', () => {
     expect(runs).toEqual([]); // nothing was created
   });
 });
+
+describe('the ./warden launcher', () => {
+  it('on an installed and built checkout, starts without installing or building again', () => {
+    // npm test built dist/ after the sources last changed, so nothing is to be done: the launcher
+    // must go straight to the CLI (it prints what it does when it does install or build).
+    const result = spawnSync('./warden', ['--version'], {
+      cwd: REPO,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: tempDir(), NO_COLOR: '1' },
+    });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(result.stderr).toBe('');
+  });
+});
