@@ -6,6 +6,7 @@ import type { GlobalOptions } from '../global-options.ts';
 import { command } from '../invocation.ts';
 import { formatTime, printJson, printLine, printTable, style } from '../output.ts';
 import { budgetLine, runJson } from '../render.ts';
+import { runHealth } from '../run-health.ts';
 
 export async function psCommand(
   options: GlobalOptions & { state?: string; limit?: string },
@@ -26,8 +27,12 @@ export async function psCommand(
       limit: 100_000,
     });
     const list = all.slice(-limit);
+    // A run shown as running whose worker died is stalled until a worker takes its step back.
+    const now = ctx.kernel.clock.now();
+    const stalled = new Set<string>();
+    for (const p of list) if ((await runHealth(ctx.store, p, now)).stalled) stalled.add(p.pid);
     if (options.json) {
-      printJson(list.map((p) => runJson(p)));
+      printJson(list.map((p) => ({ ...runJson(p), stalled: stalled.has(p.pid) })));
       return 0;
     }
     if (list.length === 0) {
@@ -41,7 +46,7 @@ export async function psCommand(
       list.map((p) => [
         p.pid,
         p.workflow_name,
-        p.state,
+        stalled.has(p.pid) ? `${p.state} (stalled)` : p.state,
         p.current_stage,
         p.terminal_reason ?? '',
         `${p.usage.llm_calls}/${p.quota.max_llm_calls}`,
@@ -49,6 +54,12 @@ export async function psCommand(
         formatTime(p.created_at),
       ]),
     );
+    if (stalled.size > 0)
+      printLine(
+        style.dim(
+          `stalled: the worker running its step is gone; take ${stalled.size === 1 ? 'it' : 'them'} over with: ${command('resume')}`,
+        ),
+      );
     return 0;
   } finally {
     await ctx.close();

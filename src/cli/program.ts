@@ -1,0 +1,274 @@
+/**
+ * The `warden` command tree: every command, its options, help text and examples. Kept apart from
+ * main.ts (which runs it) so tests and `warden completion` can read the tree without running it.
+ */
+import { Command, Option } from 'commander';
+
+import { coerceError } from '../core/index.ts';
+import { doctorCommand, initCommand, ledgerVerifyCommand } from './commands/admin.ts';
+import { answerResponse, cancelCommand, resolveCommand } from './commands/interrupts.ts';
+import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
+import { resumeCommand, runCommand } from './commands/run.ts';
+import { dlqCommand, submitCommand, tasksCommand } from './commands/tasks.ts';
+import { watchCommand } from './commands/watch.ts';
+import { completionCommand } from './completion.ts';
+import { exitCodeFor } from './exit-codes.ts';
+import type { GlobalOptions } from './global-options.ts';
+import { printError } from './output.ts';
+
+export const VERSION = '0.1.0';
+
+type Action = (...args: never[]) => Promise<number>;
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('warden')
+    .description('Warden: a durable, policy-guarded kernel for AI agents')
+    .version(VERSION)
+    .option('--home <dir>', 'Warden home directory (env WARDEN_HOME, default ~/.warden)')
+    .option('--db <file>', 'database file (env WARDEN_DB, default <home>/warden.db)')
+    .addOption(
+      new Option('--durability <mode>', 'fast or strict (env WARDEN_DURABILITY)').choices([
+        'fast',
+        'strict',
+      ]),
+    )
+    .option('--json', 'machine-readable JSON output')
+    .showHelpAfterError('(run warden --help for usage)')
+    .configureHelp({ showGlobalOptions: true })
+    .exitOverride();
+
+  const wrap =
+    <A extends Action>(fn: A) =>
+    async (...args: unknown[]): Promise<void> => {
+      const command = args.at(-1) as Command;
+      const options = command.optsWithGlobals<GlobalOptions>();
+      const positional = args.slice(0, -2);
+      try {
+        setExit(
+          await (fn as unknown as (...a: unknown[]) => Promise<number>)(...positional, options),
+        );
+      } catch (error) {
+        const e = coerceError(error);
+        printError(e, options.json ?? false);
+        setExit(exitCodeFor(e.code));
+      }
+    };
+
+  program
+    .command('init')
+    .description('create the Warden home: config.yaml, a 0600 auth token and the database')
+    .option('--force', 'rotate the auth token')
+    .action(wrap(initCommand));
+
+  program
+    .command('run <workflow>')
+    .description(
+      'run a workflow file durably, showing each stage; asks at the terminal when the run needs a person',
+    )
+    .option('--input <json>', "the run's input as JSON, or @file.json")
+    .option('--session <key>', 'session key', 'main')
+    .addOption(
+      new Option('--priority <priority>', 'scheduling priority').choices([
+        'realtime',
+        'high',
+        'normal',
+        'low',
+        'idle',
+      ]),
+    )
+    .option(
+      '--interactive',
+      'ask for approvals and answers on stdin even when it is not a terminal',
+    )
+    .option(
+      '--no-interactive',
+      'never ask: leave the run waiting and print how to answer (exit code 4)',
+    )
+    .option('--concurrency <n>', 'steps to run at once')
+    .action(wrap(runCommand));
+
+  program
+    .command('resume [pid]')
+    .description(
+      'continue a run (or every unfinished run) after a crash, a kill or an answered interrupt',
+    )
+    .option(
+      '--interactive',
+      'ask for approvals and answers on stdin even when it is not a terminal',
+    )
+    .option(
+      '--no-interactive',
+      'never ask: stop at interrupts and print how to answer (exit code 4)',
+    )
+    .option('--concurrency <n>', 'steps to run at once')
+    .action(wrap(resumeCommand));
+
+  program
+    .command('watch <pid>')
+    .description("follow one run's progress live from another terminal, until it ends (only reads)")
+    .action(wrap(watchCommand));
+
+  program
+    .command('ps')
+    .description('list runs')
+    .option('--state <states>', 'comma-separated states to show')
+    .option('--limit <n>', 'most recent N', '50')
+    .action(wrap(psCommand));
+  program
+    .command('inspect <pid>')
+    .description('show a run: state, budget, steps, outputs, tasks and interrupts')
+    .action(wrap(inspectCommand));
+  program
+    .command('events')
+    .description("print a session's event log (hash-chained, contiguous seq)")
+    .option('--session <key>', 'session key or id', 'main')
+    .option('--process <pid>', "only this run's events (in its session)")
+    .option('--from <seq>', 'start at this sequence number')
+    .option('--limit <n>', 'print at most N events', '1000')
+    .option('--follow', 'keep printing new events as they commit')
+    .action(wrap(eventsCommand));
+  program
+    .command('interrupts')
+    .description('list pending interrupts (questions to a person)')
+    .option('--all', 'include resolved, expired and cancelled')
+    .action(wrap(interruptsCommand));
+  program
+    .command('approve <id>')
+    .description('approve a pending confirmation, review or budget request')
+    .option('--note <text>', 'a note stored with the answer')
+    .action(
+      wrap((id: string, options: GlobalOptions & { note?: string }) =>
+        resolveCommand(
+          id,
+          { approved: true, ...(options.note ? { text: options.note } : {}) },
+          options,
+        ),
+      ),
+    );
+  program
+    .command('deny <id>')
+    .description('deny a pending confirmation, review or budget request')
+    .option('--note <text>', 'a note stored with the answer')
+    .action(
+      wrap((id: string, options: GlobalOptions & { note?: string }) =>
+        resolveCommand(
+          id,
+          { approved: false, ...(options.note ? { text: options.note } : {}) },
+          options,
+        ),
+      ),
+    );
+  program
+    .command('answer <id> <text...>')
+    .description('answer a pending clarification')
+    .action(
+      wrap((id: string, words: string[], options: GlobalOptions) =>
+        resolveCommand(id, answerResponse(words), options),
+      ),
+    );
+  program
+    .command('cancel <pid>')
+    .description('cancel a run; its running step is told through its AbortSignal')
+    .option('--reason <text>', 'why')
+    .action(wrap(cancelCommand));
+  program
+    .command('tasks')
+    .description('list tasks in the durable queue')
+    .option(
+      '--state <states>',
+      'comma-separated: queued, running, succeeded, failed, dead, canceled',
+    )
+    .option('--lane <lane>', 'only this lane')
+    .option('--limit <n>', 'at most N', '100')
+    .action(wrap(tasksCommand));
+  program
+    .command('dlq [action] [id]')
+    .description('dead letters: list (default), show <id>, redrive <id|--all>, purge <id|--all>')
+    .option('--lane <lane>', 'only this lane')
+    .option('--all', 'redrive or purge every dead task (of --lane)')
+    .option('--limit <n>', 'at most N', '100')
+    .action(wrap(dlqCommand));
+  program
+    .command('submit <job>')
+    .description('submit a job to the durable queue (workers registered for <job> run it)')
+    .option('--payload <json>', 'the payload as JSON, or @file.json')
+    .option('--lane <lane>', 'lane', 'default')
+    .addOption(
+      new Option('--priority <priority>', 'priority').choices([
+        'realtime',
+        'high',
+        'normal',
+        'low',
+        'idle',
+      ]),
+    )
+    .option('--delay <ms>', 'run no earlier than this many milliseconds from now')
+    .option('--attempts <n>', 'maximum attempts (default 5)')
+    .option('--key <key>', 'idempotency key: the same key within 24 h returns the existing task')
+    .option('--session <key>', 'session whose event log records the task', 'system')
+    .action(wrap(submitCommand));
+  const ledger = program.command('ledger').description('the hash-chained event log');
+  ledger
+    .command('verify')
+    .description('verify every session (or one) and report the first broken link')
+    .option('--session <key>', 'only this session')
+    .action(wrap(ledgerVerifyCommand));
+  program
+    .command('doctor')
+    .description('check the installation, configuration, database and ledger')
+    .action(wrap(doctorCommand));
+  program
+    .command('completion <shell>')
+    .description('print a shell completion script: bash, zsh or fish')
+    .action(wrap((shell: string) => completionCommand(shell, program)));
+  addExamples(program);
+  return program;
+}
+
+/** `warden <command> --help` ends with examples that work as shown (from the repository). */
+const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
+  init: ['warden init', 'warden --home ./my-home init', 'warden init --force   # rotate the token'],
+  run: [
+    `warden run examples/review-loop.yaml --input '{"topic": "durable agents"}'`,
+    'warden run examples/review-loop.yaml --no-interactive   # stop at questions, exit 4',
+    'warden run flow.yaml --input @input.json --session ticket-42',
+  ],
+  resume: ['warden resume              # every unfinished run', 'warden resume p_01M8…'],
+  watch: ['warden watch p_01M8…'],
+  ps: ['warden ps', 'warden ps --state running,waiting --limit 10', 'warden ps --json'],
+  inspect: ['warden inspect p_01M8…', 'warden inspect p_01M8… --json'],
+  events: [
+    'warden events',
+    'warden events --session ticket-42 --follow',
+    'warden events --process p_01M8… --json',
+  ],
+  interrupts: ['warden interrupts', 'warden interrupts --all --json'],
+  approve: ['warden approve int_01M8…', 'warden approve int_01M8… --note "looks right"'],
+  deny: ['warden deny int_01M8… --note "wrong amount"'],
+  answer: ['warden answer int_01M8… use the staging database'],
+  cancel: ['warden cancel p_01M8… --reason "superseded"'],
+  tasks: ['warden tasks --state queued,running', 'warden tasks --lane emails --json'],
+  dlq: ['warden dlq', 'warden dlq show t_01M8…', 'warden dlq redrive --all --lane emails'],
+  submit: [
+    `warden submit send-email --payload '{"to": "a@example.com"}' --lane emails`,
+    'warden submit nightly --key nightly-2026-12-03 --delay 60000',
+  ],
+  verify: ['warden ledger verify', 'warden ledger verify --session ticket-42'],
+  doctor: ['warden doctor', 'warden doctor --json'],
+  completion: [
+    'warden completion bash > ~/.local/share/bash-completion/completions/warden',
+    'source <(warden completion bash)   # this shell only',
+    'warden completion zsh > "${fpath[1]}/_warden"',
+    'warden completion fish > ~/.config/fish/completions/warden.fish',
+  ],
+};
+
+function addExamples(program: Command): void {
+  const visit = (command: Command) => {
+    const examples = EXAMPLES[command.name()];
+    if (examples)
+      command.addHelpText('after', `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
+    command.commands.forEach(visit);
+  };
+  program.commands.forEach(visit);
+}
