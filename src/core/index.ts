@@ -158,6 +158,16 @@ export {
   workflowSchema,
 } from './workflow/schema.ts';
 export {
+  type ParsedTemplate,
+  parseTemplate,
+  renderTemplate,
+  TEMPLATE_ROOTS,
+  type TemplatePart,
+  type TemplateProblem,
+  templateProblems,
+  type TemplateRoot,
+} from './workflow/template.ts';
+export {
   END,
   type ValidateOptions,
   validateWorkflow,
