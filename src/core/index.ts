@@ -169,6 +169,10 @@ export {
 } from './workflow/template.ts';
 export {
   END,
+  ISSUE_SEVERITIES,
+  type IssueSeverity,
+  stageTargets,
+  unreachableStages,
   type ValidateOptions,
   validateWorkflow,
   type WorkflowIssue,
