@@ -15,7 +15,7 @@ import type { CliContext } from './context.ts';
 import { EXIT } from './exit-codes.ts';
 import { command } from './invocation.ts';
 import { printJson, printLine, style } from './output.ts';
-import { renderEvent, runJson, summaryLine } from './render.ts';
+import { promptLine, renderEvent, runJson, summaryLine } from './render.ts';
 
 export interface DriveOptions {
   readonly json: boolean;
@@ -166,7 +166,7 @@ export async function driveRuns(
     for (const [pid, pending] of waiting) {
       printLine(style.yellow(`■ ${pid} is waiting for a person:`));
       for (const i of pending) {
-        printLine(`  ${i.kind}: ${i.prompt}`);
+        printLine(`  ${i.kind}: ${promptLine(i.prompt)}`);
         printLine(style.dim(`    ${answerHint(i)}`));
       }
       printLine(style.dim(`  then continue it with: ${command(`resume ${pid}`)}`));
