@@ -10,6 +10,7 @@ import { answerResponse, cancelCommand, resolveCommand } from './commands/interr
 import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { resumeCommand, runCommand } from './commands/run.ts';
 import { dlqCommand, submitCommand, tasksCommand } from './commands/tasks.ts';
+import { validateCommand } from './commands/validate.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 import type { GlobalOptions } from './global-options.ts';
 import { printError } from './output.ts';
@@ -82,7 +83,34 @@ export function buildProgram(setExit: (code: number) => void): Command {
       'never ask: leave the run waiting and print how to answer (exit code 4)',
     )
     .option('--concurrency <n>', 'steps to run at once')
+    .option(
+      '--allow-unreachable',
+      'run even when some stages can never be reached (a warning on stderr instead of an error)',
+    )
     .action(wrap(runCommand));
+
+  program
+    .command('validate <workflow...>')
+    .description(
+      'check workflow files without running them (opens no database; works without a Warden home)',
+    )
+    .option(
+      '--allow-unreachable',
+      'report stages that can never be reached as warnings instead of errors',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Prints "✓ <file>: workflow \'<name>\', N stages" for a good file, or every problem as',
+        '<file>: <path>: <message>. Exit code 0 when every file is valid, 2 when one is not.',
+        '',
+        'Examples:',
+        '  $ warden validate examples/*.yaml',
+        '  $ warden validate --json flow.yaml',
+      ].join('\n'),
+    )
+    .action(wrap(validateCommand));
 
   program
     .command('resume [pid]')
