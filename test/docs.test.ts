@@ -24,6 +24,7 @@ describe('docs', () => {
     const commands = [
       'init',
       'run',
+      'validate',
       'resume',
       'ps',
       'inspect',
