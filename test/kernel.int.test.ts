@@ -267,7 +267,8 @@ describe('stale and forged reports', () => {
 });
 
 describe('lease reclaim', () => {
-  const retried = (errorNext?: string): LoadedWorkflow =>
+  // The fallback stage exists only when error_next leads to it (an unreachable stage is invalid).
+  const retried = (errorNext?: 'fallback'): LoadedWorkflow =>
     wf({
       stages: [
         {
@@ -276,7 +277,9 @@ describe('lease reclaim', () => {
           retry: { max_attempts: 2, backoff: 10, max_backoff: 20 },
           ...(errorNext ? { error_next: errorNext } : {}),
         },
-        { name: 'fallback', agent: { kind: 'noop', output: { recovered: true } } },
+        ...(errorNext
+          ? [{ name: 'fallback', agent: { kind: 'noop' as const, output: { recovered: true } } }]
+          : []),
       ],
     });
 

@@ -20,7 +20,7 @@ import type { CliContext } from './context.ts';
 import { EXIT } from './exit-codes.ts';
 import { command } from './invocation.ts';
 import { printJson, printLine, style } from './output.ts';
-import { renderEvent, runJson, summaryLine } from './render.ts';
+import { promptLine, renderEvent, runJson, summaryLine, terminalSafe } from './render.ts';
 import { type FollowedRun, RunFollower } from './run-follower.ts';
 
 export interface DriveOptions {
@@ -50,7 +50,7 @@ export async function driveRuns(
   const streamText = (text: string) => {
     if (!streaming) process.stdout.write('  ');
     streaming = true;
-    process.stdout.write(style.dim(text.replace(/\n/g, '\n  ')));
+    process.stdout.write(style.dim(terminalSafe(text).replace(/\n/g, '\n  ')));
   };
   /** Steps whose text this process streamed live; their recorded deltas are not shown again. */
   const streamedLive = new Set<string>();
@@ -235,7 +235,7 @@ export async function driveRuns(
     for (const [pid, pending] of waiting) {
       printLine(style.yellow(`■ ${pid} is waiting for a person:`));
       for (const i of pending) {
-        printLine(`  ${i.kind}: ${i.prompt}`);
+        printLine(`  ${i.kind}: ${promptLine(i.prompt)}`);
         printLine(style.dim(`    ${answerHint(i)}`));
       }
       printLine(style.dim(`  then continue it with: ${command(`resume ${pid}`)}`));

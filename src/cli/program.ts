@@ -10,6 +10,7 @@ import { answerResponse, cancelCommand, resolveCommand } from './commands/interr
 import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { resumeCommand, runCommand } from './commands/run.ts';
 import { dlqCommand, submitCommand, tasksCommand } from './commands/tasks.ts';
+import { validateCommand } from './commands/validate.ts';
 import { watchCommand } from './commands/watch.ts';
 import { completionCommand } from './completion.ts';
 import { exitCodeFor } from './exit-codes.ts';
@@ -85,7 +86,30 @@ export function buildProgram(setExit: (code: number) => void): Command {
       'never ask: leave the run waiting and print how to answer (exit code 4)',
     )
     .option('--concurrency <n>', 'steps to run at once')
+    .option(
+      '--allow-unreachable',
+      'run even when some stages can never be reached (a warning on stderr instead of an error)',
+    )
     .action(wrap(runCommand));
+
+  program
+    .command('validate <workflow...>')
+    .description(
+      'check workflow files without running them (opens no database; works without a Warden home)',
+    )
+    .option(
+      '--allow-unreachable',
+      'report stages that can never be reached as warnings instead of errors',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Prints "✓ <file>: workflow \'<name>\', N stages" for a good file, or every problem as',
+        '<file>: <path>: <message>. Exit code 0 when every file is valid, 2 when one is not.',
+      ].join('\n'),
+    )
+    .action(wrap(validateCommand));
 
   program
     .command('resume [pid]')
@@ -233,6 +257,7 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden run examples/review-loop.yaml --no-interactive   # stop at questions, exit 4',
     'warden run flow.yaml --input @input.json --session ticket-42',
   ],
+  validate: ['warden validate examples/*.yaml', 'warden validate --json flow.yaml'],
   resume: ['warden resume              # every unfinished run', 'warden resume p_01M8…'],
   watch: ['warden watch p_01M8…'],
   ps: ['warden ps', 'warden ps --state running,waiting --limit 10', 'warden ps --json'],

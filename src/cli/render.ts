@@ -12,10 +12,35 @@ export function budgetLine(usage: Usage, quota: Quota): string {
   ].join(' · ');
 }
 
+/**
+ * Text from a run (an interrupt prompt with substituted values, an answer) made safe to print
+ * on a terminal: every control character except newline and tab — ESC and CSI, which start
+ * every ANSI escape sequence, carriage return, backspace, DEL — and the Unicode bidirectional
+ * overrides are shown as visible escapes (`\x1b`, `\u202e`) instead of being sent to the
+ * terminal, so a value cannot move the cursor, recolour, clear or re-order what a person is
+ * asked to approve.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, '0')}`
+      : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+// C0 controls but \t and \n, DEL, C1 controls, and the bidi marks, embeddings, overrides and isolates.
+const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** An interrupt prompt for one line of output: made {@link terminalSafe}, line breaks folded. */
+export function promptLine(prompt: string, max?: number): string {
+  const flat = terminalSafe(prompt).replace(/\s+/g, ' ').trim();
+  return max !== undefined && flat.length > max ? `${flat.slice(0, max)}…` : flat;
+}
+
 function short(value: unknown, max = 100): string {
   const text = typeof value === 'string' ? value : JSON.stringify(value);
-  const flat = (text ?? '').replace(/\s+/g, ' ');
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+  return promptLine(text ?? '', max);
 }
 
 /** One line per interesting event, or null for events shown another way (deltas) or not at all. */
@@ -34,12 +59,12 @@ export function renderEvent(event: EventRecord): string | null {
       return `${style.green('✓')} ${String(d.stage)} ${style.dim(short(d.output))}`;
     case 'stage.failed': {
       const e = d.error as { code?: string; message?: string } | undefined;
-      return `${style.red('✗')} ${String(d.stage)} ${style.dim(`[${e?.code ?? '?'}] ${e?.message ?? ''}${d.will_retry ? ' — will retry' : ''}`)}`;
+      return `${style.red('✗')} ${String(d.stage)} ${style.dim(`[${e?.code ?? '?'}] ${terminalSafe(e?.message ?? '')}${d.will_retry ? ' — will retry' : ''}`)}`;
     }
     case 'route.taken':
       return style.dim(`  → ${String(d.to)} (${String(d.via)})`);
     case 'interrupt.raised':
-      return `${style.yellow('?')} ${String(d.kind)}: ${String(d.prompt)} ${style.dim(String(d.id))}`;
+      return `${style.yellow('?')} ${String(d.kind)}: ${promptLine(String(d.prompt))} ${style.dim(String(d.id))}`;
     case 'interrupt.resolved':
       return `${style.green('✓')} ${String(d.kind)} answered ${style.dim(short(d.response))}`;
     case 'interrupt.expired':

@@ -159,7 +159,21 @@ export {
   workflowSchema,
 } from './workflow/schema.ts';
 export {
+  type ParsedTemplate,
+  parseTemplate,
+  renderTemplate,
+  TEMPLATE_ROOTS,
+  type TemplatePart,
+  type TemplateProblem,
+  templateProblems,
+  type TemplateRoot,
+} from './workflow/template.ts';
+export {
   END,
+  ISSUE_SEVERITIES,
+  type IssueSeverity,
+  stageTargets,
+  unreachableStages,
   type ValidateOptions,
   validateWorkflow,
   type WorkflowIssue,

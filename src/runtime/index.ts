@@ -5,7 +5,6 @@ export {
   type ModelCallOptions,
 } from './agents/agent.ts';
 export { parseJsonObject } from './agents/builtin.ts';
-export { renderTemplate } from './agents/template.ts';
 export { OpenAiProvider, type OpenAiProviderOptions } from './models/openai.ts';
 export {
   type ChatMessage,

@@ -5,7 +5,7 @@ import { interruptJson } from '../drive.ts';
 import type { GlobalOptions } from '../global-options.ts';
 import { command } from '../invocation.ts';
 import { formatTime, printJson, printLine, printTable, style } from '../output.ts';
-import { budgetLine, runJson } from '../render.ts';
+import { budgetLine, promptLine, runJson } from '../render.ts';
 import { runHealth } from '../run-health.ts';
 
 export async function psCommand(
@@ -136,7 +136,7 @@ export async function inspectCommand(pid: string, options: GlobalOptions): Promi
       printLine(style.bold('  interrupts'));
       for (const i of interrupts)
         printLine(
-          `    ${i.id} ${i.kind} ${i.status}${i.response ? ` ${JSON.stringify(i.response)}` : ''} — ${i.prompt}`,
+          `    ${i.id} ${i.kind} ${i.status}${i.response ? ` ${JSON.stringify(i.response)}` : ''} — ${promptLine(i.prompt)}`,
         );
     }
     return 0;
@@ -254,7 +254,7 @@ export async function interruptsCommand(
         i.process_id ?? '',
         i.stage ?? '',
         formatTime(i.expires_at),
-        i.prompt.slice(0, 60),
+        promptLine(i.prompt, 60),
       ]),
     );
     return 0;

@@ -8,6 +8,7 @@ import {
   PRIORITIES,
   type Priority,
   WardenError,
+  type WorkflowIssue,
 } from '../../core/index.ts';
 import { ModelRegistry } from '../../runtime/index.ts';
 import { openContext } from '../context.ts';
@@ -21,9 +22,18 @@ export interface RunOptions extends GlobalOptions {
   readonly priority?: string;
   readonly interactive?: boolean;
   readonly concurrency?: string;
+  readonly allowUnreachable?: boolean;
 }
 
-export function readWorkflowFile(file: string): LoadedWorkflow {
+/**
+ * Reads and validates a workflow file as the CLI runs it: no TypeScript routing functions or
+ * agents are registered, and unreachable stages are errors unless `allowUnreachable`.
+ * NOT_FOUND when the file does not exist; WORKFLOW_INVALID listing every problem.
+ */
+export function readWorkflowFile(
+  file: string,
+  options: { readonly allowUnreachable?: boolean } = {},
+): LoadedWorkflow {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -38,7 +48,17 @@ export function readWorkflowFile(file: string): LoadedWorkflow {
     );
   }
   // The CLI registers no TypeScript routing functions or agents: reject workflows that need them.
-  return parseWorkflowText(text, file, { routingFunctions: new Set(), agents: new Set() });
+  return parseWorkflowText(text, file, {
+    routingFunctions: new Set(),
+    agents: new Set(),
+    allowUnreachable: options.allowUnreachable ?? false,
+  });
+}
+
+/** Prints a loaded workflow's warnings on stderr (stdout stays the command's output). */
+export function printWarnings(file: string, warnings: readonly WorkflowIssue[]): void {
+  for (const w of warnings)
+    process.stderr.write(`${style.yellow('warning')} ${file}: ${w.path}: ${w.message}\n`);
 }
 
 /** JSON from a flag's value, or from a file with `@path`; `flag` names it in errors. */
@@ -93,7 +113,8 @@ function parsePriority(value: string | undefined): Priority | undefined {
 
 export async function runCommand(file: string, options: RunOptions): Promise<number> {
   // Validate everything before touching the database: bad input changes nothing.
-  const workflow = readWorkflowFile(file);
+  const workflow = readWorkflowFile(file, { allowUnreachable: options.allowUnreachable ?? false });
+  printWarnings(file, workflow.warnings);
   const input = parseInput(options.input);
   const priority = parsePriority(options.priority);
   const concurrency = parseConcurrency(options.concurrency);

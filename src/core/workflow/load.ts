@@ -16,6 +16,11 @@ export interface LoadedWorkflow {
   readonly workflow: Workflow;
   /** sha256 of the canonical JSON of the validated workflow. */
   readonly hash: string;
+  /**
+   * Problems that did not stop the workflow from loading (severity `warning`): unreachable
+   * stages when `allowUnreachable` was given. Empty otherwise. Nothing prints them: show them.
+   */
+  readonly warnings: readonly WorkflowIssue[];
 }
 
 export function parseWorkflowText(
@@ -29,6 +34,7 @@ export function parseWorkflowText(
     const issues = doc.errors.map((e) => {
       const pos = lineCounter.linePos(e.pos[0]);
       return {
+        severity: 'error' as const,
         path: pos ? `line ${pos.line}, column ${pos.col}` : '(document)',
         message: e.message.split('\n')[0] ?? e.message,
       };
@@ -48,7 +54,13 @@ export function buildWorkflow(
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw workflowInvalid(
       fileName,
-      [{ path: '(document)', message: 'expected a mapping with name and stages' }],
+      [
+        {
+          severity: 'error',
+          path: '(document)',
+          message: 'expected a mapping with name and stages',
+        },
+      ],
       'is not a workflow',
     );
   }
@@ -60,8 +72,11 @@ export function buildWorkflow(
       'does not match the workflow schema',
     );
   const issues = validateWorkflow(parsed.data, options);
-  if (issues.length > 0) throw workflowInvalid(fileName, issues, 'is not a valid workflow');
-  return { workflow: parsed.data, hash: sha256Hex(canonicalJson(parsed.data)) };
+  const errors = issues.filter((i) => i.severity === 'error');
+  const warnings = issues.filter((i) => i.severity === 'warning');
+  if (errors.length > 0)
+    throw workflowInvalid(fileName, errors, 'is not a valid workflow', warnings);
+  return { workflow: parsed.data, hash: sha256Hex(canonicalJson(parsed.data)), warnings };
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -78,6 +93,7 @@ function zodIssues(error: z.ZodError, raw: unknown): WorkflowIssue[] {
     const got = valueAt(raw, issue.path);
     const shown = got === undefined ? '' : ` (got ${truncate(JSON.stringify(got))})`;
     return {
+      severity: 'error' as const,
       path: formatPath(issue.path),
       message: `${issue.message}${issue.code === 'invalid_type' ? '' : shown}`,
     };
@@ -98,19 +114,27 @@ function truncate(text: string | undefined, max = 60): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
+/**
+ * WORKFLOW_INVALID naming every error in its message; `details.issues` lists the errors as
+ * `{path, message}`, and `details.warnings` (only when there are some) the warnings.
+ */
 function workflowInvalid(
   fileName: string,
   issues: readonly WorkflowIssue[],
   what: string,
+  warnings: readonly WorkflowIssue[] = [],
 ): WardenError {
   const lines = issues.map((i) => `  ${fileName}: ${i.path}: ${i.message}`);
+  const plain = (list: readonly WorkflowIssue[]) =>
+    list.map((i) => ({ path: i.path, message: i.message }));
   return new WardenError(
     'WORKFLOW_INVALID',
     `${fileName} ${what}:\n${lines.join('\n')}\nFix the file and run the command again; nothing was changed.`,
     {
       details: {
         file: fileName,
-        issues: issues.map((i) => ({ path: i.path, message: i.message })),
+        issues: plain(issues),
+        ...(warnings.length > 0 ? { warnings: plain(warnings) } : {}),
       },
     },
   );

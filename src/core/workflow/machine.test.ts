@@ -29,8 +29,11 @@ const END = 'end';
 // Helpers shared by the unit tests and the model test
 // ---------------------------------------------------------------------------------------------
 
+// The machine must run any workflow that loads, including ones loaded with unreachable stages
+// allowed (several fixtures and the generated workflows have stages no route leads to).
 function load(raw: Record<string, unknown>): Workflow {
-  return buildWorkflow({ name: 'test', ...raw }, 'machine.test.yaml').workflow;
+  return buildWorkflow({ name: 'test', ...raw }, 'machine.test.yaml', { allowUnreachable: true })
+    .workflow;
 }
 
 /** The quota the kernel derives from a workflow's bounds (see the orchestrator's startRun). */
@@ -1076,6 +1079,71 @@ describe('interrupts', () => {
     // Not risky: no interrupt, plain routing.
     const safe = complete(workflow, issued, { risky: false });
     expect(safe.effect).toMatchObject({ kind: 'run_agent', stage: 'no' });
+  });
+
+  it("a gate's prompt is a template over input, earlier outputs and the last answer", () => {
+    const workflow = load({
+      stages: [
+        { name: 'extract', agent: { kind: 'noop' }, default_next: 'ask' },
+        {
+          name: 'ask',
+          interrupt: {
+            kind: 'confirmation',
+            prompt: 'Pay {{outputs.extract.amount}} to {{ input.topic }}? {{outputs.extract}}',
+          },
+          resume_next: 'again',
+        },
+        {
+          name: 'again',
+          interrupt: { kind: 'clarification', prompt: 'Why "{{interrupt.text}}"?' },
+        },
+      ],
+    });
+    const t = complete(workflow, advance(workflow, freshSnapshot(workflow), opts()), {
+      amount: 12.5,
+    });
+    expect(t.effect).toMatchObject({
+      kind: 'raise_interrupt',
+      interrupt: { stage: 'ask', prompt: 'Pay 12.5 to x? {"amount":12.5}' },
+    });
+    const next = resumeAfterInterrupt(
+      workflow,
+      t.snapshot,
+      { id: 'i1', kind: 'confirmation', stage: 'ask', response: { approved: false, text: 'no' } },
+      opts(),
+    );
+    expect(next.effect).toMatchObject({ interrupt: { stage: 'again', prompt: 'Why "no"?' } });
+  });
+
+  it("an agent stage's interrupt prompt sees the stage's own output; prompt_from is not a template", () => {
+    const workflow = load({
+      stages: [
+        {
+          name: 'decide',
+          agent: { kind: 'noop' },
+          interrupt: {
+            kind: 'agent_review',
+            prompt: 'Refund {{outputs.decide.amount}} to {{outputs.decide.payee}}?',
+            prompt_from: 'output.question',
+          },
+        },
+      ],
+    });
+    const issued = advance(workflow, freshSnapshot(workflow), opts());
+    const templated = complete(workflow, issued, { amount: 900, payee: 'ACME' });
+    expect(templated.effect).toMatchObject({ interrupt: { prompt: 'Refund 900 to ACME?' } });
+    // A question from the output is shown as written: its braces are data, not placeholders.
+    const fromOutput = complete(workflow, issued, { question: 'Leak {{input.topic}}?' });
+    expect(fromOutput.effect).toMatchObject({ interrupt: { prompt: 'Leak {{input.topic}}?' } });
+  });
+
+  it('a prompt that renders empty falls back to the stage name', () => {
+    const workflow = load({
+      stages: [{ name: 'ask', interrupt: { kind: 'checkpoint', prompt: '{{input.missing}}' } }],
+    });
+    expect(advance(workflow, freshSnapshot(workflow), opts()).effect).toMatchObject({
+      interrupt: { prompt: 'ask' },
+    });
   });
 
   it('resume_next overrides routing after an interrupt', () => {

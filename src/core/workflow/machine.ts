@@ -27,6 +27,7 @@ import {
 import { evaluateCondition, readField, type RoutingContext } from './condition.ts';
 import { type Envelope, pushHistory } from './envelope.ts';
 import type { StageSpec, Workflow } from './schema.ts';
+import { renderTemplate } from './template.ts';
 import { END } from './validate.ts';
 
 export interface RunSnapshot {
@@ -126,7 +127,7 @@ function decide(workflow: Workflow, snap: RunSnapshot, elapsedMs: number, apply:
     const interrupt: RaisedInterrupt = {
       kind: stage.interrupt.kind,
       stage: stage.name,
-      prompt: stage.interrupt.prompt ?? stage.name,
+      prompt: interruptPrompt(stage, env),
       data: {},
       ...(stage.interrupt.ttl === undefined ? {} : { ttl_ms: stage.interrupt.ttl }),
     };
@@ -135,6 +136,17 @@ function decide(workflow: Workflow, snap: RunSnapshot, elapsedMs: number, apply:
   }
   if (apply) env.pending = { step, stage: stage.name, kind: 'agent' };
   return { kind: 'run_agent', stage: stage.name, step, fresh: true };
+}
+
+/**
+ * The question of a stage's interrupt: its `prompt` rendered as a template against the
+ * envelope (the stage's own output is already under `outputs`), or the stage name when there
+ * is no prompt or it renders empty.
+ */
+function interruptPrompt(stage: StageSpec, env: Readonly<Envelope>): string {
+  const template = stage.interrupt?.prompt;
+  const rendered = template === undefined ? '' : renderTemplate(template, env);
+  return rendered === '' ? stage.name : rendered;
 }
 
 function terminate(
@@ -302,10 +314,11 @@ export function completeStep(
     const interrupt: RaisedInterrupt = {
       kind: ask.kind,
       stage: stage.name,
+      // A prompt taken from the output is data, never a template: it is not rendered.
       prompt:
         typeof fromOutput === 'string' && fromOutput !== ''
           ? fromOutput
-          : (ask.prompt ?? stage.name),
+          : interruptPrompt(stage, env),
       data: { output: result.output },
       ...(ask.ttl === undefined ? {} : { ttl_ms: ask.ttl }),
     };

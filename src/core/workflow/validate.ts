@@ -1,12 +1,19 @@
 /**
- * Semantic validation of a parsed workflow: names, targets, loops and limits. Returns every
- * problem found (not just the first), each with a path and what was expected.
+ * Semantic validation of a parsed workflow: names, targets, loops, limits, templates and
+ * reachability. Returns every problem found (not just the first), each with a path and what
+ * was expected.
  */
-import type { Condition, RoutingRule, Workflow } from './schema.ts';
+import type { Condition, RoutingRule, StageSpec, Workflow } from './schema.ts';
+import { templateProblems } from './template.ts';
 
 export const END = 'end';
 
+export const ISSUE_SEVERITIES = ['error', 'warning'] as const;
+export type IssueSeverity = (typeof ISSUE_SEVERITIES)[number];
+
 export interface WorkflowIssue {
+  /** `error` makes the workflow invalid; `warning` is reported and the workflow still loads. */
+  readonly severity: IssueSeverity;
   /** Path in the document, e.g. `stages[1].routing[0].next`. */
   readonly path: string;
   readonly message: string;
@@ -17,13 +24,35 @@ export interface ValidateOptions {
   readonly routingFunctions?: ReadonlySet<string>;
   /** Names of registered TypeScript agents; when given, unknown names are errors. */
   readonly agents?: ReadonlySet<string>;
+  /**
+   * Report stages that can never run (see {@link unreachableStages}) as warnings instead of
+   * errors. @default false
+   */
+  readonly allowUnreachable?: boolean;
 }
 
+/** Every problem with `workflow`: errors first (in document order of the checks), then warnings. */
 export function validateWorkflow(
   workflow: Workflow,
   options: ValidateOptions = {},
 ): WorkflowIssue[] {
-  const issues: WorkflowIssue[] = [];
+  const issues = problemsOf(workflow, options).map((p): WorkflowIssue => ({
+    severity: 'error',
+    ...p,
+  }));
+  const unreachable = unreachableStages(workflow).map((p): WorkflowIssue => ({
+    severity: options.allowUnreachable ? 'warning' : 'error',
+    ...p,
+  }));
+  return [...issues, ...unreachable].sort(
+    (a, b) => Number(a.severity === 'warning') - Number(b.severity === 'warning'),
+  );
+}
+
+type Problem = Omit<WorkflowIssue, 'severity'>;
+
+function problemsOf(workflow: Workflow, options: ValidateOptions): Problem[] {
+  const issues: Problem[] = [];
   const names = new Map<string, number>();
   const outputKeys = new Map<string, number>();
   const stageList = workflow.stages.map((s) => s.name).join(', ');
@@ -60,6 +89,7 @@ export function validateWorkflow(
     });
   };
 
+  const keys: ReadonlySet<string> = new Set(outputKeys.keys());
   if (workflow.start !== undefined) target(workflow.start, 'start');
   if (workflow.start === END)
     issues.push({ path: 'start', message: `the workflow cannot start at '${END}'` });
@@ -105,17 +135,15 @@ export function validateWorkflow(
       }
       if ('when' in rule) checkCondition(rule.when, `${at}.routing[${r}].when`, issues);
     });
+    for (const [text, path] of templatesOf(stage, at)) {
+      for (const problem of templateProblems(text, keys))
+        issues.push({ path, message: problem.message });
+    }
     target(stage.default_next, `${at}.default_next`);
     target(stage.error_next, `${at}.error_next`);
     target(stage.resume_next, `${at}.resume_next`);
 
-    const selfTargets = [
-      ...stage.routing.flatMap((rule) => ('next' in rule ? [rule.next] : [])),
-      stage.default_next,
-      stage.error_next,
-      stage.resume_next,
-    ];
-    if (selfTargets.includes(stage.name) && stage.max_visits === undefined) {
+    if (stageTargets(stage).includes(stage.name) && stage.max_visits === undefined) {
       issues.push({
         path: `${at}.max_visits`,
         message: `stage '${stage.name}' can route to itself, so it needs max_visits (a positive integer) to bound the loop`,
@@ -137,7 +165,80 @@ export function validateWorkflow(
   return issues;
 }
 
-function checkCondition(condition: Condition, path: string, issues: WorkflowIssue[]): void {
+/** The stage's template texts with their paths: interrupt `prompt`, llm `prompt` and `system`. */
+function templatesOf(stage: StageSpec, at: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  if (stage.interrupt?.prompt !== undefined)
+    out.push([stage.interrupt.prompt, `${at}.interrupt.prompt`]);
+  if (stage.agent?.kind === 'llm') {
+    out.push([stage.agent.prompt, `${at}.agent.prompt`]);
+    if (stage.agent.system !== undefined) out.push([stage.agent.system, `${at}.agent.system`]);
+  }
+  return out;
+}
+
+/** The stages a stage can hand the run to: routing targets, default, error and resume routes. */
+export function stageTargets(stage: StageSpec): string[] {
+  return [
+    ...stage.routing.flatMap((rule) => ('next' in rule ? [rule.next] : [])),
+    ...[stage.default_next, stage.error_next, stage.resume_next].filter(
+      (t): t is string => t !== undefined,
+    ),
+  ];
+}
+
+/**
+ * Stages no run can ever enter, each with what to do about it. A stage is reachable when the
+ * start stage can get to it by routing `next`, `default_next`, `error_next` or `resume_next`.
+ * A routing function (`fn`) may return any stage, so once a reachable stage has one, every
+ * stage counts as reachable. Nothing is reported while `start` names no stage (that is an
+ * error of its own).
+ *
+ * Stages do not run in file order by themselves: a stage without a matching rule and without
+ * `default_next` ends the run. An unreachable stage is almost always a missing `default_next`,
+ * which is why this is an error unless the caller asks for a warning.
+ */
+export function unreachableStages(workflow: Workflow): Problem[] {
+  const byName = new Map(workflow.stages.map((s) => [s.name, s]));
+  const start = workflow.start ?? workflow.stages[0]?.name;
+  if (start === undefined || !byName.has(start)) return [];
+  const reached = new Set<string>([start]);
+  const queue = [start];
+  for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+    const stage = byName.get(name)!;
+    if (stage.routing.some((rule) => 'fn' in rule)) return [];
+    for (const next of stageTargets(stage)) {
+      if (next === END || reached.has(next) || !byName.has(next)) continue;
+      reached.add(next);
+      queue.push(next);
+    }
+  }
+  const problems: Problem[] = [];
+  workflow.stages.forEach((stage, i) => {
+    if (reached.has(stage.name)) return;
+    const from = workflow.stages
+      .filter((s) => stageTargets(s).includes(stage.name))
+      .map((s) => `'${s.name}'`);
+    const why =
+      from.length === 0
+        ? 'no stage routes to it'
+        : `only stages that are never reached route to it (${from.join(', ')})`;
+    const previous = workflow.stages[i - 1];
+    const fix =
+      previous !== undefined &&
+      previous.default_next === undefined &&
+      !previous.routing.some((rule) => 'when' in rule && 'always' in rule.when)
+        ? `Add \`default_next: ${stage.name}\` to stage '${previous.name}' to run the stages in order, or remove stage '${stage.name}'.`
+        : `Route to it from a stage that runs (routing \`next\`, \`default_next\`, \`error_next\` or \`resume_next\`), or remove it.`;
+    problems.push({
+      path: `stages[${i}]`,
+      message: `stage '${stage.name}' is never reached: ${why}. ${fix}`,
+    });
+  });
+  return problems;
+}
+
+function checkCondition(condition: Condition, path: string, issues: Problem[]): void {
   if ('and' in condition)
     condition.and.forEach((c, i) => checkCondition(c, `${path}.and[${i}]`, issues));
   else if ('or' in condition)

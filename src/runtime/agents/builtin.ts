@@ -1,9 +1,8 @@
 /** The built-in agent kinds: `noop` (evidence stub) and `llm` (a prompt to a model). */
-import { type LlmAgentSpec, WardenError } from '../../core/index.ts';
+import { type LlmAgentSpec, renderTemplate, WardenError } from '../../core/index.ts';
 import type { StepResult } from '../../kernel/index.ts';
 import type { ChatMessage } from '../models/provider.ts';
 import type { AgentContext } from './agent.ts';
-import { renderTemplate } from './template.ts';
 
 export async function runNoop(
   ctx: AgentContext,
