@@ -14,7 +14,13 @@
  * are reclaimed continuously (queue/lease-reaper.ts; steps through the kernel's hook), so a run
  * never waits on a dead process.
  */
-import { coerceError, isWardenError, randomToken, WardenError } from '../core/index.ts';
+import {
+  checkParams,
+  coerceError,
+  isWardenError,
+  randomToken,
+  WardenError,
+} from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
 import { ClaimLoop, HeartbeatPump, LeaseReaper, releaseSettle, RunState } from '../queue/index.ts';
 import type { ClaimedTask } from '../store/index.ts';
@@ -23,6 +29,7 @@ import { type Agent, AgentRegistry } from './agents/agent.ts';
 import { runLlm, runNoop } from './agents/builtin.ts';
 import { ModelRegistry } from './models/registry.ts';
 import { abortError } from './models/scripted.ts';
+import { stopArgs, workerArgs } from './params.ts';
 
 export interface WorkerOptions {
   readonly kernel: Kernel;
@@ -66,7 +73,9 @@ export class Worker {
   #registered = false;
   #unsubscribe: (() => void) | null = null;
 
+  /** INVALID_PARAMS naming the option for a bad one (`kernel` is required). */
   constructor(options: WorkerOptions) {
+    checkParams('new Worker', workerArgs, { options });
     this.#options = options;
     this.#kernel = options.kernel;
     this.#agents = options.agents ?? new AgentRegistry();
@@ -184,6 +193,7 @@ export class Worker {
 
   /** Stops claiming; waits for running steps to finish (or aborts them when `abort` is true). */
   async stop(options: { abort?: boolean } = {}): Promise<void> {
+    checkParams('Worker.stop', stopArgs, { options });
     if (!(await this.#state.beginStop())) return;
     if (options.abort) this.#abortAll();
     await this.#claimLoop.stop();
