@@ -107,7 +107,17 @@ export default tseslint.config(
     },
   },
   {
-    files: ['eslint.config.js'],
+    // Examples are what users copy: agents written `async` without an await are fine there.
+    files: ['examples/**/*.ts'],
+    rules: { '@typescript-eslint/require-await': 'off' },
+  },
+  {
+    files: ['eslint.config.js', 'examples/**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The CommonJS example shows require() of the package on purpose.
+    files: ['examples/**/*.cjs'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );
