@@ -4,7 +4,9 @@
  * throws INVALID_PARAMS naming the function, the parameter (or option) path, what was expected
  * and what it got — never a raw TypeError from deep inside. Only the boundary checks: values
  * the kernel, queue and workers pass each other are trusted and never checked again, so the
- * hot paths (claim, settle, commit) pay nothing.
+ * hot paths (claim, settle, commit) pay nothing. What the boundary pays is small: a check of a
+ * method's arguments took 0.2–0.6 µs (zod 4, Node 24, a loaded 2-core VM), against ≥ 0.3 ms for
+ * any write transaction. Bulk arguments (submitMany's jobs) are checked by hand, without copying.
  *
  *   checkParams('Kernel.getProcess', pidArgs, { pid });
  *   // INVALID_PARAMS "Kernel.getProcess: pid: expected a process id string (got undefined)"
