@@ -11,6 +11,7 @@ export {
   type InterruptKind,
   type InterruptResponse,
   isWardenError,
+  type LoadedWorkflow,
   ManualClock,
   parseWorkflowText,
   type ProcessState,

@@ -311,12 +311,15 @@ describe('workflow runs', () => {
 describe('limit options', () => {
   it('are validated, naming the option', async () => {
     const store = await open();
-    expect(() => new JobQueue({ store, maxResultBytes: 0 })).toThrow(/^maxResultBytes must be/);
+    const bytes = 'expected an integer number of bytes of at least 256';
+    expect(() => new JobQueue({ store, maxResultBytes: 0 })).toThrow(
+      `new JobQueue: options.maxResultBytes: ${bytes} (got 0)`,
+    );
     expect(() => new JobQueue({ store, maxProgressBytes: 1.5 })).toThrow(
-      /^maxProgressBytes must be/,
+      `new JobQueue: options.maxProgressBytes: ${bytes} (got 1.5)`,
     );
     expect(() => new Kernel({ store, limits: { stepOutputBytes: -1 } })).toThrow(
-      /^limits\.stepOutputBytes must be/,
+      `new Kernel: options.limits.stepOutputBytes: ${bytes} (got -1)`,
     );
     const queue = new JobQueue({ store });
     expect(queue.limits).toEqual({

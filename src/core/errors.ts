@@ -222,6 +222,15 @@ export class WardenError extends Error {
   readonly details: Record<string, unknown> | undefined;
 
   constructor(code: ErrorCode, message: string, options: WardenErrorOptions = {}) {
+    if (!Object.hasOwn(ERROR_CATALOGUE, code)) {
+      // Checked before anything reads the catalogue entry (a raw TypeError otherwise).
+      const got = typeof code === 'string' ? `'${code}'` : typeof code;
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `new WardenError: code: expected one of the codes in ERROR_CATALOGUE (docs/errors.md) (got ${got})`,
+        { details: { where: 'new WardenError', code: String(code) } },
+      );
+    }
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'WardenError';
     this.code = code;

@@ -55,6 +55,14 @@ export {
   utf8Bytes,
 } from './limits.ts';
 export {
+  checkParams,
+  clockParam,
+  describeValue,
+  invalidParams,
+  param,
+  type ParamIssue,
+} from './params.ts';
+export {
   assertTransition,
   canTransition,
   isTerminalProcessState,
@@ -122,6 +130,7 @@ export {
   formatPath,
   type LoadedWorkflow,
   parseWorkflowText,
+  resolveWorkflow,
 } from './workflow/load.ts';
 export {
   advance,

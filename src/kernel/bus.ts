@@ -5,7 +5,8 @@
  * subscriber*, counted, and the subscriber is told how many it missed on its next delivery.
  * Nothing is dropped silently.
  */
-import { WardenError } from '../core/index.ts';
+import { checkParams, WardenError } from '../core/index.ts';
+import { subscribeArgs } from './params.ts';
 
 export interface BusMessage {
   readonly type: string;
@@ -38,6 +39,7 @@ export class Bus {
 
   /** Subscribe to some types (or all with `null`). Buffer: `capacity` messages (default 1024). */
   subscribe(types: readonly string[] | null, deliver: Deliver, capacity = 1_024): Subscription {
+    checkParams('Bus.subscribe', subscribeArgs, { types, deliver, capacity });
     const sub: Subscriber = {
       types: types ? new Set(types) : null,
       deliver,

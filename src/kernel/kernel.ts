@@ -4,10 +4,12 @@
  * only thing protocols and the CLI talk to. The kernel decides; workers only execute.
  */
 import {
+  checkParams,
   type Clock,
   errors,
   IdGenerator,
   type InterruptResponse,
+  resolveWorkflow,
   type RoutingFunction,
   systemClock,
 } from '../core/index.ts';
@@ -26,6 +28,15 @@ import {
   resolveKernelLimits,
   type StartRunInput,
 } from './orchestrator.ts';
+import {
+  cancelRunArgs,
+  kernelArgs,
+  pidArgs,
+  registerServiceArgs,
+  resolveInterruptArgs,
+  serviceNameArgs,
+  startRunArgs,
+} from './params.ts';
 import type { KernelContext } from './process-ops.ts';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './rate-limiter.ts';
 import { Recovery } from './recovery.ts';
@@ -86,8 +97,12 @@ export class Kernel {
   readonly agingMs: number;
   readonly #startedAt: number;
   readonly #unsubscribe: () => void;
+  /** Names of the routing functions, for validating workflow objects given to startRun. */
+  readonly #routingNames: ReadonlySet<string>;
 
+  /** INVALID_PARAMS naming the option for a bad one (`store` is required). */
   constructor(options: KernelOptions) {
+    checkParams('new Kernel', kernelArgs, { options });
     this.store = options.store;
     this.clock = options.clock ?? systemClock;
     this.ids = new IdGenerator(this.clock);
@@ -100,6 +115,7 @@ export class Kernel {
       agentLane: this.agentLane,
       agingMs: this.agingMs,
     };
+    this.#routingNames = new Set(Object.keys(options.routingFunctions ?? {}));
     this.rateLimiter = new RateLimiter(this.clock, options.rateLimits ?? DEFAULT_RATE_LIMITS);
     this.sessions = new SessionDirectory(this.store, this.ids, this.clock);
     this.orchestrator = new Orchestrator(
@@ -126,6 +142,7 @@ export class Kernel {
     info: Parameters<ServiceRegistry['register']>[0] & { readonly owner: string },
     call: ServiceCall | null = null,
   ): Promise<void> {
+    checkParams('Kernel.registerService', registerServiceArgs, { info, call });
     this.services.register(info, call);
     const now = this.clock.now();
     const system = await this.sessions.system();
@@ -173,6 +190,7 @@ export class Kernel {
   }
 
   async unregisterService(name: string): Promise<void> {
+    checkParams('Kernel.unregisterService', serviceNameArgs, { name });
     this.services.unregister(name);
     const system = await this.sessions.system();
     await this.store.commit([
@@ -214,21 +232,37 @@ export class Kernel {
   }
 
   /**
-   * Starts a workflow run. Rate-limited per user across every process on the database
-   * (RATE_LIMITED with retry_after_ms; a refused start changes nothing).
+   * Starts a workflow run. `workflow` is the LoadedWorkflow that buildWorkflow() or
+   * parseWorkflowText() returns, or a workflow object (validated here, against this kernel's
+   * routing functions too: WORKFLOW_INVALID listing every problem). Rate-limited per user
+   * across every process on the database (RATE_LIMITED with retry_after_ms; a refused start
+   * changes nothing). INVALID_PARAMS for a bad field, PAYLOAD_TOO_LARGE for an input or
+   * metadata over `limits.runInputBytes`.
    */
   async startRun(input: StartRunInput): Promise<ProcessRecord> {
+    checkParams('Kernel.startRun', startRunArgs, input);
+    const workflow = resolveWorkflow(input.workflow, 'Kernel.startRun', {
+      routingFunctions: this.#routingNames,
+      ...(input.source === undefined ? {} : { fileName: input.source }),
+    });
     const key = `user:${input.userId ?? 'local'}:run.start`;
-    return this.orchestrator.startRun(input, { key, limits: this.rateLimiter.limitsFor(key) });
+    return this.orchestrator.startRun(
+      { ...input, workflow },
+      { key, limits: this.rateLimiter.limitsFor(key) },
+    );
   }
 
+  /** The run's current record; NOT_FOUND when there is none. */
   async getProcess(pid: string): Promise<ProcessRecord> {
+    checkParams('Kernel.getProcess', pidArgs, { pid });
     const p = await this.store.getProcess(pid);
     if (!p) throw errors.notFound('process', pid);
     return p;
   }
 
-  cancelRun(pid: string, message?: string): Promise<ProcessRecord> {
+  /** Ends the run with `user_cancelled` (its step and pending interrupts are cancelled). */
+  async cancelRun(pid: string, message?: string): Promise<ProcessRecord> {
+    checkParams('Kernel.cancelRun', cancelRunArgs, { pid, message });
     return this.orchestrator.cancel(pid, message);
   }
 
@@ -237,6 +271,7 @@ export class Kernel {
     response: InterruptResponse,
     resolver?: string,
   ): Promise<{ interrupt: InterruptRecord; process: ProcessRecord | null }> {
+    checkParams('Kernel.resolveInterrupt', resolveInterruptArgs, { id, response, resolver });
     return this.interrupts.resolve(id, response, resolver);
   }
 

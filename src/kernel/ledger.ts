@@ -10,8 +10,9 @@
  * every page of events agree with each other, so events appended while the verification runs
  * (by this or any other process) are simply not seen, and never look like a broken head.
  */
-import { type ChainBreak, findChainBreak, GENESIS_HASH } from '../core/index.ts';
+import { type ChainBreak, checkParams, findChainBreak, GENESIS_HASH } from '../core/index.ts';
 import type { SessionRecord, Store, StoreSnapshot } from '../store/index.ts';
+import { verifyLedgerArgs } from './params.ts';
 
 export interface SessionVerification {
   readonly session_id: string;
@@ -34,7 +35,9 @@ export interface LedgerVerification {
 
 const PAGE = 5_000;
 
+/** Verifies every session's chain, or one session's. INVALID_PARAMS for bad arguments. */
 export async function verifyLedger(store: Store, sessionId?: string): Promise<LedgerVerification> {
+  checkParams('verifyLedger', verifyLedgerArgs, { store, sessionId });
   const snapshot = await store.openSnapshot();
   try {
     const sessions = sessionId

@@ -39,6 +39,7 @@ import {
   type TerminalReason,
   WardenError,
   type Workflow,
+  type WorkflowInput,
 } from '../core/index.ts';
 import { emptyUsage } from '../core/quota.ts';
 import type {
@@ -63,7 +64,12 @@ import {
 import { sortKey } from './scheduler.ts';
 
 export interface StartRunInput {
-  readonly workflow: LoadedWorkflow;
+  /**
+   * What to run: the LoadedWorkflow that `buildWorkflow()` or `parseWorkflowText()` returns
+   * (used as it is), or a workflow object `{ name, stages, … }` (validated on every start:
+   * build it once when you start it often).
+   */
+  readonly workflow: LoadedWorkflow | WorkflowInput;
   readonly input?: unknown;
   /** Session key (created when missing). @default 'main' */
   readonly sessionKey?: string;
@@ -76,6 +82,11 @@ export interface StartRunInput {
   /** Where the workflow came from, for display. */
   readonly source?: string;
   readonly parentPid?: string;
+}
+
+/** A {@link StartRunInput} whose workflow the kernel has resolved and validated. */
+export interface ResolvedStartRunInput extends Omit<StartRunInput, 'workflow'> {
+  readonly workflow: LoadedWorkflow;
 }
 
 /** What a worker needs to run one claimed step. */
@@ -161,7 +172,7 @@ export class Orchestrator {
    * a refused start (RATE_LIMITED) changes nothing.
    */
   async startRun(
-    input: StartRunInput,
+    input: ResolvedStartRunInput,
     rateLimit?: { readonly key: string; readonly limits: RateLimits },
   ): Promise<ProcessRecord> {
     try {
@@ -175,7 +186,7 @@ export class Orchestrator {
   }
 
   async #startRun(
-    input: StartRunInput,
+    input: ResolvedStartRunInput,
     rateLimit: { readonly key: string; readonly limits: RateLimits } | undefined,
   ): Promise<ProcessRecord> {
     const ctx = this.#ctx;

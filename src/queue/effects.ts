@@ -62,6 +62,7 @@ import {
   assertWithin,
   boundedMessage,
   canonicalJson,
+  checkParams,
   type Clock,
   coerceError,
   DEFAULT_LIMITS,
@@ -83,6 +84,7 @@ import type {
   TaskError,
 } from '../store/index.ts';
 import { isDeadLocalOwner } from './owner-liveness.ts';
+import { effectArgs, effectJournalArgs, forAttemptArgs, forClaimArgs } from './params.ts';
 
 export interface EffectOptions<T> {
   /** Names the kind of effect in the journal and its events (e.g. `email.send`). @default 'effect' */
@@ -167,7 +169,9 @@ export class EffectJournal {
   /** Calls running now, by attempt and key: a second call with the key joins the first. */
   readonly #inFlight = new Map<string, Promise<unknown>>();
 
+  /** INVALID_PARAMS naming the argument for a bad one. */
   constructor(store: Store, clock: Clock = systemClock, options: EffectJournalOptions = {}) {
+    checkParams('new EffectJournal', effectJournalArgs, { store, clock, options });
     this.#store = store;
     this.#clock = clock;
     this.#isDeadOwner = options.isDeadOwner ?? isDeadLocalOwner;
@@ -176,12 +180,13 @@ export class EffectJournal {
 
   /** The journal for the attempt that holds this claim. */
   forClaim(claim: ClaimedTask, isDeadOwner?: (workerId: string) => boolean): AttemptEffects {
+    checkParams('EffectJournal.forClaim', forClaimArgs, { claim, isDeadOwner });
     const task = claim.task;
     const leaseMs =
       task.lease_expires_at !== null && task.claimed_at != null
         ? task.lease_expires_at - task.claimed_at
         : DEFAULT_LEASE_MS;
-    return this.forAttempt(
+    return this.#forAttempt(
       {
         taskId: task.id,
         leaseToken: claim.leaseToken,
@@ -196,7 +201,13 @@ export class EffectJournal {
     );
   }
 
+  /** The journal for one attempt, described by hand (a remote worker's, say). */
   forAttempt(scope: EffectScope, isDeadOwner?: (workerId: string) => boolean): AttemptEffects {
+    checkParams('EffectJournal.forAttempt', forAttemptArgs, { scope, isDeadOwner });
+    return this.#forAttempt(scope, isDeadOwner);
+  }
+
+  #forAttempt(scope: EffectScope, isDeadOwner?: (workerId: string) => boolean): AttemptEffects {
     const dead = isDeadOwner ?? this.#isDeadOwner;
     return {
       scope,
@@ -213,12 +224,7 @@ export class EffectJournal {
     fn: () => Promise<T> | T,
     options: JournalEffectOptions<T>,
   ): Promise<T> {
-    if (typeof key !== 'string' || key.length === 0 || key.length > 512) {
-      throw new WardenError(
-        'INVALID_PARAMS',
-        'an effect key must be a non-empty string of at most 512 characters',
-      );
-    }
+    checkParams('effect', effectArgs, { key, fn, options });
     const flight = `${scope.leaseToken}\u0000${key}`;
     const joined = this.#inFlight.get(flight);
     if (joined) return joined as Promise<T>;

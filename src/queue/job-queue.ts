@@ -9,12 +9,15 @@
 import {
   backoffCeilingMs,
   canonicalJson,
+  checkParams,
   type Clock,
   coerceError,
   DEFAULT_AGING_MS,
+  describeValue,
   errors,
   type EventType,
   IdGenerator,
+  invalidParams,
   isTerminalTaskState,
   isWardenError,
   priorityRank,
@@ -44,6 +47,16 @@ import {
   type SubmitOptions,
   submitOptionsSchema,
 } from './options.ts';
+import {
+  cancelTaskArgs,
+  deadLettersArgs,
+  jobQueueArgs,
+  resultArgs,
+  scheduleArgs,
+  scheduleNameArgs,
+  taskIdArgs,
+  taskIdByArgs,
+} from './params.ts';
 import { nextOccurrence, validateCron } from './schedule-time.ts';
 
 export interface ResolvedLane {
@@ -121,7 +134,9 @@ export class JobQueue {
   /** The limits each lane was declared with here (omitted ones keep what the store has). */
   readonly #declared = new Map<string, { concurrency?: number; maxDepth?: number }>();
 
+  /** INVALID_PARAMS naming the option for a bad one (`store` is required). */
   constructor(options: JobQueueOptions) {
+    checkParams('new JobQueue', jobQueueArgs, { options });
     this.store = options.store;
     this.clock = options.clock ?? systemClock;
     this.ids = new IdGenerator(this.clock);
@@ -214,12 +229,35 @@ export class JobQueue {
 
   /** Submits one job. */
   async submit<P>(name: string, payload: P, options: SubmitOptions = {}): Promise<SubmittedJob> {
-    const [result] = await this.submitMany([{ name, payload, options }]);
+    const [result] = await this.#submitMany([{ name, payload, options }]);
     return result!;
   }
 
   /** Submits many jobs in one transaction (all or none). */
   async submitMany(
+    jobs: ReadonlyArray<{ name: string; payload: unknown; options?: SubmitOptions }>,
+  ): Promise<SubmittedJob[]> {
+    // Checked by hand, not by a schema: a bulk submit must not copy every job first.
+    if (!Array.isArray(jobs))
+      throw invalidParams('JobQueue.submitMany', [
+        {
+          path: 'jobs',
+          message: `expected an array of jobs [{ name, payload, options? }, …] (got ${describeValue(jobs)})`,
+        },
+      ]);
+    jobs.forEach((job: unknown, i) => {
+      if (job === null || typeof job !== 'object' || Array.isArray(job))
+        throw invalidParams('JobQueue.submitMany', [
+          {
+            path: `jobs[${i}]`,
+            message: `expected a job { name, payload, options? } (got ${describeValue(job)})`,
+          },
+        ]);
+    });
+    return this.#submitMany(jobs);
+  }
+
+  async #submitMany(
     jobs: ReadonlyArray<{ name: string; payload: unknown; options?: SubmitOptions }>,
   ): Promise<SubmittedJob[]> {
     if (jobs.length === 0) return [];
@@ -344,7 +382,13 @@ export class JobQueue {
     };
   }
 
+  /** The task; NOT_FOUND when there is none. */
   async get(id: string): Promise<TaskRecord> {
+    checkParams('JobQueue.get', taskIdArgs, { id });
+    return this.#get(id);
+  }
+
+  async #get(id: string): Promise<TaskRecord> {
     const task = await this.store.getTask(id);
     if (!task) throw errors.notFound('task', id);
     return task;
@@ -355,10 +399,11 @@ export class JobQueue {
    * this process, at its next heartbeat elsewhere) and its late result is rejected.
    */
   async cancel(id: string, reason = 'canceled by request'): Promise<TaskRecord> {
+    checkParams('JobQueue.cancel', cancelTaskArgs, { id, reason });
     // Compare-and-set on the state read: if the task moves on meanwhile (it succeeds, is
     // reclaimed), the commit aborts with CONFLICT and writes nothing; read again and decide again.
     for (let tries = 0; ; tries++) {
-      const task = await this.get(id);
+      const task = await this.#get(id);
       if (isTerminalTaskState(task.state) && task.state !== 'dead') return task;
       if (task.kind === 'agent_step') {
         throw new WardenError(
@@ -377,7 +422,7 @@ export class JobQueue {
           },
           this.#event(task, 'task.canceled', { reason, from: task.state }),
         ]);
-        return await this.get(id);
+        return await this.#get(id);
       } catch (error) {
         if (!isWardenError(error, 'CONFLICT') || tries >= 8) throw error;
       }
@@ -389,6 +434,7 @@ export class JobQueue {
    * failed, dead or canceled, or with TIMEOUT after `timeoutMs`.
    */
   async result<R = unknown>(id: string, options: { timeoutMs?: number } = {}): Promise<R> {
+    checkParams('JobQueue.result', resultArgs, { id, options });
     const deadline = this.clock.now() + (options.timeoutMs ?? 60_000);
     // Woken by any change to the database, from this process or another: no polling.
     let changed = true;
@@ -400,7 +446,7 @@ export class JobQueue {
     try {
       for (;;) {
         changed = false;
-        const task = await this.get(id);
+        const task = await this.#get(id);
         if (task.state === 'succeeded') return task.result as R;
         if (isTerminalTaskState(task.state)) {
           throw new WardenError(
@@ -434,6 +480,7 @@ export class JobQueue {
 
   /** Dead letters, newest last. */
   async deadLetters(options: { lane?: string; limit?: number } = {}): Promise<TaskRecord[]> {
+    checkParams('JobQueue.deadLetters', deadLettersArgs, { options });
     return this.store.listTasks({
       states: ['dead'],
       ...(options.lane ? { lane: options.lane } : {}),
@@ -443,12 +490,14 @@ export class JobQueue {
 
   /** A task with every recorded attempt. */
   async inspect(id: string): Promise<{ task: TaskRecord; attempts: AttemptRecord[] }> {
-    return { task: await this.get(id), attempts: await this.store.listAttempts(id) };
+    checkParams('JobQueue.inspect', taskIdArgs, { id });
+    return { task: await this.#get(id), attempts: await this.store.listAttempts(id) };
   }
 
   /** Dead → queued with attempts reset (audited as a `task.redriven` event). */
   async redrive(id: string, by = 'operator'): Promise<TaskRecord> {
-    const task = await this.get(id);
+    checkParams('JobQueue.redrive', taskIdByArgs, { id, by });
+    const task = await this.#get(id);
     const now = this.clock.now();
     await this.store.commit([
       { op: 'task.redrive', id, sortKey: sortKey(now, task.priority, this.#agingMs), now },
@@ -458,12 +507,13 @@ export class JobQueue {
         last_error: task.last_error,
       }),
     ]);
-    return this.get(id);
+    return this.#get(id);
   }
 
   /** Deletes a dead task (audited as a `task.purged` event). */
   async purge(id: string, by = 'operator'): Promise<void> {
-    const task = await this.get(id);
+    checkParams('JobQueue.purge', taskIdByArgs, { id, by });
+    const task = await this.#get(id);
     await this.store.commit([
       { op: 'task.purge', id },
       this.#event(task, 'task.purged', {
@@ -477,8 +527,7 @@ export class JobQueue {
 
   /** Creates or replaces a recurring schedule. */
   async schedule(name: string, spec: ScheduleSpec): Promise<ScheduleRecord> {
-    assertJobName(name);
-    assertJobName(spec.job);
+    checkParams('JobQueue.schedule', scheduleArgs, { name, spec });
     const lane = spec.lane ?? DEFAULTS.lane;
     if (!this.lanes.has(lane))
       throw new WardenError('INVALID_PARAMS', `unknown lane '${lane}' for schedule '${name}'`);
@@ -536,6 +585,7 @@ export class JobQueue {
   }
 
   async unschedule(name: string): Promise<void> {
+    checkParams('JobQueue.unschedule', scheduleNameArgs, { name });
     const system = await this.sessions.system();
     await this.store.commit([
       { op: 'schedule.delete', name },

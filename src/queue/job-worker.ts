@@ -19,6 +19,7 @@
 import {
   assertWithin,
   boundedMessage,
+  checkParams,
   type Clock,
   coerceError,
   decideFailure,
@@ -38,6 +39,7 @@ import type { JobQueue } from './job-queue.ts';
 import { LeaseReaper } from './lease-reaper.ts';
 import { DEFAULTS } from './options.ts';
 import { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
+import { handleArgs, jobWorkerArgs, nonRetryableArgs, retryAfterArgs, stopArgs } from './params.ts';
 import { RunState } from './run-state.ts';
 
 export interface JobContext<P = unknown> {
@@ -170,18 +172,15 @@ export class JobWorker {
   #unsubscribe: (() => void) | null = null;
   #scheduler: NodeJS.Timeout | undefined;
 
+  /** INVALID_PARAMS naming the option for a bad one (`queue` is required). */
   constructor(options: JobWorkerOptions) {
+    checkParams('new JobWorker', jobWorkerArgs, { options });
     this.#options = options;
     this.#queue = options.queue;
     this.#clock = options.queue.clock;
     const names = options.lanes ?? [...options.queue.lanes.keys()];
     this.#leaseMs = options.leaseMs ?? 15_000;
     this.#claimBatch = options.claimBatch ?? 256;
-    if (
-      options.prefetch !== undefined &&
-      (!Number.isInteger(options.prefetch) || options.prefetch < 0)
-    )
-      throw new WardenError('INVALID_PARAMS', 'prefetch must be an integer ≥ 0');
     this.#lanes = names.map((name) => {
       const lane = options.queue.lanes.get(name);
       if (!lane)
@@ -250,6 +249,7 @@ export class JobWorker {
 
   /** Registers the handler for a job name. */
   handle<P = unknown, R = unknown>(name: string, handler: JobHandler<P, R>): this {
+    checkParams('JobWorker.handle', handleArgs, { name, handler });
     this.#handlers.set(name, handler);
     return this;
   }
@@ -309,6 +309,7 @@ export class JobWorker {
 
   /** Stops claiming and waits for running handlers (aborting them when `abort` is true). */
   async stop(options: { abort?: boolean } = {}): Promise<void> {
+    checkParams('JobWorker.stop', stopArgs, { options });
     if (!(await this.#state.beginStop())) return;
     // Hand back what has not started BEFORE anything can finish and start it (#drain does
     // nothing once stopping): unstarted claims go back to the queue without spending an attempt.
@@ -775,6 +776,7 @@ function oversizedResult(name: string, value: unknown, maxBytes: number): Warden
 
 /** Throw from a handler to fail the job without retrying it. */
 export function nonRetryable(message: string, details?: Record<string, unknown>): WardenError {
+  checkParams('nonRetryable', nonRetryableArgs, { message, details });
   return new WardenError('JOB_FAILED', message, {
     retryable: false,
     ...(details ? { details } : {}),
@@ -783,5 +785,6 @@ export function nonRetryable(message: string, details?: Record<string, unknown>)
 
 /** Throw from a handler to retry after a given delay instead of the backoff policy. */
 export function retryAfter(delayMs: number, message = `retry in ${delayMs} ms`): WardenError {
+  checkParams('retryAfter', retryAfterArgs, { delayMs, message });
   return new WardenError('JOB_FAILED', message, { retryable: true, retryAfterMs: delayMs });
 }

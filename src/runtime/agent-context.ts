@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import {
   canonicalJson,
+  checkParams,
   DEFAULT_LIMITS,
   estimateTokens,
   isWardenError,
@@ -30,6 +31,7 @@ import type { AgentContext, ModelCallOptions } from './agents/agent.ts';
 import type { ChatMessage, ModelReply } from './models/provider.ts';
 import type { ModelRegistry } from './models/registry.ts';
 import { abortError } from './models/scripted.ts';
+import { agentEffectArgs, modelCallArgs, toolCallArgs } from './params.ts';
 
 export interface AgentContextDeps {
   readonly kernel: Kernel;
@@ -67,6 +69,7 @@ export function createAgentContext(
       messages: readonly ChatMessage[],
       options: ModelCallOptions = {},
     ): Promise<ModelReply> => {
+      checkParams('ctx.model', modelCallArgs, { messages, options });
       const { provider, model, spec } = deps.models.resolve(options.model ?? step.workflow.model);
       const position = callsThisStep;
       callsThisStep += 1;
@@ -126,15 +129,17 @@ export function createAgentContext(
       );
     },
     toolCall: async (tool: string) => {
+      checkParams('ctx.toolCall', toolCallArgs, { tool });
       await kernel.resources.checkToolCall(step);
       await kernel.resources.recordToolCall(step, tool);
     },
-    effect: <T>(
+    effect: async <T>(
       key: string,
       request: unknown,
       fn: () => Promise<T> | T,
       options: EffectOptions<T> = {},
     ): Promise<T> => {
+      checkParams('ctx.effect', agentEffectArgs, { key, fn, options });
       const tool = options.tool ?? 'effect';
       let executed = false;
       return waitOutOtherAttempt(signal, () =>

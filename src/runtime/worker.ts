@@ -15,7 +15,13 @@
  * are reclaimed continuously (queue/lease-reaper.ts; steps through the kernel's hook), so a run
  * never waits on a dead process.
  */
-import { coerceError, isWardenError, randomToken, WardenError } from '../core/index.ts';
+import {
+  checkParams,
+  coerceError,
+  isWardenError,
+  randomToken,
+  WardenError,
+} from '../core/index.ts';
 import { type Kernel, localWorkerId, type StepContext, type StepResult } from '../kernel/index.ts';
 import { ClaimLoop, HeartbeatPump, LeaseReaper, releaseSettle, RunState } from '../queue/index.ts';
 import type { ClaimedTask } from '../store/index.ts';
@@ -24,6 +30,7 @@ import { type Agent, AgentRegistry } from './agents/agent.ts';
 import { runLlm, runNoop } from './agents/builtin.ts';
 import { ModelRegistry } from './models/registry.ts';
 import { abortError } from './models/scripted.ts';
+import { stopArgs, workerArgs } from './params.ts';
 
 /** The abort reason of {@link Worker.stop} with `release`: hand the step back, unfinished. */
 const RELEASE = new WardenError('CANCELED', 'the worker stopped: the step goes back to the queue');
@@ -79,7 +86,9 @@ export class Worker {
   #registered = false;
   #unsubscribe: (() => void) | null = null;
 
+  /** INVALID_PARAMS naming the option for a bad one (`kernel` is required). */
   constructor(options: WorkerOptions) {
+    checkParams('new Worker', workerArgs, { options });
     this.#options = options;
     this.#kernel = options.kernel;
     this.#agents = options.agents ?? new AgentRegistry();
@@ -202,6 +211,7 @@ export class Worker {
    * (or a later `warden resume`) to run again from the start (what Ctrl-C on `warden run` does).
    */
   async stop(options: { abort?: boolean; release?: boolean } = {}): Promise<void> {
+    checkParams('Worker.stop', stopArgs, { options });
     if (!(await this.#state.beginStop())) return;
     const reason = options.release
       ? RELEASE

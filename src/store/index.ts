@@ -1,3 +1,4 @@
+export { storeParam } from './params.ts';
 export { SessionDirectory } from './session-directory.ts';
 export { openSqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.ts';
 export type {

@@ -6,12 +6,30 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { type Clock, ManualClock } from '../core/index.ts';
+import { z } from 'zod';
+
+import { checkParams, type Clock, ManualClock, param, WardenError } from '../core/index.ts';
 import { Kernel, type KernelOptions } from '../kernel/index.ts';
 import { AgentRegistry, Worker } from '../runtime/index.ts';
 import { openSqliteStore, type ProcessRecord, type Store } from '../store/index.ts';
 
 export { ManualClock };
+
+/** `agents` here; every other option is the Kernel's, checked by `new Kernel`. */
+const testKernelArgs = z.object({
+  options: z.looseObject(
+    {
+      agents: param
+        .withMethods('an AgentRegistry (new AgentRegistry().register(name, agent))', [
+          'register',
+          'get',
+          'names',
+        ])
+        .optional(),
+    },
+    { error: 'expected an options object { agents?, clock?, routingFunctions?, … }' },
+  ),
+});
 
 export interface TestKernel {
   readonly kernel: Kernel;
@@ -26,13 +44,22 @@ export interface TestKernel {
 export async function createTestKernel(
   options: { clock?: Clock; agents?: AgentRegistry } & Omit<KernelOptions, 'store' | 'clock'> = {},
 ): Promise<TestKernel> {
+  checkParams('createTestKernel', testKernelArgs, { options });
+  const { agents: given, ...kernelOptions } = options;
   const dir = mkdtempSync(join(tmpdir(), 'warden-testing-'));
   const store = await openSqliteStore({
     file: join(dir, 'warden.db'),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const kernel = new Kernel({ ...options, store });
-  const agents = options.agents ?? new AgentRegistry();
+  let kernel: Kernel;
+  try {
+    kernel = new Kernel({ ...kernelOptions, store });
+  } catch (error) {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const agents = given ?? new AgentRegistry();
   const worker = new Worker({ kernel, agents });
   await worker.start();
   return {
@@ -46,7 +73,11 @@ export async function createTestKernel(
         const p = await kernel.getProcess(pid);
         if (p.state === 'terminated' || p.state === 'waiting') return p;
         if (Date.now() > deadline)
-          throw new Error(`run ${pid} did not settle within ${timeoutMs} ms (state ${p.state})`);
+          throw new WardenError(
+            'TIMEOUT',
+            `run ${pid} did not settle within ${timeoutMs} ms (state ${p.state})`,
+            { details: { pid, state: p.state } },
+          );
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     },

@@ -2,17 +2,24 @@
  * Turns workflow text (YAML or JSON) into a validated {@link Workflow}, or throws
  * `WORKFLOW_INVALID` listing every problem with the file, the path, what was expected and,
  * for parse errors, the line and column. Pure: reading the file is the caller's job.
+ *
+ * What they return is a {@link LoadedWorkflow} `{ workflow, hash }`, deep-frozen and
+ * remembered (in a WeakSet), so `Kernel.startRun` trusts it without validating it again; a
+ * workflow object, or a `{ workflow, hash }` built some other way, is validated there
+ * ({@link resolveWorkflow}).
  */
 import { LineCounter, parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 
 import { WardenError } from '../errors.ts';
 import { sha256Hex } from '../hash-chain.ts';
 import { canonicalJson } from '../json.ts';
+import { checkParams, describeValue, invalidParams, param } from '../params.ts';
 import { type Workflow, workflowSchema } from './schema.ts';
 import { type ValidateOptions, validateWorkflow, type WorkflowIssue } from './validate.ts';
 
 export interface LoadedWorkflow {
+  /** The validated workflow, with defaults applied and durations in ms (frozen). */
   readonly workflow: Workflow;
   /** sha256 of the canonical JSON of the validated workflow. */
   readonly hash: string;
@@ -23,11 +30,39 @@ export interface LoadedWorkflow {
   readonly warnings: readonly WorkflowIssue[];
 }
 
+/** LoadedWorkflows this module built (frozen, so still valid): trusted without re-validation. */
+const built = new WeakSet<LoadedWorkflow>();
+
+const nameSet = param.is<ReadonlySet<string>>(
+  "a Set of names (e.g. agents.names() or new Set(['bySize']))",
+  (v) => v instanceof Set && [...(v as Set<unknown>)].every((n) => typeof n === 'string'),
+);
+
+const validateOptionsSchema = param.options({
+  agents: nameSet.optional(),
+  routingFunctions: nameSet.optional(),
+  allowUnreachable: param.boolean().optional(),
+});
+
+const fileNameSchema = param.string('a file name for messages (a string)').optional();
+
+const buildArgs = z.object({
+  fileName: fileNameSchema,
+  options: validateOptionsSchema.optional(),
+});
+const parseArgs = buildArgs.extend({
+  text: param.is<string>(
+    "the workflow's YAML or JSON text as a string (read files with readFileSync(file, 'utf8'))",
+    (v) => typeof v === 'string',
+  ),
+});
+
 export function parseWorkflowText(
   text: string,
   fileName = '<workflow>',
   options: ValidateOptions = {},
 ): LoadedWorkflow {
+  checkParams('parseWorkflowText', parseArgs, { text, fileName, options });
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
@@ -42,7 +77,7 @@ export function parseWorkflowText(
     throw workflowInvalid(fileName, issues, 'is not valid YAML');
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
-  return buildWorkflow(raw, fileName, options);
+  return build(raw, fileName, options);
 }
 
 /** Validates an already-parsed object (TypeScript users building workflows in code). */
@@ -51,6 +86,11 @@ export function buildWorkflow(
   fileName = '<workflow>',
   options: ValidateOptions = {},
 ): LoadedWorkflow {
+  checkParams('buildWorkflow', buildArgs, { fileName, options });
+  return build(raw, fileName, options);
+}
+
+function build(raw: unknown, fileName: string, options: ValidateOptions): LoadedWorkflow {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw workflowInvalid(
       fileName,
@@ -76,7 +116,72 @@ export function buildWorkflow(
   const warnings = issues.filter((i) => i.severity === 'warning');
   if (errors.length > 0)
     throw workflowInvalid(fileName, errors, 'is not a valid workflow', warnings);
-  return { workflow: parsed.data, hash: sha256Hex(canonicalJson(parsed.data)), warnings };
+  const loaded: LoadedWorkflow = Object.freeze({
+    workflow: deepFreeze(parsed.data),
+    hash: sha256Hex(canonicalJson(parsed.data)),
+    warnings: Object.freeze(warnings),
+  });
+  built.add(loaded);
+  return loaded;
+}
+
+/**
+ * The workflow a public API was given, as a LoadedWorkflow: one that {@link buildWorkflow} or
+ * {@link parseWorkflowText} returned is used as it is (no second validation); a workflow object
+ * (`{name, stages, …}`, as written or as validated) is validated now; a `{workflow, hash}` made
+ * some other way is validated too, and refused if its hash does not match (runs store their
+ * definition under its hash). Anything else is INVALID_PARAMS saying what to pass.
+ */
+export function resolveWorkflow(
+  value: unknown,
+  where: string,
+  options: ValidateOptions & { readonly fileName?: string } = {},
+): LoadedWorkflow {
+  if (built.has(value as LoadedWorkflow)) return value as LoadedWorkflow;
+  const expected =
+    'expected the LoadedWorkflow that buildWorkflow() or parseWorkflowText() returns, or a workflow object with name and stages';
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const hint =
+      typeof value === 'string'
+        ? "; to run a file, load it first: parseWorkflowText(readFileSync(path, 'utf8'), path)"
+        : '';
+    throw invalidParams(where, [
+      { path: 'workflow', message: `${expected} (got ${describeValue(value)})${hint}` },
+    ]);
+  }
+  const fileName = options.fileName ?? '<workflow>';
+  const validate = {
+    routingFunctions: options.routingFunctions,
+    agents: options.agents,
+    allowUnreachable: options.allowUnreachable,
+  };
+  const record = value as Record<string, unknown>;
+  if ('name' in record || 'stages' in record) return build(value, fileName, validate);
+  if ('workflow' in record && typeof record.hash === 'string') {
+    const loaded = build(record.workflow, fileName, validate);
+    if (loaded.hash !== record.hash)
+      throw invalidParams(where, [
+        {
+          path: 'workflow.hash',
+          message: `does not match workflow.workflow (its hash is ${loaded.hash}): the workflow was changed after it was built, or the pair was made by hand; pass what buildWorkflow() returns unchanged, or just the workflow object`,
+        },
+      ]);
+    return loaded;
+  }
+  throw invalidParams(where, [
+    {
+      path: 'workflow',
+      message: `${expected} (got ${describeValue(value)})${'workflow' in record ? '; a { workflow, hash } pair needs the string hash buildWorkflow() gave it, or pass the workflow object alone' : ''}`,
+    },
+  ]);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {

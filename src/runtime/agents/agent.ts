@@ -3,10 +3,11 @@
  * the store: the kernel decides (DESIGN.md §2.6). Every model call goes through `ctx.model`,
  * which checks and records the budget and is journaled; side effects go through `ctx.effect`.
  */
-import type { AgentSpec, Envelope, StageSpec } from '../../core/index.ts';
+import { type AgentSpec, checkParams, type Envelope, type StageSpec } from '../../core/index.ts';
 import type { StepResult } from '../../kernel/index.ts';
 import type { EffectOptions } from '../../queue/index.ts';
 import type { ChatMessage, ModelReply } from '../models/provider.ts';
+import { registerAgentArgs } from '../params.ts';
 
 export interface ModelCallOptions {
   /** Model spec; defaults to the stage's, then the workflow's, then WARDEN_MODEL, then `scripted`. */
@@ -56,10 +57,12 @@ export interface Agent<Config = unknown> {
 export class AgentRegistry {
   readonly #agents = new Map<string, Agent<Record<string, unknown>>>();
 
+  /** Adds or replaces the agent called `name` (a function, or an object with `run`). */
   register(
     name: string,
     agent: Agent<Record<string, unknown>> | Agent<Record<string, unknown>>['run'],
   ): this {
+    checkParams('AgentRegistry.register', registerAgentArgs, { name, agent });
     this.#agents.set(name, typeof agent === 'function' ? { run: agent } : agent);
     return this;
   }

@@ -5,7 +5,8 @@
  */
 import OpenAI from 'openai';
 
-import { estimateTokens, WardenError } from '../../core/index.ts';
+import { checkParams, estimateTokens, WardenError } from '../../core/index.ts';
+import { openAiArgs } from '../params.ts';
 import type { ModelProvider, ModelReply, ModelRequest } from './provider.ts';
 import { abortError } from './scripted.ts';
 
@@ -26,6 +27,7 @@ export class OpenAiProvider implements ModelProvider {
   readonly #defaultModel: string;
 
   constructor(options: OpenAiProviderOptions = {}) {
+    checkParams('new OpenAiProvider', openAiArgs, { options });
     const baseURL = options.baseURL ?? process.env.OPENAI_BASE_URL;
     const apiKey = options.apiKey ?? process.env.OPENAI_API_KEY;
     if (!baseURL && !apiKey) {

@@ -1,5 +1,6 @@
 /** Resolves model specs (`scripted`, `openai:<model>`) to providers, creating each once. */
-import { isWardenError, WardenError, type Workflow } from '../../core/index.ts';
+import { checkParams, isWardenError, WardenError, type Workflow } from '../../core/index.ts';
+import { modelRegistryArgs, registerModelArgs } from '../params.ts';
 import { OpenAiProvider } from './openai.ts';
 import { type ModelProvider, parseModelSpec } from './provider.ts';
 import { ScriptedProvider } from './scripted.ts';
@@ -10,14 +11,17 @@ export class ModelRegistry {
   /** Spec used when neither the stage nor the workflow names a model. */
   readonly defaultSpec: string;
 
-  constructor(defaultSpec = process.env.WARDEN_MODEL ?? 'scripted') {
-    this.defaultSpec = defaultSpec;
+  /** @param defaultSpec @default process.env.WARDEN_MODEL ?? 'scripted' */
+  constructor(defaultSpec?: string) {
+    checkParams('new ModelRegistry', modelRegistryArgs, { defaultSpec });
+    this.defaultSpec = defaultSpec ?? process.env.WARDEN_MODEL ?? 'scripted';
     this.#factories.set('scripted', () => new ScriptedProvider());
     this.#factories.set('openai', () => new OpenAiProvider());
   }
 
   /** Adds or replaces a provider (e.g. a test double, or an Anthropic adapter). */
   register(name: string, factory: () => ModelProvider): void {
+    checkParams('ModelRegistry.register', registerModelArgs, { name, factory });
     this.#factories.set(name, factory);
     this.#providers.delete(name);
   }

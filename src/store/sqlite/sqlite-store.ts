@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
 import {
+  checkParams,
   type Clock,
   coerceError,
   errors,
@@ -24,6 +25,14 @@ import {
   WardenError,
 } from '../../core/index.ts';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.ts';
+import {
+  checkReadId,
+  eventQueryArgs,
+  interruptFilterArgs,
+  openSqliteStoreArgs,
+  processFilterArgs,
+  taskFilterArgs,
+} from '../params.ts';
 import { rowLimit } from '../row-limit.ts';
 import type {
   AttemptRecord,
@@ -131,7 +140,12 @@ const LOCK_SLICE_MS = 20;
 /** Past this WAL size the store checkpoints inline (background checkpoints normally keep it small). */
 const WAL_LIMIT_BYTES = 32 * 1_048_576;
 
+/**
+ * Opens (creating and migrating unless `mustExist`) a SQLite store. INVALID_PARAMS naming the
+ * option for a bad one; see SqliteStore.open for the store's own errors.
+ */
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+  checkParams('openSqliteStore', openSqliteStoreArgs, { options });
   return Promise.resolve(SqliteStore.open(options));
 }
 
@@ -703,16 +717,23 @@ export class SqliteStore implements Store {
   }
 
   getSession(id: string): Promise<SessionRecord | undefined> {
-    return this.#async(() => optional(this.#stmt.sessionById.get(id), sessionFromRow));
+    return this.#async(() => {
+      checkReadId('Store.getSession', 'id', id);
+      return optional(this.#stmt.sessionById.get(id), sessionFromRow);
+    });
   }
   getSessionByKey(key: string): Promise<SessionRecord | undefined> {
-    return this.#async(() => optional(this.#stmt.sessionByKey.get(key), sessionFromRow));
+    return this.#async(() => {
+      checkReadId('Store.getSessionByKey', 'key', key);
+      return optional(this.#stmt.sessionByKey.get(key), sessionFromRow);
+    });
   }
   listSessions(): Promise<SessionRecord[]> {
     return this.#async(() => (this.#stmt.sessionList.all() as Row[]).map(sessionFromRow));
   }
   getProcess(pid: string): Promise<ProcessRecord | undefined> {
     return this.#async(() => {
+      checkReadId('Store.getProcess', 'pid', pid);
       const row = this.#stmt.processRowById.get(pid) as Row | undefined;
       return row && processFromRow(row, this.#workflow(row.workflow_hash as string));
     });
@@ -735,20 +756,25 @@ export class SqliteStore implements Store {
     return workflow;
   }
   listProcesses(filter: ProcessFilter = {}): Promise<ProcessRecord[]> {
-    return this.#async(() =>
-      this.#list(
+    return this.#async(() => {
+      checkParams('Store.listProcesses', processFilterArgs, { filter });
+      return this.#list(
         'process_rows',
         [inList('state', filter.states), eq('session_id', filter.sessionId)],
         filter.limit,
-      ).map((row) => processFromRow(row, this.#workflow(row.workflow_hash as string))),
-    );
+      ).map((row) => processFromRow(row, this.#workflow(row.workflow_hash as string)));
+    });
   }
   getTask(id: string): Promise<TaskRecord | undefined> {
-    return this.#async(() => optional(this.#stmt.taskById.get(id), taskFromRow));
+    return this.#async(() => {
+      checkReadId('Store.getTask', 'id', id);
+      return optional(this.#stmt.taskById.get(id), taskFromRow);
+    });
   }
   listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
-    return this.#async(() =>
-      this.#list(
+    return this.#async(() => {
+      checkParams('Store.listTasks', taskFilterArgs, { filter });
+      return this.#list(
         'tasks',
         [
           inList('state', filter.states),
@@ -756,11 +782,12 @@ export class SqliteStore implements Store {
           eq('process_id', filter.processId),
         ],
         filter.limit,
-      ).map(taskFromRow),
-    );
+      ).map(taskFromRow);
+    });
   }
   listAttempts(taskId: string): Promise<AttemptRecord[]> {
     return this.#async(() => {
+      checkReadId('Store.listAttempts', 'taskId', taskId);
       const finished = (this.#stmt.attemptList.all(taskId) as Row[]).map(attemptFromRow);
       // Finished attempts are rows; the running one is read off the task itself.
       const row = this.#stmt.taskById.get(taskId) as Row | undefined;
@@ -782,16 +809,20 @@ export class SqliteStore implements Store {
   }
 
   getInterrupt(id: string): Promise<InterruptRecord | undefined> {
-    return this.#async(() => optional(this.#stmt.interruptById.get(id), interruptFromRow));
+    return this.#async(() => {
+      checkReadId('Store.getInterrupt', 'id', id);
+      return optional(this.#stmt.interruptById.get(id), interruptFromRow);
+    });
   }
   listInterrupts(filter: InterruptFilter = {}): Promise<InterruptRecord[]> {
-    return this.#async(() =>
-      this.#list(
+    return this.#async(() => {
+      checkParams('Store.listInterrupts', interruptFilterArgs, { filter });
+      return this.#list(
         'interrupts',
         [eq('status', filter.status), eq('process_id', filter.processId)],
         filter.limit,
-      ).map(interruptFromRow),
-    );
+      ).map(interruptFromRow);
+    });
   }
   findExpiredInterrupts(now: number): Promise<InterruptRecord[]> {
     return this.#async(() => (this.#stmt.interruptExpired.all(now) as Row[]).map(interruptFromRow));
@@ -803,7 +834,10 @@ export class SqliteStore implements Store {
     return this.#async(() => (this.#stmt.interruptNextExpiry.get() as { t: number | null }).t);
   }
   readEvents(query: EventQuery): Promise<EventRecord[]> {
-    return this.#async(() => this.#events.read(query));
+    return this.#async(() => {
+      checkParams('Store.readEvents', eventQueryArgs, { query });
+      return this.#events.read(query);
+    });
   }
   /** See snapshot.ts: a second read-only connection, or a copy of a `:memory:` database. */
   openSnapshot(): Promise<StoreSnapshot> {
@@ -842,7 +876,10 @@ export class SqliteStore implements Store {
   }
 
   getEffect(key: string): Promise<EffectRecord | undefined> {
-    return this.#async(() => getEffect(this.#db, key));
+    return this.#async(() => {
+      checkReadId('Store.getEffect', 'key', key);
+      return getEffect(this.#db, key);
+    });
   }
 
   watchChanges(listener: () => void): () => void {
