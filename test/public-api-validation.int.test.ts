@@ -89,7 +89,8 @@ const CASES: readonly Case[] = [
   {
     name: 'buildWorkflow with a misspelt option',
     code: 'INVALID_PARAMS',
-    message: "buildWorkflow: options: unknown key 'agent' (known keys: agents, routingFunctions, allowUnreachable)",
+    message:
+      "buildWorkflow: options: unknown key 'agent' (known keys: agents, routingFunctions, allowUnreachable)",
     run: () => buildWorkflow(WORKFLOW, 'order', bad({ agent: new Set() })),
   },
   {
