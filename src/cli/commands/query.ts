@@ -1,4 +1,4 @@
-/** Read-only commands: `ps`, `inspect`, `events`, `interrupts`. */
+/** Commands that only read: `ps`, `inspect`, `events`, `interrupts` (they work on a read-only database). */
 import { PROCESS_STATES, type ProcessState, WardenError } from '../../core/index.ts';
 import { openContext } from '../context.ts';
 import { interruptJson } from '../drive.ts';
@@ -19,7 +19,7 @@ export async function psCommand(
       );
   }
   const limit = parseLimit(options.limit, 50);
-  const ctx = await openContext(options);
+  const ctx = await openContext(options, { intent: 'read' });
   try {
     const all = await ctx.store.listProcesses({
       ...(states ? { states: states as ProcessState[] } : {}),
@@ -56,7 +56,7 @@ export async function psCommand(
 }
 
 export async function inspectCommand(pid: string, options: GlobalOptions): Promise<number> {
-  const ctx = await openContext(options, { mustExist: true });
+  const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   try {
     const p = await ctx.kernel.getProcess(pid);
     const tasks = await ctx.store.listTasks({ processId: pid, limit: 10_000 });
@@ -139,7 +139,7 @@ export async function eventsCommand(
       `--from must be a non-negative integer sequence number (got ${options.from})`,
     );
   const limit = parseLimit(options.limit, 1_000);
-  const ctx = await openContext(options, { mustExist: true });
+  const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   try {
     let sessionId: string;
     if (options.process) sessionId = (await ctx.kernel.getProcess(options.process)).session_id;
@@ -207,9 +207,10 @@ export async function eventsCommand(
 export async function interruptsCommand(
   options: GlobalOptions & { all?: boolean },
 ): Promise<number> {
-  const ctx = await openContext(options);
+  const ctx = await openContext(options, { intent: 'read' });
   try {
-    await ctx.kernel.interrupts.expireDue();
+    // Expiring overdue interrupts writes; a read-only database shows them as stored.
+    if (!ctx.store.readOnly) await ctx.kernel.interrupts.expireDue();
     const list = await ctx.store.listInterrupts(
       options.all ? { limit: 10_000 } : { status: 'pending', limit: 10_000 },
     );

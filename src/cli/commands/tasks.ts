@@ -33,7 +33,7 @@ export async function tasksCommand(
       );
   }
   const limit = parseLimit(options.limit, 100);
-  const ctx = await openContext(options);
+  const ctx = await openContext(options, { intent: 'read' });
   try {
     const list = await ctx.store.listTasks({
       ...(states ? { states: states as TaskState[] } : {}),
@@ -86,7 +86,10 @@ export async function dlqCommand(
     );
   }
   const limit = parseLimit(options.limit, 100);
-  const ctx = await openContext(options, { mustExist: true });
+  const ctx = await openContext(options, {
+    mustExist: true,
+    intent: verb === 'list' || verb === 'show' ? 'read' : 'write',
+  });
   try {
     const queue = queueFor(ctx);
     const by = `cli:${process.env.USER ?? 'unknown'}`;
