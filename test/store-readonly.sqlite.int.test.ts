@@ -7,12 +7,15 @@
  * Root ignores permission bits, so as root the probe runs as `nobody` (helpers/unprivileged.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openSqliteStore } from '../src/store/index.ts';
+import { SQLITE_MIGRATIONS } from '../src/store/migrations/sqlite.ts';
 import { classifySqliteError } from '../src/store/sqlite/driver-errors.ts';
 import { moduleUrl } from './helpers/child.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
@@ -57,10 +60,34 @@ interface Probe {
   writer: string;
 }
 
+/** Runs an ES module (given as text) in a child process as the probe's user; its stdout. */
+function asUser(code: string): string {
+  const result = spawnSync(user?.node ?? process.execPath, ['--input-type=module', '-e', code], {
+    encoding: 'utf8',
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
+  });
+  if (result.status !== 0) throw new Error(`the probe failed:\n${result.stderr}`);
+  return result.stdout;
+}
+
+const STORE = JSON.stringify(moduleUrl('src/store/index.ts'));
+
+/** The code of the error opening `file` with `intent` fails with, as the probe's user. */
+function openingFails(file: string, intent: 'read' | 'write'): string {
+  return asUser(`
+    import { openSqliteStore } from ${STORE};
+    const options = { file: ${JSON.stringify(file)}, intent: ${JSON.stringify(intent)} };
+    await openSqliteStore(options).then(
+      (store) => (store.close(), console.log('opened')),
+      (error) => console.log(error.code),
+    );
+  `).trim();
+}
+
 /** Opens `file` with `intent: 'read'` in a child process run as the probe's user. */
 function probe(file: string): Probe {
   const code = `
-    import { openSqliteStore } from ${JSON.stringify(moduleUrl('src/store/index.ts'))};
+    import { openSqliteStore } from ${STORE};
     const file = ${JSON.stringify(file)};
     const code = async (promise) => promise.then(() => 'ok', (error) => error.code);
     const store = await openSqliteStore({ file, intent: 'read' });
@@ -81,12 +108,7 @@ function probe(file: string): Probe {
       commit, commitMessage, writer,
     }));
   `;
-  const result = spawnSync(user?.node ?? process.execPath, ['--input-type=module', '-e', code], {
-    encoding: 'utf8',
-    ...(user ? { uid: user.uid, gid: user.gid } : {}),
-  });
-  if (result.status !== 0) throw new Error(`the probe failed:\n${result.stderr}`);
-  return JSON.parse(result.stdout) as Probe;
+  return JSON.parse(asUser(code)) as Probe;
 }
 
 function listing(dir: string): unknown {
@@ -149,6 +171,55 @@ describe('SQLite store: a database this process cannot write', () => {
     } finally {
       await writer.close();
     }
+  });
+});
+
+describe('SQLite store: a read-only file that cannot be used anyway', () => {
+  /** `make` builds the file; it is then the probe user's, read-only, in its own directory. */
+  async function readOnly(make: (file: string) => void | Promise<void>): Promise<string> {
+    const dir = tempDir('warden-ro-store-');
+    dirs.push(dir);
+    const file = join(dir, 'w.db');
+    await make(file);
+    if (user) for (const path of [dir, file]) chownSync(path, user.uid, user.gid);
+    chmodSync(file, 0o444);
+    return file;
+  }
+
+  it('is refused as what it is, for writers (from its header alone) and readers alike', async () => {
+    const latest = SQLITE_MIGRATIONS.at(-1)!.version;
+    const cases: Array<[string, string]> = [
+      [await readOnly((file) => writeFileSync(file, randomBytes(8192))), 'STORE_CORRUPT'],
+      [
+        await readOnly((file) => {
+          const db = new Database(file);
+          db.exec('CREATE TABLE notes (body TEXT)');
+          db.close();
+        }),
+        'STORE_CORRUPT',
+      ],
+      [
+        await readOnly(async (file) => {
+          await (await openSqliteStore({ file })).close();
+          const db = new Database(file);
+          db.pragma(`user_version = ${latest + 1}`);
+          db.close();
+        }),
+        'STORE_TOO_NEW',
+      ],
+    ];
+    for (const [file, code] of cases) {
+      const before = listing(join(file, '..'));
+      expect(openingFails(file, 'write'), `${code} writer`).toBe(code);
+      expect(openingFails(file, 'read'), `${code} reader`).toBe(code);
+      expect(listing(join(file, '..'))).toEqual(before);
+    }
+  });
+
+  it('an empty file (a database not written yet) is only a permission problem', async () => {
+    const file = await readOnly((path) => writeFileSync(path, ''));
+    expect(openingFails(file, 'write')).toBe('STORE_READ_ONLY');
+    expect(openingFails(file, 'read')).toBe('STORE_READ_ONLY'); // schema v0 needs creating
   });
 });
 

@@ -5,7 +5,7 @@
  * A read-only open uses one of two connections:
  *
  * - **Live**: when `<file>-wal` and `<file>-shm` exist (a process has the database open, or one
- *   left them behind), a read-only connection reads through them. It sees every commit, also
+ *   left them behind), or the `-wal` holds commits, a read-only connection reads through them. It sees every commit, also
  *   the ones made after it opened, and creates no file.
  * - **Copy**: otherwise the database file holds every committed transaction (a WAL database
  *   without its `-wal`, or with an empty one, was checkpointed by its last writer). A read-only
@@ -17,16 +17,29 @@
  *   database as it was when it was read: a later commit (by someone who can write it) is not
  *   seen. It is taken while nothing changes the file: read, then check that size, mtime and
  *   inode are unchanged and no commit reached a `-wal` meanwhile; otherwise read again (3
- *   tries, then STORE_BUSY).
+ *   tries, then STORE_BUSY). A file over 1 GiB is read live instead: SQLite then needs a
+ *   writable directory, and leaves `-wal` and `-shm` behind (the STORE_READ_ONLY fix then
+ *   names them too).
+ *
+ * A writer is refused from the file's header alone ({@link refuseWriter}): nothing is copied.
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 
 import Database from 'better-sqlite3';
 
 import { WardenError } from '../../core/index.ts';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.ts';
-import { checkCompatible, latestVersion } from './migrate.ts';
+import { classifySqliteError } from './driver-errors.ts';
+import { checkCompatible, latestVersion, refuseForeignOrNewer } from './migrate.ts';
 import { readOnlyError, type WriteAccessProblem, writeAccessProblem } from './write-access.ts';
 
 /** Who opens the store: a writer needs write access; a reader falls back to read-only. */
@@ -65,6 +78,11 @@ export function checkAccess(file: string, mustExist: boolean): WriteAccessProble
   return null;
 }
 
+const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
+
+/** Larger files are read in place, not copied (readFileSync stops at 2 GiB; memory). */
+const COPY_LIMIT_BYTES = 1_073_741_824;
+
 export interface ReadOnlyConnection {
   readonly db: Database.Database;
   /** True for the in-memory copy, false for a live connection to the file. */
@@ -73,24 +91,57 @@ export interface ReadOnlyConnection {
 }
 
 /**
- * Opens `file`, which this process cannot write (`problem` says why), without writing
- * anything. A writer (`intent: 'write'`) is refused with STORE_READ_ONLY, after the checks that
- * would refuse the file anyway (STORE_CORRUPT, STORE_TOO_NEW, MIGRATION_MISMATCH: making it
- * writable would not help then); a reader is refused only when the schema needs migrating.
+ * Refuses a writer on `file`, which it cannot write (`problem` says why): STORE_READ_ONLY,
+ * unless the SQLite header (the first 100 bytes, all this reads) shows that the file cannot be
+ * used anyway — not an SQLite database, another application's (STORE_CORRUPT), a newer
+ * Warden's (STORE_TOO_NEW) — since making it writable would not help then.
+ */
+export function refuseWriter(file: string, problem: WriteAccessProblem): never {
+  const header = Buffer.alloc(100);
+  const fd = openSync(file, 'r');
+  let length: number;
+  try {
+    length = readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  // An empty file is a database SQLite has not written yet.
+  if (length > 0) {
+    if (length < header.length || !header.subarray(0, MAGIC.length).equals(MAGIC))
+      throw classifySqliteError({ code: 'SQLITE_NOTADB' }, file)!;
+    refuseForeignOrNewer(
+      file,
+      {
+        appId: header.readInt32BE(68),
+        version: header.readInt32BE(60),
+        hasTables: header.readUInt32BE(40) !== 0, // the schema cookie: 0 until a table exists
+      },
+      latestVersion(SQLITE_MIGRATIONS),
+    );
+  }
+  throw readOnlyError(file, { problem });
+}
+
+/**
+ * Opens `file`, which this process cannot write (`problem` says why), for reading without
+ * writing anything. Refuses a schema that would need migrating (STORE_READ_ONLY), and a file
+ * that is not a usable Warden database as opening it for writing would.
  */
 export function openReadOnly(
   file: string,
   problem: WriteAccessProblem,
-  options: { intent: StoreIntent; busyTimeoutMs: number; lockSliceMs: number },
+  options: { busyTimeoutMs: number; lockSliceMs: number },
 ): ReadOnlyConnection {
   // A -wal with frames in it holds commits the file does not: only a live connection sees them.
-  const live = (existsSync(`${file}-wal`) && existsSync(`${file}-shm`)) || walBytes(file) > 0;
+  const live =
+    (existsSync(`${file}-wal`) && existsSync(`${file}-shm`)) ||
+    walBytes(file) > 0 ||
+    statSync(file).size > COPY_LIMIT_BYTES;
   const db = live
     ? new Database(file, { readonly: true, fileMustExist: true, timeout: options.busyTimeoutMs })
     : new Database(readStableCopy(file), { readonly: true });
   try {
     const version = checkCompatible(db, SQLITE_MIGRATIONS, file);
-    if (options.intent === 'write') throw readOnlyError(file, { problem });
     const latest = latestVersion(SQLITE_MIGRATIONS);
     if (version !== latest)
       throw new WardenError(
@@ -118,7 +169,6 @@ function walBytes(file: string): number {
 
 /** Bytes 18 and 19 of the SQLite header: 2 for WAL, 1 for a rollback journal. */
 const FORMAT_BYTES = [18, 19] as const;
-const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
 function readStableCopy(file: string): Buffer {
   for (let attempt = 0; attempt < 3; attempt++) {

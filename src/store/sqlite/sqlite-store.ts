@@ -72,7 +72,7 @@ import {
 import { type EventBatch, EventLog } from './event-log.ts';
 import { checkCompatible, migrate } from './migrate.ts';
 import { rateUsage, takeRate } from './rate-writes.ts';
-import { checkAccess, openReadOnly, type StoreIntent } from './read-only-open.ts';
+import { checkAccess, openReadOnly, refuseWriter, type StoreIntent } from './read-only-open.ts';
 import { EventReader, RetentionSql } from './retention.ts';
 import {
   attemptFromRow,
@@ -118,7 +118,8 @@ export interface SqliteStoreOptions {
   readonly mustExist?: boolean;
   /**
    * `'write'`: the database must be writable (or creatable); STORE_READ_ONLY when this process
-   * cannot write it (a file that is not a usable Warden database is reported as such first).
+   * cannot write it (a file whose header shows it is not a usable Warden database — not SQLite,
+   * another application's, a newer Warden's — is reported as such first).
    * `'read'`: for callers that only read. A writable database opens as for `'write'`; one this
    * process cannot write (file, directory, `-wal` or `-shm` read-only) opens read-only instead
    * ({@link SqliteStore.readOnly}): nothing on disk is created or changed, every write fails
@@ -189,11 +190,8 @@ export class SqliteStore implements Store {
       // Asked before SQLite touches the file: a refused database is left exactly as it was.
       const problem = file === ':memory:' ? null : checkAccess(file, options.mustExist ?? false);
       if (problem) {
-        const readOnly = openReadOnly(file, problem, {
-          intent: options.intent ?? 'write',
-          busyTimeoutMs,
-          lockSliceMs: LOCK_SLICE_MS,
-        });
+        if ((options.intent ?? 'write') === 'write') refuseWriter(file, problem);
+        const readOnly = openReadOnly(file, problem, { busyTimeoutMs, lockSliceMs: LOCK_SLICE_MS });
         db = readOnly.db;
         return new SqliteStore(db, file, durability, clock, readOnly.version, busyTimeoutMs, {
           problem,
