@@ -35,10 +35,10 @@ afterAll(() => {
 });
 
 /** A Warden database with one session and event, closed, owned by the probe's user. */
-async function wardenFile(): Promise<string> {
+async function wardenFile(name = 'w.db'): Promise<string> {
   const dir = tempDir('warden-ro-store-');
   dirs.push(dir);
-  const file = join(dir, 'w.db');
+  const file = join(dir, name);
   const store = await openSqliteStore({ file });
   const session = sessionRow({ key: 'kept' });
   await store.commit([
@@ -156,6 +156,16 @@ describe('SQLite store: a database this process cannot write', () => {
     } finally {
       chmodSync(dir, 0o755);
     }
+  });
+
+  it('the fix it prints is a command that can be pasted, quoting the path for the shell', async () => {
+    const file = await wardenFile("it's a.db");
+    chmodSync(file, 0o444);
+    const fix = `chmod u+w '${file.replace("it's", "it'\\''s")}'`;
+    expect(probe(file).commitMessage).toContain(`To make it writable: ${fix}.`);
+    const applied = spawnSync('sh', ['-c', fix], user ? { uid: user.uid, gid: user.gid } : {});
+    expect(applied.status).toBe(0);
+    expect(statSync(file).mode & 0o200).toBe(0o200);
   });
 
   it('while a writer has it open: reads live through the -wal, including uncheckpointed commits', async () => {

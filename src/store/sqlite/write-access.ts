@@ -63,14 +63,20 @@ export function writeAccessProblem(file: string): WriteAccessProblem | null {
     };
   const uid = process.getuid?.();
   const foreign = paths.filter((path) => uid !== undefined && ownerOf(path) !== uid);
+  const chmod = `chmod u+w ${paths.map(shellQuote).join(' ')}`;
   return {
     reason: blocked.map((b) => b.what).join('; '),
     fix:
       foreign.length === 0
-        ? `chmod u+w ${paths.join(' ')}`
-        : `${foreign.join(' and ')} ${foreign.length === 1 ? 'belongs' : 'belong'} to another user: run Warden as the owner, or have the owner run chmod u+w ${paths.join(' ')} (or chown them to you)`,
+        ? chmod
+        : `${foreign.join(' and ')} ${foreign.length === 1 ? 'belongs' : 'belong'} to another user: run Warden as the owner, or have the owner run ${chmod} (or root chown them to you)`,
     paths,
   };
+}
+
+/** `path` as one shell word, so a printed fix can be pasted. */
+function shellQuote(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
 }
 
 function ownerOf(path: string): number | undefined {
