@@ -226,6 +226,13 @@ describe('SQLite store: a read-only file that cannot be used anyway', () => {
     }
   });
 
+  it('a file this user can neither read nor write is CONFIG_INVALID, as SQLite would say', async () => {
+    const file = await readOnly((path) => writeFileSync(path, randomBytes(100)));
+    chmodSync(file, 0o000);
+    expect(openingFails(file, 'write')).toBe('CONFIG_INVALID');
+    expect(openingFails(file, 'read')).toBe('CONFIG_INVALID');
+  });
+
   it('an empty file (a database not written yet) is only a permission problem', async () => {
     const file = await readOnly((path) => writeFileSync(path, ''));
     expect(openingFails(file, 'write')).toBe('STORE_READ_ONLY');

@@ -24,7 +24,9 @@
  * A writer is refused from the file's header alone ({@link refuseWriter}): nothing is copied.
  */
 import {
+  accessSync,
   closeSync,
+  constants,
   existsSync,
   mkdirSync,
   openSync,
@@ -48,11 +50,16 @@ export type StoreIntent = 'read' | 'write';
 /**
  * Checks `file` before SQLite opens it, creating its directory when the file is missing.
  * Returns null when the database can be written (or created), or why it cannot when it exists
- * but this process cannot write it. Throws NOT_FOUND (`mustExist` and no file) and
- * STORE_READ_ONLY (no file, and it cannot be created).
+ * but this process cannot write it. Throws NOT_FOUND (`mustExist` and no file),
+ * STORE_READ_ONLY (no file, and it cannot be created) and CONFIG_INVALID (a file this process
+ * can neither write nor read).
  */
 export function checkAccess(file: string, mustExist: boolean): WriteAccessProblem | null {
-  if (existsSync(file)) return writeAccessProblem(file);
+  if (existsSync(file)) {
+    const problem = writeAccessProblem(file);
+    if (problem) assertReadable(file);
+    return problem;
+  }
   if (mustExist)
     throw new WardenError(
       'NOT_FOUND',
@@ -76,6 +83,20 @@ export function checkAccess(file: string, mustExist: boolean): WriteAccessProble
   const problem = writeAccessProblem(file);
   if (problem) throw readOnlyError(file, { problem });
   return null;
+}
+
+/** CONFIG_INVALID for a file this process can neither write nor read (as SQLite's CANTOPEN). */
+function assertReadable(file: string): void {
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new WardenError(
+      'CONFIG_INVALID',
+      `cannot open ${file} (${code}): this user can neither read nor write it; check its owner and mode (ls -l ${file}), or point --home, --db or WARDEN_DB at another database`,
+      { cause: error, details: { file } },
+    );
+  }
 }
 
 const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
