@@ -3,7 +3,7 @@
  * new shell, and an old Node gets a message saying what to do instead of a crash.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
@@ -233,5 +233,34 @@ describe('the ./warden launcher', () => {
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     expect(result.stderr).toBe('');
+  });
+});
+
+describe('commands that only read create nothing', () => {
+  it('ps, interrupts and tasks on a missing home answer "nothing yet" and leave no home behind', async () => {
+    const home = join(tempDir(), 'not-yet');
+    for (const args of [['ps'], ['interrupts'], ['tasks']]) {
+      const human = await runCli(args, { home });
+      expect(human.code, human.stderr).toBe(0);
+      const machine = await runCli([...args, '--json'], { home });
+      expect(json(machine)).toEqual([]);
+    }
+    expect(existsSync(home)).toBe(false);
+  });
+
+  it('a home that run creates is private (0700), like the one init creates', async () => {
+    const home = join(tempDir(), 'made-by-submit');
+    const submitted = await runCli(['submit', 'noop', '--payload', '{}'], { home });
+    expect(submitted.code, submitted.stderr).toBe(0);
+    expect(statSync(home).mode & 0o777).toBe(0o700);
+  });
+
+  it('doctor on a damaged database does not tell you to run doctor', async () => {
+    const home = tempDir();
+    writeFileSync(join(home, 'warden.db'), 'not a database '.repeat(500));
+    const doctor = await runCli(['doctor'], { home });
+    expect(doctor.code).toBe(1);
+    expect(doctor.stdout + doctor.stderr).toContain('is not a readable Warden database');
+    expect(doctor.stdout + doctor.stderr).not.toContain('warden doctor');
   });
 });

@@ -137,7 +137,7 @@ const CASES: readonly Case[] = [
     name: 'openSqliteStore with path instead of file',
     code: 'INVALID_PARAMS',
     message:
-      "openSqliteStore: options.file: expected a database file path, or ':memory:' (got undefined); options: unknown key 'path' (known keys: file, durability, clock, busyTimeoutMs, mustExist)",
+      "openSqliteStore: options.file: expected a database file path, or ':memory:' (got undefined); options: unknown key 'path' (known keys: file, durability, clock, busyTimeoutMs, mustExist, intent)",
     run: (c) => openSqliteStore(bad({ path: c.file })),
   },
   {

@@ -1,6 +1,8 @@
 /** Opens the store and kernel a command needs, from the resolved configuration. */
+import { existsSync } from 'node:fs';
+
 import { Kernel, type Kernel as KernelType } from '../kernel/index.ts';
-import { openSqliteStore, type Store } from '../store/index.ts';
+import { openSqliteStore, type Store, type StoreIntent } from '../store/index.ts';
 import { type ConfigOverrides, loadConfig, type ResolvedConfig } from './config.ts';
 
 export interface CliContext {
@@ -10,15 +12,21 @@ export interface CliContext {
   close(): Promise<void>;
 }
 
+/**
+ * Commands that only read pass `intent: 'read'`: on a database this user cannot write they
+ * still work, reading it without changing anything (`store.readOnly`); commands that write
+ * fail there with STORE_READ_ONLY before anything is touched.
+ */
 export async function openContext(
   overrides: ConfigOverrides,
-  options: { mustExist?: boolean } = {},
+  options: { mustExist?: boolean; intent?: StoreIntent } = {},
 ): Promise<CliContext> {
   const config = loadConfig(overrides);
   const store = await openSqliteStore({
     file: config.databasePath,
     durability: config.durability,
     mustExist: options.mustExist ?? false,
+    intent: options.intent ?? 'write',
   });
   const kernel = new Kernel({ store, agentLane: config.agent_lane });
   return {
@@ -30,4 +38,13 @@ export async function openContext(
       await store.close();
     },
   };
+}
+
+/**
+ * For commands that only read and have an answer for "nothing yet" (`ps`, `interrupts`,
+ * `tasks`): null when there is no database, which they do not create.
+ */
+export async function openContextIfExists(overrides: ConfigOverrides): Promise<CliContext | null> {
+  if (!existsSync(loadConfig(overrides).databasePath)) return null;
+  return openContext(overrides, { mustExist: true, intent: 'read' });
 }

@@ -13,7 +13,7 @@ export const EXIT = {
   WAITING: 4,
   /** A named file, process, task or interrupt does not exist. */
   NOT_FOUND: 5,
-  /** The database cannot be used: corrupt, from a newer Warden, busy. */
+  /** The database cannot be used: corrupt, from a newer Warden, busy, read-only for a write. */
   STORE: 6,
   /** The event log failed verification. */
   LEDGER_BROKEN: 7,
@@ -35,6 +35,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'STORE_CORRUPT':
     case 'STORE_TOO_NEW':
     case 'STORE_BUSY':
+    case 'STORE_READ_ONLY':
     case 'MIGRATION_MISMATCH':
       return EXIT.STORE;
     case 'LEDGER_BROKEN':

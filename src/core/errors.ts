@@ -138,6 +138,14 @@ export const ERROR_CATALOGUE = {
     grpc: 'UNAVAILABLE',
     http: 503,
   },
+  STORE_READ_ONLY: {
+    summary:
+      'The database cannot be written: its file, directory, -wal or -shm file is read-only for this user.',
+    retryable: false,
+    jsonrpc: -32000,
+    grpc: 'FAILED_PRECONDITION',
+    http: 500,
+  },
   STORE_CORRUPT: {
     summary: 'The database file is not a Warden database or is damaged.',
     retryable: false,

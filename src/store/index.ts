@@ -1,6 +1,8 @@
 export { storeParam } from './params.ts';
 export { SessionDirectory } from './session-directory.ts';
+export type { StoreIntent } from './sqlite/read-only-open.ts';
 export { openSqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.ts';
+export { type WriteAccessProblem, writeAccessProblem } from './sqlite/write-access.ts';
 export type {
   AttemptOutcome,
   AttemptRecord,

@@ -26,6 +26,7 @@ export const openSqliteStoreArgs = z.object({
       clock: clockParam.optional(),
       busyTimeoutMs: param.int(0, 3_600_000).optional(),
       mustExist: param.boolean().optional(),
+      intent: param.oneOf(['read', 'write']).optional(),
     },
     "an options object { file, durability?, … } (e.g. { file: './warden.db' })",
   ),

@@ -603,6 +603,12 @@ export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Where the data lives; null when another connection cannot reach it (`:memory:`). */
   readonly location: StoreLocation | null;
+  /**
+   * True when the store was opened read-only because this process cannot write the database
+   * (SQLite: `intent: 'read'`): reads work, every write fails with STORE_READ_ONLY, and nothing
+   * on disk is changed.
+   */
+  readonly readOnly: boolean;
 
   commit(ops: readonly StoreOp[]): Promise<readonly EventRecord[]>;
 

@@ -17,13 +17,17 @@ export interface CliOptions {
   readonly input?: string;
   readonly env?: Record<string, string>;
   readonly timeoutMs?: number;
+  /** Run the CLI as this user, with a Node binary it can execute (see unprivileged.ts). */
+  readonly user?: { readonly uid: number; readonly gid: number; readonly node: string };
 }
 
 export function spawnCli(args: readonly string[], options: CliOptions): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], {
+  const user = options.user;
+  return spawn(user?.node ?? process.execPath, [CLI, ...args], {
     cwd: REPO,
     env: { ...process.env, WARDEN_HOME: options.home, NO_COLOR: '1', ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
   });
 }
 

@@ -12,7 +12,7 @@ import {
 
 import { isWardenError, WardenError } from '../../core/index.ts';
 import { verifyLedger } from '../../kernel/index.ts';
-import { openSqliteStore } from '../../store/index.ts';
+import { openSqliteStore, writeAccessProblem } from '../../store/index.ts';
 import { DEFAULT_CONFIG_YAML, loadConfig, resolveHome } from '../config.ts';
 import { openContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -75,7 +75,7 @@ export async function initCommand(options: GlobalOptions & { force?: boolean }):
 export async function ledgerVerifyCommand(
   options: GlobalOptions & { session?: string },
 ): Promise<number> {
-  const ctx = await openContext(options, { mustExist: true });
+  const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   try {
     let sessionId: string | undefined;
     if (options.session) {
@@ -114,7 +114,34 @@ interface Check {
   readonly name: string;
   readonly ok: boolean;
   readonly detail: string;
+  /** Something to know about a passing check (printed with `!`). */
+  readonly warning?: string;
   readonly fix?: string;
+}
+
+/** What to do when the database cannot be opened: by code, so a permission problem never reads as damage. */
+function databaseFix(error: unknown): string {
+  const code = isWardenError(error) ? error.code : 'INTERNAL';
+  switch (code) {
+    case 'STORE_CORRUPT':
+      return 'restore the database from a backup, or move it aside to start a new one';
+    case 'STORE_READ_ONLY': {
+      const fix = isWardenError(error) ? error.details?.fix : undefined;
+      return typeof fix === 'string'
+        ? fix
+        : 'make the database, its directory, -wal and -shm writable';
+    }
+    case 'STORE_TOO_NEW':
+      return 'upgrade Warden (nothing was changed)';
+    case 'MIGRATION_MISMATCH':
+      return 'use the Warden build that created the database, or restore it from a backup';
+    case 'STORE_BUSY':
+      return 'retry; if it persists, find the process holding the database locked';
+    case 'CONFIG_INVALID':
+      return 'point --home, --db or WARDEN_DB at a database file this user can read';
+    default:
+      return `run ${command('doctor')} again; if it repeats, report a bug with the message above`;
+  }
 }
 
 export async function doctorCommand(options: GlobalOptions): Promise<number> {
@@ -163,13 +190,26 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
       });
     if (existsSync(config.databasePath)) {
       try {
-        const ctx = await openContext(options, { mustExist: true });
+        const ctx = await openContext(options, { mustExist: true, intent: 'read' });
         try {
           const health = await ctx.store.health(true);
+          // Healthy but not writable here: say so and how to fix it, without failing the check.
+          const readOnly = ctx.store.readOnly
+            ? (writeAccessProblem(config.databasePath) ?? {
+                reason: 'it was opened read-only',
+                fix: `check the owner and mode of ${config.databasePath}, its -wal and -shm files and its directory`,
+              })
+            : null;
           checks.push({
             name: 'database',
             ok: health.ok,
-            detail: `${config.databasePath} schema v${health.schemaVersion}, ${health.durability}, ${health.detail}`,
+            detail: `${config.databasePath} schema v${health.schemaVersion}, ${health.durability}, ${health.detail}${readOnly ? ', read-only' : ''}`,
+            ...(readOnly
+              ? {
+                  warning: `${readOnly.reason}: commands that read work, commands that write fail with STORE_READ_ONLY`,
+                  fix: readOnly.fix,
+                }
+              : {}),
           });
           const ledger = await verifyLedger(ctx.store);
           checks.push({
@@ -194,7 +234,7 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
           name: 'database',
           ok: false,
           detail: isWardenError(error) ? `[${error.code}] ${error.message}` : String(error),
-          fix: 'restore the database from a backup or move it aside',
+          fix: databaseFix(error),
         });
       }
       const fs = statfsSync(config.home);
@@ -225,10 +265,12 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
   const ok = checks.every((c) => c.ok);
   if (options.json) printJson({ ok, checks });
   else {
-    for (const c of checks)
+    for (const c of checks) {
+      const mark = !c.ok ? style.red('✗') : c.warning ? style.yellow('!') : style.green('✓');
       printLine(
-        `${c.ok ? style.green('✓') : style.red('✗')} ${c.name.padEnd(11)} ${c.detail}${c.fix ? `\n  ${style.yellow('fix:')} ${c.fix}` : ''}`,
+        `${mark} ${c.name.padEnd(11)} ${c.detail}${c.warning ? `\n  ${style.yellow('warning:')} ${c.warning}` : ''}${c.fix ? `\n  ${style.yellow('fix:')} ${c.fix}` : ''}`,
       );
+    }
   }
   return ok ? EXIT.OK : EXIT.ERROR;
 }

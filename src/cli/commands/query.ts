@@ -1,6 +1,6 @@
-/** Read-only commands: `ps`, `inspect`, `events`, `interrupts`. */
+/** Commands that only read: `ps`, `inspect`, `events`, `interrupts` (they work on a read-only database). */
 import { MAX_HISTORY, PROCESS_STATES, type ProcessState, WardenError } from '../../core/index.ts';
-import { openContext } from '../context.ts';
+import { openContext, openContextIfExists } from '../context.ts';
 import { interruptJson } from '../drive.ts';
 import type { GlobalOptions } from '../global-options.ts';
 import { command } from '../invocation.ts';
@@ -20,17 +20,21 @@ export async function psCommand(
       );
   }
   const limit = parseLimit(options.limit, 50);
-  const ctx = await openContext(options);
+  const ctx = await openContextIfExists(options); // no database yet: no runs, nothing created
   try {
-    const all = await ctx.store.listProcesses({
-      ...(states ? { states: states as ProcessState[] } : {}),
-      limit: 100_000,
-    });
+    const all = ctx
+      ? await ctx.store.listProcesses({
+          ...(states ? { states: states as ProcessState[] } : {}),
+          limit: 100_000,
+        })
+      : [];
     const list = all.slice(-limit);
     // A run shown as running whose worker died is stalled until a worker takes its step back.
-    const now = ctx.kernel.clock.now();
     const stalled = new Set<string>();
-    for (const p of list) if ((await runHealth(ctx.store, p, now)).stalled) stalled.add(p.pid);
+    if (ctx) {
+      const now = ctx.kernel.clock.now();
+      for (const p of list) if ((await runHealth(ctx.store, p, now)).stalled) stalled.add(p.pid);
+    }
     if (options.json) {
       printJson(list.map((p) => ({ ...runJson(p), stalled: stalled.has(p.pid) })));
       return 0;
@@ -62,12 +66,12 @@ export async function psCommand(
       );
     return 0;
   } finally {
-    await ctx.close();
+    await ctx?.close();
   }
 }
 
 export async function inspectCommand(pid: string, options: GlobalOptions): Promise<number> {
-  const ctx = await openContext(options, { mustExist: true });
+  const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   try {
     const p = await ctx.kernel.getProcess(pid);
     const tasks = await ctx.store.listTasks({ processId: pid, limit: 10_000 });
@@ -161,7 +165,7 @@ export async function eventsCommand(
       `--from must be a non-negative integer sequence number (got ${options.from})`,
     );
   const limit = parseLimit(options.limit, 1_000);
-  const ctx = await openContext(options, { mustExist: true });
+  const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   try {
     let sessionId: string;
     if (options.process) sessionId = (await ctx.kernel.getProcess(options.process)).session_id;
@@ -229,12 +233,15 @@ export async function eventsCommand(
 export async function interruptsCommand(
   options: GlobalOptions & { all?: boolean },
 ): Promise<number> {
-  const ctx = await openContext(options);
+  const ctx = await openContextIfExists(options); // no database yet: no interrupts
   try {
-    await ctx.kernel.interrupts.expireDue();
-    const list = await ctx.store.listInterrupts(
-      options.all ? { limit: 10_000 } : { status: 'pending', limit: 10_000 },
-    );
+    // Expiring overdue interrupts writes; a read-only database shows them as stored.
+    if (ctx && !ctx.store.readOnly) await ctx.kernel.interrupts.expireDue();
+    const list = ctx
+      ? await ctx.store.listInterrupts(
+          options.all ? { limit: 10_000 } : { status: 'pending', limit: 10_000 },
+        )
+      : [];
     if (options.json) {
       printJson(
         list.map((i) => ({ ...interruptJson(i), response: i.response, created_at: i.created_at })),
@@ -259,7 +266,7 @@ export async function interruptsCommand(
     );
     return 0;
   } finally {
-    await ctx.close();
+    await ctx?.close();
   }
 }
 

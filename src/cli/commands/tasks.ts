@@ -2,7 +2,7 @@
 import { TASK_STATES, type TaskState, WardenError } from '../../core/index.ts';
 import { JobQueue } from '../../queue/index.ts';
 import type { TaskRecord } from '../../store/index.ts';
-import { type CliContext, openContext } from '../context.ts';
+import { type CliContext, openContext, openContextIfExists } from '../context.ts';
 import type { GlobalOptions } from '../global-options.ts';
 import { osUser } from '../os-user.ts';
 import { formatTime, printJson, printLine, printTable, style } from '../output.ts';
@@ -34,13 +34,15 @@ export async function tasksCommand(
       );
   }
   const limit = parseLimit(options.limit, 100);
-  const ctx = await openContext(options);
+  const ctx = await openContextIfExists(options); // no database yet: no tasks
   try {
-    const list = await ctx.store.listTasks({
-      ...(states ? { states: states as TaskState[] } : {}),
-      ...(options.lane ? { lane: options.lane } : {}),
-      limit,
-    });
+    const list = ctx
+      ? await ctx.store.listTasks({
+          ...(states ? { states: states as TaskState[] } : {}),
+          ...(options.lane ? { lane: options.lane } : {}),
+          limit,
+        })
+      : [];
     if (options.json) {
       printJson(list.map(taskJson));
       return 0;
@@ -64,7 +66,7 @@ export async function tasksCommand(
     );
     return 0;
   } finally {
-    await ctx.close();
+    await ctx?.close();
   }
 }
 
@@ -87,7 +89,10 @@ export async function dlqCommand(
     );
   }
   const limit = parseLimit(options.limit, 100);
-  const ctx = await openContext(options, { mustExist: true });
+  const ctx = await openContext(options, {
+    mustExist: true,
+    intent: verb === 'list' || verb === 'show' ? 'read' : 'write',
+  });
   try {
     const queue = queueFor(ctx);
     const by = `cli:${osUser()}`;

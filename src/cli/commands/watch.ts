@@ -16,7 +16,7 @@ import { RunFollower } from '../run-follower.ts';
 import { runHealth } from '../run-health.ts';
 
 export async function watchCommand(pid: string, options: GlobalOptions): Promise<number> {
-  const ctx = await openContext(options, { mustExist: true });
+  const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   const { kernel, store } = ctx;
   try {
     const first = await kernel.getProcess(pid);

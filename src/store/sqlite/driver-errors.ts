@@ -1,8 +1,11 @@
 /**
  * Classifies better-sqlite3 errors as Warden errors (one table per adapter, STYLE.md):
- * busy/locked are retryable STORE_BUSY; corruption and "not a database" are STORE_CORRUPT.
+ * busy/locked are retryable STORE_BUSY; corruption and "not a database" are STORE_CORRUPT;
+ * a refused write (SQLITE_READONLY*, SQLITE_PERM) is STORE_READ_ONLY, a permission problem;
+ * a path SQLite cannot open is CONFIG_INVALID.
  */
 import { WardenError } from '../../core/index.ts';
+import { readOnlyError } from './write-access.ts';
 
 const CORRUPT = new Set([
   'SQLITE_CORRUPT',
@@ -25,7 +28,8 @@ export function classifySqliteError(error: unknown, file: string): WardenError |
   if (CORRUPT.has(code)) {
     return new WardenError(
       'STORE_CORRUPT',
-      `${file} is not a readable Warden database (${code}); restore it from a backup or point WARDEN_HOME elsewhere. Run 'warden doctor' for details.`,
+      // The store names no CLI command: `warden doctor` prints this very message as its finding.
+      `${file} is not a readable Warden database (${code}); restore it from a backup, or point --home, --db or WARDEN_DB at the right file`,
       { cause: error, details: { file, sqlite_code: code } },
     );
   }
@@ -39,14 +43,17 @@ export function classifySqliteError(error: unknown, file: string): WardenError |
       },
     );
   }
-  if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_PERM') {
+  // Permission problems are never corruption: the file is fine, this user cannot write it.
+  if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_PERM') {
+    return file === ':memory:'
+      ? new WardenError('INTERNAL', `SQLite refused a write (${code})`, { cause: error })
+      : readOnlyError(file, { sqliteCode: code, cause: error });
+  }
+  if (code.startsWith('SQLITE_CANTOPEN')) {
     return new WardenError(
       'CONFIG_INVALID',
-      `cannot open ${file} for writing (${code}); check the path and its permissions`,
-      {
-        cause: error,
-        details: { file, sqlite_code: code },
-      },
+      `cannot open ${file} (${code}); check that the path names a file this user can read, in an existing directory`,
+      { cause: error, details: { file, sqlite_code: code } },
     );
   }
   return null;

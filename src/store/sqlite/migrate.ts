@@ -59,7 +59,6 @@ export function checkCompatible(
   migrations: readonly Migration[],
   file: string,
 ): number {
-  const latest = latestVersion(migrations);
   const appId = db.pragma('application_id', { simple: true }) as number;
   const version = db.pragma('user_version', { simple: true }) as number;
   const tables = (
@@ -67,7 +66,22 @@ export function checkCompatible(
       n: number;
     }
   ).n;
-  if (appId !== WARDEN_APPLICATION_ID && (tables > 0 || version !== 0)) {
+  refuseForeignOrNewer(file, { appId, version, hasTables: tables > 0 }, latestVersion(migrations));
+  if (version > 0) verifyApplied(db, migrations, version, file);
+  return version;
+}
+
+/**
+ * STORE_CORRUPT for another application's SQLite database, STORE_TOO_NEW for a newer Warden's;
+ * from the database's `application_id`, `user_version` and whether it has tables.
+ */
+export function refuseForeignOrNewer(
+  file: string,
+  header: { appId: number; version: number; hasTables: boolean },
+  latest: number,
+): void {
+  const { appId, version } = header;
+  if (appId !== WARDEN_APPLICATION_ID && (header.hasTables || version !== 0)) {
     throw new WardenError(
       'STORE_CORRUPT',
       `${file} is an SQLite database but not a Warden database (application_id ${appId}); point WARDEN_HOME or --db at a Warden database`,
@@ -81,8 +95,6 @@ export function checkCompatible(
       { details: { file, schema_version: version, supported: latest } },
     );
   }
-  if (version > 0) verifyApplied(db, migrations, version, file);
-  return version;
 }
 
 function verifyApplied(

@@ -6,11 +6,13 @@
  * - Every write runs in a `BEGIN IMMEDIATE` transaction, so writers from several processes queue
  *   on the database lock (with a busy timeout) instead of failing mid-transaction.
  * - Statements are prepared once at open.
+ * - Opening asks first whether this process can write the database. If not, a writer is refused
+ *   (STORE_READ_ONLY) and a reader (`intent: 'read'`) gets a read-only store that writes
+ *   nothing at all (read-only-open.ts); SQLite never touches a file it could only half use.
  * - better-sqlite3 is synchronous; the port is async so a networked adapter can implement it.
  *   A call runs to completion before it returns, so transactions never interleave in-process.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
 
 import Database from 'better-sqlite3';
 
@@ -79,6 +81,7 @@ import {
 import { type EventBatch, EventLog } from './event-log.ts';
 import { checkCompatible, migrate } from './migrate.ts';
 import { rateUsage, takeRate } from './rate-writes.ts';
+import { checkAccess, openReadOnly, refuseWriter, type StoreIntent } from './read-only-open.ts';
 import { EventReader, RetentionSql } from './retention.ts';
 import {
   attemptFromRow,
@@ -104,6 +107,7 @@ import {
   settleTasks,
   submitTasks,
 } from './task-writes.ts';
+import { readOnlyError, type WriteAccessProblem } from './write-access.ts';
 import { WriteQueue } from './write-queue.ts';
 
 export interface SqliteStoreOptions {
@@ -121,6 +125,25 @@ export interface SqliteStoreOptions {
   readonly busyTimeoutMs?: number;
   /** Refuse to create a new database file. @default false */
   readonly mustExist?: boolean;
+  /**
+   * `'write'`: the database must be writable (or creatable); STORE_READ_ONLY when this process
+   * cannot write it (a file whose header shows it is not a usable Warden database — not SQLite,
+   * another application's, a newer Warden's — is reported as such first).
+   * `'read'`: for callers that only read. A writable database opens as for `'write'`; one this
+   * process cannot write (file, directory, `-wal` or `-shm` read-only) opens read-only instead
+   * ({@link SqliteStore.readOnly}): nothing on disk is created or changed, every write fails
+   * with STORE_READ_ONLY, and a schema that would need migrating is refused with
+   * STORE_READ_ONLY. See read-only-open.ts for how it is read. @default 'write'
+   */
+  readonly intent?: StoreIntent;
+}
+
+/** How a read-only store reads (see read-only-open.ts). */
+interface ReadOnlyMode {
+  /** Why this process cannot write the database, for STORE_READ_ONLY. */
+  readonly problem: WriteAccessProblem;
+  /** True when the store reads an in-memory copy of the file. */
+  readonly copy: boolean;
 }
 
 /** Parsed workflow definitions kept per store (see SqliteStore#workflow). */
@@ -155,6 +178,8 @@ export class SqliteStore implements Store {
   readonly file: string;
   readonly schemaVersion: number;
   readonly location: StoreLocation | null;
+  readonly readOnly: boolean;
+  readonly #readOnly: ReadOnlyMode | null;
   readonly #db: Database.Database;
   readonly #clock: Clock;
   readonly #stmt: { [K in StatementName]: Database.Statement };
@@ -172,21 +197,25 @@ export class SqliteStore implements Store {
   static open(options: SqliteStoreOptions): SqliteStore {
     const file = options.file;
     const clock = options.clock ?? systemClock;
+    const durability = options.durability ?? 'fast';
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
     let db: Database.Database | undefined;
     try {
-      if (file !== ':memory:' && options.mustExist && !existsSync(file)) {
-        throw new WardenError(
-          'NOT_FOUND',
-          `no Warden database at ${file}; run 'warden init' or check --db`,
-          { details: { file } },
-        );
+      // Asked before SQLite touches the file: a refused database is left exactly as it was.
+      const problem = file === ':memory:' ? null : checkAccess(file, options.mustExist ?? false);
+      if (problem) {
+        if ((options.intent ?? 'write') === 'write') refuseWriter(file, problem);
+        const readOnly = openReadOnly(file, problem, { busyTimeoutMs, lockSliceMs: LOCK_SLICE_MS });
+        db = readOnly.db;
+        return new SqliteStore(db, file, durability, clock, readOnly.version, busyTimeoutMs, {
+          problem,
+          copy: readOnly.copy,
+        });
       }
-      if (file !== ':memory:' && !options.mustExist) mkdirSync(dirname(file), { recursive: true });
       db = new Database(file, {
         fileMustExist: options.mustExist ?? false,
-        timeout: options.busyTimeoutMs ?? 5_000,
+        timeout: busyTimeoutMs,
       });
-      const durability = options.durability ?? 'fast';
       // Refuse foreign, newer or altered databases before anything writes to the file.
       checkCompatible(db, SQLITE_MIGRATIONS, file);
       db.pragma('journal_mode = WAL');
@@ -207,11 +236,15 @@ export class SqliteStore implements Store {
       // waits synchronously, blocking the event loop); the write queue waits out the rest
       // asynchronously, up to busyTimeoutMs.
       db.pragma(`busy_timeout = ${LOCK_SLICE_MS}`);
-      return new SqliteStore(db, file, durability, clock, version, options.busyTimeoutMs ?? 5_000);
+      return new SqliteStore(db, file, durability, clock, version, busyTimeoutMs, null);
     } catch (error) {
       db?.close();
       if (error instanceof WardenError) throw error;
-      if ((error as { code?: string }).code === 'SQLITE_CANTOPEN' && options.mustExist) {
+      if (
+        (error as { code?: string }).code === 'SQLITE_CANTOPEN' &&
+        options.mustExist &&
+        !existsSync(file)
+      ) {
         throw new WardenError(
           'NOT_FOUND',
           `no Warden database at ${file}; run 'warden init' or check --db`,
@@ -235,8 +268,11 @@ export class SqliteStore implements Store {
     clock: Clock,
     schemaVersion: number,
     busyTimeoutMs: number,
+    readOnly: ReadOnlyMode | null,
   ) {
     this.#db = db;
+    this.#readOnly = readOnly;
+    this.readOnly = readOnly !== null;
     this.#busyTimeoutMs = busyTimeoutMs;
     this.file = file;
     this.durability = durability;
@@ -251,7 +287,8 @@ export class SqliteStore implements Store {
     this.#writes = new WriteQueue(db, file, durability === 'strict', busyTimeoutMs);
     const dataVersion = db.prepare('PRAGMA data_version').pluck();
     this.#changes = new ChangeWatcher(
-      file === ':memory:' ? null : file,
+      // A copy never changes: only the store's own (refused) writes could announce anything.
+      file === ':memory:' || readOnly?.copy ? null : file,
       // Prepared once: db.pragma() compiles its statement on every call, and this runs after
       // every commit this process hears about.
       () => dataVersion.get() as number,
@@ -266,6 +303,8 @@ export class SqliteStore implements Store {
    */
   #transact<T>(fn: (batch: EventBatch) => T, announce = false): Promise<T> {
     if (this.#closed) return Promise.reject(new WardenError('INTERNAL', 'the store is closed'));
+    if (this.#readOnly)
+      return Promise.reject(readOnlyError(this.file, { problem: this.#readOnly.problem }));
     return this.#writes
       .run(() => {
         const batch = this.#log.batch();
@@ -310,7 +349,7 @@ export class SqliteStore implements Store {
 
   /** Copies committed WAL frames into the database file without blocking writers. */
   checkpoint(mode: 'PASSIVE' | 'TRUNCATE' = 'PASSIVE'): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#readOnly) return;
     try {
       this.#db.pragma(`wal_checkpoint(${mode})`);
     } catch {
@@ -839,11 +878,14 @@ export class SqliteStore implements Store {
       return this.#events.read(query);
     });
   }
-  /** See snapshot.ts: a second read-only connection, or a copy of a `:memory:` database. */
+  /**
+   * See snapshot.ts: a second read-only connection, or a copy of a `:memory:` database (or of
+   * the in-memory copy a read-only store reads).
+   */
   openSnapshot(): Promise<StoreSnapshot> {
     return this.#async(() =>
       SqliteSnapshot.open(
-        this.location
+        this.location && !this.#readOnly?.copy
           ? { file: this.location.file, busyTimeoutMs: this.#busyTimeoutMs }
           : { image: this.#db.serialize() },
       ),
@@ -918,7 +960,7 @@ export class SqliteStore implements Store {
     await this.#writes.drain();
     this.#listeners.clear();
     try {
-      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+      if (!this.#readOnly) this.#db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {
       // another connection is reading: its own close (or a later open) finishes the job
     }
