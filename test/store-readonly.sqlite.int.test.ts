@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,12 +71,18 @@ function asUser(code: string): string {
   return result.stdout;
 }
 
-const STORE = JSON.stringify(moduleUrl('src/store/index.ts'));
+/** The store module as the probe's user can import it (from a readable copy when root). */
+const store = () =>
+  JSON.stringify(
+    user
+      ? pathToFileURL(join(user.root, 'src/store/index.ts')).href
+      : moduleUrl('src/store/index.ts'),
+  );
 
 /** The code of the error opening `file` with `intent` fails with, as the probe's user. */
 function openingFails(file: string, intent: 'read' | 'write'): string {
   return asUser(`
-    import { openSqliteStore } from ${STORE};
+    import { openSqliteStore } from ${store()};
     const options = { file: ${JSON.stringify(file)}, intent: ${JSON.stringify(intent)} };
     await openSqliteStore(options).then(
       (store) => (store.close(), console.log('opened')),
@@ -87,7 +94,7 @@ function openingFails(file: string, intent: 'read' | 'write'): string {
 /** Opens `file` with `intent: 'read'` in a child process run as the probe's user. */
 function probe(file: string): Probe {
   const code = `
-    import { openSqliteStore } from ${STORE};
+    import { openSqliteStore } from ${store()};
     const file = ${JSON.stringify(file)};
     const code = async (promise) => promise.then(() => 'ok', (error) => error.code);
     const store = await openSqliteStore({ file, intent: 'read' });

@@ -1,5 +1,6 @@
 /** Runs the real `warden` CLI in a child process (Node strips the TypeScript types). */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -18,17 +19,27 @@ export interface CliOptions {
   readonly env?: Record<string, string>;
   readonly timeoutMs?: number;
   /** Run the CLI as this user, with a Node binary it can execute (see unprivileged.ts). */
-  readonly user?: { readonly uid: number; readonly gid: number; readonly node: string };
+  readonly user?: {
+    readonly uid: number;
+    readonly gid: number;
+    readonly node: string;
+    /** The checkout to run the CLI from (a copy this user can read, or the repository). */
+    readonly root: string;
+  };
 }
 
 export function spawnCli(args: readonly string[], options: CliOptions): ChildProcess {
   const user = options.user;
-  return spawn(user?.node ?? process.execPath, [CLI, ...args], {
-    cwd: REPO,
-    env: { ...process.env, WARDEN_HOME: options.home, NO_COLOR: '1', ...options.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-    ...(user ? { uid: user.uid, gid: user.gid } : {}),
-  });
+  return spawn(
+    user?.node ?? process.execPath,
+    [user ? join(user.root, 'src/cli/main.ts') : CLI, ...args],
+    {
+      cwd: user?.root ?? REPO,
+      env: { ...process.env, WARDEN_HOME: options.home, NO_COLOR: '1', ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    },
+  );
 }
 
 export function runCli(args: readonly string[], options: CliOptions): Promise<CliResult> {

@@ -4,7 +4,7 @@
  * CLI runs as `nobody` instead, so those tests meet the real read-only condition either way.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, linkSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { CLI, REPO } from './cli.ts';
@@ -15,6 +15,11 @@ export interface ChildUser {
   readonly gid: number;
   /** A Node binary this user can execute (root's may sit in a directory closed to others). */
   readonly node: string;
+  /**
+   * A checkout this user can read: the repository itself, or (when it sits in a directory closed
+   * to other users, e.g. a clone under a 0700 temp directory) a copy of what the CLI runs from.
+   */
+  readonly root: string;
 }
 
 function idOf(flag: '-u' | '-g'): number {
@@ -26,8 +31,8 @@ function idOf(flag: '-u' | '-g'): number {
 }
 
 function runsCli(user: ChildUser): boolean {
-  const result = spawnSync(user.node, [CLI, '--version'], {
-    cwd: REPO,
+  const result = spawnSync(user.node, [join(user.root, 'src/cli/main.ts'), '--version'], {
+    cwd: user.root,
     uid: user.uid,
     gid: user.gid,
     encoding: 'utf8',
@@ -42,7 +47,7 @@ function runsCli(user: ChildUser): boolean {
  */
 export function unprivilegedUser(): ChildUser | null {
   if (process.getuid?.() !== 0) return null;
-  const user = { uid: idOf('-u'), gid: idOf('-g'), node: process.execPath };
+  const user = { uid: idOf('-u'), gid: idOf('-g'), node: process.execPath, root: REPO };
   if (runsCli(user)) return user;
   const dir = tempDir('warden-node-');
   chmodSync(dir, 0o755);
@@ -55,7 +60,27 @@ export function unprivilegedUser(): ChildUser | null {
   }
   const linked = { ...user, node };
   if (runsCli(linked)) return linked;
+  const copied = { ...linked, root: readableCheckout(dir) };
+  if (runsCli(copied)) return copied;
   throw new Error(
-    `these tests run as root, and root ignores permission bits, so they run the CLI as uid ${user.uid} (nobody); it cannot run ${CLI} from ${REPO}: make the checkout readable by other users`,
+    `these tests run as root, and root ignores permission bits, so they run the CLI as uid ${user.uid} (nobody); it cannot run ${CLI} from ${REPO}, nor from a copy in ${dir}`,
   );
+}
+
+/** A copy of what the CLI runs from (sources, examples, production dependencies) under `dir`. */
+function readableCheckout(dir: string): string {
+  const root = join(dir, 'checkout');
+  const parts = ['src', 'examples', 'package.json', 'tsconfig.json'];
+  // Production dependencies only: what `src/cli/main.ts` loads, as npm resolved them.
+  const deps = execFileSync('npm', ['ls', '--omit=dev', '--parseable', '--all'], {
+    cwd: REPO,
+    encoding: 'utf8',
+  })
+    .split('\n')
+    .filter((line) => line.startsWith(join(REPO, 'node_modules')))
+    .map((line) => line.slice(REPO.length).replace(/^\//, ''));
+  for (const part of [...parts, ...deps])
+    cpSync(join(REPO, part), join(root, part), { recursive: true, dereference: true });
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  return root;
 }
