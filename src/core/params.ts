@@ -76,7 +76,8 @@ export function describeValue(value: unknown): string {
   return typeof name === 'string' && name !== '' ? `a ${name}` : 'an object';
 }
 
-function formatIssuePath(path: readonly PropertyKey[]): string {
+/** `a.b[2].c` for a zod issue path ('' for the root). */
+export function formatIssuePath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
@@ -85,7 +86,8 @@ function formatIssuePath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+/** The value at a zod issue path in `root`, or undefined. */
+export function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   let current = root;
   for (const part of path) {
     if (current === null || typeof current !== 'object') return undefined;

@@ -14,7 +14,14 @@ import { z } from 'zod';
 import { WardenError } from '../errors.ts';
 import { sha256Hex } from '../hash-chain.ts';
 import { canonicalJson } from '../json.ts';
-import { checkParams, describeValue, invalidParams, param } from '../params.ts';
+import {
+  checkParams,
+  describeValue,
+  formatIssuePath,
+  invalidParams,
+  param,
+  valueAt,
+} from '../params.ts';
 import { type Workflow, workflowSchema } from './schema.ts';
 import { type ValidateOptions, validateWorkflow, type WorkflowIssue } from './validate.ts';
 
@@ -185,12 +192,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out === '' ? '(document)' : out;
+  return formatIssuePath(path) || '(document)';
 }
 
 function zodIssues(error: z.ZodError, raw: unknown): WorkflowIssue[] {
@@ -203,15 +205,6 @@ function zodIssues(error: z.ZodError, raw: unknown): WorkflowIssue[] {
       message: `${issue.message}${issue.code === 'invalid_type' ? '' : shown}`,
     };
   });
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let current = root;
-  for (const part of path) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<PropertyKey, unknown>)[part];
-  }
-  return current;
 }
 
 function truncate(text: string | undefined, max = 60): string {
