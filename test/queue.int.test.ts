@@ -441,9 +441,11 @@ describe('heartbeats and a blocked event loop', () => {
     const queue = new JobQueue({ store });
     const worker = newWorker({
       queue,
-      // Margins for a loaded 2-core CI machine: ten renewals per lease.
-      leaseMs: 1_500,
-      heartbeatMs: 150,
+      // Margins for a loaded 2-core CI machine: ten renewals per lease, and a lease long enough
+      // that a thread starved of CPU for a few seconds still renews in time (at 1.5 s, six busy
+      // processes on two cores made the renewals lapse).
+      leaseMs: 4_000,
+      heartbeatMs: 400,
       heartbeat: 'thread',
       ...(options.stallLimitMs === undefined ? {} : { stallLimitMs: options.stallLimitMs }),
     });
@@ -501,15 +503,15 @@ describe('heartbeats and a blocked event loop', () => {
   }
 
   it('a handler blocking the event loop past its lease keeps it (the thread renews)', async () => {
-    await expectKeptLease(await runBlockingJob({ blockMs: 3_000, yieldFirst: true }));
+    await expectKeptLease(await runBlockingJob({ blockMs: 6_000, yieldFirst: true }));
   });
 
   it('a handler that blocks from its first line keeps its lease as well', async () => {
-    await expectKeptLease(await runBlockingJob({ blockMs: 3_000, yieldFirst: false }));
+    await expectKeptLease(await runBlockingJob({ blockMs: 6_000, yieldFirst: false }));
   });
 
   it('a stalled event loop stops the renewals: the task is reclaimed and the late result rejected', async () => {
-    const run = await runBlockingJob({ blockMs: 4_000, yieldFirst: true, stallLimitMs: 300 });
+    const run = await runBlockingJob({ blockMs: 8_000, yieldFirst: true, stallLimitMs: 300 });
     // The reaper (another process) reclaimed the lease while this event loop was blocked.
     expect(run.reclaims.length).toBeGreaterThanOrEqual(1);
     expect(run.reclaims[0]!.at).toBeLessThan(run.blockEnd);
