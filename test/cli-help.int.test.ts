@@ -12,9 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { buildProgram } from '../src/cli/program.ts';
 import { buildWorkflow } from '../src/core/index.ts';
-import { Kernel } from '../src/kernel/index.ts';
-import { openSqliteStore } from '../src/store/index.ts';
-import { runCli, spawnCli } from './helpers/cli.ts';
+import { initHomeWithKernel, runCli, spawnCli } from './helpers/cli.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 
 afterAll(removeTempDirs);
@@ -93,9 +91,7 @@ describe('completion', () => {
 describe('warden watch', () => {
   it('follows a run another process drives, shows what it waits for, and ends with it', async () => {
     const home = tempDir();
-    expect((await runCli(['init'], { home })).code).toBe(0);
-    const store = await openSqliteStore({ file: join(home, 'warden.db') });
-    const kernel = new Kernel({ store });
+    const { store, kernel, close } = await initHomeWithKernel(home);
     try {
       const run = await kernel.startRun({
         workflow: buildWorkflow({
@@ -133,16 +129,13 @@ describe('warden watch', () => {
       expect(stdout).toMatch(/✓ after/);
       expect(stdout).toMatch(/■ completed/);
     } finally {
-      kernel.close();
-      await store.close();
+      await close();
     }
   });
 
   it('says when the worker running the step died, and how to take the run over', async () => {
     const home = tempDir();
-    expect((await runCli(['init'], { home })).code).toBe(0);
-    const store = await openSqliteStore({ file: join(home, 'warden.db') });
-    const kernel = new Kernel({ store });
+    const { store, kernel, close } = await initHomeWithKernel(home);
     try {
       const run = await kernel.startRun({
         workflow: buildWorkflow({
@@ -179,8 +172,7 @@ describe('warden watch', () => {
       expect(code).toBe(130);
       expect(stdout).toMatch(/stopped watching; p_\w+ is running/);
     } finally {
-      kernel.close();
-      await store.close();
+      await close();
     }
   });
 });

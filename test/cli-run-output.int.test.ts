@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { buildWorkflow } from '../src/core/index.ts';
-import { Kernel } from '../src/kernel/index.ts';
+import type { Kernel } from '../src/kernel/index.ts';
 import { AgentRegistry, Worker } from '../src/runtime/index.ts';
-import { openSqliteStore, type Store } from '../src/store/index.ts';
-import { runCli, spawnCli } from './helpers/cli.ts';
+import type { Store } from '../src/store/index.ts';
+import { initHomeWithKernel, spawnCli } from './helpers/cli.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 import { waitForProcess } from './helpers/wait.ts';
 
@@ -38,14 +38,8 @@ const workflow = buildWorkflow(
 );
 
 async function openHome(home: string): Promise<{ store: Store; kernel: Kernel }> {
-  const init = await runCli(['init'], { home });
-  expect(init.code, init.stderr).toBe(0);
-  const store = await openSqliteStore({ file: join(home, 'warden.db') });
-  const kernel = new Kernel({ store });
-  closers.push(async () => {
-    kernel.close();
-    await store.close();
-  });
+  const { store, kernel, close } = await initHomeWithKernel(home);
+  closers.push(close);
   return { store, kernel };
 }
 

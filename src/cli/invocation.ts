@@ -8,6 +8,8 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
+import { shellQuote } from '../core/index.ts';
+
 let target = '';
 
 /** Records the home and database this command works on (see {@link command}). */
@@ -22,9 +24,4 @@ export function setCommandTarget(home: string, database: string): void {
 /** `warden <rest>`, written to be pasted into a new shell in the same directory. */
 export function command(rest: string): string {
   return `${process.env.WARDEN_COMMAND || 'warden'}${target} ${rest}`;
-}
-
-/** Quotes a path for POSIX shells when it needs it. */
-export function shellQuote(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }

@@ -156,32 +156,24 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('list pending interrupts (questions to a person)')
     .option('--all', 'include resolved, expired and cancelled')
     .action(wrap(interruptsCommand));
-  program
-    .command('approve <id>')
-    .description('approve a pending confirmation, review or budget request')
-    .option('--note <text>', 'a note stored with the answer')
-    .action(
-      wrap((id: string, options: GlobalOptions & { note?: string }) =>
-        resolveCommand(
-          id,
-          { approved: true, ...(options.note ? { text: options.note } : {}) },
-          options,
+  for (const [verb, approved] of [
+    ['approve', true],
+    ['deny', false],
+  ] as const) {
+    program
+      .command(`${verb} <id>`)
+      .description(`${verb} a pending confirmation, review or budget request`)
+      .option('--note <text>', 'a note stored with the answer')
+      .action(
+        wrap((id: string, options: GlobalOptions & { note?: string }) =>
+          resolveCommand(
+            id,
+            { approved, ...(options.note ? { text: options.note } : {}) },
+            options,
+          ),
         ),
-      ),
-    );
-  program
-    .command('deny <id>')
-    .description('deny a pending confirmation, review or budget request')
-    .option('--note <text>', 'a note stored with the answer')
-    .action(
-      wrap((id: string, options: GlobalOptions & { note?: string }) =>
-        resolveCommand(
-          id,
-          { approved: false, ...(options.note ? { text: options.note } : {}) },
-          options,
-        ),
-      ),
-    );
+      );
+  }
   program
     .command('answer <id> <text...>')
     .description('answer a pending clarification')

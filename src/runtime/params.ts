@@ -5,6 +5,12 @@ import { param } from '../core/index.ts';
 
 const DAY_MS = 86_400_000;
 
+/** An AgentRegistry argument (Worker, createTestKernel). */
+export const agentRegistryParam = param.withMethods<unknown>(
+  'an AgentRegistry (new AgentRegistry().register(name, agent))',
+  ['register', 'get', 'names'],
+);
+
 export const workerArgs = z.object({
   options: param.options(
     {
@@ -13,13 +19,7 @@ export const workerArgs = z.object({
         'registerService',
         'unregisterService',
       ]),
-      agents: param
-        .withMethods('an AgentRegistry (new AgentRegistry().register(name, agent))', [
-          'register',
-          'get',
-          'names',
-        ])
-        .optional(),
+      agents: agentRegistryParam.optional(),
       models: param
         .withMethods('a ModelRegistry (new ModelRegistry())', ['register', 'resolve'])
         .optional(),

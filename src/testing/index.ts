@@ -8,9 +8,10 @@ import { join } from 'node:path';
 
 import { z } from 'zod';
 
-import { checkParams, type Clock, ManualClock, param, WardenError } from '../core/index.ts';
+import { checkParams, type Clock, ManualClock, WardenError } from '../core/index.ts';
 import { Kernel, type KernelOptions } from '../kernel/index.ts';
 import { AgentRegistry, Worker } from '../runtime/index.ts';
+import { agentRegistryParam } from '../runtime/params.ts';
 import { openSqliteStore, type ProcessRecord, type Store } from '../store/index.ts';
 
 export { ManualClock };
@@ -19,13 +20,7 @@ export { ManualClock };
 const testKernelArgs = z.object({
   options: z.looseObject(
     {
-      agents: param
-        .withMethods('an AgentRegistry (new AgentRegistry().register(name, agent))', [
-          'register',
-          'get',
-          'names',
-        ])
-        .optional(),
+      agents: agentRegistryParam.optional(),
     },
     { error: 'expected an options object { agents?, clock?, routingFunctions?, … }' },
   ),

@@ -3,6 +3,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { Kernel } from '../../src/kernel/index.ts';
+import { openSqliteStore, type Store } from '../../src/store/index.ts';
+
 export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -66,4 +69,25 @@ export function json<T = unknown>(result: CliResult): T {
   } catch {
     throw new Error(`expected JSON on stdout, got:\n${result.stdout}\nstderr:\n${result.stderr}`);
   }
+}
+
+/**
+ * `warden init` in `home`, then the store and a kernel on its database in this process: a test
+ * drives runs here while the CLI under test works on the same database from another process.
+ */
+export async function initHomeWithKernel(
+  home: string,
+): Promise<{ store: Store; kernel: Kernel; close(): Promise<void> }> {
+  const init = await runCli(['init'], { home });
+  if (init.code !== 0) throw new Error(`warden init failed:\n${init.stderr}`);
+  const store = await openSqliteStore({ file: join(home, 'warden.db') });
+  const kernel = new Kernel({ store });
+  return {
+    store,
+    kernel,
+    close: async () => {
+      kernel.close();
+      await store.close();
+    },
+  };
 }

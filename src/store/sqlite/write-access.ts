@@ -13,7 +13,7 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-import { WardenError } from '../../core/index.ts';
+import { shellQuote, WardenError } from '../../core/index.ts';
 
 export interface WriteAccessProblem {
   /** What cannot be written, e.g. "/h/warden.db is read-only for this user". */
@@ -72,11 +72,6 @@ export function writeAccessProblem(file: string): WriteAccessProblem | null {
         : `${foreign.join(' and ')} ${foreign.length === 1 ? 'belongs' : 'belong'} to another user: run Warden as the owner, or have the owner run ${chmod} (or root chown them to you)`,
     paths,
   };
-}
-
-/** `path` as one shell word, so a printed fix can be pasted. */
-function shellQuote(path: string): string {
-  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
 }
 
 function ownerOf(path: string): number | undefined {
