@@ -44,6 +44,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'CONFLICT':
     case 'LEASE_LOST':
     case 'IDEMPOTENCY_CONFLICT':
+    case 'DAEMON_RUNNING':
       return EXIT.CONFLICT;
     default:
       return EXIT.ERROR;
