@@ -41,6 +41,61 @@ export const configSchema = z.strictObject({
       heartbeat: duration.optional(),
     })
     .default({ concurrency: 4, lease: 15_000 }),
+  /** The daemon (`warden serve`): listeners, limits, logs (docs/configuration.md#server). */
+  server: z
+    .strictObject({
+      /** host:port of the HTTP listener (ACP at /acp, /healthz, /readyz, /metrics, /events). */
+      listen: z
+        .string()
+        .regex(
+          /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/,
+          'expected host:port such as 127.0.0.1:7421',
+        )
+        .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65_535, 'port must be ≤ 65535')
+        .default('127.0.0.1:7421'),
+      /** Origins browsers may connect from, exactly as the Origin header names them. */
+      allowed_origins: z
+        .array(
+          z
+            .string()
+            .regex(/^https?:\/\/[^/\s]+$/, 'expected an origin such as https://ops.example.com'),
+        )
+        .default([]),
+      max_connections: z.number().int().min(1).max(100_000).default(1_000),
+      max_frame_bytes: z
+        .number()
+        .int()
+        .min(1_024)
+        .max(64 * 1_048_576)
+        .default(1_048_576),
+      max_subscriptions: z.number().int().min(1).max(10_000).default(64),
+      max_in_flight: z.number().int().min(1).max(10_000).default(256),
+      replay_page_size: z.number().int().min(1).max(10_000).default(1_000),
+      outbound_high_water_bytes: z.number().int().min(65_536).max(1_073_741_824).default(8_388_608),
+      /** How long a replay waits for a client that does not read before cutting it off. */
+      stall_timeout: duration.default(30_000),
+      /** How long running handlers and calls get to finish on SIGINT/SIGTERM. */
+      shutdown_grace: duration.default(10_000),
+      log_level: z
+        .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+        .default('info'),
+    })
+    .prefault({}),
+  /** Job lanes and their limits across every process (queue.md#lanes). */
+  lanes: z
+    .record(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'expected a lane name of 1-64 letters, digits, _ . : -'),
+      z
+        .strictObject({
+          concurrency: z.number().int().min(1).max(100_000).optional(),
+          max_depth: z.number().int().min(1).max(1_000_000_000).optional(),
+        })
+        .nullable()
+        .transform((v) => v ?? {}),
+    )
+    .default({}),
   /**
    * History pruning (queue.md#retention). Omitted keys take the RetentionSweeper defaults;
    * the ranges and the dead ≥ finished rule are the sweeper's own, reported with these keys.

@@ -9,6 +9,7 @@ import { doctorCommand, initCommand, ledgerVerifyCommand } from './commands/admi
 import { answerResponse, cancelCommand, resolveCommand } from './commands/interrupts.ts';
 import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { resumeCommand, runCommand } from './commands/run.ts';
+import { serveCommand } from './commands/serve.ts';
 import { dlqCommand, submitCommand, tasksCommand } from './commands/tasks.ts';
 import { validateCommand } from './commands/validate.ts';
 import { watchCommand } from './commands/watch.ts';
@@ -16,8 +17,9 @@ import { completionCommand } from './completion.ts';
 import { exitCodeFor } from './exit-codes.ts';
 import type { GlobalOptions } from './global-options.ts';
 import { printError } from './output.ts';
+import { VERSION } from './version.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 type Action = (...args: never[]) => Promise<number>;
 
@@ -230,6 +232,24 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--session <key>', 'only this session')
     .action(wrap(ledgerVerifyCommand));
   program
+    .command('serve')
+    .description(
+      'run the daemon: ACP (JSON-RPC over WebSocket) at /acp, health, metrics and SSE, with workers',
+    )
+    .option('--listen <host:port>', 'listen here instead of server.listen (default 127.0.0.1:7421)')
+    .addOption(
+      new Option('--log-level <level>', 'log level (server.log_level)').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
+    .action(wrap(serveCommand));
+  program
     .command('doctor')
     .description('check the installation, configuration, database and ledger')
     .action(wrap(doctorCommand));
@@ -272,6 +292,11 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   ],
   verify: ['warden ledger verify', 'warden ledger verify --session ticket-42'],
   doctor: ['warden doctor', 'warden doctor --json'],
+  serve: [
+    'warden serve',
+    'warden serve --listen 0.0.0.0:7421 --log-level debug',
+    'WARDEN_HOME=/var/lib/warden warden serve',
+  ],
   completion: [
     'warden completion bash > ~/.local/share/bash-completion/completions/warden',
     'source <(warden completion bash)   # this shell only',

@@ -1,0 +1,432 @@
+/**
+ * `warden serve` as an object: one process that opens the store, recovers, binds its listeners
+ * and starts its workers, in that order (DESIGN.md §13), and stops in the reverse order. Each
+ * start phase is logged; a failing phase stops the start with a {@link DaemonStartError} naming
+ * it, after undoing what had started.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import type { Logger } from 'pino';
+
+import { coerceError, WardenError } from '../core/index.ts';
+import { Kernel } from '../kernel/index.ts';
+import {
+  AcpServer,
+  bearerToken,
+  createAuthenticator,
+  credentialInUrl,
+} from '../protocols/acp/index.ts';
+import { type Caller, type CommandServices, hasScope } from '../protocols/commands/index.ts';
+import { createMetrics, createSseHandler, redactUrl } from '../protocols/http/index.ts';
+import { JobQueue, RemoteWork, RetentionSweeper } from '../queue/index.ts';
+import { ModelRegistry, Worker } from '../runtime/index.ts';
+import { TokenService } from '../security/index.ts';
+import { openSqliteStore, type Store } from '../store/index.ts';
+import { InterruptExpiry } from './interrupt-expiry.ts';
+import type { DaemonSettings } from './settings.ts';
+
+export type DaemonPhase = 'config' | 'store' | 'recovery' | 'listeners' | 'workers';
+
+export class DaemonStartError extends Error {
+  readonly phase: DaemonPhase;
+  readonly error: WardenError;
+  constructor(phase: DaemonPhase, error: WardenError) {
+    super(`${phase}: ${error.message}`);
+    this.phase = phase;
+    this.error = error;
+  }
+}
+
+/** The current services: a reload swaps them and every connection sees the new ones. */
+interface ServicesHolder {
+  daemon: Daemon | null;
+  services: CommandServices;
+}
+
+export interface DaemonOptions {
+  readonly settings: DaemonSettings;
+  readonly logger: Logger;
+  readonly version: string;
+  /** The admin token (WARDEN_HOME/auth.token). */
+  readonly adminToken: () => string;
+}
+
+export class Daemon {
+  readonly store: Store;
+  readonly kernel: Kernel;
+  readonly url: string;
+  readonly port: number;
+  readonly #http: Server;
+  readonly #acp: AcpServer;
+  readonly #worker: Worker;
+  readonly #sweeper: RetentionSweeper | null;
+  readonly #expiry: InterruptExpiry;
+  readonly #logger: Logger;
+  readonly #metrics: ReturnType<typeof createMetrics>;
+  #settings: DaemonSettings;
+  readonly #holder: ServicesHolder;
+  #stopping: Promise<void> | null = null;
+
+  private constructor(parts: {
+    store: Store;
+    kernel: Kernel;
+    http: Server;
+    acp: AcpServer;
+    worker: Worker;
+    sweeper: RetentionSweeper | null;
+    expiry: InterruptExpiry;
+    logger: Logger;
+    metrics: ReturnType<typeof createMetrics>;
+    settings: DaemonSettings;
+    holder: ServicesHolder;
+  }) {
+    this.store = parts.store;
+    this.kernel = parts.kernel;
+    this.#http = parts.http;
+    this.#acp = parts.acp;
+    this.#worker = parts.worker;
+    this.#sweeper = parts.sweeper;
+    this.#expiry = parts.expiry;
+    this.#logger = parts.logger;
+    this.#metrics = parts.metrics;
+    this.#settings = parts.settings;
+    this.#holder = parts.holder;
+    const address = parts.http.address() as AddressInfo;
+    this.port = address.port;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    this.url = `http://${host}:${address.port}`;
+  }
+
+  get services(): CommandServices {
+    return this.#holder.services;
+  }
+
+  get stopping(): boolean {
+    return this.#stopping !== null;
+  }
+
+  get settings(): DaemonSettings {
+    return this.#settings;
+  }
+
+  /** Starts every part in order; a failure undoes what started and names its phase. */
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const { settings, logger } = options;
+    const undo: Array<() => Promise<void> | void> = [];
+    const phase = async <T>(name: DaemonPhase, fn: () => Promise<T> | T): Promise<T> => {
+      const started = performance.now();
+      try {
+        const value = await fn();
+        logger.info({ phase: name, ms: Math.round(performance.now() - started) }, `${name} ready`);
+        return value;
+      } catch (error) {
+        for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => undefined);
+        throw new DaemonStartError(name, coerceError(error));
+      }
+    };
+    logger.info({ phase: 'config', home: settings.home }, 'config loaded');
+    const store = await phase('store', async () => {
+      const s = await openSqliteStore({
+        file: settings.databasePath,
+        durability: settings.durability,
+      });
+      undo.push(() => s.close());
+      return s;
+    });
+    const kernel = new Kernel({ store, agentLane: settings.agentLane });
+    undo.push(() => kernel.close());
+    const queue = newQueue(store, settings);
+    await phase('recovery', async () => {
+      await queue.ready();
+      const recovered = await kernel.recover();
+      logger.info({ phase: 'recovery', ...recovered }, 'recovery scan completed');
+    });
+    const services: CommandServices = { kernel, queue, remote: new RemoteWork({ queue }) };
+    const holder: ServicesHolder = { daemon: null, services };
+    const metrics = createMetrics({ kernel, store, queue });
+    undo.push(() => metrics.close());
+    const tokens = new TokenService({ store, clock: kernel.clock });
+    const authenticate = createAuthenticator({ store, adminToken: options.adminToken, tokens });
+    const acp = new AcpServer({
+      services: new Proxy(services, {
+        // Reloads swap the services (new lanes); connections always see the current ones.
+        get: (_t, key) => holder.services[key as keyof CommandServices],
+      }),
+      authenticate,
+      allowedOrigins: () =>
+        holder.daemon?.settings.server.allowed_origins ?? settings.server.allowed_origins,
+      limits: connectionLimits(settings),
+      maxConnections: settings.server.max_connections,
+      hooks: {
+        serverVersion: options.version,
+        onBackpressure: () => metrics.backpressureCloses.inc(),
+        onSubscriptions: (delta) => metrics.subscriptions.inc(delta),
+        onConnections: (count) => metrics.connections.set(count),
+        log: (level, msg, fields) => logger[level](fields, msg),
+      },
+    });
+    const sse = createSseHandler({
+      store,
+      pageSize: settings.server.replay_page_size,
+      highWaterBytes: settings.server.outbound_high_water_bytes,
+    });
+    let ready = false;
+    const http = createServer((req, res) => {
+      void route(req, res).catch((error: unknown) => {
+        logger.error({ err: coerceError(error).message, path: safePath(req) }, 'request failed');
+        if (!res.headersSent)
+          sendJson(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+        else res.destroy();
+      });
+    });
+    const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return sendJson(res, 405, {
+          error: { code: 'INVALID_PARAMS', message: 'only GET is served here' },
+        });
+      switch (url.pathname) {
+        case '/healthz':
+          return sendJson(res, 200, { status: 'ok' });
+        case '/readyz': {
+          const health = await store
+            .health()
+            .catch(() => ({ ok: false, detail: 'store unreachable' }));
+          const ok = ready && health.ok && !holder.daemon?.stopping;
+          return sendJson(res, ok ? 200 : 503, {
+            status: ok ? 'ready' : 'not_ready',
+            checks: {
+              store: health.ok ? 'ok' : health.detail,
+              listeners: 'ok',
+              workers: ready ? 'ok' : 'starting',
+            },
+          });
+        }
+        case '/metrics':
+          return metrics.handler(req, res);
+        case '/events': {
+          const caller = await httpCaller(req, url, authenticate);
+          if (caller instanceof WardenError) return sendError(res, caller);
+          if (!hasScope(caller, 'read'))
+            return sendError(res, new WardenError('FORBIDDEN', '/events needs the read scope'));
+          return sse(req, res, url);
+        }
+        default:
+          return sendJson(res, 404, {
+            error: {
+              code: 'NOT_FOUND',
+              message: `no endpoint ${url.pathname}; see docs/protocol/http.md`,
+            },
+          });
+      }
+    };
+    http.on('upgrade', (req, socket, head: Buffer) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (url.pathname !== '/acp') {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      logger.debug({ path: redactUrl(req.url ?? '/') }, 'acp upgrade');
+      acp.handleUpgrade(req, socket, head, url);
+    });
+    http.on('clientError', (_error, socket) => socket.destroy());
+    await phase('listeners', async () => {
+      const { host, port } = splitListen(settings.server.listen);
+      await new Promise<void>((resolve, reject) => {
+        http.once('error', reject);
+        http.listen({ host, port }, () => {
+          http.off('error', reject);
+          resolve();
+        });
+      });
+      undo.push(() => new Promise<void>((resolve) => http.close(() => resolve())));
+      logger.info({ phase: 'listeners', listen: settings.server.listen }, 'listening');
+    });
+    const worker = new Worker({
+      kernel,
+      models: new ModelRegistry(settings.model),
+      concurrency: settings.worker.concurrency,
+      leaseMs: settings.worker.lease,
+      ...(settings.worker.heartbeat ? { heartbeatMs: settings.worker.heartbeat } : {}),
+      onError: (error, context) =>
+        logger.warn({ ...context, code: error.code, err: error.message }, 'worker error'),
+    });
+    const expiry = new InterruptExpiry(kernel, (error) =>
+      logger.warn({ code: error.code, err: error.message }, 'interrupt expiry failed'),
+    );
+    const sweeper = settings.retention
+      ? new RetentionSweeper({
+          store,
+          ...settings.retention,
+          onError: (error) =>
+            logger.warn({ code: error.code, err: error.message }, 'retention sweep failed'),
+        })
+      : null;
+    await phase('workers', async () => {
+      await worker.start();
+      undo.push(() => worker.stop());
+      expiry.start();
+      sweeper?.start();
+    });
+    const daemon = new Daemon({
+      store,
+      kernel,
+      http,
+      acp,
+      worker,
+      sweeper,
+      expiry,
+      logger,
+      metrics,
+      settings,
+      holder,
+    });
+    holder.daemon = daemon;
+    ready = true;
+    logger.info({ url: daemon.url, pid: process.pid }, 'ready');
+    return daemon;
+  }
+
+  /**
+   * Applies a new configuration where it can change live (origins, log level, lane limits,
+   * retention is kept); keys that need a restart (listen, database, durability) are reported.
+   */
+  async reload(next: DaemonSettings): Promise<{ applied: string[]; needsRestart: string[] }> {
+    const before = this.#settings;
+    const needsRestart = (['databasePath', 'durability', 'agentLane', 'model'] as const)
+      .filter((k) => before[k] !== next[k])
+      .map(String);
+    if (before.server.listen !== next.server.listen) needsRestart.push('server.listen');
+    const applied: string[] = [];
+    if (
+      JSON.stringify(before.server.allowed_origins) !== JSON.stringify(next.server.allowed_origins)
+    )
+      applied.push('server.allowed_origins');
+    if (before.server.log_level !== next.server.log_level) {
+      this.#logger.level = next.server.log_level;
+      applied.push('server.log_level');
+    }
+    if (JSON.stringify(before.lanes) !== JSON.stringify(next.lanes)) {
+      const queue = newQueue(this.store, next);
+      await queue.ready();
+      this.#holder.services = { kernel: this.kernel, queue, remote: new RemoteWork({ queue }) };
+      applied.push('lanes');
+    }
+    this.#settings = { ...next, databasePath: before.databasePath, durability: before.durability };
+    return { applied, needsRestart };
+  }
+
+  /**
+   * Graceful stop: no new connections or calls, `system.shutdown` to clients, running steps get
+   * `graceMs` to finish; what is left keeps its lease and is resumed by the next start.
+   */
+  stop(reason = 'shutdown'): Promise<void> {
+    this.#stopping ??= this.#stop(reason);
+    return this.#stopping;
+  }
+
+  async #stop(reason: string): Promise<void> {
+    const grace = this.#settings.server.shutdown_grace;
+    const started = Date.now();
+    this.#logger.info({ reason, grace_ms: grace }, 'stopping');
+    this.#http.close();
+    await this.#acp.shutdown(reason, Math.min(grace, 5_000));
+    const left = Math.max(0, grace - (Date.now() - started));
+    const stopped = await Promise.race([
+      this.#worker.stop().then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), left).unref()),
+    ]);
+    if (!stopped)
+      this.#logger.warn(
+        { active: this.#worker.activeCount },
+        'steps still running after the grace period; they resume on the next start',
+      );
+    this.#expiry.stop();
+    await this.#sweeper?.stop();
+    this.#metrics.close();
+    this.kernel.close();
+    this.#http.closeAllConnections();
+    if (stopped) await this.store.close();
+    this.#logger.info({ reason }, 'stopped');
+  }
+}
+
+function newQueue(store: Store, settings: DaemonSettings): JobQueue {
+  return new JobQueue({
+    store,
+    lanes: {
+      [settings.agentLane]: {},
+      ...Object.fromEntries(
+        Object.entries(settings.lanes).map(([name, lane]) => [
+          name,
+          {
+            ...(lane.concurrency === undefined ? {} : { concurrency: lane.concurrency }),
+            ...(lane.max_depth === undefined ? {} : { maxDepth: lane.max_depth }),
+          },
+        ]),
+      ),
+    },
+  });
+}
+
+function connectionLimits(settings: DaemonSettings) {
+  const s = settings.server;
+  return {
+    maxFrameBytes: s.max_frame_bytes,
+    replayPageSize: s.replay_page_size,
+    highWaterBytes: s.outbound_high_water_bytes,
+    stallMs: s.stall_timeout,
+    maxSubscriptions: s.max_subscriptions,
+    maxInFlight: s.max_in_flight,
+  };
+}
+
+export function splitListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}
+
+async function httpCaller(
+  req: IncomingMessage,
+  url: URL,
+  authenticate: ReturnType<typeof createAuthenticator>,
+): Promise<Caller | WardenError> {
+  if (credentialInUrl(url))
+    return new WardenError(
+      'UNAUTHORIZED',
+      'credentials in the URL are refused; send Authorization: Bearer <token>',
+    );
+  const token = bearerToken(req);
+  if (!token)
+    return new WardenError(
+      'UNAUTHORIZED',
+      'missing credentials: send Authorization: Bearer <token>',
+    );
+  try {
+    return await authenticate(token, 'http');
+  } catch {
+    return new WardenError(
+      'UNAUTHORIZED',
+      'invalid credentials: the token is unknown, revoked or expired',
+    );
+  }
+}
+
+function safePath(req: IncomingMessage): string {
+  return redactUrl(req.url ?? '/');
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, error: WardenError): void {
+  const status = error.code === 'UNAUTHORIZED' ? 401 : error.code === 'FORBIDDEN' ? 403 : 400;
+  sendJson(res, status, { error: error.toJSON() });
+}

@@ -1,0 +1,42 @@
+/** What the daemon needs from the resolved configuration (the CLI maps config.yaml onto it). */
+import type { Durability } from '../store/index.ts';
+
+export interface DaemonSettings {
+  readonly home: string;
+  readonly databasePath: string;
+  readonly durability: Durability;
+  readonly agentLane: string;
+  readonly model: string;
+  readonly worker: {
+    readonly concurrency: number;
+    readonly lease: number;
+    readonly heartbeat?: number | undefined;
+  };
+  /** RetentionSweeper options, or null when retention is disabled. */
+  readonly retention: {
+    finishedMs?: number;
+    deadMs?: number;
+    eventsMs?: number;
+    intervalMs?: number;
+    batchSize?: number;
+  } | null;
+  readonly server: {
+    readonly listen: string;
+    readonly allowed_origins: readonly string[];
+    readonly max_connections: number;
+    readonly max_frame_bytes: number;
+    readonly max_subscriptions: number;
+    readonly max_in_flight: number;
+    readonly replay_page_size: number;
+    readonly outbound_high_water_bytes: number;
+    readonly stall_timeout: number;
+    readonly shutdown_grace: number;
+    readonly log_level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+  readonly lanes: Readonly<
+    Record<
+      string,
+      { readonly concurrency?: number | undefined; readonly max_depth?: number | undefined }
+    >
+  >;
+}

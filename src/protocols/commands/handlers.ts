@@ -1,0 +1,290 @@
+/**
+ * The commands and queries every protocol shares, by wire name: each takes validated params (see
+ * schemas.ts) and the services, and answers a plain JSON-able result. ACP calls them through
+ * {@link dispatch}; gRPC and the OpenClaw gateway will translate onto the same functions, so one
+ * command behaves identically whichever face it comes through.
+ */
+import {
+  errors,
+  type InterruptResponse,
+  parseWorkflowText,
+  type Priority,
+  WardenError,
+} from '../../core/index.ts';
+import { verifyLedger } from '../../kernel/index.ts';
+import type { ProcessRecord, SessionRecord, Store } from '../../store/index.ts';
+import { formatAttemptToken, parseAttemptToken } from './attempt-token.ts';
+import type { Caller, CommandServices } from './context.ts';
+import type { CommandName, CommandParams } from './schemas.ts';
+import { attemptView, taskView } from './views.ts';
+
+type Handler<M extends CommandName> = (
+  params: CommandParams<M>,
+  services: CommandServices,
+  caller: Caller,
+  signal: AbortSignal,
+) => Promise<unknown>;
+
+/** Commands that are protocol-specific (the handshake, subscriptions) are not here. */
+export type SharedCommand = Exclude<
+  CommandName,
+  'system.hello' | 'events.subscribe' | 'events.unsubscribe'
+>;
+
+const DEFAULT_WAIT_MS = 30_000;
+
+export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
+  'system.ping': () => Promise.resolve({ now: Date.now() }),
+  'system.status': async (_p, { kernel }) => kernel.status(),
+
+  'session.create': async (p, { kernel }) => {
+    const existing = await kernel.store.getSessionByKey(p.key);
+    if (existing) return { session: existing, created: false };
+    return { session: await kernel.sessions.ensure(p.key, p.settings ?? {}), created: true };
+  },
+  'session.get': async (p, { kernel }) => ({
+    session: await mustGetSession(kernel.store, p),
+  }),
+  'session.list': async (p, { kernel }) => ({
+    sessions: (await kernel.store.listSessions()).slice(0, p.limit ?? 100),
+  }),
+  'session.patch': async (p, { kernel }) => ({
+    session: await kernel.sessions.patch(p.session_id, p.settings, p.expect_updated_at),
+  }),
+  'session.delete': async (p, { kernel }) => ({
+    deleted: await kernel.sessions.delete(p.session_id),
+  }),
+  'session.history': async (p, { kernel }) => {
+    await mustGetSession(kernel.store, { session_id: p.session_id });
+    const limit = p.limit ?? 1_000;
+    const events = await kernel.store.readEvents({
+      sessionId: p.session_id,
+      ...(p.from_seq === undefined ? {} : { afterSeq: p.from_seq }),
+      limit,
+    });
+    return {
+      events,
+      last_seq: events.at(-1)?.seq ?? p.from_seq ?? 0,
+      more: events.length === limit,
+    };
+  },
+
+  'run.start': async (p, { kernel }, caller) => {
+    const workflow =
+      typeof p.workflow === 'string' ? parseWorkflowText(p.workflow, '<run.start>') : p.workflow;
+    const run = await kernel.startRun({
+      workflow: workflow as Parameters<typeof kernel.startRun>[0]['workflow'],
+      ...(p.input === undefined ? {} : { input: p.input }),
+      ...(p.session_key ? { sessionKey: p.session_key } : {}),
+      ...(p.priority ? { priority: p.priority as Priority } : {}),
+      ...(p.metadata ? { metadata: p.metadata } : {}),
+      userId: p.user_id ?? caller.name,
+      source: 'acp',
+    });
+    return { run };
+  },
+  'run.get': async (p, { kernel }) => ({ run: await kernel.getProcess(p.pid) }),
+  'run.list': async (p, { kernel }) => ({
+    runs: await kernel.store.listProcesses({
+      ...(p.states ? { states: p.states } : {}),
+      ...(p.session_id ? { sessionId: p.session_id } : {}),
+      limit: p.limit ?? 100,
+    }),
+  }),
+  'run.cancel': async (p, { kernel }) => ({ run: await kernel.cancelRun(p.pid, p.message) }),
+  'run.wait': async (p, { kernel }, _caller, signal) => {
+    const reached = (run: ProcessRecord) =>
+      run.state === 'terminated' ||
+      run.state === 'zombie' ||
+      (p.until === 'waiting' && run.state === 'waiting');
+    return waitForChange(
+      kernel.store,
+      async () => {
+        const run = await kernel.getProcess(p.pid);
+        return reached(run) ? { run, reached: true } : null;
+      },
+      async () => ({ run: await kernel.getProcess(p.pid), reached: false }),
+      p.timeout_ms ?? DEFAULT_WAIT_MS,
+      signal,
+    );
+  },
+
+  'task.submit': async (p, { queue }) => {
+    const submitted = await queue.submit(p.name, p.payload ?? null, {
+      ...(p.lane ? { lane: p.lane } : {}),
+      ...(p.priority === undefined ? {} : { priority: p.priority }),
+      ...(p.idempotency_key ? { idempotencyKey: p.idempotency_key } : {}),
+      ...(p.delay_ms === undefined ? {} : { delayMs: p.delay_ms }),
+      ...(p.max_attempts === undefined ? {} : { attempts: p.max_attempts }),
+      ...(p.timeout_ms === undefined ? {} : { timeoutMs: p.timeout_ms }),
+      ...(p.session_key ? { session: p.session_key } : {}),
+    });
+    return { task: taskView(submitted.task), deduplicated: submitted.deduplicated };
+  },
+  'task.get': async (p, { queue }) => {
+    const { task, attempts } = await queue.inspect(p.task_id);
+    return { task: taskView(task), attempts: attempts.map(attemptView) };
+  },
+  'task.list': async (p, { kernel }) => ({
+    tasks: (
+      await kernel.store.listTasks({
+        ...(p.states ? { states: p.states } : {}),
+        ...(p.lane ? { lane: p.lane } : {}),
+        limit: p.limit ?? 100,
+      })
+    ).map(taskView),
+  }),
+  'task.cancel': async (p, { queue }) => ({ task: taskView(await queue.cancel(p.task_id)) }),
+  'task.dlq.list': async (p, { queue }) => ({
+    tasks: (
+      await queue.deadLetters({ ...(p.lane ? { lane: p.lane } : {}), limit: p.limit ?? 100 })
+    ).map(taskView),
+  }),
+  'task.redrive': async (p, { queue }, caller) => ({
+    task: taskView(await queue.redrive(p.task_id, caller.name)),
+  }),
+  'task.claim': async (p, { remote }, caller, signal) => {
+    const claims = await remote.claim({
+      workerName: p.worker_name ?? caller.name,
+      connectionId: caller.connectionId,
+      lanes: p.lanes,
+      limit: p.limit ?? 1,
+      ...(p.lease_ms === undefined ? {} : { leaseMs: p.lease_ms }),
+      waitMs: p.wait_ms ?? 0,
+      signal,
+    });
+    return {
+      claims: claims.map((c) => ({
+        task: taskView(c.task),
+        attempt: c.attempt,
+        attempt_token: formatAttemptToken(c.task.id, c.leaseToken),
+        lease_expires_at: c.leaseExpiresAt,
+      })),
+    };
+  },
+  'task.heartbeat': async (p, { remote }, caller) => {
+    const lease = attemptLease(p, caller);
+    return { lease_expires_at: await remote.heartbeat(p.task_id, lease, p.lease_ms) };
+  },
+  'task.progress': async (p, { remote }, caller) => {
+    await remote.progress(p.task_id, attemptLease(p, caller), p.data);
+    return { ok: true };
+  },
+  'task.complete': async (p, { remote }, caller) => ({
+    task: taskView(await remote.complete(p.task_id, attemptLease(p, caller), p.result ?? null)),
+  }),
+  'task.fail': async (p, { remote }, caller) => ({
+    task: taskView(
+      await remote.fail(p.task_id, attemptLease(p, caller), {
+        message: p.error.message,
+        ...(p.error.code === undefined ? {} : { code: p.error.code }),
+        ...(p.error.retryable === undefined ? {} : { retryable: p.error.retryable }),
+        ...(p.error.retry_after_ms === undefined ? {} : { retryAfterMs: p.error.retry_after_ms }),
+        ...(p.error.details === undefined ? {} : { details: p.error.details }),
+      }),
+    ),
+  }),
+  'task.release': async (p, { remote }, caller) => ({
+    task: taskView(await remote.release(p.task_id, attemptLease(p, caller))),
+  }),
+
+  'interrupt.list': async (p, { kernel }) => ({
+    interrupts: await kernel.store.listInterrupts({
+      ...(p.status ? { status: p.status } : {}),
+      ...(p.pid ? { processId: p.pid } : {}),
+      limit: p.limit ?? 100,
+    }),
+  }),
+  'interrupt.get': async (p, { kernel }) => {
+    const interrupt = await kernel.store.getInterrupt(p.interrupt_id);
+    if (!interrupt) throw errors.notFound('interrupt', p.interrupt_id);
+    return { interrupt };
+  },
+  'interrupt.resolve': async (p, { kernel }, caller) => {
+    const { interrupt, process } = await kernel.resolveInterrupt(
+      p.interrupt_id,
+      p.response as InterruptResponse,
+      caller.name,
+    );
+    return { interrupt, run: process };
+  },
+  'interrupt.cancel': async (p, { kernel }, caller) => ({
+    interrupt: await kernel.interrupts.cancel(p.interrupt_id, caller.name),
+  }),
+
+  'ledger.verify': async (p, { kernel }) => verifyLedger(kernel.store, p.session_id),
+};
+
+async function mustGetSession(
+  store: Store,
+  p: { session_id: string } | { key: string },
+): Promise<SessionRecord> {
+  const session =
+    'session_id' in p ? await store.getSession(p.session_id) : await store.getSessionByKey(p.key);
+  if (!session) throw errors.notFound('session', 'session_id' in p ? p.session_id : `key ${p.key}`);
+  return session;
+}
+
+/**
+ * The lease token an attempt token carries, when it names this task and the caller may use it:
+ * a connection authenticated with an attempt token acts on that attempt only.
+ */
+function attemptLease(p: { task_id: string; attempt_token: string }, caller: Caller): string {
+  const parsed = parseAttemptToken(p.attempt_token);
+  if (!parsed || parsed.taskId !== p.task_id)
+    throw new WardenError(
+      'LEASE_LOST',
+      `the attempt token does not belong to task ${p.task_id}; use the attempt_token task.claim returned for it`,
+      { details: { task_id: p.task_id } },
+    );
+  if (caller.attempt && caller.attempt.taskId !== p.task_id)
+    throw new WardenError(
+      'FORBIDDEN',
+      `this connection's attempt token is for task ${caller.attempt.taskId} only`,
+      { details: { task_id: p.task_id } },
+    );
+  return parsed.leaseToken;
+}
+
+/**
+ * Answers `check()` once it is non-null, re-checking whenever the database changes (any process);
+ * `timeout()` after `timeoutMs`. No polling.
+ */
+async function waitForChange<T>(
+  store: Store,
+  check: () => Promise<T | null>,
+  timeout: () => Promise<T>,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<T> {
+  let changed = false;
+  let wake: (() => void) | null = null;
+  const off = store.watchChanges(() => {
+    changed = true;
+    wake?.();
+  });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      changed = false;
+      const done = await check();
+      if (done !== null) return done;
+      const left = deadline - Date.now();
+      if (left <= 0 || signal.aborted) return await timeout();
+      if (changed) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        const onAbort = () => resolve();
+        signal.addEventListener('abort', onAbort, { once: true });
+        wake = () => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+      });
+      wake = null;
+    }
+  } finally {
+    off();
+  }
+}

@@ -1,0 +1,15 @@
+export { formatAttemptToken, isAttemptToken, parseAttemptToken } from './attempt-token.ts';
+export { type Caller, type CommandServices, hasScope } from './context.ts';
+export { authorize, dispatch, parseParams } from './dispatch.ts';
+export { handlers, type SharedCommand } from './handlers.ts';
+export {
+  COMMAND_SCOPES,
+  type CommandName,
+  commandParams,
+  type CommandParams,
+  isCommandName,
+  PROTOCOL_VERSIONS,
+  type Scope,
+  SCOPES,
+} from './schemas.ts';
+export { attemptView, type AttemptView, taskView, type TaskView } from './views.ts';
