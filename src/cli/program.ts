@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 
 import { coerceError } from '../core/index.ts';
 import { doctorCommand, initCommand, ledgerVerifyCommand } from './commands/admin.ts';
+import { backupCommand, restoreCommand } from './commands/backup.ts';
 import { answerResponse, cancelCommand, resolveCommand } from './commands/interrupts.ts';
 import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { resumeCommand, runCommand } from './commands/run.ts';
@@ -254,6 +255,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('check the installation, configuration, database and ledger')
     .action(wrap(doctorCommand));
   program
+    .command('backup <file>')
+    .description(
+      'copy the database as of one instant, while other processes keep writing, and verify the copy',
+    )
+    .option('--force', 'replace <file> if it exists')
+    .action(wrap(backupCommand));
+  program
+    .command('restore <file>')
+    .description(
+      'replace the database with a verified backup (refused while a daemon runs); keeps the old one',
+    )
+    .action(wrap(restoreCommand));
+  program
     .command('completion <shell>')
     .description('print a shell completion script: bash, zsh or fish')
     .action(wrap((shell: string) => completionCommand(shell, program)));
@@ -297,6 +311,11 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden serve --listen 0.0.0.0:7421 --log-level debug',
     'WARDEN_HOME=/var/lib/warden warden serve',
   ],
+  backup: [
+    'warden backup ~/backups/warden-$(date +%F).db',
+    'warden backup nightly.db --force --json',
+  ],
+  restore: ['warden restore ~/backups/warden-2026-12-03.db'],
   completion: [
     'warden completion bash > ~/.local/share/bash-completion/completions/warden',
     'source <(warden completion bash)   # this shell only',
