@@ -9,6 +9,8 @@ export type {
   ClaimedTask,
   ClaimRequest,
   CommitListener,
+  DeleteSessionCounts,
+  DeleteSessionInput,
   Durability,
   EffectRecord,
   EffectStatus,
@@ -43,4 +45,5 @@ export type {
   TaskOptionsRecord,
   TaskRecord,
   TaskSettle,
+  TokenRecord,
 } from './types.ts';
