@@ -98,9 +98,9 @@ import {
   scheduleToParams,
   sessionFromRow,
   taskFromRow,
+  toJson,
   tokenFromRow,
   tokenToParams,
-  toJson,
 } from './rows.ts';
 import { SessionDeleteSql } from './session-delete.ts';
 import { SqliteSnapshot } from './snapshot.ts';
