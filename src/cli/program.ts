@@ -12,6 +12,7 @@ import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './c
 import { resumeCommand, runCommand } from './commands/run.ts';
 import { serveCommand } from './commands/serve.ts';
 import { dlqCommand, submitCommand, tasksCommand } from './commands/tasks.ts';
+import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/tokens.ts';
 import { validateCommand } from './commands/validate.ts';
 import { watchCommand } from './commands/watch.ts';
 import { completionCommand } from './completion.ts';
@@ -232,6 +233,24 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('verify every session (or one) and report the first broken link')
     .option('--session <key>', 'only this session')
     .action(wrap(ledgerVerifyCommand));
+  const token = program
+    .command('token')
+    .description('API tokens for the daemon: create (shown once), list, revoke');
+  token
+    .command('create')
+    .description('create an API token and print it once (only its hash is stored)')
+    .requiredOption('--name <name>', 'a label for the token')
+    .requiredOption('--scopes <scopes>', 'comma-separated: read, write, admin, approvals')
+    .option('--expires <duration>', 'lifetime, e.g. 30d, 12h (default: never expires)')
+    .action(wrap(tokenCreateCommand));
+  token
+    .command('list')
+    .description('list API tokens: scopes, status, expiry, last use (never the secrets)')
+    .action(wrap(tokenListCommand));
+  token
+    .command('revoke <id>')
+    .description('revoke an API token; it is refused from then on')
+    .action(wrap(tokenRevokeCommand));
   program
     .command('serve')
     .description(
@@ -316,6 +335,12 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden backup nightly.db --force --json',
   ],
   restore: ['warden restore ~/backups/warden-2026-12-03.db'],
+  token: [
+    'warden token create --name ci --scopes read,write --expires 30d',
+    'warden token create --name ops --scopes admin --json',
+    'warden token list',
+    'warden token revoke tok_3f9c…',
+  ],
   completion: [
     'warden completion bash > ~/.local/share/bash-completion/completions/warden',
     'source <(warden completion bash)   # this shell only',

@@ -15,6 +15,8 @@ export type {
   ClaimedTask,
   ClaimRequest,
   CommitListener,
+  DeleteSessionCounts,
+  DeleteSessionInput,
   Durability,
   EffectRecord,
   EffectStatus,
@@ -49,4 +51,5 @@ export type {
   TaskOptionsRecord,
   TaskRecord,
   TaskSettle,
+  TokenRecord,
 } from './types.ts';
