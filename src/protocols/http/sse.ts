@@ -28,13 +28,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { z } from 'zod';
 
-import {
-  checkParams,
-  coerceError,
-  errors,
-  invalidParams,
-  WardenError,
-} from '../../core/index.ts';
+import { checkParams, coerceError, errors, invalidParams, WardenError } from '../../core/index.ts';
 import type { EventRecord, Store } from '../../store/index.ts';
 import { sendHttpError } from './errors.ts';
 
