@@ -80,7 +80,7 @@ function connect(url: string, headers: Record<string, string> = {}): Promise<Sse
         for (let i = buffer.indexOf('\n\n'); i >= 0; i = buffer.indexOf('\n\n')) {
           const block = buffer.slice(0, i);
           buffer = buffer.slice(i + 2);
-          const frame: Record<string, string | number> = {};
+          const frame: { -readonly [K in keyof Frame]: Frame[K] } = {};
           for (const line of block.split('\n')) {
             if (line.startsWith(':')) frame.comment = line.slice(1).trim();
             else if (line.startsWith('id: ')) frame.id = Number(line.slice(4));
@@ -88,8 +88,8 @@ function connect(url: string, headers: Record<string, string> = {}): Promise<Sse
             else if (line.startsWith('data: ')) frame.data = line.slice(6);
             else throw new Error(`unexpected SSE line ${JSON.stringify(line)}`);
           }
-          frames.push(frame as Frame);
-          if (frame.id !== undefined) events.push(JSON.parse(frame.data as string) as EventRecord);
+          frames.push(frame);
+          if (frame.id !== undefined) events.push(JSON.parse(frame.data ?? 'null') as EventRecord);
         }
       });
       const client: SseClient = {
@@ -127,7 +127,12 @@ function connect(url: string, headers: Record<string, string> = {}): Promise<Sse
 async function errorOf(url: string, headers: Record<string, string> = {}) {
   const client = await connect(url, headers);
   await client.ended;
-  return { status: client.status, body: JSON.parse(client.body) as { error: Record<string, any> } };
+  return {
+    status: client.status,
+    body: JSON.parse(client.body) as {
+      error: { code: string; message: string; retryable: boolean; details?: unknown };
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
