@@ -10,7 +10,9 @@
  * {@link redactUrl}. What redaction cannot see is a secret pasted into a message string: never
  * interpolate credentials into `msg`.
  */
+import { mkdirSync, openSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { dirname } from 'node:path';
 
 import { type DestinationStream, type Logger, pino } from 'pino';
 import { z } from 'zod';
@@ -76,7 +78,10 @@ const optionsSchema = z.object({
   base: z.record(z.string(), z.unknown()).optional(),
 });
 
-/** Creates the logger. Writes to a file or descriptor are asynchronous (sonic-boom). */
+/**
+ * Creates the logger. Writes to a file or descriptor are asynchronous (sonic-boom): call
+ * `logger.flush()` before exiting.
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
   checkParams('createLogger', optionsSchema, options);
   const dest = options.destination ?? 1;
@@ -84,7 +89,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     typeof dest === 'number'
       ? pino.destination({ fd: dest, sync: false })
       : typeof dest === 'string'
-        ? pino.destination({ dest, mkdir: true, sync: false })
+        ? pino.destination({ fd: openLogFile(dest), sync: false })
         : dest;
   return pino(
     {
@@ -96,6 +101,15 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     },
     stream,
   );
+}
+
+/**
+ * Opens the log file for appending now (mode 0600: logs name sessions and tasks), so a bad
+ * path fails `createLogger` instead of the first write, and `flush()` never races the open.
+ */
+function openLogFile(path: string): number {
+  mkdirSync(dirname(path), { recursive: true });
+  return openSync(path, 'a', 0o600);
 }
 
 /** Query parameters whose values are credentials. */
