@@ -100,6 +100,12 @@ export default tseslint.config(
   ),
   layer('runtime', ['protocols', 'cli'], 'runtime must not import protocols or cli'),
   layer('protocols', ['cli'], 'protocols must not import cli'),
+  // The client runs in programs with no database: it imports only core (and ws).
+  layer(
+    'client',
+    ['store', 'kernel', 'queue', 'runtime', 'security', 'protocols', 'cli', 'daemon', 'testing'],
+    'client imports only core (docs/client.md)',
+  ),
   {
     files: ['**/*.test.ts', 'test/**/*.ts'],
     rules: {
