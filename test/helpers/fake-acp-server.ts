@@ -134,6 +134,11 @@ export class FakeAcpServer {
     return server;
   }
 
+  /** Connections open on this side (not closing). */
+  get openConnections(): number {
+    return [...this.conns].filter((c) => c.ws.readyState === WebSocket.OPEN).length;
+  }
+
   get parkedClaims(): number {
     return this.#claimWaiters.size;
   }
