@@ -38,6 +38,11 @@ export interface RemoteJob {
   /** Records a `task.progress` event on the task's session. */
   progress(data: unknown): Promise<void>;
   readonly task: TaskRecord;
+  /**
+   * The attempt's token (what heartbeats and settles it): for handing the attempt to another
+   * program that reports on it. A secret while the attempt lasts; useless after.
+   */
+  readonly attemptToken: string;
 }
 
 /**
@@ -266,6 +271,7 @@ class RemoteWorkerLoop {
       attempt: claim.attempt,
       signal,
       task,
+      attemptToken: claim.attempt_token,
       progress: async (data: unknown) => {
         await this.#client.tasks.progress({
           task_id: task.id,

@@ -35,3 +35,16 @@ export async function rejection(promise: Promise<unknown>): Promise<WardenError>
   }
   throw new Error('expected the promise to reject');
 }
+
+/** Polls `check` (sync or async) until it is true, with a deadline. */
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'the condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not hold within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
