@@ -140,6 +140,6 @@ it('survives a SIGKILL under load: nothing lost, nothing completed twice, every 
   for (let i = 0; i < seen.length; i++)
     if (seen[i] !== i + 1) expect.fail(`event ${i} has seq ${seen[i]}`);
   expect((await client.ledger.verify({})).ok).toBe(true);
-  sub.close();
+  await sub.close();
   await client.close();
 }, 300_000);
