@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { IdGenerator, systemClock } from '../src/core/index.ts';
-import { createSseHandler, type SseOptions } from '../src/protocols/http/index.ts';
+import { createSseHandler, type SseHandler, type SseOptions } from '../src/protocols/http/index.ts';
 import {
   type EventRecord,
   openSqliteStore,
@@ -148,6 +148,7 @@ interface Harness {
   readonly open: () => number;
   /** onCommit + watchChanges listeners attached now. */
   readonly listeners: () => number;
+  readonly handler: SseHandler;
 }
 
 const harnesses: Harness[] = [];
@@ -207,6 +208,7 @@ async function harness(options: Omit<SseOptions, 'store'> = {}): Promise<Harness
     maxBuffered: () => maxBuffered,
     open: () => open,
     listeners: () => listeners,
+    handler,
   };
   harnesses.push(h);
   return h;
@@ -290,7 +292,8 @@ const url = (h: Harness, query: string) => `${h.server.base}/events?${query}`;
 
 describe('GET /events', () => {
   it('replays 20,000+ events, then streams live commits of this and another process, each once and in order', async () => {
-    const h = await harness({ pageSize: 700 });
+    const lags: number[] = [];
+    const h = await harness({ pageSize: 700, observeLag: (seconds) => lags.push(seconds) });
     const [target, other] = await sessions(h.store, 'sse:target', 'sse:other');
     await append(h.store, target!, 20_500);
     await append(h.store, other!, 50);
@@ -342,6 +345,9 @@ describe('GET /events', () => {
       true,
     );
     expect(client.events[0]!.type).toBe('session.created');
+    // Live deliveries of this process's commits were timed.
+    expect(lags.length).toBeGreaterThan(0);
+    expect(lags.every((l) => Number.isFinite(l) && l < 60)).toBe(true);
   });
 
   it('resumes from Last-Event-ID (or from_seq) at random points, exactly once, while events keep coming', async () => {
@@ -448,6 +454,24 @@ describe('GET /events', () => {
     await b.waitFor(() => b.events.length === 4, 'session.created and three events');
     b.close();
     await b.waitFor(() => h.listeners() === 0 && h.open() === 0, 'every stream to detach');
+  });
+
+  it('closeAll() ends every open stream with a shutdown frame', async () => {
+    const h = await harness();
+    const [target] = await sessions(h.store, 'sse:shutdown');
+    const a = await connect(url(h, `session_id=${target}`));
+    const b = await connect(url(h, `session_id=${target}&from_seq=1`));
+    await a.waitFor(() => a.events.length === 1, 'session.created');
+    h.handler.closeAll('test shutdown');
+    await Promise.all([a.ended, b.ended]);
+    for (const c of [a, b]) {
+      expect(c.frames.at(-1)).toMatchObject({
+        event: 'shutdown',
+        data: '{"reason":"test shutdown"}',
+      });
+    }
+    expect(h.listeners()).toBe(0);
+    expect(h.open()).toBe(0);
   });
 
   it('cuts off a live client that stops reading, with a backpressure frame; the buffer stays bounded', async () => {

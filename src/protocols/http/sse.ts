@@ -46,8 +46,18 @@ export interface SseOptions {
   readonly observeLag?: (seconds: number) => void;
 }
 
-/** Serves one request; the promise settles (never rejects) when the response is over. */
-export type SseHandler = (req: IncomingMessage, res: ServerResponse, url?: URL) => Promise<void>;
+/**
+ * Serves one request; the promise settles (never rejects) when the response is over. `url` is
+ * the parsed request URL (parsed from `req.url` when omitted).
+ */
+export interface SseHandler {
+  (req: IncomingMessage, res: ServerResponse, url?: URL): Promise<void>;
+  /**
+   * Ends every open stream with an `event: shutdown` frame (`{reason}`), for a daemon that
+   * stops; clients reconnect later with `Last-Event-ID`. Requests after it still stream.
+   */
+  closeAll(reason?: string): void;
+}
 
 const optionsSchema = z.object({
   store: z.custom<Store>((v) => typeof v === 'object' && v !== null, 'expected a Store'),
@@ -83,7 +93,8 @@ export function createSseHandler(options: SseOptions): SseHandler {
     drainTimeoutMs: options.drainTimeoutMs ?? 60_000,
     observeLag: options.observeLag ?? null,
   };
-  return async (req, res, url) => {
+  const open = new Set<EventStream>();
+  const handler = async (req: IncomingMessage, res: ServerResponse, url?: URL) => {
     if (req.method !== 'GET') {
       res.setHeader('allow', 'GET');
       sendHttpError(res, new WardenError('INVALID_PARAMS', `${WHERE}: only GET is allowed`));
@@ -97,8 +108,18 @@ export function createSseHandler(options: SseOptions): SseHandler {
       sendHttpError(res, error);
       return;
     }
-    await stream.run(res);
+    open.add(stream);
+    try {
+      await stream.run(res);
+    } finally {
+      open.delete(stream);
+    }
   };
+  return Object.assign(handler, {
+    closeAll(reason = 'the server is shutting down') {
+      for (const stream of open) stream.end('shutdown', { reason });
+    },
+  });
 }
 
 interface StreamConfig {
@@ -322,10 +343,15 @@ class EventStream {
   }
 
   #fail(error: unknown): void {
-    if (this.#closed) return;
-    const res = this.#res!;
+    this.end('error', coerceError(error).toJSON());
+  }
+
+  /** Ends the stream with a final `event: <name>` frame. */
+  end(name: 'error' | 'shutdown', data: unknown): void {
+    if (this.#closed || this.#res === null) return;
+    const res = this.#res;
     this.#cleanup();
-    res.end(`event: error\ndata: ${JSON.stringify(coerceError(error).toJSON())}\n\n`);
+    res.end(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
   #cleanup(): void {
