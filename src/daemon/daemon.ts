@@ -18,7 +18,12 @@ import {
   credentialInUrl,
 } from '../protocols/acp/index.ts';
 import { type Caller, type CommandServices, hasScope } from '../protocols/commands/index.ts';
-import { createMetrics, createSseHandler, redactUrl } from '../protocols/http/index.ts';
+import {
+  createMetrics,
+  createSseHandler,
+  redactUrl,
+  type SseHandler,
+} from '../protocols/http/index.ts';
 import { JobQueue, RemoteWork, RetentionSweeper } from '../queue/index.ts';
 import { ModelRegistry, Worker } from '../runtime/index.ts';
 import { TokenService } from '../security/index.ts';
@@ -62,6 +67,7 @@ export class Daemon {
   readonly #worker: Worker;
   readonly #sweeper: RetentionSweeper | null;
   readonly #expiry: InterruptExpiry;
+  readonly #sse: SseHandler;
   readonly #logger: Logger;
   readonly #metrics: ReturnType<typeof createMetrics>;
   #settings: DaemonSettings;
@@ -76,6 +82,7 @@ export class Daemon {
     worker: Worker;
     sweeper: RetentionSweeper | null;
     expiry: InterruptExpiry;
+    sse: SseHandler;
     logger: Logger;
     metrics: ReturnType<typeof createMetrics>;
     settings: DaemonSettings;
@@ -88,6 +95,7 @@ export class Daemon {
     this.#worker = parts.worker;
     this.#sweeper = parts.sweeper;
     this.#expiry = parts.expiry;
+    this.#sse = parts.sse;
     this.#logger = parts.logger;
     this.#metrics = parts.metrics;
     this.#settings = parts.settings;
@@ -163,6 +171,7 @@ export class Daemon {
         onBackpressure: () => metrics.recordBackpressureClose(),
         onSubscriptions: (delta) => metrics.recordSubscriptions(delta),
         onConnections: (count) => metrics.acp.connections.set(count),
+        onDelivered: (event) => metrics.observeFanoutLag((Date.now() - event.ts) / 1000),
         log: (level, msg, fields) => logger[level](fields, msg),
       },
     });
@@ -170,6 +179,7 @@ export class Daemon {
       store,
       pageSize: settings.server.replay_page_size,
       highWaterBytes: settings.server.outbound_high_water_bytes,
+      observeLag: (seconds) => metrics.observeFanoutLag(seconds),
     });
     let ready = false;
     const http = createServer((req, res) => {
@@ -278,6 +288,7 @@ export class Daemon {
       worker,
       sweeper,
       expiry,
+      sse,
       logger,
       metrics,
       settings,
@@ -332,6 +343,7 @@ export class Daemon {
     const started = Date.now();
     this.#logger.info({ reason, grace_ms: grace }, 'stopping');
     this.#http.close();
+    this.#sse.closeAll(reason);
     await this.#acp.shutdown(reason, Math.min(grace, 5_000));
     const left = Math.max(0, grace - (Date.now() - started));
     const stopped = await Promise.race([

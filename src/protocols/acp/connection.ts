@@ -42,6 +42,8 @@ export interface ConnectionHooks {
   readonly serverVersion: string;
   readonly onBackpressure?: () => void;
   readonly onSubscriptions?: (delta: number) => void;
+  /** Called for a sample of delivered events (1 in 64), e.g. to observe fan-out lag. */
+  readonly onDelivered?: (event: EventRecord) => void;
   readonly log?: (
     level: 'info' | 'warn' | 'error',
     msg: string,
@@ -291,6 +293,7 @@ export class AcpConnection {
   }
 
   #sendEvent(subscriptionId: string, event: EventRecord): boolean {
+    if ((event.seq & 63) === 0) this.#hooks.onDelivered?.(event);
     return this.#send(notification('events.event', { subscription_id: subscriptionId, event }));
   }
 
