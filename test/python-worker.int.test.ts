@@ -67,8 +67,8 @@ function startWorker(args: readonly string[], env: Record<string, string> = {}):
   );
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal })),
   );
@@ -211,10 +211,8 @@ describe('the Python worker', () => {
       expect(task.attempts).toBe(1);
       expect(task.result).toEqual({ text: expected[i] });
     }
-    expect(worker.lines()).toEqual(
-      ids.map((id) =>
-        expect.objectContaining({ task_id: id, name: 'upper', outcome: 'completed' }),
-      ),
+    expect(worker.lines().map((l) => [l.task_id, l.name, l.outcome])).toEqual(
+      ids.map((id) => [id, 'upper', 'completed']),
     );
     expect(relay.pongs).toBeGreaterThan(0);
     // The token travels in the Authorization header only, and is never printed.
@@ -232,7 +230,11 @@ describe('the Python worker', () => {
       { message: 'boom', retry_after_ms: 50 },
       { max_attempts: 3 },
     );
-    const fatal = await submit('fail', { message: 'no way', retryable: false }, { max_attempts: 3 });
+    const fatal = await submit(
+      'fail',
+      { message: 'no way', retryable: false },
+      { max_attempts: 3 },
+    );
     const worker = startWorker(['--lanes', 'py', '--once']);
     await exitOk(worker);
 
@@ -260,7 +262,9 @@ describe('the Python worker', () => {
     const { task, attempts } = await getTask(id);
     expect(task).toMatchObject({ state: 'succeeded', attempts: 1, result: { slept: 5 } });
     expect(attempts).toHaveLength(1);
-    expect(worker.lines()).toEqual([expect.objectContaining({ task_id: id, outcome: 'completed' })]);
+    expect(worker.lines()).toEqual([
+      expect.objectContaining({ task_id: id, outcome: 'completed' }),
+    ]);
   }, 60_000);
 
   it('after SIGKILL mid-task: reclaimed at lease expiry, completed by another worker; the dead attempt gets LEASE_LOST', async () => {
@@ -321,7 +325,10 @@ describe('the Python worker', () => {
     await exitOk(worker);
     await relay.close();
     expect(worker.stderr()).toMatch(/connection lost/);
-    expect((await getTask(id)).task).toMatchObject({ state: 'succeeded', result: { text: 'AGAIN' } });
+    expect((await getTask(id)).task).toMatchObject({
+      state: 'succeeded',
+      result: { text: 'AGAIN' },
+    });
   }, 60_000);
 
   it('exits 2 on a refused token, without printing it', async () => {
