@@ -5,7 +5,7 @@ Speaks ACP (JSON-RPC 2.0 over a WebSocket, docs/protocol/acp.md) to `warden serv
 of some lanes, runs a handler per job name while heartbeating the lease, then completes or fails
 the attempt. See README.md next to this file.
 """
-import argparse, base64, hashlib, itertools, json, os, random, re, signal, socket, ssl, struct
+import argparse, base64, collections, hashlib, itertools, json, os, random, re, signal, socket, ssl, struct
 import sys, threading, time
 from urllib.parse import urlsplit
 
@@ -172,13 +172,17 @@ class RpcConnection:
     def __init__(self, url, token, log):
         self.ws, self.log = WebSocket(url, token), log
         self.ids, self.pending, self.lock = itertools.count(1), {}, threading.Lock()
-        self.closed, self.notifications = None, 0
+        # Server notifications (events.event, system.backpressure): kept, bounded, for a handler
+        # that subscribes to something; this worker subscribes to nothing.
+        self.closed, self.notifications = None, collections.deque(maxlen=100)
         threading.Thread(target=self._read_loop, daemon=True).start()
 
     def _read_loop(self):
         try:
             while True:
                 msg = json.loads(self.ws.recv_text())
+                if not isinstance(msg, dict):
+                    continue
                 if "id" in msg and ("result" in msg or "error" in msg):
                     with self.lock:
                         slot = self.pending.pop(msg["id"], None)
@@ -187,8 +191,8 @@ class RpcConnection:
                         slot[0].set()
                 elif msg.get("method") == "system.shutdown":
                     self.log(f"the daemon is stopping: {msg.get('params', {}).get('reason')}")
-                else:
-                    self.notifications += 1  # events.event etc.: this worker subscribes to none
+                elif "id" not in msg:
+                    self.notifications.append(msg)
         except (ConnectionClosed, OSError, ValueError) as e:
             self._fail(ConnectionClosed(str(e)))
 
@@ -450,8 +454,8 @@ def main(argv=None, handlers=HANDLERS):
     signal.signal(signal.SIGTERM, stop)
     try:
         worker.serve()
-    except (UpgradeRefused, RpcError) as e:  # a bad token, or no common protocol version
-        worker.log(f"the daemon refused the connection: {e}")
+    except (UpgradeRefused, RpcError) as e:  # a bad token or scope, no common protocol, bad lanes
+        worker.log(f"the daemon refused: {e}")
         return 2
     return 0
 
