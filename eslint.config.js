@@ -98,7 +98,16 @@ export default tseslint.config(
     ['kernel', 'runtime', 'security', 'protocols', 'cli'],
     'queue imports only core and store',
   ),
-  layer('runtime', ['protocols', 'cli'], 'runtime must not import protocols or cli'),
+  layer(
+    'runtime',
+    ['security', 'protocols', 'cli'],
+    'runtime must not import security, protocols or cli',
+  ),
+  layer(
+    'security',
+    ['protocols', 'cli'],
+    'security imports only core, store, queue, kernel and runtime',
+  ),
   layer('protocols', ['cli'], 'protocols must not import cli'),
   {
     files: ['**/*.test.ts', 'test/**/*.ts'],

@@ -6,11 +6,13 @@ import { Command, Option } from 'commander';
 
 import { coerceError } from '../core/index.ts';
 import { doctorCommand, initCommand, ledgerVerifyCommand } from './commands/admin.ts';
+import { backupCommand, restoreCommand } from './commands/backup.ts';
 import { answerResponse, cancelCommand, resolveCommand } from './commands/interrupts.ts';
 import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { resumeCommand, runCommand } from './commands/run.ts';
 import { serveCommand } from './commands/serve.ts';
 import { dlqCommand, submitCommand, tasksCommand } from './commands/tasks.ts';
+import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/tokens.ts';
 import { validateCommand } from './commands/validate.ts';
 import { watchCommand } from './commands/watch.ts';
 import { completionCommand } from './completion.ts';
@@ -231,6 +233,24 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('verify every session (or one) and report the first broken link')
     .option('--session <key>', 'only this session')
     .action(wrap(ledgerVerifyCommand));
+  const token = program
+    .command('token')
+    .description('API tokens for the daemon: create (shown once), list, revoke');
+  token
+    .command('create')
+    .description('create an API token and print it once (only its hash is stored)')
+    .requiredOption('--name <name>', 'a label for the token')
+    .requiredOption('--scopes <scopes>', 'comma-separated: read, write, admin, approvals')
+    .option('--expires <duration>', 'lifetime, e.g. 30d, 12h (default: never expires)')
+    .action(wrap(tokenCreateCommand));
+  token
+    .command('list')
+    .description('list API tokens: scopes, status, expiry, last use (never the secrets)')
+    .action(wrap(tokenListCommand));
+  token
+    .command('revoke <id>')
+    .description('revoke an API token; it is refused from then on')
+    .action(wrap(tokenRevokeCommand));
   program
     .command('serve')
     .description(
@@ -253,6 +273,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .command('doctor')
     .description('check the installation, configuration, database and ledger')
     .action(wrap(doctorCommand));
+  program
+    .command('backup <file>')
+    .description(
+      'copy the database as of one instant, while other processes keep writing, and verify the copy',
+    )
+    .option('--force', 'replace <file> if it exists')
+    .action(wrap(backupCommand));
+  program
+    .command('restore <file>')
+    .description(
+      'replace the database with a verified backup (refused while a daemon runs); keeps the old one',
+    )
+    .action(wrap(restoreCommand));
   program
     .command('completion <shell>')
     .description('print a shell completion script: bash, zsh or fish')
@@ -296,6 +329,17 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden serve',
     'warden serve --listen 0.0.0.0:7421 --log-level debug',
     'WARDEN_HOME=/var/lib/warden warden serve',
+  ],
+  backup: [
+    'warden backup ~/backups/warden-$(date +%F).db',
+    'warden backup nightly.db --force --json',
+  ],
+  restore: ['warden restore ~/backups/warden-2026-12-03.db'],
+  token: [
+    'warden token create --name ci --scopes read,write --expires 30d',
+    'warden token create --name ops --scopes admin --json',
+    'warden token list',
+    'warden token revoke tok_3f9c…',
   ],
   completion: [
     'warden completion bash > ~/.local/share/bash-completion/completions/warden',

@@ -4,6 +4,8 @@
  */
 export const EVENT_TYPES = [
   'session.created',
+  'session.updated',
+  'session.deleted',
   'process.created',
   'process.state_changed',
   'process.terminated',
@@ -48,6 +50,8 @@ export const EVENT_TYPES = [
   'interrupt.expired',
   'interrupt.cancelled',
   'retention.pruned',
+  'token.created',
+  'token.revoked',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -37,7 +37,22 @@ export {
   registerReclaimHook,
 } from './lease-reaper.ts';
 export { type LaneOptions, DEFAULTS as QUEUE_DEFAULTS, type SubmitOptions } from './options.ts';
-export { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
+export {
+  isDeadLocalOwner,
+  localWorkerId,
+  REMOTE_OWNER_PATTERN,
+  remoteWorkerId,
+} from './owner-liveness.ts';
+export {
+  RESERVED_CODES as REMOTE_RESERVED_CODES,
+  type RemoteClaim,
+  type RemoteClaimRequest,
+  remoteError,
+  type RemoteFailure,
+  type RemoteSettled,
+  RemoteWork,
+  type RemoteWorkOptions,
+} from './remote-work.ts';
 export {
   type ResolvedRetentionOptions,
   resolveRetentionOptions,
@@ -49,3 +64,11 @@ export {
   type SweepResult,
 } from './retention.ts';
 export { RunState } from './run-state.ts';
+export {
+  type FailurePolicyContext,
+  type FailureSettle,
+  failureSettle,
+  type FailureSettleOptions,
+  oversizedResult,
+  successSettle,
+} from './settle-builder.ts';

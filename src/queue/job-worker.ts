@@ -18,12 +18,9 @@
  */
 import {
   assertWithin,
-  boundedMessage,
   checkParams,
   type Clock,
   coerceError,
-  decideFailure,
-  errorFingerprint,
   type EventType,
   isWardenError,
   randomToken,
@@ -41,6 +38,7 @@ import { DEFAULTS } from './options.ts';
 import { isDeadLocalOwner, localWorkerId } from './owner-liveness.ts';
 import { handleArgs, jobWorkerArgs, nonRetryableArgs, retryAfterArgs, stopArgs } from './params.ts';
 import { RunState } from './run-state.ts';
+import { failureSettle, oversizedResult, successSettle } from './settle-builder.ts';
 
 export interface JobContext<P = unknown> {
   readonly id: string;
@@ -493,17 +491,7 @@ export class JobWorker {
     if (!error) error = oversizedResult(task.name, value, this.#queue.limits.resultBytes);
     let settle: TaskSettle;
     if (!error) {
-      settle = {
-        id: task.id,
-        leaseToken: claim.leaseToken,
-        state: 'succeeded',
-        result: value ?? null,
-        attemptOutcome: 'succeeded',
-        now,
-        events: [
-          this.#event(claim, 'task.succeeded', { attempt: claim.attempt, duration_ms: duration }),
-        ],
-      };
+      settle = successSettle(claim, value, now, duration);
     } else if (
       error.code === 'CANCELED' &&
       running.controller.signal.aborted &&
@@ -514,64 +502,13 @@ export class JobWorker {
         error: { code: 'CANCELED', message: error.message },
       });
     } else {
-      const fingerprint = errorFingerprint(error.code, error.message);
-      const decision = force
-        ? {
-            state: 'dead' as const,
-            outcome: 'non_retryable' as const,
-            delayMs: 0,
-            consecutive: null,
-          }
-        : decideFailure(
-            {
-              attempt: claim.attempt,
-              maxAttempts: task.max_attempts,
-              retryable: error.retryable,
-              retryAfterMs: error.retryAfterMs,
-              fingerprint,
-              previous: task.options.consecutive_fingerprint,
-              poisonThreshold: task.options.poison_threshold,
-              backoff: {
-                base_ms: task.options.backoff_ms,
-                max_ms: task.options.max_backoff_ms,
-                jitter: 'full',
-              },
-              countsTowardPoison: true,
-            },
-            this.#random,
-          );
-      const taskError = {
-        code: error.code,
-        message: boundedMessage(error.message),
-        retryable: error.retryable,
-        fingerprint,
-      };
-      const type =
-        decision.state === 'queued'
-          ? 'task.retry_scheduled'
-          : decision.state === 'dead'
-            ? 'task.dead'
-            : 'task.failed';
-      settle = {
-        id: task.id,
-        leaseToken: claim.leaseToken,
-        state: decision.state,
-        error: taskError,
-        availableAt: now + decision.delayMs,
-        sortKey: sortKey(now + decision.delayMs, task.priority, this.#queue.agingMs),
-        options: { ...task.options, consecutive_fingerprint: decision.consecutive },
-        attemptOutcome: 'failed',
+      settle = failureSettle(
+        claim,
+        error,
         now,
-        events: [
-          this.#event(claim, type, {
-            attempt: claim.attempt,
-            max_attempts: task.max_attempts,
-            reason: decision.outcome,
-            delay_ms: decision.delayMs,
-            error: taskError,
-          }),
-        ],
-      };
+        { agingMs: this.#queue.agingMs, random: this.#random },
+        force ? { force } : {},
+      ).settle;
     }
     this.#pendingSettles.push(settle);
     if (!this.#settleScheduled) {
@@ -757,21 +694,6 @@ function handlerError(error: unknown, signal: AbortSignal): WardenError {
     cause: error,
     retryable: true,
   });
-}
-
-/** PAYLOAD_TOO_LARGE (or INVALID_PARAMS for a non-JSON value) when a result cannot be stored. */
-function oversizedResult(name: string, value: unknown, maxBytes: number): WardenError | undefined {
-  try {
-    assertWithin(
-      `the result of job '${name}'`,
-      value,
-      maxBytes,
-      'return a reference to large data instead, or raise maxResultBytes',
-    );
-    return undefined;
-  } catch (error) {
-    return coerceError(error); // both codes are non-retryable: the same result would fail again
-  }
 }
 
 /** Throw from a handler to fail the job without retrying it. */

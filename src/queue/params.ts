@@ -6,6 +6,7 @@ import { z } from 'zod';
 
 import { clockParam, MIN_LIMIT_BYTES, param } from '../core/index.ts';
 import { storeParam } from '../store/index.ts';
+import { REMOTE_OWNER_PATTERN } from './owner-liveness.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -206,4 +207,66 @@ export const nonRetryableArgs = z.object({
 export const retryAfterArgs = z.object({
   delayMs: param.int(0, 365 * DAY_MS, 'a delay in ms: an integer ≥ 0'),
   message: param.string(),
+});
+
+const leaseToken = param.nonEmpty('a lease token string (from the claim)', 256);
+
+export const remoteWorkArgs = z.object({
+  options: param.options(
+    {
+      queue: param.withMethods('a JobQueue (new JobQueue({ store }))', ['submit', 'ready']),
+      defaultLeaseMs: param.int(100, 7 * DAY_MS).optional(),
+      maxLeaseMs: param.int(100, 7 * DAY_MS).optional(),
+      maxWaitMs: param.int(0, DAY_MS).optional(),
+      maxClaimLimit: param.int(1, 100_000).optional(),
+      random: param.fn('a function () => number in [0, 1)').optional(),
+      onError: param.fn('a function (error) => void').optional(),
+    },
+    'an options object { queue, defaultLeaseMs?, maxLeaseMs?, maxWaitMs?, maxClaimLimit?, … }',
+  ),
+});
+
+export const remoteClaimArgs = z.object({
+  request: param.options(
+    {
+      workerId: param.matching(
+        "a remote worker id 'remote/<name>/<random>' (see remoteWorkerId)",
+        REMOTE_OWNER_PATTERN,
+      ),
+      lanes: z
+        .array(param.nonEmpty('a lane name', 64), {
+          error: 'expected an array of lane names',
+        })
+        .min(1, { error: 'expected at least one lane name' })
+        .max(64, { error: 'expected at most 64 lane names' }),
+      limit: param.int(1, 100_000).optional(),
+      leaseMs: param.int(100, 7 * DAY_MS).optional(),
+      waitMs: param.int(0, DAY_MS).optional(),
+      signal: param.is<AbortSignal>('an AbortSignal', (v) => v instanceof AbortSignal).optional(),
+    },
+    'a claim request { workerId, lanes, limit?, leaseMs?, waitMs?, signal? }',
+  ),
+});
+
+export const remoteHeartbeatArgs = z.object({
+  taskId,
+  leaseToken,
+  leaseMs: param.int(100, 7 * DAY_MS).optional(),
+});
+
+export const remoteLeaseArgs = z.object({ taskId, leaseToken });
+
+export const remoteFailArgs = z.object({
+  taskId,
+  leaseToken,
+  failure: param.options(
+    {
+      message: param.string('a message string'),
+      code: param.nonEmpty('an error code string of 1-64 characters', 64).optional(),
+      retryable: param.boolean().optional(),
+      retryAfterMs: param.int(0, 365 * DAY_MS, 'a delay in ms: an integer ≥ 0').optional(),
+      details: plainObject('a plain object of details').optional(),
+    },
+    'a failure { message, code?, retryable?, retryAfterMs?, details? }',
+  ),
 });

@@ -1,5 +1,11 @@
 export { storeParam } from './params.ts';
 export { SessionDirectory } from './session-directory.ts';
+export {
+  checkSqliteFile,
+  copySqliteDatabase,
+  SQLITE_SCHEMA_VERSION,
+  type SqliteFileCheck,
+} from './sqlite/backup.ts';
 export type { StoreIntent } from './sqlite/read-only-open.ts';
 export { openSqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.ts';
 export { type WriteAccessProblem, writeAccessProblem } from './sqlite/write-access.ts';
@@ -9,6 +15,8 @@ export type {
   ClaimedTask,
   ClaimRequest,
   CommitListener,
+  DeleteSessionCounts,
+  DeleteSessionInput,
   Durability,
   EffectRecord,
   EffectStatus,
@@ -43,4 +51,5 @@ export type {
   TaskOptionsRecord,
   TaskRecord,
   TaskSettle,
+  TokenRecord,
 } from './types.ts';

@@ -94,3 +94,17 @@ export function checkReadId(where: string, name: string, value: unknown): void {
     { path: name, message: `expected a non-empty ${name} string (got ${describeValue(value)})` },
   ]);
 }
+
+/** Store.deleteSession(input). */
+export const deleteSessionArgs = z.object({
+  input: param.options(
+    {
+      id: id('a session id'),
+      event: param.options(
+        { session_id: id('a session id'), trace_id: id('a trace id') },
+        "the `session.deleted` event's target { session_id, trace_id } (the system session)",
+      ),
+    },
+    'an input { id, event: { session_id, trace_id } }',
+  ),
+});

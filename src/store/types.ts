@@ -39,6 +39,7 @@ import type {
   TaskKind,
   TaskState,
   TerminalReason,
+  TokenScope,
   Usage,
   Workflow,
 } from '../core/index.ts';
@@ -61,6 +62,46 @@ export interface SessionRecord {
   readonly pruned_seq?: number;
   /** Hash of event `pruned_seq`, the anchor the remaining chain is verified from; null if none. */
   readonly pruned_hash?: string | null;
+  /**
+   * Settings version: incremented by every `session.update`, which compares-and-sets on it.
+   * Absent (read it as 0) until the first update; ignored on insert.
+   */
+  readonly version?: number;
+}
+
+/**
+ * An API token (DESIGN.md §8). Only the sha256 of its secret is stored; the secret is shown
+ * once, when the token is created (src/security/tokens.ts).
+ */
+export interface TokenRecord {
+  /** `tok_<hex>`: also the first part of the token text. */
+  readonly id: string;
+  /** A label for people. */
+  readonly name: string;
+  readonly scopes: readonly TokenScope[];
+  /** sha256 (hex) of the secret. */
+  readonly secret_hash: string;
+  readonly created_at: number;
+  readonly expires_at: number | null;
+  readonly revoked_at: number | null;
+  readonly last_used_at: number | null;
+}
+
+/** What {@link Store.deleteSession} deletes. */
+export interface DeleteSessionInput {
+  readonly id: string;
+  /** Where the `session.deleted` event goes (the `system` session) and its trace. */
+  readonly event: { readonly session_id: string; readonly trace_id: string };
+}
+
+/** Rows one {@link Store.deleteSession} deleted (also the `counts` of its event). */
+export interface DeleteSessionCounts {
+  readonly events: number;
+  readonly processes: number;
+  readonly tasks: number;
+  readonly attempts: number;
+  readonly interrupts: number;
+  readonly effects: number;
 }
 
 export interface ProcessRecord {
@@ -265,6 +306,29 @@ export interface EffectTransitionTarget {
 /** One operation inside a {@link Store.commit}. */
 export type StoreOp =
   | { readonly op: 'session.insert'; readonly row: SessionRecord }
+  /**
+   * Replaces a session's settings and bumps its `version` (to `expectVersion + 1`) and
+   * `updated_at`, compare-and-set on the version the caller read: CONFLICT (details: `version`,
+   * `expected`) when it changed, NOT_FOUND when the session does not exist. Put its
+   * `session.updated` event in the same commit.
+   */
+  | {
+      readonly op: 'session.update';
+      readonly id: string;
+      readonly settings: Record<string, unknown>;
+      /** The version read (a record without `version` is version 0). */
+      readonly expectVersion: number;
+      readonly now: number;
+    }
+  /** Inserts a token; CONFLICT when its id exists. Put its `token.created` event in the commit. */
+  | { readonly op: 'token.insert'; readonly row: TokenRecord }
+  /**
+   * Revokes a token, compare-and-set on "not revoked": INVALID_STATE (details: `revoked_at`)
+   * when it is revoked already, NOT_FOUND when it does not exist.
+   */
+  | { readonly op: 'token.revoke'; readonly id: string; readonly now: number }
+  /** Records that a token was used (`last_used_at`); a no-op for a missing token. */
+  | { readonly op: 'token.touch'; readonly id: string; readonly now: number }
   | { readonly op: 'process.insert'; readonly row: ProcessRecord }
   /** Replaces the row; aborts with CONFLICT unless the stored version is `expectVersion`. */
   | { readonly op: 'process.update'; readonly expectVersion: number; readonly row: ProcessRecord }
@@ -693,6 +757,21 @@ export interface Store {
   getSession(id: string): Promise<SessionRecord | undefined>;
   getSessionByKey(key: string): Promise<SessionRecord | undefined>;
   listSessions(): Promise<SessionRecord[]>;
+  /**
+   * Deletes a session and everything that belongs to it — its events, processes, tasks (with
+   * their attempts and effect records) and interrupts — in ONE transaction, with a
+   * `session.deleted` event `{id, key, counts}` appended to `input.event.session_id` in it.
+   * Refused, changing nothing, with INVALID_STATE when the session has live work (details
+   * `live`: its unfinished processes, queued or running tasks and pending interrupts, up to 20
+   * ids each, and their counts) or is the `system` session (or the event's own target);
+   * NOT_FOUND when it does not exist. Rows go in bounded statements, but all in one
+   * transaction: a session with a very long history holds the write lock a while — prune first.
+   */
+  deleteSession(input: DeleteSessionInput): Promise<DeleteSessionCounts>;
+  /** A token by id, with its secret hash (never the secret). */
+  getToken(id: string): Promise<TokenRecord | undefined>;
+  /** Every token, revoked and expired ones too, oldest first. */
+  listTokens(): Promise<TokenRecord[]>;
   getProcess(pid: string): Promise<ProcessRecord | undefined>;
   listProcesses(filter?: ProcessFilter): Promise<ProcessRecord[]>;
   getTask(id: string): Promise<TaskRecord | undefined>;

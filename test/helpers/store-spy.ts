@@ -36,6 +36,7 @@ export const WRITE_METHODS = [
   'fireSchedule',
   'deferSchedule',
   'prune',
+  'deleteSession',
 ] as const satisfies ReadonlyArray<keyof Store>;
 
 export interface WriteCounter {

@@ -7,6 +7,9 @@
  * `open()` must return a fresh, empty, migrated store each time it is called without an
  * argument. The optional `file` is passed through for adapters that want a specific location;
  * the contract itself never passes one.
+ *
+ * The contract continues in entities.ts (`storeEntitiesContract`: session updates and
+ * deletion, tokens): run both with the same `open`.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 

@@ -6,7 +6,10 @@ import { afterAll } from 'vitest';
 import { openSqliteStore } from '../../src/store/index.ts';
 import { removeTempDirs, tempDir } from '../helpers/tmp.ts';
 import { storeContract } from './contract.ts';
+import { storeEntitiesContract } from './entities.ts';
 
 afterAll(removeTempDirs);
 
-storeContract('sqlite', (file) => openSqliteStore({ file: file ?? join(tempDir(), 'w.db') }));
+const open = (file?: string) => openSqliteStore({ file: file ?? join(tempDir(), 'w.db') });
+storeContract('sqlite', open);
+storeEntitiesContract('sqlite', open);

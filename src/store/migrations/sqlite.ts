@@ -392,4 +392,32 @@ SELECT p.pid AS pid, p.session_id AS session_id, p.user_id AS user_id, p.parent_
 FROM process_rows p JOIN workflows w ON w.hash = p.workflow_hash;
 `,
   },
+  {
+    version: 5,
+    name: 'tokens_sessions',
+    sql: `
+-- API tokens for the daemon. Only the sha256 of a token's secret is stored, never the secret;
+-- scopes is a JSON array of read, write, admin, approvals.
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  secret_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER,
+  last_used_at INTEGER
+) STRICT;
+
+-- Session settings are patched compare-and-set on this version (updated_at moves with every
+-- event appended to the session, so it cannot serve as the guard).
+ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+
+-- Deleting a session finds its rows without scanning: interrupts and tasks by session, effects
+-- by task.
+CREATE INDEX interrupts_session ON interrupts(session_id);
+CREATE INDEX task_data_session ON task_data(session_id);
+CREATE INDEX effects_task ON effects(task_id) WHERE task_id IS NOT NULL;
+`,
+  },
 ];

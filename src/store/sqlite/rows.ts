@@ -6,6 +6,7 @@ import type {
   ScheduleRecord,
   SessionRecord,
   TaskRecord,
+  TokenRecord,
 } from '../types.ts';
 
 export type Row = Record<string, unknown>;
@@ -31,7 +32,26 @@ export function sessionFromRow(r: Row): SessionRecord {
           pruned_hash: (r.pruned_hash as string | null) ?? null,
         }
       : {}),
+    // Only once updated, for the same reason.
+    ...((r.version as number | undefined) ? { version: r.version as number } : {}),
   };
+}
+
+export function tokenFromRow(r: Row): TokenRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    scopes: JSON.parse(r.scopes as string) as TokenRecord['scopes'],
+    secret_hash: r.secret_hash as string,
+    created_at: r.created_at as number,
+    expires_at: (r.expires_at as number | null) ?? null,
+    revoked_at: (r.revoked_at as number | null) ?? null,
+    last_used_at: (r.last_used_at as number | null) ?? null,
+  };
+}
+
+export function tokenToParams(t: TokenRecord): Row {
+  return { ...t, scopes: JSON.stringify(t.scopes) };
 }
 
 /** `workflow`: the run's parsed definition when the caller has it (else read from the row). */

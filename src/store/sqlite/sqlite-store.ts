@@ -29,6 +29,7 @@ import {
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.ts';
 import {
   checkReadId,
+  deleteSessionArgs,
   eventQueryArgs,
   interruptFilterArgs,
   openSqliteStoreArgs,
@@ -41,6 +42,8 @@ import type {
   ClaimedTask,
   ClaimRequest,
   CommitListener,
+  DeleteSessionCounts,
+  DeleteSessionInput,
   Durability,
   EffectRecord,
   EventQuery,
@@ -69,6 +72,7 @@ import type {
   TaskFilter,
   TaskRecord,
   TaskSettle,
+  TokenRecord,
 } from '../types.ts';
 import { ChangeWatcher } from './change-watcher.ts';
 import { classifySqliteError } from './driver-errors.ts';
@@ -95,7 +99,10 @@ import {
   sessionFromRow,
   taskFromRow,
   toJson,
+  tokenFromRow,
+  tokenToParams,
 } from './rows.ts';
+import { SessionDeleteSql } from './session-delete.ts';
 import { SqliteSnapshot } from './snapshot.ts';
 import { SQL, type StatementName } from './statements.ts';
 import {
@@ -190,6 +197,7 @@ export class SqliteStore implements Store {
   readonly #changes: ChangeWatcher;
   readonly #events: EventReader;
   readonly #retention: RetentionSql;
+  readonly #sessionDelete: SessionDeleteSql;
   readonly #busyTimeoutMs: number;
   #sinceWalCheck = 0;
   #closed = false;
@@ -295,6 +303,7 @@ export class SqliteStore implements Store {
     );
     this.#events = new EventReader(db);
     this.#retention = new RetentionSql(db);
+    this.#sessionDelete = new SessionDeleteSql(db);
   }
 
   /**
@@ -385,6 +394,40 @@ export class SqliteStore implements Store {
             session_key: op.row.key,
           });
         s.sessionInsert.run({ ...op.row, settings: JSON.stringify(op.row.settings) });
+        return;
+      case 'session.update': {
+        const info = s.sessionUpdate.run({
+          id: op.id,
+          settings: JSON.stringify(op.settings),
+          expect: op.expectVersion,
+          now: op.now,
+        });
+        if (info.changes === 1) return;
+        const current = s.sessionById.get(op.id) as Row | undefined;
+        if (!current) throw errors.notFound('session', op.id);
+        throw errors.conflict(
+          `session '${String(current.key)}' changed concurrently (version ${String(current.version)}, expected ${op.expectVersion}); read it again`,
+          { session_id: op.id, version: current.version, expected: op.expectVersion },
+        );
+      }
+      case 'token.insert':
+        if (s.tokenById.get(op.row.id))
+          throw errors.conflict(`a token with id '${op.row.id}' exists already`, {
+            token_id: op.row.id,
+          });
+        s.tokenInsert.run(tokenToParams(op.row));
+        return;
+      case 'token.revoke': {
+        if (s.tokenRevoke.run({ id: op.id, now: op.now }).changes === 1) return;
+        const current = s.tokenById.get(op.id) as Row | undefined;
+        if (!current) throw errors.notFound('token', op.id);
+        throw errors.invalidState(`token ${op.id} is already revoked`, {
+          token_id: op.id,
+          revoked_at: current.revoked_at,
+        });
+      }
+      case 'token.touch':
+        s.tokenTouch.run({ id: op.id, now: op.now });
         return;
       case 'process.insert':
         s.workflowInsert.run(
@@ -769,6 +812,26 @@ export class SqliteStore implements Store {
   }
   listSessions(): Promise<SessionRecord[]> {
     return this.#async(() => (this.#stmt.sessionList.all() as Row[]).map(sessionFromRow));
+  }
+  deleteSession(input: DeleteSessionInput): Promise<DeleteSessionCounts> {
+    try {
+      // Checked before taking the write lock.
+      checkParams('Store.deleteSession', deleteSessionArgs, { input });
+    } catch (error) {
+      return Promise.reject(coerceError(error));
+    }
+    return this.#transact((batch) =>
+      this.#sessionDelete.delete(input, (event) => this.#log.append(batch, event)),
+    );
+  }
+  getToken(id: string): Promise<TokenRecord | undefined> {
+    return this.#async(() => {
+      checkReadId('Store.getToken', 'id', id);
+      return optional(this.#stmt.tokenById.get(id), tokenFromRow);
+    });
+  }
+  listTokens(): Promise<TokenRecord[]> {
+    return this.#async(() => (this.#stmt.tokenList.all() as Row[]).map(tokenFromRow));
   }
   getProcess(pid: string): Promise<ProcessRecord | undefined> {
     return this.#async(() => {

@@ -33,6 +33,9 @@ export const SQL = {
   sessionHead: 'SELECT last_seq, last_hash FROM sessions WHERE id = ?',
   sessionInsert: `INSERT INTO sessions (id, key, settings, created_at, updated_at, last_seq, last_hash)
     VALUES (@id, @key, @settings, @created_at, @updated_at, @last_seq, @last_hash)`,
+  /** Compare-and-set on the settings version. → changes */
+  sessionUpdate: `UPDATE sessions SET settings = @settings, version = version + 1, updated_at = @now
+    WHERE id = @id AND version = @expect`,
   /** Moves the chain head; run once per session per transaction. */
   sessionSetHead: 'UPDATE sessions SET last_seq = ?, last_hash = ?, updated_at = ? WHERE id = ?',
 
@@ -236,6 +239,14 @@ export const SQL = {
   eventsAfter: `SELECT * FROM event_segments WHERE session_id = ? AND last_seq > ? ORDER BY last_seq`,
   eventsOfProcessAfter: `SELECT * FROM event_segments WHERE session_id = ? AND process_id = ? AND last_seq > ?
     ORDER BY last_seq`,
+
+  tokenById: 'SELECT * FROM tokens WHERE id = ?',
+  tokenList: 'SELECT * FROM tokens ORDER BY created_at, id',
+  tokenInsert: `INSERT INTO tokens (id, name, scopes, secret_hash, created_at, expires_at, revoked_at, last_used_at)
+    VALUES (@id, @name, @scopes, @secret_hash, @created_at, @expires_at, @revoked_at, @last_used_at)`,
+  /** Compare-and-set on "not revoked". → changes */
+  tokenRevoke: 'UPDATE tokens SET revoked_at = @now WHERE id = @id AND revoked_at IS NULL',
+  tokenTouch: 'UPDATE tokens SET last_used_at = @now WHERE id = @id',
 
   countProcesses: 'SELECT state, count(*) AS n FROM processes GROUP BY state',
   countTasks: 'SELECT state, count(*) AS n FROM task_state GROUP BY state',
