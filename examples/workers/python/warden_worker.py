@@ -385,12 +385,12 @@ class Worker:
 
     def settle(self, job, method, params, outcome):
         try:
-            task = self.call(method, params)["task"]
+            answer = self.call(method, params)
         except RpcError as e:
             if e.code != "LEASE_LOST":
                 raise
             return self.report(job, "lease_lost")
-        return self.report(job, outcome, task["state"])
+        return self.report(job, outcome, (answer.get("task") or answer).get("state"))
 
     def report(self, job, outcome, state=None):
         line = {"task_id": job.task_id, "name": job.name, "outcome": outcome, "attempt": job.attempt}
