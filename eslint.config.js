@@ -109,6 +109,12 @@ export default tseslint.config(
     'security imports only core, store, queue, kernel and runtime',
   ),
   layer('protocols', ['cli'], 'protocols must not import cli'),
+  // The client runs in programs with no database: it imports only core (and ws).
+  layer(
+    'client',
+    ['store', 'kernel', 'queue', 'runtime', 'security', 'protocols', 'cli', 'daemon', 'testing'],
+    'client imports only core (docs/client.md)',
+  ),
   {
     files: ['**/*.test.ts', 'test/**/*.ts'],
     rules: {

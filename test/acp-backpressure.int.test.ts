@@ -43,21 +43,43 @@ afterAll(async () => {
 
 it('cuts off a client that stopped reading, with a notice, and keeps serving the others', async () => {
   const admin = await connectRaw(daemon.acpUrl, daemon.token);
-  const session = (await admin.call('session.create', { key: 'flood' })).result!.session as { id: string };
-  const producer = spawn(process.execPath, [PRODUCER, join(home, 'warden.db'), session.id, '60000', '500'], {
-    stdio: 'ignore',
-  });
+  const session = (await admin.call('session.create', { key: 'flood' })).result!.session as {
+    id: string;
+  };
+  const producer = spawn(
+    process.execPath,
+    [PRODUCER, join(home, 'warden.db'), session.id, '60000', '500'],
+    {
+      stdio: 'ignore',
+    },
+  );
   const produced = new Promise<void>((resolve) => producer.on('exit', () => resolve()));
   const rssBefore = rssMiB(daemon.child.pid!);
 
   // The slow client: subscribes, then its socket stops reading (the kernel buffers fill).
-  const slow = new WebSocket(daemon.acpUrl, { headers: { authorization: `Bearer ${daemon.token}` } });
+  const slow = new WebSocket(daemon.acpUrl, {
+    headers: { authorization: `Bearer ${daemon.token}` },
+  });
   await new Promise((resolve) => slow.once('open', resolve));
   const frames: Array<{ method?: string }> = [];
   slow.on('message', (d: Buffer) => frames.push(JSON.parse(d.toString()) as { method?: string }));
   const closed = new Promise<number>((resolve) => slow.on('close', (code) => resolve(code)));
-  slow.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'system.hello', params: { protocol: { min: 1, max: 1 } } }));
-  slow.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'events.subscribe', params: { session_id: session.id } }));
+  slow.send(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'system.hello',
+      params: { protocol: { min: 1, max: 1 } },
+    }),
+  );
+  slow.send(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'events.subscribe',
+      params: { session_id: session.id },
+    }),
+  );
   const socket = (slow as unknown as { _socket: Socket })._socket;
   await new Promise((r) => setTimeout(r, 50));
   socket.pause();

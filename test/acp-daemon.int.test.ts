@@ -34,7 +34,7 @@ describe('authentication at the upgrade', () => {
   it('refuses a missing token with 401 and opens no socket', async () => {
     const r = await upgradeStatus(daemon.acpUrl, {});
     expect(r.status).toBe(401);
-    expect(JSON.parse(r.body).error.code).toBe('UNAUTHORIZED');
+    expect((JSON.parse(r.body) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED');
   });
 
   it('refuses a wrong token with 401', async () => {
@@ -45,7 +45,9 @@ describe('authentication at the upgrade', () => {
   it('refuses a token in the query string even when it is valid, and never logs it', async () => {
     const r = await upgradeStatus(`${daemon.acpUrl}?token=${daemon.token}`, {});
     expect(r.status).toBe(401);
-    expect(JSON.parse(r.body).error.message).toMatch(/Authorization: Bearer/);
+    expect((JSON.parse(r.body) as { error: { message: string } }).error.message).toMatch(
+      /Authorization: Bearer/,
+    );
     const r2 = await upgradeStatus(`${daemon.acpUrl}?access_token=${daemon.token}`, {
       authorization: `Bearer ${daemon.token}`,
     });
@@ -91,7 +93,8 @@ describe('the handshake', () => {
     const r = await peer.call('task.submit', { name: 'early', lane: 'emails' });
     expect(r.error?.data?.code).toBe('HANDSHAKE_REQUIRED');
     const hello = await peer.call('system.hello', { protocol: { min: 1, max: 3 } });
-    expect(hello.result).toMatchObject({ protocol: 1, scopes: expect.arrayContaining(['admin']) });
+    expect(hello.result?.protocol).toBe(1);
+    expect(hello.result?.scopes).toContain('admin');
     const again = await peer.call('system.hello', { protocol: { min: 1, max: 1 } });
     expect(again.error?.data?.code).toBe('INVALID_STATE');
     const list = await peer.call('task.list', {});

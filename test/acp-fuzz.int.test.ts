@@ -67,7 +67,12 @@ it('answers 10,000 malformed frames and params with well-formed errors and never
         parsed = undefined;
       }
       // A valid notification (an object with a method and no id) is never answered by design.
-      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && !('id' in parsed))
+      if (
+        typeof parsed === 'object' &&
+        parsed !== null &&
+        !Array.isArray(parsed) &&
+        !('id' in parsed)
+      )
         return;
       wellFormed(await peer.sendRaw(text));
     }),
@@ -79,8 +84,29 @@ it('answers 10,000 malformed frames and params with well-formed errors and never
     params: fc.oneof(
       fc.object({ maxDepth: 2 }),
       fc.dictionary(
-        fc.constantFrom('session_id', 'key', 'pid', 'task_id', 'lane', 'name', 'limit', 'from_seq', 'settings', 'workflow', 'attempt_token', 'interrupt_id', 'response'),
-        fc.oneof(fc.string({ maxLength: 300 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.object({ maxDepth: 1 })),
+        fc.constantFrom(
+          'session_id',
+          'key',
+          'pid',
+          'task_id',
+          'lane',
+          'name',
+          'limit',
+          'from_seq',
+          'settings',
+          'workflow',
+          'attempt_token',
+          'interrupt_id',
+          'response',
+        ),
+        fc.oneof(
+          fc.string({ maxLength: 300 }),
+          fc.integer(),
+          fc.double(),
+          fc.boolean(),
+          fc.constant(null),
+          fc.object({ maxDepth: 1 }),
+        ),
       ),
     ),
   });

@@ -71,15 +71,20 @@ describe('session.*', () => {
     expect(created.created).toBe(true);
     const session = created.session as { id: string; updated_at: number };
     expect((await ok('session.create', { key: 'ticket-1' })).created).toBe(false);
-    expect((await ok('session.get', { key: 'ticket-1' })).session).toMatchObject({ id: session.id });
-    expect((await ok('session.get', { session_id: session.id })).session).toMatchObject({ key: 'ticket-1' });
+    expect((await ok('session.get', { key: 'ticket-1' })).session).toMatchObject({
+      id: session.id,
+    });
+    expect((await ok('session.get', { session_id: session.id })).session).toMatchObject({
+      key: 'ticket-1',
+    });
     const list = (await ok('session.list', {})).sessions as Array<{ key: string }>;
     expect(list.map((s) => s.key)).toContain('ticket-1');
-    const patched = (await ok('session.patch', { session_id: session.id, settings: { label: 'b' } }))
-      .session as { settings: Record<string, unknown> };
+    const patched = (
+      await ok('session.patch', { session_id: session.id, settings: { label: 'b' } })
+    ).session as { settings: Record<string, unknown> };
     expect(patched.settings).toEqual({ label: 'b' });
     expect(
-      await code('session.patch', { session_id: session.id, settings: {}, expect_updated_at: 1 }),
+      await code('session.patch', { session_id: session.id, settings: {}, expect_version: 99 }),
     ).toBe('CONFLICT');
     const history = await ok('session.history', { session_id: session.id });
     expect((history.events as Array<{ type: string }>).map((e) => e.type)).toEqual([
@@ -100,17 +105,29 @@ describe('run.*', () => {
       run: { pid: string };
     };
     const waited = await ok('run.wait', { pid: run.pid, timeout_ms: 20_000 });
-    expect(waited).toMatchObject({ reached: true, run: { state: 'terminated', terminal_reason: 'completed' } });
+    expect(waited).toMatchObject({
+      reached: true,
+      run: { state: 'terminated', terminal_reason: 'completed' },
+    });
     expect((await ok('run.get', { pid: run.pid })).run).toMatchObject({ pid: run.pid });
     const runs = (await ok('run.list', { states: ['terminated'] })).runs as Array<{ pid: string }>;
     expect(runs.map((r) => r.pid)).toContain(run.pid);
-    const yaml = 'name: y\nstages:\n  - name: a\n    agent: { kind: noop }\n    default_next: end\n';
+    const yaml =
+      'name: y\nstages:\n  - name: a\n    agent: { kind: noop }\n    default_next: end\n';
     const fromText = (await ok('run.start', { workflow: yaml })) as { run: { pid: string } };
-    expect((await ok('run.wait', { pid: fromText.run.pid, timeout_ms: 20_000 })).reached).toBe(true);
-    expect(await code('run.start', { workflow: { name: 'bad', stages: [] } })).toBe('WORKFLOW_INVALID');
+    expect((await ok('run.wait', { pid: fromText.run.pid, timeout_ms: 20_000 })).reached).toBe(
+      true,
+    );
+    expect(await code('run.start', { workflow: { name: 'bad', stages: [] } })).toBe(
+      'WORKFLOW_INVALID',
+    );
     expect(await code('run.get', { pid: 'p_nope' })).toBe('NOT_FOUND');
     const asking = (await ok('run.start', { workflow: ASKS })) as { run: { pid: string } };
-    const waiting = await ok('run.wait', { pid: asking.run.pid, until: 'waiting', timeout_ms: 20_000 });
+    const waiting = await ok('run.wait', {
+      pid: asking.run.pid,
+      until: 'waiting',
+      timeout_ms: 20_000,
+    });
     expect(waiting).toMatchObject({ reached: true, run: { state: 'waiting' } });
     const cancelled = (await ok('run.cancel', { pid: asking.run.pid, message: 'no' })).run;
     expect(cancelled).toMatchObject({ state: 'terminated', terminal_reason: 'user_cancelled' });
@@ -123,7 +140,8 @@ describe('interrupt.*', () => {
   it('list, get, resolve continues the run; resolving twice is INVALID_STATE; cancel', async () => {
     const { run } = (await ok('run.start', { workflow: ASKS })) as { run: { pid: string } };
     await ok('run.wait', { pid: run.pid, until: 'waiting', timeout_ms: 20_000 });
-    const pending = (await ok('interrupt.list', { status: 'pending', pid: run.pid })).interrupts as Array<{
+    const pending = (await ok('interrupt.list', { status: 'pending', pid: run.pid }))
+      .interrupts as Array<{
       id: string;
       prompt: string;
     }>;
@@ -138,7 +156,10 @@ describe('interrupt.*', () => {
     });
     expect(resolved.interrupt).toMatchObject({ status: 'resolved', resolver: 'admin' });
     expect(
-      await code('interrupt.resolve', { interrupt_id: pending[0]!.id, response: { approved: true } }),
+      await code('interrupt.resolve', {
+        interrupt_id: pending[0]!.id,
+        response: { approved: true },
+      }),
     ).toBe('INVALID_STATE');
     const done = await ok('run.wait', { pid: run.pid, timeout_ms: 20_000 });
     expect(done.run).toMatchObject({ terminal_reason: 'completed' });
@@ -155,15 +176,31 @@ describe('interrupt.*', () => {
 
 describe('task.*', () => {
   it('submit (idempotent), get, list, cancel, claim → heartbeat → complete; fail → dead; redrive', async () => {
-    const a = await ok('task.submit', { name: 'send', payload: { to: 'a' }, lane: 'jobs', idempotency_key: 'k1' });
-    const again = await ok('task.submit', { name: 'send', payload: { to: 'a' }, lane: 'jobs', idempotency_key: 'k1' });
+    const a = await ok('task.submit', {
+      name: 'send',
+      payload: { to: 'a' },
+      lane: 'jobs',
+      idempotency_key: 'k1',
+    });
+    const again = await ok('task.submit', {
+      name: 'send',
+      payload: { to: 'a' },
+      lane: 'jobs',
+      idempotency_key: 'k1',
+    });
     expect(again.deduplicated).toBe(true);
-    expect(await code('task.submit', { name: 'send', payload: { to: 'b' }, lane: 'jobs', idempotency_key: 'k1' })).toBe(
-      'IDEMPOTENCY_CONFLICT',
-    );
+    expect(
+      await code('task.submit', {
+        name: 'send',
+        payload: { to: 'b' },
+        lane: 'jobs',
+        idempotency_key: 'k1',
+      }),
+    ).toBe('IDEMPOTENCY_CONFLICT');
     const task = a.task as { id: string };
     expect(task).not.toHaveProperty('lease_token');
-    const claimed = (await ok('task.claim', { lanes: ['jobs'], limit: 1, lease_ms: 5_000 })).claims as Array<{
+    const claimed = (await ok('task.claim', { lanes: ['jobs'], limit: 1, lease_ms: 5_000 }))
+      .claims as Array<{
       task: { id: string; lease_token?: unknown };
       attempt: number;
       attempt_token: string;
@@ -172,28 +209,48 @@ describe('task.*', () => {
     const claim = claimed[0]!;
     expect(claim.task.id).toBe(task.id);
     expect(claim.task.lease_token).toBeUndefined();
-    expect(await ok('task.heartbeat', { task_id: task.id, attempt_token: claim.attempt_token })).toHaveProperty(
-      'lease_expires_at',
-    );
-    expect(await ok('task.progress', { task_id: task.id, attempt_token: claim.attempt_token, data: { pct: 50 } })).toEqual({
+    expect(
+      await ok('task.heartbeat', { task_id: task.id, attempt_token: claim.attempt_token }),
+    ).toHaveProperty('lease_expires_at');
+    expect(
+      await ok('task.progress', {
+        task_id: task.id,
+        attempt_token: claim.attempt_token,
+        data: { pct: 50 },
+      }),
+    ).toEqual({
       ok: true,
     });
-    const done = await ok('task.complete', { task_id: task.id, attempt_token: claim.attempt_token, result: { sent: true } });
+    const done = await ok('task.complete', {
+      task_id: task.id,
+      attempt_token: claim.attempt_token,
+      result: { sent: true },
+    });
     expect(done.task).toMatchObject({ state: 'succeeded', result: { sent: true } });
-    expect(await code('task.complete', { task_id: task.id, attempt_token: claim.attempt_token })).toBe('LEASE_LOST');
+    expect(
+      await code('task.complete', { task_id: task.id, attempt_token: claim.attempt_token }),
+    ).toBe('LEASE_LOST');
     const got = await ok('task.get', { task_id: task.id });
     expect((got.attempts as unknown[]).length).toBe(1);
     expect(JSON.stringify(got)).not.toContain(claim.attempt_token.split('.').at(-1));
 
-    const f = (await ok('task.submit', { name: 'flaky', lane: 'jobs', max_attempts: 1 })).task as { id: string };
-    const [fc] = (await ok('task.claim', { lanes: ['jobs'] })).claims as Array<{ attempt_token: string }>;
+    const f = (await ok('task.submit', { name: 'flaky', lane: 'jobs', max_attempts: 1 })).task as {
+      id: string;
+    };
+    const [fc] = (await ok('task.claim', { lanes: ['jobs'] })).claims as Array<{
+      attempt_token: string;
+    }>;
     const failed = await ok('task.fail', {
       task_id: f.id,
       attempt_token: fc!.attempt_token,
       error: { message: 'smtp down', retryable: true },
     });
     expect(failed.task).toMatchObject({ state: 'dead' });
-    expect(((await ok('task.dlq.list', { lane: 'jobs' })).tasks as Array<{ id: string }>).map((t) => t.id)).toContain(f.id);
+    expect(
+      ((await ok('task.dlq.list', { lane: 'jobs' })).tasks as Array<{ id: string }>).map(
+        (t) => t.id,
+      ),
+    ).toContain(f.id);
     expect((await ok('task.redrive', { task_id: f.id })).task).toMatchObject({ state: 'queued' });
     expect((await ok('task.cancel', { task_id: f.id })).task).toMatchObject({ state: 'canceled' });
     const list = (await ok('task.list', { lane: 'jobs' })).tasks as Array<{ id: string }>;
@@ -207,7 +264,10 @@ describe('task.*', () => {
     const full = await peer.call('task.submit', { name: 'two', lane: 'tiny' });
     expect(full.error?.data).toMatchObject({ code: 'QUEUE_FULL', retryable: true });
     const other = await connectRaw(daemon.acpUrl, daemon.token);
-    const [c] = (await ok('task.claim', { lanes: ['tiny'] })).claims as Array<{ task: { id: string }; attempt_token: string }>;
+    const [c] = (await ok('task.claim', { lanes: ['tiny'] })).claims as Array<{
+      task: { id: string };
+      attempt_token: string;
+    }>;
     await ok('task.complete', { task_id: c!.task.id, attempt_token: c!.attempt_token });
     const started = Date.now();
     const poll = other.call('task.claim', { lanes: ['tiny'], wait_ms: 20_000 });
@@ -228,16 +288,24 @@ describe('task.*', () => {
     }>;
     const c1 = claims.find((c) => c.task.id === t1.id)!;
     const c2 = claims.find((c) => c.task.id === t2.id)!;
-    expect(await code('task.complete', { task_id: t2.id, attempt_token: c1.attempt_token })).toBe('LEASE_LOST');
+    expect(await code('task.complete', { task_id: t2.id, attempt_token: c1.attempt_token })).toBe(
+      'LEASE_LOST',
+    );
     const scoped = await connectRaw(daemon.acpUrl, c1.attempt_token);
     expect((await scoped.call('task.list', {})).error?.data?.code).toBe('FORBIDDEN');
-    expect((await scoped.call('task.complete', { task_id: t2.id, attempt_token: c2.attempt_token })).error?.data?.code).toBe(
-      'FORBIDDEN',
-    );
-    expect((await scoped.call('task.complete', { task_id: t1.id, attempt_token: c1.attempt_token })).result).toBeTruthy();
+    expect(
+      (await scoped.call('task.complete', { task_id: t2.id, attempt_token: c2.attempt_token }))
+        .error?.data?.code,
+    ).toBe('FORBIDDEN');
+    expect(
+      (await scoped.call('task.complete', { task_id: t1.id, attempt_token: c1.attempt_token }))
+        .result,
+    ).toBeTruthy();
     scoped.close();
     await ok('task.release', { task_id: t2.id, attempt_token: c2.attempt_token });
-    expect(((await ok('task.get', { task_id: t2.id })).task as { state: string; attempts: number })).toMatchObject({
+    expect(
+      (await ok('task.get', { task_id: t2.id })).task as { state: string; attempts: number },
+    ).toMatchObject({
       state: 'queued',
       attempts: 0,
     });
@@ -252,12 +320,18 @@ describe('events.* and ledger.verify', () => {
     await ok('task.submit', { name: 'n', lane: 'jobs', session_key: 'stream-1' });
     await new Promise((r) => setTimeout(r, 300));
     const seen = peer.notifications
-      .filter((n) => n.method === 'events.event' && n.params?.subscription_id === sub.subscription_id)
-      .map((n) => (n.params!.event as { seq: number; type: string }));
+      .filter(
+        (n) => n.method === 'events.event' && n.params?.subscription_id === sub.subscription_id,
+      )
+      .map((n) => n.params!.event as { seq: number; type: string });
     expect(seen.map((e) => e.seq)).toEqual([1, 2]);
     expect(seen.map((e) => e.type)).toEqual(['session.created', 'task.queued']);
-    expect(await ok('events.unsubscribe', { subscription_id: sub.subscription_id })).toEqual({ ok: true });
-    expect(await code('events.unsubscribe', { subscription_id: sub.subscription_id })).toBe('NOT_FOUND');
+    expect(await ok('events.unsubscribe', { subscription_id: sub.subscription_id })).toEqual({
+      ok: true,
+    });
+    expect(await code('events.unsubscribe', { subscription_id: sub.subscription_id })).toBe(
+      'NOT_FOUND',
+    );
     expect(await code('events.subscribe', { session_id: 's_nope' })).toBe('NOT_FOUND');
     const verified = await ok('ledger.verify', {});
     expect(verified.ok).toBe(true);

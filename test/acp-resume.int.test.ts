@@ -43,16 +43,30 @@ function readSome(
   onEvent: (seq: number) => void,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(daemon.acpUrl, { headers: { authorization: `Bearer ${daemon.token}` } });
+    const ws = new WebSocket(daemon.acpUrl, {
+      headers: { authorization: `Bearer ${daemon.token}` },
+    });
     let got = 0;
     const finish = () => {
       ws.terminate(); // a killed socket, not a polite close
       resolve();
     };
     ws.on('open', () => {
-      ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'system.hello', params: { protocol: { min: 1, max: 1 } } }));
       ws.send(
-        JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'events.subscribe', params: { session_id: sessionId, from_seq: fromSeq } }),
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'system.hello',
+          params: { protocol: { min: 1, max: 1 } },
+        }),
+      );
+      ws.send(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 2,
+          method: 'events.subscribe',
+          params: { session_id: sessionId, from_seq: fromSeq },
+        }),
       );
     });
     ws.on('message', (data: Buffer) => {
@@ -74,17 +88,30 @@ function readSome(
 
 it('delivers every event exactly once, in order, across 20+ killed sockets', async () => {
   const admin = await connectRaw(daemon.acpUrl, daemon.token);
-  const session = (await admin.call('session.create', { key: 'firehose' })).result!.session as { id: string };
-  const producer = spawn(process.execPath, [PRODUCER, join(home, 'warden.db'), session.id, String(EXTERNAL_EVENTS), '200'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const session = (await admin.call('session.create', { key: 'firehose' })).result!.session as {
+    id: string;
+  };
+  const producer = spawn(
+    process.execPath,
+    [PRODUCER, join(home, 'warden.db'), session.id, String(EXTERNAL_EVENTS), '200'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const produced = new Promise<void>((resolve, reject) => {
-    producer.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`producer exited ${code}`))));
+    producer.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`producer exited ${code}`)),
+    );
   });
   // Meanwhile the daemon itself writes to the same session (its in-memory fast path).
   const submitting = (async () => {
     for (let i = 0; i < SUBMITS; i++) {
-      const r = await admin.call('task.submit', { name: 'tick', lane: 'agents', session_key: 'firehose', payload: { i } });
+      const r = await admin.call('task.submit', {
+        name: 'tick',
+        lane: 'agents',
+        session_key: 'firehose',
+        payload: { i },
+      });
       if (r.error) throw new Error(JSON.stringify(r.error));
     }
   })();
@@ -96,18 +123,28 @@ it('delivers every event exactly once, in order, across 20+ killed sockets', asy
   const expectedTotal = 1 + EXTERNAL_EVENTS + SUBMITS; // session.created + both writers
   let kills = 0;
   while (last < expectedTotal) {
-    const stopAfter = producing || kills < 20 ? 1 + Math.floor(Math.random() * 6_000) : Number.MAX_SAFE_INTEGER;
-    await readSome(session.id, last, stopAfter, () => last >= expectedTotal, (seq) => {
-      seqs.push(seq);
-      last = seq;
-    });
+    const stopAfter =
+      producing || kills < 20 ? 1 + Math.floor(Math.random() * 6_000) : Number.MAX_SAFE_INTEGER;
+    await readSome(
+      session.id,
+      last,
+      stopAfter,
+      () => last >= expectedTotal,
+      (seq) => {
+        seqs.push(seq);
+        last = seq;
+      },
+    );
     kills += 1;
   }
   await Promise.all([produced, submitting]);
   expect(kills).toBeGreaterThanOrEqual(20);
   expect(seqs.length).toBe(expectedTotal);
-  for (let i = 0; i < seqs.length; i++) if (seqs[i] !== i + 1) expect.fail(`event ${i} has seq ${seqs[i]}`);
-  const history = (await admin.call('session.history', { session_id: session.id, from_seq: expectedTotal - 1 })).result!;
+  for (let i = 0; i < seqs.length; i++)
+    if (seqs[i] !== i + 1) expect.fail(`event ${i} has seq ${seqs[i]}`);
+  const history = (
+    await admin.call('session.history', { session_id: session.id, from_seq: expectedTotal - 1 })
+  ).result!;
   expect(history.last_seq).toBe(expectedTotal);
   admin.close();
 }, 300_000);

@@ -136,7 +136,7 @@ export class Daemon {
     });
     const kernel = new Kernel({ store, agentLane: settings.agentLane });
     undo.push(() => kernel.close());
-    const queue = newQueue(store, settings);
+    const queue = newQueue(kernel, settings);
     await phase('recovery', async () => {
       await queue.ready();
       const recovered = await kernel.recover();
@@ -146,7 +146,7 @@ export class Daemon {
     const holder: ServicesHolder = { daemon: null, services };
     const metrics = createMetrics({ kernel, store, queue });
     undo.push(() => metrics.close());
-    const tokens = new TokenService({ store, clock: kernel.clock });
+    const tokens = new TokenService({ store, clock: kernel.clock, sessions: kernel.sessions });
     const authenticate = createAuthenticator({ store, adminToken: options.adminToken, tokens });
     const acp = new AcpServer({
       services: new Proxy(services, {
@@ -160,9 +160,9 @@ export class Daemon {
       maxConnections: settings.server.max_connections,
       hooks: {
         serverVersion: options.version,
-        onBackpressure: () => metrics.backpressureCloses.inc(),
-        onSubscriptions: (delta) => metrics.subscriptions.inc(delta),
-        onConnections: (count) => metrics.connections.set(count),
+        onBackpressure: () => metrics.recordBackpressureClose(),
+        onSubscriptions: (delta) => metrics.recordSubscriptions(delta),
+        onConnections: (count) => metrics.acp.connections.set(count),
         log: (level, msg, fields) => logger[level](fields, msg),
       },
     });
@@ -258,6 +258,7 @@ export class Daemon {
     const sweeper = settings.retention
       ? new RetentionSweeper({
           store,
+          clock: kernel.clock,
           ...settings.retention,
           onError: (error) =>
             logger.warn({ code: error.code, err: error.message }, 'retention sweep failed'),
@@ -308,7 +309,7 @@ export class Daemon {
       applied.push('server.log_level');
     }
     if (JSON.stringify(before.lanes) !== JSON.stringify(next.lanes)) {
-      const queue = newQueue(this.store, next);
+      const queue = newQueue(this.kernel, next);
       await queue.ready();
       this.#holder.services = { kernel: this.kernel, queue, remote: new RemoteWork({ queue }) };
       applied.push('lanes');
@@ -352,9 +353,10 @@ export class Daemon {
   }
 }
 
-function newQueue(store: Store, settings: DaemonSettings): JobQueue {
+function newQueue(kernel: Kernel, settings: DaemonSettings): JobQueue {
   return new JobQueue({
-    store,
+    store: kernel.store,
+    sessions: kernel.sessions,
     lanes: {
       [settings.agentLane]: {},
       ...Object.fromEntries(

@@ -90,6 +90,11 @@ export interface JobQueueOptions {
    * sessions: tasks of different sessions interleave). @default 1
    */
   readonly fairnessQuantumMs?: number;
+  /**
+   * The session directory to share (e.g. `kernel.sessions`): with one directory per process,
+   * a session deleted through one is never served from another's cache. @default a new one
+   */
+  readonly sessions?: SessionDirectory;
 }
 
 export interface SubmittedJob {
@@ -140,7 +145,7 @@ export class JobQueue {
     this.store = options.store;
     this.clock = options.clock ?? systemClock;
     this.ids = new IdGenerator(this.clock);
-    this.sessions = new SessionDirectory(this.store, this.ids, this.clock);
+    this.sessions = options.sessions ?? new SessionDirectory(this.store, this.ids, this.clock);
     const lanes = new Map<string, ResolvedLane>();
     for (const [name, raw] of Object.entries({ [DEFAULTS.lane]: {}, ...options.lanes })) {
       assertLaneName(name);

@@ -50,6 +50,9 @@ export const jobQueueArgs = z.object({
       maxProgressBytes: byteLimit.optional(),
       agingMs: param.int(0, DAY_MS).optional(),
       fairnessQuantumMs: param.int(1, DAY_MS).optional(),
+      sessions: param
+        .withMethods('a SessionDirectory (kernel.sessions)', ['ensure', 'prepare', 'system'])
+        .optional(),
     },
     'an options object { store, lanes?, … } (at least the store from openSqliteStore())',
   ),

@@ -5,7 +5,12 @@
  */
 import { openSqliteStore } from '../../src/store/index.ts';
 
-const [file, sessionId, totalText, batchText] = process.argv.slice(2) as [string, string, string, string];
+const [file, sessionId, totalText, batchText] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+];
 const total = Number(totalText);
 const batch = Number(batchText);
 const store = await openSqliteStore({ file });
@@ -14,7 +19,12 @@ for (let i = 0; i < total; i += batch) {
   await store.commit(
     Array.from({ length: n }, (_, k) => ({
       op: 'event' as const,
-      event: { session_id: sessionId, type: 'task.progress' as const, trace_id: 'tr_producer', data: { i: i + k } },
+      event: {
+        session_id: sessionId,
+        type: 'task.progress' as const,
+        trace_id: 'tr_producer',
+        data: { i: i + k },
+      },
     })),
   );
   await new Promise((resolve) => setTimeout(resolve, 2));

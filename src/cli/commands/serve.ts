@@ -9,7 +9,7 @@ import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 
 import { coerceError, type WardenError } from '../../core/index.ts';
-import { Daemon, DaemonStartError, type DaemonSettings } from '../../daemon/index.ts';
+import { Daemon, type DaemonSettings, DaemonStartError } from '../../daemon/index.ts';
 import { createLogger } from '../../protocols/http/index.ts';
 import { ensureAdminToken } from '../../security/index.ts';
 import {
@@ -68,8 +68,15 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   let release: () => void;
   let adminToken: string;
   try {
-    release = acquireDaemonLock(config.home);
-    adminToken = ensureAdminToken(config.home).token;
+    const lock = acquireDaemonLock(config.home);
+    release = () => lock.release();
+    const admin = ensureAdminToken(config.home);
+    adminToken = admin.token;
+    if (admin.insecure)
+      logger.warn(
+        { file: admin.file, mode: admin.mode.toString(8) },
+        `the admin token file is readable by others; fix it with: chmod 600 ${admin.file}`,
+      );
   } catch (error) {
     return fatal(logger, 'config', coerceError(error));
   }

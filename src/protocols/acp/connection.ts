@@ -16,7 +16,6 @@ import {
   isCommandName,
   parseParams,
   PROTOCOL_VERSIONS,
-  type SharedCommand,
 } from '../commands/index.ts';
 import { EventPump } from './event-pump.ts';
 import {
@@ -191,16 +190,7 @@ export class AcpConnection {
     try {
       if (method === 'events.subscribe') reply(await this.#subscribe(params));
       else if (method === 'events.unsubscribe') reply(this.#unsubscribe(params));
-      else
-        reply(
-          await dispatch(
-            method as SharedCommand,
-            params,
-            this.#services,
-            this.caller,
-            controller.signal,
-          ),
-        );
+      else reply(await dispatch(method, params, this.#services, this.caller, controller.signal));
     } catch (error) {
       if (!isWardenLike(error))
         this.#hooks.log?.('error', 'command failed unexpectedly', {

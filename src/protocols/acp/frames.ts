@@ -66,7 +66,7 @@ export function parseFrame(text: string): Incoming {
     rawId === undefined ||
     (typeof rawId === 'string' && rawId.length <= 256) ||
     (typeof rawId === 'number' && Number.isFinite(rawId));
-  const id = idOk && rawId !== undefined ? (rawId as RequestId) : null;
+  const id = idOk && rawId !== undefined ? rawId : null;
   if (!idOk) return invalidRequest(null, 'id must be a string (≤ 256 chars), a number or absent');
   if (frame.jsonrpc !== '2.0') return invalidRequest(id, 'jsonrpc must be "2.0"');
   if (typeof frame.method !== 'string' || frame.method.length === 0 || frame.method.length > 128)

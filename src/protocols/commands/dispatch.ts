@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { checkParams, WardenError } from '../../core/index.ts';
 import { type Caller, type CommandServices, hasScope } from './context.ts';
 import { handlers, type SharedCommand } from './handlers.ts';
-import { COMMAND_SCOPES, type CommandName, commandParams, type CommandParams } from './schemas.ts';
+import { COMMAND_SCOPES, type CommandName, type CommandParams, commandParams } from './schemas.ts';
 
 /** FORBIDDEN unless `caller` may call `method` (its params are not looked at). */
 export function authorize(method: CommandName, caller: Caller): void {

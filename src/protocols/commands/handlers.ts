@@ -4,14 +4,9 @@
  * {@link dispatch}; gRPC and the OpenClaw gateway will translate onto the same functions, so one
  * command behaves identically whichever face it comes through.
  */
-import {
-  errors,
-  type InterruptResponse,
-  parseWorkflowText,
-  type Priority,
-  WardenError,
-} from '../../core/index.ts';
+import { errors, parseWorkflowText, WardenError } from '../../core/index.ts';
 import { verifyLedger } from '../../kernel/index.ts';
+import { remoteWorkerId } from '../../queue/index.ts';
 import type { ProcessRecord, SessionRecord, Store } from '../../store/index.ts';
 import { formatAttemptToken, parseAttemptToken } from './attempt-token.ts';
 import type { Caller, CommandServices } from './context.ts';
@@ -49,7 +44,7 @@ export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
     sessions: (await kernel.store.listSessions()).slice(0, p.limit ?? 100),
   }),
   'session.patch': async (p, { kernel }) => ({
-    session: await kernel.sessions.patch(p.session_id, p.settings, p.expect_updated_at),
+    session: await kernel.sessions.patch(p.session_id, p.settings, p.expect_version),
   }),
   'session.delete': async (p, { kernel }) => ({
     deleted: await kernel.sessions.delete(p.session_id),
@@ -76,7 +71,7 @@ export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
       workflow: workflow as Parameters<typeof kernel.startRun>[0]['workflow'],
       ...(p.input === undefined ? {} : { input: p.input }),
       ...(p.session_key ? { sessionKey: p.session_key } : {}),
-      ...(p.priority ? { priority: p.priority as Priority } : {}),
+      ...(p.priority ? { priority: p.priority } : {}),
       ...(p.metadata ? { metadata: p.metadata } : {}),
       userId: p.user_id ?? caller.name,
       source: 'acp',
@@ -145,14 +140,18 @@ export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
   }),
   'task.claim': async (p, { remote }, caller, signal) => {
     const claims = await remote.claim({
-      workerName: p.worker_name ?? caller.name,
-      connectionId: caller.connectionId,
+      workerId: remoteWorkerId(p.worker_name ?? caller.name, caller.connectionId),
       lanes: p.lanes,
       limit: p.limit ?? 1,
       ...(p.lease_ms === undefined ? {} : { leaseMs: p.lease_ms }),
       waitMs: p.wait_ms ?? 0,
       signal,
     });
+    if (signal.aborted) {
+      // The connection went away while the claim committed: hand the tasks straight back.
+      await Promise.allSettled(claims.map((c) => remote.release(c.task.id, c.leaseToken)));
+      return { claims: [] };
+    }
     return {
       claims: claims.map((c) => ({
         task: taskView(c.task),
@@ -170,23 +169,24 @@ export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
     await remote.progress(p.task_id, attemptLease(p, caller), p.data);
     return { ok: true };
   },
-  'task.complete': async (p, { remote }, caller) => ({
-    task: taskView(await remote.complete(p.task_id, attemptLease(p, caller), p.result ?? null)),
-  }),
-  'task.fail': async (p, { remote }, caller) => ({
-    task: taskView(
-      await remote.fail(p.task_id, attemptLease(p, caller), {
-        message: p.error.message,
-        ...(p.error.code === undefined ? {} : { code: p.error.code }),
-        ...(p.error.retryable === undefined ? {} : { retryable: p.error.retryable }),
-        ...(p.error.retry_after_ms === undefined ? {} : { retryAfterMs: p.error.retry_after_ms }),
-        ...(p.error.details === undefined ? {} : { details: p.error.details }),
-      }),
-    ),
-  }),
-  'task.release': async (p, { remote }, caller) => ({
-    task: taskView(await remote.release(p.task_id, attemptLease(p, caller))),
-  }),
+  'task.complete': async (p, { remote, queue }, caller) => {
+    await remote.complete(p.task_id, attemptLease(p, caller), p.result ?? null);
+    return { task: taskView(await queue.get(p.task_id)) };
+  },
+  'task.fail': async (p, { remote, queue }, caller) => {
+    await remote.fail(p.task_id, attemptLease(p, caller), {
+      message: p.error.message,
+      ...(p.error.code === undefined ? {} : { code: p.error.code }),
+      ...(p.error.retryable === undefined ? {} : { retryable: p.error.retryable }),
+      ...(p.error.retry_after_ms === undefined ? {} : { retryAfterMs: p.error.retry_after_ms }),
+      ...(p.error.details === undefined ? {} : { details: p.error.details }),
+    });
+    return { task: taskView(await queue.get(p.task_id)) };
+  },
+  'task.release': async (p, { remote, queue }, caller) => {
+    await remote.release(p.task_id, attemptLease(p, caller));
+    return { task: taskView(await queue.get(p.task_id)) };
+  },
 
   'interrupt.list': async (p, { kernel }) => ({
     interrupts: await kernel.store.listInterrupts({
@@ -203,7 +203,7 @@ export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
   'interrupt.resolve': async (p, { kernel }, caller) => {
     const { interrupt, process } = await kernel.resolveInterrupt(
       p.interrupt_id,
-      p.response as InterruptResponse,
+      p.response,
       caller.name,
     );
     return { interrupt, run: process };

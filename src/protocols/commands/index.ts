@@ -5,11 +5,11 @@ export { handlers, type SharedCommand } from './handlers.ts';
 export {
   COMMAND_SCOPES,
   type CommandName,
-  commandParams,
   type CommandParams,
+  commandParams,
   isCommandName,
   PROTOCOL_VERSIONS,
   type Scope,
   SCOPES,
 } from './schemas.ts';
-export { attemptView, type AttemptView, taskView, type TaskView } from './views.ts';
+export { type AttemptView, attemptView, type TaskView, taskView } from './views.ts';

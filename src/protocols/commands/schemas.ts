@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 
-import { PRIORITIES } from '../../core/index.ts';
+import { PRIORITIES, TOKEN_SCOPES, type TokenScope } from '../../core/index.ts';
 
 const id = (what: string) =>
   z
@@ -24,8 +24,8 @@ const seq = z.number().int().min(0);
 const attemptToken = z.string().min(1).max(512);
 const json = z.unknown();
 
-export const SCOPES = ['read', 'write', 'approvals', 'admin'] as const;
-export type Scope = (typeof SCOPES)[number];
+export const SCOPES = TOKEN_SCOPES;
+export type Scope = TokenScope;
 
 export const PROTOCOL_VERSIONS = { min: 1, max: 1 } as const;
 
@@ -55,7 +55,7 @@ export const commandParams = {
   'session.patch': z.strictObject({
     session_id: id('a session'),
     settings: z.record(z.string(), json),
-    expect_updated_at: z.number().int().min(0).optional(),
+    expect_version: z.number().int().min(0).optional(),
   }),
   'session.delete': z.strictObject({ session_id: id('a session') }),
   'session.history': z.strictObject({
