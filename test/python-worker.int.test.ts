@@ -256,11 +256,12 @@ describe('the Python worker', () => {
   }, 60_000);
 
   it('keeps a job longer than its lease alive with heartbeats', async () => {
-    const id = await submit('sleep', { seconds: 5 });
-    const worker = startWorker(['--lanes', 'py', '--lease-ms', '2000', '--once']);
+    // Two and a half leases long: without heartbeats the lease expires and the task is reclaimed.
+    const id = await submit('sleep', { seconds: 7 });
+    const worker = startWorker(['--lanes', 'py', '--lease-ms', '3000', '--once']);
     await exitOk(worker);
     const { task, attempts } = await getTask(id);
-    expect(task).toMatchObject({ state: 'succeeded', attempts: 1, result: { slept: 5 } });
+    expect(task).toMatchObject({ state: 'succeeded', attempts: 1, result: { slept: 7 } });
     expect(attempts).toHaveLength(1);
     expect(worker.lines()).toEqual([
       expect.objectContaining({ task_id: id, outcome: 'completed' }),
@@ -329,6 +330,20 @@ describe('the Python worker', () => {
       state: 'succeeded',
       result: { text: 'AGAIN' },
     });
+  }, 60_000);
+
+  it('picks up a job that `warden submit` queues while it long-polls', async () => {
+    const worker = startWorker(['--lanes', 'py', '--max-tasks', '1']);
+    await waitFor('the worker to connect', () => worker.stderr().includes('connected'));
+    const submitted = await runCli(
+      ['submit', 'upper', '--payload', '{"text": "from the cli"}', '--lane', 'py', '--json'],
+      { home },
+    );
+    expect(submitted.code, submitted.stderr).toBe(0);
+    await exitOk(worker);
+    const [line] = worker.lines();
+    expect(line).toMatchObject({ name: 'upper', outcome: 'completed', state: 'succeeded' });
+    expect((await getTask(line!.task_id)).task.result).toEqual({ text: 'FROM THE CLI' });
   }, 60_000);
 
   it('exits 2 on a refused token, without printing it', async () => {

@@ -212,7 +212,8 @@ class RpcConnection:
             request_id = next(self.ids)
             self.pending[request_id] = (event, slot)
         try:
-            self.ws.send_text(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}))
+            request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+            self.ws.send_text(json.dumps(request))
         except ConnectionClosed as e:
             self._fail(e)
             raise
@@ -282,6 +283,9 @@ def job_fail(payload, job):
 HANDLERS = {"upper": job_upper, "sleep": job_sleep, "fail": job_fail}
 
 
+HELLO = {"protocol": {"min": 1, "max": 1}, "client": {"name": "python-worker"}}
+
+
 class Worker:
     def __init__(self, args, token, handlers):
         self.args, self.token, self.handlers = args, token, handlers
@@ -303,8 +307,9 @@ class Worker:
                     raise ConnectionClosed("gave up reconnecting")
                 try:
                     conn = RpcConnection(self.args.url, self.token, self.log)
-                    hello = conn.call("system.hello", {"protocol": {"min": 1, "max": 1}, "client": {"name": "python-worker"}})
-                    self.log(f"connected to {self.args.url} ({hello.get('connection_id')}, scopes {hello.get('scopes')})")
+                    hello = conn.call("system.hello", HELLO)
+                    scopes = ",".join(hello.get("scopes", []))
+                    self.log(f"connected to {self.args.url} ({hello.get('connection_id')}, {scopes})")
                     self.conn = conn
                     return conn
                 except UpgradeRefused as e:
@@ -398,12 +403,14 @@ class Worker:
 
     def serve(self):
         lanes = [lane for lane in self.args.lanes.split(",") if lane]
-        params = {"lanes": lanes, "limit": 1, "lease_ms": self.args.lease_ms, "wait_ms": self.args.wait_ms, "worker_name": self.name}
+        params = {"lanes": lanes, "limit": 1, "lease_ms": self.args.lease_ms,
+                  "wait_ms": self.args.wait_ms, "worker_name": self.name}
         finished = 0
         while not self.stopping.is_set() and (self.args.max_tasks is None or finished < self.args.max_tasks):
             try:
                 timeout = self.args.wait_ms / 1000 + 30
-                claims = self.call("task.claim", params, timeout, self.stopping.is_set, long_poll=True)["claims"]
+                answer = self.call("task.claim", params, timeout, self.stopping.is_set, long_poll=True)
+                claims = answer["claims"]
             except ConnectionClosed:
                 break  # a stop while long-polling or reconnecting
             if not claims and self.args.once:
@@ -426,7 +433,8 @@ def read_token(args):
         with open(path, encoding="utf-8") as f:
             return f.read().strip()
     except OSError as e:
-        sys.exit(f"python-worker: cannot read the token from {path}: {e.strerror} (set WARDEN_TOKEN or --token-file)")
+        sys.exit(f"python-worker: cannot read the token from {path} ({e.strerror}); "
+                 "set WARDEN_TOKEN or --token-file")
 
 
 def main(argv=None, handlers=HANDLERS):
