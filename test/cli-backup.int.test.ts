@@ -206,7 +206,7 @@ describe('warden restore', { timeout: 180_000 }, () => {
     // The replaced database is one file holding both runs; nothing stale is beside the new one.
     expect(result.kept).toHaveLength(1);
     expect(result.kept[0]).toMatch(/warden\.db\.before-restore-\d{8}T\d{6}Z$/);
-    const kept = new Database(result.kept[0]!, { readonly: true });
+    const kept = new Database(result.kept[0], { readonly: true });
     expect(kept.prepare('SELECT count(*) AS n FROM processes').get()).toEqual({ n: 2 });
     kept.close();
     expect(existsSync(join(home, 'warden.db-wal'))).toBe(false);

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import { isWardenError } from '../src/core/index.ts';
 import {
   acquireDaemonLock,
   DAEMON_LOCK_FILE,
@@ -19,6 +18,7 @@ import {
   removeDaemonFile,
   writeDaemonFile,
 } from '../src/cli/daemon-file.ts';
+import { isWardenError } from '../src/core/index.ts';
 import { killChildren, moduleUrl, spawnModule } from './helpers/child.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 
