@@ -59,7 +59,7 @@ describe('completion', () => {
 
   it('bash: commands, their options, subcommands, and files for a workflow', async () => {
     const script = (await runCli(['completion', 'bash'], { home: tempDir() })).stdout;
-    expect(complete(script, ['warden', 'r'])).toEqual(['run', 'resume']);
+    expect(complete(script, ['warden', 'r'])).toEqual(['run', 'resume', 'restore']);
     expect(complete(script, ['warden', 'w'])).toEqual(['watch']);
     expect(complete(script, ['warden', '--home', '/x', 'run', '--in'])).toEqual([
       '--input',
