@@ -102,13 +102,7 @@ export {
   type RateLimits,
   type RateState,
 } from './rate-limit.ts';
-export {
-  hasScope,
-  isTokenScope,
-  parseScopes,
-  TOKEN_SCOPES,
-  type TokenScope,
-} from './scopes.ts';
+export { hasScope, isTokenScope, parseScopes, TOKEN_SCOPES, type TokenScope } from './scopes.ts';
 export { shellQuote } from './shell-quote.ts';
 export { DEFAULT_AGING_MS, sortKey } from './sort-key.ts';
 export {
