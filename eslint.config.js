@@ -1,5 +1,5 @@
 // Type-aware lint. Layering (docs/architecture.md#layers): core ← store ← queue ← kernel ←
-// runtime ← cli, with security ← protocols planned before cli. Nothing imports upward; `core`
+// runtime ← security ← cli, with protocols planned before cli. Nothing imports upward; `core`
 // does no I/O.
 import importX from 'eslint-plugin-import-x';
 import simpleImportSort from 'eslint-plugin-simple-import-sort';

@@ -335,12 +335,12 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden backup nightly.db --force --json',
   ],
   restore: ['warden restore ~/backups/warden-2026-12-03.db'],
-  token: [
+  'token create': [
     'warden token create --name ci --scopes read,write --expires 30d',
     'warden token create --name ops --scopes admin --json',
-    'warden token list',
-    'warden token revoke tok_3f9c…',
   ],
+  'token list': ['warden token list', 'warden token list --json'],
+  'token revoke': ['warden token revoke tok_3f9c…'],
   completion: [
     'warden completion bash > ~/.local/share/bash-completion/completions/warden',
     'source <(warden completion bash)   # this shell only',
@@ -351,7 +351,9 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
 
 function addExamples(program: Command): void {
   const visit = (command: Command) => {
-    const examples = EXAMPLES[command.name()];
+    // A subcommand is looked up by its path under the program first (`token list`).
+    const parent = command.parent?.parent ? `${command.parent.name()} ` : '';
+    const examples = EXAMPLES[`${parent}${command.name()}`] ?? EXAMPLES[command.name()];
     if (examples)
       command.addHelpText('after', `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
     command.commands.forEach(visit);
