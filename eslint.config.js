@@ -1,6 +1,6 @@
 // Type-aware lint. Layering (docs/architecture.md#layers): core ← store ← queue ← kernel ←
-// runtime ← security ← cli, with protocols planned before cli. Nothing imports upward; `core`
-// does no I/O.
+// runtime ← security ← protocols ← daemon ← cli (and core ← client ← cli). Nothing imports
+// upward; `core` does no I/O.
 import importX from 'eslint-plugin-import-x';
 import simpleImportSort from 'eslint-plugin-simple-import-sort';
 import tseslint from 'typescript-eslint';
@@ -85,30 +85,35 @@ export default tseslint.config(
   },
   layer(
     'store',
-    ['kernel', 'queue', 'runtime', 'security', 'protocols', 'cli'],
+    ['kernel', 'queue', 'runtime', 'security', 'protocols', 'daemon', 'client', 'cli'],
     'store imports only core',
   ),
   layer(
     'kernel',
-    ['runtime', 'security', 'protocols', 'cli'],
+    ['runtime', 'security', 'protocols', 'daemon', 'client', 'cli'],
     'kernel imports only core, store and queue',
   ),
   layer(
     'queue',
-    ['kernel', 'runtime', 'security', 'protocols', 'cli'],
+    ['kernel', 'runtime', 'security', 'protocols', 'daemon', 'client', 'cli'],
     'queue imports only core and store',
   ),
   layer(
     'runtime',
-    ['security', 'protocols', 'cli'],
-    'runtime must not import security, protocols or cli',
+    ['security', 'protocols', 'daemon', 'client', 'cli'],
+    'runtime must not import security, protocols, daemon, client or cli',
   ),
   layer(
     'security',
-    ['protocols', 'cli'],
+    ['protocols', 'daemon', 'client', 'cli'],
     'security imports only core, store, queue, kernel and runtime',
   ),
-  layer('protocols', ['cli'], 'protocols must not import cli'),
+  layer(
+    'protocols',
+    ['daemon', 'client', 'cli'],
+    'protocols must not import daemon, client or cli',
+  ),
+  layer('daemon', ['cli', 'client'], 'daemon must not import cli or client'),
   // The client runs in programs with no database: it imports only core (and ws).
   layer(
     'client',
