@@ -45,7 +45,13 @@ describe('start', () => {
     const d = await startDaemon(home);
     running.push(d);
     const phases = d.logs.filter((l) => typeof l.phase === 'string').map((l) => l.phase);
-    expect(phases.filter((p, i) => phases.indexOf(p) === i)).toEqual(['config', 'store', 'recovery', 'listeners', 'workers']);
+    expect(phases.filter((p, i) => phases.indexOf(p) === i)).toEqual([
+      'config',
+      'store',
+      'recovery',
+      'listeners',
+      'workers',
+    ]);
     expect(d.logs.at(-1)).toMatchObject({ msg: 'ready', pid: d.child.pid });
     expect(existsSync(join(home, 'daemon.json'))).toBe(true);
   });
@@ -91,14 +97,32 @@ describe('reload', () => {
     running.push(d);
     const headers = { authorization: `Bearer ${d.token}`, origin: 'https://ops.example.com' };
     expect((await upgradeStatus(d.acpUrl, headers)).status).toBe(403);
-    writeFileSync(join(home, 'config.yaml'), 'server:\n  allowed_origins: ["https://ops.example.com"]\n');
-    await waitFor(async () => (await upgradeStatus(d.acpUrl, headers)).status === 101, 10_000, 'the reload');
+    writeFileSync(
+      join(home, 'config.yaml'),
+      'server:\n  allowed_origins: ["https://ops.example.com"]\n',
+    );
+    await waitFor(
+      async () => (await upgradeStatus(d.acpUrl, headers)).status === 101,
+      10_000,
+      'the reload',
+    );
     writeFileSync(join(home, 'config.yaml'), 'server:\n  allowed_origins: "not a list"\n');
-    await waitFor(() => d.logs.some((l) => l.msg === 'configuration reload refused; the previous configuration stays in force'), 10_000);
+    await waitFor(
+      () =>
+        d.logs.some(
+          (l) =>
+            l.msg === 'configuration reload refused; the previous configuration stays in force',
+        ),
+      10_000,
+    );
     expect((await upgradeStatus(d.acpUrl, headers)).status).toBe(101);
     writeFileSync(join(home, 'config.yaml'), 'server:\n  allowed_origins: []\n');
     d.child.kill('SIGHUP');
-    await waitFor(async () => (await upgradeStatus(d.acpUrl, headers)).status === 403, 10_000, 'the SIGHUP reload');
+    await waitFor(
+      async () => (await upgradeStatus(d.acpUrl, headers)).status === 403,
+      10_000,
+      'the SIGHUP reload',
+    );
     expect(d.child.exitCode).toBeNull();
   });
 });
