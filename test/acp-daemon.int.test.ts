@@ -84,6 +84,11 @@ describe('authentication at the upgrade', () => {
     const list = await peer.call('task.list', { lane: 'emails' });
     expect(list.result?.tasks).toEqual([]);
     peer.close();
+    // The connection recorded the token's use (an audit hint for `warden token list`).
+    const listed = json<Array<{ name: string; last_used_at: number | null }>>(
+      await runCli(['token', 'list', '--json'], { home }),
+    );
+    expect(listed.find((t) => t.name === 'reader')?.last_used_at).toBeTypeOf('number');
   });
 });
 

@@ -15,7 +15,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { writeDaemonFile } from '../src/cli/daemon-file.ts';
 import { IdGenerator, systemClock } from '../src/core/index.ts';
 import { verifyLedger } from '../src/kernel/index.ts';
-import { openSqliteStore, SessionDirectory } from '../src/store/index.ts';
+import { openSqliteStore, SessionDirectory, SQLITE_SCHEMA_VERSION } from '../src/store/index.ts';
 import { killChildren, moduleUrl, spawnModule } from './helpers/child.ts';
 import { initHomeWithKernel, json, runCli } from './helpers/cli.ts';
 import { editEventData } from './helpers/event-tamper.ts';
@@ -122,7 +122,12 @@ describe('warden backup', { timeout: 180_000 }, () => {
       const result = await runCli(['backup', file, '--json'], { home });
       expect(result.code, result.stderr).toBe(0);
       const summary = json<BackupJson>(result);
-      expect(summary).toMatchObject({ file, integrity: 'ok', ledger_ok: true, schema_version: 4 });
+      expect(summary).toMatchObject({
+        file,
+        integrity: 'ok',
+        ledger_ok: true,
+        schema_version: SQLITE_SCHEMA_VERSION,
+      });
       expect(summary.bytes).toBe(statSync(file).size);
       expect(statSync(file).mode & 0o777).toBe(0o600);
 

@@ -155,7 +155,13 @@ export class Daemon {
     const metrics = createMetrics({ kernel, store, queue });
     undo.push(() => metrics.close());
     const tokens = new TokenService({ store, clock: kernel.clock, sessions: kernel.sessions });
-    const authenticate = createAuthenticator({ store, adminToken: options.adminToken, tokens });
+    const authenticate = createAuthenticator({
+      store,
+      adminToken: options.adminToken,
+      tokens,
+      onError: (error) =>
+        logger.warn({ err: coerceError(error).message }, 'could not record a token use'),
+    });
     const acp = new AcpServer({
       services: new Proxy(services, {
         // Reloads swap the services (new lanes); connections always see the current ones.

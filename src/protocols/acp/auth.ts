@@ -31,7 +31,20 @@ export function createAuthenticator(options: {
   /** The admin token (WARDEN_HOME/auth.token); re-read by the caller on reload. */
   readonly adminToken: () => string;
   readonly tokens?: TokenVerifier;
+  /** Failures of the background `last_used_at` update (never fail the connection). */
+  readonly onError?: (error: unknown) => void;
 }): Authenticate {
+  // `last_used_at` is written at most once a minute per token: an audit hint, not a hot path.
+  const touched = new Map<string, number>();
+  const touch = (id: string) => {
+    const now = Date.now();
+    if (now - (touched.get(id) ?? 0) < 60_000) return;
+    touched.set(id, now);
+    if (touched.size > 10_000) touched.clear();
+    options.store
+      .commit([{ op: 'token.touch', id, now }])
+      .catch((error: unknown) => options.onError?.(error));
+  };
   return async (token, connectionId) => {
     const attempt = parseAttemptToken(token);
     if (attempt) {
@@ -62,6 +75,7 @@ export function createAuthenticator(options: {
       };
     if (!options.tokens) throw unauthorized();
     const verified = await options.tokens.verify(token);
+    touch(verified.id);
     return {
       kind: 'token',
       id: verified.id,
