@@ -140,7 +140,7 @@ export async function viaDaemonOr<T>(
     }
     throw new WardenError(
       'DAEMON_UNREACHABLE',
-      `cannot reach the Warden daemon at ${target.url} (from ${target.source === 'flag' ? '--url' : 'WARDEN_URL'}): ${error.message}. Start it (warden serve), fix the URL, or use the database directly with --direct`,
+      `${error.message} (the URL came from ${target.source === 'flag' ? '--url' : 'WARDEN_URL'}); to use the database directly instead, add --direct`,
       { details: { url: target.url, source: target.source }, cause: error },
     );
   }
