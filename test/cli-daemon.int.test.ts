@@ -8,8 +8,8 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { WardenClient } from '../src/client/index.ts';
 import { resolveDaemonTarget } from '../src/cli/daemon-target.ts';
+import { WardenClient } from '../src/client/index.ts';
 import { type CliResult, json, REPO, runCli } from './helpers/cli.ts';
 import { type DaemonProcess, startDaemon } from './helpers/daemon.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
@@ -141,8 +141,9 @@ describe('submit', () => {
     const submitted = json<{ id: string; deduplicated: boolean; state: string; lane: string }>(
       first,
     );
+    expect(submitted.id).toMatch(/^t_/);
     expect(submitted).toEqual({
-      id: expect.stringMatching(/^t_/),
+      id: submitted.id,
       deduplicated: false,
       state: 'queued',
       lane: 'emails',
