@@ -4,4 +4,8 @@ export interface GlobalOptions {
   readonly db?: string;
   readonly durability?: string;
   readonly json?: boolean;
+  /** The daemon to use (env WARDEN_URL); see daemon-target.ts. */
+  readonly url?: string;
+  /** Never use a daemon (env WARDEN_DIRECT=1). */
+  readonly direct?: boolean;
 }

@@ -38,6 +38,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
       ]),
     )
     .option('--json', 'machine-readable JSON output')
+    .option(
+      '--url <ws-url>',
+      "use the daemon at this URL (env WARDEN_URL; token from WARDEN_TOKEN or the home's auth.token)",
+    )
+    .option('--direct', 'use the database, never a daemon (env WARDEN_DIRECT=1)')
     .showHelpAfterError('(run warden --help for usage)')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride();
@@ -305,7 +310,12 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   validate: ['warden validate examples/*.yaml', 'warden validate --json flow.yaml'],
   resume: ['warden resume              # every unfinished run', 'warden resume p_01M8…'],
   watch: ['warden watch p_01M8…'],
-  ps: ['warden ps', 'warden ps --state running,waiting --limit 10', 'warden ps --json'],
+  ps: [
+    'warden ps',
+    'warden ps --state running,waiting --limit 10',
+    'warden ps --json',
+    'WARDEN_TOKEN=… warden --url ws://build-box:7421/acp ps',
+  ],
   inspect: ['warden inspect p_01M8…', 'warden inspect p_01M8… --json'],
   events: [
     'warden events',
@@ -317,11 +327,17 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   deny: ['warden deny int_01M8… --note "wrong amount"'],
   answer: ['warden answer int_01M8… use the staging database'],
   cancel: ['warden cancel p_01M8… --reason "superseded"'],
-  tasks: ['warden tasks --state queued,running', 'warden tasks --lane emails --json'],
+  tasks: [
+    'warden tasks --state queued,running',
+    'warden tasks --lane emails --json',
+    'WARDEN_URL=ws://10.0.0.5:7421/acp WARDEN_TOKEN=… warden tasks',
+  ],
   dlq: ['warden dlq', 'warden dlq show t_01M8…', 'warden dlq redrive --all --lane emails'],
   submit: [
     `warden submit send-email --payload '{"to": "a@example.com"}' --lane emails`,
     'warden submit nightly --key nightly-2026-12-03 --delay 60000',
+    'WARDEN_TOKEN=… warden submit nightly --url ws://10.0.0.5:7421/acp   # a remote daemon',
+    'warden submit nightly --direct   # the database, even while a daemon runs',
   ],
   verify: ['warden ledger verify', 'warden ledger verify --session ticket-42'],
   doctor: ['warden doctor', 'warden doctor --json'],

@@ -21,7 +21,10 @@ export async function runHealth(store: Store, p: ProcessRecord, now: number): Pr
   return step ? stepHealth(step, now) : HEALTHY;
 }
 
-export function stepHealth(task: TaskRecord, now: number): RunHealth {
+export function stepHealth(
+  task: Pick<TaskRecord, 'lease_owner' | 'lease_expires_at'>,
+  now: number,
+): RunHealth {
   const owner = task.lease_owner ?? 'unknown';
   if (task.lease_owner && isDeadLocalOwner(task.lease_owner))
     return { stalled: true, why: `the worker holding its step (${owner}) has exited` };

@@ -263,7 +263,14 @@ export interface AcpMethods {
   'interrupt.resolve': {
     params: {
       interrupt_id: string;
-      response: { approved: boolean; note?: string } | { answer: unknown };
+      /** As `warden approve|deny|answer` sends it: `{approved, text?}` or `{text}`. */
+      response: {
+        approved?: boolean;
+        text?: string;
+        decision?: string;
+        data?: unknown;
+        grant?: Record<string, number>;
+      };
     };
     result: { interrupt: InterruptRecord; run: RunRecord | null };
   };

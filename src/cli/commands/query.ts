@@ -1,12 +1,19 @@
-/** Commands that only read: `ps`, `inspect`, `events`, `interrupts` (they work on a read-only database). */
+/**
+ * Commands that only read: `ps`, `inspect`, `events`, `interrupts` (they work on a read-only
+ * database). `ps` and `interrupts` go through the daemon when one is targeted
+ * (daemon-target.ts); `inspect` and `events` read the database.
+ */
 import { MAX_HISTORY, PROCESS_STATES, type ProcessState, WardenError } from '../../core/index.ts';
+import type { InterruptRecord, ProcessRecord } from '../../store/index.ts';
 import { openContext, openContextIfExists } from '../context.ts';
+import { checkWholePage, DAEMON_PAGE, viaDaemonOr } from '../daemon-target.ts';
 import { interruptJson } from '../drive.ts';
 import type { GlobalOptions } from '../global-options.ts';
 import { command } from '../invocation.ts';
 import { formatTime, printJson, printLine, printTable, style } from '../output.ts';
 import { budgetLine, promptLine, runJson } from '../render.ts';
-import { runHealth } from '../run-health.ts';
+import { runHealth, stepHealth } from '../run-health.ts';
+import { fromWire } from '../wire-records.ts';
 
 export async function psCommand(
   options: GlobalOptions & { state?: string; limit?: string },
@@ -20,54 +27,87 @@ export async function psCommand(
       );
   }
   const limit = parseLimit(options.limit, 50);
-  const ctx = await openContextIfExists(options); // no database yet: no runs, nothing created
-  try {
-    const all = ctx
-      ? await ctx.store.listProcesses({
-          ...(states ? { states: states as ProcessState[] } : {}),
-          limit: 100_000,
-        })
-      : [];
-    const list = all.slice(-limit);
-    // A run shown as running whose worker died is stalled until a worker takes its step back.
-    const stalled = new Set<string>();
-    if (ctx) {
-      const now = ctx.kernel.clock.now();
-      for (const p of list) if ((await runHealth(ctx.store, p, now)).stalled) stalled.add(p.pid);
-    }
-    if (options.json) {
-      printJson(list.map((p) => ({ ...runJson(p), stalled: stalled.has(p.pid) })));
-      return 0;
-    }
-    if (list.length === 0) {
-      printLine(
-        style.dim(`no runs yet — start one with: ${command('run examples/review-loop.yaml')}`),
-      );
-      return 0;
-    }
-    printTable(
-      ['PID', 'WORKFLOW', 'STATE', 'STAGE', 'REASON', 'LLM', 'HOPS', 'CREATED'],
-      list.map((p) => [
-        p.pid,
-        p.workflow_name,
-        stalled.has(p.pid) ? `${p.state} (stalled)` : p.state,
-        p.current_stage,
-        p.terminal_reason ?? '',
-        `${p.usage.llm_calls}/${p.quota.max_llm_calls}`,
-        `${p.usage.agent_hops}/${p.quota.max_agent_hops}`,
-        formatTime(p.created_at),
-      ]),
-    );
-    if (stalled.size > 0)
-      printLine(
-        style.dim(
-          `stalled: the worker running its step is gone; take ${stalled.size === 1 ? 'it' : 'them'} over with: ${command('resume')}`,
-        ),
-      );
-    return 0;
-  } finally {
-    await ctx?.close();
+  const filter = states ? { states: states as ProcessState[] } : {};
+  const { list, stalled } = await viaDaemonOr(
+    options,
+    async (session) => {
+      // Oldest first, like the store: the most recent `limit` are the last ones.
+      const runs = (await session.client.runs.list({ ...filter, limit: DAEMON_PAGE })).runs;
+      checkWholePage(session, runs.length, 'runs');
+      const list = runs.slice(-limit).map(fromWire.run);
+      const stalled = new Set<string>();
+      if (list.some((p) => p.state === 'running')) {
+        const steps = (await session.client.tasks.list({ states: ['running'], limit: DAEMON_PAGE }))
+          .tasks;
+        checkWholePage(session, steps.length, 'running tasks');
+        // The oldest running step of each run, as runHealth reads it from the store.
+        const stepOf = new Map<string, ReturnType<typeof fromWire.task>>();
+        for (const t of steps.map(fromWire.task))
+          if (t.process_id && !stepOf.has(t.process_id)) stepOf.set(t.process_id, t);
+        const now = Date.now();
+        for (const p of list) {
+          const step = p.state === 'running' ? stepOf.get(p.pid) : undefined;
+          if (step && stepHealth(step, now).stalled) stalled.add(p.pid);
+        }
+      }
+      return { list, stalled };
+    },
+    async () => {
+      const ctx = await openContextIfExists(options); // no database yet: no runs, nothing created
+      try {
+        const all = ctx ? await ctx.store.listProcesses({ ...filter, limit: 100_000 }) : [];
+        const list = all.slice(-limit);
+        // A run shown as running whose worker died is stalled until a worker takes its step back.
+        const stalled = new Set<string>();
+        if (ctx) {
+          const now = ctx.kernel.clock.now();
+          for (const p of list)
+            if ((await runHealth(ctx.store, p, now)).stalled) stalled.add(p.pid);
+        }
+        return { list, stalled };
+      } finally {
+        await ctx?.close();
+      }
+    },
+  );
+  printRuns(list, stalled, options.json ?? false);
+  return 0;
+}
+
+function printRuns(
+  list: readonly ProcessRecord[],
+  stalled: ReadonlySet<string>,
+  json: boolean,
+): void {
+  if (json) {
+    printJson(list.map((p) => ({ ...runJson(p), stalled: stalled.has(p.pid) })));
+    return;
   }
+  if (list.length === 0) {
+    printLine(
+      style.dim(`no runs yet — start one with: ${command('run examples/review-loop.yaml')}`),
+    );
+    return;
+  }
+  printTable(
+    ['PID', 'WORKFLOW', 'STATE', 'STAGE', 'REASON', 'LLM', 'HOPS', 'CREATED'],
+    list.map((p) => [
+      p.pid,
+      p.workflow_name,
+      stalled.has(p.pid) ? `${p.state} (stalled)` : p.state,
+      p.current_stage,
+      p.terminal_reason ?? '',
+      `${p.usage.llm_calls}/${p.quota.max_llm_calls}`,
+      `${p.usage.agent_hops}/${p.quota.max_agent_hops}`,
+      formatTime(p.created_at),
+    ]),
+  );
+  if (stalled.size > 0)
+    printLine(
+      style.dim(
+        `stalled: the worker running its step is gone; take ${stalled.size === 1 ? 'it' : 'them'} over with: ${command('resume')}`,
+      ),
+    );
 }
 
 export async function inspectCommand(pid: string, options: GlobalOptions): Promise<number> {
@@ -233,41 +273,59 @@ export async function eventsCommand(
 export async function interruptsCommand(
   options: GlobalOptions & { all?: boolean },
 ): Promise<number> {
-  const ctx = await openContextIfExists(options); // no database yet: no interrupts
-  try {
-    // Expiring overdue interrupts writes; a read-only database shows them as stored.
-    if (ctx && !ctx.store.readOnly) await ctx.kernel.interrupts.expireDue();
-    const list = ctx
-      ? await ctx.store.listInterrupts(
-          options.all ? { limit: 10_000 } : { status: 'pending', limit: 10_000 },
-        )
-      : [];
-    if (options.json) {
-      printJson(
-        list.map((i) => ({ ...interruptJson(i), response: i.response, created_at: i.created_at })),
-      );
-      return 0;
-    }
-    if (list.length === 0) {
-      printLine(style.dim(options.all ? 'no interrupts' : 'no pending interrupts'));
-      return 0;
-    }
-    printTable(
-      ['ID', 'KIND', 'STATUS', 'PROCESS', 'STAGE', 'EXPIRES', 'PROMPT'],
-      list.map((i) => [
-        i.id,
-        i.kind,
-        i.status,
-        i.process_id ?? '',
-        i.stage ?? '',
-        formatTime(i.expires_at),
-        promptLine(i.prompt, 60),
-      ]),
+  const list = await viaDaemonOr(
+    options,
+    async (session) => {
+      // The daemon expires overdue interrupts itself.
+      const { interrupts } = await session.client.interrupts.list({
+        ...(options.all ? {} : { status: 'pending' }),
+        limit: DAEMON_PAGE,
+      });
+      checkWholePage(session, interrupts.length, 'interrupts');
+      return interrupts.map(fromWire.interrupt);
+    },
+    async () => {
+      const ctx = await openContextIfExists(options); // no database yet: no interrupts
+      try {
+        // Expiring overdue interrupts writes; a read-only database shows them as stored.
+        if (ctx && !ctx.store.readOnly) await ctx.kernel.interrupts.expireDue();
+        return ctx
+          ? await ctx.store.listInterrupts(
+              options.all ? { limit: 10_000 } : { status: 'pending', limit: 10_000 },
+            )
+          : [];
+      } finally {
+        await ctx?.close();
+      }
+    },
+  );
+  printInterrupts(list, options.all ?? false, options.json ?? false);
+  return 0;
+}
+
+function printInterrupts(list: readonly InterruptRecord[], all: boolean, json: boolean): void {
+  if (json) {
+    printJson(
+      list.map((i) => ({ ...interruptJson(i), response: i.response, created_at: i.created_at })),
     );
-    return 0;
-  } finally {
-    await ctx?.close();
+    return;
   }
+  if (list.length === 0) {
+    printLine(style.dim(all ? 'no interrupts' : 'no pending interrupts'));
+    return;
+  }
+  printTable(
+    ['ID', 'KIND', 'STATUS', 'PROCESS', 'STAGE', 'EXPIRES', 'PROMPT'],
+    list.map((i) => [
+      i.id,
+      i.kind,
+      i.status,
+      i.process_id ?? '',
+      i.stage ?? '',
+      formatTime(i.expires_at),
+      promptLine(i.prompt, 60),
+    ]),
+  );
 }
 
 export function parseLimit(value: string | undefined, fallback: number): number {
