@@ -3,7 +3,7 @@
  * from the final chunk (`stream_options.include_usage`); when a server omits usage, tokens are
  * estimated. Works with OpenAI, Ollama, vLLM, llama.cpp server, LM Studio and OpenRouter.
  */
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 
 import { checkParams, estimateTokens, WardenError } from '../../core/index.ts';
 import { openAiArgs } from '../params.ts';
@@ -23,7 +23,8 @@ export interface OpenAiProviderOptions {
 
 export class OpenAiProvider implements ModelProvider {
   readonly name = 'openai';
-  readonly #client: OpenAI;
+  #client: OpenAI | null = null;
+  readonly #clientOptions: { baseURL: string | undefined; apiKey: string; maxRetries: number };
   readonly #defaultModel: string;
 
   constructor(options: OpenAiProviderOptions = {}) {
@@ -37,12 +38,23 @@ export class OpenAiProvider implements ModelProvider {
       );
     }
     // Local servers usually need no key, but the SDK insists on a non-empty one.
-    this.#client = new OpenAI({
+    this.#clientOptions = {
       baseURL,
       apiKey: apiKey ?? 'unused',
       maxRetries: options.maxRetries ?? 2,
-    });
+    };
     this.#defaultModel = options.defaultModel ?? process.env.OPENAI_MODEL ?? 'gpt-4o-mini';
+  }
+
+  /**
+   * The SDK, loaded on first use: it costs ~15 MB and ~0.2 s to import, which a daemon or CLI
+   * that never calls an OpenAI model should not pay.
+   */
+  async #sdk(): Promise<OpenAI> {
+    if (this.#client) return this.#client;
+    const { default: OpenAISdk } = await import('openai');
+    this.#client = new OpenAISdk(this.#clientOptions);
+    return this.#client;
   }
 
   async complete(
@@ -54,7 +66,8 @@ export class OpenAiProvider implements ModelProvider {
     let text = '';
     let usage: { input_tokens: number; output_tokens: number } | undefined;
     try {
-      const stream = await this.#client.chat.completions.create(
+      const client = await this.#sdk();
+      const stream = await client.chat.completions.create(
         {
           model,
           messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
@@ -84,7 +97,8 @@ export class OpenAiProvider implements ModelProvider {
       const status = (error as { status?: number }).status;
       const retryable = status === undefined || status === 429 || status >= 500;
       // Name the endpoint: "Connection error." alone does not say which server was tried.
-      const url = this.#client.baseURL;
+      const url =
+        this.#client?.baseURL ?? this.#clientOptions.baseURL ?? 'https://api.openai.com/v1';
       throw new WardenError(
         'PROVIDER_ERROR',
         `openai-compatible endpoint ${url} failed${status ? ` (HTTP ${status})` : ''} for model '${model}': ${(error as Error).message}${status === undefined ? ' (is the server running? check OPENAI_BASE_URL)' : ''}`,
