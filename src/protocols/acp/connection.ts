@@ -258,6 +258,7 @@ export class AcpConnection {
       get canReadMore() {
         return ws.bufferedAmount <= low;
       },
+      batch: (fn) => this.#batch(fn),
       fail: (error) => {
         this.#send(
           notification('events.error', {
@@ -294,7 +295,24 @@ export class AcpConnection {
 
   #sendEvent(subscriptionId: string, event: EventRecord): boolean {
     if ((event.seq & 63) === 0) this.#hooks.onDelivered?.(event);
-    return this.#send(notification('events.event', { subscription_id: subscriptionId, event }));
+    // The envelope around the event is fixed per subscription: serialise the event only.
+    return this.#send(
+      `{"jsonrpc":"2.0","method":"events.event","params":{"subscription_id":${JSON.stringify(subscriptionId)},"event":${JSON.stringify(event)}}}`,
+    );
+  }
+
+  /**
+   * Sends made inside `fn` leave in as few socket writes as the kernel allows (the socket is
+   * corked for the duration): a page of events costs one write, not one per event.
+   */
+  #batch(fn: () => void): void {
+    const socket = (this.#ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    socket?.cork();
+    try {
+      fn();
+    } finally {
+      socket?.uncork();
+    }
   }
 
   /** Sends a frame; false once the connection is closed or was cut off for backpressure. */

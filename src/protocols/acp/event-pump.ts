@@ -19,6 +19,8 @@ export interface PumpSink {
   readonly canReadMore: boolean;
   /** A store read failed: the subscription ends with this error. */
   fail(error: unknown): void;
+  /** Runs `fn`, whose sends go out in as few socket writes as possible. */
+  batch(fn: () => void): void;
 }
 
 export class EventPump {
@@ -60,16 +62,18 @@ export class EventPump {
 
   #onCommit(events: readonly EventRecord[]): void {
     if (this.#closed) return;
-    for (const event of events) {
-      if (event.session_id !== this.#sessionId || event.seq <= this.#cursor) continue;
-      if (!this.#reading && !this.#dirty && event.seq === this.#cursor + 1) {
-        if (!this.#sink.send(event)) return this.close();
-        this.#cursor = event.seq;
-      } else {
-        this.#wake();
-        return;
+    this.#sink.batch(() => {
+      for (const event of events) {
+        if (event.session_id !== this.#sessionId || event.seq <= this.#cursor) continue;
+        if (!this.#reading && !this.#dirty && event.seq === this.#cursor + 1) {
+          if (!this.#sink.send(event)) return this.close();
+          this.#cursor = event.seq;
+        } else {
+          this.#wake();
+          return;
+        }
       }
-    }
+    });
   }
 
   #wake(): void {
@@ -90,11 +94,15 @@ export class EventPump {
             limit: this.#pageSize,
           });
           if (this.#closed) return;
-          for (const event of page) {
-            if (event.seq !== this.#cursor + 1) break; // never skip: read again from the cursor
-            if (!this.#sink.send(event)) return this.close();
-            this.#cursor = event.seq;
-          }
+          let open = true;
+          this.#sink.batch(() => {
+            for (const event of page) {
+              if (event.seq !== this.#cursor + 1) break; // never skip: read again from the cursor
+              if (!(open = this.#sink.send(event))) break;
+              this.#cursor = event.seq;
+            }
+          });
+          if (!open) return this.close();
           if (page.length < this.#pageSize) break;
           if (!this.#sink.canReadMore && !(await this.#sink.flushed())) return this.close();
         }
