@@ -18,25 +18,29 @@ export async function resolveCommand(
   response: InterruptResponse,
   options: GlobalOptions,
 ): Promise<number> {
-  const { interrupt, process } = await viaDaemonOr(
+  const { interrupt, process, daemon } = await viaDaemonOr(
     options,
     async ({ client }) => {
       const answer = await client.interrupts.resolve({ interrupt_id: id, response });
       return {
         interrupt: fromWire.interrupt(answer.interrupt),
         process: answer.run ? fromWire.run(answer.run) : null,
+        daemon: true,
       };
     },
     async () => {
       const ctx = await openContext(options, { mustExist: true });
       try {
-        return await ctx.kernel.resolveInterrupt(id, response, `cli:${osUser()}`);
+        return {
+          ...(await ctx.kernel.resolveInterrupt(id, response, `cli:${osUser()}`)),
+          daemon: false,
+        };
       } finally {
         await ctx.close();
       }
     },
   );
-  printResolved(id, response, interrupt, process, options.json ?? false);
+  printResolved(id, response, interrupt, process, options.json ?? false, daemon);
   return 0;
 }
 
@@ -46,6 +50,7 @@ function printResolved(
   interrupt: InterruptRecord,
   process: ProcessRecord | null,
   json: boolean,
+  daemon: boolean,
 ): void {
   if (json) {
     printJson({
@@ -72,6 +77,11 @@ function printResolved(
   if (process) {
     if (process.state === 'terminated')
       printLine(`  run ${process.pid} ended: ${process.terminal_reason ?? ''}`);
+    else if (daemon)
+      // The daemon's workers take the run's next step; nothing to resume by hand.
+      printLine(
+        `  run ${process.pid} continues on the daemon; follow it with: ${style.bold(command(`watch ${process.pid}`))}`,
+      );
     else
       printLine(
         `  run ${process.pid} is ${process.state} at ${process.current_stage}; continue it with: ${style.bold(command(`resume ${process.pid}`))}`,
