@@ -77,4 +77,15 @@ if (!only || only === 'layers')
     await import(file);
     rows.push(sample(`src/${layer}`, performance.now() - t));
   }
+// The daemon also runs a heartbeat thread (queue/heartbeat-pump.ts): a second V8 isolate.
+{
+  const { Worker } = await import('node:worker_threads');
+  const t = performance.now();
+  const w = new Worker('setInterval(() => {}, 1000);', { eval: true });
+  await new Promise((resolve) => w.once('online', resolve));
+  const ms = performance.now() - t;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  rows.push(sample('+ one idle worker_threads Worker', ms));
+  await w.terminate();
+}
 process.stdout.write(`${JSON.stringify(rows)}\n`);

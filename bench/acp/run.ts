@@ -224,8 +224,10 @@ async function streams(args: Args, tmp: string, report: AcpReport): Promise<stri
   await hello.close();
   report.limits = limits;
 
-  let ceiling: ChildProcess | null = null;
-  let ceilingPort = 0;
+  const ceilings: Record<'plain' | 'corked', { child: ChildProcess; port: number } | null> = {
+    plain: null,
+    corked: null,
+  };
   let sample = '';
   for (let r = 0; r < args.runs; r++) {
     log(`run ${r + 1}/${args.runs}`);
@@ -327,25 +329,26 @@ async function streams(args: Args, tmp: string, report: AcpReport): Promise<stri
       report.replay.push(run);
       log(`  replay: ${fmt(run)}`);
     }
-    // 3. ceiling, with a frame Warden just sent
-    {
-      if (!ceiling) {
-        const c = await forkReady<{ port: number }>('acp/ceiling.ts', process.env, {
+    // 3. the ceilings, with a frame Warden just sent
+    for (const kind of ['plain', 'corked'] as const) {
+      let c = ceilings[kind];
+      if (!c) {
+        const f = await forkReady<{ port: number }>('acp/ceiling.ts', process.env, {
           sample,
           sampleSeq: 1_000,
           total: replayLast,
           pageSize: limits.replay_page_size,
           highWaterBytes: limits.outbound_high_water_bytes,
+          cork: kind === 'corked',
         });
-        ceiling = c.child;
-        ceilingPort = c.msg.port;
+        c = ceilings[kind] = { child: f.child, port: f.msg.port };
       }
-      const acp = await connectRaw(`ws://127.0.0.1:${ceilingPort}`, 'none');
+      const acp = await connectRaw(`ws://127.0.0.1:${c.port}`, 'none');
       const {
         result: res,
         serverCpu,
         clientCpu,
-      } = await withCpu(ceiling.pid!, () =>
+      } = await withCpu(c.child.pid!, () =>
         stream(acp, { sessionId: 'x', fromSeq: 0, lastSeq: replayLast, timeoutMs }),
       );
       await acp.close();
@@ -353,11 +356,11 @@ async function streams(args: Args, tmp: string, report: AcpReport): Promise<stri
         serverCpuUsPerEvent: (serverCpu * 1e6) / res.received,
         clientCpuUsPerEvent: (clientCpu * 1e6) / res.received,
       });
-      report.ceiling.push(run);
-      log(`  ceiling: ${fmt(run)}`);
+      (kind === 'plain' ? report.ceiling : report.ceilingCorked).push(run);
+      log(`  ceiling ${kind}: ${fmt(run)}`);
     }
   }
-  ceiling?.send('stop');
+  for (const c of Object.values(ceilings)) c?.child.send('stop');
   host.child.send({ cmd: 'stop' });
   await new Promise((r) => host.child.once('exit', r));
 
@@ -527,6 +530,7 @@ async function main(): Promise<void> {
     liveCrossProcess: [],
     replay: [],
     ceiling: [],
+    ceilingCorked: [],
     latency: null,
     coldStart: [],
     rss: [],
