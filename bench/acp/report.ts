@@ -268,7 +268,7 @@ export function renderAcp(r: AcpReport): string {
   L.push('## Cold start to ready');
   L.push('');
   L.push(
-    `\`warden serve --listen 127.0.0.1:<port>\` spawned by this process; the clocks run from just before \`spawn\` to the \`ready\` log line read from its stdout, and to the first \`GET /readyz\` answered 200 (polled every 2 ms from the spawn on; connection refused until it listens, 503 until its workers run). *Fresh* = a home just made by \`warden init\` (empty database); *existing* = the home the stream benchmarks used (their sessions and ${fmtInt(p.replayEvents + p.liveEvents * p.runs * 2)}+ events). ${p.coldRuns} runs each; median (min–max). Node's own start-up is inside.`,
+    `\`warden serve --listen 127.0.0.1:<port>\` spawned by this process; the clocks run from just before \`spawn\` to the \`ready\` log line read from its stdout, and to the first \`GET /readyz\` answered 200 (polled every 2 ms from the spawn on; connection refused until it listens, 503 until its workers run). *Fresh* = a home just made by \`warden init\` (empty database); *existing* = the home the stream benchmarks used (their sessions and ${fmtInt(p.replayEvents + p.liveEvents * p.runs)}+ events: the replay session and the cross-process live sessions). ${p.coldRuns} runs each; median (min–max). Node's own start-up is inside.`,
   );
   L.push('');
   L.push(
