@@ -4,8 +4,14 @@
  * (and with it the native SQLite driver), so an old runtime gets a message saying what to do
  * instead of a crash.
  */
+import module from 'node:module';
+
 import { EXIT } from './exit-codes.ts';
 import { nodeVersionProblem } from './node-version.ts';
+
+// V8's compiled code is cached on disk (Node ≥ 22.1; a no-op where unsupported): after the first
+// run, starting `warden` (and `warden serve`) skips most parsing and compiling.
+(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 const problem = nodeVersionProblem(process.versions.node);
 if (problem) {
