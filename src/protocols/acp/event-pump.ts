@@ -4,9 +4,11 @@
  * There is one cursor (the last seq sent) and every event goes out through it, so the seam
  * between replay and live cannot gap or repeat: replay reads stored pages after the cursor;
  * a commit by this process whose first event is cursor + 1 is sent straight from memory (the
- * fast path); anything else — another process's commit (watchChanges), a hole — makes the pump
- * read from the store after the cursor again. Replay is flow-controlled: the next page is read
- * only once the connection has flushed the previous one.
+ * fast path) while the connection's outbound buffer is low; anything else — another process's
+ * commit (watchChanges), a hole, a full buffer — makes the pump read from the store after the
+ * cursor again. Reads are flow-controlled: the next page is read only once the connection has
+ * flushed most of what it sent, so a client slower than the writers is fed from the store at
+ * its own pace (memory stays bounded) and only a client that stops reading is cut off.
  */
 import type { EventRecord, Store } from '../../store/index.ts';
 
@@ -65,7 +67,12 @@ export class EventPump {
     this.#sink.batch(() => {
       for (const event of events) {
         if (event.session_id !== this.#sessionId || event.seq <= this.#cursor) continue;
-        if (!this.#reading && !this.#dirty && event.seq === this.#cursor + 1) {
+        if (
+          !this.#reading &&
+          !this.#dirty &&
+          event.seq === this.#cursor + 1 &&
+          this.#sink.canReadMore
+        ) {
           if (!this.#sink.send(event)) return this.close();
           this.#cursor = event.seq;
         } else {
@@ -88,6 +95,9 @@ export class EventPump {
       while (this.#dirty && !this.#closed) {
         this.#dirty = false;
         for (;;) {
+          // Flow control for replay and live alike: a client slower than the writers is fed
+          // from the store as fast as it reads; only one that stops reading is cut off.
+          if (!this.#sink.canReadMore && !(await this.#sink.flushed())) return this.close();
           const page = await this.#store.readEvents({
             sessionId: this.#sessionId,
             afterSeq: this.#cursor,
@@ -104,7 +114,6 @@ export class EventPump {
           });
           if (!open) return this.close();
           if (page.length < this.#pageSize) break;
-          if (!this.#sink.canReadMore && !(await this.#sink.flushed())) return this.close();
         }
       }
     } catch (error) {
