@@ -368,13 +368,13 @@ function findings(r: AcpReport): string[] {
   );
   L.push('');
   L.push(
-    "What would bring it down (not tried here; src/ is unchanged): run `dist/` (no stripper); import `openai` lazily, only when a model `openai:…` is configured (its adapter is the only importer); build the zod schemas lazily or per command, or use `zod/mini` where only parsing is needed; run heartbeats on the main thread (or start the thread only when a step runs long) instead of a second isolate at start; a smaller SQLite `cache_size` for the daemon's idle footprint; and V8 flags such as `--max-semi-space-size` to cap the young generation (untested).",
+    "What would bring it down: run `dist/` (no stripper); (`openai` is already imported only when an OpenAI model is first called, so the daemon does not carry it — the table above imports it explicitly); build the zod schemas lazily or per command, or use `zod/mini` where only parsing is needed; run heartbeats on the main thread (or start the thread only when a step runs long) instead of a second isolate at start; a smaller SQLite `cache_size` for the daemon's idle footprint; and V8 flags such as `--max-semi-space-size` to cap the young generation (untested).",
   );
   L.push('');
   const first = r.coldStart.map((c) => c.firstLog.median);
   const phases = r.coldStart.map((c) => c.startPhases.median);
   L.push(
-    `**Cold start is module loading, not the daemon's start**: spawn → first log line (Node start + loading every module the CLI imports) takes ${fmtMs(Math.min(...first))}–${fmtMs(Math.max(...first))} ms (medians), while the daemon's own phases (store, recovery, listeners, workers) take ${fmtMs(Math.min(...phases))}–${fmtMs(Math.max(...phases))} ms. \`src/cli/main.ts\` builds the whole program, so \`serve\` loads every command\'s modules, \`openai\` included. Lazy imports per command (and of \`openai\`) are the lever. Median spawn → /readyz: ${r.coldStart.map((c) => `${c.entry === 'source' ? 'sources' : 'built'} ${c.home} ${fmtMs(c.readyz.median)} ms`).join(', ')}.`,
+    `**Cold start is module loading, not the daemon's start**: spawn → first log line (Node start + loading every module the CLI imports) takes ${fmtMs(Math.min(...first))}–${fmtMs(Math.max(...first))} ms (medians), while the daemon's own phases (store, recovery, listeners, workers) take ${fmtMs(Math.min(...phases))}–${fmtMs(Math.max(...phases))} ms. \`src/cli/main.ts\` builds the whole program, so \`serve\` loads every command\'s modules. Lazy imports per command, and zod schemas built on first use, are the lever. Median spawn → /readyz: ${r.coldStart.map((c) => `${c.entry === 'source' ? 'sources' : 'built'} ${c.home} ${fmtMs(c.readyz.median)} ms`).join(', ')}.`,
   );
   L.push('');
   const live = spread(r.liveInProcess.filter((x) => x.ok).map((x) => x.perSecond));
@@ -384,7 +384,7 @@ function findings(r: AcpReport): string[] {
   const corkCpu = spread(r.ceilingCorked.map((x) => x.serverCpuUsPerEvent ?? NaN));
   const replayCpu = spread(r.replay.map((x) => x.serverCpuUsPerEvent ?? NaN));
   L.push(
-    `**Event throughput is bounded by one write per frame on this machine**: even the plain \`ws\` ceiling, which does no work but \`ws.send\` of ready strings, reaches ${fmtInt(ceil?.median)} events/s at ${fmtSmall(ceilCpu?.median)} µs of server CPU per frame; corking each page gives ${fmtInt(corked?.median)} events/s at ${fmtSmall(corkCpu?.median)} µs. Warden's replay costs ${fmtSmall(replayCpu?.median)} µs of daemon CPU per event (a page read from SQLite, one \`JSON.stringify\` of the notification, one \`ws.send\`). ${live && ceil ? `Live delivery reached ${fmtRatio(live.median / ceil.median)} of the plain ceiling.` : ''} The targets (≥ 100,000 live, ≥ 200,000 replay) need fewer writes per event: send each page (or each commit's events) corked, or several events per frame (a protocol change), and check how much of the remaining gap is the load on this shared machine (the load average above) — rerun on a quiet machine before concluding.`,
+    `**Writes per frame decide event throughput**: the plain \`ws\` ceiling, which does no work but \`ws.send\` of ready strings one socket write each, reaches ${fmtInt(ceil?.median)} events/s at ${fmtSmall(ceilCpu?.median)} µs of server CPU per frame; corking each page gives ${fmtInt(corked?.median)} events/s at ${fmtSmall(corkCpu?.median)} µs. Warden's event pump corks each page it reads (and each commit's events on the live fast path), so its replay — a page read from SQLite, one \`JSON.stringify\` per event, corked sends — costs ${fmtSmall(replayCpu?.median)} µs of daemon CPU per event and beats the plain ceiling. ${live && ceil ? `Live delivery with the producer in the daemon's own process reached ${fmtRatio(live.median / ceil.median)} of the plain ceiling: producer and pump share one thread, and delivery cannot outrun production (see the producer column).` : ''}`,
   );
   L.push('');
   return L;
