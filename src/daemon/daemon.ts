@@ -11,17 +11,13 @@ import type { Logger } from 'pino';
 
 import { coerceError, WardenError } from '../core/index.ts';
 import { Kernel } from '../kernel/index.ts';
-import {
-  AcpServer,
-  bearerToken,
-  createAuthenticator,
-  credentialInUrl,
-} from '../protocols/acp/index.ts';
+import { AcpServer, authenticateRequest, createAuthenticator } from '../protocols/acp/index.ts';
 import { type Caller, type CommandServices, hasScope } from '../protocols/commands/index.ts';
 import {
   createMetrics,
   createSseHandler,
   redactUrl,
+  sendHttpError,
   type SseHandler,
 } from '../protocols/http/index.ts';
 import { JobQueue, RemoteWork, RetentionSweeper } from '../queue/index.ts';
@@ -192,7 +188,7 @@ export class Daemon {
       void route(req, res).catch((error: unknown) => {
         logger.error({ err: coerceError(error).message, path: safePath(req) }, 'request failed');
         if (!res.headersSent)
-          sendJson(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+          sendHttpError(res, new WardenError('INTERNAL', 'internal error; nothing was changed'));
         else res.destroy();
       });
     });
@@ -222,19 +218,21 @@ export class Daemon {
         case '/metrics':
           return metrics.handler(req, res);
         case '/events': {
-          const caller = await httpCaller(req, url, authenticate);
-          if (caller instanceof WardenError) return sendError(res, caller);
+          let caller: Caller;
+          try {
+            caller = await authenticateRequest(req, url, authenticate, 'http');
+          } catch (error) {
+            return sendHttpError(res, error);
+          }
           if (!hasScope(caller, 'read'))
-            return sendError(res, new WardenError('FORBIDDEN', '/events needs the read scope'));
+            return sendHttpError(res, new WardenError('FORBIDDEN', '/events needs the read scope'));
           return sse(req, res, url);
         }
         default:
-          return sendJson(res, 404, {
-            error: {
-              code: 'NOT_FOUND',
-              message: `no endpoint ${url.pathname}; see docs/protocol/http.md`,
-            },
-          });
+          return sendHttpError(
+            res,
+            new WardenError('NOT_FOUND', `no endpoint ${url.pathname}; see docs/protocol/http.md`),
+          );
       }
     };
     http.on('upgrade', (req, socket, head: Buffer) => {
@@ -407,32 +405,6 @@ export function splitListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
 }
 
-async function httpCaller(
-  req: IncomingMessage,
-  url: URL,
-  authenticate: ReturnType<typeof createAuthenticator>,
-): Promise<Caller | WardenError> {
-  if (credentialInUrl(url))
-    return new WardenError(
-      'UNAUTHORIZED',
-      'credentials in the URL are refused; send Authorization: Bearer <token>',
-    );
-  const token = bearerToken(req);
-  if (!token)
-    return new WardenError(
-      'UNAUTHORIZED',
-      'missing credentials: send Authorization: Bearer <token>',
-    );
-  try {
-    return await authenticate(token, 'http');
-  } catch {
-    return new WardenError(
-      'UNAUTHORIZED',
-      'invalid credentials: the token is unknown, revoked or expired',
-    );
-  }
-}
-
 function safePath(req: IncomingMessage): string {
   return redactUrl(req.url ?? '/');
 }
@@ -444,9 +416,4 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);
-}
-
-function sendError(res: ServerResponse, error: WardenError): void {
-  const status = error.code === 'UNAUTHORIZED' ? 401 : error.code === 'FORBIDDEN' ? 403 : 400;
-  sendJson(res, status, { error: error.toJSON() });
 }

@@ -36,6 +36,7 @@ import {
   type Store,
   type StoreOp,
   type TaskRecord,
+  waitForChange,
 } from '../store/index.ts';
 import {
   assertJobName,
@@ -440,19 +441,13 @@ export class JobQueue {
    */
   async result<R = unknown>(id: string, options: { timeoutMs?: number } = {}): Promise<R> {
     checkParams('JobQueue.result', resultArgs, { id, options });
-    const deadline = this.clock.now() + (options.timeoutMs ?? 60_000);
     // Woken by any change to the database, from this process or another: no polling.
-    let changed = true;
-    let wake: (() => void) | null = null;
-    const off = this.store.watchChanges(() => {
-      changed = true;
-      wake?.();
-    });
-    try {
-      for (;;) {
-        changed = false;
-        const task = await this.#get(id);
-        if (task.state === 'succeeded') return task.result as R;
+    let last: TaskRecord | undefined;
+    const done = await waitForChange(
+      this.store,
+      async () => {
+        const task = (last = await this.#get(id));
+        if (task.state === 'succeeded') return { result: task.result as R };
         if (isTerminalTaskState(task.state)) {
           throw new WardenError(
             'JOB_FAILED',
@@ -463,24 +458,14 @@ export class JobQueue {
             },
           );
         }
-        const left = deadline - this.clock.now();
-        if (left <= 0)
-          throw new WardenError('TIMEOUT', `job ${id} is still ${task.state} after the wait`, {
-            details: { task_id: id, state: task.state },
-          });
-        if (changed) continue; // it changed while we read
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = null;
-      }
-    } finally {
-      off();
-    }
+        return undefined;
+      },
+      { deadline: this.clock.now() + (options.timeoutMs ?? 60_000), now: () => this.clock.now() },
+    );
+    if (done) return done.result;
+    throw new WardenError('TIMEOUT', `job ${id} is still ${last!.state} after the wait`, {
+      details: { task_id: id, state: last!.state },
+    });
   }
 
   /** Dead letters, newest last. */

@@ -79,9 +79,17 @@ export function ensureAdminToken(home: string, file = join(home, 'auth.token')):
  * first, so neither their contents nor their lengths show in the timing.
  */
 export function verifyAdmin(presented: string, fileToken: string): boolean {
-  if (typeof presented !== 'string' || typeof fileToken !== 'string' || fileToken === '')
+  return sameSecret(presented, fileToken);
+}
+
+/**
+ * Constant-time equality of two secrets (compared as sha256 digests, so their lengths leak
+ * nothing either). False when either is not a string or `expected` is empty.
+ */
+export function sameSecret(presented: string, expected: string): boolean {
+  if (typeof presented !== 'string' || typeof expected !== 'string' || expected === '')
     return false;
-  return timingSafeEqual(sha256(presented), sha256(fileToken));
+  return timingSafeEqual(sha256(presented), sha256(expected));
 }
 
 function sha256(text: string): Buffer {

@@ -4,6 +4,7 @@ export {
   type AdminToken,
   ensureAdminToken,
   newAdminSecret,
+  sameSecret,
   verifyAdmin,
 } from './admin-token.ts';
 export {

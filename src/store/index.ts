@@ -53,3 +53,4 @@ export type {
   TaskSettle,
   TokenRecord,
 } from './types.ts';
+export { waitForChange, type WaitForChangeOptions } from './wait-for-change.ts';

@@ -1,36 +1,22 @@
 /**
- * Who a bearer token is: the admin token (every scope), an API token (its scopes), or a remote
- * worker's attempt token (that attempt only, while it lasts). Secrets are compared in constant
- * time (as equal-length digests); a failure never says which part was wrong.
+ * Who a bearer token is: the admin token or an API token (the security layer's TokenService
+ * decides), or a remote worker's attempt token (that attempt only, while it lasts). Secrets are
+ * compared in constant time; a failure never says which part was wrong.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 
 import { WardenError } from '../../core/index.ts';
+import { sameSecret, type TokenService } from '../../security/index.ts';
 import type { Store } from '../../store/index.ts';
-import { type Caller, parseAttemptToken, type Scope, SCOPES } from '../commands/index.ts';
-
-/** Verifies API tokens (TokenService); UNAUTHORIZED for an unknown, revoked or expired one. */
-export interface TokenVerifier {
-  verify(token: string): Promise<{ id: string; name: string; scopes: readonly Scope[] }>;
-}
+import { type Caller, parseAttemptToken, type Scope } from '../commands/index.ts';
 
 export type Authenticate = (token: string, connectionId: string) => Promise<Caller>;
 
-export function sameSecret(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
-
-export function unauthorized(message = 'invalid credentials'): WardenError {
-  return new WardenError('UNAUTHORIZED', message);
-}
-
 export function createAuthenticator(options: {
   readonly store: Store;
-  /** The admin token (WARDEN_HOME/auth.token); re-read by the caller on reload. */
+  /** The admin token (WARDEN_HOME/auth.token); read at every authentication (reloads). */
   readonly adminToken: () => string;
-  readonly tokens?: TokenVerifier;
+  readonly tokens: TokenService;
   /** Failures of the background `last_used_at` update (never fail the connection). */
   readonly onError?: (error: unknown) => void;
 }): Authenticate {
@@ -55,7 +41,10 @@ export function createAuthenticator(options: {
         task.lease_token === null ||
         !sameSecret(attempt.leaseToken, task.lease_token)
       )
-        throw unauthorized('the attempt token is not valid (the attempt may be over)');
+        throw new WardenError(
+          'UNAUTHORIZED',
+          'the attempt token is not valid (the attempt may be over)',
+        );
       return {
         kind: 'attempt',
         id: task.id,
@@ -65,23 +54,70 @@ export function createAuthenticator(options: {
         connectionId,
       };
     }
-    if (sameSecret(token, options.adminToken()))
-      return {
-        kind: 'admin',
-        id: 'admin',
-        name: 'admin',
-        scopes: new Set<Scope>(SCOPES),
-        connectionId,
-      };
-    if (!options.tokens) throw unauthorized();
-    const verified = await options.tokens.verify(token);
-    touch(verified.id);
+    const principal = await options.tokens.authenticate(token, options.adminToken());
+    if (principal.kind === 'token') touch(principal.id);
     return {
-      kind: 'token',
-      id: verified.id,
-      name: verified.name,
-      scopes: new Set(verified.scopes),
+      kind: principal.kind,
+      id: principal.id,
+      name: principal.name,
+      scopes: new Set(principal.scopes),
       connectionId,
     };
   };
+}
+
+/** Query parameters that would carry a credential: refused even when the token is valid. */
+const CREDENTIAL_PARAMS = [
+  'token',
+  'access_token',
+  'auth',
+  'authorization',
+  'key',
+  'api_key',
+  'bearer',
+];
+
+export function bearerToken(req: IncomingMessage): string | null {
+  const header = req.headers.authorization;
+  if (typeof header !== 'string') return null;
+  const match = /^Bearer\s+(\S{1,4096})\s*$/i.exec(header);
+  return match ? match[1]! : null;
+}
+
+export function credentialInUrl(url: URL): boolean {
+  for (const name of url.searchParams.keys())
+    if (CREDENTIAL_PARAMS.includes(name.toLowerCase())) return true;
+  return false;
+}
+
+/**
+ * The caller of an HTTP request (an ACP upgrade, `/events`): the bearer token from the
+ * `Authorization` header only. UNAUTHORIZED for a credential in the URL (even a valid one), a
+ * missing header, or a token that does not authenticate (without saying why).
+ */
+export async function authenticateRequest(
+  req: IncomingMessage,
+  url: URL,
+  authenticate: Authenticate,
+  connectionId: string,
+): Promise<Caller> {
+  if (credentialInUrl(url))
+    throw new WardenError(
+      'UNAUTHORIZED',
+      'credentials in the URL are refused (they end up in logs and history); send the token in the Authorization: Bearer header',
+    );
+  const token = bearerToken(req);
+  if (token === null)
+    throw new WardenError(
+      'UNAUTHORIZED',
+      'missing credentials: send Authorization: Bearer <token> (the admin token is in WARDEN_HOME/auth.token)',
+    );
+  try {
+    return await authenticate(token, connectionId);
+  } catch {
+    throw new WardenError(
+      'UNAUTHORIZED',
+      'invalid credentials: the token is unknown, revoked or expired',
+    );
+  }
 }

@@ -9,9 +9,9 @@ import type { Duplex } from 'node:stream';
 
 import { WebSocketServer } from 'ws';
 
-import { ERROR_CATALOGUE, randomToken, WardenError } from '../../core/index.ts';
-import type { CommandServices } from '../commands/index.ts';
-import type { Authenticate } from './auth.ts';
+import { coerceError, ERROR_CATALOGUE, randomToken, WardenError } from '../../core/index.ts';
+import type { Caller, CommandServices } from '../commands/index.ts';
+import { type Authenticate, authenticateRequest } from './auth.ts';
 import { AcpConnection, type ConnectionHooks, type ConnectionLimits } from './connection.ts';
 
 export interface AcpServerOptions {
@@ -24,30 +24,6 @@ export interface AcpServerOptions {
   readonly hooks: ConnectionHooks & {
     readonly onConnections?: (count: number) => void;
   };
-}
-
-/** Query parameters that would carry a credential: refused even when the token is valid. */
-const CREDENTIAL_PARAMS = [
-  'token',
-  'access_token',
-  'auth',
-  'authorization',
-  'key',
-  'api_key',
-  'bearer',
-];
-
-export function bearerToken(req: IncomingMessage): string | null {
-  const header = req.headers.authorization;
-  if (typeof header !== 'string') return null;
-  const match = /^Bearer\s+(\S{1,4096})\s*$/i.exec(header);
-  return match ? match[1]! : null;
-}
-
-export function credentialInUrl(url: URL): boolean {
-  for (const name of url.searchParams.keys())
-    if (CREDENTIAL_PARAMS.includes(name.toLowerCase())) return true;
-  return false;
 }
 
 /** Writes an HTTP error on a raw upgrade socket and closes it. */
@@ -91,14 +67,6 @@ export class AcpServer {
         socket,
         new WardenError('DAEMON_UNREACHABLE', 'the daemon is shutting down; reconnect later'),
       );
-    if (credentialInUrl(url))
-      return refuseUpgrade(
-        socket,
-        new WardenError(
-          'UNAUTHORIZED',
-          'credentials in the URL are refused (they end up in logs and history); send the token in the Authorization: Bearer header',
-        ),
-      );
     const origin = req.headers.origin;
     if (origin !== undefined && !this.#options.allowedOrigins().includes(origin))
       return refuseUpgrade(
@@ -108,15 +76,17 @@ export class AcpServer {
           `origin ${origin.slice(0, 200)} is not allowed; add it to server.allowed_origins in config.yaml`,
         ),
       );
-    const token = bearerToken(req);
-    if (token === null)
-      return refuseUpgrade(
-        socket,
-        new WardenError(
-          'UNAUTHORIZED',
-          'missing credentials: send Authorization: Bearer <token> (the admin token is in WARDEN_HOME/auth.token)',
-        ),
+    let caller: Caller;
+    try {
+      caller = await authenticateRequest(
+        req,
+        url,
+        this.#options.authenticate,
+        `conn_${randomToken(8)}`,
       );
+    } catch (error) {
+      return refuseUpgrade(socket, coerceError(error));
+    }
     if (this.#connections.size >= this.#options.maxConnections)
       return refuseUpgrade(
         socket,
@@ -124,19 +94,6 @@ export class AcpServer {
           retryAfterMs: 1_000,
         }),
       );
-    const connectionId = `conn_${randomToken(8)}`;
-    let caller;
-    try {
-      caller = await this.#options.authenticate(token, connectionId);
-    } catch {
-      return refuseUpgrade(
-        socket,
-        new WardenError(
-          'UNAUTHORIZED',
-          'invalid credentials: the token is unknown, revoked or expired',
-        ),
-      );
-    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       const connection = new AcpConnection(
         ws,

@@ -3,6 +3,7 @@
  * Protocols build a {@link Caller} from their own authentication and call {@link dispatch}; the
  * commands themselves know nothing about the wire.
  */
+import { hasScope as scopeAllows } from '../../core/index.ts';
 import type { Kernel } from '../../kernel/index.ts';
 import type { JobQueue, RemoteWork } from '../../queue/index.ts';
 import type { Scope } from './schemas.ts';
@@ -26,5 +27,5 @@ export interface Caller {
 }
 
 export function hasScope(caller: Caller, scope: Scope): boolean {
-  return caller.scopes.has('admin') || caller.scopes.has(scope);
+  return scopeAllows([...caller.scopes], scope);
 }

@@ -7,7 +7,12 @@
 import { errors, parseWorkflowText, WardenError } from '../../core/index.ts';
 import { verifyLedger } from '../../kernel/index.ts';
 import { remoteWorkerId } from '../../queue/index.ts';
-import type { ProcessRecord, SessionRecord, Store } from '../../store/index.ts';
+import {
+  type ProcessRecord,
+  type SessionRecord,
+  type Store,
+  waitForChange,
+} from '../../store/index.ts';
 import { formatAttemptToken, parseAttemptToken } from './attempt-token.ts';
 import type { Caller, CommandServices } from './context.ts';
 import type { CommandName, CommandParams } from './schemas.ts';
@@ -92,16 +97,15 @@ export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
       run.state === 'terminated' ||
       run.state === 'zombie' ||
       (p.until === 'waiting' && run.state === 'waiting');
-    return waitForChange(
+    const done = await waitForChange(
       kernel.store,
       async () => {
         const run = await kernel.getProcess(p.pid);
-        return reached(run) ? { run, reached: true } : null;
+        return reached(run) ? { run, reached: true } : undefined;
       },
-      async () => ({ run: await kernel.getProcess(p.pid), reached: false }),
-      p.timeout_ms ?? DEFAULT_WAIT_MS,
-      signal,
+      { deadline: Date.now() + (p.timeout_ms ?? DEFAULT_WAIT_MS), now: Date.now, signal },
     );
+    return done ?? { run: await kernel.getProcess(p.pid), reached: false };
   },
 
   'task.submit': async (p, { queue }) => {
@@ -244,47 +248,4 @@ function attemptLease(p: { task_id: string; attempt_token: string }, caller: Cal
       { details: { task_id: p.task_id } },
     );
   return parsed.leaseToken;
-}
-
-/**
- * Answers `check()` once it is non-null, re-checking whenever the database changes (any process);
- * `timeout()` after `timeoutMs`. No polling.
- */
-async function waitForChange<T>(
-  store: Store,
-  check: () => Promise<T | null>,
-  timeout: () => Promise<T>,
-  timeoutMs: number,
-  signal: AbortSignal,
-): Promise<T> {
-  let changed = false;
-  let wake: (() => void) | null = null;
-  const off = store.watchChanges(() => {
-    changed = true;
-    wake?.();
-  });
-  const deadline = Date.now() + timeoutMs;
-  try {
-    for (;;) {
-      changed = false;
-      const done = await check();
-      if (done !== null) return done;
-      const left = deadline - Date.now();
-      if (left <= 0 || signal.aborted) return await timeout();
-      if (changed) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        const onAbort = () => resolve();
-        signal.addEventListener('abort', onAbort, { once: true });
-        wake = () => {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-      });
-      wake = null;
-    }
-  } finally {
-    off();
-  }
 }
