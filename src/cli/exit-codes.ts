@@ -35,6 +35,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'STORE_CORRUPT':
     case 'STORE_TOO_NEW':
     case 'STORE_BUSY':
+    case 'STORE_UNAVAILABLE':
     case 'STORE_READ_ONLY':
     case 'MIGRATION_MISMATCH':
       return EXIT.STORE;

@@ -138,6 +138,14 @@ export const ERROR_CATALOGUE = {
     grpc: 'UNAVAILABLE',
     http: 503,
   },
+  STORE_UNAVAILABLE: {
+    summary:
+      'The database server cannot be reached, or the connection was lost while a write was being committed.',
+    retryable: true,
+    jsonrpc: -32000,
+    grpc: 'UNAVAILABLE',
+    http: 503,
+  },
   STORE_READ_ONLY: {
     summary:
       'The database cannot be written: its file, directory, -wal or -shm file is read-only for this user.',

@@ -131,6 +131,7 @@ export const RESERVED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'LEASE_LOST',
   'CANCELED',
   'STORE_BUSY',
+  'STORE_UNAVAILABLE',
   'STORE_READ_ONLY',
   'STORE_CORRUPT',
   'STORE_TOO_NEW',

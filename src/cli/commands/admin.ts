@@ -137,6 +137,8 @@ function databaseFix(error: unknown): string {
       return 'use the Warden build that created the database, or restore it from a backup';
     case 'STORE_BUSY':
       return 'retry; if it persists, find the process holding the database locked';
+    case 'STORE_UNAVAILABLE':
+      return 'check that the PostgreSQL server in the store URL is up and reachable, then retry';
     case 'CONFIG_INVALID':
       return 'point --home, --db or WARDEN_DB at a database file this user can read';
     default:

@@ -16,7 +16,7 @@ import type Database from 'better-sqlite3';
 
 import { errors, WardenError } from '../../core/index.ts';
 import type { EffectRecord, StoreOp, TaskError } from '../types.ts';
-import { type Row, toJson } from './rows.ts';
+import { type Row, toJson } from '../rows.ts';
 
 const SQL = {
   /** → EffectRow | undefined */

@@ -14,7 +14,7 @@ import type Database from 'better-sqlite3';
 
 import { canonicalJson, type Clock, errors, hashEventWithData } from '../../core/index.ts';
 import type { EventRecord, NewEvent } from '../types.ts';
-import type { Row } from './rows.ts';
+import type { Row } from '../rows.ts';
 
 interface Head {
   seq: number;

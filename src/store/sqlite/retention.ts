@@ -30,7 +30,7 @@ import { errors } from '../../core/index.ts';
 import { rowLimit } from '../row-limit.ts';
 import type { EventQuery, EventRecord, NewEvent, PruneInput, PruneResult } from '../types.ts';
 import { expandSegment } from './event-log.ts';
-import type { Row } from './rows.ts';
+import type { Row } from '../rows.ts';
 import { SQL as STORE_SQL } from './statements.ts';
 
 const FINISHED_STATES = new Set(['succeeded', 'failed', 'canceled']);

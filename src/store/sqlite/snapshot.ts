@@ -20,7 +20,7 @@ import { coerceError, WardenError } from '../../core/index.ts';
 import type { EventQuery, EventRecord, SessionRecord, StoreSnapshot } from '../types.ts';
 import { classifySqliteError } from './driver-errors.ts';
 import { EventReader } from './retention.ts';
-import { type Row, sessionFromRow } from './rows.ts';
+import { type Row, sessionFromRow } from '../rows.ts';
 import { SQL } from './statements.ts';
 
 export class SqliteSnapshot implements StoreSnapshot {

@@ -101,7 +101,7 @@ import {
   toJson,
   tokenFromRow,
   tokenToParams,
-} from './rows.ts';
+} from '../rows.ts';
 import { SessionDeleteSql } from './session-delete.ts';
 import { SqliteSnapshot } from './snapshot.ts';
 import { SQL, type StatementName } from './statements.ts';

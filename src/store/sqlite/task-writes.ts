@@ -30,7 +30,7 @@ import {
   taskFromRow,
   taskStateRow,
   toJson,
-} from './rows.ts';
+} from '../rows.ts';
 import {
   type StatementName,
   TASK_DATA_COLUMN_COUNT,

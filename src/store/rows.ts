@@ -1,4 +1,4 @@
-/** Row ↔ record mapping for the SQLite adapter (JSON columns are TEXT). */
+/** Row ↔ record mapping shared by the adapters: JSON columns are text, times are integer ms. */
 import type {
   AttemptRecord,
   InterruptRecord,
