@@ -7,7 +7,7 @@ import type {
   SessionRecord,
   TaskRecord,
   TokenRecord,
-} from '../types.ts';
+} from './types.ts';
 
 export type Row = Record<string, unknown>;
 
