@@ -1,4 +1,10 @@
 export { storeParam } from './params.ts';
+export { isPostgresUrl, redactUrl } from './postgres/connection.ts';
+export {
+  openPostgresStore,
+  PostgresStore,
+  type PostgresStoreOptions,
+} from './postgres/pg-store.ts';
 export { SessionDirectory } from './session-directory.ts';
 export {
   checkSqliteFile,

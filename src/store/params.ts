@@ -32,6 +32,22 @@ export const openSqliteStoreArgs = z.object({
   ),
 });
 
+export const openPostgresStoreArgs = z.object({
+  options: param.options(
+    {
+      url: param.nonEmpty('a postgres:// URL', 4_096),
+      schema: param.nonEmpty('a schema name', 63).optional(),
+      poolSize: param.int(1, 1_000).optional(),
+      statementTimeoutMs: param.int(0, 86_400_000).optional(),
+      connectTimeoutMs: param.int(0, 600_000).optional(),
+      retryMs: param.int(0, 3_600_000).optional(),
+      durability: param.oneOf(['fast', 'strict']).optional(),
+      clock: clockParam.optional(),
+    },
+    "an options object { url, schema?, … } (e.g. { url: 'postgres://localhost/warden' })",
+  ),
+});
+
 const id = (what: string) => param.nonEmpty(`${what} string`, 512);
 const limit = param.int(1).optional();
 const statesOf = <const V extends readonly [string, ...string[]]>(values: V) =>
