@@ -12,6 +12,7 @@ import { z } from 'zod';
 
 import { formatPath, parseDurationMs, WardenError } from '../core/index.ts';
 import { retentionOptionsSchema } from '../queue/index.ts';
+import { isPostgresUrl } from '../store/index.ts';
 import { setCommandTarget } from './invocation.ts';
 
 const duration = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
@@ -30,6 +31,28 @@ export const configSchema = z.strictObject({
   model: z.string().min(1).default('scripted'),
   /** Database file; relative paths are relative to WARDEN_HOME. */
   database: z.string().min(1).default('warden.db'),
+  /**
+   * A PostgreSQL store instead of the SQLite file: `postgres://user@host:5432/db[?schema=name]`
+   * (docs/scale-out.md). Every `warden serve` node given the same URL shares the same state.
+   */
+  store: z
+    .string()
+    .refine(isPostgresUrl, 'expected a postgres:// or postgresql:// URL')
+    .optional(),
+  /** PostgreSQL connection settings (used only with `store: postgres://…`). */
+  postgres: z
+    .strictObject({
+      pool_size: z.number().int().min(1).max(1_000).default(10),
+      statement_timeout: duration.default(30_000),
+      connect_timeout: duration.default(5_000),
+      retry: duration.default(30_000),
+    })
+    .default({
+      pool_size: 10,
+      statement_timeout: 30_000,
+      connect_timeout: 5_000,
+      retry: 30_000,
+    }),
   agent_lane: z
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,64}$/)
@@ -158,6 +181,8 @@ export type WardenConfig = z.output<typeof configSchema>;
 export interface ResolvedConfig extends WardenConfig {
   readonly home: string;
   readonly databasePath: string;
+  /** The PostgreSQL store URL when the data lives there (`store:`, or a URL in --db/WARDEN_DB). */
+  readonly storeUrl: string | null;
   readonly configFile: string;
   readonly tokenFile: string;
 }
@@ -234,10 +259,22 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
   if (process.env.WARDEN_MODEL) env.model = process.env.WARDEN_MODEL;
   // One rule for paths given in the shell (flag or environment): relative to the current
   // directory, as a user typing them expects; `database:` in config.yaml is relative to the home.
-  if (process.env.WARDEN_DB) env.database = resolve(process.env.WARDEN_DB);
+  // A postgres:// URL in --db or WARDEN_DB names the store itself (and wins over `database:`).
+  if (process.env.WARDEN_STORE) env.store = process.env.WARDEN_STORE;
+  if (process.env.WARDEN_DB) {
+    if (isPostgresUrl(process.env.WARDEN_DB)) env.store = process.env.WARDEN_DB;
+    else env.database = resolve(process.env.WARDEN_DB);
+  }
   const flags: Record<string, unknown> = {};
   if (overrides.durability) flags.durability = overrides.durability;
-  if (overrides.db) flags.database = resolve(overrides.db);
+  if (overrides.db) {
+    if (isPostgresUrl(overrides.db)) flags.store = overrides.db;
+    else {
+      flags.database = resolve(overrides.db);
+      // A file named on the command line wins over a store URL from the file or environment.
+      flags.store = undefined;
+    }
+  }
   const merged = { ...raw, ...env, ...flags };
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
@@ -259,6 +296,7 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
   }
   const config = parsed.data;
   const databasePath = resolve(home, config.database);
+  const storeUrl = config.store ?? null;
   setCommandTarget(home, databasePath); // the commands this process prints reach the same place
   return {
     ...config,
@@ -266,5 +304,6 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
     configFile,
     tokenFile: join(home, 'auth.token'),
     databasePath,
+    storeUrl,
   };
 }

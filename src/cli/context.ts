@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 
 import { Kernel, type Kernel as KernelType } from '../kernel/index.ts';
-import { openSqliteStore, type Store, type StoreIntent } from '../store/index.ts';
+import { openStore, type Store, type StoreIntent, type StoreTarget } from '../store/index.ts';
 import { type ConfigOverrides, loadConfig, type ResolvedConfig } from './config.ts';
 
 export interface CliContext {
@@ -22,12 +22,7 @@ export async function openContext(
   options: { mustExist?: boolean; intent?: StoreIntent } = {},
 ): Promise<CliContext> {
   const config = loadConfig(overrides);
-  const store = await openSqliteStore({
-    file: config.databasePath,
-    durability: config.durability,
-    mustExist: options.mustExist ?? false,
-    intent: options.intent ?? 'write',
-  });
+  const store = await openStore(storeTargetOf(config, options));
   const kernel = new Kernel({ store, agentLane: config.agent_lane });
   return {
     config,
@@ -45,6 +40,30 @@ export async function openContext(
  * `tasks`): null when there is no database, which they do not create.
  */
 export async function openContextIfExists(overrides: ConfigOverrides): Promise<CliContext | null> {
-  if (!existsSync(loadConfig(overrides).databasePath)) return null;
+  const config = loadConfig(overrides);
+  if (!config.storeUrl && !existsSync(config.databasePath)) return null;
   return openContext(overrides, { mustExist: true, intent: 'read' });
+}
+
+/** The store the configuration names: its PostgreSQL URL, else the SQLite file. */
+export function storeTargetOf(
+  config: ResolvedConfig,
+  options: { mustExist?: boolean; intent?: StoreIntent } = {},
+): StoreTarget {
+  if (config.storeUrl)
+    return {
+      kind: 'postgres',
+      url: config.storeUrl,
+      poolSize: config.postgres.pool_size,
+      statementTimeoutMs: config.postgres.statement_timeout,
+      connectTimeoutMs: config.postgres.connect_timeout,
+      retryMs: config.postgres.retry,
+    };
+  return {
+    kind: 'sqlite',
+    file: config.databasePath,
+    durability: config.durability,
+    mustExist: options.mustExist ?? false,
+    intent: options.intent ?? 'write',
+  };
 }

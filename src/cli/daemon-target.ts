@@ -18,6 +18,7 @@ import { resolve } from 'node:path';
 
 import { WardenClient } from '../client/index.ts';
 import { isWardenError, WardenError } from '../core/index.ts';
+import { redactUrl } from '../store/index.ts';
 import { loadConfig } from './config.ts';
 import { readRunningDaemon } from './daemon-file.ts';
 import type { GlobalOptions } from './global-options.ts';
@@ -51,7 +52,11 @@ export function resolveDaemonTarget(
   const config = loadConfig(options);
   const running = readRunningDaemon(config.home);
   // A daemon of this home serving another database (`--db`) is not this command's daemon.
-  const own = running && resolve(running.database) === config.databasePath ? running : null;
+  const served = config.storeUrl ? redactUrl(config.storeUrl) : config.databasePath;
+  const own =
+    running && (config.storeUrl ? running.database : resolve(running.database)) === served
+      ? running
+      : null;
   const token = () => env.WARDEN_TOKEN?.trim() || readToken(config.tokenFile);
   const explicit = options.url ?? (env.WARDEN_URL?.trim() || undefined);
   if (explicit !== undefined) {

@@ -23,7 +23,8 @@ import {
 import { JobQueue, RemoteWork, RetentionSweeper } from '../queue/index.ts';
 import { ModelRegistry, Worker } from '../runtime/index.ts';
 import { TokenService } from '../security/index.ts';
-import { openSqliteStore, type Store } from '../store/index.ts';
+import { openStore, type Store } from '../store/index.ts';
+import { nodeClock } from './node-clock.ts';
 import { InterruptExpiry } from './interrupt-expiry.ts';
 import type { DaemonSettings } from './settings.ts';
 
@@ -131,10 +132,7 @@ export class Daemon {
     };
     logger.info({ phase: 'config', home: settings.home }, 'config loaded');
     const store = await phase('store', async () => {
-      const s = await openSqliteStore({
-        file: settings.databasePath,
-        durability: settings.durability,
-      });
+      const s = await openStore(settings.store, nodeClock());
       undo.push(() => s.close());
       return s;
     });
@@ -310,8 +308,8 @@ export class Daemon {
    */
   async reload(next: DaemonSettings): Promise<{ applied: string[]; needsRestart: string[] }> {
     const before = this.#settings;
-    const needsRestart = (['databasePath', 'durability', 'agentLane', 'model'] as const)
-      .filter((k) => before[k] !== next[k])
+    const needsRestart = (['databasePath', 'store', 'durability', 'agentLane', 'model'] as const)
+      .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next[k]))
       .map(String);
     if (before.server.listen !== next.server.listen) needsRestart.push('server.listen');
     const applied: string[] = [];
@@ -329,7 +327,12 @@ export class Daemon {
       this.#holder.services = { kernel: this.kernel, queue, remote: new RemoteWork({ queue }) };
       applied.push('lanes');
     }
-    this.#settings = { ...next, databasePath: before.databasePath, durability: before.durability };
+    this.#settings = {
+      ...next,
+      databasePath: before.databasePath,
+      store: before.store,
+      durability: before.durability,
+    };
     return { applied, needsRestart };
   }
 

@@ -1,9 +1,12 @@
 /** What the daemon needs from the resolved configuration (the CLI maps config.yaml onto it). */
-import type { Durability } from '../store/index.ts';
+import type { Durability, StoreTarget } from '../store/index.ts';
 
 export interface DaemonSettings {
   readonly home: string;
+  /** The SQLite file (for display when the store is PostgreSQL). */
   readonly databasePath: string;
+  /** Where the data lives: the SQLite file or a PostgreSQL database shared with other nodes. */
+  readonly store: StoreTarget;
   readonly durability: Durability;
   readonly agentLane: string;
   readonly model: string;

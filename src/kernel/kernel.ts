@@ -104,7 +104,7 @@ export class Kernel {
   constructor(options: KernelOptions) {
     checkParams('new Kernel', kernelArgs, { options });
     this.store = options.store;
-    this.clock = options.clock ?? systemClock;
+    this.clock = options.clock ?? options.store.clock ?? systemClock;
     this.ids = new IdGenerator(this.clock);
     this.agentLane = options.agentLane ?? 'agents';
     this.agingMs = options.agingMs ?? DEFAULT_AGING_MS;

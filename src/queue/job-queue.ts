@@ -144,7 +144,7 @@ export class JobQueue {
   constructor(options: JobQueueOptions) {
     checkParams('new JobQueue', jobQueueArgs, { options });
     this.store = options.store;
-    this.clock = options.clock ?? systemClock;
+    this.clock = options.clock ?? options.store.clock ?? systemClock;
     this.ids = new IdGenerator(this.clock);
     this.sessions = options.sessions ?? new SessionDirectory(this.store, this.ids, this.clock);
     const lanes = new Map<string, ResolvedLane>();

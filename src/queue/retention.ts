@@ -136,7 +136,7 @@ export class RetentionSweeper {
     const { store, clock, onError, ...rest } = options;
     this.options = resolveRetentionOptions(rest);
     this.#store = store;
-    this.#clock = clock ?? systemClock;
+    this.#clock = clock ?? store.clock ?? systemClock;
     this.#ids = new IdGenerator(this.#clock);
     this.#sessions = new SessionDirectory(store, this.#ids, this.#clock);
     this.#onError = onError;

@@ -109,7 +109,7 @@ export class TokenService {
   constructor(options: TokenServiceOptions) {
     checkParams('new TokenService', serviceArgs, { options });
     this.#store = options.store;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = options.clock ?? options.store.clock ?? systemClock;
     this.#ids = new IdGenerator(this.#clock);
     this.#sessions = options.sessions ?? new SessionDirectory(this.#store, this.#ids, this.#clock);
   }

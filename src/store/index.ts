@@ -1,3 +1,4 @@
+export { openStore, type PostgresTarget, type StoreTarget } from './open-store.ts';
 export { storeParam } from './params.ts';
 export { isPostgresUrl, redactUrl } from './postgres/connection.ts';
 export {

@@ -26,6 +26,7 @@
  *
  * Not in the contract: anything about how rows are laid out.
  */
+import type { Clock } from '../core/clock.ts';
 import type { WardenError } from '../core/errors.ts';
 import type {
   EventType,
@@ -673,6 +674,12 @@ export interface Store {
    * on disk is changed.
    */
   readonly readOnly: boolean;
+  /**
+   * The time base writers on this store should use, when the store has one (PostgreSQL: the
+   * node's clock corrected to the database's, so nodes agree on lease expiry). Kernels and
+   * queues given no clock of their own use it.
+   */
+  readonly clock?: Clock;
 
   commit(ops: readonly StoreOp[]): Promise<readonly EventRecord[]>;
 

@@ -12,12 +12,14 @@ import { coerceError, type WardenError } from '../../core/index.ts';
 import { Daemon, type DaemonSettings, DaemonStartError } from '../../daemon/index.ts';
 import { createLogger } from '../../protocols/http/index.ts';
 import { ensureAdminToken } from '../../security/index.ts';
+import { redactUrl } from '../../store/index.ts';
 import {
   type ConfigOverrides,
   loadConfig,
   type ResolvedConfig,
   retentionOptionsOf,
 } from '../config.ts';
+import { storeTargetOf } from '../context.ts';
 import { acquireDaemonLock, removeDaemonFile, writeDaemonFile } from '../daemon-file.ts';
 import { EXIT, exitCodeFor } from '../exit-codes.ts';
 import type { GlobalOptions } from '../global-options.ts';
@@ -32,6 +34,7 @@ export function daemonSettings(config: ResolvedConfig, options: ServeOptions): D
   return {
     home: config.home,
     databasePath: config.databasePath,
+    store: storeTargetOf(config),
     durability: config.durability,
     agentLane: config.agent_lane,
     model: config.model,
@@ -99,7 +102,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     url: acpUrl,
     started_at: Date.now(),
     version: VERSION,
-    database: config.databasePath,
+    database: config.storeUrl ? redactUrl(config.storeUrl) : config.databasePath,
   });
 
   const reload = async (why: string) => {
