@@ -12,9 +12,9 @@ import {
 
 import { isWardenError, WardenError } from '../../core/index.ts';
 import { verifyLedger } from '../../kernel/index.ts';
-import { openSqliteStore, writeAccessProblem } from '../../store/index.ts';
+import { openStore, redactUrl, writeAccessProblem } from '../../store/index.ts';
 import { DEFAULT_CONFIG_YAML, loadConfig, resolveHome } from '../config.ts';
-import { openContext } from '../context.ts';
+import { openContext, storeTargetOf } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { GlobalOptions } from '../global-options.ts';
 import { command } from '../invocation.ts';
@@ -28,12 +28,9 @@ export async function initCommand(options: GlobalOptions & { force?: boolean }):
   const config = loadConfig(options);
   const homeExisted = existsSync(home);
   mkdirSync(home, { recursive: true, mode: 0o700 });
-  const existed = existsSync(config.databasePath);
+  const existed = config.storeUrl !== null || existsSync(config.databasePath);
   try {
-    const store = await openSqliteStore({
-      file: config.databasePath,
-      durability: config.durability,
-    });
+    const store = await openStore(storeTargetOf(config));
     await store.close();
   } catch (error) {
     if (!homeExisted) rmSync(home, { recursive: true, force: true }); // only what this call made
@@ -57,7 +54,7 @@ export async function initCommand(options: GlobalOptions & { force?: boolean }):
       home,
       config: configFile,
       token_file: config.tokenFile,
-      database: config.databasePath,
+      database: config.storeUrl ? redactUrl(config.storeUrl) : config.databasePath,
       created,
     });
   else {
@@ -190,7 +187,8 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
         detail: 'missing',
         fix: `run ${command('init')}`,
       });
-    if (existsSync(config.databasePath)) {
+    const where = config.storeUrl ? redactUrl(config.storeUrl) : config.databasePath;
+    if (config.storeUrl !== null || existsSync(config.databasePath)) {
       try {
         const ctx = await openContext(options, { mustExist: true, intent: 'read' });
         try {
@@ -205,7 +203,7 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
           checks.push({
             name: 'database',
             ok: health.ok,
-            detail: `${config.databasePath} schema v${health.schemaVersion}, ${health.durability}, ${health.detail}${readOnly ? ', read-only' : ''}`,
+            detail: `${where} schema v${health.schemaVersion}, ${health.durability}, ${health.detail}${readOnly ? ', read-only' : ''}`,
             ...(readOnly
               ? {
                   warning: `${readOnly.reason}: commands that read work, commands that write fail with STORE_READ_ONLY`,
@@ -239,14 +237,16 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
           fix: databaseFix(error),
         });
       }
-      const fs = statfsSync(config.home);
-      const freeMb = Math.floor((fs.bavail * fs.bsize) / 1_048_576);
-      checks.push({
-        name: 'disk',
-        ok: freeMb > 100,
-        detail: `${freeMb} MiB free`,
-        ...(freeMb > 100 ? {} : { fix: 'free disk space: SQLite needs room for its WAL' }),
-      });
+      if (!config.storeUrl) {
+        const fs = statfsSync(config.home);
+        const freeMb = Math.floor((fs.bavail * fs.bsize) / 1_048_576);
+        checks.push({
+          name: 'disk',
+          ok: freeMb > 100,
+          detail: `${freeMb} MiB free`,
+          ...(freeMb > 100 ? {} : { fix: 'free disk space: SQLite needs room for its WAL' }),
+        });
+      }
     } else
       checks.push({
         name: 'database',

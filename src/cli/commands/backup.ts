@@ -26,6 +26,7 @@ import {
   checkSqliteFile,
   copySqliteDatabase,
   openSqliteStore,
+  redactUrl,
   SQLITE_SCHEMA_VERSION,
 } from '../../store/index.ts';
 import { loadConfig } from '../config.ts';
@@ -60,6 +61,7 @@ export async function backupCommand(
   options: GlobalOptions & { force?: boolean },
 ): Promise<number> {
   const config = loadConfig(options);
+  refusePostgres(config.storeUrl, 'backup');
   const source = config.databasePath;
   const dest = resolve(file);
   checkDestination(dest, source, options.force ?? false);
@@ -94,6 +96,7 @@ export async function backupCommand(
 
 export async function restoreCommand(file: string, options: GlobalOptions): Promise<number> {
   const config = loadConfig(options);
+  refusePostgres(config.storeUrl, 'restore');
   const target = config.databasePath;
   const source = resolve(file);
   checkSource(source, target);
@@ -260,4 +263,14 @@ function asideName(target: string): string {
 function removeDatabaseFiles(file: string): void {
   for (const suffix of ['', '-wal', '-shm', '-journal'])
     rmSync(`${file}${suffix}`, { force: true });
+}
+
+/** `backup` and `restore` copy the SQLite file; PostgreSQL has its own tools for that. */
+function refusePostgres(storeUrl: string | null, what: 'backup' | 'restore'): void {
+  if (!storeUrl) return;
+  throw new WardenError(
+    'INVALID_PARAMS',
+    `warden ${what} copies the embedded SQLite database; this home's store is PostgreSQL (${redactUrl(storeUrl)}): use pg_dump / pg_restore (or your provider's backups) on its schema instead (docs/scale-out.md)`,
+    { details: { store: redactUrl(storeUrl) } },
+  );
 }
