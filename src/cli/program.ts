@@ -30,7 +30,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('Warden: a durable, policy-guarded kernel for AI agents')
     .version(VERSION)
     .option('--home <dir>', 'Warden home directory (env WARDEN_HOME, default ~/.warden)')
-    .option('--db <file>', 'database file (env WARDEN_DB, default <home>/warden.db)')
+    .option('--db <file|url>', 'database file or postgres:// URL (env WARDEN_DB, default <home>/warden.db)')
     .addOption(
       new Option('--durability <mode>', 'fast or strict (env WARDEN_DURABILITY)').choices([
         'fast',

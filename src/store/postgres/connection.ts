@@ -97,7 +97,8 @@ export function clientConfig(target: PgTarget, settings: PoolSettings): pg.Clien
     connectionString: target.connectionString,
     connectionTimeoutMillis: settings.connectTimeoutMs,
     keepAlive: true,
-    application_name: 'warden',
+    // Operators (and tests) find a schema's connections in pg_stat_activity by it.
+    application_name: `warden:${target.schema}`.slice(0, 63),
     statement_timeout: settings.statementTimeoutMs,
     options: `-c search_path=${target.schema} -c synchronous_commit=${settings.synchronousCommit}`,
     types: PG_TYPES,
