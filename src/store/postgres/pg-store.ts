@@ -877,9 +877,11 @@ export class PostgresStore implements Store {
     return () => this.#listeners.delete(listener);
   }
 
-  health(deep = false): Promise<StoreHealth> {
-    return this.#read(async () => {
-      const rows = await this.#query<{ version: number }>(
+  /** One try, no retries: a health probe answers at once, also while the server is down. */
+  async health(deep = false): Promise<StoreHealth> {
+    this.#assertOpen();
+    try {
+      const { rows } = await this.#pool.query<{ version: number }>(
         'SELECT max(version) AS version FROM warden_migrations',
       );
       const version = rows[0]?.version ?? 0;
@@ -888,7 +890,14 @@ export class PostgresStore implements Store {
         ? `schema ${this.schema} version ${version}; listening: ${this.#notifications.listening}`
         : 'open';
       return { ok, schemaVersion: version, durability: this.durability, detail };
-    });
+    } catch (error) {
+      return {
+        ok: false,
+        schemaVersion: this.schemaVersion,
+        durability: this.durability,
+        detail: `unreachable: ${pgWardenError(error, this.where).message}`,
+      };
+    }
   }
 
   async close(): Promise<void> {
