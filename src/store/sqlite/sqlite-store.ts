@@ -37,6 +37,28 @@ import {
   taskFilterArgs,
 } from '../params.ts';
 import { rowLimit } from '../row-limit.ts';
+import {
+  attemptFromRow,
+  interruptFromRow,
+  interruptToParams,
+  processFromRow,
+  processToParams,
+  type Row,
+  scheduleFromRow,
+  scheduleToParams,
+  sessionFromRow,
+  taskFromRow,
+  toJson,
+  tokenFromRow,
+  tokenToParams,
+} from '../rows.ts';
+import {
+  cancelMissedError,
+  handoffRefusedError,
+  leaseLostError,
+  notDeadError,
+} from '../task-errors.ts';
+import { claimedEvent } from '../task-events.ts';
 import type {
   AttemptRecord,
   ClaimedTask,
@@ -87,21 +109,6 @@ import { checkCompatible, migrate } from './migrate.ts';
 import { rateUsage, takeRate } from './rate-writes.ts';
 import { checkAccess, openReadOnly, refuseWriter, type StoreIntent } from './read-only-open.ts';
 import { EventReader, RetentionSql } from './retention.ts';
-import {
-  attemptFromRow,
-  interruptFromRow,
-  interruptToParams,
-  processFromRow,
-  processToParams,
-  type Row,
-  scheduleFromRow,
-  scheduleToParams,
-  sessionFromRow,
-  taskFromRow,
-  toJson,
-  tokenFromRow,
-  tokenToParams,
-} from '../rows.ts';
 import { SessionDeleteSql } from './session-delete.ts';
 import { SqliteSnapshot } from './snapshot.ts';
 import { SQL, type StatementName } from './statements.ts';
@@ -479,12 +486,7 @@ export class SqliteStore implements Store {
           token: op.expectState === 'running' ? op.leaseToken : null,
         });
         if (info.changes === 1) return;
-        const current = s.taskById.get(op.id) as Row | undefined;
-        if (!current) throw errors.notFound('task', op.id);
-        throw errors.conflict(
-          `task ${op.id} is ${String(current.state)} now (it was ${op.expectState}); read it again`,
-          { task_id: op.id, state: current.state, expected: op.expectState },
-        );
+        throw cancelMissedError(op.id, op.expectState, s.taskById.get(op.id) as Row | undefined);
       }
       case 'service.upsert':
         s.serviceUpsert.run({
@@ -520,26 +522,10 @@ export class SqliteStore implements Store {
         }) as { attempts: number } | undefined;
         if (!row) {
           if (!op.required) return;
-          throw errors.conflict(
-            `task ${op.id} was not handed off: another due task waits ahead of it in lane '${op.lane}'`,
-            { task_id: op.id, handoff: 'refused' },
-          );
+          throw handoffRefusedError(op.id, op.lane);
         }
         const task = taskFromRow(s.taskById.get(op.id) as Row);
-        this.#log.append(batch, {
-          session_id: task.session_id,
-          type: 'task.claimed',
-          trace_id: task.trace_id,
-          process_id: task.process_id,
-          task_id: task.id,
-          attempt: row.attempts,
-          data: {
-            handoff: true,
-            lane: task.lane,
-            lease_expires_at: expires,
-            worker_id: op.workerId,
-          },
-        });
+        this.#log.append(batch, claimedEvent(task, row.attempts, expires, op.workerId, true));
         return;
       }
       case 'task.fence': {
@@ -603,25 +589,12 @@ export class SqliteStore implements Store {
     }
   }
 
-  #notDead(taskId: string, action: string): WardenError {
-    const current = this.#stmt.taskById.get(taskId) as Row | undefined;
-    if (!current) return errors.notFound('task', taskId);
-    return errors.invalidState(
-      `task ${taskId} is ${String(current.state)}, not dead; only dead tasks can be ${action === 'purge' ? 'purged' : 'redriven'}`,
-      {
-        task_id: taskId,
-        state: current.state,
-      },
-    );
+  #notDead(taskId: string, action: 'redrive' | 'purge'): WardenError {
+    return notDeadError(taskId, action, this.#stmt.taskById.get(taskId) as Row | undefined);
   }
 
   #leaseLost(taskId: string): WardenError {
-    const current = this.#stmt.taskById.get(taskId) as Row | undefined;
-    if (!current) return errors.notFound('task', taskId);
-    const error = errors.leaseLost(taskId, current.attempts as number);
-    return new WardenError('LEASE_LOST', error.message, {
-      details: { ...error.details, state: current.state },
-    });
+    return leaseLostError(taskId, this.#stmt.taskById.get(taskId) as Row | undefined);
   }
 
   claimTasks(request: ClaimRequest): Promise<ClaimedTask[]> {

@@ -6,23 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 
-import { boundedMessage, WardenError } from '../../core/index.ts';
-import type {
-  ClaimedTask,
-  ClaimRequest,
-  NewEvent,
-  NewSession,
-  ScheduleDefer,
-  ScheduleFire,
-  ScheduleRecord,
-  SettleOutcome,
-  SubmitRequest,
-  SubmitResult,
-  TaskError,
-  TaskRecord,
-  TaskSettle,
-} from '../types.ts';
-import type { EventBatch, EventLog } from './event-log.ts';
+import type { WardenError } from '../../core/index.ts';
 import {
   type Row,
   scheduleFromRow,
@@ -31,6 +15,28 @@ import {
   taskStateRow,
   toJson,
 } from '../rows.ts';
+import { boundTaskError, idempotencyConflictError, queueFullError } from '../task-errors.ts';
+import {
+  claimedEvent,
+  keyReleasedEvent,
+  newLeaseToken,
+  queuedEvent,
+  scheduleFailedEvent,
+} from '../task-events.ts';
+import type {
+  ClaimedTask,
+  ClaimRequest,
+  NewSession,
+  ScheduleDefer,
+  ScheduleFire,
+  ScheduleRecord,
+  SettleOutcome,
+  SubmitRequest,
+  SubmitResult,
+  TaskRecord,
+  TaskSettle,
+} from '../types.ts';
+import type { EventBatch, EventLog } from './event-log.ts';
 import {
   type StatementName,
   TASK_DATA_COLUMN_COUNT,
@@ -43,12 +49,6 @@ type Statements = { readonly [K in StatementName]: Database.Statement };
 
 const ALL_KINDS = JSON.stringify(['agent_step', 'job', 'plan_task']);
 const INSERT_CHUNK = 32;
-
-function newLeaseToken(): string {
-  const bytes = new Uint8Array(12);
-  globalThis.crypto.getRandomValues(bytes);
-  return `lt_${Buffer.from(bytes).toString('base64url')}`;
-}
 
 /** Claims up to `limit` due tasks across `lanes` (in order), each with a fresh lease token. */
 export function claimTasks(
@@ -82,16 +82,7 @@ export function claimTasks(
       .map((h) => taskFromRow({ ...cold.get(h.n as number), ...h }))
       .sort((a, b) => a.sort_key - b.sort_key || (a.id < b.id ? -1 : 1));
     for (const task of tasks) {
-      log.append(batch, {
-        session_id: task.session_id,
-        type: 'task.claimed',
-        trace_id: task.trace_id,
-        process_id: task.process_id,
-        task_id: task.id,
-        attempt: task.attempts,
-        // Keys in canonical (sorted) order: hashed natively (see canonicalJson).
-        data: { lane: task.lane, lease_expires_at: expires, worker_id: request.workerId },
-      });
+      log.append(batch, claimedEvent(task, task.attempts, expires, request.workerId));
       claimed.push({ task, attempt: task.attempts, leaseToken: task.lease_token! });
     }
   }
@@ -181,30 +172,14 @@ export function submitTasks(
       if (existing) {
         if (pending || request.now - existing.created_at < request.idempotencyWindowMs) {
           if (existing.options.request_hash !== task.options.request_hash) {
-            throw new WardenError(
-              'IDEMPOTENCY_CONFLICT',
-              `idempotency key '${task.idempotency_key}' was used for a different job or payload (task ${existing.id}); use a new key`,
-              { details: { idempotency_key: task.idempotency_key, task_id: existing.id } },
-            );
+            throw idempotencyConflictError(task.idempotency_key, existing.id);
           }
           results.push({ task: existing, deduplicated: true });
           continue;
         }
         // The window has passed: the key is free, and the old task says so in its log.
         stmt.taskClearIdempotencyKey.run(existing.id);
-        log.append(batch, {
-          session_id: existing.session_id,
-          type: 'task.idempotency_key_released',
-          trace_id: existing.trace_id,
-          process_id: existing.process_id,
-          task_id: existing.id,
-          data: {
-            idempotency_key: existing.idempotency_key,
-            created_at: existing.created_at,
-            window_ms: request.idempotencyWindowMs,
-            reused_by: task.id,
-          },
-        });
+        log.append(batch, keyReleasedEvent(existing, request.idempotencyWindowMs, task.id));
       }
     }
     if (sessions) task = sessions.place(task);
@@ -413,40 +388,13 @@ export function settleTasks(
   return outcomes;
 }
 
-/** The `task.queued` event of a new task. */
-function queuedEvent(task: TaskRecord, extra: Record<string, unknown> = {}): NewEvent {
-  return {
-    session_id: task.session_id,
-    type: 'task.queued',
-    trace_id: task.trace_id,
-    process_id: task.process_id,
-    task_id: task.id,
-    // Keys in canonical (sorted) order: hashed natively (see canonicalJson).
-    data: {
-      available_at: task.available_at,
-      kind: task.kind,
-      lane: task.lane,
-      name: task.name,
-      priority: task.priority,
-      ...extra,
-    },
-  };
-}
-
 /** QUEUE_FULL (retryable) when `n` more tasks would take `lane` past its declared max depth. */
 function assertLaneRoom(stmt: Statements, lane: string, n: number): void {
   const max = (stmt.laneGet.get(lane) as { max_depth: number | null } | undefined)?.max_depth;
   if (max === undefined || max === null) return;
   const depth = (stmt.taskCountQueued.get(lane) as { n: number }).n;
   if (depth + n <= max) return;
-  throw new WardenError(
-    'QUEUE_FULL',
-    `lane '${lane}' is full (${depth} queued, max depth ${max}); retry later`,
-    {
-      retryAfterMs: 1_000,
-      details: { lane, depth, max_depth: max, submitted: n },
-    },
-  );
+  throw queueFullError(lane, depth, max, n);
 }
 
 /** Fires one schedule occurrence, compare-and-set on next_run_at (see Store.fireSchedule). */
@@ -492,26 +440,6 @@ export function deferSchedule(
   }) as Row | undefined;
   if (!row) return null;
   const schedule = scheduleFromRow(row);
-  log.append(batch, {
-    session_id: defer.sessionId,
-    type: 'schedule.failed',
-    trace_id: defer.traceId,
-    data: {
-      name: schedule.name,
-      job: schedule.job,
-      lane: schedule.lane,
-      occurrence: defer.expectedNextRunAt,
-      error,
-      failures: schedule.failures,
-      retry_at: defer.retryAt,
-    },
-  });
+  log.append(batch, scheduleFailedEvent(schedule, defer, error));
   return schedule;
-}
-
-/** A task error as stored: its message bounded (truncated with a marker, never refused). */
-export function boundTaskError<E extends TaskError | null | undefined>(error: E): E {
-  if (!error) return error;
-  const message = boundedMessage(error.message);
-  return message === error.message ? error : { ...error, message };
 }
