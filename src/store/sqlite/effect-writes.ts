@@ -14,9 +14,15 @@
  */
 import type Database from 'better-sqlite3';
 
-import { errors, WardenError } from '../../core/index.ts';
-import type { EffectRecord, StoreOp, TaskError } from '../types.ts';
+import {
+  effectExistsError,
+  effectFromRow,
+  type EffectInsert,
+  effectMovedError,
+  type EffectTransition,
+} from '../effect-rules.ts';
 import { type Row, toJson } from '../rows.ts';
+import type { EffectRecord } from '../types.ts';
 
 const SQL = {
   /** → EffectRow | undefined */
@@ -62,10 +68,7 @@ export function getEffect(db: Database.Database, key: string): EffectRecord | un
 }
 
 /** The `effect.insert` op: CONFLICT when the key exists (the caller reads it and decides). */
-export function insertEffect(
-  db: Database.Database,
-  op: Extract<StoreOp, { op: 'effect.insert' }>,
-): void {
+export function insertEffect(db: Database.Database, op: EffectInsert): void {
   const row = op.row;
   const info = statements(db).insert.run({
     ...row,
@@ -73,18 +76,11 @@ export function insertEffect(
     error: toJson(row.error),
   });
   if (info.changes === 1) return;
-  const current = getEffect(db, row.idempotency_key);
-  throw errors.conflict(
-    `effect '${row.idempotency_key}' already exists (${current?.status ?? 'unknown'}); read it and decide`,
-    { effect_key: row.idempotency_key, status: current?.status ?? null },
-  );
+  throw effectExistsError(row.idempotency_key, getEffect(db, row.idempotency_key));
 }
 
 /** The `effect.transition` op: INVALID_STATE unless the record is in the expected state. */
-export function transitionEffect(
-  db: Database.Database,
-  op: Extract<StoreOp, { op: 'effect.transition' }>,
-): void {
+export function transitionEffect(db: Database.Database, op: EffectTransition): void {
   const to = op.to;
   const info = statements(db).transition.run({
     ...to,
@@ -96,39 +92,5 @@ export function transitionEffect(
     now: op.now,
   });
   if (info.changes === 1) return;
-  const current = getEffect(db, op.key);
-  if (!current) throw errors.notFound('effect', op.key);
-  throw new WardenError(
-    'INVALID_STATE',
-    `effect '${op.key}' is ${current.status}${current.owner === op.from.owner ? '' : ' under another owner'}, not ${op.from.status} as expected; nothing was changed`,
-    {
-      details: {
-        effect_key: op.key,
-        status: current.status,
-        owner_worker: current.owner_worker,
-        expected: op.from.status,
-      },
-    },
-  );
-}
-
-function effectFromRow(r: Row): EffectRecord {
-  return {
-    idempotency_key: r.idempotency_key as string,
-    tool: r.tool as string,
-    request_hash: r.request_hash as string,
-    status: r.status as EffectRecord['status'],
-    result_hash: (r.result_hash as string | null) ?? null,
-    result: r.result === null || r.result === undefined ? null : JSON.parse(r.result as string),
-    owner: (r.owner as string | null) ?? null,
-    owner_worker: (r.owner_worker as string | null) ?? null,
-    task_id: (r.task_id as string | null) ?? null,
-    session_id: (r.session_id as string | null) ?? null,
-    error:
-      r.error === null || r.error === undefined
-        ? null
-        : (JSON.parse(r.error as string) as TaskError),
-    created_at: r.created_at as number,
-    updated_at: r.updated_at as number,
-  };
+  throw effectMovedError(op, getEffect(db, op.key));
 }

@@ -26,11 +26,16 @@
  */
 import type Database from 'better-sqlite3';
 
-import { errors } from '../../core/index.ts';
-import { rowLimit } from '../row-limit.ts';
+import {
+  assertNoGap,
+  eventPageLimit,
+  needsGapCheck,
+  prunedEvent,
+  pruneResult,
+} from '../retention-rules.ts';
+import type { Row } from '../rows.ts';
 import type { EventQuery, EventRecord, NewEvent, PruneInput, PruneResult } from '../types.ts';
 import { expandSegment } from './event-log.ts';
-import type { Row } from '../rows.ts';
 import { SQL as STORE_SQL } from './statements.ts';
 
 const FINISHED_STATES = new Set(['succeeded', 'failed', 'canceled']);
@@ -120,14 +125,9 @@ function prepare(db: Database.Database): Statements {
   return out;
 }
 
-/** The most events one `readEvents` call returns, whatever the caller asks for. */
-const MAX_EVENT_PAGE = 10_000;
-
 /**
  * Event reads with the retention rule, on any connection (the store's, or a snapshot's):
- * a cursor below the session's `pruned_seq` is REPLAY_GAP. The anchor is looked up only when the
- * page does not start right after the cursor, so a read that continues a contiguous log costs
- * nothing extra.
+ * a cursor below the session's `pruned_seq` is REPLAY_GAP (retention-rules.ts).
  */
 export class EventReader {
   readonly #stmt: {
@@ -143,7 +143,7 @@ export class EventReader {
   }
 
   read(query: EventQuery): EventRecord[] {
-    const limit = rowLimit('readEvents limit', query.limit, 1_000, MAX_EVENT_PAGE);
+    const limit = eventPageLimit(query);
     const after = query.afterSeq ?? 0;
     const segments = (
       query.processId
@@ -156,11 +156,10 @@ export class EventReader {
       if (events.length >= limit) break; // leaving the loop ends the statement
     }
     if (events.length > limit) events.length = limit;
-    if (query.afterSeq !== undefined && events[0]?.seq !== after + 1) {
+    if (needsGapCheck(query, events)) {
       const anchor = this.#stmt.prunedSeq.get(query.sessionId) as
         { pruned_seq: number } | undefined;
-      if (anchor && anchor.pruned_seq > after)
-        throw errors.replayGap(query.sessionId, after, anchor.pruned_seq);
+      assertNoGap(query, anchor?.pruned_seq);
     }
     return events;
   }
@@ -217,38 +216,23 @@ export class RetentionSql {
     const effects = s.deleteFinishedEffects.run(policy.finishedBefore, limit).changes;
     const events = this.#pruneEvents(policy.eventsBefore, limit);
 
-    const result: PruneResult = {
-      tasks: finished.length + processTasks,
-      dead_tasks: dead.length,
-      attempts,
-      processes: pids.length,
-      interrupts,
-      effects,
-      events: events.events,
-      sessions: events.sessions,
-      more:
-        dead.length === limit ||
-        finished.length === limit ||
-        pids.length === limit ||
-        effects === limit ||
-        events.more,
-    };
-    const deleted =
-      result.tasks + result.dead_tasks + result.processes + result.effects + result.events;
-    if (deleted > 0) {
-      const { more: _more, ...counts } = result;
-      append({
-        session_id: input.event.session_id,
-        type: 'retention.pruned',
-        trace_id: input.event.trace_id,
-        data: {
-          ...counts,
-          finished_before: policy.finishedBefore,
-          dead_before: policy.deadBefore,
-          events_before: policy.eventsBefore,
-        },
-      });
-    }
+    const result = pruneResult(
+      {
+        tasks: finished.length + processTasks,
+        dead_tasks: dead.length,
+        attempts,
+        processes: pids.length,
+        interrupts,
+        effects,
+        events: events.events,
+        sessions: events.sessions,
+      },
+      limit,
+      finished.length,
+      events.more,
+    );
+    const event = prunedEvent(input, result);
+    if (event) append(event);
     return result;
   }
 

@@ -14,13 +14,17 @@
  */
 import type Database from 'better-sqlite3';
 
-import { errors, SYSTEM_SESSION_KEY } from '../../core/index.ts';
+import { errors } from '../../core/index.ts';
+import {
+  liveWorkError,
+  NAMED_LIVE,
+  sessionDeletedEvent,
+  undeletableError,
+} from '../session-delete-rules.ts';
 import type { DeleteSessionCounts, DeleteSessionInput, NewEvent } from '../types.ts';
 
 /** Rows per statement. */
 const CHUNK = 500;
-/** Ids of live work named in a refusal, per kind. */
-const NAMED = 20;
 
 const SQL = {
   /** → {id, key} | undefined */
@@ -80,11 +84,8 @@ export class SessionDeleteSql {
     const s = this.#stmt;
     const session = s.session.get(input.id) as { id: string; key: string } | undefined;
     if (!session) throw errors.notFound('session', input.id);
-    if (session.key === SYSTEM_SESSION_KEY || input.event.session_id === session.id)
-      throw errors.invalidState(
-        `session '${session.key}' cannot be deleted: it records kernel-wide events (and the deletion itself)`,
-        { session_id: session.id, key: session.key },
-      );
+    const undeletable = undeletableError(session, input);
+    if (undeletable) throw undeletable;
     this.#refuseLive(session);
 
     let tasks = 0;
@@ -132,40 +133,27 @@ export class SessionDeleteSql {
     s.deleteFairClocks.run(session.id);
     s.deleteSession.run(session.id);
     const counts: DeleteSessionCounts = { events, processes, tasks, attempts, interrupts, effects };
-    append({
-      session_id: input.event.session_id,
-      type: 'session.deleted',
-      trace_id: input.event.trace_id,
-      data: { id: session.id, key: session.key, counts },
-    });
+    append(sessionDeletedEvent(input, session, counts));
     return counts;
   }
 
   /** INVALID_STATE naming the session's live work, if it has any. */
   #refuseLive(session: { id: string; key: string }): void {
     const s = this.#stmt;
-    const args = { id: session.id, limit: NAMED };
+    const args = { id: session.id, limit: NAMED_LIVE };
     const count = (stmt: Database.Statement) => (stmt.get(session.id) as { n: number }).n;
-    const live = {
+    const ids = {
       processes: (s.liveProcesses.all(args) as Array<{ pid: string }>).map((r) => r.pid),
       tasks: (s.liveTasks.all(args) as Array<{ id: string }>).map((r) => r.id),
       interrupts: (s.pendingInterrupts.all(args) as Array<{ id: string }>).map((r) => r.id),
     };
-    if (live.processes.length + live.tasks.length + live.interrupts.length === 0) return;
+    if (ids.processes.length + ids.tasks.length + ids.interrupts.length === 0) return;
     const counts = {
       processes: count(s.liveProcessCount),
       tasks: count(s.liveTaskCount),
       interrupts: count(s.pendingInterruptCount),
     };
-    const parts = [
-      counts.processes && `${counts.processes} unfinished run(s) (${live.processes.join(', ')})`,
-      counts.tasks && `${counts.tasks} queued or running task(s) (${live.tasks.join(', ')})`,
-      counts.interrupts &&
-        `${counts.interrupts} pending interrupt(s) (${live.interrupts.join(', ')})`,
-    ].filter(Boolean);
-    throw errors.invalidState(
-      `session '${session.key}' has live work: ${parts.join('; ')}; cancel or finish it first`,
-      { session_id: session.id, key: session.key, live, live_counts: counts },
-    );
+    const refusal = liveWorkError(session, { ids, counts });
+    if (refusal) throw refusal;
   }
 }
