@@ -1,12 +1,12 @@
-export { openStore, type PostgresTarget, type StoreTarget } from './open-store.ts';
-export { storeParam } from './params.ts';
 export {
-  copySqliteToPostgres,
   type CopyProgress,
   type CopyReport,
+  copySqliteToPostgres,
   type CopyToPostgresOptions,
   type TableCount,
 } from './migrate-copy/copy.ts';
+export { openStore, type PostgresTarget, type StoreTarget } from './open-store.ts';
+export { storeParam } from './params.ts';
 export { isPostgresUrl, parsePgTarget, type PgTarget, redactUrl } from './postgres/connection.ts';
 export {
   openPostgresStore,

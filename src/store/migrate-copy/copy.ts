@@ -63,7 +63,12 @@ export interface CopyToPostgresOptions {
 export type CopyProgress =
   | { readonly phase: 'source'; readonly schemaVersion: number; readonly rows: number }
   | { readonly phase: 'target'; readonly schema: string; readonly schemaVersion: number }
-  | { readonly phase: 'copy'; readonly table: string; readonly rows: number; readonly total: number }
+  | {
+      readonly phase: 'copy';
+      readonly table: string;
+      readonly rows: number;
+      readonly total: number;
+    }
   | { readonly phase: 'verify'; readonly events: number; readonly total: number };
 
 export interface TableCount {
@@ -96,7 +101,10 @@ export async function copySqliteToPostgres(options: CopyToPostgresOptions): Prom
   const target = parsePgTarget(options.to);
   const batchRows = options.batchRows ?? 1_000;
   if (!Number.isInteger(batchRows) || batchRows < 1 || batchRows > 100_000)
-    throw new WardenError('INVALID_PARAMS', `batchRows must be an integer 1-100000, got ${batchRows}`);
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `batchRows must be an integer 1-100000, got ${batchRows}`,
+    );
   const progress = options.onProgress ?? (() => undefined);
   const source = SqliteSource.open(options.from);
   let client: pg.Client | null = null;

@@ -60,7 +60,10 @@ export async function nonEmptyTables(
   if (tables.length === 0) return [];
   const q = quoteIdent(schema);
   const text = tables
-    .map((t) => `SELECT ${pg.escapeLiteral(t)} AS name WHERE EXISTS (SELECT 1 FROM ${q}.${quoteIdent(t)})`)
+    .map(
+      (t) =>
+        `SELECT ${pg.escapeLiteral(t)} AS name WHERE EXISTS (SELECT 1 FROM ${q}.${quoteIdent(t)})`,
+    )
     .join(' UNION ALL ');
   return (await client.query<{ name: string }>(text)).rows.map((r) => r.name);
 }

@@ -8,8 +8,8 @@
 import type pg from 'pg';
 
 import { type ChainBreak, findChainBreak, GENESIS_HASH } from '../../core/index.ts';
-import { quoteIdent } from '../postgres/migrate.ts';
 import { eventFromRow } from '../postgres/event-log.ts';
+import { quoteIdent } from '../postgres/migrate.ts';
 
 /** Events read back per query. */
 const PAGE = 10_000;
@@ -17,7 +17,8 @@ const PAGE = 10_000;
 export interface SessionBreak {
   readonly session_id: string;
   readonly key: string;
-  readonly break: ChainBreak | { seq: number; reason: 'head_mismatch'; expected: string; actual: string };
+  readonly break:
+    ChainBreak | { seq: number; reason: 'head_mismatch'; expected: string; actual: string };
 }
 
 export interface ChainCheck {
@@ -42,7 +43,9 @@ export async function verifyTargetChains(
       last_hash: string;
       pruned_seq: number;
       pruned_hash: string | null;
-    }>(`SELECT id, key, last_seq, last_hash, pruned_seq, pruned_hash FROM ${q}.sessions ORDER BY id`)
+    }>(
+      `SELECT id, key, last_seq, last_hash, pruned_seq, pruned_hash FROM ${q}.sessions ORDER BY id`,
+    )
   ).rows;
   const broken: SessionBreak[] = [];
   let events = 0;
