@@ -30,6 +30,7 @@ import {
   type TaskSettle,
 } from '../src/store/index.ts';
 import { SQLITE_MIGRATIONS } from '../src/store/migrations/sqlite.ts';
+import { PG_TYPES } from '../src/store/postgres/connection.ts';
 import { migrate as migrateSqlite } from '../src/store/sqlite/migrate.ts';
 import { type CliResult, json, runCli } from './helpers/cli.ts';
 import { type DaemonProcess, startDaemon } from './helpers/daemon.ts';
@@ -51,15 +52,7 @@ interface Report {
 
 /** A PostgreSQL client reading bigint as numbers, as the store does. */
 async function pgClient(): Promise<pg.Client> {
-  const client = new pg.Client({
-    connectionString: PG_URL,
-    types: {
-      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === 20
-          ? Number
-          : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
-    },
-  });
+  const client = new pg.Client({ connectionString: PG_URL, types: PG_TYPES });
   await client.connect();
   return client;
 }
@@ -346,7 +339,9 @@ describe('warden migrate (SQLite → PostgreSQL)', () => {
     );
     // tasks = task_data JOIN task_state, key n included.
     const tasks = sqliteRows(db, 'SELECT * FROM tasks ORDER BY n');
-    const pgTasks = (await client.query(`SELECT * FROM "${schema}".tasks ORDER BY n`)).rows;
+    const pgTasks = (
+      await client.query<Record<string, unknown>>(`SELECT * FROM "${schema}".tasks ORDER BY n`)
+    ).rows;
     expect(pgTasks).toEqual(tasks);
     expect(pgTasks.filter((t) => t.state === 'dead')).toHaveLength(JOBS / 100);
     // New tasks continue after the copied keys.

@@ -27,6 +27,7 @@ import { canonicalJson, type Clock, systemClock, WardenError } from '../../core/
 import { POSTGRES_MIGRATIONS } from '../migrations/postgres.ts';
 import { parsePgTarget, type PgTarget, pgWardenError } from '../postgres/connection.ts';
 import { migratePostgres, quoteIdent } from '../postgres/migrate.ts';
+import { asWardenError } from '../sqlite/backup.ts';
 import {
   BatchInserter,
   checkTargetTables,
@@ -174,7 +175,7 @@ export async function copySqliteToPostgres(options: CopyToPostgresOptions): Prom
       elapsed_ms: Date.now() - started,
     };
   } catch (error) {
-    throw asCopyError(error, target);
+    throw asCopyError(error, target, source.file);
   } finally {
     source.close();
     await client?.end().catch(() => undefined);
@@ -351,9 +352,10 @@ function ledgerBroken(file: string, broken: readonly SessionBreak[]): WardenErro
 }
 
 /** Driver errors as Warden errors; integrity violations mean rows PostgreSQL refuses. */
-function asCopyError(error: unknown, target: PgTarget): WardenError {
+function asCopyError(error: unknown, target: PgTarget, file: string): WardenError {
   if (error instanceof WardenError) return error;
   const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) return asWardenError(error, file);
   const message = error instanceof Error ? error.message : String(error);
   if (typeof code === 'string' && code.startsWith('23'))
     return new WardenError(
