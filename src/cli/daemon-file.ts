@@ -67,12 +67,15 @@ const daemonInfoSchema = z.object({
   database: z.string(),
 });
 
-/** Why a lock is held: a daemon serving, or a restore replacing the database. */
-export type DaemonLockPurpose = 'serve' | 'restore';
+/**
+ * Why a lock is held: a daemon serving, a restore replacing the database, or a migrate copying
+ * it to PostgreSQL (no daemon may change its history meanwhile).
+ */
+export type DaemonLockPurpose = 'serve' | 'restore' | 'migrate';
 
 const lockSchema = z.object({
   pid: z.number().int().positive(),
-  purpose: z.enum(['serve', 'restore']),
+  purpose: z.enum(['serve', 'restore', 'migrate']),
   acquired_at: z.number(),
 });
 
@@ -214,7 +217,9 @@ function lockHeldError(
   const what =
     holder.purpose === 'restore'
       ? `a warden restore (pid ${holder.pid}) is replacing the database of this home`
-      : `a Warden daemon (pid ${holder.pid}${url ? `, ${url}` : ''}) is running on this home`;
+      : holder.purpose === 'migrate'
+        ? `a warden migrate (pid ${holder.pid}) is copying the database of this home`
+        : `a Warden daemon (pid ${holder.pid}${url ? `, ${url}` : ''}) is running on this home`;
   return new WardenError(
     'DAEMON_RUNNING',
     `${what}; wait for it or stop it (if pid ${holder.pid} is not Warden, the pid was reused: remove ${file})`,

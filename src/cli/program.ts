@@ -8,6 +8,7 @@ import { coerceError } from '../core/index.ts';
 import { doctorCommand, initCommand, ledgerVerifyCommand } from './commands/admin.ts';
 import { backupCommand, restoreCommand } from './commands/backup.ts';
 import { answerResponse, cancelCommand, resolveCommand } from './commands/interrupts.ts';
+import { migrateCommand } from './commands/migrate.ts';
 import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { resumeCommand, runCommand } from './commands/run.ts';
 import { serveCommand } from './commands/serve.ts';
@@ -30,7 +31,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('Warden: a durable, policy-guarded kernel for AI agents')
     .version(VERSION)
     .option('--home <dir>', 'Warden home directory (env WARDEN_HOME, default ~/.warden)')
-    .option('--db <file|url>', 'database file or postgres:// URL (env WARDEN_DB, default <home>/warden.db)')
+    .option(
+      '--db <file|url>',
+      'database file or postgres:// URL (env WARDEN_DB, default <home>/warden.db)',
+    )
     .addOption(
       new Option('--durability <mode>', 'fast or strict (env WARDEN_DURABILITY)').choices([
         'fast',
@@ -292,6 +296,29 @@ export function buildProgram(setExit: (code: number) => void): Command {
     )
     .action(wrap(restoreCommand));
   program
+    .command('migrate')
+    .description(
+      'copy this installation (SQLite) with its full history into an empty PostgreSQL schema, and verify it',
+    )
+    .option(
+      '--from <sqlite:path>',
+      "the SQLite database: sqlite:<path> or a path (default: the home's)",
+    )
+    .requiredOption(
+      '--to <postgres-url>',
+      'postgres://user[:password]@host:5432/database[?schema=name] (schema default warden)',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Refused while a daemon serves the database or another process has it open, and into a',
+        'schema that already holds Warden data. One transaction: a failed copy writes nothing.',
+        'Progress on stderr; a summary (rows per table, ledger) on stdout. The SQLite file is only read.',
+      ].join('\n'),
+    )
+    .action(wrap(migrateCommand));
+  program
     .command('completion <shell>')
     .description('print a shell completion script: bash, zsh or fish')
     .action(wrap((shell: string) => completionCommand(shell, program)));
@@ -351,6 +378,10 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden backup nightly.db --force --json',
   ],
   restore: ['warden restore ~/backups/warden-2026-12-03.db'],
+  migrate: [
+    "warden migrate --to 'postgres://warden@db.internal:5432/warden'",
+    "warden migrate --from sqlite:/var/lib/warden/warden.db --to 'postgres://warden@db:5432/prod?schema=warden' --json",
+  ],
   'token create': [
     'warden token create --name ci --scopes read,write --expires 30d',
     'warden token create --name ops --scopes admin --json',

@@ -1,6 +1,13 @@
+export {
+  type CopyProgress,
+  type CopyReport,
+  copySqliteToPostgres,
+  type CopyToPostgresOptions,
+  type TableCount,
+} from './migrate-copy/copy.ts';
 export { openStore, type PostgresTarget, type StoreTarget } from './open-store.ts';
 export { storeParam } from './params.ts';
-export { isPostgresUrl, redactUrl } from './postgres/connection.ts';
+export { isPostgresUrl, parsePgTarget, type PgTarget, redactUrl } from './postgres/connection.ts';
 export {
   openPostgresStore,
   PostgresStore,

@@ -86,7 +86,7 @@ export function checkSqliteFile(file: string): SqliteFileCheck {
  * read-only connection would leave them behind; one this process cannot write is opened as the
  * read-only store opens it.
  */
-function openForReading(file: string): Database.Database {
+export function openForReading(file: string): Database.Database {
   if (!existsSync(file))
     throw new WardenError('NOT_FOUND', `no database file at ${file}`, { details: { file } });
   const problem = writeAccessProblem(file);
@@ -99,7 +99,8 @@ function openForReading(file: string): Database.Database {
   }
 }
 
-function asWardenError(error: unknown, file: string): WardenError {
+/** A failure reading `file` as a Warden error (driver errors classified, others INTERNAL). */
+export function asWardenError(error: unknown, file: string): WardenError {
   if (error instanceof WardenError) return error;
   return (
     classifySqliteError(error, file) ??
