@@ -26,7 +26,7 @@ export interface ClusterNodeOptions {
 }
 
 export interface ClusterOptions {
-  /** The store URL every node names (`postgres://…?schema=…`). */
+  /** The store every node names: `postgres://…?schema=…`, or a shared SQLite file's path. */
   readonly storeUrl: string;
   readonly nodes: number | readonly ClusterNodeOptions[];
   /** Extra config.yaml text (YAML, top-level keys other than store/server). */
@@ -79,11 +79,16 @@ export class PgCluster {
       writeFileSync(
         join(home, 'config.yaml'),
         [
-          `store: '${options.storeUrl}'`,
-          'postgres:',
-          `  pool_size: ${options.poolSize ?? 4}`,
-          // Long enough to ride out a PostgreSQL restart (a few seconds) without failing calls.
-          '  retry: 60s',
+          ...(options.storeUrl.startsWith('postgres')
+            ? [
+                `store: '${options.storeUrl}'`,
+                'postgres:',
+                `  pool_size: ${options.poolSize ?? 4}`,
+                // Long enough to ride out a PostgreSQL restart (a few seconds) without failing calls.
+                '  retry: 60s',
+              ]
+            : // A shared SQLite file (one machine): the same harness on the embedded store.
+              [`database: '${options.storeUrl}'`]),
           'server:',
           `  listen: '${listen}'`,
           '  log_level: info',

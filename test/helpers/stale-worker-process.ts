@@ -2,12 +2,12 @@
  * A deliberately late remote worker, for proving that stale completions are refused across
  * nodes. argv[2] is JSON: {urls, token, lanes, claims, leaseMs, name}.
  *
- * `claims` times: it claims one task with a tiny lease and never heartbeats; waits until the
+ * It claims `claims` tasks with a short lease and never heartbeats; for each, waits until the
  * task has moved on without it (another attempt started, or the task finished); then tries to
  * heartbeat and to complete it with its old attempt token, through whichever node it is
  * connected to now. Both must answer LEASE_LOST.
  *
- * stdout: `ready`; `stale <task_id> <attempt> <heartbeat answer> <complete answer>` per claim,
+ * stdout: `ready`; `claimed <n>` once it holds them all; `stale <task_id> <attempt> <heartbeat answer> <complete answer>` per claim,
  * where an answer is an error code or `ACCEPTED` (a bug: a stale completion was accepted);
  * `done` at the end.
  */
@@ -59,35 +59,41 @@ async function settled<T>(call: () => Promise<T>): Promise<T | { code: string }>
 const answer = (r: unknown) =>
   typeof r === 'object' && r !== null && 'code' in r ? String(r.code) : 'ACCEPTED';
 
-for (let done = 0; done < args.claims;) {
+// Claim them all first (then nobody else can have them), and only then let them go stale.
+const held: Claim[] = [];
+while (held.length < args.claims) {
   const claimed = await settled(() =>
     c.tasks.claim({
       lanes: args.lanes,
-      limit: 1,
+      limit: args.claims - held.length,
       lease_ms: args.leaseMs,
       wait_ms: 2_000,
       worker_name: args.name,
     }),
   );
   if ('code' in claimed) throw new Error(`claim failed: ${claimed.code}`);
-  const claim: Claim | undefined = claimed.claims[0];
-  if (!claim) continue;
-  done++;
-  // Wait (without heartbeating) until the task went on without this attempt: another attempt
-  // claimed it (the sharpest case: the stale completion races a live one) or it finished.
-  for (;;) {
-    const got = await settled(() => c.tasks.get({ task_id: claim.task.id }));
-    if ('code' in got) throw new Error(`task.get failed: ${got.code}`);
-    const task: TaskRecord = got.task;
-    if (task.attempts > claim.attempt || !['running', 'queued'].includes(task.state)) break;
-    await sleep(100);
-  }
-  const token = { task_id: claim.task.id, attempt_token: claim.attempt_token };
-  const beat = await settled(() => c.tasks.heartbeat({ ...token, lease_ms: 60_000 }));
-  const complete = await settled(() => c.tasks.complete({ ...token, result: { stale: true } }));
-  process.stdout.write(
-    `stale ${claim.task.id} ${claim.attempt} ${answer(beat)} ${answer(complete)}\n`,
-  );
+  held.push(...claimed.claims);
 }
+process.stdout.write(`claimed ${held.length}\n`);
+
+await Promise.all(
+  held.map(async (claim) => {
+    // Wait (without heartbeating) until the task went on without this attempt: another attempt
+    // claimed it (the sharpest case: the stale completion races a live one) or it finished.
+    for (;;) {
+      const got = await settled(() => c.tasks.get({ task_id: claim.task.id }));
+      if ('code' in got) throw new Error(`task.get failed: ${got.code}`);
+      const task: TaskRecord = got.task;
+      if (task.attempts > claim.attempt || !['running', 'queued'].includes(task.state)) break;
+      await sleep(100);
+    }
+    const token = { task_id: claim.task.id, attempt_token: claim.attempt_token };
+    const beat = await settled(() => c.tasks.heartbeat({ ...token, lease_ms: 60_000 }));
+    const complete = await settled(() => c.tasks.complete({ ...token, result: { stale: true } }));
+    process.stdout.write(
+      `stale ${claim.task.id} ${claim.attempt} ${answer(beat)} ${answer(complete)}\n`,
+    );
+  }),
+);
 process.stdout.write('done\n');
 await c.close();
