@@ -24,8 +24,8 @@ import { JobQueue, RemoteWork, RetentionSweeper } from '../queue/index.ts';
 import { ModelRegistry, Worker } from '../runtime/index.ts';
 import { TokenService } from '../security/index.ts';
 import { openStore, type Store } from '../store/index.ts';
-import { nodeClock } from './node-clock.ts';
 import { InterruptExpiry } from './interrupt-expiry.ts';
+import { nodeClock } from './node-clock.ts';
 import type { DaemonSettings } from './settings.ts';
 
 export type DaemonPhase = 'config' | 'store' | 'recovery' | 'listeners' | 'workers';

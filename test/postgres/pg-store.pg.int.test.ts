@@ -9,9 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { findChainBreak, isWardenError, type WardenError } from '../../src/core/index.ts';
 import { openPostgresStore, type PostgresStore } from '../../src/store/index.ts';
-import { sessionRow, T0, taskRow } from '../store-contract/contract.ts';
 import { dropSchemas, freshSchema, PG_URL, pgQuery } from '../helpers/postgres.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { sessionRow, T0, taskRow } from '../store-contract/contract.ts';
 
 afterAll(dropSchemas);
 
@@ -46,7 +46,10 @@ describe('two nodes on one schema', () => {
       const s = sessionRow();
       await a.commit([
         { op: 'session.insert', row: s },
-        { op: 'event', event: { session_id: s.id, type: 'session.created', trace_id: 't', data: {} } },
+        {
+          op: 'event',
+          event: { session_id: s.id, type: 'session.created', trace_id: 't', data: {} },
+        },
       ]);
       await waitFor(() => heard > before);
       const events = await b.readEvents({ sessionId: s.id });
@@ -72,11 +75,21 @@ describe('two nodes on one schema', () => {
             await store.commit([
               {
                 op: 'event',
-                event: { session_id: s.id, type: 'task.progress', trace_id: `w${w}`, data: { w, i } },
+                event: {
+                  session_id: s.id,
+                  type: 'task.progress',
+                  trace_id: `w${w}`,
+                  data: { w, i },
+                },
               },
               {
                 op: 'event',
-                event: { session_id: s.id, type: 'task.progress', trace_id: `w${w}`, data: { w, i, second: true } },
+                event: {
+                  session_id: s.id,
+                  type: 'task.progress',
+                  trace_id: `w${w}`,
+                  data: { w, i, second: true },
+                },
               },
             ]);
         })(),

@@ -13,11 +13,16 @@ import { WardenError } from '../../core/index.ts';
 /** Largest integer times and counts Warden stores fit in a double exactly. */
 const int8AsNumber = (value: string): number => Number(value);
 
+const INT8_OID = 20;
+
 export const PG_TYPES = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === pg.types.builtins.INT8
+    oid === INT8_OID
       ? int8AsNumber
-      : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
+      : (pg.types.getTypeParser(
+          oid,
+          format ?? 'text',
+        ) as unknown)) as typeof pg.types.getTypeParser,
 };
 
 export interface PgTarget {
@@ -114,6 +119,10 @@ export function createPool(target: PgTarget, settings: PoolSettings): pg.Pool {
   // An idle connection the server dropped (restart, failover) must not crash the process; the
   // pool discards it and the next checkout connects afresh.
   pool.on('error', () => undefined);
+  // The same for a checked-out connection the server drops between two statements: the next
+  // statement on it fails and the transaction's retry takes over; the event itself must not
+  // reach the process as an uncaught 'error'.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

@@ -102,12 +102,13 @@ import {
   type PoolSettings,
 } from './connection.ts';
 import { DbClock } from './db-clock.ts';
-import { effectOps, rateOps, retentionOps, sessionDeleteOps, snapshotOps } from './history-ops.ts';
 import { chainEvents } from './event-log.ts';
+import { effectOps, rateOps, retentionOps, sessionDeleteOps, snapshotOps } from './history-ops.ts';
 import { migratePostgres } from './migrate.ts';
 import { PgNotifications } from './notifications.ts';
 import { taskOps } from './task-ops.ts';
 import { type PgRow, PgTransaction } from './tx.ts';
+import { pinWorkflow } from './workflow-gc.ts';
 
 export interface PostgresStoreOptions {
   /** `postgres://user[:password]@host[:port]/database[?schema=name]`. */
@@ -462,6 +463,8 @@ export class PostgresStore implements Store {
         return;
       case 'process.insert': {
         const p = processToParams(op.row);
+        // Shared lock on the definition: a concurrent clean-up cannot delete it under this run.
+        await pinWorkflow(tx, op.row.workflow_hash);
         await tx.query(
           `INSERT INTO workflows (hash, definition, created_at) VALUES ($1, $2, $3)
            ON CONFLICT (hash) DO NOTHING`,
@@ -644,7 +647,10 @@ export class PostgresStore implements Store {
   getSession(id: string): Promise<SessionRecord | undefined> {
     return this.#read(async () => {
       checkReadId('Store.getSession', 'id', id);
-      return optional(await this.#query('SELECT * FROM sessions WHERE id = $1', [id]), sessionFromRow);
+      return optional(
+        await this.#query('SELECT * FROM sessions WHERE id = $1', [id]),
+        sessionFromRow,
+      );
     });
   }
   getSessionByKey(key: string): Promise<SessionRecord | undefined> {
@@ -693,9 +699,10 @@ export class PostgresStore implements Store {
     let workflow = this.#workflows.get(hash);
     if (workflow) return workflow;
     const row = (
-      await this.#query<{ definition: string }>('SELECT definition FROM workflows WHERE hash = $1', [
-        hash,
-      ])
+      await this.#query<{ definition: string }>(
+        'SELECT definition FROM workflows WHERE hash = $1',
+        [hash],
+      )
     )[0];
     if (!row) throw new WardenError('STORE_CORRUPT', `the workflow ${hash} of a run is missing`);
     workflow = deepFreeze(JSON.parse(row.definition) as ProcessRecord['workflow']);

@@ -13,8 +13,8 @@
 import type Database from 'better-sqlite3';
 
 import { canonicalJson, type Clock, errors, hashEventWithData } from '../../core/index.ts';
-import type { EventRecord, NewEvent } from '../types.ts';
 import type { Row } from '../rows.ts';
+import type { EventRecord, NewEvent } from '../types.ts';
 
 interface Head {
   seq: number;

@@ -17,10 +17,10 @@
 import Database from 'better-sqlite3';
 
 import { coerceError, WardenError } from '../../core/index.ts';
+import { type Row, sessionFromRow } from '../rows.ts';
 import type { EventQuery, EventRecord, SessionRecord, StoreSnapshot } from '../types.ts';
 import { classifySqliteError } from './driver-errors.ts';
 import { EventReader } from './retention.ts';
-import { type Row, sessionFromRow } from '../rows.ts';
 import { SQL } from './statements.ts';
 
 export class SqliteSnapshot implements StoreSnapshot {
