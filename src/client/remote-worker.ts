@@ -215,8 +215,11 @@ class RemoteWorkerLoop {
     let leaseDeadline = Date.now() + this.#leaseMs;
     let lost = false;
     let beating = false;
+    // Once the handler is done the settle decides; a heartbeat still in flight then may find the
+    // task already settled (LEASE_LOST), which says nothing about this attempt.
+    let settling = false;
     const beat = async () => {
-      if (beating || lost) return;
+      if (beating || lost || settling) return;
       beating = true;
       try {
         await this.#client.tasks.heartbeat(
@@ -226,6 +229,7 @@ class RemoteWorkerLoop {
         leaseDeadline = Date.now() + this.#leaseMs;
       } catch (error) {
         const e = coerceError(error);
+        if (settling) return;
         if (e.code === 'LEASE_LOST') {
           lost = true;
           controller.abort(e);
@@ -238,6 +242,8 @@ class RemoteWorkerLoop {
     const timer = setInterval(() => void beat(), Math.max(10, Math.floor(this.#leaseMs / 3)));
     try {
       const outcome = await this.#runHandler(claim, controller.signal);
+      settling = true;
+      clearInterval(timer);
       if (lost) {
         this.#summary.leaseLost++;
         return;
