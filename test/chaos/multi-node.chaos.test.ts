@@ -218,13 +218,15 @@ it(`${NODES} nodes on one PostgreSQL: ${TASKS} tasks, ${RUNS} runs, ${KILLS}+ no
       Array.from({ length: 8 }, async () => {
         while (next < mine.length) {
           const i = mine[next++]!;
+          // One payload per task: a retry must resend exactly the same request.
+          const payload = { i, ms: random(4) };
           await retrying(() =>
             client.tasks.submit({
               name: 'work',
               lane: 'jobs',
               session_key: `jobs-${i % TASK_SESSIONS}`,
               idempotency_key: `chaos-${i}`,
-              payload: { i, ms: random(4) },
+              payload,
               max_attempts: 20,
             }),
           );
