@@ -35,10 +35,7 @@ export const configSchema = z.strictObject({
    * A PostgreSQL store instead of the SQLite file: `postgres://user@host:5432/db[?schema=name]`
    * (docs/scale-out.md). Every `warden serve` node given the same URL shares the same state.
    */
-  store: z
-    .string()
-    .refine(isPostgresUrl, 'expected a postgres:// or postgresql:// URL')
-    .optional(),
+  store: z.string().refine(isPostgresUrl, 'expected a postgres:// or postgresql:// URL').optional(),
   /** PostgreSQL connection settings (used only with `store: postgres://…`). */
   postgres: z
     .strictObject({
