@@ -5,6 +5,7 @@ export {
   DEFAULT_BACKOFF,
 } from './backoff.ts';
 export { type Clock, ManualClock, systemClock } from './clock.ts';
+export { deepFreeze } from './deep-freeze.ts';
 export {
   coerceError,
   ERROR_CATALOGUE,

@@ -11,6 +11,7 @@
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 
+import { deepFreeze } from '../deep-freeze.ts';
 import { WardenError } from '../errors.ts';
 import { sha256Hex } from '../hash-chain.ts';
 import { canonicalJson } from '../json.ts';
@@ -181,14 +182,6 @@ export function resolveWorkflow(
       message: `${expected} (got ${describeValue(value)})${'workflow' in record ? '; a { workflow, hash } pair needs the string hash buildWorkflow() gave it, or pass the workflow object alone' : ''}`,
     },
   ]);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const member of Object.values(value)) deepFreeze(member);
-  }
-  return value;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -26,6 +26,7 @@ import {
   checkParams,
   type Clock,
   coerceError,
+  deepFreeze,
   errors,
   systemClock,
   type TaskKind,
@@ -974,14 +975,6 @@ function inList(column: string, values: readonly string[] | undefined): Conditio
 
 function optional<T>(rows: Row[], map: (r: Row) => T): T | undefined {
   return rows.length === 0 ? undefined : map(rows[0]!);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const member of Object.values(value)) deepFreeze(member);
-  }
-  return value;
 }
 
 function backoff(attempt: number): number {

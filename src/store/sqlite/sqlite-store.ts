@@ -20,6 +20,7 @@ import {
   checkParams,
   type Clock,
   coerceError,
+  deepFreeze,
   errors,
   systemClock,
   TASK_KINDS,
@@ -162,14 +163,6 @@ interface ReadOnlyMode {
 
 /** Parsed workflow definitions kept per store (see SqliteStore#workflow). */
 const WORKFLOW_CACHE = 256;
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const member of Object.values(value)) deepFreeze(member);
-  }
-  return value;
-}
 
 /** Longest synchronous wait for a lock (the event loop is blocked meanwhile). */
 const LOCK_SLICE_MS = 20;
