@@ -176,6 +176,14 @@ export async function resumeCommand(pid: string | undefined, options: RunOptions
     } else {
       pids = [...new Set([...before, ...(await unfinished())])];
     }
+    // What happens from now on is shown: take each session's head before saying so, or a step
+    // finished elsewhere between the line and the drive would go unseen.
+    const showAfterSeq = new Map<string, number>();
+    for (const id of pids) {
+      const p = await ctx.store.getProcess(id);
+      const head = p ? ((await ctx.store.getSession(p.session_id))?.last_seq ?? 0) : 0;
+      showAfterSeq.set(id, head);
+    }
     if (!options.json) {
       printLine(
         `${style.bold('↻')} resuming ${pids.length} run${pids.length === 1 ? '' : 's'} ${style.dim(`(reclaimed ${recovered.reclaimed} lease${recovered.reclaimed === 1 ? '' : 's'}, expired ${recovered.expired} interrupt${recovered.expired === 1 ? '' : 's'})`)}`,
@@ -187,6 +195,7 @@ export async function resumeCommand(pid: string | undefined, options: RunOptions
     }
     return await driveRuns(ctx, pids, {
       json: options.json ?? false,
+      showAfterSeq,
       interactive: interactiveFor(options),
       ...(concurrency ? { concurrency } : {}),
     });
