@@ -19,6 +19,8 @@ export const EXIT = {
   LEDGER_BROKEN: 7,
   /** The operation is not legal in the current state (e.g. an interrupt already resolved). */
   CONFLICT: 8,
+  /** Denied: by the policy, a guard or a person. */
+  DENIED: 9,
   /** Stopped by Ctrl-C (SIGINT) or SIGTERM; what was committed stays, `resume` continues. */
   INTERRUPTED: 130,
 } as const;
@@ -26,6 +28,8 @@ export const EXIT = {
 export function exitCodeFor(code: ErrorCode): number {
   switch (code) {
     case 'INVALID_PARAMS':
+    case 'POLICY_INVALID':
+    case 'SECRET_MISSING':
     case 'WORKFLOW_INVALID':
     case 'CONFIG_INVALID':
     case 'PAYLOAD_TOO_LARGE':
@@ -47,6 +51,10 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'IDEMPOTENCY_CONFLICT':
     case 'DAEMON_RUNNING':
       return EXIT.CONFLICT;
+    case 'POLICY_DENIED':
+    case 'GUARD_BLOCKED':
+    case 'APPROVAL_DENIED':
+      return EXIT.DENIED;
     default:
       return EXIT.ERROR;
   }
