@@ -52,6 +52,15 @@ export const EVENT_TYPES = [
   'retention.pruned',
   'token.created',
   'token.revoked',
+  'tool.called',
+  'tool.denied',
+  'security.decision',
+  'quarantine.added',
+  'grant.created',
+  'grant.revoked',
+  'grant.used',
+  'policy.activated',
+  'policy.reload_failed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
