@@ -163,6 +163,8 @@ export {
   type Condition,
   type InterruptSpec,
   type LlmAgentSpec,
+  type ShellAgentSpec,
+  type ToolAgentSpec,
   type RoutingRule,
   type ScriptedResponse,
   type StageSpec,
@@ -190,3 +192,4 @@ export {
   validateWorkflow,
   type WorkflowIssue,
 } from './workflow/validate.ts';
+export * from './policy/types.ts';

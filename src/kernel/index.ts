@@ -1,4 +1,5 @@
 export { isDeadLocalOwner, localWorkerId } from '../queue/index.ts';
+export { type CallApprovalRequest, CallApprovals, isCallApproval } from './approvals.ts';
 export { Bus, type BusMessage, type Subscription } from './bus.ts';
 export { Kernel, type KernelOptions, type SystemStatus } from './kernel.ts';
 export { type LedgerVerification, type SessionVerification, verifyLedger } from './ledger.ts';

@@ -13,6 +13,7 @@ import {
   WardenError,
 } from '../core/index.ts';
 import type { InterruptRecord, ProcessRecord, StoreOp } from '../store/index.ts';
+import { isCallApproval } from './approvals.ts';
 import { processEvent } from './events.ts';
 import type { Orchestrator } from './orchestrator.ts';
 import { type KernelContext, planEffect, snapshotOf, withCasRetry } from './process-ops.ts';
@@ -65,6 +66,23 @@ export class InterruptManager {
       },
     ]);
     return (await this.#ctx.store.getInterrupt(id))!;
+  }
+
+  /**
+   * Expires one interrupt if it is still pending and past its TTL (its default applies);
+   * answers whether it did. An interrupt answered meanwhile is left as it is.
+   */
+  async expireOne(id: string): Promise<boolean> {
+    const interrupt = await this.#mustGet(id);
+    if (interrupt.status !== 'pending') return false;
+    if (interrupt.expires_at === null || interrupt.expires_at > this.#ctx.clock.now()) return false;
+    try {
+      await this.#settle(id, 'expired', undefined, 'kernel');
+      return true;
+    } catch (error) {
+      if (error instanceof WardenError && error.code === 'INVALID_STATE') return false;
+      throw error;
+    }
   }
 
   /** Expires every pending interrupt past its TTL. Returns how many expired. */
@@ -123,7 +141,9 @@ export class InterruptManager {
       const process = interrupt.process_id
         ? await this.#ctx.store.getProcess(interrupt.process_id)
         : undefined;
-      if (!process || isTerminalProcessState(process.state)) {
+      // A run that ended, or a question about one tool call (the step waiting on it reads the
+      // answer itself, kernel/approvals.ts): record the answer, move nothing.
+      if (!process || isTerminalProcessState(process.state) || isCallApproval(interrupt)) {
         await this.#ctx.store.commit([
           settleOp,
           {

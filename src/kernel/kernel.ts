@@ -20,6 +20,7 @@ import {
   type Store,
   type StoreOp,
 } from '../store/index.ts';
+import { CallApprovals } from './approvals.ts';
 import { Bus } from './bus.ts';
 import { InterruptManager } from './interrupts.ts';
 import {
@@ -90,6 +91,8 @@ export class Kernel {
   readonly sessions: SessionDirectory;
   readonly orchestrator: Orchestrator;
   readonly interrupts: InterruptManager;
+  /** Approvals of single tool calls (`confirmation` interrupts a step waits on). */
+  readonly approvals: CallApprovals;
   readonly resources: ResourceManager;
   readonly recovery: Recovery;
   readonly agentLane: string;
@@ -125,6 +128,7 @@ export class Kernel {
       resolveKernelLimits(options.limits),
     );
     this.interrupts = new InterruptManager(ctx, this.orchestrator);
+    this.approvals = new CallApprovals(ctx, this.interrupts);
     this.resources = new ResourceManager(ctx);
     this.recovery = new Recovery(ctx, this.orchestrator, options.isDeadOwner);
     this.#startedAt = this.clock.now();

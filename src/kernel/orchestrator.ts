@@ -650,10 +650,12 @@ export class Orchestrator {
   /** Appends an event about a running step (e.g. streamed model output), fenced by its lease. */
   async emitStepEvent(
     step: StepContext,
-    type: 'model.delta',
+    type: 'model.delta' | 'tool.called' | 'tool.denied' | 'security.decision' | 'quarantine.added',
     data: Record<string, unknown>,
+    extraOps: readonly StoreOp[] = [],
   ): Promise<void> {
     await this.#ctx.store.commit([
+      ...extraOps,
       { op: 'task.fence', id: step.claim.task.id, leaseToken: step.claim.leaseToken },
       processEvent(
         step.process,

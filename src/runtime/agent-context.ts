@@ -48,7 +48,7 @@ export function createAgentContext(
   deps: AgentContextDeps,
   step: StepContext,
   signal: AbortSignal,
-): AgentContext {
+): Omit<AgentContext, 'tools'> {
   let callsThisStep = 0;
   const kernel = deps.kernel;
   const script = step.stage.agent?.kind === 'llm' ? step.stage.agent.script : undefined;
@@ -80,6 +80,7 @@ export function createAgentContext(
         max_output_tokens: options.maxOutputTokens ?? null,
         temperature: options.temperature ?? null,
         script_index: script ? index : null,
+        tools: options.tools?.map((t) => t.name) ?? null,
       };
       // The n-th call of the step with this request: a retried step that makes the same call
       // gets the recorded reply; a different request at that position is a different call.
@@ -107,6 +108,15 @@ export function createAgentContext(
                     ? {}
                     : { temperature: options.temperature }),
                   ...(script ? { script: { responses: script, index } } : {}),
+                  ...(options.tools?.length
+                    ? {
+                        tools: options.tools.map((t) => ({
+                          name: t.name,
+                          description: t.description,
+                          inputSchema: t.inputSchema,
+                        })),
+                      }
+                    : {}),
                 },
                 signal,
                 (text) => stream.push(text),

@@ -16,3 +16,6 @@ export {
 export { ModelRegistry } from './models/registry.ts';
 export { ScriptedProvider } from './models/scripted.ts';
 export { Worker, type WorkerOptions } from './worker.ts';
+export * from './agents/tool-agents.ts';
+export * from './tools/step-tools.ts';
+export * from './tools/types.ts';

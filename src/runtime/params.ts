@@ -30,6 +30,7 @@ export const workerArgs = z.object({
       id: param.nonEmpty('a worker id string of 1-512 characters', 512).optional(),
       onDelta: param.fn('a function ({ pid, stage, step, text }) => void').optional(),
       onError: param.fn('a function (error, { task_id, where }) => void').optional(),
+      tools: param.fn('a function (step, ctx) => StepTools (the tool path)').optional(),
       preferRuns: param
         .is<ReadonlySet<string>>('a Set of run pids', (v) => v instanceof Set)
         .optional(),

@@ -26,11 +26,13 @@ import { type Kernel, localWorkerId, type StepContext, type StepResult } from '.
 import { ClaimLoop, HeartbeatPump, LeaseReaper, releaseSettle, RunState } from '../queue/index.ts';
 import type { ClaimedTask } from '../store/index.ts';
 import { createAgentContext } from './agent-context.ts';
-import { type Agent, AgentRegistry } from './agents/agent.ts';
+import { type Agent, type AgentContext, AgentRegistry } from './agents/agent.ts';
 import { runLlm, runNoop } from './agents/builtin.ts';
+import { runShellAgent, runToolAgent } from './agents/tool-agents.ts';
 import { ModelRegistry } from './models/registry.ts';
 import { abortError } from './models/scripted.ts';
 import { stopArgs, workerArgs } from './params.ts';
+import { NO_TOOLS, type StepToolsFactory } from './tools/step-tools.ts';
 
 /** The abort reason of {@link Worker.stop} with `release`: hand the step back, unfinished. */
 const RELEASE = new WardenError('CANCELED', 'the worker stopped: the step goes back to the queue');
@@ -60,6 +62,8 @@ export interface WorkerOptions {
   readonly preferRuns?: ReadonlySet<string>;
   /** Streamed model text, for live display. */
   readonly onDelta?: (event: { pid: string; stage: string; step: number; text: string }) => void;
+  /** The tool path for agents' tool calls (security/tool-path.ts); without it every call is denied. */
+  readonly tools?: StepToolsFactory;
   /**
    * Errors the worker handled but could not report (for logging). `task_id` names the step's
    * task, or is null for the worker's own claim and reclaim loops (`where` says which).
@@ -320,16 +324,34 @@ export class Worker {
   async #runAgent(step: StepContext, signal: AbortSignal): Promise<StepResult> {
     const spec = step.stage.agent;
     if (!spec) throw new WardenError('INTERNAL', `stage '${step.stage.name}' has no agent`);
-    const ctx = createAgentContext(
+    const base = createAgentContext(
       { kernel: this.#kernel, models: this.#models, onDelta: this.#options.onDelta },
       step,
       signal,
     );
+    const ctx: AgentContext = Object.assign(base, { tools: NO_TOOLS });
+    if (this.#options.tools) Object.assign(ctx, { tools: this.#options.tools(step, ctx) });
+    try {
+      return await this.#dispatchAgent(spec, step, ctx);
+    } finally {
+      await ctx.tools.close();
+    }
+  }
+
+  #dispatchAgent(
+    spec: NonNullable<StepContext['stage']['agent']>,
+    step: StepContext,
+    ctx: AgentContext,
+  ): Promise<StepResult> {
     switch (spec.kind) {
       case 'noop':
         return runNoop(ctx, spec);
       case 'llm':
         return runLlm(ctx, spec, step.workflow.model);
+      case 'tool':
+        return runToolAgent(ctx, spec);
+      case 'shell':
+        return runShellAgent(ctx, spec);
       case 'typescript': {
         const agent: Agent<Record<string, unknown>> | undefined = this.#agents.get(spec.name);
         if (!agent) {

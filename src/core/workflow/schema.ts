@@ -129,6 +129,13 @@ export const scriptedResponseSchema = z.strictObject({
 });
 export type ScriptedResponse = z.infer<typeof scriptedResponseSchema>;
 
+/** A tool name: dotted segments (`http.fetch`, `mcp.files.read_file`), `*` as a last segment in lists. */
+const toolName = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_-]*(\.([A-Za-z0-9_-]+|\*))+$/, {
+    message: 'expected a dotted tool name such as http.fetch or mcp.<server>.<tool>',
+  });
+
 const noopAgent = z.strictObject({
   kind: z.literal('noop'),
   output: z.record(z.string(), jsonValue).optional(),
@@ -146,6 +153,28 @@ const llmAgent = z.strictObject({
   max_output_tokens: positiveInt.optional(),
   temperature: z.number().min(0).max(2).optional(),
   script: z.array(scriptedResponseSchema).min(1).optional(),
+  /** Tools the model may call (`http.fetch`, `mcp.<server>.<tool>`, `mcp.<server>.*`); policy still decides each call. */
+  tools: z.array(toolName).max(128).optional(),
+  /** Model → tools → model rounds before the stage fails with QUOTA_EXCEEDED (`max_tool_rounds`). */
+  max_tool_rounds: positiveInt.max(100).default(8),
+});
+
+/** Calls one tool through the tool path; string arguments are templates over the run. */
+const toolAgent = z.strictObject({
+  kind: z.literal('tool'),
+  tool: toolName,
+  args: z.record(z.string(), jsonValue).default({}),
+  /** The call's timeout (default: the tool's). */
+  timeout: durationSchema.optional(),
+});
+
+/** Runs a command with `shell.exec`: policy-gated, risk-scored; inserted values are shell-quoted. */
+const shellAgent = z.strictObject({
+  kind: z.literal('shell'),
+  command: z.string().min(1).max(16_384),
+  /** Working directory (default: the first `files.write` root the policy allows, else the workspace). */
+  cwd: z.string().min(1).optional(),
+  timeout: durationSchema.optional(),
 });
 
 const tsAgent = z.strictObject({
@@ -154,9 +183,17 @@ const tsAgent = z.strictObject({
   config: z.record(z.string(), jsonValue).optional(),
 });
 
-export const agentSchema = z.discriminatedUnion('kind', [noopAgent, llmAgent, tsAgent]);
+export const agentSchema = z.discriminatedUnion('kind', [
+  noopAgent,
+  llmAgent,
+  tsAgent,
+  toolAgent,
+  shellAgent,
+]);
 export type AgentSpec = z.infer<typeof agentSchema>;
 export type LlmAgentSpec = z.infer<typeof llmAgent>;
+export type ToolAgentSpec = z.infer<typeof toolAgent>;
+export type ShellAgentSpec = z.infer<typeof shellAgent>;
 
 export const interruptSpecSchema = z.strictObject({
   kind: z.enum(INTERRUPT_KINDS),

@@ -126,6 +126,8 @@ export function templateProblems(
 export function renderTemplate(
   template: string | ParsedTemplate,
   envelope: Readonly<Envelope>,
+  /** Applied to each inserted value (e.g. shell quoting for a `shell` agent's command). */
+  quote: (text: string) => string = (text) => text,
 ): string {
   const parsed = typeof template === 'string' ? parseTemplate(template) : template;
   const roots: Record<TemplateRoot, unknown> = {
@@ -145,7 +147,7 @@ export function renderTemplate(
     const value = part.keys.length === 0 ? root : readPath(root, part.keys.join('.'));
     if (value === undefined || value === null) continue;
     // JSON.stringify gives undefined for what JSON cannot hold (an inherited function, `input.toString`).
-    out += (typeof value === 'string' ? value : JSON.stringify(value)) ?? '';
+    out += quote((typeof value === 'string' ? value : JSON.stringify(value)) ?? '');
   }
   return out;
 }

@@ -7,6 +7,8 @@ import { type AgentSpec, checkParams, type Envelope, type StageSpec } from '../.
 import type { StepResult } from '../../kernel/index.ts';
 import type { EffectOptions } from '../../queue/index.ts';
 import type { ChatMessage, ModelReply } from '../models/provider.ts';
+import type { StepTools } from '../tools/step-tools.ts';
+import type { ToolSpec } from '../tools/types.ts';
 import { registerAgentArgs } from '../params.ts';
 
 export interface ModelCallOptions {
@@ -14,6 +16,8 @@ export interface ModelCallOptions {
   readonly model?: string;
   readonly maxOutputTokens?: number;
   readonly temperature?: number;
+  /** Tools the model may ask for (it answers with `tool_calls`); see {@link AgentContext.tools}. */
+  readonly tools?: readonly ToolSpec[];
 }
 
 export interface AgentContext {
@@ -26,6 +30,11 @@ export interface AgentContext {
   readonly signal: AbortSignal;
   /** Calls a model within the run's budget (QUOTA_EXCEEDED when it would not fit). */
   model(messages: readonly ChatMessage[], options?: ModelCallOptions): Promise<ModelReply>;
+  /**
+   * Tools, through the one tool path: policy decision, guards, approval, effect journal,
+   * timeout, redaction, events and audit. Without a tool path every call is denied.
+   */
+  readonly tools: StepTools;
   /** Counts a tool call against the budget (QUOTA_EXCEEDED when over). */
   toolCall(tool: string): Promise<void>;
   /**

@@ -2,6 +2,7 @@
 import { type LlmAgentSpec, renderTemplate, WardenError } from '../../core/index.ts';
 import type { StepResult } from '../../kernel/index.ts';
 import type { ChatMessage } from '../models/provider.ts';
+import type { ToolCallResult } from '../tools/step-tools.ts';
 import type { AgentContext } from './agent.ts';
 
 export async function runNoop(
@@ -35,14 +36,67 @@ export async function runLlm(
   let prompt = renderTemplate(spec.prompt, ctx.envelope);
   if (spec.output === 'json') prompt += '\n\nAnswer with a single JSON object and nothing else.';
   messages.push({ role: 'user', content: prompt });
-  const reply = await ctx.model(messages, {
+  const tools = spec.tools?.length ? await ctx.tools.specs(spec.tools) : [];
+  const options = {
     ...((spec.model ?? workflowModel) ? { model: spec.model ?? workflowModel } : {}),
     ...(spec.max_output_tokens ? { maxOutputTokens: spec.max_output_tokens } : {}),
     ...(spec.temperature === undefined ? {} : { temperature: spec.temperature }),
-  });
-  if (spec.output === 'text')
-    return { output: { text: reply.text, model: reply.model }, modelCalls: 1 };
-  return { output: parseJsonObject(reply.text), modelCalls: 1 };
+    ...(tools.length ? { tools } : {}),
+  };
+  // The ReAct loop: the model answers or asks for tools; every tool call goes through the tool
+  // path, and its answer (or refusal) goes back to the model, until it answers without tools.
+  let modelCalls = 0;
+  const calls: Array<{ tool: string; ok: boolean; code?: string }> = [];
+  for (let round = 0; ; round++) {
+    const reply = await ctx.model(messages, options);
+    modelCalls += 1;
+    const requested = reply.tool_calls ?? [];
+    if (requested.length === 0) {
+      const output =
+        spec.output === 'text'
+          ? { text: reply.text, model: reply.model }
+          : parseJsonObject(reply.text);
+      return { output: calls.length ? { ...output, tool_calls: calls } : output, modelCalls };
+    }
+    if (round >= spec.max_tool_rounds) {
+      throw new WardenError(
+        'TOOL_ERROR',
+        `the model still asked for tools after max_tool_rounds (${spec.max_tool_rounds}) rounds; raise max_tool_rounds or change the prompt`,
+        { retryable: false, details: { max_tool_rounds: spec.max_tool_rounds } },
+      );
+    }
+    messages.push({ role: 'assistant', content: reply.text, tool_calls: requested });
+    for (const call of requested) {
+      const result: ToolCallResult = call.arguments_error
+        ? {
+            ok: false,
+            code: 'INVALID_PARAMS',
+            output: {
+              code: 'INVALID_PARAMS',
+              message: `the arguments of ${call.name} are not a JSON object: ${call.arguments_error}`,
+            },
+          }
+        : await ctx.tools.call(call.name, call.arguments, { key: `round-${round}/${call.id}` });
+      calls.push({ tool: call.name, ok: result.ok, ...(result.code ? { code: result.code } : {}) });
+      messages.push({
+        role: 'tool',
+        tool_call_id: call.id,
+        name: call.name,
+        content: toolAnswer(result.output),
+        ...(result.ok ? {} : { is_error: true }),
+      });
+    }
+  }
+}
+
+/** Bytes of a tool's answer a model gets back; the rest is cut with a marker. */
+const TOOL_ANSWER_CHARS = 32_768;
+
+function toolAnswer(output: unknown): string {
+  const text = typeof output === 'string' ? output : (JSON.stringify(output) ?? 'null');
+  return text.length > TOOL_ANSWER_CHARS
+    ? `${text.slice(0, TOOL_ANSWER_CHARS)}… [cut: ${text.length - TOOL_ANSWER_CHARS} more characters]`
+    : text;
 }
 
 /** Parses a model's JSON answer, tolerating a fenced code block around it. */

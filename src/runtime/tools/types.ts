@@ -26,6 +26,15 @@ export interface ToolExecution {
   readonly signal: AbortSignal;
   /** Secret values by name, for arguments given as `{secret: NAME}` (already substituted). */
   readonly secret: (name: string) => string;
+  /**
+   * Decides (and audits) one more capability the call needs while it runs, e.g. each redirect
+   * of an HTTP fetch; throws POLICY_DENIED unless the policy allows it outright.
+   */
+  readonly authorize?: (
+    action: string,
+    resource: string,
+    context?: Readonly<Record<string, unknown>>,
+  ) => Promise<void>;
 }
 
 /** A tool's answer: JSON data, with `is_error` when the tool ran but reports a failure. */
