@@ -1,12 +1,13 @@
 /**
  * OpenAiProvider against a real local OpenAI-compatible HTTP server (test/helpers), through the
- * official SDK: streaming, usage, request shape, auth, error mapping, aborts and configuration.
+ * official SDK: streaming, usage, request shape, auth, error mapping, aborts, tool calls and
+ * configuration.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { estimateTokens, isWardenError, type WardenError } from '../src/core/index.ts';
 import { OpenAiProvider } from '../src/runtime/models/openai.ts';
-import type { ModelRequest } from '../src/runtime/models/provider.ts';
+import type { ChatMessage, ModelRequest, ModelTool } from '../src/runtime/models/provider.ts';
 import {
   type OpenAiTestServer,
   splitIntoChunks,
@@ -265,6 +266,252 @@ describe('OpenAiProvider against a local OpenAI-compatible server', () => {
     expect(body.choices[0]!.message.content).toBe('plain reply');
     expect(body.usage.total_tokens).toBeGreaterThan(0);
     expect(models.data.map((m) => m.id)).toEqual(['test-model']);
+  });
+});
+
+const TOOLS: readonly ModelTool[] = [
+  {
+    name: 'http.fetch',
+    description: 'Fetch a URL.',
+    inputSchema: {
+      type: 'object',
+      properties: { url: { type: 'string' } },
+      required: ['url'],
+    },
+  },
+  {
+    name: 'mcp.files.read_file',
+    description: 'Read a file.',
+    inputSchema: { type: 'object', properties: { path: { type: 'string' } } },
+  },
+];
+
+describe('OpenAiProvider tool calls against a local server', () => {
+  let server: OpenAiTestServer;
+  let provider: OpenAiProvider;
+
+  beforeEach(async () => {
+    server = await startOpenAiTestServer();
+    provider = new OpenAiProvider({ baseURL: server.url, apiKey: API_KEY, maxRetries: 0 });
+  });
+
+  afterEach(async () => {
+    await server.close();
+  });
+
+  it('sends tools under API-safe names and maps streamed tool calls back with parsed arguments', async () => {
+    server.setScript({
+      text: 'Fetching.',
+      toolCalls: [
+        { id: 'call_a', name: 'http__fetch', arguments: { url: 'https://example.test/a' } },
+        {
+          id: 'call_b',
+          name: 'mcp__files__read_file',
+          arguments: { path: '/tmp/x', nested: { deep: [1, 2] } },
+          chunks: 9,
+        },
+      ],
+    });
+    const deltas: string[] = [];
+
+    const reply = await provider.complete(
+      request({ tools: TOOLS, toolChoice: 'auto' }),
+      new AbortController().signal,
+      (d) => deltas.push(d),
+    );
+
+    const sent = server.requests[0]!.body as Record<string, unknown>;
+    expect(sent.tools).toEqual([
+      {
+        type: 'function',
+        function: {
+          name: 'http__fetch',
+          description: 'Fetch a URL.',
+          parameters: TOOLS[0]!.inputSchema,
+        },
+      },
+      {
+        type: 'function',
+        function: {
+          name: 'mcp__files__read_file',
+          description: 'Read a file.',
+          parameters: TOOLS[1]!.inputSchema,
+        },
+      },
+    ]);
+    expect(sent.tool_choice).toBe('auto');
+    expect(reply.text).toBe('Fetching.');
+    expect(deltas.join('')).toBe('Fetching.');
+    expect(reply.stop_reason).toBe('tool_calls');
+    expect(reply.tool_calls).toEqual([
+      { id: 'call_a', name: 'http.fetch', arguments: { url: 'https://example.test/a' } },
+      {
+        id: 'call_b',
+        name: 'mcp.files.read_file',
+        arguments: { path: '/tmp/x', nested: { deep: [1, 2] } },
+      },
+    ]);
+  });
+
+  it('shapes a follow-up with the assistant tool calls and tool results as the API expects', async () => {
+    server.setScript({ text: 'The page says hi.' });
+    const messages: ChatMessage[] = [
+      { role: 'system', content: 'Use tools.' },
+      { role: 'user', content: 'What does the page say?' },
+      {
+        role: 'assistant',
+        content: '',
+        tool_calls: [
+          { id: 'call_a', name: 'http.fetch', arguments: { url: 'https://example.test/a' } },
+          { id: 'call_b', name: 'mcp.files.read_file', arguments: { path: '/x' } },
+        ],
+      },
+      { role: 'tool', tool_call_id: 'call_a', name: 'http.fetch', content: '{"body":"hi"}' },
+      {
+        role: 'tool',
+        tool_call_id: 'call_b',
+        name: 'mcp.files.read_file',
+        content: 'no such file',
+        is_error: true,
+      },
+    ];
+
+    const reply = await provider.complete(
+      request({ messages, tools: TOOLS }),
+      new AbortController().signal,
+      () => {},
+    );
+
+    expect(reply).toMatchObject({ text: 'The page says hi.', stop_reason: 'end' });
+    expect(reply).not.toHaveProperty('tool_calls');
+    const sent = server.requests[0]!.body as Record<string, unknown>;
+    expect(sent.messages).toEqual([
+      { role: 'system', content: 'Use tools.' },
+      { role: 'user', content: 'What does the page say?' },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          {
+            id: 'call_a',
+            type: 'function',
+            function: { name: 'http__fetch', arguments: '{"url":"https://example.test/a"}' },
+          },
+          {
+            id: 'call_b',
+            type: 'function',
+            function: { name: 'mcp__files__read_file', arguments: '{"path":"/x"}' },
+          },
+        ],
+      },
+      { role: 'tool', tool_call_id: 'call_a', content: '{"body":"hi"}' },
+      { role: 'tool', tool_call_id: 'call_b', content: '[tool error] no such file' },
+    ]);
+    expect(sent).not.toHaveProperty('tool_choice');
+  });
+
+  it('maps names from history even when the tool is no longer offered', async () => {
+    await provider.complete(
+      request({
+        messages: [
+          { role: 'user', content: 'go' },
+          {
+            role: 'assistant',
+            content: 'ok',
+            tool_calls: [{ id: 'c', name: 'kv.get', arguments: {} }],
+          },
+          { role: 'tool', tool_call_id: 'c', name: 'kv.get', content: 'null' },
+        ],
+      }),
+      new AbortController().signal,
+      () => {},
+    );
+
+    const sent = server.requests[0]!.body as {
+      messages: { tool_calls?: unknown }[];
+      tools?: unknown;
+    };
+    expect(sent.tools).toBeUndefined();
+    expect(sent.messages[1]!.tool_calls).toEqual([
+      { id: 'c', type: 'function', function: { name: 'kv__get', arguments: '{}' } },
+    ]);
+  });
+
+  it('reports invalid or non-object argument JSON and unknown tools in arguments_error', async () => {
+    server.setScript({
+      toolCalls: [
+        { id: 'c1', name: 'http__fetch', arguments: '{"url": "https://exa', chunks: 4 },
+        { id: 'c2', name: 'http__fetch', arguments: '["not", "an", "object"]' },
+        { id: 'c3', name: 'shell__exec', arguments: { cmd: 'rm -rf /' } },
+        { id: 'c4', name: 'mcp__files__read_file', arguments: '' },
+      ],
+    });
+
+    const reply = await provider.complete(
+      request({ tools: TOOLS, toolChoice: 'required' }),
+      new AbortController().signal,
+      () => {},
+    );
+
+    expect((server.requests[0]!.body as Record<string, unknown>).tool_choice).toBe('required');
+    const calls = reply.tool_calls!;
+    expect(calls).toHaveLength(4);
+    expect(calls[0]).toMatchObject({ id: 'c1', name: 'http.fetch', arguments: {} });
+    expect(calls[0]!.arguments_error).toMatch(/not valid JSON/);
+    expect(calls[1]).toMatchObject({ id: 'c2', name: 'http.fetch', arguments: {} });
+    expect(calls[1]!.arguments_error).toMatch(/not a JSON object/);
+    expect(calls[2]).toMatchObject({
+      id: 'c3',
+      name: 'shell__exec',
+      arguments: { cmd: 'rm -rf /' },
+    });
+    expect(calls[2]!.arguments_error).toMatch(/'shell__exec', a tool that was not offered/);
+    expect(calls[3]).toEqual({ id: 'c4', name: 'mcp.files.read_file', arguments: {} });
+  });
+
+  it('maps finish reasons: length → max_tokens, a tool-calling stop → tool_calls, others → other', async () => {
+    const signal = new AbortController().signal;
+    server.setScript({ text: 'cut', finishReason: 'length' });
+    expect((await provider.complete(request(), signal, () => {})).stop_reason).toBe('max_tokens');
+    server.setScript({ toolCalls: [{ name: 'http__fetch', arguments: {} }], finishReason: 'stop' });
+    expect((await provider.complete(request({ tools: TOOLS }), signal, () => {})).stop_reason).toBe(
+      'tool_calls',
+    );
+    server.setScript({ text: 'filtered', finishReason: 'content_filter' });
+    expect((await provider.complete(request(), signal, () => {})).stop_reason).toBe('other');
+    server.setScript({ text: 'fine' });
+    expect((await provider.complete(request(), signal, () => {})).stop_reason).toBe('end');
+  });
+
+  it('takes usage from the usage chunk of a tool-calling reply', async () => {
+    server.setScript({
+      toolCalls: [{ name: 'http__fetch', arguments: { url: 'u' } }],
+      usage: { prompt_tokens: 77, completion_tokens: 9 },
+    });
+
+    const reply = await provider.complete(
+      request({ tools: TOOLS }),
+      new AbortController().signal,
+      () => {},
+    );
+
+    expect(reply.usage).toEqual({ input_tokens: 77, output_tokens: 9 });
+  });
+
+  it('rejects with CANCELED when aborted while tool-call arguments stream', async () => {
+    server.setScript({
+      toolCalls: [{ name: 'http__fetch', arguments: { url: 'https://example.test/' }, chunks: 8 }],
+      chunkDelayMs: 100,
+    });
+    const controller = new AbortController();
+    const settled = rejection(
+      provider.complete(request({ tools: TOOLS }), controller.signal, () => {}),
+    );
+
+    await vi.waitFor(() => expect(server.requests).toHaveLength(1));
+    controller.abort();
+
+    expect(isWardenError(await settled, 'CANCELED')).toBe(true);
   });
 });
 

@@ -84,6 +84,19 @@ export const openAiArgs = z.object({
   ),
 });
 
+export const anthropicArgs = z.object({
+  options: param.options(
+    {
+      baseURL: param.nonEmpty('a URL string').optional(),
+      apiKey: param.string().optional(),
+      defaultModel: param.nonEmpty('a model name string', 256).optional(),
+      defaultMaxTokens: param.int(1, 1_000_000).optional(),
+      maxRetries: param.int(0, 100).optional(),
+    },
+    'an options object { baseURL?, apiKey?, defaultModel?, defaultMaxTokens?, maxRetries? }',
+  ),
+});
+
 const ROLES = new Set(['system', 'user', 'assistant']);
 
 /** `ctx.model(messages, options?)` of an agent's context. */

@@ -2,9 +2,11 @@
  * A small, real OpenAI-compatible HTTP server for integration tests (no SDK mocks). It listens
  * on 127.0.0.1 with an ephemeral port and serves `POST /v1/chat/completions` (streaming SSE and
  * plain JSON) and `GET /v1/models`. Each test scripts its behaviour with `setScript`: the reply
- * text, how many chunks it streams in, a delay between chunks, an HTTP error for the next K
- * requests, omitting usage, or hanging forever (to test aborts). Every request is recorded.
+ * text, tool calls (streamed as real deltas, arguments split across chunks), how many chunks the
+ * text streams in, a delay between chunks, an HTTP error for the next K requests, omitting
+ * usage, or hanging forever (to test aborts). Every request is recorded.
  * `close()` destroys open sockets and pending timers, so no handles outlive the test.
+ * `startRecordingServer` is the shared plumbing (also used by the Anthropic test server).
  */
 import {
   createServer,
@@ -14,9 +16,27 @@ import {
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
+export interface OpenAiTestToolCall {
+  /** @default `call_test_<n>` */
+  readonly id?: string;
+  /** The function name as the API sees it (e.g. `http__fetch`). */
+  readonly name: string;
+  /** An object (sent as its JSON) or the raw argument text, which may be invalid JSON. */
+  readonly arguments: string | Record<string, unknown>;
+  /** How many deltas the argument text is split into. @default 3 */
+  readonly chunks?: number;
+}
+
 export interface OpenAiTestScript {
-  /** The assistant's reply. @default 'Hello from the test server.' */
+  /**
+   * The assistant's reply. @default 'Hello from the test server.' (none when `toolCalls` are
+   * scripted)
+   */
   readonly text?: string;
+  /** Tool calls streamed after the text, one after another, as the OpenAI API does. */
+  readonly toolCalls?: readonly OpenAiTestToolCall[];
+  /** @default 'tool_calls' with tool calls, else 'stop' */
+  readonly finishReason?: string;
   /** How many streamed content chunks the reply is split into (capped at its length). @default 1 */
   readonly chunks?: number;
   /** Delay before each streamed content chunk, in milliseconds. @default 0 */
@@ -80,51 +100,144 @@ export function splitIntoChunks(text: string, n: number): string[] {
 }
 
 /** Rough token count the server reports when no exact usage is scripted. */
-function countTokens(text: string): number {
+export function countTokens(text: string): number {
   return Math.max(1, Math.ceil(text.length / 4));
+}
+
+/** The text of a JSON request body's messages (string contents and text blocks), for usage. */
+export function promptText(body: Record<string, unknown>): string {
+  const parts: string[] = [];
+  const add = (content: unknown): void => {
+    if (typeof content === 'string') parts.push(content);
+    else if (Array.isArray(content))
+      for (const block of content as { text?: unknown; content?: unknown }[]) {
+        if (typeof block.text === 'string') parts.push(block.text);
+        else add(block.content);
+      }
+  };
+  add(body.system);
+  for (const m of Array.isArray(body.messages) ? (body.messages as unknown[]) : [])
+    add((m as { content?: unknown }).content);
+  return parts.join('\n');
+}
+
+export interface RecordingServer {
+  /** `http://127.0.0.1:<port>` */
+  readonly origin: string;
+  readonly requests: RecordedRequest[];
+  /** A delay whose timer `close()` clears. */
+  sleep(ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on an ephemeral 127.0.0.1 port, records every request (JSON bodies parsed), and hands
+ * it to `handle`; `onFailure` answers a request whose handler threw before it replied.
+ */
+export async function startRecordingServer(
+  handle: (req: RecordedRequest, res: ServerResponse) => Promise<void>,
+  onFailure: (res: ServerResponse, error: unknown) => void,
+): Promise<RecordingServer> {
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  let closed: Promise<void> | undefined;
+
+  const receive = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const parts: Buffer[] = [];
+    for await (const part of req) parts.push(part as Buffer);
+    const rawBody = Buffer.concat(parts).toString('utf8');
+    let body: unknown;
+    if (rawBody) {
+      try {
+        body = JSON.parse(rawBody) as unknown;
+      } catch {
+        body = rawBody;
+      }
+    }
+    const recorded: RecordedRequest = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      body,
+      rawBody,
+    };
+    requests.push(recorded);
+    await handle(recorded, res);
+  };
+
+  const server = createServer((req, res) => {
+    receive(req, res).catch((error: unknown) => {
+      if (!res.headersSent && !res.destroyed) onFailure(res, error);
+      else res.destroy();
+    });
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    requests,
+    sleep: (ms) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          resolve();
+        }, ms);
+        timers.add(timer);
+      }),
+    close(): Promise<void> {
+      closed ??= new Promise<void>((resolve, reject) => {
+        for (const timer of timers) clearTimeout(timer);
+        timers.clear();
+        server.close((error) => (error ? reject(error) : resolve()));
+        for (const socket of sockets) socket.destroy();
+        sockets.clear();
+      });
+      return closed;
+    },
+  };
+}
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(payload),
+    ...headers,
+  });
+  res.end(payload);
 }
 
 export async function startOpenAiTestServer(
   options: OpenAiTestServerOptions = {},
 ): Promise<OpenAiTestServer> {
   const models = options.models ?? ['test-model'];
-  const requests: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
   let script: OpenAiTestScript = {};
   let errorsRemaining = 0;
   let sequence = 0;
-  let closed: Promise<void> | undefined;
 
   const setScript = (next: OpenAiTestScript): void => {
     script = next;
     errorsRemaining = next.errorStatus === undefined ? 0 : (next.errorCount ?? 1);
   };
   setScript(options.script ?? {});
-
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        resolve();
-      }, ms);
-      timers.add(timer);
-    });
-
-  const sendJson = (
-    res: ServerResponse,
-    status: number,
-    body: unknown,
-    headers: Record<string, string> = {},
-  ): void => {
-    const payload = JSON.stringify(body);
-    res.writeHead(status, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(payload),
-      ...headers,
-    });
-    res.end(payload);
-  };
 
   const sendError = (res: ServerResponse, status: number, message: string): void => {
     const type =
@@ -153,16 +266,21 @@ export async function startOpenAiTestServer(
     if (script.hang) return; // Keep the request open until the client gives up or we close.
 
     const model = typeof body.model === 'string' ? body.model : (models[0] ?? 'test-model');
-    const messages = Array.isArray(body.messages) ? (body.messages as unknown[]) : [];
-    const prompt = messages
-      .map((m) => {
-        const content = (m as { content?: unknown }).content;
-        return typeof content === 'string' ? content : '';
-      })
-      .join('\n');
-    const text = script.text ?? DEFAULT_REPLY;
+    const prompt = promptText(body);
+    const scriptedCalls = script.toolCalls ?? [];
+    const text = script.text ?? (scriptedCalls.length ? '' : DEFAULT_REPLY);
+    const toolCalls = scriptedCalls.map((call, i) => ({
+      id: call.id ?? `call_test_${i}`,
+      name: call.name,
+      arguments:
+        typeof call.arguments === 'string' ? call.arguments : JSON.stringify(call.arguments),
+      chunks: call.chunks ?? 3,
+    }));
+    const finishReason = script.finishReason ?? (toolCalls.length ? 'tool_calls' : 'stop');
     const promptTokens = script.usage?.prompt_tokens ?? countTokens(prompt);
-    const completionTokens = script.usage?.completion_tokens ?? countTokens(text);
+    const completionTokens =
+      script.usage?.completion_tokens ??
+      countTokens(text + toolCalls.map((c) => c.name + c.arguments).join(''));
     const usage = {
       prompt_tokens: promptTokens,
       completion_tokens: completionTokens,
@@ -180,9 +298,22 @@ export async function startOpenAiTestServer(
         choices: [
           {
             index: 0,
-            message: { role: 'assistant', content: text, refusal: null },
+            message: {
+              role: 'assistant',
+              content: text || (toolCalls.length ? null : text),
+              refusal: null,
+              ...(toolCalls.length
+                ? {
+                    tool_calls: toolCalls.map((c) => ({
+                      id: c.id,
+                      type: 'function',
+                      function: { name: c.name, arguments: c.arguments },
+                    })),
+                  }
+                : {}),
+            },
             logprobs: null,
-            finish_reason: 'stop',
+            finish_reason: finishReason,
           },
         ],
         ...(script.omitUsage ? {} : { usage }),
@@ -193,9 +324,9 @@ export async function startOpenAiTestServer(
     const streamOptions = body.stream_options as { include_usage?: unknown } | undefined;
     const includeUsage = streamOptions?.include_usage === true && !script.omitUsage;
     const base = { id, object: 'chat.completion.chunk', created, model };
-    const chunk = (delta: Record<string, unknown>, finishReason: string | null) => ({
+    const chunk = (delta: Record<string, unknown>, reason: string | null) => ({
       ...base,
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: reason }],
       ...(includeUsage ? { usage: null } : {}),
     });
     const send = (data: unknown): boolean => {
@@ -210,38 +341,33 @@ export async function startOpenAiTestServer(
       connection: 'keep-alive',
     });
     res.flushHeaders();
-    if (!send(chunk({ role: 'assistant', content: '' }, null))) return;
+    if (!send(chunk({ role: 'assistant', content: text ? '' : null }, null))) return;
     for (const piece of splitIntoChunks(text, script.chunks ?? 1)) {
-      if (script.chunkDelayMs) await sleep(script.chunkDelayMs);
+      if (script.chunkDelayMs) await recording.sleep(script.chunkDelayMs);
       if (!send(chunk({ content: piece }, null))) return;
     }
-    if (!send(chunk({}, 'stop'))) return;
+    for (const [index, call] of toolCalls.entries()) {
+      // The first delta names the call; the arguments follow in pieces, by index only.
+      const opening = {
+        index,
+        id: call.id,
+        type: 'function',
+        function: { name: call.name, arguments: '' },
+      };
+      if (!send(chunk({ tool_calls: [opening] }, null))) return;
+      for (const piece of splitIntoChunks(call.arguments, call.chunks)) {
+        if (script.chunkDelayMs) await recording.sleep(script.chunkDelayMs);
+        if (!send(chunk({ tool_calls: [{ index, function: { arguments: piece } }] }, null))) return;
+      }
+    }
+    if (!send(chunk({}, finishReason))) return;
     if (includeUsage && !send({ ...base, choices: [], usage })) return;
     if (!send('[DONE]')) return;
     res.end();
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const parts: Buffer[] = [];
-    for await (const part of req) parts.push(part as Buffer);
-    const rawBody = Buffer.concat(parts).toString('utf8');
-    let body: unknown;
-    if (rawBody) {
-      try {
-        body = JSON.parse(rawBody) as unknown;
-      } catch {
-        body = rawBody;
-      }
-    }
-    requests.push({
-      method: req.method ?? '',
-      url: req.url ?? '',
-      headers: req.headers,
-      body,
-      rawBody,
-    });
-
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+  const handle = async (req: RecordedRequest, res: ServerResponse): Promise<void> => {
+    const path = new URL(req.url || '/', 'http://127.0.0.1').pathname;
     if (req.method === 'GET' && path === '/v1/models') {
       sendJson(res, 200, {
         object: 'list',
@@ -250,6 +376,7 @@ export async function startOpenAiTestServer(
       return;
     }
     if (req.method === 'POST' && path === '/v1/chat/completions') {
+      const body = req.body;
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
         sendError(res, 400, 'the request body must be a JSON object');
         return;
@@ -257,45 +384,17 @@ export async function startOpenAiTestServer(
       await chatCompletion(res, body as Record<string, unknown>);
       return;
     }
-    sendError(res, 404, `no route for ${req.method ?? '?'} ${path}`);
+    sendError(res, 404, `no route for ${req.method || '?'} ${path}`);
   };
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent && !res.destroyed) {
-        sendError(res, 500, error instanceof Error ? error.message : String(error));
-      } else {
-        res.destroy();
-      }
-    });
-  });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const recording = await startRecordingServer(handle, (res, error) =>
+    sendError(res, 500, error instanceof Error ? error.message : String(error)),
+  );
 
   return {
-    url: `http://127.0.0.1:${port}/v1`,
-    requests,
+    url: `${recording.origin}/v1`,
+    requests: recording.requests,
     setScript,
-    close(): Promise<void> {
-      closed ??= new Promise<void>((resolve, reject) => {
-        for (const timer of timers) clearTimeout(timer);
-        timers.clear();
-        server.close((error) => (error ? reject(error) : resolve()));
-        for (const socket of sockets) socket.destroy();
-        sockets.clear();
-      });
-      return closed;
-    },
+    close: () => recording.close(),
   };
 }

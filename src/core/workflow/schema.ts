@@ -126,6 +126,19 @@ export const scriptedResponseSchema = z.strictObject({
   chunk_delay_ms: z.number().int().nonnegative().max(10_000).optional(),
   /** Fail this call with a provider error instead of answering. */
   error: z.string().optional(),
+  /**
+   * Tool calls the reply asks for (with or without text); the reply then stops for them. Names
+   * are Warden tool names; an `id` defaults to `call_<call index>_<position>`.
+   */
+  tool_calls: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1),
+        arguments: z.record(z.string(), jsonValue).optional(),
+        id: z.string().min(1).optional(),
+      }),
+    )
+    .optional(),
 });
 export type ScriptedResponse = z.infer<typeof scriptedResponseSchema>;
 

@@ -1,6 +1,10 @@
-/** Resolves model specs (`scripted`, `openai:<model>`) to providers, creating each once. */
+/**
+ * Resolves model specs (`scripted`, `openai:<model>`, `anthropic:<model>`) to providers, creating
+ * each once.
+ */
 import { checkParams, isWardenError, WardenError, type Workflow } from '../../core/index.ts';
 import { modelRegistryArgs, registerModelArgs } from '../params.ts';
+import { AnthropicProvider } from './anthropic.ts';
 import { OpenAiProvider } from './openai.ts';
 import { type ModelProvider, parseModelSpec } from './provider.ts';
 import { ScriptedProvider } from './scripted.ts';
@@ -17,9 +21,10 @@ export class ModelRegistry {
     this.defaultSpec = defaultSpec ?? process.env.WARDEN_MODEL ?? 'scripted';
     this.#factories.set('scripted', () => new ScriptedProvider());
     this.#factories.set('openai', () => new OpenAiProvider());
+    this.#factories.set('anthropic', () => new AnthropicProvider());
   }
 
-  /** Adds or replaces a provider (e.g. a test double, or an Anthropic adapter). */
+  /** Adds or replaces a provider (e.g. a test double, or one configured with explicit options). */
   register(name: string, factory: () => ModelProvider): void {
     checkParams('ModelRegistry.register', registerModelArgs, { name, factory });
     this.#factories.set(name, factory);
@@ -28,8 +33,8 @@ export class ModelRegistry {
 
   /**
    * Resolves the model of every `llm` stage of a workflow, so a missing provider configuration
-   * (e.g. no OPENAI_BASE_URL or OPENAI_API_KEY) is CONFIG_INVALID before a run is created, not
-   * a failed step after. Makes no network call.
+   * (e.g. neither OPENAI_BASE_URL nor OPENAI_API_KEY) is CONFIG_INVALID before a run is created,
+   * not a failed step after. Makes no network call.
    */
   checkWorkflow(workflow: Workflow): void {
     for (const stage of workflow.stages) {
