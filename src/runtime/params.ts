@@ -97,12 +97,12 @@ export const anthropicArgs = z.object({
   ),
 });
 
-const ROLES = new Set(['system', 'user', 'assistant']);
+const ROLES = new Set(['system', 'user', 'assistant', 'tool']);
 
 /** `ctx.model(messages, options?)` of an agent's context. */
 export const modelCallArgs = z.object({
   messages: param.is(
-    "an array of chat messages [{ role: 'system' | 'user' | 'assistant', content: string }, …]",
+    "an array of chat messages [{ role: 'system' | 'user' | 'assistant' | 'tool', content: string }, …]",
     (v) =>
       Array.isArray(v) &&
       v.length > 0 &&
@@ -121,8 +121,22 @@ export const modelCallArgs = z.object({
       temperature: param
         .is<number>('a number from 0 to 2', (v) => typeof v === 'number' && v >= 0 && v <= 2)
         .optional(),
+      tools: param
+        .is<unknown[]>(
+          'an array of tool specs [{ name, description, inputSchema }, …]',
+          (v) =>
+            Array.isArray(v) &&
+            v.every(
+              (t: unknown) =>
+                t !== null &&
+                typeof t === 'object' &&
+                typeof (t as { name?: unknown }).name === 'string' &&
+                typeof (t as { inputSchema?: unknown }).inputSchema === 'object',
+            ),
+        )
+        .optional(),
     },
-    'an object { model?, maxOutputTokens?, temperature? }',
+    'an object { model?, maxOutputTokens?, temperature?, tools? }',
   ),
 });
 
