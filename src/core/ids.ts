@@ -7,7 +7,7 @@ import type { Clock } from './clock.ts';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
-export type IdPrefix = 'p' | 't' | 'int' | 's' | 'tr' | 'w' | 'lt' | 'ev';
+export type IdPrefix = 'p' | 't' | 'int' | 's' | 'tr' | 'w' | 'lt' | 'ev' | 'grt' | 'qtn';
 
 export class IdGenerator {
   readonly #clock: Clock;
