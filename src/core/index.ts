@@ -115,6 +115,16 @@ export {
   type TaskState,
 } from './task-state.ts';
 export {
+  MCP_DEFAULT_TIMEOUT_MS,
+  type McpConfigValue,
+  type McpHttpServerConfig,
+  type McpSecretRef,
+  type McpServerConfig,
+  mcpServerListSchema,
+  mcpServerSchema,
+  type McpStdioServerConfig,
+} from './tools/mcp-config.ts';
+export {
   evaluateCondition,
   jsonEqual,
   readField,
