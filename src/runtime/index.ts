@@ -21,6 +21,7 @@ export {
 } from './models/provider.ts';
 export { ModelRegistry } from './models/registry.ts';
 export { ScriptedProvider } from './models/scripted.ts';
+export { McpToolSource } from './tools/mcp.ts';
 export * from './tools/step-tools.ts';
 export * from './tools/types.ts';
 export { Worker, type WorkerOptions } from './worker.ts';

@@ -7,6 +7,7 @@ import { z } from 'zod';
 
 import { INTERRUPT_KINDS } from '../interrupt.ts';
 import { PRIORITIES } from '../process-state.ts';
+import { mcpServerListSchema } from '../tools/mcp-config.ts';
 import { DURATION_PATTERN, parseDurationMs } from './duration.ts';
 
 const jsonValue: z.ZodType<unknown> = z.lazy(() =>
@@ -170,6 +171,8 @@ const llmAgent = z.strictObject({
   tools: z.array(toolName).max(128).optional(),
   /** Model → tools → model rounds before the stage fails with QUOTA_EXCEEDED (`max_tool_rounds`). */
   max_tool_rounds: positiveInt.max(100).default(8),
+  /** MCP servers whose tools this stage may name (`mcp.<server>.<tool>`); docs/mcp.md. */
+  mcp: mcpServerListSchema.optional(),
 });
 
 /** Calls one tool through the tool path; string arguments are templates over the run. */
@@ -179,6 +182,7 @@ const toolAgent = z.strictObject({
   args: z.record(z.string(), jsonValue).default({}),
   /** The call's timeout (default: the tool's). */
   timeout: durationSchema.optional(),
+  mcp: mcpServerListSchema.optional(),
 });
 
 /** Runs a command with `shell.exec`: policy-gated, risk-scored; inserted values are shell-quoted. */
