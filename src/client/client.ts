@@ -24,6 +24,7 @@ import {
   type CallOptions,
   interruptMethods,
   ledgerMethods,
+  securityMethods,
   runMethods,
   sessionMethods,
   systemMethods,
@@ -102,6 +103,8 @@ export class WardenClient extends EventEmitter<WardenClientEvents> implements Su
   readonly interrupts;
   readonly system;
   readonly ledger;
+  /** Policy, audit, grants and quarantine (DESIGN.md §8). */
+  readonly security;
 
   private constructor(
     options: ResolvedWardenClientOptions,
@@ -120,6 +123,7 @@ export class WardenClient extends EventEmitter<WardenClientEvents> implements Su
     this.interrupts = interruptMethods(this.call);
     this.system = systemMethods(this.call);
     this.ledger = ledgerMethods(this.call);
+    this.security = securityMethods(this.call);
   }
 
   /**

@@ -105,6 +105,30 @@ export function ledgerMethods(call: Call) {
   };
 }
 
+export function securityMethods(call: Call) {
+  return {
+    policy: {
+      get: (params: ParamsOf<'policy.get'> = {}, o?: CallOptions) => call('policy.get', params, o),
+      check: (params: ParamsOf<'policy.check'>, o?: CallOptions) => call('policy.check', params, o),
+      reload: (o?: CallOptions) => call('policy.reload', {}, o),
+    },
+    audit: {
+      query: (params: ParamsOf<'audit.query'> = {}, o?: CallOptions) => call('audit.query', params, o),
+      verify: (o?: CallOptions) => call('audit.verify', {}, o),
+    },
+    grants: {
+      create: (params: ParamsOf<'grant.create'>, o?: CallOptions) => call('grant.create', params, o),
+      list: (params: ParamsOf<'grant.list'> = {}, o?: CallOptions) => call('grant.list', params, o),
+      revoke: (params: ParamsOf<'grant.revoke'>, o?: CallOptions) => call('grant.revoke', params, o),
+    },
+    quarantine: {
+      list: (params: ParamsOf<'quarantine.list'> = {}, o?: CallOptions) =>
+        call('quarantine.list', params, o),
+      get: (params: ParamsOf<'quarantine.get'>, o?: CallOptions) => call('quarantine.get', params, o),
+    },
+  };
+}
+
 export type SessionMethods = ReturnType<typeof sessionMethods>;
 export type RunMethods = ReturnType<typeof runMethods>;
 export type TaskMethods = ReturnType<typeof taskMethods>;

@@ -279,6 +279,52 @@ export interface AcpMethods {
     result: { interrupt: InterruptRecord };
   };
   'ledger.verify': { params: { session_id?: string }; result: Record<string, unknown> };
+  'policy.get': { params: { cedar?: boolean }; result: Record<string, unknown> };
+  'policy.check': {
+    params: { principal: string; action: string; resource: string; context?: Record<string, unknown> };
+    result: Record<string, unknown>;
+  };
+  'policy.reload': {
+    params: Record<string, never>;
+    result: { version: string; previous: string; changed: boolean; files: string[] };
+  };
+  'audit.query': {
+    params: {
+      after_seq?: number;
+      since?: number;
+      decision?: 'allow' | 'deny' | 'ask';
+      principal?: string;
+      action?: string;
+      limit?: number;
+    };
+    result: { records: Array<Record<string, unknown>> };
+  };
+  'audit.verify': { params: Record<string, never>; result: Record<string, unknown> };
+  'grant.create': {
+    params: {
+      principal: string;
+      action: string;
+      resource: string;
+      ask?: boolean;
+      budget?: number;
+      expires_in_ms?: number;
+      reason?: string;
+    };
+    result: { grant: Record<string, unknown> };
+  };
+  'grant.list': {
+    params: { principal?: string; all?: boolean; limit?: number };
+    result: { grants: Array<Record<string, unknown>> };
+  };
+  'grant.revoke': {
+    params: { grant_id: string; reason?: string };
+    result: { grant: Record<string, unknown> };
+  };
+  'quarantine.list': {
+    params: { kind?: string; since?: number; limit?: number };
+    result: { records: Array<Record<string, unknown>> };
+  };
+  'quarantine.get': { params: { quarantine_id: string }; result: { record: Record<string, unknown> } };
 }
 
 export type AcpMethod = keyof AcpMethods;

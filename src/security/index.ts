@@ -7,6 +7,13 @@ export {
   sameSecret,
   verifyAdmin,
 } from './admin-token.ts';
+export { AuditLog } from './audit-log.ts';
+export { type GrantInput,GrantService, grantStatus } from './grants.ts';
+export { HostIntegrity,type IntegrityChange } from './integrity.ts';
+export { PolicyService, type ReloadOutcome } from './policy-service.ts';
+export { Redactor } from './redact.ts';
+export { Security, type SecurityOptions } from './runtime.ts';
+export { SecretStore } from './secrets.ts';
 export {
   type CreatedToken,
   type CreateTokenInput,
@@ -15,3 +22,4 @@ export {
   TokenService,
   type TokenServiceOptions,
 } from './tokens.ts';
+export { agentPrincipal, createToolPath, type ToolPathDeps } from './tool-path.ts';

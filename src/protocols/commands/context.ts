@@ -6,12 +6,15 @@
 import { hasScope as scopeAllows } from '../../core/index.ts';
 import type { Kernel } from '../../kernel/index.ts';
 import type { JobQueue, RemoteWork } from '../../queue/index.ts';
+import type { Security } from '../../security/index.ts';
 import type { Scope } from './schemas.ts';
 
 export interface CommandServices {
   readonly kernel: Kernel;
   readonly queue: JobQueue;
   readonly remote: RemoteWork;
+  /** The policy decision point, audit, grants: every method is authorized through it. */
+  readonly security?: Security;
 }
 
 /** Who is calling: the admin token, an API token, or a remote worker's attempt token. */

@@ -13,6 +13,7 @@ import {
   type Store,
   waitForChange,
 } from '../../store/index.ts';
+import type { Security } from '../../security/index.ts';
 import { formatAttemptToken, parseAttemptToken } from './attempt-token.ts';
 import type { Caller, CommandServices } from './context.ts';
 import type { CommandName, CommandParams } from './schemas.ts';
@@ -217,7 +218,80 @@ export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
   }),
 
   'ledger.verify': async (p, { kernel }) => verifyLedger(kernel.store, p.session_id),
+
+  'policy.get': (p, services) => {
+    const security = mustHaveSecurity(services);
+    const shown = security.policy.pdp.describe();
+    return Promise.resolve({
+      version: shown.version,
+      mode: shown.mode,
+      policies: shown.policies,
+      files: security.policy.files,
+      ...(p.cedar ? { cedar: shown.cedar } : {}),
+    });
+  },
+  'policy.check': (p, services) =>
+    Promise.resolve(
+      mustHaveSecurity(services).policy.pdp.explain({
+        principal: p.principal,
+        action: p.action,
+        resource: p.resource,
+        context: p.context ?? {},
+      }),
+    ),
+  'policy.reload': async (_p, services) => mustHaveSecurity(services).policy.reload(),
+  'audit.query': async (p, { kernel }) => ({
+    records: await kernel.store.readAudit({
+      ...(p.after_seq === undefined ? {} : { afterSeq: p.after_seq }),
+      ...(p.since === undefined ? {} : { since: p.since }),
+      ...(p.decision ? { decision: p.decision } : {}),
+      ...(p.principal ? { principal: p.principal } : {}),
+      ...(p.action ? { action: p.action } : {}),
+      limit: p.limit ?? 1_000,
+    }),
+  }),
+  'audit.verify': async (_p, { kernel }) => kernel.store.verifyAudit(),
+  'grant.create': async (p, services, caller) => ({
+    grant: await mustHaveSecurity(services).grants.create({
+      principal: p.principal,
+      action: p.action,
+      resource: p.resource,
+      ask: p.ask ?? false,
+      ...(p.budget === undefined ? {} : { budget: p.budget }),
+      ...(p.expires_in_ms === undefined ? {} : { expires_in_ms: p.expires_in_ms }),
+      ...(p.reason === undefined ? {} : { reason: p.reason }),
+      created_by: caller.name,
+    }),
+  }),
+  'grant.list': async (p, services) => ({
+    grants: await mustHaveSecurity(services).grants.list({
+      ...(p.principal ? { principal: p.principal } : {}),
+      activeOnly: !p.all,
+      limit: p.limit ?? 1_000,
+    }),
+  }),
+  'grant.revoke': async (p, services, caller) => ({
+    grant: await mustHaveSecurity(services).grants.revoke(p.grant_id, caller.name, p.reason ?? null),
+  }),
+  'quarantine.list': async (p, { kernel }) => ({
+    records: await kernel.store.listQuarantine({
+      ...(p.kind ? { kind: p.kind } : {}),
+      ...(p.since === undefined ? {} : { since: p.since }),
+      limit: p.limit ?? 100,
+    }),
+  }),
+  'quarantine.get': async (p, { kernel }) => {
+    const record = await kernel.store.getQuarantine(p.quarantine_id);
+    if (!record) throw errors.notFound('quarantine record', p.quarantine_id);
+    return { record };
+  },
 };
+
+function mustHaveSecurity(services: CommandServices): Security {
+  if (!services.security)
+    throw new WardenError('INVALID_STATE', 'this server runs without a policy service');
+  return services.security;
+}
 
 async function mustGetSession(
   store: Store,

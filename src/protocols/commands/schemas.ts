@@ -186,6 +186,45 @@ export const commandParams = {
   }),
 
   'ledger.verify': z.strictObject({ session_id: id('a session').optional() }),
+
+  'policy.get': z.strictObject({ cedar: z.boolean().optional() }),
+  'policy.check': z.strictObject({
+    principal: z.string().min(3).max(1_024),
+    action: z.string().min(1).max(128),
+    resource: z.string().min(3).max(8_192),
+    context: z.record(z.string(), json).optional(),
+  }),
+  'policy.reload': empty,
+  'audit.query': z.strictObject({
+    after_seq: seq.optional(),
+    since: z.number().int().min(0).optional(),
+    decision: z.enum(['allow', 'deny', 'ask']).optional(),
+    principal: z.string().min(1).max(1_024).optional(),
+    action: z.string().min(1).max(128).optional(),
+    limit: limit(10_000),
+  }),
+  'audit.verify': empty,
+  'grant.create': z.strictObject({
+    principal: z.string().min(3).max(1_024),
+    action: z.string().min(1).max(128),
+    resource: z.string().min(3).max(1_024),
+    ask: z.boolean().optional(),
+    budget: z.number().int().min(1).max(1_000_000_000).optional(),
+    expires_in_ms: z.number().int().min(1).optional(),
+    reason: z.string().max(1_000).optional(),
+  }),
+  'grant.list': z.strictObject({
+    principal: z.string().min(1).max(1_024).optional(),
+    all: z.boolean().optional(),
+    limit: limit(10_000),
+  }),
+  'grant.revoke': z.strictObject({ grant_id: id('a grant'), reason: z.string().max(1_000).optional() }),
+  'quarantine.list': z.strictObject({
+    kind: z.string().min(1).max(64).optional(),
+    since: z.number().int().min(0).optional(),
+    limit: limit(10_000),
+  }),
+  'quarantine.get': z.strictObject({ quarantine_id: id('a quarantine record') }),
 } as const;
 
 export type CommandName = keyof typeof commandParams;
@@ -227,6 +266,16 @@ export const COMMAND_SCOPES: Readonly<Record<CommandName, Scope | 'attempt' | nu
   'interrupt.resolve': 'approvals',
   'interrupt.cancel': 'approvals',
   'ledger.verify': 'read',
+  'policy.get': 'read',
+  'policy.check': 'read',
+  'policy.reload': 'admin',
+  'audit.query': 'admin',
+  'audit.verify': 'admin',
+  'grant.create': 'admin',
+  'grant.list': 'read',
+  'grant.revoke': 'admin',
+  'quarantine.list': 'read',
+  'quarantine.get': 'read',
 };
 
 export function isCommandName(name: string): name is CommandName {
