@@ -1,10 +1,12 @@
 /**
  * `warden migrate` through the real CLI, into the local PostgreSQL: an installation with real
  * history (a run waiting for a person, a token, 1,200 jobs with their events in batches of many
- * segments, a dead task, a schedule, lanes, a service, rate windows, an effect, and a session
- * whose oldest events were pruned by retention) arrives with every row and every event as
- * stored, and its hash chains verify from the same anchors; the refusals (a target holding
- * data, bad --to, bad --from, an older schema, a running daemon) change nothing anywhere.
+ * segments, a dead task, a schedule, lanes, a service, rate windows, an effect, a session
+ * whose oldest events were pruned by retention, and the security entities: policy versions,
+ * grants, an audit log of many batches, quarantine, kv) arrives with every row and every event
+ * as stored, and its hash chains (the sessions' and the audit log's) verify from the same
+ * anchors; the refusals (a target holding data, bad --to, bad --from, an older schema, a
+ * tampered audit log, a running daemon) change nothing anywhere.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,6 +26,8 @@ import {
 import { JobQueue } from '../src/queue/index.ts';
 import {
   type EventRecord,
+  type NewAuditRecord,
+  openPostgresStore,
   openSqliteStore,
   SessionDirectory,
   SQLITE_SCHEMA_VERSION,
@@ -39,6 +43,8 @@ import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 
 const DAY = 86_400_000;
 const JOBS = 1_200;
+/** Audit records: more than one insert batch (1,000 rows) on the target. */
+const AUDITS = 1_500;
 
 interface Report {
   source: string;
@@ -205,6 +211,7 @@ async function buildInstallation(): Promise<{ home: string; db: string }> {
           event: { session_id: bulk.id, type: 'task.progress', trace_id: 'tr_late', data: { i } },
         },
       ]);
+    await addSecurityEntities(store, clock.now());
     const system = await sessions.system();
     const pruned = await store.prune({
       policy: { finishedBefore: 0, deadBefore: 0, eventsBefore: start + 2_500 },
@@ -218,6 +225,87 @@ async function buildInstallation(): Promise<{ home: string; db: string }> {
     await store.close();
   }
   return { home, db };
+}
+
+/** Policy versions, grants (one used, one revoked), the audit log, quarantine and kv. */
+async function addSecurityEntities(
+  store: Awaited<ReturnType<typeof openSqliteStore>>,
+  now: number,
+): Promise<void> {
+  const grant = (id: string, budget: number | null) => ({
+    id,
+    principal: 'agent:review/draft',
+    action: 'tool.call',
+    resource: 'tool:http.get',
+    ask: false,
+    budget,
+    expires_at: now + DAY,
+    created_at: now,
+    created_by: 'user:ops',
+    reason: 'migrate test',
+  });
+  await store.commit([
+    {
+      op: 'policy.version',
+      id: 'pv-a',
+      source: { 'p.yaml': 'a' },
+      loaded_at: now,
+      activate: true,
+      now,
+    },
+    {
+      op: 'policy.version',
+      id: 'pv-b',
+      source: { 'p.yaml': 'b ✓' },
+      loaded_at: now + 1,
+      activate: false,
+      now,
+    },
+    { op: 'grant.create', grant: grant('grant-a', 3) },
+    { op: 'grant.create', grant: grant('grant-b', null) },
+    { op: 'grant.use', id: 'grant-a', now },
+    { op: 'grant.revoke', id: 'grant-b', by: 'user:ops', reason: 'done', now },
+    {
+      op: 'quarantine.add',
+      record: {
+        id: 'quar-a',
+        ts: now,
+        trace_id: 'tr_q',
+        kind: 'ssrf',
+        principal: 'agent:review/draft',
+        action: 'http.request',
+        resource: 'url:http://169.254.169.254/',
+        reasons: ['metadata address'],
+        context: { resolved: ['169.254.169.254'], big: 2 ** 52 },
+        process_id: null,
+        session_id: null,
+      },
+    },
+    ...['b/2', 'a', 'é', 'b/1'].map((key, i) => ({
+      op: 'kv.set' as const,
+      namespace: 'agents',
+      key,
+      value: { i, text: 'ü ✓ 𝄞' },
+      now,
+    })),
+  ]);
+  const audit = (i: number): NewAuditRecord => ({
+    ts: now + i,
+    trace_id: `tr_audit_${i}`,
+    principal: 'agent:review/draft',
+    action: 'tool.call',
+    resource: `tool:t${i % 7}`,
+    decision: i % 5 === 0 ? 'deny' : 'allow',
+    decided: i % 5 === 0 ? 'deny' : 'allow',
+    reasons: [`rule ${i}`],
+    policy_version: 'pv-a',
+    context: { i, frac: 0.1 + 0.2, nested: { z: 'é', a: [1, null] } },
+  });
+  for (let i = 0; i < AUDITS; i += 500)
+    await store.commit([
+      { op: 'audit.append', records: Array.from({ length: 500 }, (_, j) => audit(i + j)) },
+    ]);
+  expect(await store.verifyAudit()).toEqual({ ok: true, count: AUDITS });
 }
 
 /** Every row of a SQLite query, its integers as numbers. */
@@ -268,6 +356,12 @@ const SAME_SHAPE: ReadonlyArray<readonly [string, string]> = [
   ['rate_windows', 'key, window_ms, bucket'],
   ['services', 'name'],
   ['tokens', 'id'],
+  ['policy_versions', 'id'],
+  ['grants', 'id'],
+  ['audit', 'seq'],
+  ['audit_head', 'id'],
+  ['quarantine', 'id'],
+  ['kv', 'namespace, key'],
 ];
 
 describe('warden migrate (SQLite → PostgreSQL)', () => {
@@ -325,6 +419,51 @@ describe('warden migrate (SQLite → PostgreSQL)', () => {
     expect(byTable.events!.postgres).toBeGreaterThan(1_000); // more than one batch
     expect(byTable.tokens!.postgres).toBe(1);
     expect(byTable.interrupts!.postgres).toBe(1);
+    expect(byTable.audit!.postgres).toBe(AUDITS);
+    expect(byTable.kv!.postgres).toBe(4);
+  });
+
+  it('the security entities read back through a PostgreSQL store, and its audit chain goes on', async () => {
+    // A copy of its own: this test writes to the target.
+    const target = freshSchema('wmig');
+    const copied = await migrateCli(home, ['--from', `sqlite:${db}`, '--to', urlFor(target)]);
+    expect(copied.code, copied.stderr).toBe(0);
+    const store = await openPostgresStore({ url: PG_URL, schema: target, poolSize: 2 });
+    try {
+      expect(await store.verifyAudit()).toEqual({ ok: true, count: AUDITS });
+      expect(await store.activePolicyVersion()).toMatchObject({
+        id: 'pv-a',
+        source: { 'p.yaml': 'a' },
+      });
+      expect(await store.getGrant('grant-a')).toMatchObject({ used: 1, budget: 3 });
+      expect(await store.getGrant('grant-b')).toMatchObject({ revoke_reason: 'done' });
+      expect((await store.kvList('agents')).map((e) => e.key)).toEqual(['a', 'b/1', 'b/2', 'é']);
+      expect(await store.getQuarantine('quar-a')).toMatchObject({ context: { big: 2 ** 52 } });
+      // The chain continues on the target.
+      await store.commit([
+        {
+          op: 'audit.append',
+          records: [
+            {
+              ts: Date.now(),
+              trace_id: 'tr_after',
+              principal: 'agent:review/draft',
+              action: 'kv.get',
+              resource: 'kv:agents/a',
+              decision: 'allow',
+              decided: 'allow',
+              reasons: ['after migrate'],
+              policy_version: 'pv-a',
+              context: {},
+            },
+          ],
+        },
+      ]);
+      expect((await store.readAudit({ afterSeq: AUDITS })).map((r) => r.seq)).toEqual([AUDITS + 1]);
+      expect(await store.verifyAudit()).toEqual({ ok: true, count: AUDITS + 1 });
+    } finally {
+      await store.close();
+    }
   });
 
   it('copies every row of every table exactly', async () => {
@@ -456,6 +595,27 @@ describe('warden migrate (SQLite → PostgreSQL)', () => {
     expect(olderResult.stderr).toContain('open it once with this Warden');
     expect(fileHash(older)).toBe(olderHash);
     expect(await schemaExists(target)).toBe(false);
+  });
+
+  it('refuses a source whose audit log was tampered with (LEDGER_BROKEN), copying nothing', async () => {
+    const target = freshSchema('wmig');
+    const copy = join(tempDir(), 'tampered.db');
+    writeFileSync(copy, readFileSync(db));
+    const conn = new Database(copy);
+    conn.exec(`DROP TRIGGER audit_no_update; UPDATE audit SET decision = 'allow' WHERE seq = 1001`);
+    conn.close();
+    const result = await migrateCli(home, ['--from', copy, '--to', urlFor(target), '--json']);
+    expect(result.code, result.stderr).toBe(7);
+    const error = json<{ error: { code: string; details: { audit: { seq: number } } } }>(
+      result,
+    ).error;
+    expect(error.code).toBe('LEDGER_BROKEN');
+    expect(error.details.audit).toMatchObject({ seq: 1001, reason: 'hash_mismatch' });
+    // Rolled back: the schema is migrated and empty.
+    const { rows } = await client.query<{ n: number }>(
+      `SELECT (SELECT count(*) FROM "${target}".audit)::int + (SELECT count(*) FROM "${target}".events)::int AS n`,
+    );
+    expect(rows[0]!.n).toBe(0);
   });
 
   it('refuses while a daemon serves the database, changing nothing', async () => {

@@ -35,7 +35,10 @@ afterAll(() => {
   removeTempDirs();
 });
 
-/** A Warden database with one session and event, closed, owned by the probe's user. */
+/**
+ * A Warden database with one session and event, a kv entry and an audit record, closed, owned
+ * by the probe's user.
+ */
 async function wardenFile(name = 'w.db'): Promise<string> {
   const dir = tempDir('warden-ro-store-');
   dirs.push(dir);
@@ -45,6 +48,24 @@ async function wardenFile(name = 'w.db'): Promise<string> {
   await store.commit([
     { op: 'session.insert', row: session },
     eventOp(session.id, 'note.added', { n: 1 }),
+    { op: 'kv.set', namespace: 'ns', key: 'k', value: { v: 1 }, now: 1 },
+    {
+      op: 'audit.append',
+      records: [
+        {
+          ts: 1,
+          trace_id: 'tr',
+          principal: 'agent:w/a',
+          action: 'kv.get',
+          resource: 'kv:ns/k',
+          decision: 'allow',
+          decided: 'allow',
+          reasons: ['r'],
+          policy_version: 'pv',
+          context: {},
+        },
+      ],
+    },
   ]);
   await store.close();
   if (user) for (const path of [dir, file]) chownSync(path, user.uid, user.gid);
@@ -56,6 +77,8 @@ interface Probe {
   sessions: string[];
   events: number;
   snapshotSessions: number;
+  /** What the security entities' reads gave. */
+  security: unknown;
   commit: string;
   commitMessage: string;
   writer: string;
@@ -104,6 +127,7 @@ function probe(file: string): Probe {
     const snapshot = await store.openSnapshot();
     const snapshotSessions = (await snapshot.listSessions()).length;
     await snapshot.close();
+    const security = [await store.kvGet('ns', 'k'), await store.verifyAudit(), await store.listGrants()];
     let commitMessage = '';
     const commit = await store
       .commit([{ op: 'service.delete', name: 'nothing' }])
@@ -112,7 +136,7 @@ function probe(file: string): Probe {
     const writer = await code(openSqliteStore({ file }));
     console.log(JSON.stringify({
       readOnly: store.readOnly, sessions: sessions.map((s) => s.key), events, snapshotSessions,
-      commit, commitMessage, writer,
+      security, commit, commitMessage, writer,
     }));
   `;
   return JSON.parse(asUser(code)) as Probe;
@@ -142,6 +166,7 @@ describe('SQLite store: a database this process cannot write', () => {
       sessions: ['kept'],
       events: 1,
       snapshotSessions: 1,
+      security: [{ value: { v: 1 }, version: 1, updated_at: 1 }, { ok: true, count: 1 }, []],
       commit: 'STORE_READ_ONLY',
       writer: 'STORE_READ_ONLY',
     });

@@ -20,7 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 
-import { type ErrorCode, findChainBreak, ManualClock } from '../src/core/index.ts';
+import { type ErrorCode, findAuditBreak, findChainBreak, ManualClock } from '../src/core/index.ts';
 import { openSqliteStore, type SqliteStoreOptions, type Store } from '../src/store/index.ts';
 import { SQLITE_MIGRATIONS } from '../src/store/migrations/sqlite.ts';
 import { checksum, WARDEN_APPLICATION_ID } from '../src/store/sqlite/migrate.ts';
@@ -33,6 +33,7 @@ import {
   T0,
   taskRow,
 } from './store-contract/contract.ts';
+import { auditRecord } from './store-contract/security-entities.ts';
 
 const STORE_MODULE = fileURLToPath(new URL('../src/store/index.ts', import.meta.url));
 
@@ -484,5 +485,78 @@ process.stdin.destroy();
     const events = await allEvents(store, session.id);
     expect(events).toHaveLength(TASKS);
     expect(findChainBreak(events)).toBeNull();
+  });
+});
+
+describe('SQLite store: the audit log across connections and group commits', () => {
+  it('a second OS process appending audit records: seq stays contiguous, the chain intact', async () => {
+    const file = newFile();
+    const store = await openStore({ file });
+    const RECORDS = 200;
+    const script = `
+import { openSqliteStore } from ${JSON.stringify(pathToFileURL(STORE_MODULE).href)};
+const store = await openSqliteStore({ file: process.env.WARDEN_TEST_DB });
+const record = JSON.parse(process.env.WARDEN_TEST_RECORD);
+for (let i = 0; i < ${RECORDS}; i++) {
+  await store.commit([{ op: 'audit.append', records: [{ ...record, trace_id: 'child_' + i }] }]);
+  if (i === 0) process.stdout.write('appending\\n');
+  await new Promise((resolve) => setTimeout(resolve, 1)); // leave the lock to the other process
+}
+await store.close();
+`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      env: {
+        ...process.env,
+        WARDEN_TEST_DB: file,
+        WARDEN_TEST_RECORD: JSON.stringify(auditRecord()),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', resolve);
+    });
+    // Start once the child appends, so one side cannot finish before the other begins.
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.once('data', () => resolve());
+      void exited.then((code) => reject(new Error(`child exited (${code}) early: ${stderr}`)));
+    });
+    for (let i = 0; i < RECORDS; i++) {
+      await store.commit([
+        { op: 'audit.append', records: [auditRecord({ trace_id: `parent_${i}` })] },
+      ]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await exited, stderr).toBe(0);
+
+    const records = await store.readAudit({ limit: 10_000 });
+    expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 2 * RECORDS }, (_, i) => i + 1));
+    const traces = records.map((r) => r.trace_id);
+    expect(traces.filter((t) => t.startsWith('child_'))).toHaveLength(RECORDS);
+    expect(traces.filter((t) => t.startsWith('parent_'))).toHaveLength(RECORDS);
+    expect(findAuditBreak(records)).toBeNull();
+    expect(await store.verifyAudit()).toEqual({ ok: true, count: 2 * RECORDS });
+  });
+
+  it('strict group commit: a write refused inside the group leaves no record and no gap', async () => {
+    const store = await openStore({ file: newFile(), durability: 'strict' });
+    // Writes of one event-loop turn share a transaction, each in its own savepoint.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 30 }, (_, i) =>
+        store.commit([
+          { op: 'audit.append', records: [auditRecord({ trace_id: `t${i}` })] },
+          ...(i % 3 === 0 ? [{ op: 'grant.use' as const, id: 'g_missing', now: T0 }] : []),
+        ]),
+      ),
+    );
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(20);
+    expect(store.writeTransactions).toBeLessThan(30);
+    const records = await store.readAudit();
+    expect(records.map((r) => r.trace_id)).toEqual(
+      Array.from({ length: 30 }, (_, i) => `t${i}`).filter((_, i) => i % 3 !== 0),
+    );
+    expect(await store.verifyAudit()).toEqual({ ok: true, count: 20 });
   });
 });

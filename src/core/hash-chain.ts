@@ -1,11 +1,13 @@
 /**
  * The per-session event hash chain (DESIGN.md §4):
  * `hash = sha256(prev_hash ‖ canonical_json(event without hash))`, genesis `prev_hash` is 64
- * zeros, and `seq` is contiguous from 1. Hashing is pure computation, so it lives in core.
+ * zeros, and `seq` is contiguous from 1. The audit log (one chain for the whole store) is
+ * chained by the same rule. Hashing is pure computation, so it lives in core.
  */
 import { hash as digest } from 'node:crypto';
 
 import { canonicalJson } from './json.ts';
+import type { AuditRecord } from './policy/types.ts';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -67,31 +69,65 @@ export function findChainBreak(
   events: Iterable<ChainedEventBody & { readonly hash: string }>,
   from: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH },
 ): ChainBreak | null {
+  // hashEvent reads the body's named fields only, so the stored `hash` beside them is ignored.
+  return firstBreak(events, from, hashEvent);
+}
+
+/** The hashed body of an audit record: every field except `hash`. */
+export type ChainedAuditBody = Omit<AuditRecord, 'hash'>;
+
+/**
+ * `sha256(prev_hash ‖ canonical_json(record without hash))`. The body must hold exactly the
+ * record's fields: anything extra would be hashed but not stored.
+ */
+export function hashAuditRecord(body: ChainedAuditBody): string {
+  return digest('sha256', body.prev_hash + canonicalJson(body), 'hex');
+}
+
+/** {@link findChainBreak} for the audit log's single chain. */
+export function findAuditBreak(
+  records: Iterable<AuditRecord>,
+  from: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH },
+): ChainBreak | null {
+  return firstBreak(records, from, ({ hash: _hash, ...body }) => hashAuditRecord(body));
+}
+
+function firstBreak<
+  T extends { readonly seq: number; readonly prev_hash: string; readonly hash: string },
+>(
+  records: Iterable<T>,
+  from: { seq: number; hash: string },
+  hashOf: (record: T) => string,
+): ChainBreak | null {
   let expectedSeq = from.seq + 1;
   let prevHash = from.hash;
-  for (const event of events) {
-    if (event.seq !== expectedSeq) {
+  for (const record of records) {
+    if (record.seq !== expectedSeq) {
       return {
         seq: expectedSeq,
         reason: 'seq_gap',
         expected: String(expectedSeq),
-        actual: String(event.seq),
+        actual: String(record.seq),
       };
     }
-    if (event.prev_hash !== prevHash) {
+    if (record.prev_hash !== prevHash) {
       return {
-        seq: event.seq,
+        seq: record.seq,
         reason: 'prev_hash_mismatch',
         expected: prevHash,
-        actual: event.prev_hash,
+        actual: record.prev_hash,
       };
     }
-    const { hash, ...body } = event;
-    const recomputed = hashEvent(body);
-    if (recomputed !== hash) {
-      return { seq: event.seq, reason: 'hash_mismatch', expected: recomputed, actual: hash };
+    const recomputed = hashOf(record);
+    if (recomputed !== record.hash) {
+      return {
+        seq: record.seq,
+        reason: 'hash_mismatch',
+        expected: recomputed,
+        actual: record.hash,
+      };
     }
-    prevHash = hash;
+    prevHash = record.hash;
     expectedSeq += 1;
   }
   return null;

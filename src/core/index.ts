@@ -25,9 +25,12 @@ export {
 } from './failure-policy.ts';
 export {
   type ChainBreak,
+  type ChainedAuditBody,
   type ChainedEventBody,
+  findAuditBreak,
   findChainBreak,
   GENESIS_HASH,
+  hashAuditRecord,
   hashEvent,
   hashEventWithData,
   sha256Hex,

@@ -13,6 +13,11 @@ export {
   PostgresStore,
   type PostgresStoreOptions,
 } from './postgres/pg-store.ts';
+export {
+  AUDIT_APPEND_MAX,
+  KV_VALUE_MAX_BYTES,
+  SECURITY_RECORD_MAX_BYTES,
+} from './security-rules.ts';
 export { SessionDirectory } from './session-directory.ts';
 export {
   checkSqliteFile,
@@ -26,6 +31,8 @@ export { type WriteAccessProblem, writeAccessProblem } from './sqlite/write-acce
 export type {
   AttemptOutcome,
   AttemptRecord,
+  AuditQuery,
+  AuditVerification,
   ClaimedTask,
   ClaimRequest,
   CommitListener,
@@ -37,15 +44,23 @@ export type {
   EffectTransitionTarget,
   EventQuery,
   EventRecord,
+  GrantFilter,
   InterruptFilter,
   InterruptRecord,
+  KvEntry,
+  KvListOptions,
+  KvValue,
   LaneRecord,
+  NewAuditRecord,
   NewEvent,
+  NewGrant,
   NewSession,
+  PolicyVersionFilter,
   ProcessFilter,
   ProcessRecord,
   PruneInput,
   PruneResult,
+  QuarantineFilter,
   RetentionPolicy,
   ScheduleDefer,
   ScheduleFire,

@@ -44,6 +44,13 @@ import type {
   Usage,
   Workflow,
 } from '../core/index.ts';
+import type {
+  AuditRecord,
+  Decision,
+  GrantRecord,
+  PolicyVersionRecord,
+  QuarantineRecord,
+} from '../core/policy/types.ts';
 import type { Envelope } from '../core/workflow/envelope.ts';
 
 export type Durability = 'fast' | 'strict';
@@ -432,7 +439,143 @@ export type StoreOp =
       readonly to: EffectTransitionTarget;
       readonly now: number;
     }
-  | { readonly op: 'event'; readonly event: NewEvent };
+  | { readonly op: 'event'; readonly event: NewEvent }
+  /**
+   * Stores a policy version unless its id is stored already (DESIGN.md §4: persisted before it
+   * is activated); with `activate`, sets its `activated_at` to `now`, which makes it the
+   * {@link Store.activePolicyVersion}. The same id with another source is STORE_CORRUPT (the id
+   * is the source's content hash) and changes nothing.
+   */
+  | {
+      readonly op: 'policy.version';
+      readonly id: string;
+      readonly source: Readonly<Record<string, string>>;
+      readonly loaded_at: number;
+      readonly activate: boolean;
+      readonly now: number;
+    }
+  /** Inserts a grant (used 0, not revoked); CONFLICT when its id exists. */
+  | { readonly op: 'grant.create'; readonly grant: NewGrant }
+  /**
+   * Revokes a grant, compare-and-set on "not revoked": INVALID_STATE (details: `grant_id`,
+   * `revoked_at`) when it is revoked already, NOT_FOUND when it does not exist.
+   */
+  | {
+      readonly op: 'grant.revoke';
+      readonly id: string;
+      readonly by: string;
+      readonly reason: string | null;
+      readonly now: number;
+    }
+  /**
+   * Spends one use of a grant, compare-and-set in one statement: only while it is not revoked,
+   * not expired at `now` (`expires_at > now`) and `used < budget` (a null budget is unlimited).
+   * Otherwise POLICY_DENIED (details: `grant_id`, `why`: revoked, expired or exhausted), or
+   * NOT_FOUND, and the commit changes nothing. Nodes racing for the last use: exactly one wins.
+   */
+  | { readonly op: 'grant.use'; readonly id: string; readonly now: number }
+  /**
+   * Appends audit records (at most 1,000 per op, each at most 256 KiB of JSON) to the store's single audit
+   * chain: each gets the next contiguous `seq` and `hash = sha256(prev_hash ‖
+   * canonical_json(record without hash))`, under a lock on the chain's head, so appenders in
+   * several processes or nodes never fork it. The log is append-only: no op changes or deletes
+   * a record (and the database refuses UPDATE and DELETE on it).
+   */
+  | { readonly op: 'audit.append'; readonly records: readonly NewAuditRecord[] }
+  /** Keeps a blocked action for review (at most 256 KiB of JSON); CONFLICT when its id exists. */
+  | { readonly op: 'quarantine.add'; readonly record: QuarantineRecord }
+  /**
+   * Sets a key of a namespace to a JSON value (at most 64 KiB of JSON, PAYLOAD_TOO_LARGE
+   * otherwise); its version becomes 1 on insert, +1 on every set. With
+   * `expected_version` it is compare-and-set: a number must be the stored version, null means
+   * the key must not exist; otherwise CONFLICT (details: `namespace`, `key`, `version`,
+   * `expected`). Omitted: set unconditionally.
+   */
+  | {
+      readonly op: 'kv.set';
+      readonly namespace: string;
+      readonly key: string;
+      readonly value: unknown;
+      readonly expected_version?: number | null;
+      readonly now: number;
+    };
+
+/** A grant as created: nothing used, not revoked. */
+export type NewGrant = Omit<GrantRecord, 'used' | 'revoked_at' | 'revoked_by' | 'revoke_reason'>;
+
+/** An audit record as appended: the store assigns `seq`, `prev_hash` and `hash`. */
+export type NewAuditRecord = Omit<AuditRecord, 'seq' | 'prev_hash' | 'hash'>;
+
+export interface PolicyVersionFilter {
+  /** At most this many (default 100), newest loaded first. */
+  readonly limit?: number;
+}
+
+export interface GrantFilter {
+  readonly principal?: string;
+  /**
+   * Only grants usable at this time: not revoked by then, not expired by then
+   * (`expires_at > activeAt`), and with budget left now.
+   */
+  readonly activeAt?: number;
+  /** At most this many rows (default 1,000), oldest first. */
+  readonly limit?: number;
+}
+
+export interface AuditQuery {
+  /** Records with seq > afterSeq. */
+  readonly afterSeq?: number;
+  /** Records with ts ≥ since. */
+  readonly since?: number;
+  readonly decision?: Decision;
+  readonly principal?: string;
+  readonly action?: string;
+  /** At most this many (default 1,000; above 10,000 is 10,000), in seq order. */
+  readonly limit?: number;
+}
+
+/** What {@link Store.verifyAudit} found. */
+export interface AuditVerification {
+  readonly ok: boolean;
+  /** Records verified (up to the first broken one). */
+  readonly count: number;
+  /**
+   * The first broken link: a missing record (`seq_gap`), a record whose prev_hash or hash does
+   * not match (a changed record), or a chain that does not end at the stored head (records cut
+   * off the end, or added without moving it: `head_mismatch`).
+   */
+  readonly first_broken?: {
+    readonly seq: number;
+    readonly reason: 'seq_gap' | 'prev_hash_mismatch' | 'hash_mismatch' | 'head_mismatch';
+    readonly expected: string;
+    readonly actual: string;
+  };
+}
+
+export interface QuarantineFilter {
+  /** Records with ts ≥ since. */
+  readonly since?: number;
+  readonly kind?: string;
+  /** At most this many (default 1,000), newest first. */
+  readonly limit?: number;
+}
+
+export interface KvValue {
+  readonly value: unknown;
+  readonly version: number;
+  readonly updated_at: number;
+}
+
+export interface KvEntry extends KvValue {
+  readonly key: string;
+}
+
+export interface KvListOptions {
+  /** Only keys starting with this. */
+  readonly prefix?: string;
+  /** At most this many (default 1,000), in key order (by code point). */
+  readonly limit?: number;
+}
 
 export interface ScheduleRecord {
   readonly id: string;
@@ -821,6 +964,26 @@ export interface Store {
    * other updates in one transaction.
    */
   getEffect(key: string): Promise<EffectRecord | undefined>;
+
+  // Security entities (DESIGN.md §4, §8); they change only through their ops of `commit`.
+  getPolicyVersion(id: string): Promise<PolicyVersionRecord | undefined>;
+  /** The version activated last (greatest `activated_at`), or null when none was. */
+  activePolicyVersion(): Promise<PolicyVersionRecord | null>;
+  listPolicyVersions(filter?: PolicyVersionFilter): Promise<PolicyVersionRecord[]>;
+  getGrant(id: string): Promise<GrantRecord | undefined>;
+  listGrants(filter?: GrantFilter): Promise<GrantRecord[]>;
+  /** Audit records in seq order. */
+  readAudit(query?: AuditQuery): Promise<AuditRecord[]>;
+  /**
+   * Recomputes the whole audit chain from its rows and compares its end with the stored head.
+   * Reads in pages: records appended meanwhile are verified too.
+   */
+  verifyAudit(): Promise<AuditVerification>;
+  getQuarantine(id: string): Promise<QuarantineRecord | undefined>;
+  /** Newest first. */
+  listQuarantine(filter?: QuarantineFilter): Promise<QuarantineRecord[]>;
+  kvGet(namespace: string, key: string): Promise<KvValue | null>;
+  kvList(namespace: string, options?: KvListOptions): Promise<KvEntry[]>;
 
   /**
    * Calls `listener` (possibly spuriously) after the database may have changed: a commit by

@@ -45,5 +45,13 @@ export async function pgQuery<R extends pg.QueryResultRow = Record<string, unkno
 export async function dropSchemas(): Promise<void> {
   const names = created.splice(0);
   if (names.length === 0) return;
-  await pgQuery(names.map((n) => `DROP SCHEMA IF EXISTS "${n}" CASCADE`).join('; '));
+  // One transaction per schema: dropping a file's worth of schemas at once can take more locks
+  // than the server's lock table holds ("out of shared memory").
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    for (const name of names) await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+  } finally {
+    await client.end();
+  }
 }

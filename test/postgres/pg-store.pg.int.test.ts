@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { findChainBreak, isWardenError, type WardenError } from '../../src/core/index.ts';
 import { openPostgresStore, type PostgresStore } from '../../src/store/index.ts';
+import { POSTGRES_MIGRATIONS } from '../../src/store/migrations/postgres.ts';
 import { dropSchemas, freshSchema, PG_URL, pgQuery } from '../helpers/postgres.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { sessionRow, T0, taskRow } from '../store-contract/contract.ts';
@@ -120,8 +121,9 @@ describe('migrations', () => {
       const rows = await pgQuery<{ version: number }>(
         `SELECT version FROM "${schema}".warden_migrations ORDER BY version`,
       );
-      expect(rows.map((r) => Number(r.version))).toEqual([1]);
-      for (const store of stores) expect(store.schemaVersion).toBe(1);
+      const versions = POSTGRES_MIGRATIONS.map((m) => m.version);
+      expect(rows.map((r) => Number(r.version))).toEqual(versions);
+      for (const store of stores) expect(store.schemaVersion).toBe(versions.at(-1));
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }

@@ -15,8 +15,8 @@
  *    rows streamed, never all in memory), expands each event segment into one `events` row per
  *    event with every field as stored (seq, ts, prev_hash, hash…), and moves the tasks' identity
  *    sequence past the copied keys. Before COMMIT it compares row counts per table with SQLite's
- *    and verifies every session's hash chain on the target (verify-target.ts); any difference
- *    rolls the whole copy back.
+ *    and verifies every session's hash chain and the audit chain on the target
+ *    (verify-target.ts); any difference rolls the whole copy back.
  *
  * A copy that fails after step 2 leaves the schema migrated and empty: a valid target for the
  * next attempt.
@@ -28,6 +28,7 @@ import { POSTGRES_MIGRATIONS } from '../migrations/postgres.ts';
 import { parsePgTarget, type PgTarget, pgWardenError } from '../postgres/connection.ts';
 import { migratePostgres, quoteIdent } from '../postgres/migrate.ts';
 import { asWardenError } from '../sqlite/backup.ts';
+import type { AuditVerification } from '../types.ts';
 import {
   BatchInserter,
   checkTargetTables,
@@ -40,7 +41,7 @@ import {
 } from './pg-target.ts';
 import { SqliteSource } from './sqlite-source.ts';
 import { POSTGRES_BOOKKEEPING, TABLE_SOURCES, type TableSource } from './tables.ts';
-import { type SessionBreak, verifyTargetChains } from './verify-target.ts';
+import { type SessionBreak, verifyTargetAudit, verifyTargetChains } from './verify-target.ts';
 
 export interface CopyToPostgresOptions {
   /** The SQLite database file (only read). */
@@ -89,7 +90,10 @@ export interface CopyReport {
   readonly tables: readonly TableCount[];
   readonly sessions: number;
   readonly events: number;
-  /** Every session's chain verified on the target (a copy that fails is not committed). */
+  /**
+   * Every session's chain and the audit chain verified on the target (a copy that fails is not
+   * committed).
+   */
   readonly ledger_ok: true;
   readonly elapsed_ms: number;
 }
@@ -160,6 +164,8 @@ export async function copySqliteToPostgres(options: CopyToPostgresOptions): Prom
       });
       if (chains.broken.length > 0) throw ledgerBroken(source.file, chains.broken);
       progress({ phase: 'verify', events: chains.events, total: events });
+      const audit = await verifyTargetAudit(tx);
+      if (!audit.ok) throw auditBroken(source.file, audit);
       return { table, sessions: chains.sessions, events };
     });
     return {
@@ -348,6 +354,15 @@ function ledgerBroken(file: string, broken: readonly SessionBreak[]): WardenErro
         sessions: broken.map((b) => ({ session_id: b.session_id, key: b.key, ...b.break })),
       },
     },
+  );
+}
+
+function auditBroken(file: string, audit: AuditVerification): WardenError {
+  const broken = audit.first_broken!;
+  return new WardenError(
+    'LEDGER_BROKEN',
+    `the audit log of ${file} fails verification (seq ${broken.seq}: ${broken.reason}); the copy was rolled back, nothing was changed. The source's audit records were changed or removed outside Warden.`,
+    { details: { file, audit: broken } },
   );
 }
 

@@ -1,5 +1,5 @@
 /**
- * Where each PostgreSQL table's rows come from in a Warden SQLite database (schema version 5).
+ * Where each PostgreSQL table's rows come from in a Warden SQLite database (schema version 6).
  * Most tables have the same shape on both sides; three differ (see the PostgreSQL migrations):
  *
  * - `tasks` is one row in PostgreSQL and two in SQLite (`task_data` + `task_state`, joined on
@@ -71,6 +71,13 @@ FROM task_data d JOIN task_state s ON s.n = d.n ORDER BY d.n`,
   same('rate_windows', 'key, window_ms, bucket'),
   same('services', 'name'),
   same('tokens', 'id'),
+  same('policy_versions', 'id'),
+  same('grants', 'id'),
+  // The audit chain as stored (seq, prev_hash, hash) with its head; verified on the target.
+  same('audit', 'seq'),
+  same('audit_head', 'id'),
+  same('quarantine', 'id'),
+  same('kv', 'namespace, key'),
 ];
 
 /** SQLite's segments of the event log, in each session's order. */

@@ -3,13 +3,16 @@
  * session's hash chain recomputed from the target's own rows with core's `findChainBreak`
  * (from the retention anchor when events were pruned) and its head compared with the session
  * row — the checks `warden ledger verify` makes (kernel/ledger.ts), which the store layer cannot
- * import. A copy that fails them is rolled back.
+ * import — and the audit chain, as `Store.verifyAudit` checks it. A copy that fails them is
+ * rolled back.
  */
 import type pg from 'pg';
 
 import { type ChainBreak, findChainBreak, GENESIS_HASH } from '../../core/index.ts';
 import { eventFromRow } from '../postgres/event-log.ts';
 import { quoteIdent } from '../postgres/migrate.ts';
+import { verifyAudit } from '../postgres/security-writes.ts';
+import type { AuditVerification } from '../types.ts';
 
 /** Events read back per query. */
 const PAGE = 10_000;
@@ -77,4 +80,17 @@ export async function verifyTargetChains(
     if (failed) broken.push({ session_id: session.id, key: session.key, break: failed });
   }
   return { sessions: sessions.length, events, broken };
+}
+
+/**
+ * The audit chain of the target, read in the copy's transaction by the store's own verifier
+ * (the copy's connection, like the store's, starts in the target schema).
+ */
+export function verifyTargetAudit(client: pg.ClientBase): Promise<AuditVerification> {
+  return verifyAudit({
+    query: async <R extends pg.QueryResultRow>(text: string, values?: readonly unknown[]) => {
+      const result = await client.query<R>(text, values as unknown[] | undefined);
+      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+    },
+  });
 }

@@ -234,6 +234,100 @@ CREATE TABLE tokens (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'security',
+    sql: `
+-- The security entities, as in the SQLite schema (migration 6). Column names and kinds match it
+-- so warden migrate copies them as they are.
+CREATE TABLE policy_versions (
+  id text PRIMARY KEY,
+  source text NOT NULL,
+  loaded_at bigint NOT NULL,
+  activated_at bigint
+);
+CREATE INDEX policy_versions_activated ON policy_versions(activated_at) WHERE activated_at IS NOT NULL;
+
+CREATE TABLE grants (
+  id text PRIMARY KEY,
+  principal text NOT NULL,
+  action text NOT NULL,
+  resource text NOT NULL,
+  ask integer NOT NULL CHECK (ask IN (0, 1)),
+  budget bigint CHECK (budget IS NULL OR budget >= 0),
+  used bigint NOT NULL DEFAULT 0,
+  expires_at bigint,
+  revoked_at bigint,
+  revoked_by text,
+  revoke_reason text,
+  created_at bigint NOT NULL,
+  created_by text NOT NULL,
+  reason text
+);
+CREATE INDEX grants_principal ON grants(principal, created_at);
+
+-- One audit chain for the whole schema. Appenders on every node lock the audit_head row
+-- (FOR UPDATE) at the end of their transaction, so seq stays contiguous and the chain unforked.
+CREATE TABLE audit (
+  seq bigint PRIMARY KEY,
+  ts bigint NOT NULL,
+  trace_id text NOT NULL,
+  principal text NOT NULL,
+  action text NOT NULL,
+  resource text NOT NULL,
+  decision text NOT NULL CHECK (decision IN ('allow', 'deny', 'ask')),
+  decided text NOT NULL CHECK (decided IN ('allow', 'deny', 'ask')),
+  reasons text NOT NULL,
+  policy_version text NOT NULL,
+  context text NOT NULL,
+  prev_hash text NOT NULL,
+  hash text NOT NULL
+);
+CREATE INDEX audit_ts ON audit(ts);
+CREATE INDEX audit_principal ON audit(principal, seq);
+CREATE TABLE audit_head (
+  id integer PRIMARY KEY CHECK (id = 1),
+  last_seq bigint NOT NULL,
+  last_hash text NOT NULL
+);
+-- Append-only: the database refuses to change, delete or truncate a record.
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'audit records are append-only (% refused)', TG_OP;
+END
+$$;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+  FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+
+CREATE TABLE quarantine (
+  id text PRIMARY KEY,
+  ts bigint NOT NULL,
+  trace_id text NOT NULL,
+  kind text NOT NULL,
+  principal text NOT NULL,
+  action text NOT NULL,
+  resource text NOT NULL,
+  reasons text NOT NULL,
+  context text NOT NULL,
+  process_id text,
+  session_id text
+);
+CREATE INDEX quarantine_ts ON quarantine(ts);
+CREATE INDEX quarantine_kind ON quarantine(kind, ts);
+
+-- Keys compare by code point ("C"), as in SQLite: kvList orders and matches prefixes alike.
+CREATE TABLE kv (
+  namespace text COLLATE "C" NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  value text NOT NULL,
+  version bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  PRIMARY KEY (namespace, key)
+);
+`,
+  },
 ];
 
 /**

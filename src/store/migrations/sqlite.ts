@@ -420,4 +420,96 @@ CREATE INDEX task_data_session ON task_data(session_id);
 CREATE INDEX effects_task ON effects(task_id) WHERE task_id IS NOT NULL;
 `,
   },
+  {
+    version: 6,
+    name: 'security',
+    sql: `
+-- Policy versions (DESIGN.md §4): id is the hash of the source (a JSON object of file name ->
+-- text); stored before activation; the active one has the greatest activated_at.
+CREATE TABLE policy_versions (
+  id TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  loaded_at INTEGER NOT NULL,
+  activated_at INTEGER
+) STRICT;
+CREATE INDEX policy_versions_activated ON policy_versions(activated_at) WHERE activated_at IS NOT NULL;
+
+-- Capability grants; used counts uses against budget (NULL: unlimited).
+CREATE TABLE grants (
+  id TEXT PRIMARY KEY,
+  principal TEXT NOT NULL,
+  action TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  ask INTEGER NOT NULL CHECK (ask IN (0, 1)),
+  budget INTEGER CHECK (budget IS NULL OR budget >= 0),
+  used INTEGER NOT NULL DEFAULT 0,
+  expires_at INTEGER,
+  revoked_at INTEGER,
+  revoked_by TEXT,
+  revoke_reason TEXT,
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  reason TEXT
+) STRICT;
+CREATE INDEX grants_principal ON grants(principal, created_at);
+
+-- The audit log: one hash chain for the whole store, seq contiguous from 1; reasons and context
+-- are the canonical JSON the hash covers. audit_head (one row, id 1, created by the first
+-- append) is the chain's head, moved in the transaction that appends.
+CREATE TABLE audit (
+  seq INTEGER PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  trace_id TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  action TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK (decision IN ('allow','deny','ask')),
+  decided TEXT NOT NULL CHECK (decided IN ('allow','deny','ask')),
+  reasons TEXT NOT NULL,
+  policy_version TEXT NOT NULL,
+  context TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_ts ON audit(ts);
+CREATE INDEX audit_principal ON audit(principal, seq);
+CREATE TABLE audit_head (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  last_seq INTEGER NOT NULL,
+  last_hash TEXT NOT NULL
+) STRICT;
+-- Append-only: the database itself refuses to change or delete a record.
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+
+-- Blocked actions kept with their full context for review.
+CREATE TABLE quarantine (
+  id TEXT PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  trace_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  action TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  reasons TEXT NOT NULL,
+  context TEXT NOT NULL,
+  process_id TEXT,
+  session_id TEXT
+) STRICT;
+CREATE INDEX quarantine_ts ON quarantine(ts);
+CREATE INDEX quarantine_kind ON quarantine(kind, ts);
+
+-- The agents' key-value store (kv.get / kv.set): value is JSON text, version counts sets.
+CREATE TABLE kv (
+  namespace TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (namespace, key)
+) STRICT, WITHOUT ROWID;
+`,
+  },
 ];

@@ -32,6 +32,12 @@ import {
   type TaskKind,
   WardenError,
 } from '../../core/index.ts';
+import type {
+  AuditRecord,
+  GrantRecord,
+  PolicyVersionRecord,
+  QuarantineRecord,
+} from '../../core/policy/types.ts';
 import { POSTGRES_MIGRATIONS } from '../migrations/postgres.ts';
 import {
   checkReadId,
@@ -55,9 +61,19 @@ import {
   tokenFromRow,
   tokenToParams,
 } from '../rows.ts';
+import {
+  auditQueryArgs,
+  grantFilterArgs,
+  kvGetArgs,
+  kvListArgs,
+  policyVersionFilterArgs,
+  quarantineFilterArgs,
+} from '../security-rules.ts';
 import { latestVersion } from '../sqlite/migrate.ts';
 import type {
   AttemptRecord,
+  AuditQuery,
+  AuditVerification,
   ClaimedTask,
   ClaimRequest,
   CommitListener,
@@ -67,13 +83,19 @@ import type {
   EffectRecord,
   EventQuery,
   EventRecord,
+  GrantFilter,
   InterruptFilter,
   InterruptRecord,
+  KvEntry,
+  KvListOptions,
+  KvValue,
   LaneRecord,
+  PolicyVersionFilter,
   ProcessFilter,
   ProcessRecord,
   PruneInput,
   PruneResult,
+  QuarantineFilter,
   RetentionPolicy,
   ScheduleDefer,
   ScheduleFire,
@@ -92,6 +114,7 @@ import type {
   TaskSettle,
   TokenRecord,
 } from '../types.ts';
+import { chainAuditRecords } from './audit-log.ts';
 import {
   channelFor,
   classifyPgError,
@@ -107,6 +130,7 @@ import { chainEvents } from './event-log.ts';
 import { effectOps, rateOps, retentionOps, sessionDeleteOps, snapshotOps } from './history-ops.ts';
 import { migratePostgres } from './migrate.ts';
 import { PgNotifications } from './notifications.ts';
+import * as security from './security-writes.ts';
 import { taskOps } from './task-ops.ts';
 import { type PgRow, PgTransaction } from './tx.ts';
 import { pinWorkflow } from './workflow-gc.ts';
@@ -258,6 +282,7 @@ export class PostgresStore implements Store {
         const tx = new PgTransaction(client);
         const value = await fn(tx);
         const events = await chainEvents(tx, tx.pending, this.clock);
+        await chainAuditRecords(tx, tx.audits);
         outcome = { value, events };
         committing = true;
         await client.query(
@@ -548,6 +573,14 @@ export class PostgresStore implements Store {
       case 'event':
         tx.append(op.event);
         return;
+      case 'policy.version':
+      case 'grant.create':
+      case 'grant.revoke':
+      case 'grant.use':
+      case 'audit.append':
+      case 'quarantine.add':
+      case 'kv.set':
+        return security.applySecurityOp(tx, op);
       default:
         return taskOps.apply(tx, op);
     }
@@ -867,6 +900,69 @@ export class PostgresStore implements Store {
     return this.#read(async () => {
       checkReadId('Store.getEffect', 'key', key);
       return effectOps.get(this.#reader, key);
+    });
+  }
+
+  // ---------------------------------------------------------------- security entities
+
+  getPolicyVersion(id: string): Promise<PolicyVersionRecord | undefined> {
+    return this.#read(async () => {
+      checkReadId('Store.getPolicyVersion', 'id', id);
+      return security.getPolicyVersion(this.#reader, id);
+    });
+  }
+  activePolicyVersion(): Promise<PolicyVersionRecord | null> {
+    return this.#read(() => security.activePolicyVersion(this.#reader));
+  }
+  listPolicyVersions(filter: PolicyVersionFilter = {}): Promise<PolicyVersionRecord[]> {
+    return this.#read(async () => {
+      checkParams('Store.listPolicyVersions', policyVersionFilterArgs, { filter });
+      return security.listPolicyVersions(this.#reader, filter.limit);
+    });
+  }
+  getGrant(id: string): Promise<GrantRecord | undefined> {
+    return this.#read(async () => {
+      checkReadId('Store.getGrant', 'id', id);
+      return security.getGrant(this.#reader, id);
+    });
+  }
+  listGrants(filter: GrantFilter = {}): Promise<GrantRecord[]> {
+    return this.#read(async () => {
+      checkParams('Store.listGrants', grantFilterArgs, { filter });
+      return security.listGrants(this.#reader, filter);
+    });
+  }
+  readAudit(query: AuditQuery = {}): Promise<AuditRecord[]> {
+    return this.#read(async () => {
+      checkParams('Store.readAudit', auditQueryArgs, { query });
+      return security.readAudit(this.#reader, query);
+    });
+  }
+  verifyAudit(): Promise<AuditVerification> {
+    return this.#read(() => security.verifyAudit(this.#reader));
+  }
+  getQuarantine(id: string): Promise<QuarantineRecord | undefined> {
+    return this.#read(async () => {
+      checkReadId('Store.getQuarantine', 'id', id);
+      return security.getQuarantine(this.#reader, id);
+    });
+  }
+  listQuarantine(filter: QuarantineFilter = {}): Promise<QuarantineRecord[]> {
+    return this.#read(async () => {
+      checkParams('Store.listQuarantine', quarantineFilterArgs, { filter });
+      return security.listQuarantine(this.#reader, filter);
+    });
+  }
+  kvGet(namespace: string, key: string): Promise<KvValue | null> {
+    return this.#read(async () => {
+      checkParams('Store.kvGet', kvGetArgs, { namespace, key });
+      return security.kvGet(this.#reader, namespace, key);
+    });
+  }
+  kvList(namespace: string, options: KvListOptions = {}): Promise<KvEntry[]> {
+    return this.#read(async () => {
+      checkParams('Store.kvList', kvListArgs, { namespace, options });
+      return security.kvList(this.#reader, namespace, options);
     });
   }
 

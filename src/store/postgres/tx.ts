@@ -1,10 +1,11 @@
 /**
  * One PostgreSQL write transaction as the adapter's write paths see it: statements run on the
- * transaction's connection, events are collected and chained at the end (event-log.ts), and the
- * commit tells every node through NOTIFY.
+ * transaction's connection, events and audit records are collected and chained at the end
+ * (event-log.ts, audit-log.ts), and the commit tells every node through NOTIFY.
  */
 import type { PoolClient, QueryResultRow } from 'pg';
 
+import type { PreparedAudit } from '../security-rules.ts';
 import type { NewEvent } from '../types.ts';
 
 export type PgRow = Record<string, unknown>;
@@ -22,11 +23,18 @@ export interface PgTx {
    * not exist aborts the transaction with NOT_FOUND.
    */
   append(event: NewEvent): void;
+  /**
+   * Appends checked audit records to the audit chain. Their seq and hash are assigned when the
+   * transaction finishes (after its events), in append order, under a lock on the audit head:
+   * the lock is held only from there to COMMIT.
+   */
+  appendAudit(records: readonly PreparedAudit[]): void;
 }
 
 export class PgTransaction implements PgTx {
   readonly client: PoolClient;
   readonly pending: NewEvent[] = [];
+  readonly audits: PreparedAudit[] = [];
 
   constructor(client: PoolClient) {
     this.client = client;
@@ -42,5 +50,9 @@ export class PgTransaction implements PgTx {
 
   append(event: NewEvent): void {
     this.pending.push(event);
+  }
+
+  appendAudit(records: readonly PreparedAudit[]): void {
+    this.audits.push(...records);
   }
 }

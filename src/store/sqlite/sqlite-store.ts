@@ -27,6 +27,12 @@ import {
   type TaskKind,
   WardenError,
 } from '../../core/index.ts';
+import type {
+  AuditRecord,
+  GrantRecord,
+  PolicyVersionRecord,
+  QuarantineRecord,
+} from '../../core/policy/types.ts';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.ts';
 import {
   checkReadId,
@@ -54,6 +60,14 @@ import {
   tokenToParams,
 } from '../rows.ts';
 import {
+  auditQueryArgs,
+  grantFilterArgs,
+  kvGetArgs,
+  kvListArgs,
+  policyVersionFilterArgs,
+  quarantineFilterArgs,
+} from '../security-rules.ts';
+import {
   cancelMissedError,
   handoffRefusedError,
   leaseLostError,
@@ -62,6 +76,8 @@ import {
 import { claimedEvent } from '../task-events.ts';
 import type {
   AttemptRecord,
+  AuditQuery,
+  AuditVerification,
   ClaimedTask,
   ClaimRequest,
   CommitListener,
@@ -71,13 +87,19 @@ import type {
   EffectRecord,
   EventQuery,
   EventRecord,
+  GrantFilter,
   InterruptFilter,
   InterruptRecord,
+  KvEntry,
+  KvListOptions,
+  KvValue,
   LaneRecord,
+  PolicyVersionFilter,
   ProcessFilter,
   ProcessRecord,
   PruneInput,
   PruneResult,
+  QuarantineFilter,
   RetentionPolicy,
   ScheduleDefer,
   ScheduleFire,
@@ -110,6 +132,7 @@ import { checkCompatible, migrate } from './migrate.ts';
 import { rateUsage, takeRate } from './rate-writes.ts';
 import { checkAccess, openReadOnly, refuseWriter, type StoreIntent } from './read-only-open.ts';
 import { EventReader, RetentionSql } from './retention.ts';
+import * as security from './security-writes.ts';
 import { SessionDeleteSql } from './session-delete.ts';
 import { SqliteSnapshot } from './snapshot.ts';
 import { SQL, type StatementName } from './statements.ts';
@@ -575,6 +598,15 @@ export class SqliteStore implements Store {
       case 'event':
         this.#log.append(batch, op.event);
         return;
+      case 'policy.version':
+      case 'grant.create':
+      case 'grant.revoke':
+      case 'grant.use':
+      case 'audit.append':
+      case 'quarantine.add':
+      case 'kv.set':
+        security.applySecurityOp(this.#db, op);
+        return;
       default: {
         const never: never = op;
         throw new WardenError('INTERNAL', `unknown store op ${JSON.stringify(never)}`);
@@ -950,6 +982,68 @@ export class SqliteStore implements Store {
     return this.#async(() => {
       checkReadId('Store.getEffect', 'key', key);
       return getEffect(this.#db, key);
+    });
+  }
+
+  getPolicyVersion(id: string): Promise<PolicyVersionRecord | undefined> {
+    return this.#async(() => {
+      checkReadId('Store.getPolicyVersion', 'id', id);
+      return security.getPolicyVersion(this.#db, id);
+    });
+  }
+  activePolicyVersion(): Promise<PolicyVersionRecord | null> {
+    return this.#async(() => security.activePolicyVersion(this.#db));
+  }
+  listPolicyVersions(filter: PolicyVersionFilter = {}): Promise<PolicyVersionRecord[]> {
+    return this.#async(() => {
+      checkParams('Store.listPolicyVersions', policyVersionFilterArgs, { filter });
+      return security.listPolicyVersions(this.#db, filter.limit);
+    });
+  }
+  getGrant(id: string): Promise<GrantRecord | undefined> {
+    return this.#async(() => {
+      checkReadId('Store.getGrant', 'id', id);
+      return security.getGrant(this.#db, id);
+    });
+  }
+  listGrants(filter: GrantFilter = {}): Promise<GrantRecord[]> {
+    return this.#async(() => {
+      checkParams('Store.listGrants', grantFilterArgs, { filter });
+      return security.listGrants(this.#db, filter);
+    });
+  }
+  readAudit(query: AuditQuery = {}): Promise<AuditRecord[]> {
+    return this.#async(() => {
+      checkParams('Store.readAudit', auditQueryArgs, { query });
+      return security.readAudit(this.#db, query);
+    });
+  }
+  verifyAudit(): Promise<AuditVerification> {
+    // Reads page by page, each through #read (closed store, driver errors).
+    return security.verifyAudit(this.#db, (fn) => this.#read(fn));
+  }
+  getQuarantine(id: string): Promise<QuarantineRecord | undefined> {
+    return this.#async(() => {
+      checkReadId('Store.getQuarantine', 'id', id);
+      return security.getQuarantine(this.#db, id);
+    });
+  }
+  listQuarantine(filter: QuarantineFilter = {}): Promise<QuarantineRecord[]> {
+    return this.#async(() => {
+      checkParams('Store.listQuarantine', quarantineFilterArgs, { filter });
+      return security.listQuarantine(this.#db, filter);
+    });
+  }
+  kvGet(namespace: string, key: string): Promise<KvValue | null> {
+    return this.#async(() => {
+      checkParams('Store.kvGet', kvGetArgs, { namespace, key });
+      return security.kvGet(this.#db, namespace, key);
+    });
+  }
+  kvList(namespace: string, options: KvListOptions = {}): Promise<KvEntry[]> {
+    return this.#async(() => {
+      checkParams('Store.kvList', kvListArgs, { namespace, options });
+      return security.kvList(this.#db, namespace, options);
     });
   }
 
