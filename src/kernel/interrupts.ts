@@ -146,6 +146,7 @@ export class InterruptManager {
       if (!process || isTerminalProcessState(process.state) || isCallApproval(interrupt)) {
         await this.#ctx.store.commit([
           settleOp,
+          ...approvalAudit(interrupt, status, response, resolver, now),
           {
             op: 'event',
             event: {
@@ -204,4 +205,50 @@ export class InterruptManager {
     if (!interrupt) throw errors.notFound('interrupt', id);
     return interrupt;
   }
+}
+
+/**
+ * A person's answer to a tool call's approval is a decision too (DESIGN.md §8: every
+ * resolution is audited): recorded in the audit log with the settle, in one transaction.
+ */
+function approvalAudit(
+  interrupt: InterruptRecord,
+  status: 'resolved' | 'expired',
+  response: InterruptResponse | undefined,
+  resolver: string,
+  now: number,
+): StoreOp[] {
+  if (!isCallApproval(interrupt)) return [];
+  const approved = status === 'resolved' && response?.approved === true;
+  const data = interrupt.data as { tool?: string; policy_version?: string; call?: unknown };
+  return [
+    {
+      op: 'audit.append',
+      records: [
+        {
+          ts: now,
+          trace_id: interrupt.trace_id,
+          principal: `user:${resolver}`,
+          action: 'approval.resolve',
+          resource: `interrupt:${interrupt.id}`,
+          decision: approved ? 'allow' : 'deny',
+          decided: approved ? 'allow' : 'deny',
+          reasons: [
+            status === 'expired'
+              ? 'the approval expired unanswered (timeout means deny)'
+              : approved
+                ? `${resolver} approved ${data.tool ?? 'the call'}`
+                : `${resolver} denied ${data.tool ?? 'the call'}`,
+          ],
+          policy_version: data.policy_version ?? '',
+          context: {
+            process_id: interrupt.process_id,
+            session_id: interrupt.session_id,
+            tool: data.tool ?? null,
+            call: data.call ?? null,
+          },
+        },
+      ],
+    },
+  ];
 }

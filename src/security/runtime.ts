@@ -24,8 +24,8 @@ import { builtinTools } from './tools/builtins.ts';
 
 export interface SecurityOptions {
   readonly kernel: Kernel;
-  /** WARDEN_HOME (policy files, secrets.yaml); null: no policy (deny all), secrets from env only. */
-  readonly home: string | null;
+  /** WARDEN_HOME: policy files (none: deny all) and secrets.yaml. */
+  readonly home: string;
   readonly queue?: JobQueue;
   /** Where relative paths and commands run. @default `<home>/workspace` */
   readonly workspace?: string;
@@ -70,7 +70,7 @@ export class Security {
     const redact = <T>(value: T): T => this.redactor.redact(value);
     this.audit = new AuditLog(kernel.store, () => kernel.clock.now(), redact);
     this.grants = new GrantService(kernel);
-    const workspace = options.workspace ?? join(options.home ?? process.cwd(), 'workspace');
+    const workspace = options.workspace ?? join(options.home, 'workspace');
     const builtins = builtinTools({
       kernel,
       workspace,
