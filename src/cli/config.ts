@@ -101,6 +101,46 @@ export const configSchema = z.strictObject({
         .default('info'),
     })
     .prefault({}),
+  /** Agents' tools (docs/security.md#tools): where they work and their limits. */
+  tools: z
+    .strictObject({
+      /** Where relative paths and `shell.exec` commands run; relative to WARDEN_HOME. */
+      workspace: z.string().min(1).default('workspace'),
+      /** A call's default timeout. */
+      timeout: duration.default(30_000),
+      /** How long a person has to approve an `ask` call (then it is denied). */
+      approval_ttl: duration.default(3_600_000),
+      http: z
+        .strictObject({
+          /** Addresses the SSRF guard lets through although private (CIDRs), e.g. an internal API. */
+          allow: z.array(z.string().min(1)).default([]),
+          max_bytes: z.number().int().min(1_024).max(1_073_741_824).default(1_048_576),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  /** Guards beyond the policy (docs/security.md#guards). */
+  security: z
+    .strictObject({
+      injection: z
+        .strictObject({
+          /** `enforce` withholds answers scored `block`; `off` skips scoring. */
+          mode: z.enum(['enforce', 'off']).default('enforce'),
+          review_at: z.number().min(0).max(1).default(0.4),
+          block_at: z.number().min(0).max(1).default(0.7),
+        })
+        .prefault({}),
+      integrity: z
+        .strictObject({
+          /** Files whose content must not change (absolute, or relative to WARDEN_HOME). */
+          files: z.array(z.string().min(1)).default([]),
+          interval: duration.default(300_000),
+        })
+        .prefault({}),
+      /** Re-read policy files when they change (the daemon). */
+      watch_policy: z.boolean().default(true),
+    })
+    .prefault({}),
   /** Job lanes and their limits across every process (queue.md#lanes). */
   lanes: z
     .record(

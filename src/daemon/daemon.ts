@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { coerceError, WardenError } from '../core/index.ts';
 import { Kernel } from '../kernel/index.ts';
 import { AcpServer, authenticateRequest, createAuthenticator } from '../protocols/acp/index.ts';
-import { type Caller, type CommandServices, hasScope } from '../protocols/commands/index.ts';
+import { authorize, type Caller, type CommandServices } from '../protocols/commands/index.ts';
 import {
   createMetrics,
   createSseHandler,
@@ -22,13 +22,14 @@ import {
 } from '../protocols/http/index.ts';
 import { JobQueue, RemoteWork, RetentionSweeper } from '../queue/index.ts';
 import { ModelRegistry, Worker } from '../runtime/index.ts';
-import { TokenService } from '../security/index.ts';
+import { Security, securityOptionsOf, TokenService } from '../security/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { InterruptExpiry } from './interrupt-expiry.ts';
+import { type SecurityWatchers, startSecurityWatchers } from './security-watchers.ts';
 import { nodeClock } from './node-clock.ts';
 import type { DaemonSettings } from './settings.ts';
 
-export type DaemonPhase = 'config' | 'store' | 'recovery' | 'listeners' | 'workers';
+export type DaemonPhase = 'config' | 'store' | 'recovery' | 'policy' | 'listeners' | 'workers';
 
 export class DaemonStartError extends Error {
   readonly phase: DaemonPhase;
@@ -69,6 +70,9 @@ export class Daemon {
   readonly #metrics: ReturnType<typeof createMetrics>;
   #settings: DaemonSettings;
   readonly #holder: ServicesHolder;
+  /** The policy decision point, audit, grants, secrets and the tool path. */
+  readonly security: Security;
+  readonly #guards: SecurityWatchers;
   #stopping: Promise<void> | null = null;
 
   private constructor(parts: {
@@ -84,8 +88,12 @@ export class Daemon {
     metrics: ReturnType<typeof createMetrics>;
     settings: DaemonSettings;
     holder: ServicesHolder;
+    security: Security;
+    guards: SecurityWatchers;
   }) {
     this.store = parts.store;
+    this.security = parts.security;
+    this.#guards = parts.guards;
     this.kernel = parts.kernel;
     this.#http = parts.http;
     this.#acp = parts.acp;
@@ -144,7 +152,25 @@ export class Daemon {
       const recovered = await kernel.recover();
       logger.info({ phase: 'recovery', ...recovered }, 'recovery scan completed');
     });
-    const services: CommandServices = { kernel, queue, remote: new RemoteWork({ queue }) };
+    // Policy before listeners: no method is answered and no tool runs without the PDP.
+    const security = await phase('policy', async () => {
+      const opened = await Security.open(securityOptionsOf(settings, { kernel, home: settings.home, queue }));
+      undo.push(() => opened.close());
+      logger.info(
+        { phase: 'policy', version: opened.policy.version, files: opened.policy.files },
+        opened.policy.files.length ? 'policy active' : 'no policy files: every tool call is denied',
+      );
+      return opened;
+    });
+    const guards = startSecurityWatchers({ kernel, security, settings, logger });
+    undo.push(() => guards.stop());
+    await guards.ready;
+    const services: CommandServices = {
+      kernel,
+      queue,
+      remote: new RemoteWork({ queue }),
+      security,
+    };
     const holder: ServicesHolder = { daemon: null, services };
     const metrics = createMetrics({ kernel, store, queue });
     undo.push(() => metrics.close());
@@ -208,6 +234,7 @@ export class Daemon {
             status: ok ? 'ready' : 'not_ready',
             checks: {
               store: health.ok ? 'ok' : health.detail,
+              policy: security.policy.version.slice(0, 16),
               listeners: 'ok',
               workers: ready ? 'ok' : 'starting',
             },
@@ -222,8 +249,11 @@ export class Daemon {
           } catch (error) {
             return sendHttpError(res, error);
           }
-          if (!hasScope(caller, 'read'))
-            return sendHttpError(res, new WardenError('FORBIDDEN', '/events needs the read scope'));
+          try {
+            await authorize('events.subscribe', caller, security);
+          } catch (error) {
+            return sendHttpError(res, error);
+          }
           return sse(req, res, url);
         }
         default:
@@ -261,6 +291,7 @@ export class Daemon {
       concurrency: settings.worker.concurrency,
       leaseMs: settings.worker.lease,
       ...(settings.worker.heartbeat ? { heartbeatMs: settings.worker.heartbeat } : {}),
+      tools: security.tools,
       onError: (error, context) =>
         logger.warn({ ...context, code: error.code, err: error.message }, 'worker error'),
     });
@@ -295,6 +326,8 @@ export class Daemon {
       metrics,
       settings,
       holder,
+      security,
+      guards,
     });
     holder.daemon = daemon;
     ready = true;
@@ -324,7 +357,7 @@ export class Daemon {
     if (JSON.stringify(before.lanes) !== JSON.stringify(next.lanes)) {
       const queue = newQueue(this.kernel, next);
       await queue.ready();
-      this.#holder.services = { kernel: this.kernel, queue, remote: new RemoteWork({ queue }) };
+      this.#holder.services = { ...this.#holder.services, queue, remote: new RemoteWork({ queue }) };
       applied.push('lanes');
     }
     this.#settings = {
@@ -363,7 +396,9 @@ export class Daemon {
         'steps still running after the grace period; they resume on the next start',
       );
     this.#expiry.stop();
+    this.#guards.stop();
     await this.#sweeper?.stop();
+    await this.security.close();
     this.#metrics.close();
     this.kernel.close();
     this.#http.closeAllConnections();

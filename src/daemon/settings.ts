@@ -1,7 +1,7 @@
 /** What the daemon needs from the resolved configuration (the CLI maps config.yaml onto it). */
 import type { Durability, StoreTarget } from '../store/index.ts';
 
-export interface DaemonSettings {
+export interface DaemonSettings extends SecurityConfig {
   readonly home: string;
   /** The SQLite file (for display when the store is PostgreSQL). */
   readonly databasePath: string;
@@ -35,6 +35,10 @@ export interface DaemonSettings {
     readonly stall_timeout: number;
     readonly shutdown_grace: number;
     readonly log_level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+  readonly security: SecurityConfig['security'] & {
+    readonly integrity: { readonly files: readonly string[]; readonly interval: number };
+    readonly watch_policy: boolean;
   };
   readonly lanes: Readonly<
     Record<

@@ -12,7 +12,12 @@ export { type GrantInput,GrantService, grantStatus } from './grants.ts';
 export { HostIntegrity,type IntegrityChange } from './integrity.ts';
 export { PolicyService, type ReloadOutcome } from './policy-service.ts';
 export { Redactor } from './redact.ts';
-export { Security, type SecurityOptions } from './runtime.ts';
+export {
+  Security,
+  type SecurityConfig,
+  type SecurityOptions,
+  securityOptionsOf,
+} from './runtime.ts';
 export { SecretStore } from './secrets.ts';
 export {
   type CreatedToken,

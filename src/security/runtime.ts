@@ -4,7 +4,7 @@
  * quarantine, the built-in tools and pooled MCP servers, and the tool path joining them.
  */
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { canonicalJson, type McpServerConfig, type QuarantineRecord } from '../core/index.ts';
 import type { Kernel } from '../kernel/index.ts';
@@ -44,6 +44,45 @@ export interface SecurityOptions {
     readonly blockAt?: number;
   };
   readonly loadWorkflow?: (name: string) => Promise<unknown>;
+}
+
+/** The `tools:` and `security:` sections of config.yaml, as resolved. */
+export interface SecurityConfig {
+  readonly tools: {
+    readonly workspace: string;
+    readonly timeout: number;
+    readonly approval_ttl: number;
+    readonly http: { readonly allow: readonly string[]; readonly max_bytes: number };
+  };
+  readonly security: {
+    readonly injection: {
+      readonly mode: 'enforce' | 'off';
+      readonly review_at: number;
+      readonly block_at: number;
+    };
+  };
+}
+
+/** SecurityOptions from the resolved configuration (paths relative to the home). */
+export function securityOptionsOf(
+  config: SecurityConfig,
+  base: { kernel: Kernel; home: string; queue?: JobQueue },
+): SecurityOptions {
+  return {
+    ...base,
+    workspace: resolve(base.home, config.tools.workspace),
+    tools: {
+      timeoutMs: config.tools.timeout,
+      approvalTtlMs: config.tools.approval_ttl,
+      httpAllow: config.tools.http.allow,
+      httpMaxBytes: config.tools.http.max_bytes,
+    },
+    injection: {
+      mode: config.security.injection.mode,
+      reviewAt: config.security.injection.review_at,
+      blockAt: config.security.injection.block_at,
+    },
+  };
 }
 
 export class Security {

@@ -55,7 +55,7 @@ export interface QuarantineEntry {
   readonly resource: string;
   readonly reasons: readonly string[];
   readonly context: Record<string, unknown>;
-  readonly process_id: string;
+  readonly process_id: string | null;
   readonly session_id: string;
   readonly trace_id: string;
 }

@@ -48,6 +48,8 @@ export function daemonSettings(config: ResolvedConfig, options: ServeOptions): D
         : {}),
     },
     lanes: config.lanes,
+    tools: config.tools,
+    security: config.security,
   };
 }
 
