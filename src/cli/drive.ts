@@ -12,8 +12,10 @@ import {
   isTerminalProcessState,
   isWardenError,
 } from '../core/index.ts';
+import { isCallApproval } from '../kernel/index.ts';
 import { RetentionSweeper } from '../queue/index.ts';
 import { ModelRegistry, Worker } from '../runtime/index.ts';
+import { Security, securityOptionsOf } from '../security/index.ts';
 import type { EventRecord, InterruptRecord, ProcessRecord } from '../store/index.ts';
 import { retentionOptionsOf } from './config.ts';
 import type { CliContext } from './context.ts';
@@ -54,8 +56,12 @@ export async function driveRuns(
   };
   /** Steps whose text this process streamed live; their recorded deltas are not shown again. */
   const streamedLive = new Set<string>();
+  const security = await Security.open(
+    securityOptionsOf(ctx.config, { kernel, home: ctx.config.home }),
+  );
   const worker = new Worker({
     kernel,
+    tools: security.tools,
     models: new ModelRegistry(ctx.config.model),
     concurrency: options.concurrency ?? ctx.config.worker.concurrency,
     leaseMs: ctx.config.worker.lease,
@@ -151,8 +157,10 @@ export async function driveRuns(
           finished.set(pid, p);
           continue;
         }
-        if (p.state !== 'waiting') continue;
-        const pending = await kernel.store.listInterrupts({ processId: pid, status: 'pending' });
+        // A waiting run asks its stage's question; a running one may be asking about one tool
+        // call (its step waits on the answer: kernel/approvals.ts).
+        const all = await kernel.store.listInterrupts({ processId: pid, status: 'pending' });
+        const pending = p.state === 'waiting' ? all : all.filter(isCallApproval);
         if (pending.length === 0) continue;
         if (!options.interactive || rl.closed) {
           waiting.set(pid, pending);
@@ -200,7 +208,10 @@ export async function driveRuns(
     await follower.pull(); // every event up to the end, before the summary
   } finally {
     rl.value?.close();
-    await worker.stop(stop.signal ? { release: true } : {});
+    // A step waiting on a tool call's approval goes back to the queue unfinished: `warden
+    // resume` (or the daemon) takes it again once the call is answered.
+    await worker.stop(stop.signal || waiting.size > 0 ? { release: true } : {});
+    await security.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await sweeper?.stop();
