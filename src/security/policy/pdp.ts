@@ -1,0 +1,495 @@
+/**
+ * The policy decision point (DESIGN.md §8): every enforcement point asks {@link
+ * PolicyDecisionPoint.decide} and gets allow, deny or ask with reasons and the policy version.
+ *
+ * How a decision is made, in order:
+ * 1. The request is turned into Cedar entities (entities.ts); a malformed or unknown name, or
+ *    a request over 64 KiB of JSON, is denied. An active capability grant for the request is
+ *    put in the context as `grant: {id, ask}` (a caller's own `grant` key is dropped).
+ * 2. Cedar evaluates the policies whose principal scope can match (a pre-parsed subset).
+ *    A satisfied forbid wins (deny). A forbid or `@decision("ask")` policy that fails to
+ *    evaluate denies too: a restriction that cannot be checked must not be skipped. A permit
+ *    that fails grants nothing (as in Cedar); its error is listed if the result is deny.
+ * 3. Permits decide: if any satisfied non-grant permit carries `@decision("ask")`, ask (ask
+ *    wins over allow: the conservative reading); else allow. Only when grant policies alone
+ *    allowed does the grant decide (allow, or ask for a review-gated grant), and its id is
+ *    returned as `grant_id` so the enforcement point consumes its budget.
+ *    No permit: deny, `default deny: no policy allows <action> on <resource> for <principal>`.
+ * 4. The principal's trust level narrows the result (trust.ts).
+ * 5. In `audit` mode a deny or ask becomes allow; `decided` keeps what the policy said.
+ *
+ * Versions: `load` validates and compiles (throws POLICY_INVALID; the active version is
+ * untouched), `activate` swaps. The last `retainVersions` versions stay loaded so attempts
+ * pinned to an older version keep deciding under it; deciding under a version that is not
+ * loaded throws NOT_FOUND — the caller loads it from the store and calls `load` + `retain`.
+ *
+ * Cache: per version, LRU, keyed by the canonical JSON of the request. Decisions that involved
+ * a grant are never cached (grants change with time and use), so a cached decision is a pure
+ * function of (version, request).
+ */
+import {
+  canonicalJson,
+  checkParams,
+  type Clock,
+  clockParam,
+  type Decision,
+  type DecisionRequest,
+  type DecisionResult,
+  type GrantRecord,
+  type MethodScopeTable,
+  param,
+  systemClock,
+  type TrustLevel,
+  WardenError,
+} from '../../core/index.ts';
+import { GRANT_ASK_POLICY, GRANT_POLICY } from './base-policies.ts';
+import { type CedarCall, type CompiledPolicy, evaluatePolicies, evaluateSet } from './cedar.ts';
+import {
+  actionEntity,
+  DEFAULT_METHOD_SCOPES,
+  principalEntity,
+  resourceEntity,
+  toCedarContext,
+} from './entities.ts';
+import type { GrantIndex } from './grants.ts';
+import { LoadedVersion } from './loaded-version.ts';
+import {
+  isPreparedPolicy,
+  type LoadPolicyOptions,
+  type PreparedPolicy,
+  preparePolicy,
+} from './prepare.ts';
+import { applyTrust, isReadRequest, trustLevelOf } from './trust.ts';
+
+export interface PolicyDecisionPointOptions {
+  /** Active capability grants. @default none */
+  readonly grants?: GrantIndex;
+  /** ACP method → scope (the dispatcher's table). @default DEFAULT_METHOD_SCOPES (empty) */
+  readonly methodScopes?: MethodScopeTable;
+  /** Versions kept loaded for pinned attempts, the active one included. @default 8 */
+  readonly retainVersions?: number;
+  /** Cached decisions per version. @default 10_000 */
+  readonly cacheSize?: number;
+  /** Largest request (canonical JSON, bytes) decided; larger is denied. @default 65_536 */
+  readonly maxRequestBytes?: number;
+  /** Time for grant expiry. @default systemClock */
+  readonly clock?: Clock;
+}
+
+export interface DecideOptions {
+  /** Decide under this version (an attempt's pinned one). @default the active version */
+  readonly version?: string;
+  /** ms since the epoch, for grant expiry. @default clock.now() */
+  readonly now?: number;
+}
+
+/** A policy that matched a request, for `warden policy check`. */
+export interface MatchedPolicy {
+  readonly id: string;
+  readonly effect: 'permit' | 'forbid';
+  readonly ask: boolean;
+  readonly file: string;
+  readonly line: number | null;
+  readonly cedar: string;
+}
+
+/** Why a request got its decision. */
+export interface PolicyExplanation {
+  readonly result: DecisionResult;
+  readonly trust: TrustLevel;
+  /** The active grant considered, if any. */
+  readonly grant: GrantRecord | null;
+  /** Every satisfied policy, permits and forbids (whether or not it determined the result). */
+  readonly matched: readonly MatchedPolicy[];
+  /** Policies that failed to evaluate for this request. */
+  readonly errors: readonly { readonly policy: string; readonly message: string }[];
+  /** How many policies could apply to the principal (the rest were not evaluated). */
+  readonly evaluated: number;
+}
+
+const optionsArgs = param.options({
+  grants: param.withMethods<GrantIndex>('a GrantIndex (activeFor)', ['activeFor']).optional(),
+  methodScopes: param
+    .is<MethodScopeTable>(
+      'an object of ACP method → scope',
+      (v) => typeof v === 'object' && v !== null,
+    )
+    .optional(),
+  retainVersions: param.int(1, 1_000).optional(),
+  cacheSize: param.int(0, 10_000_000).optional(),
+  maxRequestBytes: param.int(1_024, 16 * 1024 * 1024).optional(),
+  clock: clockParam.optional(),
+});
+
+/** Longest resource or principal quoted in a reason. */
+const MAX_QUOTED = 200;
+const quote = (s: string) => (s.length > MAX_QUOTED ? `${s.slice(0, MAX_QUOTED)}…` : s);
+
+interface Evaluation {
+  readonly result: DecisionResult;
+  readonly trust: TrustLevel;
+  readonly call: CedarCall | null;
+  readonly policies: readonly CompiledPolicy[];
+  readonly errors: readonly { readonly policy: string; readonly message: string }[];
+}
+
+export class PolicyDecisionPoint {
+  readonly #grants: GrantIndex | undefined;
+  readonly #methodScopes: MethodScopeTable;
+  readonly #retain: number;
+  readonly #cacheSize: number;
+  readonly #maxBytes: number;
+  readonly #clock: Clock;
+  readonly #versions = new Map<string, LoadedVersion>();
+  #active: LoadedVersion;
+  #uses = 0;
+
+  /** A PDP whose active version is the empty policy: everything but the built-ins denied. */
+  constructor(options: PolicyDecisionPointOptions = {}) {
+    checkParams('new PolicyDecisionPoint', optionsArgs, options);
+    this.#grants = options.grants;
+    this.#methodScopes = options.methodScopes ?? DEFAULT_METHOD_SCOPES;
+    this.#retain = options.retainVersions ?? 8;
+    this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#maxBytes = options.maxRequestBytes ?? 65_536;
+    this.#clock = options.clock ?? systemClock;
+    this.#active = this.#hold(preparePolicy({}));
+  }
+
+  /** A PDP with the deny-all (empty) policy active. */
+  static empty(options: PolicyDecisionPointOptions = {}): PolicyDecisionPoint {
+    return new PolicyDecisionPoint(options);
+  }
+
+  /** The active version. */
+  get version(): string {
+    return this.#active.prepared.version;
+  }
+
+  /** The active policy mode. */
+  get mode(): PreparedPolicy['mode'] {
+    return this.#active.prepared.mode;
+  }
+
+  /** Versions loaded, the active one included. */
+  get versions(): readonly string[] {
+    return [...this.#versions.keys()];
+  }
+
+  has(version: string): boolean {
+    return this.#versions.has(version);
+  }
+
+  /** The prepared policy of a loaded version (the active one by default); NOT_FOUND otherwise. */
+  policy(version?: string): PreparedPolicy {
+    return this.#state(version).prepared;
+  }
+
+  /** Validates and compiles policy files; changes nothing. POLICY_INVALID on any problem. */
+  load(files: Readonly<Record<string, string>>, options: LoadPolicyOptions = {}): PreparedPolicy {
+    return preparePolicy(files, options);
+  }
+
+  /** Makes `prepared` the active version (persist `prepared.source` first). */
+  activate(prepared: PreparedPolicy): void {
+    this.#active = this.#hold(prepared);
+    this.#evict();
+  }
+
+  /** Keeps `prepared` loaded without activating it (a pinned version reloaded from the store). */
+  retain(prepared: PreparedPolicy): void {
+    this.#hold(prepared);
+    this.#evict();
+  }
+
+  /** Frees every version's pre-parsed Cedar sets and caches (the PDP rebuilds them if used). */
+  close(): void {
+    for (const state of this.#versions.values()) state.release();
+  }
+
+  /**
+   * Decides a request. Synchronous; never throws for what a request contains (a bad name is
+   * denied); throws NOT_FOUND for a version not loaded and INVALID_PARAMS for a request that
+   * is not `{principal, action, resource}` strings.
+   */
+  decide(request: DecisionRequest, options: DecideOptions = {}): DecisionResult {
+    checkShape(request);
+    const state = this.#state(options.version);
+    const now = options.now ?? this.#clock.now();
+    const grant =
+      this.#grants?.activeFor(request.principal, request.action, request.resource, now) ?? null;
+    const { key, invalid } = this.#checkSize(request);
+    if (invalid !== null) return this.#evaluate(state, request, null, invalid).result;
+    const cache = state.cache;
+    if (grant === null && this.#cacheSize > 0) {
+      const hit = cache.get(key);
+      if (hit !== undefined) {
+        cache.delete(key);
+        cache.set(key, hit);
+        return hit;
+      }
+    }
+    const { result } = this.#evaluate(state, request, grant, null);
+    if (grant === null && this.#cacheSize > 0) {
+      if (cache.size >= this.#cacheSize) cache.delete(cache.keys().next().value!);
+      cache.set(key, Object.freeze({ ...result, cached: true }));
+    }
+    return result;
+  }
+
+  /** The decision plus every policy that matched and its Cedar text (`warden policy check`). */
+  explain(request: DecisionRequest, options: DecideOptions = {}): PolicyExplanation {
+    checkShape(request);
+    const state = this.#state(options.version);
+    const now = options.now ?? this.#clock.now();
+    const grant =
+      this.#grants?.activeFor(request.principal, request.action, request.resource, now) ?? null;
+    const invalid = this.#checkSize(request).invalid;
+    const evaluation = this.#evaluate(state, request, invalid === null ? grant : null, invalid);
+    const matched: MatchedPolicy[] = [];
+    const errors = [...evaluation.errors];
+    if (evaluation.call !== null) {
+      for (const effect of ['permit', 'forbid'] as const) {
+        const subset = evaluation.policies.filter((p) => p.effect === effect);
+        if (subset.length === 0) continue;
+        try {
+          const outcome = evaluatePolicies(subset, evaluation.call);
+          for (const id of outcome.reasons) {
+            const p = state.byId.get(id);
+            if (p)
+              matched.push({
+                id: p.id,
+                effect: p.effect,
+                ask: p.ask,
+                file: p.file,
+                line: p.line,
+                cedar: p.cedar,
+              });
+          }
+        } catch (e) {
+          errors.push({ policy: '(request)', message: (e as Error).message });
+        }
+      }
+    }
+    return {
+      result: evaluation.result,
+      trust: evaluation.trust,
+      grant: invalid === null ? grant : null,
+      matched,
+      errors: dedupe(errors),
+      evaluated: evaluation.policies.length,
+    };
+  }
+
+  /** The cache key (canonical JSON of the request), or why the request cannot be decided. */
+  #checkSize(request: DecisionRequest): { key: string; invalid: string | null } {
+    let key: string;
+    try {
+      const { principal, action, resource, scopes, context } = request;
+      key = canonicalJson([principal, action, resource, scopes ?? null, context ?? null]);
+    } catch (e) {
+      return { key: '', invalid: `invalid request: ${(e as Error).message}` };
+    }
+    // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only when it could matter.
+    if (key.length * 3 > this.#maxBytes && Buffer.byteLength(key, 'utf8') > this.#maxBytes)
+      return { key, invalid: `invalid request: larger than ${this.#maxBytes} bytes of JSON` };
+    return { key, invalid: null };
+  }
+
+  #state(version: string | undefined): LoadedVersion {
+    const state = version === undefined ? this.#active : this.#versions.get(version);
+    if (state === undefined)
+      throw new WardenError(
+        'NOT_FOUND',
+        `policy version ${version} is not loaded: load its source from the store and call load() then retain()`,
+        { details: { what: 'policy version', id: version } },
+      );
+    state.lastUsed = ++this.#uses;
+    return state;
+  }
+
+  #hold(prepared: PreparedPolicy): LoadedVersion {
+    if (!isPreparedPolicy(prepared))
+      throw new WardenError(
+        'INVALID_PARAMS',
+        'PolicyDecisionPoint: expected a PreparedPolicy returned by load()',
+      );
+    let state = this.#versions.get(prepared.version);
+    if (state === undefined) {
+      state = new LoadedVersion(prepared);
+      this.#versions.set(prepared.version, state);
+    }
+    state.lastUsed = ++this.#uses;
+    return state;
+  }
+
+  /** Drops the least recently used versions beyond the bound (never the active one). */
+  #evict(): void {
+    while (this.#versions.size > this.#retain) {
+      let oldest: LoadedVersion | undefined;
+      for (const state of this.#versions.values())
+        if (state !== this.#active && (oldest === undefined || state.lastUsed < oldest.lastUsed))
+          oldest = state;
+      if (oldest === undefined) return;
+      oldest.release();
+      this.#versions.delete(oldest.prepared.version);
+    }
+  }
+
+  #evaluate(
+    state: LoadedVersion,
+    request: DecisionRequest,
+    grant: GrantRecord | null,
+    invalid: string | null,
+  ): Evaluation {
+    const prepared = state.prepared;
+    const trust = trustLevelOf(prepared.trust, request.principal);
+    const finish = (
+      decided: Decision,
+      reasons: string[],
+      grantId: string | null,
+      call: CedarCall | null,
+      policies: readonly CompiledPolicy[],
+      errors: Evaluation['errors'],
+    ): Evaluation => {
+      if (decided !== 'deny') {
+        const read = isReadRequest(request.action, request.context, this.#methodScopes);
+        const capped = applyTrust(decided, trust, request.principal, request.action, read);
+        if (capped.reason !== null) reasons.push(capped.reason);
+        decided = capped.decision;
+      }
+      let decision = decided;
+      if (prepared.mode === 'audit' && decided !== 'allow') {
+        reasons.push(`audit mode: the policy decided ${decided}; allowed and audited`);
+        decision = 'allow';
+      }
+      const result: DecisionResult = Object.freeze({
+        decision,
+        decided,
+        reasons: Object.freeze(reasons),
+        policy_version: prepared.version,
+        mode: prepared.mode,
+        ...(grantId !== null && decided !== 'deny' ? { grant_id: grantId } : {}),
+        cached: false,
+      });
+      return { result, trust, call, policies, errors };
+    };
+    if (invalid !== null) return finish('deny', [invalid], null, null, [], []);
+    let call: CedarCall;
+    let principal;
+    try {
+      principal = principalEntity(request.principal, request.scopes);
+      const action = actionEntity(request.action, this.#methodScopes);
+      const resource = resourceEntity(request.resource);
+      const context = toCedarContext(request.context);
+      if (grant !== null) context.grant = { id: grant.id, ask: grant.ask };
+      call = {
+        principal: principal.uid,
+        action: action.uid,
+        resource: resource.uid,
+        context,
+        entities: [principal, action, resource],
+      };
+    } catch (e) {
+      return finish('deny', [`invalid request: ${(e as Error).message}`], null, null, [], []);
+    }
+    let subset;
+    let outcome;
+    try {
+      subset = state.subsetFor(request.principal, principal);
+      outcome = evaluateSet(subset.setId, call);
+    } catch (e) {
+      return finish(
+        'deny',
+        [`evaluation failed: ${(e as Error).message}`],
+        null,
+        call,
+        subset?.policies ?? [],
+        [],
+      );
+    }
+    const errors = outcome.errors;
+    const restrictive = errors.filter((e) => {
+      const p = state.byId.get(e.policy);
+      return p === undefined || p.effect === 'forbid' || p.ask;
+    });
+    if (restrictive.length > 0)
+      return finish(
+        'deny',
+        restrictive.map(
+          (e) =>
+            `${e.policy} failed to evaluate (a forbid or ask policy that fails denies): ${e.message}`,
+        ),
+        null,
+        call,
+        subset.policies,
+        errors,
+      );
+    const failed = errors.map((e) => `${e.policy} failed to evaluate: ${e.message}`);
+    if (outcome.decision === 'deny') {
+      if (outcome.reasons.length > 0)
+        return finish('deny', [...outcome.reasons, ...failed], null, call, subset.policies, errors);
+      return finish(
+        'deny',
+        [
+          `default deny: no policy allows ${request.action} on ${quote(request.resource)} for ${quote(request.principal)}`,
+          ...failed,
+        ],
+        null,
+        call,
+        subset.policies,
+        errors,
+      );
+    }
+    const own = outcome.reasons.filter((id) => id !== GRANT_POLICY && id !== GRANT_ASK_POLICY);
+    if (own.length > 0) {
+      const asks = own.filter((id) => state.byId.get(id)?.ask === true);
+      return finish(
+        asks.length > 0 ? 'ask' : 'allow',
+        asks.length > 0 ? asks : own,
+        null,
+        call,
+        subset.policies,
+        errors,
+      );
+    }
+    // Only the grant allowed it (grant is non-null: the grant policies need context.grant).
+    const ask = outcome.reasons.includes(GRANT_ASK_POLICY);
+    const reason = `grant ${grant?.id ?? '?'}${ask ? ' (needs approval: the grant has a review gate)' : ''}`;
+    return finish(
+      ask ? 'ask' : 'allow',
+      [reason],
+      grant?.id ?? null,
+      call,
+      subset.policies,
+      errors,
+    );
+  }
+}
+
+function checkShape(request: DecisionRequest): void {
+  if (
+    typeof request !== 'object' ||
+    request === null ||
+    typeof request.principal !== 'string' ||
+    typeof request.action !== 'string' ||
+    typeof request.resource !== 'string' ||
+    (request.context !== undefined &&
+      (typeof request.context !== 'object' || request.context === null)) ||
+    (request.scopes !== undefined && !Array.isArray(request.scopes))
+  )
+    throw new WardenError(
+      'INVALID_PARAMS',
+      'PolicyDecisionPoint.decide: request: expected { principal, action, resource } strings, an optional context object and optional scopes array',
+    );
+}
+
+function dedupe<T extends { policy: string; message: string }>(list: readonly T[]): T[] {
+  const seen = new Set<string>();
+  return list.filter((e) => {
+    const key = `${e.policy}\n${e.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
