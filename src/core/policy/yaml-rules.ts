@@ -103,11 +103,13 @@ export function urlCondition(text: string): string {
     throw new EntryError(`expected a port from 1 to 65535 (got ${rawPort})`);
   const clauses: string[] = [];
   const host = rawHost!;
-  if (host.startsWith('*.'))
+  if (host === '*') {
+    // any host: only scheme, port and path constrain it
+  } else if (host.startsWith('*.'))
     clauses.push(`resource.host like ${cedarLike([WILDCARD, `.${normalHost(host.slice(2))}`])}`);
   else if (host.includes('*'))
     throw new EntryError('expected a host, "*.<domain>" or "*" (a "*" only alone or first)');
-  else if (host !== '*') clauses.push(`resource.host == ${cedarString(normalHost(host))}`);
+  else clauses.push(`resource.host == ${cedarString(normalHost(host))}`);
   clauses.push(schemePort(scheme, port));
   if (rawPath !== undefined && rawPath !== '/' && rawPath !== '/*')
     clauses.push(pathClause(rawPath));
@@ -158,8 +160,9 @@ export function rootCondition(text: string, baseDir: string | undefined): string
  * `git status -s`, not `git statusx`), for simple commands only; `*` allows every command.
  */
 export function commandCondition(text: string): string {
-  if (text.trim() === '*') return 'true';
-  const prefix = text.trim();
+  // Only spaces are trimmed: any other character is part of the prefix.
+  const prefix = text.replace(/^ +| +$/g, '');
+  if (prefix === '*') return 'true';
   if (prefix === '') throw new EntryError('expected a command prefix');
   plainName(prefix, 'a command prefix');
   return `(resource.simple && (resource.text == ${cedarString(prefix)} || resource.text like ${cedarLike([`${prefix} `, WILDCARD])}))`;

@@ -115,10 +115,8 @@ class Compiler {
         out.push(fn(entry));
       } catch (e) {
         if (!(e instanceof EntryError)) throw e;
-        this.issues.push({
-          path: [...path, i],
-          message: `${e.message} (got ${describeValue(entry)})`,
-        });
+        const got = e.message.includes('(got ') ? '' : ` (got ${describeValue(entry)})`;
+        this.issues.push({ path: [...path, i], message: `${e.message}${got}` });
       }
     });
     return out;

@@ -13,7 +13,6 @@
  */
 import {
   type CedarValueJson,
-  checkParsePolicySet,
   type DetailedError,
   type EntityJson,
   type EntityUidJson,
@@ -143,9 +142,6 @@ export function parseCedarFile(
   text: string,
   lines?: Readonly<Record<string, number>> | null,
 ): CompiledPolicy[] {
-  const check = checkParsePolicySet({ staticPolicies: text });
-  if (check.type === 'failure')
-    throw policyInvalid(file, issuesOf(text, check.errors, 'cedar'), 'is not valid Cedar');
   const parts = policySetTextToParts(text);
   if (parts.type === 'failure')
     throw policyInvalid(file, issuesOf(text, parts.errors, 'cedar'), 'is not valid Cedar');
