@@ -52,6 +52,11 @@ export interface CompiledPolicy {
    * `in:<Type>::<id>` (JSON-quoted id).
    */
   readonly bucket: string;
+  /**
+   * Which actions its scope can match: `*`, or `eq:Action::<id>` / `in:Action::<id>` keys
+   * (an `action in [a, b]` scope has one key per entity).
+   */
+  readonly actionBuckets: readonly string[];
 }
 
 const KNOWN_TYPES = new Set(ENTITY_TYPES);
@@ -121,6 +126,14 @@ function scopeIssues(json: PolicyJson): string[] {
     if (!knownAction(id)) out.push(`unknown action Action::${JSON.stringify(id)}`);
   }
   return out;
+}
+
+function actionBucketsOf(json: PolicyJson): string[] {
+  const a = json.action;
+  if (a.op === '==' && 'entity' in a) return [entityKey('eq', a.entity)];
+  if (a.op === 'in' && 'entity' in a) return [entityKey('in', a.entity)];
+  if (a.op === 'in' && 'entities' in a) return a.entities.map((e) => entityKey('in', e));
+  return ['*'];
 }
 
 function bucketOf(json: PolicyJson): string {
@@ -193,6 +206,7 @@ export function parseCedarFile(
       line: lines === undefined ? line : (lines?.[id] ?? null),
       cedar: policy,
       bucket: bucketOf(json),
+      actionBuckets: actionBucketsOf(json),
     });
   }
   if (issues.length > 0) throw policyInvalid(file, issues, 'is not a valid policy');

@@ -377,9 +377,10 @@ export class PolicyDecisionPoint {
     if (invalid !== null) return finish('deny', [invalid], null, null, [], []);
     let call: CedarCall;
     let principal;
+    let action;
     try {
       principal = principalEntity(request.principal, request.scopes);
-      const action = actionEntity(request.action, this.#methodScopes);
+      action = actionEntity(request.action, this.#methodScopes);
       const resource = resourceEntity(request.resource);
       const context = toCedarContext(request.context);
       if (grant !== null) context.grant = { id: grant.id, ask: grant.ask };
@@ -396,7 +397,7 @@ export class PolicyDecisionPoint {
     let subset;
     let outcome;
     try {
-      subset = state.subsetFor(request.principal, principal);
+      subset = state.subsetFor(request.principal, principal, request.action, action);
       outcome = evaluateSet(subset.setId, call);
     } catch (e) {
       return finish(
