@@ -444,6 +444,22 @@ forbid (principal, action, resource is Path) when { resource.path like "/etc/*" 
     expect(kv.reasons[1]).toMatch(/^bad-permit failed to evaluate: /);
   });
 
+  it('passes fractions as decimals and integers as longs', () => {
+    const pdp = pdpWith({
+      'x.cedar': `@id("scored") permit (principal, action == Action::"tool.call", resource)
+when { context.score.greaterThan(decimal("0.5")) && context.calls < 10 };`,
+    });
+    expect(decide(pdp, AGENT, 'tool.call', 'tool:x', { score: 0.75, calls: 3 }).decision).toBe(
+      'allow',
+    );
+    expect(decide(pdp, AGENT, 'tool.call', 'tool:x', { score: 0.25, calls: 3 }).decision).toBe(
+      'deny',
+    );
+    expect(decide(pdp, AGENT, 'tool.call', 'tool:x', { score: 0.75, calls: 10 }).decision).toBe(
+      'deny',
+    );
+  });
+
   it('explains: every matched policy with its text, including permits a forbid overrode', () => {
     const pdp = pdpWith({
       ...yaml('agents:\n  research/search: { tools: [calc] }\n'),

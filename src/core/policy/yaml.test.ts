@@ -143,6 +143,20 @@ describe('compileYamlPolicy', () => {
     expect([...policies(out.cedar).keys()]).toEqual(['policies/extra.yaml:agents.a/b.tools']);
   });
 
+  it('compiles "*" entries: any tool, any host, any command, any key', () => {
+    const out = compileYamlPolicy(
+      'version: 1\nagents:\n  "*": { tools: ["*"], urls: ["*", "https://*/v1"], commands: ["*"], kv: { read: ["*"] } }\n',
+    );
+    const parsed = policies(out.cedar);
+    expect(parsed.get('yaml:agents.*.tools')!.conditions).toEqual([]);
+    expect(parsed.get('yaml:agents.*.commands')!.conditions).toEqual([]);
+    expect(JSON.stringify(parsed.get('yaml:agents.*.urls'))).not.toContain('"host"');
+    expect(parsed.get('yaml:agents.*.tools')!.principal).toEqual({
+      op: 'is',
+      entity_type: 'Agent',
+    });
+  });
+
   it('treats "wf" and "wf/*" as the same principals', () => {
     const e = invalid('version: 1\nagents:\n  wf: { tools: [a] }\n  wf/*: { tools: [b] }\n');
     expect(e.message).toContain('agents.wf/*: the same principals as another key (agent:wf/*)');

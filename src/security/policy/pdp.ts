@@ -32,7 +32,6 @@ import {
   checkParams,
   type Clock,
   clockParam,
-  type Decision,
   type DecisionRequest,
   type DecisionResult,
   type GrantRecord,
@@ -42,7 +41,6 @@ import {
   type TrustLevel,
   WardenError,
 } from '../../core/index.ts';
-import { GRANT_ASK_POLICY, GRANT_POLICY } from './base-policies.ts';
 import { type CedarCall, type CompiledPolicy, evaluatePolicies, evaluateSet } from './cedar.ts';
 import {
   actionEntity,
@@ -59,7 +57,8 @@ import {
   type PreparedPolicy,
   preparePolicy,
 } from './prepare.ts';
-import { applyTrust, isReadRequest, trustLevelOf } from './trust.ts';
+import { isReadRequest, trustLevelOf } from './trust.ts';
+import { deny, type PolicyVerdict, resultOf, verdictOf } from './verdict.ts';
 
 export interface PolicyDecisionPointOptions {
   /** Active capability grants. @default none */
@@ -120,10 +119,6 @@ const optionsArgs = param.options({
   maxRequestBytes: param.int(1_024, 16 * 1024 * 1024).optional(),
   clock: clockParam.optional(),
 });
-
-/** Longest resource or principal quoted in a reason. */
-const MAX_QUOTED = 200;
-const quote = (s: string) => (s.length > MAX_QUOTED ? `${s.slice(0, MAX_QUOTED)}…` : s);
 
 interface Evaluation {
   readonly result: DecisionResult;
@@ -345,36 +340,21 @@ export class PolicyDecisionPoint {
     const prepared = state.prepared;
     const trust = trustLevelOf(prepared.trust, request.principal);
     const finish = (
-      decided: Decision,
-      reasons: string[],
-      grantId: string | null,
-      call: CedarCall | null,
-      policies: readonly CompiledPolicy[],
-      errors: Evaluation['errors'],
+      verdict: PolicyVerdict,
+      call: CedarCall | null = null,
+      policies: readonly CompiledPolicy[] = [],
+      errors: Evaluation['errors'] = [],
     ): Evaluation => {
-      if (decided !== 'deny') {
-        const read = isReadRequest(request.action, request.context, this.#methodScopes);
-        const capped = applyTrust(decided, trust, request.principal, request.action, read);
-        if (capped.reason !== null) reasons.push(capped.reason);
-        decided = capped.decision;
-      }
-      let decision = decided;
-      if (prepared.mode === 'audit' && decided !== 'allow') {
-        reasons.push(`audit mode: the policy decided ${decided}; allowed and audited`);
-        decision = 'allow';
-      }
-      const result: DecisionResult = Object.freeze({
-        decision,
-        decided,
-        reasons: Object.freeze(reasons),
-        policy_version: prepared.version,
+      const read = isReadRequest(request.action, request.context, this.#methodScopes);
+      const result = resultOf(verdict, request, {
+        trust,
+        read,
         mode: prepared.mode,
-        ...(grantId !== null && decided !== 'deny' ? { grant_id: grantId } : {}),
-        cached: false,
+        version: prepared.version,
       });
       return { result, trust, call, policies, errors };
     };
-    if (invalid !== null) return finish('deny', [invalid], null, null, [], []);
+    if (invalid !== null) return finish(deny(invalid));
     let call: CedarCall;
     let principal;
     let action;
@@ -384,87 +364,27 @@ export class PolicyDecisionPoint {
       const resource = resourceEntity(request.resource);
       const context = toCedarContext(request.context);
       if (grant !== null) context.grant = { id: grant.id, ask: grant.ask };
+      const entities = [principal, action, resource];
       call = {
         principal: principal.uid,
         action: action.uid,
         resource: resource.uid,
         context,
-        entities: [principal, action, resource],
+        entities,
       };
     } catch (e) {
-      return finish('deny', [`invalid request: ${(e as Error).message}`], null, null, [], []);
+      return finish(deny(`invalid request: ${(e as Error).message}`));
     }
     let subset;
-    let outcome;
     try {
       subset = state.subsetFor(request.principal, principal, request.action, action);
-      outcome = evaluateSet(subset.setId, call);
+      const outcome = evaluateSet(subset.setId, call);
+      const verdict = verdictOf(outcome, state.byId, request, grant);
+      return finish(verdict, call, subset.policies, outcome.errors);
     } catch (e) {
-      return finish(
-        'deny',
-        [`evaluation failed: ${(e as Error).message}`],
-        null,
-        call,
-        subset?.policies ?? [],
-        [],
-      );
+      const verdict = deny(`evaluation failed: ${(e as Error).message}`);
+      return finish(verdict, call, subset?.policies ?? []);
     }
-    const errors = outcome.errors;
-    const restrictive = errors.filter((e) => {
-      const p = state.byId.get(e.policy);
-      return p === undefined || p.effect === 'forbid' || p.ask;
-    });
-    if (restrictive.length > 0)
-      return finish(
-        'deny',
-        restrictive.map(
-          (e) =>
-            `${e.policy} failed to evaluate (a forbid or ask policy that fails denies): ${e.message}`,
-        ),
-        null,
-        call,
-        subset.policies,
-        errors,
-      );
-    const failed = errors.map((e) => `${e.policy} failed to evaluate: ${e.message}`);
-    if (outcome.decision === 'deny') {
-      if (outcome.reasons.length > 0)
-        return finish('deny', [...outcome.reasons, ...failed], null, call, subset.policies, errors);
-      return finish(
-        'deny',
-        [
-          `default deny: no policy allows ${request.action} on ${quote(request.resource)} for ${quote(request.principal)}`,
-          ...failed,
-        ],
-        null,
-        call,
-        subset.policies,
-        errors,
-      );
-    }
-    const own = outcome.reasons.filter((id) => id !== GRANT_POLICY && id !== GRANT_ASK_POLICY);
-    if (own.length > 0) {
-      const asks = own.filter((id) => state.byId.get(id)?.ask === true);
-      return finish(
-        asks.length > 0 ? 'ask' : 'allow',
-        asks.length > 0 ? asks : own,
-        null,
-        call,
-        subset.policies,
-        errors,
-      );
-    }
-    // Only the grant allowed it (grant is non-null: the grant policies need context.grant).
-    const ask = outcome.reasons.includes(GRANT_ASK_POLICY);
-    const reason = `grant ${grant?.id ?? '?'}${ask ? ' (needs approval: the grant has a review gate)' : ''}`;
-    return finish(
-      ask ? 'ask' : 'allow',
-      [reason],
-      grant?.id ?? null,
-      call,
-      subset.policies,
-      errors,
-    );
   }
 }
 
