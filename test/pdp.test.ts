@@ -848,6 +848,20 @@ describe('hostile requests', () => {
       p.decide({ ...base, context: { f: 0.25, n: null, list: [1, 'a', true] } }).decision,
     ).toBe('allow');
     expect(p.decide({ ...base, resource: 'tool:\ud800' }).decision).toBe('deny');
+    // NaN would be written as null in a cache key: it must not reuse null's cached allow.
+    expect(p.decide({ ...base, context: { x: null } })).toMatchObject({ decision: 'allow' });
+    expect(p.decide({ ...base, context: { x: Number.NaN } }).reasons[0]).toBe(
+      'invalid request: context.x: NaN is not a number Cedar can hold',
+    );
+    expect(p.decide({ ...base, context: { m: new Map([['a', 1]]) } }).reasons[0]).toBe(
+      'invalid request: context.m: a Map is not plain data',
+    );
+    expect(
+      p.decide({ ...base, context: { at: new Date(0), o: Object.create(null) } }).decision,
+    ).toBe('allow');
+    expect(p.decide({ ...base, context: { a: [1, () => 1] } }).reasons[0]).toBe(
+      'invalid request: context.a[1]: a function is not a context value',
+    );
     expect(p.decide(base).decision).toBe('allow');
   });
 

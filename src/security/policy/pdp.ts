@@ -23,12 +23,11 @@
  * pinned to an older version keep deciding under it; deciding under a version that is not
  * loaded throws NOT_FOUND — the caller loads it from the store and calls `load` + `retain`.
  *
- * Cache: per version, LRU, keyed by the canonical JSON of the request. Decisions that involved
+ * Cache: per version, LRU, keyed by the JSON of the request. Decisions that involved
  * a grant are never cached (grants change with time and use), so a cached decision is a pure
  * function of (version, request).
  */
 import {
-  canonicalJson,
   checkParams,
   type Clock,
   clockParam,
@@ -45,6 +44,7 @@ import { type CedarCall, type CompiledPolicy, evaluatePolicies, evaluateSet } fr
 import {
   actionEntity,
   DEFAULT_METHOD_SCOPES,
+  MAX_CONTEXT_DEPTH,
   principalEntity,
   resourceEntity,
   toCedarContext,
@@ -207,12 +207,18 @@ export class PolicyDecisionPoint {
    * denied); throws NOT_FOUND for a version not loaded and INVALID_PARAMS for a request that
    * is not `{principal, action, resource}` strings.
    */
-  decide(request: DecisionRequest, options: DecideOptions = {}): DecisionResult {
+  decide(request: DecisionRequest, options?: DecideOptions): DecisionResult {
     checkShape(request);
-    const state = this.#state(options.version);
-    const now = options.now ?? this.#clock.now();
+    const state = this.#state(options?.version);
     const grant =
-      this.#grants?.activeFor(request.principal, request.action, request.resource, now) ?? null;
+      this.#grants === undefined
+        ? null
+        : this.#grants.activeFor(
+            request.principal,
+            request.action,
+            request.resource,
+            options?.now ?? this.#clock.now(),
+          );
     const { key, invalid } = this.#checkSize(request);
     if (invalid !== null) return this.#evaluate(state, request, null, invalid).result;
     const cache = state.cache;
@@ -276,12 +282,21 @@ export class PolicyDecisionPoint {
     };
   }
 
-  /** The cache key (canonical JSON of the request), or why the request cannot be decided. */
+  /**
+   * The cache key, or why the request cannot be decided. The key is `JSON.stringify` of the
+   * request, not canonical JSON: the same content with keys in another order is only a second
+   * cache entry, never a wrong answer, and canonicalising cost 1.3 µs median / 15 µs p99 (its
+   * garbage) against 0.3 / 0.4 µs. JSON.stringify writes NaN, ±Infinity and a function as null
+   * or nothing, so contexts holding them are refused first: they may not share a key with a
+   * context the PDP would decide differently.
+   */
   #checkSize(request: DecisionRequest): { key: string; invalid: string | null } {
+    const { principal, action, resource, scopes, context } = request;
+    const odd = context === undefined ? null : unrepresentable(context, 0);
+    if (odd !== null) return { key: '', invalid: `invalid request: context${odd}` };
     let key: string;
     try {
-      const { principal, action, resource, scopes, context } = request;
-      key = canonicalJson([principal, action, resource, scopes ?? null, context ?? null]);
+      key = JSON.stringify([principal, action, resource, scopes ?? null, context ?? null]);
     } catch (e) {
       return { key: '', invalid: `invalid request: ${(e as Error).message}` };
     }
@@ -386,6 +401,44 @@ export class PolicyDecisionPoint {
       return finish(verdict, call, subset?.policies ?? []);
     }
   }
+}
+
+/**
+ * Where `value` holds something JSON.stringify would not write faithfully (a non-finite
+ * number, a function, a symbol, a bigint, an object other than plain data, an array or a
+ * Date), as a path suffix (`.a[2]: NaN …`); null when
+ * there is none. Deeper than MAX_CONTEXT_DEPTH is left to toCedarContext (it refuses it).
+ */
+function unrepresentable(value: unknown, depth: number): string | null {
+  switch (typeof value) {
+    case 'number':
+      return Number.isFinite(value) ? null : `: ${value} is not a number Cedar can hold`;
+    case 'function':
+    case 'symbol':
+    case 'bigint':
+      return `: a ${typeof value} is not a context value`;
+    case 'object':
+      break;
+    default:
+      return null;
+  }
+  if (value === null || depth > MAX_CONTEXT_DEPTH || value instanceof Date) return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const odd = unrepresentable(value[i], depth + 1);
+      if (odd !== null) return `[${i}]${odd}`;
+    }
+    return null;
+  }
+  // A class instance may serialise (toJSON) otherwise than its fields read: plain data only.
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null)
+    return `: a ${value.constructor?.name ?? 'class instance'} is not plain data`;
+  for (const key in value) {
+    const odd = unrepresentable((value as Record<string, unknown>)[key], depth + 1);
+    if (odd !== null) return `.${key}${odd}`;
+  }
+  return null;
 }
 
 function checkShape(request: DecisionRequest): void {
