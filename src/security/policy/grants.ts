@@ -8,7 +8,10 @@ import type { GrantRecord } from '../../core/index.ts';
 
 /** What the PDP needs from the grants. */
 export interface GrantIndex {
-  /** Changes whenever a grant is added, changed or removed. */
+  /**
+   * Changes whenever a grant is added, changed or removed. The PDP never caches a decision
+   * that involved a grant, so it does not need this; callers caching around it do.
+   */
   readonly generation: number;
   /** The active grant for this request, or null; `now` in ms since the epoch. */
   activeFor(principal: string, action: string, resource: string, now: number): GrantRecord | null;

@@ -6,7 +6,8 @@
  * 1. The request is turned into Cedar entities (entities.ts); a malformed or unknown name, or
  *    a request over 64 KiB of JSON, is denied. An active capability grant for the request is
  *    put in the context as `grant: {id, ask}` (a caller's own `grant` key is dropped).
- * 2. Cedar evaluates the policies whose principal scope can match (a pre-parsed subset).
+ * 2. Cedar evaluates the policies whose scope can match the principal and the action (a subset
+ *    pre-parsed once per version: loaded-version.ts).
  *    A satisfied forbid wins (deny). A forbid or `@decision("ask")` policy that fails to
  *    evaluate denies too: a restriction that cannot be checked must not be skipped. A permit
  *    that fails grants nothing (as in Cedar); its error is listed if the result is deny.
@@ -219,7 +220,7 @@ export class PolicyDecisionPoint {
             request.resource,
             options?.now ?? this.#clock.now(),
           );
-    const { key, invalid } = this.#checkSize(request);
+    const { key, invalid } = this.#requestKey(request);
     if (invalid !== null) return this.#evaluate(state, request, null, invalid).result;
     const cache = state.cache;
     if (grant === null && this.#cacheSize > 0) {
@@ -245,7 +246,7 @@ export class PolicyDecisionPoint {
     const now = options.now ?? this.#clock.now();
     const grant =
       this.#grants?.activeFor(request.principal, request.action, request.resource, now) ?? null;
-    const invalid = this.#checkSize(request).invalid;
+    const invalid = this.#requestKey(request).invalid;
     const evaluation = this.#evaluate(state, request, invalid === null ? grant : null, invalid);
     const matched: MatchedPolicy[] = [];
     const errors = [...evaluation.errors];
@@ -290,7 +291,7 @@ export class PolicyDecisionPoint {
    * or nothing, so contexts holding them are refused first: they may not share a key with a
    * context the PDP would decide differently.
    */
-  #checkSize(request: DecisionRequest): { key: string; invalid: string | null } {
+  #requestKey(request: DecisionRequest): { key: string; invalid: string | null } {
     const { principal, action, resource, scopes, context } = request;
     const odd = context === undefined ? null : unrepresentable(context, 0);
     if (odd !== null) return { key: '', invalid: `invalid request: context${odd}` };
