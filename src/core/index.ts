@@ -67,6 +67,61 @@ export {
   type ParamIssue,
 } from './params.ts';
 export {
+  cedarEntity,
+  cedarLike,
+  cedarString,
+  hasLoneSurrogate,
+  type LikePart,
+  WILDCARD,
+} from './policy/cedar-text.ts';
+export {
+  ACTION_GROUP_NAMES,
+  ACTION_GROUPS,
+  COMMAND_RISKS,
+  type CommandRisk,
+  COMPOUND_COMMAND_CHARS,
+  ENTITY_TYPES,
+  isPolicyAction,
+  METHOD_SCOPES,
+  type MethodScope,
+  type MethodScopeTable,
+  POLICY_ACTIONS,
+  type PolicyAction,
+  PRINCIPAL_TYPES,
+  type PrincipalKind,
+  RESOURCE_TYPES,
+  type ResourceKind,
+} from './policy/model.ts';
+export {
+  type AuditRecord,
+  type Decision,
+  type DecisionRequest,
+  type DecisionResult,
+  DECISIONS,
+  type GrantRecord,
+  POLICY_MODES,
+  type PolicyMode,
+  type PolicyVersionRecord,
+  type QuarantineRecord,
+  TRUST_LEVELS,
+  type TrustLevel,
+} from './policy/types.ts';
+export {
+  type CompiledYamlPolicy,
+  type CompileYamlOptions,
+  compileYamlPolicy,
+  policyInvalid,
+  type PolicyIssue,
+} from './policy/yaml.ts';
+export {
+  BUDGET_CAPS,
+  type BudgetCap,
+  type PolicyFile,
+  policyFileSchema,
+  type PolicyRule,
+  policyRuleSchema,
+} from './policy/yaml-schema.ts';
+export {
   assertTransition,
   canTransition,
   isTerminalProcessState,

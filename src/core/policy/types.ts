@@ -8,9 +8,11 @@
  * - principals: `agent:<workflow>/<stage>`, `token:<token id>` (`token:admin` for the admin token),
  *   `attempt:<task id>`, `skill:<name>`, `user:<name>`;
  * - actions: `tool.call`, `http.request`, `fs.read`, `fs.write`, `fs.list`, `shell.exec`, `kv.get`,
- *   `kv.set`, `task.submit`, `run.spawn`, `acp:<method>` (e.g. `acp:session.list`);
+ *   `kv.set`, `task.submit`, `run.spawn`, `secret.use`, `acp:<method>` (e.g. `acp:session.list`);
  * - resources: `tool:<name>`, `url:<absolute url>`, `path:<absolute real path>`, `command:<text>`,
- *   `kv:<namespace>/<key>`, `lane:<name>`, `workflow:<name>`, `method:<acp method>`.
+ *   `kv:<namespace>/<key>`, `lane:<name>`, `workflow:<name>`, `method:<acp method>`,
+ *   `secret:<NAME>` (a secret used by reference).
+ * The Cedar entity model behind these names is in docs/security-policy.md (model.ts here).
  */
 
 export const DECISIONS = ['allow', 'deny', 'ask'] as const;
@@ -36,6 +38,11 @@ export interface DecisionRequest {
   readonly resource: string;
   /** Facts the decision may use: guard findings (`risk`, `injection`), usage, request details. */
   readonly context?: Readonly<Record<string, unknown>>;
+  /**
+   * For `token:` principals: the scopes authentication verified for the token (Cedar sees them
+   * as `principal.scopes`). `token:admin` always has every scope; ignored for other principals.
+   */
+  readonly scopes?: readonly string[];
 }
 
 export interface DecisionResult {
