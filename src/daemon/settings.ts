@@ -1,4 +1,5 @@
 /** What the daemon needs from the resolved configuration (the CLI maps config.yaml onto it). */
+import type { SecurityConfig } from '../security/index.ts';
 import type { Durability, StoreTarget } from '../store/index.ts';
 
 export interface DaemonSettings extends SecurityConfig {

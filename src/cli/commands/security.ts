@@ -21,6 +21,7 @@ import {
   PolicyService,
   readPolicyFiles,
 } from '../../security/index.ts';
+import { COMMAND_SCOPES_TABLE } from '../../protocols/commands/index.ts';
 import { loadConfig } from '../config.ts';
 import { openContext } from '../context.ts';
 import { viaDaemonOr } from '../daemon-target.ts';
@@ -30,12 +31,16 @@ import { osUser } from '../os-user.ts';
 import { formatTime, printJson, printLine, printTable, style } from '../output.ts';
 
 /** The policy files of the home, compiled as a reload would (POLICY_INVALID otherwise). */
-function loadFromFiles(home: string): { pdp: PolicyDecisionPoint; files: string[] } {
+function loadFromFiles(home: string): {
+  pdp: PolicyDecisionPoint;
+  grants: InMemoryGrantIndex;
+  files: string[];
+} {
   const files = readPolicyFiles(home);
   const grants = new InMemoryGrantIndex();
-  const pdp = new PolicyDecisionPoint({ grants });
+  const pdp = new PolicyDecisionPoint({ grants, methodScopes: COMMAND_SCOPES_TABLE });
   pdp.activate(pdp.load(files, { baseDir: home }));
-  return { pdp, files: Object.keys(files) };
+  return { pdp, grants, files: Object.keys(files) };
 }
 
 export async function policyCheckCommand(
@@ -55,23 +60,28 @@ export async function policyCheckCommand(
     }
   }
   const config = loadConfig(options);
-  const { pdp } = loadFromFiles(config.home);
+  const { pdp, grants: index } = loadFromFiles(config.home);
   // Grants live in the database: consult them when there is one.
   const ctx = await openContext(options, { mustExist: false, intent: 'read' }).catch(() => null);
   try {
     if (ctx) {
       const grants = await ctx.store.listGrants({ activeAt: ctx.kernel.clock.now(), limit: 100_000 });
-      (pdp.grants as InMemoryGrantIndex | undefined)?.replace(grants);
+      index.replace(grants);
     }
-    const explained = pdp.explain({ principal, action, resource, context });
+    const why = pdp.explain({ principal, action, resource, context });
+    const explained = why.result;
     if (options.json) {
-      printJson(explained);
+      printJson(why);
       return 0;
     }
     const mark =
       explained.decision === 'allow' ? style.green('✓ allow') : explained.decision === 'ask' ? style.yellow('? ask') : style.red('✗ deny');
     printLine(`${mark}  ${principal} ${action} ${resource}`);
     for (const reason of explained.reasons) printLine(`  ${style.dim('·')} ${reason}`);
+    if (why.trust !== 'act') printLine(style.dim(`  trust level ${why.trust}`));
+    if (why.grant) printLine(style.dim(`  grant ${why.grant.id}`));
+    for (const m of why.matched)
+      printLine(style.dim(`  matched ${m.effect}${m.ask ? ' (ask)' : ''} ${m.id} in ${m.file}${m.line === null ? '' : `:${m.line}`}`));
     printLine(style.dim(`  policy version ${explained.policy_version.slice(0, 16)} (${explained.mode})`));
     return 0;
   } finally {
@@ -82,11 +92,19 @@ export async function policyCheckCommand(
 export async function policyShowCommand(options: GlobalOptions & { cedar?: boolean }): Promise<number> {
   const config = loadConfig(options);
   const { pdp, files } = loadFromFiles(config.home);
-  const shown = pdp.describe();
+  const prepared = pdp.policy();
+  const shown = {
+    version: prepared.version,
+    mode: prepared.mode,
+    policies: prepared.policies.length,
+    warnings: prepared.warnings,
+    cedar: prepared.cedar,
+  };
   if (options.json) {
-    printJson({ ...shown, files });
+    printJson({ ...shown, files, ...(options.cedar ? {} : { cedar: undefined }) });
     return 0;
   }
+  for (const warning of shown.warnings) printLine(style.yellow(`  warning: ${warning}`));
   printLine(`${style.bold('policy')} ${shown.version.slice(0, 16)} ${style.dim(`(${shown.mode})`)}`);
   if (files.length === 0)
     printLine(style.yellow(`  no policy files in ${config.home}: every tool call, URL, path and command is denied`));

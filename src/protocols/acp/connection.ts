@@ -234,7 +234,7 @@ export class AcpConnection {
   }
 
   async #subscribe(params: unknown): Promise<unknown> {
-    authorize('events.subscribe', this.caller);
+    await authorize('events.subscribe', this.caller, this.#services.security);
     const p = parseParams('events.subscribe', params);
     if (this.#subscriptions.size >= this.#limits.maxSubscriptions)
       throw new WardenError(

@@ -5,27 +5,85 @@
  */
 import type { z } from 'zod';
 
-import { checkParams, WardenError } from '../../core/index.ts';
-import { type Caller, type CommandServices, hasScope } from './context.ts';
+import {
+  checkParams,
+  type MethodScope,
+  type MethodScopeTable,
+  WardenError,
+} from '../../core/index.ts';
+import { PolicyDecisionPoint, type Security } from '../../security/index.ts';
+import type { Caller, CommandServices } from './context.ts';
 import { handlers, type SharedCommand } from './handlers.ts';
 import { COMMAND_SCOPES, type CommandName, type CommandParams, commandParams } from './schemas.ts';
 
-/** FORBIDDEN unless `caller` may call `method` (its params are not looked at). */
-export function authorize(method: CommandName, caller: Caller): void {
+/** The scope each method needs, as the PDP's method table (`attempt` methods are `worker`). */
+export const COMMAND_SCOPES_TABLE: MethodScopeTable = Object.freeze(
+  Object.fromEntries(
+    Object.entries(COMMAND_SCOPES)
+      .filter(([, needs]) => needs !== null)
+      .map(([method, needs]) => [method, needs === 'attempt' ? 'worker' : needs]),
+  ) as Record<string, MethodScope>,
+);
+
+/** Decides with only the built-in policies (token scopes), for servers without a policy service. */
+const BUILTIN_ONLY = PolicyDecisionPoint.empty({ methodScopes: COMMAND_SCOPES_TABLE });
+
+/** The PDP principal of a caller: `token:<id>` (`token:admin`) or `attempt:<task id>`. */
+export function callerPrincipal(caller: Caller): string {
+  if (caller.kind === 'attempt') return `attempt:${caller.attempt?.taskId ?? caller.id}`;
+  return caller.kind === 'admin' ? 'token:admin' : `token:${caller.id}`;
+}
+
+/**
+ * FORBIDDEN unless the policy decision point allows `caller` to call `method` (DESIGN.md §8:
+ * there is no other authorization code). The built-in policies give each token the methods of
+ * its scopes and an attempt token the worker methods of its own task; operators may `forbid`
+ * more. Every decision is audited (with a policy service); the call waits for the record.
+ */
+export async function authorize(
+  method: CommandName,
+  caller: Caller,
+  security?: Security,
+  params?: unknown,
+): Promise<void> {
+  if (COMMAND_SCOPES[method] === null) return; // any authenticated connection (hello, ping)
+  const taskId =
+    params !== null && typeof params === 'object' && typeof (params as { task_id?: unknown }).task_id === 'string'
+      ? (params as { task_id: string }).task_id
+      : undefined;
+  const request = {
+    principal: callerPrincipal(caller),
+    action: `acp:${method}`,
+    resource: `method:${method}`,
+    ...(caller.kind === 'token' ? { scopes: [...caller.scopes] } : {}),
+    ...(caller.kind === 'attempt' && taskId !== undefined ? { context: { task_id: taskId } } : {}),
+  };
+  const result = security ? security.policy.decide(request) : BUILTIN_ONLY.decide(request);
+  if (security)
+    await security.audit.record([
+      {
+        request,
+        result,
+        trace_id: 'acp',
+        context: { caller: caller.name, connection: caller.connectionId },
+      },
+    ]);
+  if (result.decision === 'allow') return;
   const needs = COMMAND_SCOPES[method];
-  if (caller.kind === 'attempt') {
-    if (needs === 'attempt' || needs === null) return;
-    throw new WardenError(
-      'FORBIDDEN',
-      `${method}: an attempt token may only heartbeat, report progress, complete, fail or release its own attempt`,
-      { details: { method, needs, scopes: [] } },
-    );
-  }
-  if (needs === null || needs === 'attempt' || hasScope(caller, needs)) return;
   throw new WardenError(
     'FORBIDDEN',
-    `${method} needs the '${needs}' scope; this token has ${[...caller.scopes].join(', ') || 'none'} (create one with: warden token create --scopes ${needs})`,
-    { details: { method, needs, scopes: [...caller.scopes] } },
+    caller.kind === 'attempt'
+      ? `${method}: an attempt token may only heartbeat, report progress, complete, fail or release its own attempt`
+      : `${method} needs the '${needs === 'attempt' ? 'write' : needs}' scope or a policy that allows it; this token has ${[...caller.scopes].join(', ') || 'none'} (${result.reasons.join('; ')})`,
+    {
+      details: {
+        method,
+        needs,
+        scopes: [...caller.scopes],
+        reasons: result.reasons,
+        policy_version: result.policy_version,
+      },
+    },
   );
 }
 
@@ -41,7 +99,7 @@ export async function dispatch(
   caller: Caller,
   signal: AbortSignal,
 ): Promise<unknown> {
-  authorize(method, caller);
+  await authorize(method, caller, services.security, params);
   const parsed = parseParams(method, params);
   const handler = handlers[method] as (
     p: unknown,

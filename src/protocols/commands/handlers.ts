@@ -221,11 +221,12 @@ export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
 
   'policy.get': (p, services) => {
     const security = mustHaveSecurity(services);
-    const shown = security.policy.pdp.describe();
+    const shown = security.policy.pdp.policy();
     return Promise.resolve({
       version: shown.version,
       mode: shown.mode,
-      policies: shown.policies,
+      policies: shown.policies.length,
+      warnings: shown.warnings,
       files: security.policy.files,
       ...(p.cedar ? { cedar: shown.cedar } : {}),
     });

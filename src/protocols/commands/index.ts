@@ -1,6 +1,12 @@
 export { formatAttemptToken, isAttemptToken, parseAttemptToken } from './attempt-token.ts';
 export { type Caller, type CommandServices, hasScope } from './context.ts';
-export { authorize, dispatch, parseParams } from './dispatch.ts';
+export {
+  authorize,
+  callerPrincipal,
+  COMMAND_SCOPES_TABLE,
+  dispatch,
+  parseParams,
+} from './dispatch.ts';
 export { handlers, type SharedCommand } from './handlers.ts';
 export {
   COMMAND_SCOPES,

@@ -36,6 +36,15 @@ permit (
   principal.scopes.contains("admin")
 };
 
+@id("builtin:token.worker")
+permit (
+  principal is Token,
+  action in Action::"scope:worker",
+  resource
+) when {
+  principal.scopes.contains("write")
+};
+
 @id("builtin:attempt.own-task")
 permit (
   principal is Attempt,
