@@ -25,7 +25,8 @@ import { type Invocation, invocationsOf } from './command-invocations.ts';
 import { VIRTUAL_WORKSPACE } from './command-paths.ts';
 import { applyRules, COMMAND_RULES, type Reason, ReasonSet } from './command-rules.ts';
 import { DYNAMIC, type Walk, walkScript } from './command-walk.ts';
-import { parseShell, type Script, ShellSyntaxError } from './shell-parse.ts';
+import { type Script, ShellSyntaxError } from './shell-ast.ts';
+import { parseShell } from './shell-parse.ts';
 
 export { COMMAND_RULES, DYNAMIC };
 

@@ -10,7 +10,7 @@
  * and shows the rest as `$NAME` or `$(…)`: the risk rules read it, so `a=rm; $a -rf /` and
  * `rm${IFS}-rf${IFS}/` are still recognised.
  */
-import type { Command, Redirect, Script, Word } from './shell-parse.ts';
+import type { Command, Redirect, Script, Word } from './shell-ast.ts';
 
 /** Marks a word of `CommandRisk.commands` that is not literal. */
 export const DYNAMIC = '<dynamic>';

@@ -1,0 +1,543 @@
+/**
+ * Prompt-injection scoring of untrusted text (tool outputs, fetched pages, inbound messages),
+ * DESIGN.md §8. Weighted heuristics, not a classifier: each signal has a weight in 0..1, a code
+ * counts once (its heaviest match), and the score is a noisy-OR, 1 − Π(1 − wᵢ), so one strong
+ * signal reaches `review` and two reach `block`, while weak ones (urgency, "you are now") need
+ * company. Defaults: review at 0.4, block at 0.7 (measured on test/fixtures/guards, see
+ * bench/results/guards.md). The patterns run on normalised text (injection-text.ts); text
+ * decoded from base64, ROT13 and Unicode tags is scored again and counts as
+ * `encoded_instruction`.
+ *
+ * Bounded work: at most {@link MAX_INJECTION_INPUT} characters are read, and every pattern is a
+ * linear-time regular expression (no nested quantifiers, gaps bounded like `.{0,40}`).
+ * It does not understand meaning: paraphrases, other languages than the few listed, and
+ * instructions split across messages get through; quoting an attack in a benign text is
+ * flagged. docs/security-guards.md lists the limits.
+ */
+import { z } from 'zod';
+
+import { checkParams, invalidParams, param } from '../../core/index.ts';
+import { base64Texts, prepareText, rot13 } from './injection-text.ts';
+
+export const INJECTION_VERDICTS = ['clean', 'review', 'block'] as const;
+export type InjectionVerdict = (typeof INJECTION_VERDICTS)[number];
+
+export interface InjectionSignal {
+  readonly code: string;
+  readonly message: string;
+  /** 0..1. */
+  readonly weight: number;
+  /** The matched text, normalised (lower case, look-alikes folded), at most 120 characters. */
+  readonly excerpt: string;
+}
+
+export interface InjectionScore {
+  /** 0..1, rounded to 3 decimals. */
+  readonly score: number;
+  readonly verdict: InjectionVerdict;
+  /** Heaviest first. */
+  readonly signals: readonly InjectionSignal[];
+}
+
+export interface ScoreInjectionOptions {
+  /** Score at or above which the verdict is `review`. @default 0.4 */
+  reviewAt?: number;
+  /** Score at or above which the verdict is `block`. @default 0.7 */
+  blockAt?: number;
+}
+
+export const INJECTION_THRESHOLDS = { reviewAt: 0.4, blockAt: 0.7 } as const;
+
+/** Characters read; the rest is ignored (signal `truncated`). */
+export const MAX_INJECTION_INPUT = 256 * 1024;
+
+type Field = 'plain' | 'folded';
+interface Pattern {
+  readonly code: string;
+  readonly weight: number;
+  readonly re: RegExp;
+  readonly message: string;
+  readonly field?: Field;
+}
+
+const p = (code: string, weight: number, re: RegExp, message: string, field?: Field): Pattern =>
+  field === undefined ? { code, weight, re, message } : { code, weight, re, message, field };
+
+const IGNORE = '(?:ignore|disregard|forget|override|bypass|skip|abandon|discard|set aside)';
+const PRIOR =
+  '(?:previous|prior|above|earlier|preceding|initial|original|system|developer|all|your|any|those|these|existing|current)';
+const STRONG_OBJ =
+  '(?:instructions?|prompts?|directions?|directives?|guidelines|guardrails|programming|system messages?|safety rules)';
+const WEAK_OBJ = '(?:rules|context|commands|constraints|orders|policies|restrictions)';
+const AI =
+  '(?:ai|a\\.i\\.|llm|language model|assistant|chatbot|agent|gpt|chatgpt|claude|copilot|gemini|bot)';
+
+/** Every pattern with its code and weight; docs/security-guards.md lists them. */
+export const INJECTION_PATTERNS: readonly Pattern[] = [
+  // Instruction override.
+  p(
+    'instruction_override',
+    0.6,
+    new RegExp(`\\b${IGNORE}\\b[^.!?\\n]{0,40}\\b${PRIOR}\\b[^.!?\\n]{0,30}\\b${STRONG_OBJ}`),
+    'tells the model to drop its instructions',
+  ),
+  p(
+    'instruction_override',
+    0.35,
+    new RegExp(`\\b${IGNORE}\\b[^.!?\\n]{0,40}\\b${PRIOR}\\b[^.!?\\n]{0,30}\\b${WEAK_OBJ}\\b`),
+    'tells the reader to drop rules',
+  ),
+  p(
+    'instruction_override',
+    0.6,
+    /\b(?:do not|don't|never|stop) (?:follow|obey|listen to|comply with|following|obeying)(?: any| all)? (?:your|the|any|those|these)(?: previous| prior| original| system| developer| safety| above)? ?(?:instructions|rules|guidelines|prompt|directives)/,
+    'tells the model not to follow its instructions',
+  ),
+  p(
+    'instruction_override',
+    0.6,
+    /\bforget (?:everything|all)(?: that)? (?:you (?:were|have been|'ve been) (?:told|taught|instructed|given)|above|before this)/,
+    'tells the model to forget its instructions',
+  ),
+  p(
+    'instruction_override',
+    0.45,
+    /\b(?:new|updated|revised|real|actual|true|secret|hidden|additional) (?:instructions?|task|objective|directives?|orders|system prompt)\s?:/,
+    'announces new instructions',
+  ),
+  p(
+    'instruction_override',
+    0.6,
+    /\b(?:ignora|olvida) (?:todas )?(?:las )?instrucciones (?:anteriores|previas)|\bignore[zr]? (?:toutes )?les instructions (?:pr[ée]c[ée]dentes|ant[ée]rieures)|\bignoriere (?:alle )?(?:vorherigen|bisherigen|obigen) (?:anweisungen|instruktionen)|\bignore as instru[çc][õo]es anteriores|\bignora (?:tutte )?le istruzioni precedenti/,
+    'tells the model to drop its instructions (non-English)',
+  ),
+  p('instruction_override', 0.3, /\bfrom now on,? (?:you|your)\b/, '"from now on, you…"'),
+  p(
+    'instruction_override',
+    0.45,
+    /\b(?:ignore|disregard)\b (?:the|what the|whatever the) user(?:'s)? (?:request|question|instructions?|message|asked|said|says|wants|typed)\b/,
+    'tells the model to ignore the user',
+  ),
+  // Role hijack and jailbreak personas.
+  p(
+    'role_hijack',
+    0.5,
+    /\byou are (?:now|no longer|henceforth)\b[^.!?\n]{0,30}\b(?:ai|assistant|model|gpt|chatbot|llm|bound|restricted|dan|jailbroken|unrestricted|unfiltered|uncensored|free|evil|different|character|persona|root|admin|hacker|claude|chatgpt)\b/,
+    'tells the model it is someone else',
+  ),
+  p('role_hijack', 0.15, /\byou are now\b/, '"you are now…"'),
+  p(
+    'role_hijack',
+    0.5,
+    /\b(?:act|behave|respond|answer|reply) as (?:if you (?:are|were) )?(?:an? )?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|rogue|malicious|amoral|dan\b)/,
+    'asks for an unrestricted persona',
+  ),
+  p(
+    'role_hijack',
+    0.55,
+    /\b(?:pretend|imagine|roleplay|role-play)\b[^.!?\n]{0,50}\b(?:without|no|free from|not bound by|ignoring) (?:any )?(?:restrictions|rules|limits|filters|guidelines|ethics|morals|censorship)/,
+    'asks for a persona without rules',
+  ),
+  p(
+    'role_hijack',
+    0.5,
+    /\byour (?:new|real|true) (?:role|persona|name|identity|instructions|task|goal|objective|purpose|directive) (?:is|are|will be)\b/,
+    'assigns the model a new role',
+  ),
+  p(
+    'role_hijack',
+    0.45,
+    new RegExp(`\\b(?:stop|cease) (?:being|acting as) (?:an? |the )?${AI}`),
+    'tells the model to stop being an assistant',
+  ),
+  p(
+    'jailbreak',
+    0.65,
+    /\bdo anything now\b|\bdan\b[^.!?\n]{0,40}\b(?:jailbr|no (?:restrictions|limits|filters)|can do anything)/,
+    'DAN jailbreak',
+  ),
+  p(
+    'jailbreak',
+    0.5,
+    /\b(?:god|jailbreak|unrestricted|evil|chaos|unfiltered|dan|opposite) mode\b/,
+    'jailbreak "mode"',
+  ),
+  p('jailbreak', 0.25, /\bdeveloper mode (?:enabled|activated|on)\b/, '"developer mode enabled"'),
+  p('jailbreak', 0.3, /\bjailbr(?:eak|oken|eaking)\b/, 'mentions jailbreaking'),
+  p(
+    'jailbreak',
+    0.5,
+    /\b(?:act|pretend|roleplay|role-play)\b[^.!?\n]{0,30}\b(?:deceased|dead|late) (?:grandmother|grandma|grandfather|grandpa)\b/,
+    '"deceased grandmother" jailbreak',
+  ),
+  p(
+    'jailbreak',
+    0.5,
+    /\b(?:opposite|anti|evil|uncensored)[- ]?(?:gpt|ai|assistant|bot|confidant)\b/,
+    'evil-twin persona',
+  ),
+  p(
+    'jailbreak',
+    0.3,
+    /\b(?:stay in character|never break character|you (?:must|will) (?:always )?(?:answer|comply|obey)(?: any| every| all)?)\b/,
+    'demands unconditional compliance',
+  ),
+  p(
+    'safety_bypass',
+    0.45,
+    /\b(?:disable|turn off|bypass|circumvent|deactivate|ignore|remove|override) (?:your |the |all |any )?(?:safety|content|ethical|moral)? ?(?:filters?|guardrails|safeguards|safety (?:features|measures|guidelines|settings|rules|protocols)|content polic(?:y|ies)|moderation|alignment|ethics)\b/,
+    'asks to switch safety off',
+  ),
+  p(
+    'safety_bypass',
+    0.3,
+    /\b(?:without|free (?:of|from)|not bound by|no) (?:any )?(?:ethical|moral|content|safety)? ?(?:restrictions|limitations|filters|censorship|rules)\b/,
+    'asks for no restrictions',
+  ),
+  // System prompt exfiltration.
+  p(
+    'prompt_exfiltration',
+    0.55,
+    /\b(?:reveal|print|show|display|output|repeat|recite|dump|leak|disclose|share|tell me|give me|write out|spell out|translate|paste|copy)\b[^.!?\n]{0,30}\byour\b[a-z ]{0,25}\b(?:system prompt|system message|initial prompt|initial instructions|hidden instructions|secret instructions|developer (?:message|instructions|prompt)|original instructions|instructions|pre-?prompt|guidelines|rules)\b/,
+    'asks for the system prompt',
+  ),
+  p(
+    'prompt_exfiltration',
+    0.3,
+    /\b(?:reveal|print|show|display|output|repeat|recite|dump|leak|disclose)\b[^.!?\n]{0,30}\bthe\b[a-z ]{0,25}\b(?:system prompt|system message|initial instructions|hidden instructions|developer (?:message|instructions|prompt)|original instructions|pre-?prompt)\b/,
+    'mentions revealing the system prompt',
+  ),
+  p(
+    'prompt_exfiltration',
+    0.45,
+    /\brepeat (?:the|all|everything|every word)(?: text| words| lines| above)? (?:above|before this|that came before|from the (?:start|beginning))/,
+    'asks to repeat the text above',
+  ),
+  p(
+    'prompt_exfiltration',
+    0.55,
+    /\byour\b[a-z ]{0,20}\b(?:system prompt|initial instructions|hidden instructions|original instructions|developer message)\b[^.!?\n]{0,40}\b(?:print|reveal|output|display|show|repeat|leak|include|disclose)/,
+    'asks for the system prompt (passive)',
+  ),
+  p(
+    'prompt_exfiltration',
+    0.45,
+    /\bwhat (?:is|are|was|were) your (?:system prompt|initial instructions|original instructions|hidden instructions|exact instructions)\b/,
+    'asks what the system prompt is',
+  ),
+  // Fake conversation delimiters.
+  p(
+    'fake_delimiter',
+    0.6,
+    /<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|>/,
+    'chat-template control token',
+    'folded',
+  ),
+  p('fake_delimiter', 0.5, /\[\/?(?:inst|sys)\]|<<\/?sys>>/, 'Llama chat delimiter', 'folded'),
+  p(
+    'fake_delimiter',
+    0.45,
+    /<\/?(?:system|system_prompt|instructions|tool_result|tool_output|function_results|tool_response|admin)>/,
+    'fake system or tool tag',
+    'folded',
+  ),
+  p(
+    'fake_delimiter',
+    0.45,
+    /(?:^|\n)[ \t>]*(?:#{1,6} ?)?(?:system|developer|admin) (?:message|prompt|override|instruction|instructions|note|update)\s*:/,
+    'fake system message header',
+    'folded',
+  ),
+  p(
+    'fake_delimiter',
+    0.4,
+    /(?:^|\n)[ \t]*#{1,6} ?(?:system|new instructions?|instruction|system prompt)\s*(?:\n|:)/,
+    'markdown system heading',
+    'folded',
+  ),
+  p(
+    'fake_delimiter',
+    0.4,
+    /\[(?:system|admin|developer)(?: message| note| override)?\]/,
+    '[SYSTEM]-style marker',
+    'folded',
+  ),
+  p(
+    'fake_delimiter',
+    0.25,
+    /(?:^|\n)[ \t]*(?:human|user|assistant|ai)\s*:[^\n]{0,400}\n[ \t]*(?:human|user|assistant|ai)\s*:/,
+    'embedded chat transcript',
+    'folded',
+  ),
+  p(
+    'fake_delimiter',
+    0.25,
+    /\b(?:end of (?:the )?(?:document|context|user input|tool output|email|data|search results?)|(?:begin|start) (?:of )?(?:new )?instructions)\b/,
+    'pretends the data ended',
+  ),
+  // Authority, urgency, AI addressing.
+  p(
+    'authority',
+    0.3,
+    /\b(?:this is|message from|note from|instructions? from|on behalf of|sent by|order from) (?:the|your) (?:system|developers?|administrator|admin|security team|operator|owner|creator|openai|anthropic|ai provider)\b/,
+    'claims authority over the model',
+  ),
+  p(
+    'authority',
+    0.3,
+    /\b(?:system|admin|administrator|developer|security|priority) (?:override|alert|directive|command|instruction)\b/,
+    'claims an override',
+  ),
+  p(
+    'urgency',
+    0.1,
+    /\b(?:urgent|urgently|immediately|right now|asap|emergency|without delay|at once|time-sensitive)\b/,
+    'urgency',
+  ),
+  p(
+    'ai_addressed',
+    0.5,
+    new RegExp(
+      `\\bif you are (?:an? |the )?${AI}\\b|\\b(?:attention|note to|message (?:to|for)|instructions for|reminder for|to|for) (?:any |the |all |every )?${AI}s?(?: [a-z]{2,15})?\\b[^.!?\\n]{0,20}\\b(?:reading|processing|summari[sz]ing|parsing|reviewing|browsing|analy[sz]ing|that reads|who reads)\\b|\\b${AI}s?(?: [a-z]{2,15})? (?:reading|processing|summari[sz]ing|parsing|reviewing|browsing|analy[sz]ing) (?:this|these|the following)\\b`,
+    ),
+    'addresses the AI reading the text',
+  ),
+  p(
+    'ai_addressed',
+    0.4,
+    new RegExp(
+      `\\b(?:attention|note to|message (?:to|for)|instructions for|reminder for) (?:any |the |all |every )?${AI}s?\\b`,
+    ),
+    'addresses an AI',
+  ),
+  p(
+    'ai_addressed',
+    0.25,
+    new RegExp(`(?:^|[.!?\\n"'] ?)(?:hey |hi |dear )?${AI},\\s`),
+    'speaks to the assistant by name',
+  ),
+  // Tool coercion and approval bypass.
+  p(
+    'tool_coercion',
+    0.35,
+    /\b(?:call|invoke|use|run|execute|trigger)\b[^.!?\n]{0,20}\b(?:send_email|send_message|execute_command|run_shell|shell_exec|http_request|fetch_url|write_file|delete_file|transfer_funds|make_payment|git_push|bash tool|shell tool|terminal tool|browser tool|the [a-z_]{2,30} (?:tool|function))\b/,
+    'tells the model to call a tool',
+  ),
+  p(
+    'tool_coercion',
+    0.2,
+    /\b(?:run|execute|type|paste|enter)\b[^.!?\n]{0,20}\b(?:this|the following|these) (?:command|commands|code|script|shell command)\b/,
+    'asks to run a command',
+  ),
+  p(
+    'tool_coercion',
+    0.2,
+    /\b(?:curl|wget)\s[^\n|]{0,200}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|\brm\s+-rf\s+[/~]/,
+    'contains a dangerous shell command',
+    'folded',
+  ),
+  p(
+    'approval_bypass',
+    0.45,
+    /\b(?:do not|don't|never|no need to) (?:ask|request|seek|wait for|get)(?: the user)?(?: for)? (?:(?:the )?user'?s? )?(?:permission|approval|confirmation|consent|authori[sz]ation)\b/,
+    'tells the model not to ask for approval',
+  ),
+  p(
+    'approval_bypass',
+    0.4,
+    /\bwithout (?:asking|requesting|seeking|waiting for|getting)(?: the user)?(?: for)? (?:(?:the )?user'?s? |their |any )?(?:permission|approval|confirmation|consent)\b|\bwithout asking\b/,
+    '"without asking"',
+  ),
+  p(
+    'secrecy',
+    0.45,
+    /\b(?:do not|don't|never|without) (?:tell|telling|inform|informing|mention|mentioning|notify|notifying|alert|alerting|let)(?: it to)? (?:the )?(?:user|human|operator|owner|developer)\b|\bkeep (?:this|it) (?:secret|hidden|confidential) from (?:the )?(?:user|human|operator|owner|developer)\b/,
+    'tells the model to hide this from the user',
+  ),
+  p(
+    'secrecy',
+    0.2,
+    /\b(?:do not|don't|never) (?:tell|inform|mention (?:this|it) to|notify) (?:anyone|them)\b|\bkeep (?:this|it) (?:secret|hidden|confidential) from\b/,
+    'secrecy',
+  ),
+  p(
+    'secrecy',
+    0.3,
+    /\b(?:do not|don't|never) (?:mention|reveal|disclose|acknowledge) (?:these|this|the above|my) (?:instructions?|message|note|prompt)\b/,
+    'tells the model to hide these instructions',
+  ),
+  // Data exfiltration.
+  p(
+    'data_exfiltration',
+    0.35,
+    /\b(?:send|post|upload|forward|email|e-mail|exfiltrate|transmit|leak|submit|append|include|attach|embed|encode)\b[^.!?\n]{0,60}\b(?:api[ _-]?keys?|passwords?|secrets?|access tokens?|tokens|credentials?|private keys?|ssh keys?|cookies?|session (?:ids?|cookies?|tokens?)|conversation(?: history)?|chat history|system prompt|environment variables|env vars?|credit card|user'?s? (?:data|emails?|files|messages|address book|contacts))\b/,
+    'asks to send secrets or conversation data',
+  ),
+  p('data_exfiltration', 0.4, /\bexfiltrat/, 'mentions exfiltration'),
+  p(
+    'url_template',
+    0.45,
+    /https?:\/\/[^\s)"'<>]{1,200}[?&/][a-z0-9_]{0,20}=?(?:\{[^}\s]{1,40}\}|\[[^\]\s]{1,40}\]|<[^>\s]{1,40}>|\$[a-z_]{2,30}|%s|your_[a-z_]{2,30}|insert_?[a-z_]{0,30}|data_here)/,
+    'URL template with a slot for data',
+    'folded',
+  ),
+  p(
+    'markdown_image_exfil',
+    0.6,
+    /!\[[^\]\n]{0,100}\]\(\s*https?:\/\/[^)\s]{1,300}?(?:\{|\}|\[|\]|<|>|\$|%s|base64|data=|secret|token|conversation|history|password|key=|q=)[^)\n]{0,300}\)/,
+    'markdown image that sends data in its URL',
+    'folded',
+  ),
+  p(
+    'markdown_image_exfil',
+    0.5,
+    /<img[^>]{0,200}src=["']?https?:\/\/[^"'\s>]{1,300}?(?:\{|\$|%s|data=|secret|token|conversation)/,
+    'HTML image that sends data in its URL',
+    'folded',
+  ),
+  p(
+    'markdown_image_exfil',
+    0.3,
+    /\b(?:render|display|show|output|include)\b[^.!?\n]{0,30}\b(?:this|the following|an?) (?:markdown )?image\b[^.!?\n]{0,60}\b(?:append|add|replace|insert|with)\b/,
+    'asks to render an image built from data',
+  ),
+  // Encoded instructions (the decoded text is scored separately too).
+  p(
+    'encoded_instruction',
+    0.45,
+    /\bdecode\b[^.!?\n]{0,40}\b(?:and|then)\b[^.!?\n]{0,20}\b(?:follow|execute|run|obey|do what it says|act on|carry out)\b/,
+    'asks to decode and follow',
+  ),
+];
+
+const CSS_HIDE =
+  /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?:px|pt|em)?\b|opacity\s*:\s*0(?:\.0+)?\b|color\s*:\s*(?:white|#fff\b|#ffffff|transparent)|(?:height|width)\s*:\s*0(?:px)?\b|(?:left|text-indent)\s*:\s*-\d{3,}/;
+
+const argsSchema = z.object({
+  text: param.string('the text to score (a string)'),
+  options: param
+    .options({
+      reviewAt: param
+        .is<number>('a number from 0 to 1', (v) => typeof v === 'number' && v >= 0 && v <= 1)
+        .optional(),
+      blockAt: param
+        .is<number>('a number from 0 to 1', (v) => typeof v === 'number' && v >= 0 && v <= 1)
+        .optional(),
+    })
+    .optional(),
+});
+
+class Signals {
+  readonly #byCode = new Map<string, InjectionSignal>();
+
+  add(code: string, weight: number, message: string, excerpt: string): void {
+    const prev = this.#byCode.get(code);
+    if (prev === undefined || weight > prev.weight) {
+      this.#byCode.set(code, { code, message, weight, excerpt: excerpt.slice(0, 120) });
+    }
+  }
+
+  has(code: string): boolean {
+    return this.#byCode.has(code);
+  }
+
+  list(): InjectionSignal[] {
+    return [...this.#byCode.values()].sort(
+      (a, b) => b.weight - a.weight || a.code.localeCompare(b.code),
+    );
+  }
+
+  score(): number {
+    let keep = 1;
+    for (const s of this.#byCode.values()) keep *= 1 - s.weight;
+    return Math.round((1 - keep) * 1000) / 1000;
+  }
+}
+
+/**
+ * Scores `text` for prompt injection. INVALID_PARAMS when `text` is not a string, a threshold
+ * is outside 0..1, or `reviewAt` > `blockAt`.
+ */
+export function scoreInjection(text: string, options: ScoreInjectionOptions = {}): InjectionScore {
+  checkParams('scoreInjection', argsSchema, { text, options });
+  const reviewAt = options.reviewAt ?? INJECTION_THRESHOLDS.reviewAt;
+  const blockAt = options.blockAt ?? INJECTION_THRESHOLDS.blockAt;
+  if (reviewAt > blockAt) {
+    throw invalidParams('scoreInjection', [
+      {
+        path: 'options.reviewAt',
+        message: `expected at most options.blockAt (${blockAt}) (got ${reviewAt})`,
+      },
+    ]);
+  }
+  const signals = new Signals();
+  scan(text, signals, 0);
+  const score = signals.score();
+  const verdict: InjectionVerdict =
+    score >= blockAt ? 'block' : score >= reviewAt ? 'review' : 'clean';
+  return { score, verdict, signals: signals.list() };
+}
+
+function scan(input: string, signals: Signals, depth: number): void {
+  const raw = input.length > MAX_INJECTION_INPUT ? input.slice(0, MAX_INJECTION_INPUT) : input;
+  if (raw.length < input.length)
+    signals.add(
+      'truncated',
+      0.1,
+      `only the first ${MAX_INJECTION_INPUT} characters were scanned`,
+      '',
+    );
+  if (Buffer.byteLength(raw) > 32_000)
+    signals.add('oversized', 0.05, 'longer than 32 000 bytes', '');
+  const t = prepareText(raw);
+  const before = signals.list().length;
+  for (const pat of INJECTION_PATTERNS) {
+    const m = pat.re.exec(pat.field === 'folded' ? t.folded : t.plain);
+    if (m !== null) signals.add(pat.code, pat.weight, pat.message, m[0]);
+  }
+  const found = signals.list().length > before;
+  if (signals.has('authority') && signals.has('urgency')) {
+    signals.add('authority_urgency', 0.3, 'authority claim combined with urgency', '');
+  }
+  if (t.invisible >= 3) signals.add('hidden_text', 0.3, `${t.invisible} invisible characters`, '');
+  if (t.bidi > 0) signals.add('hidden_text', 0.3, `${t.bidi} bidi override characters`, '');
+  if (depth > 0) return;
+  // Hidden or encoded text that itself reads as instructions.
+  const hidden: [string, string, number, string][] = [];
+  if (t.tagText !== '') {
+    signals.add('hidden_text', 0.6, 'text hidden in Unicode tag characters', t.tagText);
+    hidden.push([
+      'encoded_instruction',
+      'instructions hidden in Unicode tag characters',
+      0.6,
+      t.tagText,
+    ]);
+  }
+  for (const body of t.comments)
+    hidden.push(['hidden_text', 'instructions inside an HTML comment', 0.45, body]);
+  for (const decoded of base64Texts(t.clean))
+    hidden.push(['encoded_instruction', 'base64 text that decodes to instructions', 0.6, decoded]);
+  if (/\brot-?13\b|\bcaesar\b/.test(t.plain) || t.plain.length <= 16_384) {
+    hidden.push([
+      'encoded_instruction',
+      'ROT13 text that decodes to instructions',
+      0.6,
+      rot13(t.plain),
+    ]);
+  }
+  for (const [code, message, weight, body] of hidden) {
+    const inner = new Signals();
+    scan(body, inner, depth + 1);
+    const strong = inner.list().filter((s) => s.weight >= 0.3 && s.code !== 'hidden_text');
+    if (inner.score() >= 0.4 || strong.length > 0)
+      signals.add(code, weight, message, strong[0]?.excerpt ?? body);
+  }
+  if ((found || signals.has('hidden_text')) && CSS_HIDE.test(t.folded)) {
+    signals.add(
+      'hidden_text',
+      0.35,
+      'instructions next to CSS that hides text',
+      CSS_HIDE.exec(t.folded)?.[0] ?? '',
+    );
+  }
+}
