@@ -12,9 +12,16 @@ const dir = new URL('../fixtures/guards/', import.meta.url);
 /** Where the corpus commands are assumed to run. */
 export const CORPUS_ENV = { workspace: '/home/dev/proj', home: '/home/dev' } as const;
 
+/**
+ * `main`: the corpora the rules were developed against. `holdout`: written after the rules were
+ * frozen and never used to tune them, so their rates are an out-of-sample estimate.
+ */
+export type CorpusSet = 'main' | 'holdout';
+const prefix = (set: CorpusSet) => (set === 'holdout' ? 'holdout-' : '');
+
 /** Commands of `commands-<kind>.txt`: one per line, skipping blank lines and `# ` comments. */
-export function loadCommands(kind: 'dangerous' | 'benign'): string[] {
-  return readFileSync(new URL(`commands-${kind}.txt`, dir), 'utf8')
+export function loadCommands(kind: 'dangerous' | 'benign', set: CorpusSet = 'main'): string[] {
+  return readFileSync(new URL(`${prefix(set)}commands-${kind}.txt`, dir), 'utf8')
     .split('\n')
     .filter((line) => line.trim() !== '' && !line.startsWith('# '));
 }
@@ -27,8 +34,11 @@ export interface InjectionSample {
 }
 
 /** Samples of `injection-<kind>.jsonl`. */
-export function loadInjections(kind: 'attacks' | 'benign'): InjectionSample[] {
-  return readFileSync(new URL(`injection-${kind}.jsonl`, dir), 'utf8')
+export function loadInjections(
+  kind: 'attacks' | 'benign',
+  set: CorpusSet = 'main',
+): InjectionSample[] {
+  return readFileSync(new URL(`${prefix(set)}injection-${kind}.jsonl`, dir), 'utf8')
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as InjectionSample);
@@ -76,10 +86,10 @@ export interface CommandEvaluation {
   readonly atMedium: Matrix<CommandRisk>;
 }
 
-export async function evaluateCommands(): Promise<CommandEvaluation> {
+export async function evaluateCommands(set: CorpusSet = 'main'): Promise<CommandEvaluation> {
   const run = async (kind: 'dangerous' | 'benign') => {
     const out: { input: string; result: CommandRisk }[] = [];
-    for (const input of loadCommands(kind)) {
+    for (const input of loadCommands(kind, set)) {
       out.push({ input, result: await analyzeCommand(input, CORPUS_ENV) });
     }
     return out;
@@ -103,12 +113,15 @@ export interface InjectionEvaluation {
   readonly atBlock: Matrix<InjectionScore>;
 }
 
-export function evaluateInjections(options?: {
-  reviewAt?: number;
-  blockAt?: number;
-}): InjectionEvaluation {
+export function evaluateInjections(
+  options?: { reviewAt?: number; blockAt?: number },
+  set: CorpusSet = 'main',
+): InjectionEvaluation {
   const run = (kind: 'attacks' | 'benign') =>
-    loadInjections(kind).map((s) => ({ input: s.text, result: scoreInjection(s.text, options) }));
+    loadInjections(kind, set).map((s) => ({
+      input: s.text,
+      result: scoreInjection(s.text, options),
+    }));
   const attacks = run('attacks');
   const benign = run('benign');
   return {
