@@ -78,13 +78,13 @@ export const INJECTION_PATTERNS: readonly Pattern[] = [
   p(
     'instruction_override',
     0.6,
-    new RegExp(`\\b${IGNORE}\\b[^.!?\\n]{0,40}\\b${PRIOR}\\b[^.!?\\n]{0,30}\\b${STRONG_OBJ}`),
+    new RegExp(`\\b${IGNORE}\\b[^.!?\\n]{0,40}?\\b${PRIOR}\\b[^.!?\\n]{0,30}?\\b${STRONG_OBJ}`),
     'tells the model to drop its instructions',
   ),
   p(
     'instruction_override',
     0.35,
-    new RegExp(`\\b${IGNORE}\\b[^.!?\\n]{0,40}\\b${PRIOR}\\b[^.!?\\n]{0,30}\\b${WEAK_OBJ}\\b`),
+    new RegExp(`\\b${IGNORE}\\b[^.!?\\n]{0,40}?\\b${PRIOR}\\b[^.!?\\n]{0,30}?\\b${WEAK_OBJ}\\b`),
     'tells the reader to drop rules',
   ),
   p(

@@ -15,6 +15,7 @@
  * bounded in nesting ({@link MAX_NESTING}).
  */
 
+import { decodeAnsiC } from './shell-ansi.ts';
 import {
   type Assign,
   type Command,
@@ -678,7 +679,10 @@ class Parser {
     if (next === '{') return this.readBraceParam();
     if (next === "'" && !inQuotes) {
       this.pos += 2;
-      return { kind: 'lit', value: this.readAnsiC(), quoted: true };
+      const decoded = decodeAnsiC(s, this.pos);
+      if (decoded === null) this.fail("unterminated $'");
+      this.pos = decoded.end;
+      return { kind: 'lit', value: decoded.value, quoted: true };
     }
     if (next === '"' && !inQuotes) {
       this.pos++;
@@ -719,66 +723,6 @@ class Parser {
     }
     this.pos++;
     return { kind: 'param', name, inner };
-  }
-
-  /** `$'…'` with C escapes decoded (obfuscated commands often use `\x72\x6d`). */
-  private readAnsiC(): string {
-    const s = this.src;
-    let out = '';
-    const simple: Record<string, string> = {
-      a: '\x07',
-      b: '\b',
-      e: '\x1b',
-      E: '\x1b',
-      f: '\f',
-      n: '\n',
-      r: '\r',
-      t: '\t',
-      v: '\v',
-      '\\': '\\',
-      "'": "'",
-      '"': '"',
-      '?': '?',
-    };
-    for (;;) {
-      const c = s[this.pos];
-      if (c === undefined) this.fail("unterminated $'");
-      if (c === "'") break;
-      if (c !== '\\') {
-        out += c;
-        this.pos++;
-        continue;
-      }
-      const e = s[this.pos + 1] ?? '';
-      const hex = (len: number) => {
-        const m = new RegExp(`[0-9a-fA-F]{1,${len}}`, 'y');
-        m.lastIndex = this.pos + 2;
-        const h = m.exec(s)?.[0] ?? '';
-        this.pos += 2 + h.length;
-        return h === '' ? '' : String.fromCodePoint(Math.min(parseInt(h, 16), 0x10ffff));
-      };
-      if (e in simple) {
-        out += simple[e];
-        this.pos += 2;
-      } else if (e === 'x') out += hex(2);
-      else if (e === 'u') out += hex(4);
-      else if (e === 'U') out += hex(8);
-      else if (e >= '0' && e <= '7') {
-        const m = /[0-7]{1,3}/y;
-        m.lastIndex = this.pos + 1;
-        const o = m.exec(s)?.[0] ?? '0';
-        out += String.fromCharCode(parseInt(o, 8) & 0xff);
-        this.pos += 1 + o.length;
-      } else if (e === 'c') {
-        out += String.fromCharCode((s.charCodeAt(this.pos + 2) || 0) & 0x1f);
-        this.pos += 3;
-      } else {
-        out += `\\${e}`;
-        this.pos += 2;
-      }
-    }
-    this.pos++;
-    return out;
   }
 
   /** The inside of `((…))` / `$((…))` up to the closing `))` (consumed). */
