@@ -49,7 +49,10 @@ say(
     'Reproduce: `source scripts/use-node.sh && node scripts/guard-corpus-report.ts > bench/results/guards.md`.',
   'Corpora: `test/fixtures/guards/`. The **main** corpora were written together with the rules and used to ' +
     'tune them, so their rates are in-sample. The **held-out** corpora (`holdout-*`) were written after the ' +
-    'rules were frozen and never used to tune them: they estimate how the guards do on text nobody tuned for.',
+    'rules were frozen. The command rules were never tuned on theirs (out-of-sample). The injection patterns ' +
+    'scored 20 % on held-out v1 and were then improved in a second round using it, so v1 is in-sample now; ' +
+    'held-out v2 (`holdout2-*`) was written (and committed) before that round and measured once after it: ' +
+    'it is the out-of-sample estimate for injection.',
 );
 
 for (const set of ['main', 'holdout'] as CorpusSet[]) {
@@ -59,7 +62,7 @@ for (const set of ['main', 'holdout'] as CorpusSet[]) {
       .map((l) => rows.filter((r) => r.result.level === l).length)
       .join(' / ');
   say(
-    `## Command risk — ${set === 'main' ? 'main corpus' : 'held-out corpus'}`,
+    `## Command risk — ${set === 'main' ? 'main corpus (in-sample)' : 'held-out corpus (out-of-sample)'}`,
     'Flagged = level `high` or `critical` (score ≥ 50), the level a policy should not run without a human. ' +
       'Commands are analysed with workspace `/home/dev/proj` and home `/home/dev`.',
     table(e.atHigh, 'dangerous', 'benign'),
@@ -78,14 +81,19 @@ for (const set of ['main', 'holdout'] as CorpusSet[]) {
   );
 }
 
-for (const set of ['main', 'holdout'] as CorpusSet[]) {
+const injectionTitle: Record<CorpusSet, string> = {
+  main: 'main corpus (in-sample)',
+  holdout: 'held-out v1 (used in the second tuning round: in-sample)',
+  holdout2: 'held-out v2 (out-of-sample)',
+};
+for (const set of ['main', 'holdout', 'holdout2'] as CorpusSet[]) {
   const e = evaluateInjections(undefined, set);
   const sweep = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7].map((t) => {
     const m = evaluateInjections({ reviewAt: t, blockAt: Math.max(t, 0.7) }, set).atReview;
     return `| ${t} | ${pct(m.detection)} | ${pct(m.falsePositive)} |`;
   });
   say(
-    `## Prompt injection — ${set === 'main' ? 'main corpus' : 'held-out corpus'}`,
+    `## Prompt injection — ${injectionTitle[set]}`,
     'Defaults: `review` at score ≥ 0.4, `block` at ≥ 0.7.',
     '**Flagged = `review` or `block`:**',
     table(e.atReview, 'attacks', 'benign'),

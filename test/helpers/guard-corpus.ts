@@ -14,10 +14,12 @@ export const CORPUS_ENV = { workspace: '/home/dev/proj', home: '/home/dev' } as 
 
 /**
  * `main`: the corpora the rules were developed against. `holdout`: written after the rules were
- * frozen and never used to tune them, so their rates are an out-of-sample estimate.
+ * frozen; the command rules were never tuned on it, the injection patterns were in a second
+ * round (so for injection it is in-sample now). `holdout2` (injection only): written before
+ * that second round and measured once after it, never used for tuning.
  */
-export type CorpusSet = 'main' | 'holdout';
-const prefix = (set: CorpusSet) => (set === 'holdout' ? 'holdout-' : '');
+export type CorpusSet = 'main' | 'holdout' | 'holdout2';
+const prefix = (set: CorpusSet) => (set === 'main' ? '' : `${set}-`);
 
 /** Commands of `commands-<kind>.txt`: one per line, skipping blank lines and `# ` comments. */
 export function loadCommands(kind: 'dangerous' | 'benign', set: CorpusSet = 'main'): string[] {

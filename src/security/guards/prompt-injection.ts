@@ -67,10 +67,12 @@ const IGNORE = '(?:ignore|disregard|forget|override|bypass|skip|abandon|discard|
 const PRIOR =
   '(?:previous|prior|above|earlier|preceding|initial|original|system|developer|all|your|any|those|these|existing|current)';
 const STRONG_OBJ =
-  '(?:instructions?|prompts?|directions?|directives?|guidelines|guardrails|programming|system messages?|safety rules)';
+  '(?:instructions?|prompts?|directions?|directives?|guidelines|guidance|guardrails|programming|system messages?|safety rules)';
 const WEAK_OBJ = '(?:rules|context|commands|constraints|orders|policies|restrictions)';
 const AI =
-  '(?:ai|a\\.i\\.|llm|language model|assistant|chatbot|agent|gpt|chatgpt|claude|copilot|gemini|bot)';
+  '(?:ai|a\\.i\\.|llms?|language models?|assistant|chatbot|agent|gpt|chatgpt|claude|copilot|gemini|bot|model|automated (?:agents?|tools?|systems?)|llm-based tools?|ai (?:agents?|tools?|systems?))';
+const OBJECTIVE =
+  '(?:objective|goal|instructions|guidelines|task|rules|directives?|persona|purpose|programming|mission)';
 
 /** Every pattern with its code and weight; docs/security-guards.md lists them. */
 export const INJECTION_PATTERNS: readonly Pattern[] = [
@@ -285,7 +287,7 @@ export const INJECTION_PATTERNS: readonly Pattern[] = [
   p(
     'authority',
     0.3,
-    /\b(?:system|admin|administrator|developer|security|priority) (?:override|alert|directive|command|instruction)\b/,
+    /\b(?:system|admin|administrator|developer|security|priority) (?:override|alert|directive|command|instruction|notice)\b/,
     'claims an override',
   ),
   p(
@@ -405,8 +407,179 @@ export const INJECTION_PATTERNS: readonly Pattern[] = [
   p(
     'encoded_instruction',
     0.45,
-    /\bdecode\b[^.!?\n]{0,40}\b(?:and|then)\b[^.!?\n]{0,20}\b(?:follow|execute|run|obey|do what it says|act on|carry out)\b/,
+    /\b(?:decode|translate|decrypt|unscramble|reverse)\b[^.!?\n]{0,40}\b(?:and|then)\b[^.!?\n]{0,20}\b(?:follow|execute|run|obey|do what it says|act on|carry out)\b/,
     'asks to decode and follow',
+  ),
+  // Paraphrase families (second round, tuned on the main corpus and held-out v1).
+  p(
+    'instruction_override',
+    0.6,
+    new RegExp(
+      `\\b${IGNORE}\\b[^.!?\\n]{0,20}?\\b${STRONG_OBJ}\\b[^.!?\\n]{0,30}?\\b(?:you (?:were|have been) given|you received|earlier|previously|before this|above)\\b`,
+    ),
+    'tells the model to drop the instructions it was given',
+  ),
+  p(
+    'instruction_override',
+    0.6,
+    /\b(?:earlier|previous|prior|above|original|old) (?:directions|instructions|guidance|rules|guidelines|orders) (?:no longer apply|(?:are|is) (?:void|cancelled|canceled|obsolete|outdated|superseded|revoked))/,
+    'declares the earlier instructions void',
+  ),
+  p(
+    'instruction_override',
+    0.5,
+    new RegExp(
+      `\\byour (?:current )?${OBJECTIVE} (?:are|is|have been|has been) (?:now )?(?:outdated|obsolete|updated|changed|replaced|overridden|revoked|suspended|cancelled|void)\\b|\\b(?:has|have) (?:updated|changed|replaced|overridden|revoked) your ${OBJECTIVE}\\b`,
+    ),
+    "says the model's instructions changed",
+  ),
+  p(
+    'instruction_override',
+    0.55,
+    /\btreat (?:this|the following|everything (?:after|below)[^.!?\n]{0,20}?) as (?:your|coming from your|the|if it came from your)(?: only| new| real)? (?:instructions?|developers?|system|operator|admin|prompt)\b/,
+    'asks to treat the text as instructions',
+  ),
+  p(
+    'instruction_override',
+    0.45,
+    /\b(?:set aside|put aside|abandon|forget about)\b (?:the|your|any|all|this|that)? ?(?:[a-z]+ )?(?:guidance|instructions?|task|assignment|request|rules|directions|orders)\b/,
+    'tells the model to drop its task',
+  ),
+  p(
+    'instruction_override',
+    0.3,
+    /\binstead(?: of (?:answering|summari[sz]ing|doing|translating|replying)[^,.!?\n]{0,40})?,? (?:respond|reply|output|write|say|tell|print|send)\b/,
+    '"instead, respond with…"',
+  ),
+  p(
+    'instruction_override',
+    0.45,
+    /\b(?:only|just) (?:trust|follow|obey|listen to) (?:this|these|me|my|what's written below|what is written below)\b|\bthe (?:next|previous|last|other) messages? from the user (?:is|are) (?:fake|not real|forged|a test)\b/,
+    'tells the model whom to trust',
+  ),
+  p(
+    'instruction_override',
+    0.45,
+    /\b(?:you have|you've got|here is|here's) (?:a |your )?new (?:directive|objective|mission|instruction|order|assignment)\b/,
+    'hands the model a new directive',
+  ),
+  p(
+    'ai_directive',
+    0.35,
+    /\b(?:the |all |any )?(?:assistants?|ai|models?|agents?|llms?|language models|chatbots?)\b (?:must|should|shall|is required to|are required to|needs? to|has to|have to|is (?:hereby )?(?:authori[sz]ed|allowed|permitted) to)\b/,
+    'tells assistants what they must do',
+  ),
+  p(
+    'safety_bypass',
+    0.45,
+    /\bstop (?:filtering|censoring|refusing)\b|\b(?:answer|respond|reply)\b[^.!?\n]{0,20}\bwithout (?:your |any |the )?(?:usual )?(?:refusals|restrictions|filters|limits|safety)\b|\bsafety (?:layer|filter|system|module|checks?) (?:is |are )?(?:offline|disabled|down|off|suspended)\b|\bsafety protocols? (?:is |are )?(?:suspended|disabled|off)\b/,
+    'says safety is off',
+  ),
+  p(
+    'safety_bypass',
+    0.3,
+    /\b(?:no|zero) (?:real )?(?:filter|filtering|restrictions|limits)\b[^.!?\n]{0,20}\b(?:now|anymore|any more|apply)\b|\bunrestricted (?:answers|responses|mode|access)\b|\bno real restrictions\b/,
+    'claims there are no restrictions',
+  ),
+  p(
+    'prompt_exfiltration',
+    0.5,
+    /\b(?:text|contents?|wording) of your (?:first message|configuration|instructions|system (?:prompt|message)|setup|prompt|rules)\b|\byour (?:very )?first message in (?:this|the) conversation\b|\b(?:hidden|secret|internal) rules you (?:were|are|have been) (?:configured|given|set up|programmed)\b/,
+    "asks for the model's configuration",
+  ),
+  p(
+    'fake_delimiter',
+    0.45,
+    /<\/?(?:system|admin|developer|sys|root|assistant)[-_][a-z_-]{1,30}>/,
+    'custom system-style tag',
+    'folded',
+  ),
+  p(
+    'fake_delimiter',
+    0.45,
+    /["']role["']\s*:\s*["'](?:system|developer)["']/,
+    'JSON message with a system role',
+    'folded',
+  ),
+  p(
+    'authority',
+    0.4,
+    /\b(?:i am|i'm) (?:the )?(?:owner|creator|developer|admin|administrator|operator) of (?:this|the|your) (?:bot|assistant|ai|model|agent|system|chatbot)\b|\b(?:authori[sz]ed|approved|instructed) by the (?:account owner|owner|administrator|admin|developers?|operator)\b/,
+    'claims to speak for the owner',
+  ),
+  p(
+    'approval_bypass',
+    0.4,
+    /\bpre-?approved\b|\b(?:approval|permission|consent) (?:was |has been |is )?already (?:granted|given)\b|\balready (?:been )?(?:approved|granted|authori[sz]ed)\b|\bwas approved by (?:it|the admin|security|management|the owner)\b|\bhas (?:been )?authori[sz]ed you\b/,
+    'claims approval was already given',
+  ),
+  p(
+    'approval_bypass',
+    0.3,
+    /\bwithout (?:double-?checking|verifying|verification|checking with)\b/,
+    '"without double-checking"',
+  ),
+  p(
+    'secrecy',
+    0.4,
+    /\b(?:quietly|silently|secretly|covertly|discreetly) (?:add|insert|install|send|upload|delete|remove|change|modify|transfer|include|forward|copy|approve)\b/,
+    'asks for a covert action',
+  ),
+  p(
+    'secrecy',
+    0.35,
+    /\bwithout (?:mentioning|telling|informing|notifying|alerting)(?: it| them| anyone| the user| the developer)?\b/,
+    '"without mentioning it"',
+  ),
+  p('data_exfiltration', 0.4, /\bexfiltrat/, 'mentions exfiltration'),
+  p(
+    'data_exfiltration',
+    0.5,
+    /\b(?:list|print|show|output|dump|enumerate|reveal|give me|collect)\b (?:every|all|any|each)(?: of)?(?: the| your)? (?:secrets?|keys?|api keys?|passwords?|tokens?|credentials?|environment variables|env vars)\b/,
+    'asks for every secret',
+  ),
+  p(
+    'data_exfiltration',
+    0.45,
+    /\b(?:upload|send|post|email|e-mail|forward|export|copy)\b (?:it|them|everything|the (?:database|db|file|files|document|documents|data|contacts|records|logs))\b[^.!?\n]{0,40}?\b(?:to|at) (?:https?:\/\/|[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]{2,})/,
+    'sends data to an outside address',
+  ),
+  p(
+    'data_exfiltration',
+    0.45,
+    /\b(?:collect|gather|harvest|scrape|export) (?:the user'?s?|all|every|their) (?:contacts|emails|files|data|cookies|credentials|messages|address book)\b/,
+    'asks to collect user data',
+  ),
+  p(
+    'prompt_exfiltration',
+    0.5,
+    /\b(?:share|print|output|reveal|dump|show)\b[^.!?\n]{0,20}?\b(?:full |entire |complete )?(?:contents?|text) of (?:your|their|its) (?:configuration|instructions|system prompt|prompt|setup)\b/,
+    "asks for the model's configuration",
+  ),
+  p(
+    'role_hijack',
+    0.45,
+    /\bas an? (?:ai|assistant|llm|language model)\b,? you (?:have no|are not|aren't|don't have|do not have|are free)\b|\b(?:old|previous|former|original) (?:persona|personality|identity|self) (?:has been|is|was) (?:retired|replaced|deleted|gone|removed)\b/,
+    'tells the model its rules or persona are gone',
+  ),
+  p(
+    'ai_addressed',
+    0.4,
+    /\b(?:hidden |secret )?note for (?:any |the |all )?(?:ai|assistants?|models?|agents?|llms?|language models|automated (?:agents?|tools?|systems?))\b|(?:^|[.!?\n] ?|p\.s\. ?)(?:language models|llms|ai agents|ai assistants|automated agents|ai systems|assistants|models|agents)\s?:/,
+    'addresses AI readers',
+  ),
+  p(
+    'instruction_override',
+    0.35,
+    /\bignore (?:the|this) (?:document|page|email|text|content|article|task|question|data|input)\b/,
+    'tells the reader to ignore the content',
+  ),
+  p(
+    'url_template',
+    0.4,
+    /https?:\/\/[^\s)"'<>]{1,200}[?&][a-z0-9_]{1,20}=(?=[)\s"'>]|$)/,
+    'URL with an empty parameter to fill',
+    'folded',
   ),
 ];
 
