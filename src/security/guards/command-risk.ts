@@ -254,7 +254,14 @@ function compareTop(
   script: Script,
   top: readonly { start: number; background: boolean; redirs: string[] }[],
 ): string | null {
-  const bytes = (index: number) => Buffer.byteLength(text.slice(0, index), 'utf8');
+  // mvdan/sh reports UTF-8 byte offsets; statements come in order, so count incrementally.
+  let seenIndex = 0;
+  let seenBytes = 0;
+  const bytes = (index: number) => {
+    seenBytes += Buffer.byteLength(text.slice(seenIndex, index), 'utf8');
+    seenIndex = index;
+    return seenBytes;
+  };
   if (script.length !== top.length) {
     return `mvdan/sh sees ${top.length} top-level statements, the structural parser ${script.length}`;
   }
