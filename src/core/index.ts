@@ -106,6 +106,7 @@ export {
   TRUST_LEVELS,
   type TrustLevel,
 } from './policy/types.ts';
+export * from './policy/types.ts';
 export {
   type CompiledYamlPolicy,
   type CompileYamlOptions,
@@ -231,11 +232,11 @@ export {
   type Condition,
   type InterruptSpec,
   type LlmAgentSpec,
-  type ShellAgentSpec,
-  type ToolAgentSpec,
   type RoutingRule,
   type ScriptedResponse,
+  type ShellAgentSpec,
   type StageSpec,
+  type ToolAgentSpec,
   type Workflow,
   type WorkflowInput,
   workflowSchema,
@@ -260,4 +261,3 @@ export {
   validateWorkflow,
   type WorkflowIssue,
 } from './workflow/validate.ts';
-export * from './policy/types.ts';

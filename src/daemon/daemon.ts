@@ -25,8 +25,8 @@ import { ModelRegistry, Worker } from '../runtime/index.ts';
 import { Security, securityOptionsOf, TokenService } from '../security/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { InterruptExpiry } from './interrupt-expiry.ts';
-import { type SecurityWatchers, startSecurityWatchers } from './security-watchers.ts';
 import { nodeClock } from './node-clock.ts';
+import { type SecurityWatchers, startSecurityWatchers } from './security-watchers.ts';
 import type { DaemonSettings } from './settings.ts';
 
 export type DaemonPhase = 'config' | 'store' | 'recovery' | 'policy' | 'listeners' | 'workers';

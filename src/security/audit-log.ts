@@ -18,7 +18,7 @@ export class AuditLog {
   readonly #store: Store;
   readonly #now: () => number;
   readonly #redact: <T>(value: T) => T;
-  #pending: Array<{ record: NewAuditRecord; done: (error?: unknown) => void }> = [];
+  #pending: Array<{ record: NewAuditRecord; done: (error?: Error) => void }> = [];
   #flushing: Promise<void> | null = null;
 
   constructor(store: Store, now: () => number, redact: <T>(value: T) => T = (v) => v) {
@@ -74,7 +74,8 @@ export class AuditLog {
           await this.#store.commit([{ op: 'audit.append', records: batch.map((b) => b.record) }]);
           for (const b of batch) b.done();
         } catch (error) {
-          for (const b of batch) b.done(error ?? new Error('audit append failed'));
+          const failure = error instanceof Error ? error : new Error('audit append failed');
+          for (const b of batch) b.done(failure);
         }
       }
     } finally {

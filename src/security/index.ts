@@ -10,15 +10,6 @@ export {
 export { AuditLog } from './audit-log.ts';
 export { type GrantInput,GrantService, grantStatus } from './grants.ts';
 export { HostIntegrity,type IntegrityChange } from './integrity.ts';
-export { PolicyService, type ReloadOutcome } from './policy-service.ts';
-export { Redactor } from './redact.ts';
-export {
-  Security,
-  type SecurityConfig,
-  type SecurityOptions,
-  securityOptionsOf,
-} from './runtime.ts';
-export { SecretStore } from './secrets.ts';
 export {
   actionEntity,
   applyTrust,
@@ -51,6 +42,15 @@ export {
   trustLevelOf,
   type TrustOutcome,
 } from './policy/index.ts';
+export { PolicyService, type ReloadOutcome } from './policy-service.ts';
+export { Redactor } from './redact.ts';
+export {
+  Security,
+  type SecurityConfig,
+  type SecurityOptions,
+  securityOptionsOf,
+} from './runtime.ts';
+export { SecretStore } from './secrets.ts';
 export {
   type CreatedToken,
   type CreateTokenInput,

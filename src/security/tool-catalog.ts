@@ -6,8 +6,8 @@
  */
 import type { StepContext } from '../kernel/index.ts';
 import type { ToolSource } from '../runtime/index.ts';
-import type { GuardedTool } from './tools/guarded-tool.ts';
 import type { ToolCatalog } from './tool-path.ts';
+import type { GuardedTool } from './tools/guarded-tool.ts';
 
 /** MCP servers' tools for a stage (pooled by the caller; empty when the stage names none). */
 export type McpSourcesFor = (step: StepContext) => readonly ToolSource[];

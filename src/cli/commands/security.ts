@@ -13,6 +13,7 @@ import {
   parseDurationMs,
   WardenError,
 } from '../../core/index.ts';
+import { COMMAND_SCOPES_TABLE } from '../../protocols/commands/index.ts';
 import {
   GrantService,
   grantStatus,
@@ -21,7 +22,6 @@ import {
   PolicyService,
   readPolicyFiles,
 } from '../../security/index.ts';
-import { COMMAND_SCOPES_TABLE } from '../../protocols/commands/index.ts';
 import { loadConfig } from '../config.ts';
 import { openContext } from '../context.ts';
 import { viaDaemonOr } from '../daemon-target.ts';
@@ -89,7 +89,7 @@ export async function policyCheckCommand(
   }
 }
 
-export async function policyShowCommand(options: GlobalOptions & { cedar?: boolean }): Promise<number> {
+export function policyShowCommand(options: GlobalOptions & { cedar?: boolean }): Promise<number> {
   const config = loadConfig(options);
   const { pdp, files } = loadFromFiles(config.home);
   const prepared = pdp.policy();
@@ -102,7 +102,7 @@ export async function policyShowCommand(options: GlobalOptions & { cedar?: boole
   };
   if (options.json) {
     printJson({ ...shown, files, ...(options.cedar ? {} : { cedar: undefined }) });
-    return 0;
+    return Promise.resolve(0);
   }
   for (const warning of shown.warnings) printLine(style.yellow(`  warning: ${warning}`));
   printLine(`${style.bold('policy')} ${shown.version.slice(0, 16)} ${style.dim(`(${shown.mode})`)}`);
@@ -113,18 +113,13 @@ export async function policyShowCommand(options: GlobalOptions & { cedar?: boole
     printLine('');
     printLine(shown.cedar);
   } else printLine(style.dim(`  ${shown.policies} Cedar policies; show them with --cedar`));
-  return 0;
+  return Promise.resolve(0);
 }
 
 export async function policyReloadCommand(options: GlobalOptions): Promise<number> {
   const outcome = await viaDaemonOr(
     options,
-    async ({ client }) => ({ ...(await client.call('policy.reload', {})), daemon: true }) as {
-      version: string;
-      previous: string;
-      changed: boolean;
-      daemon: boolean;
-    },
+    async ({ client }) => ({ ...(await client.call('policy.reload', {})), daemon: true }),
     async () => {
       const ctx = await openContext(options, { mustExist: true });
       try {

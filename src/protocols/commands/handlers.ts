@@ -7,13 +7,13 @@
 import { errors, parseWorkflowText, WardenError } from '../../core/index.ts';
 import { verifyLedger } from '../../kernel/index.ts';
 import { remoteWorkerId } from '../../queue/index.ts';
+import type { Security } from '../../security/index.ts';
 import {
   type ProcessRecord,
   type SessionRecord,
   type Store,
   waitForChange,
 } from '../../store/index.ts';
-import type { Security } from '../../security/index.ts';
 import { formatAttemptToken, parseAttemptToken } from './attempt-token.ts';
 import type { Caller, CommandServices } from './context.ts';
 import type { CommandName, CommandParams } from './schemas.ts';

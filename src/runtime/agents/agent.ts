@@ -7,9 +7,9 @@ import { type AgentSpec, checkParams, type Envelope, type StageSpec } from '../.
 import type { StepResult } from '../../kernel/index.ts';
 import type { EffectOptions } from '../../queue/index.ts';
 import type { ChatMessage, ModelReply } from '../models/provider.ts';
+import { registerAgentArgs } from '../params.ts';
 import type { StepTools } from '../tools/step-tools.ts';
 import type { ToolSpec } from '../tools/types.ts';
-import { registerAgentArgs } from '../params.ts';
 
 export interface ModelCallOptions {
   /** Model spec; defaults to the stage's, then the workflow's, then WARDEN_MODEL, then `scripted`. */

@@ -6,8 +6,8 @@
 import {
   type ErrorCode,
   renderTemplate,
-  shellQuote,
   type ShellAgentSpec,
+  shellQuote,
   type ToolAgentSpec,
   WardenError,
 } from '../../core/index.ts';
