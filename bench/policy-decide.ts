@@ -336,6 +336,11 @@ L.push(
 L.push(
   '- **Timing:** each call timed alone with `process.hrtime.bigint()` after a warm-up; p99 is a real sample (nearest rank) and includes GC pauses. One process, no other load from the benchmark.',
 );
+const busiest = Math.max(...[loadStart, loadAverage()].map((l) => Number(l.split(' ')[0])));
+if (busiest > m.cores)
+  L.push(
+    `- **Note:** the machine was busy (1-minute load ${busiest.toFixed(2)} on ${m.cores} cores, from other work): p99 values include time spent waiting for a CPU; medians are the stable figure.`,
+  );
 L.push('');
 L.push('| Case | Median (µs) | p99 (µs) | Mean (µs) | Calls | Target |');
 L.push('|---|--:|--:|--:|--:|---|');
