@@ -11,6 +11,17 @@ import { answerResponse, cancelCommand, resolveCommand } from './commands/interr
 import { migrateCommand } from './commands/migrate.ts';
 import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { resumeCommand, runCommand } from './commands/run.ts';
+import {
+  auditCommand,
+  grantCreateCommand,
+  grantListCommand,
+  grantRevokeCommand,
+  policyCheckCommand,
+  policyReloadCommand,
+  policyShowCommand,
+  quarantineListCommand,
+  quarantineShowCommand,
+} from './commands/security.ts';
 import { serveCommand } from './commands/serve.ts';
 import { dlqCommand, submitCommand, tasksCommand } from './commands/tasks.ts';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/tokens.ts';
@@ -260,6 +271,71 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .command('revoke <id>')
     .description('revoke an API token; it is refused from then on')
     .action(wrap(tokenRevokeCommand));
+  const policy = program
+    .command('policy')
+    .description('the policy decision point: check a decision, show or reload the policy');
+  policy
+    .command('check <principal> <action> <resource>')
+    .description('explain what the policy files decide for a request (nothing is written)')
+    .option('--context <json>', 'request context as a JSON object, e.g. \'{"method":"GET"}\'')
+    .action(wrap(policyCheckCommand));
+  policy
+    .command('show')
+    .description('show the policy version the files make, its mode and files')
+    .option('--cedar', 'print the compiled Cedar policies')
+    .action(wrap(policyShowCommand));
+  policy
+    .command('reload')
+    .description('validate the policy files and activate them (in the daemon, if one runs)')
+    .action(wrap(policyReloadCommand));
+  const grant = program
+    .command('grant')
+    .description('capability grants: create (with budget, expiry, review gate), list, revoke');
+  grant
+    .command('create')
+    .description('let a principal do an action on a resource')
+    .requiredOption('--principal <name>', 'who, e.g. agent:triage/fetch')
+    .requiredOption('--action <action>', 'what, e.g. tool.call, http.request, fs.write')
+    .requiredOption('--resource <name>', 'on what, e.g. tool:http.fetch or url:https://api.example.com/*')
+    .option('--budget <uses>', 'how many uses (default: unlimited)')
+    .option('--expires <duration>', 'lifetime, e.g. 1h, 7d (default: never expires)')
+    .option('--ask', 'a person approves each use')
+    .option('--reason <text>', 'why, for the audit log')
+    .action(wrap(grantCreateCommand));
+  grant
+    .command('list')
+    .description('list active grants (--all: revoked, expired and used up too)')
+    .option('--principal <name>', 'only this principal')
+    .option('--all', 'include inactive grants')
+    .action(wrap(grantListCommand));
+  grant
+    .command('revoke <id>')
+    .description('revoke a grant: its next use is denied')
+    .option('--reason <text>', 'why, for the audit log')
+    .action(wrap(grantRevokeCommand));
+  program
+    .command('audit')
+    .description('the audit log: every allow, deny and ask with its reasons and policy version')
+    .option('--since <when>', 'a duration back from now (1h, 7d) or an ISO date')
+    .option('--decision <decision>', 'allow, deny or ask')
+    .option('--principal <name>', 'only this principal')
+    .option('--limit <n>', 'at most this many records (default 100)')
+    .option('--verify', 'verify the audit hash chain instead')
+    .action(wrap(auditCommand));
+  const quarantine = program
+    .command('quarantine')
+    .description('blocked actions kept with their full context');
+  quarantine
+    .command('list')
+    .description('list quarantined actions, newest first')
+    .option('--kind <kind>', 'ssrf, command, injection, path, integrity, …')
+    .option('--since <when>', 'a duration back from now (1h, 7d) or an ISO date')
+    .option('--limit <n>', 'at most this many (default 100)')
+    .action(wrap(quarantineListCommand));
+  quarantine
+    .command('show <id>')
+    .description('show one quarantined action with its context')
+    .action(wrap(quarantineShowCommand));
   program
     .command('serve')
     .description(
@@ -387,6 +463,25 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden token create --name ops --scopes admin --json',
   ],
   'token list': ['warden token list', 'warden token list --json'],
+  'policy check': [
+    'warden policy check agent:triage/fetch http.request url:https://api.github.com/repos',
+    `warden policy check agent:ops/run shell.exec 'command:git status' --context '{"risk":"low"}'`,
+  ],
+  'policy show': ['warden policy show', 'warden policy show --cedar'],
+  'policy reload': ['warden policy reload'],
+  'grant create': [
+    'warden grant create --principal agent:triage/fetch --action tool.call --resource tool:http.fetch --budget 10 --expires 1h',
+    'warden grant create --principal agent:ops/deploy --action shell.exec --resource "command:kubectl *" --ask',
+  ],
+  'grant list': ['warden grant list', 'warden grant list --all --json'],
+  'grant revoke': ['warden grant revoke grt_01M8… --reason "incident over"'],
+  audit: [
+    'warden audit --since 1h --decision deny',
+    'warden audit --principal agent:triage/fetch --json',
+    'warden audit --verify',
+  ],
+  'quarantine list': ['warden quarantine list', 'warden quarantine list --kind ssrf --since 1d'],
+  'quarantine show': ['warden quarantine show qtn_01M8…'],
   'token revoke': ['warden token revoke tok_3f9c…'],
   completion: [
     'warden completion bash > ~/.local/share/bash-completion/completions/warden',

@@ -113,18 +113,22 @@ export function securityMethods(call: Call) {
       reload: (o?: CallOptions) => call('policy.reload', {}, o),
     },
     audit: {
-      query: (params: ParamsOf<'audit.query'> = {}, o?: CallOptions) => call('audit.query', params, o),
+      query: (params: ParamsOf<'audit.query'> = {}, o?: CallOptions) =>
+        call('audit.query', params, o),
       verify: (o?: CallOptions) => call('audit.verify', {}, o),
     },
     grants: {
-      create: (params: ParamsOf<'grant.create'>, o?: CallOptions) => call('grant.create', params, o),
+      create: (params: ParamsOf<'grant.create'>, o?: CallOptions) =>
+        call('grant.create', params, o),
       list: (params: ParamsOf<'grant.list'> = {}, o?: CallOptions) => call('grant.list', params, o),
-      revoke: (params: ParamsOf<'grant.revoke'>, o?: CallOptions) => call('grant.revoke', params, o),
+      revoke: (params: ParamsOf<'grant.revoke'>, o?: CallOptions) =>
+        call('grant.revoke', params, o),
     },
     quarantine: {
       list: (params: ParamsOf<'quarantine.list'> = {}, o?: CallOptions) =>
         call('quarantine.list', params, o),
-      get: (params: ParamsOf<'quarantine.get'>, o?: CallOptions) => call('quarantine.get', params, o),
+      get: (params: ParamsOf<'quarantine.get'>, o?: CallOptions) =>
+        call('quarantine.get', params, o),
     },
   };
 }

@@ -281,7 +281,12 @@ export interface AcpMethods {
   'ledger.verify': { params: { session_id?: string }; result: Record<string, unknown> };
   'policy.get': { params: { cedar?: boolean }; result: Record<string, unknown> };
   'policy.check': {
-    params: { principal: string; action: string; resource: string; context?: Record<string, unknown> };
+    params: {
+      principal: string;
+      action: string;
+      resource: string;
+      context?: Record<string, unknown>;
+    };
     result: Record<string, unknown>;
   };
   'policy.reload': {
@@ -324,7 +329,10 @@ export interface AcpMethods {
     params: { kind?: string; since?: number; limit?: number };
     result: { records: Array<Record<string, unknown>> };
   };
-  'quarantine.get': { params: { quarantine_id: string }; result: { record: Record<string, unknown> } };
+  'quarantine.get': {
+    params: { quarantine_id: string };
+    result: { record: Record<string, unknown> };
+  };
 }
 
 export type AcpMethod = keyof AcpMethods;

@@ -12,7 +12,12 @@ import type { Logger } from 'pino';
 import { coerceError, WardenError } from '../core/index.ts';
 import { Kernel } from '../kernel/index.ts';
 import { AcpServer, authenticateRequest, createAuthenticator } from '../protocols/acp/index.ts';
-import { authorize, type Caller, type CommandServices } from '../protocols/commands/index.ts';
+import {
+  authorize,
+  type Caller,
+  COMMAND_SCOPES_TABLE,
+  type CommandServices,
+} from '../protocols/commands/index.ts';
 import {
   createMetrics,
   createSseHandler,
@@ -154,7 +159,10 @@ export class Daemon {
     });
     // Policy before listeners: no method is answered and no tool runs without the PDP.
     const security = await phase('policy', async () => {
-      const opened = await Security.open(securityOptionsOf(settings, { kernel, home: settings.home, queue }));
+      const opened = await Security.open({
+        ...securityOptionsOf(settings, { kernel, home: settings.home, queue }),
+        methodScopes: COMMAND_SCOPES_TABLE,
+      });
       undo.push(() => opened.close());
       logger.info(
         { phase: 'policy', version: opened.policy.version, files: opened.policy.files },
@@ -357,7 +365,11 @@ export class Daemon {
     if (JSON.stringify(before.lanes) !== JSON.stringify(next.lanes)) {
       const queue = newQueue(this.kernel, next);
       await queue.ready();
-      this.#holder.services = { ...this.#holder.services, queue, remote: new RemoteWork({ queue }) };
+      this.#holder.services = {
+        ...this.#holder.services,
+        queue,
+        remote: new RemoteWork({ queue }),
+      };
       applied.push('lanes');
     }
     this.#settings = {

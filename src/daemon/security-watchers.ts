@@ -76,9 +76,15 @@ export function startSecurityWatchers(parts: {
         intervalMs: settings.security.integrity.interval,
         onChange: (change) => {
           void report(kernel, security, change).catch((error: unknown) =>
-            logger.error({ err: coerceError(error).message }, 'could not record an integrity change'),
+            logger.error(
+              { err: coerceError(error).message },
+              'could not record an integrity change',
+            ),
           );
-          logger.warn({ path: change.path, before: change.before, after: change.after }, 'protected file changed');
+          logger.warn(
+            { path: change.path, before: change.before, after: change.after },
+            'protected file changed',
+          );
         },
       })
     : null;
@@ -125,7 +131,14 @@ async function report(kernel: Kernel, security: Security, change: IntegrityChang
         session_id: system.id,
         type: 'security.decision',
         trace_id: trace,
-        data: { kind: 'integrity', path: change.path, before: change.before, after: change.after, reasons, quarantine_id: id },
+        data: {
+          kind: 'integrity',
+          path: change.path,
+          before: change.before,
+          after: change.after,
+          reasons,
+          quarantine_id: id,
+        },
       },
     },
   ]);

@@ -16,7 +16,9 @@ const name = (what: string) =>
     .string()
     .min(3)
     .max(1024)
-    .regex(/^[a-z][a-z0-9_-]*:.+$/, { message: `expected ${what} as type:id, e.g. agent:triage/fetch` })
+    .regex(/^[a-z][a-z0-9_-]*:.+$/, {
+      message: `expected ${what} as type:id, e.g. agent:triage/fetch`,
+    })
     .refine((s) => !/[\u0000-\u001f]/.test(s), { message: 'must not contain control characters' });
 
 export const grantInputSchema = z.strictObject({
@@ -25,7 +27,9 @@ export const grantInputSchema = z.strictObject({
     .string()
     .min(1)
     .max(128)
-    .regex(/^[A-Za-z][A-Za-z0-9_.:-]*$/, { message: 'expected an action such as tool.call or http.request' }),
+    .regex(/^[A-Za-z][A-Za-z0-9_.:-]*$/, {
+      message: 'expected an action such as tool.call or http.request',
+    }),
   resource: name('a resource'),
   ask: z.boolean().default(false),
   /** Uses allowed; omit for unlimited. */
@@ -83,7 +87,9 @@ export class GrantService {
     ]);
   }
 
-  list(filter: { principal?: string; activeOnly?: boolean; limit?: number } = {}): Promise<GrantRecord[]> {
+  list(
+    filter: { principal?: string; activeOnly?: boolean; limit?: number } = {},
+  ): Promise<GrantRecord[]> {
     return this.#kernel.store.listGrants({
       ...(filter.principal ? { principal: filter.principal } : {}),
       ...(filter.activeOnly ? { activeAt: this.#kernel.clock.now() } : {}),
@@ -94,14 +100,20 @@ export class GrantService {
   async #mustGet(id: string): Promise<GrantRecord> {
     const grant = await this.#kernel.store.getGrant(id);
     if (!grant)
-      throw new WardenError('NOT_FOUND', `grant ${id} does not exist (list them: warden grant list)`);
+      throw new WardenError(
+        'NOT_FOUND',
+        `grant ${id} does not exist (list them: warden grant list)`,
+      );
     return grant;
   }
 
   async #event(
     type: 'grant.created' | 'grant.revoked' | 'grant.used',
     data: unknown,
-  ): Promise<{ op: 'event'; event: { session_id: string; type: typeof type; trace_id: string; data: unknown } }> {
+  ): Promise<{
+    op: 'event';
+    event: { session_id: string; type: typeof type; trace_id: string; data: unknown };
+  }> {
     const system = await this.#kernel.sessions.system();
     return {
       op: 'event',
@@ -111,7 +123,10 @@ export class GrantService {
 }
 
 /** Whether a grant can be used at `now`: not revoked, not expired, budget left. */
-export function grantStatus(grant: GrantRecord, now: number): 'active' | 'revoked' | 'expired' | 'exhausted' {
+export function grantStatus(
+  grant: GrantRecord,
+  now: number,
+): 'active' | 'revoked' | 'expired' | 'exhausted' {
   if (grant.revoked_at !== null) return 'revoked';
   if (grant.expires_at !== null && grant.expires_at <= now) return 'expired';
   if (grant.budget !== null && grant.used >= grant.budget) return 'exhausted';

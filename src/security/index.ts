@@ -8,8 +8,8 @@ export {
   verifyAdmin,
 } from './admin-token.ts';
 export { AuditLog } from './audit-log.ts';
-export { type GrantInput,GrantService, grantStatus } from './grants.ts';
-export { HostIntegrity,type IntegrityChange } from './integrity.ts';
+export { type GrantInput, GrantService, grantStatus } from './grants.ts';
+export { HostIntegrity, type IntegrityChange } from './integrity.ts';
 export {
   actionEntity,
   applyTrust,

@@ -12,6 +12,7 @@ import {
   type DecisionRequest,
   type DecisionResult,
   type GrantRecord,
+  type MethodScopeTable,
   WardenError,
 } from '../core/index.ts';
 import type { Kernel } from '../kernel/index.ts';
@@ -26,6 +27,8 @@ export interface PolicyServiceOptions {
   readonly kernel: Kernel;
   /** WARDEN_HOME: `policy.yaml` and `policies/*.{cedar,yaml}`; null for no files (deny all). */
   readonly home: string | null;
+  /** ACP method → scope, so the built-in policies can authorize protocol calls. */
+  readonly methodScopes?: MethodScopeTable;
 }
 
 export interface ReloadOutcome {
@@ -52,7 +55,11 @@ export class PolicyService {
     this.#store = options.kernel.store;
     this.#clock = options.kernel.clock;
     this.#home = options.home;
-    this.pdp = new PolicyDecisionPoint({ grants: this.grants });
+    this.pdp = new PolicyDecisionPoint({
+      grants: this.grants,
+      clock: this.#clock,
+      ...(options.methodScopes ? { methodScopes: options.methodScopes } : {}),
+    });
   }
 
   /**
@@ -111,7 +118,8 @@ export class PolicyService {
   async ensureVersion(version: string): Promise<void> {
     if (this.pdp.has(version)) return;
     const stored = await this.#store.getPolicyVersion(version);
-    if (!stored) throw new WardenError('NOT_FOUND', `policy version ${version} is not in the store`);
+    if (!stored)
+      throw new WardenError('NOT_FOUND', `policy version ${version} is not in the store`);
     this.pdp.retain(this.pdp.load({ ...stored.source }, { baseDir: this.#home ?? '.' }));
   }
 

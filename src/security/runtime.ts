@@ -4,9 +4,15 @@
  * quarantine, the built-in tools and pooled MCP servers, and the tool path joining them.
  */
 import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
-import { canonicalJson, type McpServerConfig, type QuarantineRecord } from '../core/index.ts';
+import {
+  canonicalJson,
+  type McpServerConfig,
+  type MethodScopeTable,
+  type QuarantineRecord,
+} from '../core/index.ts';
 import type { Kernel } from '../kernel/index.ts';
 import type { JobQueue } from '../queue/index.ts';
 import { McpToolSource, type StepToolsFactory, type ToolSource } from '../runtime/index.ts';
@@ -44,6 +50,8 @@ export interface SecurityOptions {
     readonly blockAt?: number;
   };
   readonly loadWorkflow?: (name: string) => Promise<unknown>;
+  /** ACP method → scope (the daemon passes its dispatcher's table). */
+  readonly methodScopes?: MethodScopeTable;
 }
 
 /** The `tools:` and `security:` sections of config.yaml, as resolved. */
@@ -96,11 +104,7 @@ export class Security {
   readonly #kernel: Kernel;
   readonly #mcp = new Map<string, McpToolSource>();
 
-  private constructor(
-    options: SecurityOptions,
-    policy: PolicyService,
-    secrets: SecretStore,
-  ) {
+  private constructor(options: SecurityOptions, policy: PolicyService, secrets: SecretStore) {
     const { kernel } = options;
     this.#kernel = kernel;
     this.policy = policy;
@@ -151,7 +155,13 @@ export class Security {
 
   static async open(options: SecurityOptions): Promise<Security> {
     const secrets = SecretStore.load({ home: options.home, env: options.env ?? process.env });
-    const policy = await PolicyService.open({ kernel: options.kernel, home: options.home });
+    // Relative paths and commands run in the workspace: it exists before the first call.
+    await mkdir(options.workspace ?? join(options.home, 'workspace'), { recursive: true });
+    const policy = await PolicyService.open({
+      kernel: options.kernel,
+      home: options.home,
+      ...(options.methodScopes ? { methodScopes: options.methodScopes } : {}),
+    });
     return new Security(options, policy, secrets);
   }
 
@@ -181,7 +191,13 @@ export class Security {
           type: 'quarantine.added',
           trace_id: entry.trace_id,
           process_id: entry.process_id,
-          data: { id, kind: entry.kind, principal: entry.principal, action: entry.action, resource: record.resource },
+          data: {
+            id,
+            kind: entry.kind,
+            principal: entry.principal,
+            action: entry.action,
+            resource: record.resource,
+          },
         },
       },
     ]);

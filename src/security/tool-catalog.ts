@@ -47,7 +47,8 @@ export function createCatalog(
     const load = () => {
       all ??= (async () => {
         const tools = new Map(byName);
-        for (const source of mcpFor(step)) for (const tool of await source.list()) tools.set(tool.name, tool);
+        for (const source of mcpFor(step))
+          for (const tool of await source.list()) tools.set(tool.name, tool);
         return tools;
       })();
       return all;

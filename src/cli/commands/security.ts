@@ -7,12 +7,7 @@
  * validates, persists and swaps) or, without one, validates and persists the new version so
  * the next process starts with it.
  */
-import {
-  type Decision,
-  DECISIONS,
-  parseDurationMs,
-  WardenError,
-} from '../../core/index.ts';
+import { type Decision, DECISIONS, parseDurationMs, WardenError } from '../../core/index.ts';
 import { COMMAND_SCOPES_TABLE } from '../../protocols/commands/index.ts';
 import {
   GrantService,
@@ -53,10 +48,14 @@ export async function policyCheckCommand(
   if (options.context !== undefined) {
     try {
       const parsed: unknown = JSON.parse(options.context);
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+        throw new Error('not an object');
       context = parsed as Record<string, unknown>;
     } catch {
-      throw new WardenError('INVALID_PARAMS', `--context must be a JSON object, e.g. '{"method":"GET"}' (got ${options.context})`);
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `--context must be a JSON object, e.g. '{"method":"GET"}' (got ${options.context})`,
+      );
     }
   }
   const config = loadConfig(options);
@@ -65,7 +64,10 @@ export async function policyCheckCommand(
   const ctx = await openContext(options, { mustExist: false, intent: 'read' }).catch(() => null);
   try {
     if (ctx) {
-      const grants = await ctx.store.listGrants({ activeAt: ctx.kernel.clock.now(), limit: 100_000 });
+      const grants = await ctx.store.listGrants({
+        activeAt: ctx.kernel.clock.now(),
+        limit: 100_000,
+      });
       index.replace(grants);
     }
     const why = pdp.explain({ principal, action, resource, context });
@@ -75,14 +77,24 @@ export async function policyCheckCommand(
       return 0;
     }
     const mark =
-      explained.decision === 'allow' ? style.green('✓ allow') : explained.decision === 'ask' ? style.yellow('? ask') : style.red('✗ deny');
+      explained.decision === 'allow'
+        ? style.green('✓ allow')
+        : explained.decision === 'ask'
+          ? style.yellow('? ask')
+          : style.red('✗ deny');
     printLine(`${mark}  ${principal} ${action} ${resource}`);
     for (const reason of explained.reasons) printLine(`  ${style.dim('·')} ${reason}`);
     if (why.trust !== 'act') printLine(style.dim(`  trust level ${why.trust}`));
     if (why.grant) printLine(style.dim(`  grant ${why.grant.id}`));
     for (const m of why.matched)
-      printLine(style.dim(`  matched ${m.effect}${m.ask ? ' (ask)' : ''} ${m.id} in ${m.file}${m.line === null ? '' : `:${m.line}`}`));
-    printLine(style.dim(`  policy version ${explained.policy_version.slice(0, 16)} (${explained.mode})`));
+      printLine(
+        style.dim(
+          `  matched ${m.effect}${m.ask ? ' (ask)' : ''} ${m.id} in ${m.file}${m.line === null ? '' : `:${m.line}`}`,
+        ),
+      );
+    printLine(
+      style.dim(`  policy version ${explained.policy_version.slice(0, 16)} (${explained.mode})`),
+    );
     return 0;
   } finally {
     await ctx?.close();
@@ -105,9 +117,15 @@ export function policyShowCommand(options: GlobalOptions & { cedar?: boolean }):
     return Promise.resolve(0);
   }
   for (const warning of shown.warnings) printLine(style.yellow(`  warning: ${warning}`));
-  printLine(`${style.bold('policy')} ${shown.version.slice(0, 16)} ${style.dim(`(${shown.mode})`)}`);
+  printLine(
+    `${style.bold('policy')} ${shown.version.slice(0, 16)} ${style.dim(`(${shown.mode})`)}`,
+  );
   if (files.length === 0)
-    printLine(style.yellow(`  no policy files in ${config.home}: every tool call, URL, path and command is denied`));
+    printLine(
+      style.yellow(
+        `  no policy files in ${config.home}: every tool call, URL, path and command is denied`,
+      ),
+    );
   else printLine(`  files: ${files.join(', ')}`);
   if (options.cedar) {
     printLine('');
@@ -152,13 +170,19 @@ export async function grantCreateCommand(
 ): Promise<number> {
   const budget = options.budget === undefined ? undefined : Number(options.budget);
   if (budget !== undefined && (!Number.isInteger(budget) || budget < 1))
-    throw new WardenError('INVALID_PARAMS', `--budget must be a positive whole number of uses (got ${options.budget})`);
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `--budget must be a positive whole number of uses (got ${options.budget})`,
+    );
   let expiresInMs: number | undefined;
   if (options.expires !== undefined) {
     try {
       expiresInMs = parseDurationMs(options.expires);
     } catch {
-      throw new WardenError('INVALID_PARAMS', `--expires must be a duration such as 30m, 12h or 7d (got ${options.expires})`);
+      throw new WardenError(
+        'INVALID_PARAMS',
+        `--expires must be a duration such as 30m, 12h or 7d (got ${options.expires})`,
+      );
     }
   }
   const ctx = await openContext(options, { mustExist: true });
@@ -184,7 +208,9 @@ export async function grantCreateCommand(
   }
 }
 
-export async function grantListCommand(options: GlobalOptions & { principal?: string; all?: boolean }): Promise<number> {
+export async function grantListCommand(
+  options: GlobalOptions & { principal?: string; all?: boolean },
+): Promise<number> {
   const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   try {
     const grants = await new GrantService(ctx.kernel).list({
@@ -197,7 +223,11 @@ export async function grantListCommand(options: GlobalOptions & { principal?: st
       return 0;
     }
     if (grants.length === 0) {
-      printLine(style.dim(`no ${options.all ? '' : 'active '}grants — create one with: ${command('grant create --principal agent:wf/stage --action tool.call --resource tool:http.fetch')}`));
+      printLine(
+        style.dim(
+          `no ${options.all ? '' : 'active '}grants — create one with: ${command('grant create --principal agent:wf/stage --action tool.call --resource tool:http.fetch')}`,
+        ),
+      );
       return 0;
     }
     printTable(
@@ -219,10 +249,17 @@ export async function grantListCommand(options: GlobalOptions & { principal?: st
   }
 }
 
-export async function grantRevokeCommand(id: string, options: GlobalOptions & { reason?: string }): Promise<number> {
+export async function grantRevokeCommand(
+  id: string,
+  options: GlobalOptions & { reason?: string },
+): Promise<number> {
   const ctx = await openContext(options, { mustExist: true });
   try {
-    const grant = await new GrantService(ctx.kernel).revoke(id, `cli:${osUser()}`, options.reason ?? null);
+    const grant = await new GrantService(ctx.kernel).revoke(
+      id,
+      `cli:${osUser()}`,
+      options.reason ?? null,
+    );
     if (options.json) printJson(grant);
     else printLine(`${style.green('✓')} grant ${grant.id} revoked: its next use is denied`);
     return 0;
@@ -232,26 +269,43 @@ export async function grantRevokeCommand(id: string, options: GlobalOptions & { 
 }
 
 export async function auditCommand(
-  options: GlobalOptions & { since?: string; decision?: string; principal?: string; limit?: string; verify?: boolean },
+  options: GlobalOptions & {
+    since?: string;
+    decision?: string;
+    principal?: string;
+    limit?: string;
+    verify?: boolean;
+  },
 ): Promise<number> {
-  if (options.decision !== undefined && !(DECISIONS as readonly string[]).includes(options.decision))
-    throw new WardenError('INVALID_PARAMS', `--decision must be one of ${DECISIONS.join(', ')} (got ${options.decision})`);
+  if (
+    options.decision !== undefined &&
+    !(DECISIONS as readonly string[]).includes(options.decision)
+  )
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `--decision must be one of ${DECISIONS.join(', ')} (got ${options.decision})`,
+    );
   const limit = options.limit === undefined ? 100 : Number(options.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
-    throw new WardenError('INVALID_PARAMS', `--limit must be a whole number from 1 to 10000 (got ${options.limit})`);
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `--limit must be a whole number from 1 to 10000 (got ${options.limit})`,
+    );
   const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   try {
     if (options.verify) {
       const verified = await ctx.store.verifyAudit();
       if (options.json) printJson(verified);
-      else if (verified.ok) printLine(`${style.green('✓')} audit log intact: ${verified.count} records`);
+      else if (verified.ok)
+        printLine(`${style.green('✓')} audit log intact: ${verified.count} records`);
       else
         printLine(
           `${style.red('✗')} audit log broken at seq ${verified.first_broken?.seq} (${verified.first_broken?.reason}) after ${verified.count} good records`,
         );
       return verified.ok ? 0 : 7;
     }
-    const since = options.since === undefined ? undefined : parseSince(options.since, ctx.kernel.clock.now());
+    const since =
+      options.since === undefined ? undefined : parseSince(options.since, ctx.kernel.clock.now());
     const records = await ctx.store.readAudit({
       ...(since === undefined ? {} : { since }),
       ...(options.decision ? { decision: options.decision as Decision } : {}),
@@ -267,10 +321,22 @@ export async function auditCommand(
       return 0;
     }
     for (const r of records) {
-      const mark = r.decision === 'allow' ? style.green('allow') : r.decision === 'ask' ? style.yellow('ask  ') : style.red('deny ');
-      const audited = r.decided !== r.decision ? style.dim(` (policy said ${r.decided}; audit-only)`) : '';
-      printLine(`${style.dim(`#${r.seq} ${formatTime(r.ts)}`)} ${mark} ${r.principal} ${r.action} ${r.resource}${audited}`);
-      printLine(style.dim(`    ${r.reasons.join('; ')} · policy ${r.policy_version.slice(0, 12)} · trace ${r.trace_id}`));
+      const mark =
+        r.decision === 'allow'
+          ? style.green('allow')
+          : r.decision === 'ask'
+            ? style.yellow('ask  ')
+            : style.red('deny ');
+      const audited =
+        r.decided !== r.decision ? style.dim(` (policy said ${r.decided}; audit-only)`) : '';
+      printLine(
+        `${style.dim(`#${r.seq} ${formatTime(r.ts)}`)} ${mark} ${r.principal} ${r.action} ${r.resource}${audited}`,
+      );
+      printLine(
+        style.dim(
+          `    ${r.reasons.join('; ')} · policy ${r.policy_version.slice(0, 12)} · trace ${r.trace_id}`,
+        ),
+      );
     }
     return 0;
   } finally {
@@ -278,10 +344,13 @@ export async function auditCommand(
   }
 }
 
-export async function quarantineListCommand(options: GlobalOptions & { kind?: string; since?: string; limit?: string }): Promise<number> {
+export async function quarantineListCommand(
+  options: GlobalOptions & { kind?: string; since?: string; limit?: string },
+): Promise<number> {
   const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   try {
-    const since = options.since === undefined ? undefined : parseSince(options.since, ctx.kernel.clock.now());
+    const since =
+      options.since === undefined ? undefined : parseSince(options.since, ctx.kernel.clock.now());
     const records = await ctx.store.listQuarantine({
       ...(options.kind ? { kind: options.kind } : {}),
       ...(since === undefined ? {} : { since }),
@@ -297,7 +366,15 @@ export async function quarantineListCommand(options: GlobalOptions & { kind?: st
     }
     printTable(
       ['ID', 'WHEN', 'KIND', 'PRINCIPAL', 'ACTION', 'RESOURCE', 'WHY'],
-      records.map((q) => [q.id, formatTime(q.ts), q.kind, q.principal, q.action, q.resource, q.reasons.join('; ').slice(0, 80)]),
+      records.map((q) => [
+        q.id,
+        formatTime(q.ts),
+        q.kind,
+        q.principal,
+        q.action,
+        q.resource,
+        q.reasons.join('; ').slice(0, 80),
+      ]),
     );
     return 0;
   } finally {
@@ -309,7 +386,11 @@ export async function quarantineShowCommand(id: string, options: GlobalOptions):
   const ctx = await openContext(options, { mustExist: true, intent: 'read' });
   try {
     const record = await ctx.store.getQuarantine(id);
-    if (!record) throw new WardenError('NOT_FOUND', `quarantine record ${id} does not exist (list them: warden quarantine list)`);
+    if (!record)
+      throw new WardenError(
+        'NOT_FOUND',
+        `quarantine record ${id} does not exist (list them: warden quarantine list)`,
+      );
     if (options.json) printJson(record);
     else {
       printLine(`${style.bold(record.id)} ${record.kind} ${style.dim(formatTime(record.ts))}`);
@@ -331,6 +412,9 @@ function parseSince(value: string, now: number): number {
   try {
     return now - parseDurationMs(value);
   } catch {
-    throw new WardenError('INVALID_PARAMS', `--since must be a duration such as 1h or 7d, or an ISO date (got ${value})`);
+    throw new WardenError(
+      'INVALID_PARAMS',
+      `--since must be a duration such as 1h or 7d, or an ISO date (got ${value})`,
+    );
   }
 }

@@ -144,11 +144,9 @@ export const scriptedResponseSchema = z.strictObject({
 export type ScriptedResponse = z.infer<typeof scriptedResponseSchema>;
 
 /** A tool name: dotted segments (`http.fetch`, `mcp.files.read_file`), `*` as a last segment in lists. */
-const toolName = z
-  .string()
-  .regex(/^[A-Za-z][A-Za-z0-9_-]*(\.([A-Za-z0-9_-]+|\*))+$/, {
-    message: 'expected a dotted tool name such as http.fetch or mcp.<server>.<tool>',
-  });
+const toolName = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*(\.([A-Za-z0-9_-]+|\*))+$/, {
+  message: 'expected a dotted tool name such as http.fetch or mcp.<server>.<tool>',
+});
 
 const noopAgent = z.strictObject({
   kind: z.literal('noop'),

@@ -48,7 +48,9 @@ export async function authorize(
 ): Promise<void> {
   if (COMMAND_SCOPES[method] === null) return; // any authenticated connection (hello, ping)
   const taskId =
-    params !== null && typeof params === 'object' && typeof (params as { task_id?: unknown }).task_id === 'string'
+    params !== null &&
+    typeof params === 'object' &&
+    typeof (params as { task_id?: unknown }).task_id === 'string'
       ? (params as { task_id: string }).task_id
       : undefined;
   const request = {

@@ -272,7 +272,11 @@ export const handlers: { readonly [M in SharedCommand]: Handler<M> } = {
     }),
   }),
   'grant.revoke': async (p, services, caller) => ({
-    grant: await mustHaveSecurity(services).grants.revoke(p.grant_id, caller.name, p.reason ?? null),
+    grant: await mustHaveSecurity(services).grants.revoke(
+      p.grant_id,
+      caller.name,
+      p.reason ?? null,
+    ),
   }),
   'quarantine.list': async (p, { kernel }) => ({
     records: await kernel.store.listQuarantine({

@@ -218,7 +218,10 @@ export const commandParams = {
     all: z.boolean().optional(),
     limit: limit(10_000),
   }),
-  'grant.revoke': z.strictObject({ grant_id: id('a grant'), reason: z.string().max(1_000).optional() }),
+  'grant.revoke': z.strictObject({
+    grant_id: id('a grant'),
+    reason: z.string().max(1_000).optional(),
+  }),
   'quarantine.list': z.strictObject({
     kind: z.string().min(1).max(64).optional(),
     since: z.number().int().min(0).optional(),

@@ -122,20 +122,27 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
       inputSchema: pathSchema(),
       inspect: async (args) => {
         const path = await realPath(String(args.path), 'read');
-        return { checks: [{ action: 'fs.read', resource: `path:${path}` }], args: { ...args, path } };
+        return {
+          checks: [{ action: 'fs.read', resource: `path:${path}` }],
+          args: { ...args, path },
+        };
       },
       execute: async (args) => {
         const path = String(args.path);
         const info = await stat(path);
         const max = options.fsMaxBytes ?? MIB;
         if (info.size > max)
-          throw new WardenError('TOOL_ERROR', `${path} is ${info.size} bytes; fs.read returns at most ${max}`);
+          throw new WardenError(
+            'TOOL_ERROR',
+            `${path} is ${info.size} bytes; fs.read returns at most ${max}`,
+          );
         return { content: { path, text: await readFile(path, 'utf8'), bytes: info.size } };
       },
     },
     {
       name: 'fs.write',
-      description: 'Write a text file (UTF-8) where the policy allows, creating parent directories.',
+      description:
+        'Write a text file (UTF-8) where the policy allows, creating parent directories.',
       effect: 'write',
       inputSchema: {
         type: 'object',
@@ -148,7 +155,10 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
       },
       inspect: async (args) => {
         const path = await realPath(String(args.path), 'write');
-        return { checks: [{ action: 'fs.write', resource: `path:${path}` }], args: { ...args, path } };
+        return {
+          checks: [{ action: 'fs.write', resource: `path:${path}` }],
+          args: { ...args, path },
+        };
       },
       execute: async (args) => {
         const path = String(args.path);
@@ -165,14 +175,23 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
       inputSchema: pathSchema(),
       inspect: async (args) => {
         const path = await realPath(String(args.path), 'list');
-        return { checks: [{ action: 'fs.list', resource: `path:${path}` }], args: { ...args, path } };
+        return {
+          checks: [{ action: 'fs.list', resource: `path:${path}` }],
+          args: { ...args, path },
+        };
       },
       execute: async (args) => {
         const path = String(args.path);
         const entries = await readdir(path, { withFileTypes: true });
         const shown = entries.slice(0, 1_000).map((e) => ({
           name: e.name,
-          kind: e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'link' : e.isFile() ? 'file' : 'other',
+          kind: e.isDirectory()
+            ? 'dir'
+            : e.isSymbolicLink()
+              ? 'link'
+              : e.isFile()
+                ? 'file'
+                : 'other',
         }));
         return { content: { path, entries: shown, total: entries.length } };
       },
@@ -194,7 +213,25 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
       inspect: async (args) => {
         const command = String(args.command);
         const risk = await analyzeCommand(command, { workspace: options.workspace });
-        const cwd = await realPath(typeof args.cwd === 'string' ? args.cwd : options.workspace, 'list');
+        // Critical commands (download-and-execute, fork bombs, rm -rf /, unparseable text) are
+        // blocked by the guard whatever the policy says, and kept in quarantine.
+        if (risk.level === 'critical')
+          throw new WardenError(
+            'GUARD_BLOCKED',
+            `shell.exec blocked: the command's risk is critical (${risk.score}): ${risk.reasons.map((r) => r.message).join('; ')}`,
+            {
+              details: {
+                guard: 'command',
+                reasons: risk.reasons.map((r) => `${r.code}: ${r.message}`),
+                command,
+                score: risk.score,
+              },
+            },
+          );
+        const cwd = await realPath(
+          typeof args.cwd === 'string' ? args.cwd : options.workspace,
+          'list',
+        );
         const findings = {
           risk: {
             score: risk.score,
@@ -208,7 +245,14 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
             {
               action: 'shell.exec',
               resource: `command:${command}`,
-              context: { risk: findings.risk, argv: risk.commands, cwd },
+              // `risk` is the level the policy compares (max_command_risk); the rest explains it.
+              context: {
+                risk: risk.level,
+                risk_score: risk.score,
+                risk_reasons: findings.risk.reasons,
+                simple: risk.simple,
+                cwd,
+              },
             },
           ],
           args: { command, cwd },
@@ -216,7 +260,12 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
         };
       },
       execute: (args, run) =>
-        runShell(String(args.command), String(args.cwd), run.signal, options.shellMaxOutput ?? 256 * 1024),
+        runShell(
+          String(args.command),
+          String(args.cwd),
+          run.signal,
+          options.shellMaxOutput ?? 256 * 1024,
+        ),
     },
     {
       name: 'kv.get',
@@ -225,7 +274,9 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
       inputSchema: kvSchema(false),
       inspect: (args) =>
         Promise.resolve({
-          checks: [{ action: 'kv.get', resource: `kv:${String(args.namespace)}/${String(args.key)}` }],
+          checks: [
+            { action: 'kv.get', resource: `kv:${String(args.namespace)}/${String(args.key)}` },
+          ],
         }),
       execute: async (args) => {
         const found = await options.kernel.store.kvGet(String(args.namespace), String(args.key));
@@ -234,12 +285,15 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
     },
     {
       name: 'kv.set',
-      description: 'Write a JSON value to the key-value store (optionally only at an expected version).',
+      description:
+        'Write a JSON value to the key-value store (optionally only at an expected version).',
       effect: 'write',
       inputSchema: kvSchema(true),
       inspect: (args) =>
         Promise.resolve({
-          checks: [{ action: 'kv.set', resource: `kv:${String(args.namespace)}/${String(args.key)}` }],
+          checks: [
+            { action: 'kv.set', resource: `kv:${String(args.namespace)}/${String(args.key)}` },
+          ],
         }),
       execute: async (args) => {
         const namespace = String(args.namespace);
@@ -279,7 +333,10 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
         }),
       execute: async (args) => {
         if (!options.loadWorkflow)
-          throw new WardenError('TOOL_ERROR', 'run.spawn needs a workflows directory (tools.workflows in config.yaml)');
+          throw new WardenError(
+            'TOOL_ERROR',
+            'run.spawn needs a workflows directory (tools.workflows in config.yaml)',
+          );
         const workflow = await options.loadWorkflow(String(args.workflow));
         const child = await options.kernel.startRun({
           workflow: workflow as Parameters<Kernel['startRun']>[0]['workflow'],
@@ -308,12 +365,20 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
       },
       inspect: (args) =>
         Promise.resolve({
-          checks: [{ action: 'task.submit', resource: `lane:${String(args.lane)}`, context: { name: String(args.name) } }],
+          checks: [
+            {
+              action: 'task.submit',
+              resource: `lane:${String(args.lane)}`,
+              context: { name: String(args.name) },
+            },
+          ],
         }),
       execute: async (args) => {
         const job = await queue.submit(String(args.name), args.payload ?? null, {
           lane: String(args.lane),
-          ...(typeof args.idempotency_key === 'string' ? { idempotencyKey: args.idempotency_key } : {}),
+          ...(typeof args.idempotency_key === 'string'
+            ? { idempotencyKey: args.idempotency_key }
+            : {}),
         });
         return { content: job };
       },
@@ -396,7 +461,11 @@ function runShell(
     child.on('close', (code, killedBy) => {
       signal.removeEventListener('abort', kill);
       if (signal.aborted) {
-        reject(signal.reason instanceof Error ? signal.reason : new WardenError('CANCELED', 'shell.exec aborted'));
+        reject(
+          signal.reason instanceof Error
+            ? signal.reason
+            : new WardenError('CANCELED', 'shell.exec aborted'),
+        );
         return;
       }
       resolvePromise({
