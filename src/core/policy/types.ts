@@ -12,7 +12,7 @@
  * - resources: `tool:<name>`, `url:<absolute url>`, `path:<absolute real path>`, `command:<text>`,
  *   `kv:<namespace>/<key>`, `lane:<name>`, `workflow:<name>`, `method:<acp method>`,
  *   `secret:<NAME>` (a secret used by reference).
- * The Cedar entity model behind these names is in docs/security-policy.md (model.ts here).
+ * The Cedar entity model behind these names is in docs/policy.md (model.ts here).
  */
 
 export const DECISIONS = ['allow', 'deny', 'ask'] as const;

@@ -1,5 +1,5 @@
 /**
- * The `policy.yaml` format (docs/security-policy.md), as zod schemas: structure only; what
+ * The `policy.yaml` format (docs/policy.md), as zod schemas: structure only; what
  * each entry means (a domain, a root, a prefix) is checked while compiling (`yaml-rules.ts`).
  * Unknown keys are errors: a typo in a policy must never silently allow or deny.
  */

@@ -1,5 +1,5 @@
 /**
- * Compiles `policy.yaml` (docs/security-policy.md) to Cedar. Pure: the caller reads the file
+ * Compiles `policy.yaml` (docs/policy.md) to Cedar. Pure: the caller reads the file
  * and resolves real paths. Every generated policy carries an `@id` that reads as the YAML key
  * it came from (`yaml:agents.researcher.tools`), so a decision's reasons point at the line
  * an operator has to change; policies that only allow with a person's approval also carry

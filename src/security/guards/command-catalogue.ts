@@ -4,7 +4,7 @@
  * weight), and the score is the sum of the weights, capped at 100 (command-risk.ts). The
  * weights are chosen so one rule alone lands at the level it deserves: ≥ 80 critical (run it
  * and something is gone or taken), 50–79 high (needs a human), 25–49 medium, < 25 low.
- * docs/security-guards.md lists them.
+ * docs/guards.md lists them.
  */
 import { type Invocation } from './command-invocations.ts';
 import { type PathEnv } from './command-paths.ts';

@@ -14,7 +14,7 @@
  *
  * Score = sum of the reasons' weights (each code once, its highest weight), capped at 100.
  * Levels: < 25 low, 25–49 medium, 50–79 high, ≥ 80 critical. What this does not catch is in
- * docs/security-guards.md (it reads text; it does not know what a script file or a binary
+ * docs/guards.md (it reads text; it does not know what a script file or a binary
  * does).
  */
 import { parse as mvdanParse } from 'sh-syntax';

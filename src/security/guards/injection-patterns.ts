@@ -33,7 +33,7 @@ const AI =
 const OBJECTIVE =
   '(?:objective|goal|instructions|guidelines|task|rules|directives?|persona|purpose|programming|mission)';
 
-/** Every pattern with its code and weight; docs/security-guards.md lists them. */
+/** Every pattern with its code and weight; docs/guards.md lists them. */
 export const INJECTION_PATTERNS: readonly InjectionPattern[] = [
   // Instruction override.
   p(

@@ -12,7 +12,7 @@
  * linear-time regular expression (no nested quantifiers, gaps bounded like `.{0,40}`).
  * It does not understand meaning: paraphrases, other languages than the few listed, and
  * instructions split across messages get through; quoting an attack in a benign text is
- * flagged. docs/security-guards.md lists the limits.
+ * flagged. docs/guards.md lists the limits.
  */
 import { z } from 'zod';
 

@@ -1,5 +1,5 @@
 /**
- * `type:id` names → Cedar entities (docs/security-policy.md#entity-model). Everything about an
+ * `type:id` names → Cedar entities (docs/policy.md#entity-model). Everything about an
  * entity is derived from its name (and, for tokens, the scopes authentication verified), so a
  * decision depends on nothing but the request and the policy version.
  *

@@ -1,4 +1,4 @@
-/** The policy decision point (DESIGN.md §8, docs/security-policy.md). */
+/** The policy decision point (DESIGN.md §8, docs/policy.md). */
 export { BASE_POLICIES, BUILTIN_FILE, GRANT_ASK_POLICY, GRANT_POLICY } from './base-policies.ts';
 export { type CompiledPolicy } from './cedar.ts';
 export {
