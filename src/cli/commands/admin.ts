@@ -12,6 +12,7 @@ import {
 
 import { isWardenError, WardenError } from '../../core/index.ts';
 import { verifyLedger } from '../../kernel/index.ts';
+import { PolicyDecisionPoint, readPolicyFiles } from '../../security/index.ts';
 import { openStore, redactUrl, writeAccessProblem } from '../../store/index.ts';
 import { DEFAULT_CONFIG_YAML, loadConfig, resolveHome } from '../config.ts';
 import { openContext, storeTargetOf } from '../context.ts';
@@ -187,6 +188,7 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
         detail: 'missing',
         fix: `run ${command('init')}`,
       });
+    checks.push(policyCheck(config.home));
     const where = config.storeUrl ? redactUrl(config.storeUrl) : config.databasePath;
     if (config.storeUrl !== null || existsSync(config.databasePath)) {
       try {
@@ -275,4 +277,29 @@ export async function doctorCommand(options: GlobalOptions): Promise<number> {
     }
   }
   return ok ? EXIT.OK : EXIT.ERROR;
+}
+
+/** The policy files compile (else the daemon refuses to start), and what they make. */
+function policyCheck(home: string): Check {
+  try {
+    const files = readPolicyFiles(home);
+    const pdp = new PolicyDecisionPoint();
+    const prepared = pdp.load(files, { baseDir: home });
+    const names = Object.keys(files);
+    return {
+      name: 'policy',
+      ok: true,
+      detail:
+        names.length === 0
+          ? 'no policy files: every tool call, URL, path and command is denied (docs/policy.md)'
+          : `${names.join(', ')} → version ${prepared.version.slice(0, 16)} (${prepared.mode})${prepared.warnings.length ? `; ${prepared.warnings.length} warning(s): warden policy show` : ''}`,
+    };
+  } catch (error) {
+    return {
+      name: 'policy',
+      ok: false,
+      detail: (error as Error).message,
+      fix: 'fix the policy file and line named above (docs/policy.md)',
+    };
+  }
 }

@@ -167,8 +167,8 @@ const llmAgent = z.strictObject({
   script: z.array(scriptedResponseSchema).min(1).optional(),
   /** Tools the model may call (`http.fetch`, `mcp.<server>.<tool>`, `mcp.<server>.*`); policy still decides each call. */
   tools: z.array(toolName).max(128).optional(),
-  /** Model → tools → model rounds before the stage fails with QUOTA_EXCEEDED (`max_tool_rounds`). */
-  max_tool_rounds: positiveInt.max(100).default(8),
+  /** Model → tools → model rounds before the stage fails with TOOL_ERROR (default 8). */
+  max_tool_rounds: positiveInt.max(100).optional(),
   /** MCP servers whose tools this stage may name (`mcp.<server>.<tool>`); docs/mcp.md. */
   mcp: mcpServerListSchema.optional(),
 });

@@ -58,11 +58,12 @@ export async function runLlm(
           : parseJsonObject(reply.text);
       return { output: calls.length ? { ...output, tool_calls: calls } : output, modelCalls };
     }
-    if (round >= spec.max_tool_rounds) {
+    const maxRounds = spec.max_tool_rounds ?? DEFAULT_MAX_TOOL_ROUNDS;
+    if (round >= maxRounds) {
       throw new WardenError(
         'TOOL_ERROR',
-        `the model still asked for tools after max_tool_rounds (${spec.max_tool_rounds}) rounds; raise max_tool_rounds or change the prompt`,
-        { retryable: false, details: { max_tool_rounds: spec.max_tool_rounds } },
+        `the model still asked for tools after max_tool_rounds (${maxRounds}) rounds; raise max_tool_rounds or change the prompt`,
+        { retryable: false, details: { max_tool_rounds: maxRounds } },
       );
     }
     messages.push({ role: 'assistant', content: reply.text, tool_calls: requested });
@@ -88,6 +89,9 @@ export async function runLlm(
     }
   }
 }
+
+/** Model → tools → model rounds an `llm` stage may take unless it says otherwise. */
+const DEFAULT_MAX_TOOL_ROUNDS = 8;
 
 /** Bytes of a tool's answer a model gets back; the rest is cut with a marker. */
 const TOOL_ANSWER_CHARS = 32_768;
