@@ -110,6 +110,8 @@ export class PolicyService {
     const version = this.pdp.version;
     return Promise.resolve({
       version,
+      // More than `retainVersions` reloads during the attempt drop it from memory, not the store.
+      ensure: () => this.ensureVersion(version),
       decide: (request) => this.pdp.decide(request, { version, now: this.#clock.now() }),
     });
   }

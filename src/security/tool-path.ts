@@ -37,6 +37,11 @@ import type { GuardedTool, Inspection } from './tools/guarded-tool.ts';
 /** A policy version held for one attempt. */
 export interface PinnedPolicy {
   readonly version: string;
+  /**
+   * Makes sure the version is loaded (read back from the store when newer versions pushed it
+   * out of memory); call it right before `decide`.
+   */
+  ensure(): Promise<void>;
   decide(request: DecisionRequest): DecisionResult;
 }
 
@@ -118,7 +123,7 @@ class StepToolPath implements StepTools {
   readonly #ctx: AgentContext;
   readonly #principal: string;
   readonly #catalog: ToolCatalog;
-  #pinned: Promise<PinnedPolicy> | null = null;
+  readonly #pinned: Promise<PinnedPolicy>;
 
   constructor(deps: ToolPathDeps, step: StepContext, ctx: AgentContext) {
     this.#deps = deps;
@@ -126,11 +131,14 @@ class StepToolPath implements StepTools {
     this.#ctx = ctx;
     this.#principal = agentPrincipal(step);
     this.#catalog = deps.catalog(step);
+    // Pinned when the attempt starts (its tools are built then), not at its first call: a
+    // reload while the agent works before calling must not change the attempt's version.
+    this.#pinned = deps.pinPolicy();
+    this.#pinned.catch(() => undefined); // a failure surfaces at the first call
   }
 
-  /** The attempt's policy version, taken on first use and kept for the whole attempt. */
+  /** The attempt's policy version, kept for the whole attempt. */
   #policy(): Promise<PinnedPolicy> {
-    this.#pinned ??= this.#deps.pinPolicy();
     return this.#pinned;
   }
 
@@ -159,6 +167,7 @@ class StepToolPath implements StepTools {
     const tool = await this.#catalog.get(name);
     if (!tool) {
       // Unknown capability = deny, audited like any decision.
+      await policy.ensure();
       const result = policy.decide({
         principal: this.#principal,
         action: 'tool.call',
@@ -205,6 +214,7 @@ class StepToolPath implements StepTools {
         .secretNames(rawArgs)
         .map((secret) => ({ action: 'secret.use', resource: `secret:${secret}` })),
     ];
+    await policy.ensure();
     const decided = requests.map((r) => ({
       action: r.action,
       resource: r.resource,
@@ -359,6 +369,7 @@ class StepToolPath implements StepTools {
     context: Readonly<Record<string, unknown>> = {},
   ): Promise<void> {
     const policy = await this.#policy();
+    await policy.ensure();
     const result = policy.decide({ principal: this.#principal, action, resource, context });
     await this.#audit([{ action, resource, result }], { tool, during: true });
     if (result.decision !== 'allow') {

@@ -506,6 +506,15 @@ export const INJECTION_PATTERNS: readonly InjectionPattern[] = [
   p(
     'data_exfiltration',
     0.45,
+    // On the folded text: the plain form drops `~` and its `.` would end the gap. Public keys
+    // (`id_rsa.pub`) are what tutorials tell people to upload; they do not match.
+    /\b(?:send|post|upload|forward|email|e-mail|transmit|leak|submit|copy)\b[^!?\n]{0,60}?(?:\bid_(?:rsa|dsa|ecdsa|ed25519)\b(?!\.pub)|\.aws\/credentials\b|\/etc\/shadow\b|\.netrc\b|\.git-credentials\b|\.kube\/config\b|\.gnupg\/)[^!?\n]{0,40}?\b(?:to|at) (?:https?:\/\/|[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]{2,})/,
+    'sends a credential file to an outside address',
+    'folded',
+  ),
+  p(
+    'data_exfiltration',
+    0.45,
     /\b(?:collect|gather|harvest|scrape|export) (?:the user'?s?|all|every|their) (?:contacts|emails|files|data|cookies|credentials|messages|address book)\b/,
     'asks to collect user data',
   ),
