@@ -80,10 +80,11 @@ export class GrantService {
 
   /** Spends one use (POLICY_DENIED when revoked, expired or used up; nothing changes then). */
   async use(id: string): Promise<void> {
-    const grant = await this.#mustGet(id);
+    // The count is the store's (a compare-and-set); the event names the grant, not a count
+    // read before the commit, which racing uses would make wrong.
     await this.#kernel.store.commit([
       { op: 'grant.use', id, now: this.#kernel.clock.now() },
-      await this.#event('grant.used', { id, used: grant.used + 1, budget: grant.budget }),
+      await this.#event('grant.used', { id }),
     ]);
   }
 

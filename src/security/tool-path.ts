@@ -261,7 +261,20 @@ class StepToolPath implements StepTools {
           for (const d of decided)
             if (d.result.grant_id) await this.#deps.useGrant(d.result.grant_id);
           const resolved = this.#deps.resolveSecrets(args) as Record<string, unknown>;
-          const answer = await this.#execute(tool, resolved, timeoutMs);
+          let answer: ToolOutput;
+          try {
+            answer = await this.#execute(tool, resolved, timeoutMs);
+          } catch (error) {
+            // The journal records a failure's message: it must not carry a secret either.
+            const failure = coerceError(error);
+            throw new WardenError(failure.code, this.#deps.redact(failure.message), {
+              retryable: failure.retryable,
+              ...(failure.details === undefined
+                ? {}
+                : { details: this.#deps.redact(failure.details) }),
+              ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
+            });
+          }
           return this.#deps.redact(answer);
         },
         { tool: name },
