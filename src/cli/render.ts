@@ -55,6 +55,20 @@ export function renderEvent(event: EventRecord): string | null {
         `  model ${String(d.model)} · ${String(d.input_tokens)} in / ${String(d.output_tokens)} out · ${formatElapsed(Number(d.duration_ms))}${u ? ` · llm calls so far ${u.llm_calls}` : ''}`,
       );
     }
+    case 'tool.called': {
+      const e = d.error as { code?: string; message?: string } | undefined;
+      const mark = d.ok ? style.green('  ⚙') : style.yellow('  ⚙');
+      const what = e ? `[${e.code ?? '?'}] ${terminalSafe(e.message ?? '')}` : short(d.output);
+      return `${mark} ${String(d.tool)}${d.replayed ? ' (from the journal)' : ''} ${style.dim(`${what} · ${formatElapsed(Number(d.duration_ms))}`)}`;
+    }
+    case 'tool.denied': {
+      const reasons = Array.isArray(d.reasons) ? d.reasons.map(String).join('; ') : '';
+      return `${style.red('  ⊘')} ${String(d.tool)} ${style.dim(`[${String(d.code)}] ${terminalSafe(reasons)}`)}`;
+    }
+    case 'security.decision':
+      return style.yellow(
+        `  ! security: ${String(d.kind)} ${terminalSafe(JSON.stringify(d.signals ?? d.reasons ?? ''))}`,
+      );
     case 'stage.completed':
       return `${style.green('✓')} ${String(d.stage)} ${style.dim(short(d.output))}`;
     case 'stage.failed': {
