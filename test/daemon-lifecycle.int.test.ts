@@ -49,6 +49,7 @@ describe('start', () => {
       'config',
       'store',
       'recovery',
+      'policy',
       'listeners',
       'workers',
     ]);

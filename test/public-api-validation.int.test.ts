@@ -746,7 +746,7 @@ describe("an agent's context checks its arguments", () => {
       await t.close();
     }
     expect(seen).toEqual([
-      "ctx.model: messages: expected an array of chat messages [{ role: 'system' | 'user' | 'assistant', content: string }, …] (got \"hello\")",
+      "ctx.model: messages: expected an array of chat messages [{ role: 'system' | 'user' | 'assistant' | 'tool', content: string }, …] (got \"hello\")",
       'ctx.model: options.temperature: expected a number from 0 to 2 (got 3)',
       'ctx.toolCall: tool: expected a tool name string of 1-256 characters (got undefined)',
       'ctx.effect: key: expected an effect key: a string of 1-256 characters naming the call in the step (got "")',

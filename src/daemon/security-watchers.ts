@@ -53,18 +53,33 @@ export function startSecurityWatchers(parts: {
     if (timer) clearTimeout(timer);
     timer = setTimeout(reload, RELOAD_DEBOUNCE_MS);
   };
-  if (settings.security.watch_policy) {
-    for (const dir of [settings.home, join(settings.home, 'policies')]) {
-      try {
-        const w = watch(dir, { persistent: false }, (_event, file) =>
-          onChange(dir === settings.home ? (file ?? null) : 'x.cedar'),
-        );
-        w.on('error', () => undefined);
-        watchers.push(w);
-      } catch {
-        // No policies/ directory: nothing to watch there.
-      }
+  const policiesDir = join(settings.home, 'policies');
+  let watchingPolicies = false;
+  const watchDir = (dir: string, onEvent: (file: string | null) => void): boolean => {
+    try {
+      const w = watch(dir, { persistent: false }, (_event, file) => onEvent(file ?? null));
+      w.on('error', () => undefined);
+      watchers.push(w);
+      return true;
+    } catch {
+      return false; // No such directory (yet).
     }
+  };
+  let stopped = false;
+  const watchPolicies = () => {
+    if (!watchingPolicies && !stopped)
+      watchingPolicies = watchDir(policiesDir, () => onChange('x.cedar'));
+  };
+  if (settings.security.watch_policy) {
+    watchDir(settings.home, (file) => {
+      // policies/ made after the start: watch it from now on, and read what it holds.
+      if (file === 'policies') {
+        watchPolicies();
+        return onChange('x.cedar');
+      }
+      onChange(file);
+    });
+    watchPolicies();
   }
 
   const files = settings.security.integrity.files.map((f) =>
@@ -96,6 +111,7 @@ export function startSecurityWatchers(parts: {
   return {
     ready,
     stop: () => {
+      stopped = true;
       if (timer) clearTimeout(timer);
       for (const w of watchers) w.close();
       integrity?.stop();

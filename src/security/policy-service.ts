@@ -49,6 +49,7 @@ export class PolicyService {
   #unwatch: (() => void) | null = null;
   #refreshing: Promise<void> | null = null;
   #refreshAgain = false;
+  #reloading: Promise<unknown> = Promise.resolve();
 
   private constructor(options: PolicyServiceOptions) {
     this.#kernel = options.kernel;
@@ -128,8 +129,16 @@ export class PolicyService {
   /**
    * Validate-then-swap: reads the files again; an invalid one changes nothing (the previous
    * version keeps deciding; a `policy.reload_failed` event says why) and throws POLICY_INVALID.
+   * Reloads run one at a time (the file watcher and `policy.reload` may overlap): otherwise an
+   * older read could be activated after a newer one.
    */
-  async reload(): Promise<ReloadOutcome> {
+  reload(): Promise<ReloadOutcome> {
+    const run = this.#reloading.then(() => this.#reloadNow());
+    this.#reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reloadNow(): Promise<ReloadOutcome> {
     const previous = this.pdp.version;
     let files: Record<string, string>;
     try {

@@ -191,8 +191,10 @@ export class AcpConnection {
     this.#inFlight.add(controller);
     try {
       if (method === 'events.subscribe') reply(await this.#subscribe(params));
-      else if (method === 'events.unsubscribe') reply(this.#unsubscribe(params));
-      else reply(await dispatch(method, params, this.#services, this.caller, controller.signal));
+      else if (method === 'events.unsubscribe') {
+        await authorize('events.unsubscribe', this.caller, this.#services.security);
+        reply(this.#unsubscribe(params));
+      } else reply(await dispatch(method, params, this.#services, this.caller, controller.signal));
     } catch (error) {
       if (!isWardenLike(error))
         this.#hooks.log?.('error', 'command failed unexpectedly', {

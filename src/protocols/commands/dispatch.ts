@@ -7,6 +7,7 @@ import type { z } from 'zod';
 
 import {
   checkParams,
+  type DecisionResult,
   type MethodScope,
   type MethodScopeTable,
   WardenError,
@@ -39,6 +40,7 @@ export function callerPrincipal(caller: Caller): string {
  * there is no other authorization code). The built-in policies give each token the methods of
  * its scopes and an attempt token the worker methods of its own task; operators may `forbid`
  * more. Every decision is audited (with a policy service); the call waits for the record.
+ * Audit mode does not apply here: a call is allowed only if the policy decided allow.
  */
 export async function authorize(
   method: CommandName,
@@ -60,7 +62,9 @@ export async function authorize(
     ...(caller.kind === 'token' ? { scopes: [...caller.scopes] } : {}),
     ...(caller.kind === 'attempt' && taskId !== undefined ? { context: { task_id: taskId } } : {}),
   };
-  const result = security ? security.policy.decide(request) : BUILTIN_ONLY.decide(request);
+  const result = enforced(
+    security ? security.policy.decide(request) : BUILTIN_ONLY.decide(request),
+  );
   if (security)
     await security.audit.record([
       {
@@ -87,6 +91,22 @@ export async function authorize(
       },
     },
   );
+}
+
+/**
+ * Audit mode (`mode: audit`) is for trying agent policies on real traffic: it must never give
+ * a token methods beyond its scopes, so ACP enforces what the policy decided (and audits that).
+ */
+function enforced(result: DecisionResult): DecisionResult {
+  if (result.decision === result.decided) return result;
+  return {
+    ...result,
+    decision: result.decided,
+    reasons: [
+      ...result.reasons.filter((r) => !r.startsWith('audit mode:')),
+      `audit mode does not apply to ACP methods: the policy decided ${result.decided}`,
+    ],
+  };
 }
 
 export function parseParams<M extends CommandName>(method: M, params: unknown): CommandParams<M> {
