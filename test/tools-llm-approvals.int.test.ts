@@ -27,7 +27,8 @@ afterAll(removeTempDirs);
 const WORKFLOW = 'tools-wf';
 const STAGE = 'act';
 const PRINCIPAL = `agent:${WORKFLOW}/${STAGE}`;
-const TEST_TIMEOUT_MS = 90_000;
+// A bound for a hang, not a speed check: each scenario is several CLI processes on a busy machine.
+const TEST_TIMEOUT_MS = 180_000;
 
 interface Home {
   readonly home: string;
@@ -439,6 +440,94 @@ stages:
       ]);
       expect(ofType(events, 'interrupt.raised')).toHaveLength(1);
       expect(stageOutput(events).text).toMatch(/^the notes are recorded/);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
+/**
+ * A chat-completions endpoint standing in for a real model that reacts to what its tools
+ * answered, and that (like some local servers) sends tool calls without ids: round 1 reads a
+ * file; round 2 writes what it found (a different write when the read failed).
+ */
+async function startReactiveModel(data: string) {
+  return startServer(async (req, res) => {
+    let raw = '';
+    for await (const chunk of req) raw += String(chunk);
+    const body = JSON.parse(raw) as { messages: Array<{ role: string; content: unknown }> };
+    const answers = body.messages.filter((m) => m.role === 'tool').map((m) => String(m.content));
+    const call = (name: string, args: Record<string, unknown>) => ({
+      tool_calls: [
+        { index: 0, type: 'function', function: { name, arguments: JSON.stringify(args) } },
+      ],
+    });
+    const delta =
+      answers.length === 0
+        ? call('fs__read', { path: join(data, 'todo.txt') })
+        : answers.length === 1
+          ? answers[0]!.includes('tidy the notes')
+            ? call('fs__write', { path: join(data, 'tidied.txt'), text: 'tidied' })
+            : call('fs__write', { path: join(data, 'nothing.txt'), text: 'nothing to do' })
+          : { content: 'done' };
+    const chunk = (d: unknown, finish: string | null) =>
+      `data: ${JSON.stringify({
+        id: 'chatcmpl-1',
+        object: 'chat.completion.chunk',
+        created: 1,
+        model: 'test-model',
+        choices: [{ index: 0, delta: d, finish_reason: finish }],
+      })}\n\n`;
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(chunk({ role: 'assistant', ...delta }, null));
+    res.write(chunk({}, 'tool_calls' in delta ? 'tool_calls' : 'stop'));
+    res.end('data: [DONE]\n\n');
+  });
+}
+
+describe.concurrent('an approval is for the exact call it showed', () => {
+  it(
+    'a different call under the same call key after a resume asks again',
+    async ({ expect }) => {
+      const h = makeHome({
+        policy: POLICY,
+        workflow: () => `name: ${WORKFLOW}
+model: openai:test-model
+stages:
+  - name: ${STAGE}
+    agent:
+      kind: llm
+      prompt: Do what todo.txt says.
+      tools: [fs.read, fs.write]
+`,
+      });
+      const model = await startReactiveModel(h.data);
+      const env = { OPENAI_BASE_URL: `${model.base}/v1`, OPENAI_API_KEY: 'test' };
+      try {
+        // todo.txt is missing: the read fails, and the model asks to write nothing.txt.
+        const run = await runCli(['run', h.workflow, '--no-interactive'], { home: h.home, env });
+        if (run.code !== 4) fail('warden run should stop at the approval', run);
+        const pid = /pid (p_\w+)/.exec(run.stdout)![1]!;
+        const first = /approve (int_\w+)/.exec(run.stdout)![1]!;
+        expect(run.stdout).toContain('nothing.txt');
+        await cli(['approve', first], h.home);
+
+        // Meanwhile todo.txt appears: the resumed step's read (a failed call runs again) answers
+        // differently, the model is asked again and wants another write under the same call key.
+        writeFileSync(join(h.data, 'todo.txt'), 'tidy the notes');
+        const resumed = await runCli(['resume', pid, '--no-interactive'], { home: h.home, env });
+        expect(
+          existsSync(join(h.data, 'tidied.txt')),
+          'written with an approval given for another call',
+        ).toBe(false);
+        expect(existsSync(join(h.data, 'nothing.txt'))).toBe(false);
+        if (resumed.code !== 4) fail('the new call should wait for its own approval', resumed);
+        const second = /approve (int_\w+)/.exec(resumed.stdout)?.[1];
+        expect(second).toBeDefined();
+        expect(second).not.toBe(first);
+        expect(resumed.stdout).toContain('tidied.txt');
+      } finally {
+        await model.close();
+      }
     },
     TEST_TIMEOUT_MS,
   );
