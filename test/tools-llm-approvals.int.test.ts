@@ -6,6 +6,8 @@
  * The events and the audit log must show exactly what happened; the approved effect must happen
  * once even when `warden resume` is SIGKILLed between the approval and the end of the run; and
  * with no policy file every call (tool, URL, path, command, key, workflow) is denied and audited.
+ * Two regressions found on the way: an approval is bound to the exact call it showed, and a run
+ * waiting on an approval does not hold another `warden run` open.
  *
  * Every scenario has its own WARDEN_HOME (a real SQLite file); they run concurrently because
  * each is a chain of CLI processes that mostly wait on process start-up.
