@@ -209,8 +209,11 @@ export async function driveRuns(
   } finally {
     rl.value?.close();
     // A step waiting on a tool call's approval goes back to the queue unfinished: `warden
-    // resume` (or the daemon) takes it again once the call is answered.
-    await worker.stop(stop.signal || waiting.size > 0 ? { release: true } : {});
+    // resume` (or the daemon) takes it again once the call is answered. Once this command's
+    // runs are done or waiting, a step still in flight belongs to another run this worker
+    // picked up from the lane; it goes back too, or a step of that run waiting on its own
+    // approval would hold this command open until the approval expires.
+    await worker.stop({ release: true });
     await security.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -236,12 +236,15 @@ class StepToolPath implements StepTools {
     }
     const asks = decided.filter((d) => d.result.decision === 'ask');
     if (asks.length > 0) {
+      // An approval is for the exact call it showed: another call under the same key (a model
+      // asked again after a resume, by a server whose call ids repeat) is asked about anew.
+      const exact = sha256Hex(canonicalJson({ tool: name, args: rawArgs })).slice(0, 32);
       const approval = await this.#approve(
         name,
         call,
         asks.flatMap((d) => d.result.reasons),
         policy.version,
-        options.key,
+        `${options.key}#${exact}`,
       );
       if (approval) return approval;
     }
