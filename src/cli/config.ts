@@ -106,6 +106,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Where relative paths and `shell.exec` commands run; relative to WARDEN_HOME. */
       workspace: z.string().min(1).default('workspace'),
+      /** Where `run.spawn` finds workflows by name (`<dir>/<name>.yaml`); relative to WARDEN_HOME. */
+      workflows: z.string().min(1).default('workflows'),
       /** A call's default timeout. */
       timeout: duration.default(30_000),
       /** How long a person has to approve an `ask` call (then it is denied). */

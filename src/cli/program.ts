@@ -296,7 +296,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('let a principal do an action on a resource')
     .requiredOption('--principal <name>', 'who, e.g. agent:triage/fetch')
     .requiredOption('--action <action>', 'what, e.g. tool.call, http.request, fs.write')
-    .requiredOption('--resource <name>', 'on what, e.g. tool:http.fetch or url:https://api.example.com/*')
+    .requiredOption(
+      '--resource <name>',
+      'on what, e.g. tool:http.fetch or url:https://api.example.com/*',
+    )
     .option('--budget <uses>', 'how many uses (default: unlimited)')
     .option('--expires <duration>', 'lifetime, e.g. 1h, 7d (default: never expires)')
     .option('--ask', 'a person approves each use')

@@ -228,7 +228,8 @@ function approvalAudit(
         {
           ts: now,
           trace_id: interrupt.trace_id,
-          principal: `user:${resolver}`,
+          // An expiry is the kernel applying the default, not a person's answer.
+          principal: resolver === 'kernel' ? 'kernel' : `user:${resolver}`,
           action: 'approval.resolve',
           resource: `interrupt:${interrupt.id}`,
           decision: approved ? 'allow' : 'deny',

@@ -4,14 +4,16 @@
  * quarantine, the built-in tools and pooled MCP servers, and the tool path joining them.
  */
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import {
   canonicalJson,
   type McpServerConfig,
   type MethodScopeTable,
+  parseWorkflowText,
   type QuarantineRecord,
+  WardenError,
 } from '../core/index.ts';
 import type { Kernel } from '../kernel/index.ts';
 import type { JobQueue } from '../queue/index.ts';
@@ -58,6 +60,7 @@ export interface SecurityOptions {
 export interface SecurityConfig {
   readonly tools: {
     readonly workspace: string;
+    readonly workflows: string;
     readonly timeout: number;
     readonly approval_ttl: number;
     readonly http: { readonly allow: readonly string[]; readonly max_bytes: number };
@@ -79,6 +82,7 @@ export function securityOptionsOf(
   return {
     ...base,
     workspace: resolve(base.home, config.tools.workspace),
+    loadWorkflow: workflowLoader(resolve(base.home, config.tools.workflows)),
     tools: {
       timeoutMs: config.tools.timeout,
       approvalTtlMs: config.tools.approval_ttl,
@@ -242,4 +246,26 @@ export function secretNames(value: unknown): string[] {
   };
   walk(value, 0);
   return [...found];
+}
+
+/** `run.spawn`'s workflows: `<dir>/<name>.yaml` (or `.yml`), parsed and validated like `warden run`. */
+export function workflowLoader(dir: string): (name: string) => Promise<unknown> {
+  return async (name) => {
+    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(name) || name.startsWith('.'))
+      throw new WardenError('INVALID_PARAMS', `run.spawn: '${name}' is not a workflow name`);
+    for (const ext of ['.yaml', '.yml']) {
+      const file = join(dir, `${name}${ext}`);
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch {
+        continue;
+      }
+      return parseWorkflowText(text, file);
+    }
+    throw new WardenError(
+      'TOOL_ERROR',
+      `run.spawn: no workflow '${name}' in ${dir} (put it in ${join(dir, `${name}.yaml`)}; tools.workflows names the directory)`,
+    );
+  };
 }

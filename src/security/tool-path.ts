@@ -348,6 +348,7 @@ class StepToolPath implements StepTools {
     try {
       const run = tool.execute(args, {
         signal: controller.signal,
+        caller: { pid: this.#step.process.pid },
         secret: () => {
           throw new WardenError(
             'SECRET_MISSING',

@@ -24,6 +24,8 @@ export interface ToolSpec {
 export interface ToolExecution {
   /** Aborted on cancel, the call's timeout, the step's lease loss. Pass it to anything that waits. */
   readonly signal: AbortSignal;
+  /** The run making the call (e.g. the parent of a run `run.spawn` starts). */
+  readonly caller?: { readonly pid: string };
   /** Secret values by name, for arguments given as `{secret: NAME}` (already substituted). */
   readonly secret: (name: string) => string;
   /**

@@ -331,7 +331,7 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
         Promise.resolve({
           checks: [{ action: 'run.spawn', resource: `workflow:${String(args.workflow)}` }],
         }),
-      execute: async (args) => {
+      execute: async (args, run) => {
         if (!options.loadWorkflow)
           throw new WardenError(
             'TOOL_ERROR',
@@ -341,6 +341,7 @@ export function builtinTools(options: BuiltinToolsOptions): GuardedTool[] {
         const child = await options.kernel.startRun({
           workflow: workflow as Parameters<Kernel['startRun']>[0]['workflow'],
           input: args.input ?? {},
+          ...(run.caller ? { parentPid: run.caller.pid } : {}),
         });
         return { content: { pid: child.pid, session_id: child.session_id, state: child.state } };
       },
