@@ -595,7 +595,7 @@ describe('warden migrate (SQLite → PostgreSQL)', () => {
     expect(olderResult.stderr).toContain('open it once with this Warden');
     expect(fileHash(older)).toBe(olderHash);
     expect(await schemaExists(target)).toBe(false);
-  });
+  }, 90_000); // eight CLI processes, one after another
 
   it('refuses a source whose audit log was tampered with (LEDGER_BROKEN), copying nothing', async () => {
     const target = freshSchema('wmig');

@@ -325,7 +325,8 @@ agents:
     const granted = audit.filter((r) => r.context.grant_id === grant.id);
     expect(granted.map((r) => r.decision)).toEqual(['allow', 'allow']);
     const used = await systemEvents(home, 'grant.used');
-    expect(used.map((e) => (e.data as { used: number }).used)).toEqual([1, 2]);
+    // One event per use, naming the grant (the count itself is the store's: 2 above).
+    expect(used.map((e) => (e.data as { id: string }).id)).toEqual([grant.id, grant.id]);
   });
 
   it('a grant revoked by another process is refused by the store even when this index is stale', async () => {
