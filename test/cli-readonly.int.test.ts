@@ -68,9 +68,12 @@ function snapshot(dir: string): unknown {
       .sort()
       .map((name) => {
         const stat = statSync(join(dir, name));
-        const sha = createHash('sha256')
-          .update(readFileSync(join(dir, name)))
-          .digest('hex');
+        // A directory (the tools' workspace) is compared by its own mode and mtime.
+        const sha = stat.isDirectory()
+          ? 'dir'
+          : createHash('sha256')
+              .update(readFileSync(join(dir, name)))
+              .digest('hex');
         return { name, size: stat.size, mode: stat.mode, mtimeMs: stat.mtimeMs, sha };
       }),
   };
