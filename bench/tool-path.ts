@@ -436,7 +436,12 @@ const c = med('denied', (s) => s.median);
 const d = med('uncached', (s) => s.median);
 const e = med('kvget', (s) => s.median);
 L.push(
-  `**Tool-path overhead per call = (b) − (a) = ${fmt(b - a)} µs** (medians), of which ${fmt(e)} µs is the kv.get store read itself (e): **${fmt(b - a - e)} µs** is the security path's own cost. A denied call costs ${fmt(c)} µs; a call whose decision misses the cache ${fmt(d - b)} µs more than (b).`,
+  `**Tool-path overhead per call = (b) − (a) = ${fmt(b - a)} µs** (medians), of which ${fmt(e)} µs is the kv.get store read itself (e): **${fmt(b - a - e)} µs** is the security path's own cost. Per run, (b) − (a) was ${results
+    .get('tool')!
+    .map((s, i) => fmt(s.median - results.get('effect')![i]!.median))
+    .join(
+      ' / ',
+    )} µs. A denied call costs ${fmt(c)} µs. A call whose kv.get decision misses the cache (d) costs ${fmt(d)} µs, its decisions ${fmt(med('uncached', (s) => s.parts.decide) - med('tool', (s) => s.parts.decide))} µs more than (b)'s.`,
 );
 L.push('');
 L.push('## Where the time goes');

@@ -29,6 +29,20 @@ export const COMMAND_SCOPES_TABLE: MethodScopeTable = Object.freeze(
 /** Decides with only the built-in policies (token scopes), for servers without a policy service. */
 const BUILTIN_ONLY = PolicyDecisionPoint.empty({ methodScopes: COMMAND_SCOPES_TABLE });
 
+/**
+ * Which ACP decisions go to the audit log: every deny and ask, and every allow of a method
+ * that changes something — except the worker protocol's own traffic (claims, heartbeats,
+ * progress, completions), which the task's events already record one by one and which would
+ * otherwise put an audit write in front of every heartbeat. Allowed reads are not audited.
+ */
+function auditable(method: CommandName, decision: string): boolean {
+  if (decision !== 'allow') return true;
+  const needs = COMMAND_SCOPES[method];
+  return needs === 'write' || needs === 'admin' || needs === 'approvals'
+    ? method !== 'task.claim'
+    : false;
+}
+
 /** The PDP principal of a caller: `token:<id>` (`token:admin`) or `attempt:<task id>`. */
 export function callerPrincipal(caller: Caller): string {
   if (caller.kind === 'attempt') return `attempt:${caller.attempt?.taskId ?? caller.id}`;
@@ -65,7 +79,7 @@ export async function authorize(
   const result = enforced(
     security ? security.policy.decide(request) : BUILTIN_ONLY.decide(request),
   );
-  if (security)
+  if (security && auditable(method, result.decision))
     await security.audit.record([
       {
         request,
