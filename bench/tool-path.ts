@@ -203,6 +203,7 @@ const pin = security.policy.pin.bind(security.policy);
 security.policy.pin = async (): Promise<PinnedPolicy> => {
   const pinned = await pin();
   return {
+    ...pinned,
     version: pinned.version,
     decide: (request: DecisionRequest) => {
       const t = hr();
