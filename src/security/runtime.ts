@@ -24,7 +24,7 @@ import { scoreInjection } from './guards/prompt-injection.ts';
 import type { HostResolver } from './guards/safe-fetch.ts';
 import { PolicyService } from './policy-service.ts';
 import type { Redactor } from './redact.ts';
-import { SecretStore } from './secrets.ts';
+import { secretNames,SecretStore } from './secrets.ts';
 import { createCatalog } from './tool-catalog.ts';
 import { createToolPath, type QuarantineEntry } from './tool-path.ts';
 import { ArgsValidator } from './tools/args-validator.ts';
@@ -226,26 +226,6 @@ export class Security {
     }
     return source;
   }
-}
-
-/** The secret names a value references as `{secret: NAME}`, anywhere inside it. */
-export function secretNames(value: unknown): string[] {
-  const found = new Set<string>();
-  const walk = (v: unknown, depth: number): void => {
-    if (depth > 32 || v === null || typeof v !== 'object') return;
-    if (Array.isArray(v)) {
-      for (const item of v) walk(item, depth + 1);
-      return;
-    }
-    const entries = Object.entries(v);
-    if (entries.length === 1 && entries[0]![0] === 'secret' && typeof entries[0]![1] === 'string') {
-      found.add(entries[0]![1]);
-      return;
-    }
-    for (const [, item] of entries) walk(item, depth + 1);
-  };
-  walk(value, 0);
-  return [...found];
 }
 
 /** `run.spawn`'s workflows: `<dir>/<name>.yaml` (or `.yml`), parsed and validated like `warden run`. */

@@ -335,3 +335,23 @@ function checkName(where: string, name: unknown): void {
       },
     ]);
 }
+
+/** The secret names a value references as `{secret: NAME}`, anywhere inside it. */
+export function secretNames(value: unknown): string[] {
+  const found = new Set<string>();
+  const walk = (v: unknown, depth: number): void => {
+    if (depth > 32 || v === null || typeof v !== 'object') return;
+    if (Array.isArray(v)) {
+      for (const item of v) walk(item, depth + 1);
+      return;
+    }
+    const entries = Object.entries(v);
+    if (entries.length === 1 && entries[0]![0] === 'secret' && typeof entries[0]![1] === 'string') {
+      found.add(entries[0]![1]);
+      return;
+    }
+    for (const [, item] of entries) walk(item, depth + 1);
+  };
+  walk(value, 0);
+  return [...found];
+}
