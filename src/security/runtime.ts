@@ -24,7 +24,7 @@ import { scoreInjection } from './guards/prompt-injection.ts';
 import type { HostResolver } from './guards/safe-fetch.ts';
 import { PolicyService } from './policy-service.ts';
 import type { Redactor } from './redact.ts';
-import { secretNames,SecretStore } from './secrets.ts';
+import { secretNames, SecretStore } from './secrets.ts';
 import { createCatalog } from './tool-catalog.ts';
 import { createToolPath, type QuarantineEntry } from './tool-path.ts';
 import { ArgsValidator } from './tools/args-validator.ts';
