@@ -4,13 +4,14 @@
  */
 import { Command, Option } from 'commander';
 
-import { coerceError } from '../core/index.ts';
+import { coerceError, WardenError } from '../core/index.ts';
 import { doctorCommand, initCommand, ledgerVerifyCommand } from './commands/admin.ts';
 import { backupCommand, restoreCommand } from './commands/backup.ts';
 import { answerResponse, cancelCommand, resolveCommand } from './commands/interrupts.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
-import { resumeCommand, runCommand } from './commands/run.ts';
+import { execCommand, type ExecOptions, planCommand } from './commands/plans.ts';
+import { resumeCommand, runCommand, type RunOptions } from './commands/run.ts';
 import {
   auditCommand,
   grantCreateCommand,
@@ -85,10 +86,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--force', 'rotate the auth token')
     .action(wrap(initCommand));
 
-  program
-    .command('run <workflow>')
+  const runCmd = program
+    .command('run [workflow]')
     .description(
-      'run a workflow file durably, showing each stage; asks at the terminal when the run needs a person',
+      'run a workflow file durably, showing each stage; asks at the terminal when the run needs a person (with --plan: warden exec, the NOA kit\'s run)',
     )
     .option('--input <json>', "the run's input as JSON, or @file.json")
     .option('--session <key>', 'session key', 'main')
@@ -113,8 +114,39 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option(
       '--allow-unreachable',
       'run even when some stages can never be reached (a warning on stderr instead of an error)',
+    );
+  addExecOptions(runCmd);
+  runCmd.action(
+    wrap((workflow: string | undefined, options: RunOptions & ExecOptions) => {
+      if (options.plan !== undefined) return execCommand(options);
+      if (workflow === undefined)
+        throw new WardenError(
+          'INVALID_PARAMS',
+          "missing the workflow: warden run <workflow.yaml>, or warden run --plan <plan.json> (the NOA kit's run)",
+        );
+      return runCommand(workflow, options);
+    }),
+  );
+
+  program
+    .command('plan')
+    .description(
+      'turn the execution-queue section of a source-of-truth markdown document into plan JSON v1 (the NOA task kit\'s plan, byte for byte)',
     )
-    .action(wrap(runCommand));
+    .option('--sot <path>', 'the source-of-truth markdown document')
+    .option('--out <path>', 'where to write the plan (its directory is created)')
+    .option('--check <plan.json>', 'validate a plan file against the published schema instead')
+    .option('--hooks <file>', 'with --check: validate this hooks.json too')
+    .option('--manifest <file>', 'with --check: validate this manifest.json too')
+    .action(wrap(planCommand));
+
+  addExecOptions(
+    program
+      .command('exec')
+      .description(
+        "run every task of a plan on the durable queue, in parallel, with evidence files and run.json (the NOA task kit's run); resumable",
+      ),
+  ).action(wrap(execCommand));
 
   program
     .command('validate <workflow...>')
@@ -504,4 +536,18 @@ function addExamples(program: Command): void {
     command.commands.forEach(visit);
   };
   program.commands.forEach(visit);
+}
+
+/** The kit's `run` flags (also Warden's additions), shared by `warden exec` and `warden run --plan`. */
+function addExecOptions(command: Command): Command {
+  return command
+    .option('--plan <path>', 'the plan JSON to run')
+    .option('--max-workers <n>', 'tasks running at once (default 4)')
+    .option('--dry-run', 'write evidence stubs only; run no command')
+    .option('--resume [run-dir]', "continue an interrupted run (default: this plan's newest unfinished run)")
+    .option('--hooks <file>', 'hooks.json (default ./config/hooks.json, then <plan dir>/../config/hooks.json)')
+    .option('--manifest <file>', 'manifest.json (default found like hooks.json)')
+    .option('--retries <n>', 'run a failed task\'s commands again up to n times (default 0)')
+    .option('--timeout <duration>', 'stop a hook command after this long, e.g. 30s or 5m (default none)')
+    .option('--quiet', 'no progress on stderr');
 }

@@ -94,6 +94,11 @@ export interface EffectOptions<T> {
    * lost its lease inside `fn`): the effect's result if it happened, or undefined if it did not.
    */
   readonly reconcile?: () => Promise<T | undefined> | T | undefined;
+  /**
+   * Small facts about the result to keep in the `effect.completed` event beside its hash (an
+   * evidence file's sha256, say), so the event log itself records them.
+   */
+  readonly summary?: (result: T) => Record<string, unknown>;
 }
 
 /** How an outcome is being recorded (see {@link JournalEffectOptions.record}). */
@@ -451,7 +456,11 @@ class EffectCall<T> {
             : null,
         ),
       ),
-      this.#event('effect.completed', { result_hash: resultHash, reconciled }),
+      this.#event('effect.completed', {
+        ...(unstorable || !this.#options.summary ? {} : this.#options.summary(result)),
+        result_hash: resultHash,
+        reconciled,
+      }),
     ];
     await this.#record(
       ops,

@@ -197,8 +197,9 @@ export const effectArgs = z.object({
       tool: param.nonEmpty('a tool name string', 256).optional(),
       reconcile: param.fn('a function () => result | undefined').optional(),
       record: param.fn('a function (ops, outcome) => Promise').optional(),
+      summary: param.fn('a function (result) => object').optional(),
     },
-    'an object { tool?, reconcile?, record? }',
+    'an object { tool?, reconcile?, record?, summary? }',
   ),
 });
 

@@ -1,0 +1,4 @@
+export * from './plan-files.ts';
+export * from './planner.ts';
+export * from './python-text.ts';
+export * from './run-layout.ts';

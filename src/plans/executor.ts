@@ -1,0 +1,357 @@
+/**
+ * `warden exec`'s engine: every planned task is a durable task in the run's own lane (its
+ * concurrency is `--max-workers`, enforced by the store), claimed in plan order by an
+ * in-process worker. Each task's side effects go through the effect journal — a noop's evidence
+ * file, each hook command — so a run killed at any point and resumed never repeats a finished
+ * effect, and every evidence file's sha256 is recorded in the event log (`effect.completed`).
+ * Results come back from the store in plan order: exactly one per planned task (A.8 #2, #8).
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+
+import { coerceError, isWardenError, type TaskState, WardenError } from '../core/index.ts';
+import {
+  type CommandRecord,
+  commandLogPath,
+  compactStamp,
+  errorResult,
+  joinPath,
+  noopEvidencePath,
+  noopEvidenceText,
+  noopResult,
+  type PlanItem,
+  shellResult,
+  type TaskResult,
+} from '../core/plan/index.ts';
+import type { Kernel } from '../kernel/index.ts';
+import { type JobContext, JobQueue, JobWorker } from '../queue/index.ts';
+import type { TaskRecord } from '../store/index.ts';
+import type { CommandGate } from './command-gate.ts';
+import { type HookCommandOutcome, runHookCommand } from './hook-command.ts';
+import type { ExecMarker } from './run-dir.ts';
+import { writeAtomic } from './run-dir.ts';
+
+export const PLAN_JOB = 'plan.task';
+
+export interface TaskPayload {
+  readonly exec: string;
+  readonly index: number;
+  readonly task: string;
+  readonly queue: string;
+}
+
+export interface ExecProgress {
+  readonly total: number;
+  readonly done: number;
+  readonly running: number;
+  readonly failed: number;
+  /** Tasks finished by this process (for the rate). */
+  readonly doneHere: number;
+  readonly elapsedMs: number;
+}
+
+export interface ExecuteOptions {
+  readonly kernel: Kernel;
+  readonly marker: ExecMarker;
+  readonly runDir: string;
+  readonly items: readonly PlanItem[];
+  /** Decides hook commands; required when any item routes to `shell`. */
+  readonly gate: CommandGate | null;
+  readonly workspace: string;
+  readonly signal: AbortSignal;
+  readonly onProgress?: (progress: ExecProgress) => void;
+  /** Called once the plan's tasks exist in the store (from then on the run is resumable). */
+  readonly onSubmitted?: () => void;
+  /** Called once per task this process finishes (tests count them). */
+  readonly onTask?: (item: PlanItem, result: TaskResult) => void;
+  /** Worker lease; short leases make a crashed run's tasks come back sooner on another host. */
+  readonly leaseMs?: number;
+}
+
+/** Attempts the queue allows a task: crashes and Ctrl-C cost one each; the kit's retries are the handler's. */
+const INFRA_ATTEMPTS = 1_000;
+const ACTIVE: readonly TaskState[] = ['queued', 'running'];
+
+export async function executePlan(options: ExecuteOptions): Promise<TaskResult[] | 'interrupted'> {
+  const { kernel, marker, items } = options;
+  const store = kernel.store;
+  const queue = new JobQueue({
+    store,
+    clock: kernel.clock,
+    sessions: kernel.sessions,
+    lanes: { [marker.lane]: { concurrency: marker.max_workers } },
+  });
+  await queue.ready();
+  const session = await kernel.sessions.ensure(marker.session);
+  let tasks = await store.listTasks({ lane: marker.lane, limit: items.length + 1 });
+  if (tasks.length === 0 && items.length > 0) {
+    // One transaction: all of the plan's tasks exist, or none do.
+    await queue.submitMany(
+      items.map((item) => ({
+        name: PLAN_JOB,
+        payload: {
+          exec: marker.exec_id,
+          index: item.index,
+          task: item.id,
+          queue: item.queue,
+        } satisfies TaskPayload,
+        options: {
+          lane: marker.lane,
+          session: marker.session,
+          idempotencyKey: `${marker.exec_id}/${item.index}`,
+          attempts: INFRA_ATTEMPTS,
+          backoff: { baseMs: 50, maxMs: 1_000 },
+          poisonThreshold: 0,
+        },
+      })),
+    );
+    tasks = await store.listTasks({ lane: marker.lane, limit: items.length + 1 });
+  }
+  if (tasks.length !== items.length)
+    throw new WardenError(
+      'CONFLICT',
+      `the store holds ${tasks.length} tasks for run ${marker.exec_id}, the plan has ${items.length}: the run cannot be resumed`,
+    );
+  options.onSubmitted?.();
+
+  const started = Date.now();
+  let done = tasks.filter((t) => !ACTIVE.includes(t.state)).length;
+  let failed = tasks.filter((t) => isFailed(t)).length;
+  let running = 0;
+  let doneHere = 0;
+  const report = (): void =>
+    options.onProgress?.({
+      total: items.length,
+      done,
+      running,
+      failed,
+      doneHere,
+      elapsedMs: Date.now() - started,
+    });
+  report();
+  if (done === items.length) return collect(await readTasks(options), items);
+
+  let wake: () => void = () => undefined;
+  const worker = new JobWorker({
+    queue,
+    lanes: [marker.lane],
+    concurrency: marker.max_workers,
+    ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
+  });
+  worker.handle<TaskPayload, TaskResult>(PLAN_JOB, async (job) => {
+    const item = items[job.payload.index];
+    if (!item || item.id !== job.payload.task)
+      throw new WardenError('CONFLICT', `task ${job.payload.task} is not in this plan`);
+    running += 1;
+    report();
+    let result: TaskResult;
+    try {
+      result = await runItem(options, session.id, job, item);
+    } catch (error) {
+      running -= 1;
+      // Stopped (Ctrl-C, lost lease): the task goes back to the queue for the resume.
+      if (job.signal.aborted || isWardenError(error, 'LEASE_LOST')) throw error;
+      result = errorResult(item, coerceError(error).message);
+      running += 1;
+    }
+    running -= 1;
+    done += 1;
+    doneHere += 1;
+    if (result.status === 'error') failed += 1;
+    options.onTask?.(item, result);
+    report();
+    wake();
+    return result;
+  });
+  await worker.start();
+  const interrupted = new Promise<void>((resolve) => {
+    if (options.signal.aborted) resolve();
+    options.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  try {
+    for (;;) {
+      // Wakes on each finished task (then checks the store) and once a second regardless.
+      const next = new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 1_000).unref();
+      });
+      await Promise.race([next, interrupted]);
+      if (options.signal.aborted) break;
+      if (done < items.length && running > 0) continue;
+      const active = await store.listTasks({ lane: marker.lane, states: ACTIVE, limit: 1 });
+      if (active.length === 0) break;
+    }
+  } finally {
+    await worker.stop({ abort: options.signal.aborted });
+  }
+  if (options.signal.aborted) return 'interrupted';
+  const final = await readTasks(options);
+  return collect(final, items);
+}
+
+function isFailed(task: TaskRecord): boolean {
+  if (task.state === 'succeeded') return (task.result as TaskResult | null)?.status === 'error';
+  return !ACTIVE.includes(task.state);
+}
+
+async function readTasks(options: ExecuteOptions): Promise<TaskRecord[]> {
+  return options.kernel.store.listTasks({
+    lane: options.marker.lane,
+    limit: options.items.length + 1,
+  });
+}
+
+/** One result per planned task, in plan order, whatever became of its durable task. */
+function collect(tasks: readonly TaskRecord[], items: readonly PlanItem[]): TaskResult[] {
+  const byIndex = new Map<number, TaskRecord>();
+  for (const t of tasks) byIndex.set((t.payload as TaskPayload).index, t);
+  return items.map((item) => {
+    const task = byIndex.get(item.index);
+    if (!task) return errorResult(item, 'the task is missing from the store');
+    if (task.state === 'succeeded' && task.result) return task.result as TaskResult;
+    return errorResult(
+      item,
+      task.last_error
+        ? `${task.last_error.code}: ${task.last_error.message}`
+        : `the task ended ${task.state}`,
+    );
+  });
+}
+
+async function runItem(
+  options: ExecuteOptions,
+  sessionId: string,
+  job: JobContext<TaskPayload>,
+  item: PlanItem,
+): Promise<TaskResult> {
+  if (item.agent === 'noop') return runNoop(options.runDir, effectKey(options, item), job, item);
+  return runShell(options, sessionId, job, item);
+}
+
+/** Effect keys are global: each names the run and the task's occurrence. */
+function effectKey(options: ExecuteOptions, item: PlanItem): string {
+  return `plan/${options.marker.exec_id}/${item.fileKey}`;
+}
+
+interface Evidence {
+  readonly path: string;
+  readonly sha256: string;
+}
+
+const sha256 = (data: string | Uint8Array): string =>
+  createHash('sha256').update(data).digest('hex');
+
+/** The kit's NoOpAgent: one evidence line, written once whatever crashes. */
+async function runNoop(
+  runDir: string,
+  keyPrefix: string,
+  job: JobContext<TaskPayload>,
+  item: PlanItem,
+): Promise<TaskResult> {
+  const evidence = await job.effect<Evidence>(
+    `${keyPrefix}/evidence`,
+    { task: item.fileKey },
+    () => {
+      const stamp = compactStamp(Date.now());
+      const path = noopEvidencePath(runDir, item.fileKey, stamp);
+      const text = noopEvidenceText(item, stamp);
+      writeAtomic(path, text);
+      return { path, sha256: sha256(text) };
+    },
+    {
+      tool: 'plan.evidence',
+      // A crash after the file was written and before the journal said so: adopt that file.
+      reconcile: () => findEvidence(runDir, item.fileKey),
+      summary: (e) => ({ evidence: e.path, sha256: e.sha256 }),
+    },
+  );
+  return noopResult(item, evidence.path);
+}
+
+function findEvidence(runDir: string, fileKey: string): Evidence | undefined {
+  const logs = joinPath(runDir, 'logs');
+  const pattern = new RegExp(`^${escapeRegExp(fileKey)}_noop_\\d{8}_\\d{6}Z\\.txt$`);
+  const name = readdirSync(logs).find((n) => pattern.test(n));
+  if (name === undefined) return undefined;
+  const path = joinPath(logs, name);
+  return { path, sha256: sha256(readFileSync(path)) };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The kit's ShellAgent: every command in order (a failing one does not stop the next), each
+ * through the policy first; with retries, the whole set again after a failure.
+ */
+async function runShell(
+  options: ExecuteOptions,
+  sessionId: string,
+  job: JobContext<TaskPayload>,
+  item: PlanItem,
+): Promise<TaskResult> {
+  const specs = item.hook?.commands ?? [];
+  const retries = item.hook?.retries ?? options.marker.retries;
+  const timeoutMs =
+    item.hook?.timeout !== undefined ? Math.round(item.hook.timeout * 1000) : options.marker.timeout_ms;
+  let records: CommandRecord[] = [];
+  for (let attempt = 1; attempt <= retries + 1; attempt++) {
+    records = [];
+    for (let i = 1; i <= specs.length; i++) {
+      const spec = specs[i - 1]!;
+      const argv = spec.cmd ?? [];
+      if (argv.length === 0) continue; // skipped, but it used up its number (the kit's rule)
+      const cwd = spec.cwd ?? null;
+      const verdict = options.gate
+        ? await options.gate.check(
+            {
+              taskId: item.id,
+              sessionId,
+              traceId: job.id,
+              workspace: options.workspace,
+            },
+            argv,
+            cwd ?? '.',
+          )
+        : { allowed: false, reason: 'no policy decision point is configured' };
+      if (!verdict.allowed) {
+        records.push({ cmd: [...argv], cwd, rc: null, log: null, error: verdict.reason ?? 'denied' });
+        continue;
+      }
+      const log = commandLogPath(options.runDir, item.fileKey, i);
+      const key = `${effectKey(options, item)}/${attempt === 1 ? '' : `try${attempt}/`}cmd${i}`;
+      const outcome = await job.effect<HookCommandOutcome>(
+        key,
+        { cmd: argv, cwd },
+        () => runHookCommand(argv, cwd, log, { timeoutMs, signal: job.signal }),
+        {
+          tool: 'plan.command',
+          summary: (o) => ({ rc: o.rc, log: o.log, sha256: o.sha256 }),
+        },
+      );
+      records.push({ cmd: [...argv], cwd, rc: outcome.rc, log: outcome.log, error: outcome.error });
+    }
+    if (records.every((r) => r.rc === 0) || attempt > retries) break;
+    await sleep(Math.min(30_000, 1_000 * 2 ** (attempt - 1)), job.signal);
+  }
+  return shellResult(item, records);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason as Error);
+      },
+      { once: true },
+    );
+  });
+}
