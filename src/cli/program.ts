@@ -9,8 +9,8 @@ import { doctorCommand, initCommand, ledgerVerifyCommand } from './commands/admi
 import { backupCommand, restoreCommand } from './commands/backup.ts';
 import { answerResponse, cancelCommand, resolveCommand } from './commands/interrupts.ts';
 import { migrateCommand } from './commands/migrate.ts';
-import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { execCommand, type ExecOptions, planCommand } from './commands/plans.ts';
+import { eventsCommand, inspectCommand, interruptsCommand, psCommand } from './commands/query.ts';
 import { resumeCommand, runCommand, type RunOptions } from './commands/run.ts';
 import {
   auditCommand,
@@ -89,7 +89,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   const runCmd = program
     .command('run [workflow]')
     .description(
-      'run a workflow file durably, showing each stage; asks at the terminal when the run needs a person (with --plan: warden exec, the NOA kit\'s run)',
+      "run a workflow file durably, showing each stage; asks at the terminal when the run needs a person (with --plan: warden exec, the NOA kit's run)",
     )
     .option('--input <json>', "the run's input as JSON, or @file.json")
     .option('--session <key>', 'session key', 'main')
@@ -131,7 +131,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program
     .command('plan')
     .description(
-      'turn the execution-queue section of a source-of-truth markdown document into plan JSON v1 (the NOA task kit\'s plan, byte for byte)',
+      "turn the execution-queue section of a source-of-truth markdown document into plan JSON v1 (the NOA task kit's plan, byte for byte)",
     )
     .option('--sot <path>', 'the source-of-truth markdown document')
     .option('--out <path>', 'where to write the plan (its directory is created)')
@@ -544,10 +544,19 @@ function addExecOptions(command: Command): Command {
     .option('--plan <path>', 'the plan JSON to run')
     .option('--max-workers <n>', 'tasks running at once (default 4)')
     .option('--dry-run', 'write evidence stubs only; run no command')
-    .option('--resume [run-dir]', "continue an interrupted run (default: this plan's newest unfinished run)")
-    .option('--hooks <file>', 'hooks.json (default ./config/hooks.json, then <plan dir>/../config/hooks.json)')
+    .option(
+      '--resume [run-dir]',
+      "continue an interrupted run (default: this plan's newest unfinished run)",
+    )
+    .option(
+      '--hooks <file>',
+      'hooks.json (default ./config/hooks.json, then <plan dir>/../config/hooks.json)',
+    )
     .option('--manifest <file>', 'manifest.json (default found like hooks.json)')
-    .option('--retries <n>', 'run a failed task\'s commands again up to n times (default 0)')
-    .option('--timeout <duration>', 'stop a hook command after this long, e.g. 30s or 5m (default none)')
+    .option('--retries <n>', "run a failed task's commands again up to n times (default 0)")
+    .option(
+      '--timeout <duration>',
+      'stop a hook command after this long, e.g. 30s or 5m (default none)',
+    )
     .option('--quiet', 'no progress on stderr');
 }

@@ -6,15 +6,16 @@
 import { existsSync } from 'node:fs';
 
 import {
+  agentProblems,
+  dirName,
   flattenPlan,
-  hooksSchema,
   type HooksFile,
+  hooksSchema,
   joinPath,
   manifestSchema,
   type PlanFile,
   type PlanItem,
   planSchema,
-  dirName,
 } from '../core/plan/index.ts';
 import { KitError } from './kit-error.ts';
 import { assertFile, readJsonFile } from './read-json.ts';
@@ -89,7 +90,10 @@ export function locateConfig(
     assertFile(flag, what);
     return flag;
   }
-  const candidates = [joinPath('config', name), joinPath(dirName(planPath) || '.', '..', 'config', name)];
+  const candidates = [
+    joinPath('config', name),
+    joinPath(dirName(planPath) || '.', '..', 'config', name),
+  ];
   return candidates.find((c) => existsSync(c)) ?? null;
 }
 
@@ -104,6 +108,8 @@ export function readExecInputs(flags: ExecFlags): ExecInputs {
   const manifestPath = locateConfig(flags.manifest, 'manifest.json', flags.plan, 'manifest');
   // Loaded and never used, like the kit — but a broken one is reported, not ignored.
   if (manifestPath) readJsonFile(manifestSchema, manifestPath, 'manifest');
+  const problems = agentProblems(hooks);
+  if (problems.length > 0) throw new KitError(problems.join('; '));
   const dryRun = flags.dryRun ?? false;
   return {
     planPath: flags.plan,

@@ -9,10 +9,16 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 
-import { coerceError, isWardenError, type TaskState, WardenError } from '../core/index.ts';
 import {
-  type CommandRecord,
+  coerceError,
+  isWardenError,
+  type LoadedWorkflow,
+  type TaskState,
+  WardenError,
+} from '../core/index.ts';
+import {
   commandLogPath,
+  type CommandRecord,
   compactStamp,
   errorResult,
   joinPath,
@@ -30,6 +36,7 @@ import type { CommandGate } from './command-gate.ts';
 import { type HookCommandOutcome, runHookCommand } from './hook-command.ts';
 import type { ExecMarker } from './run-dir.ts';
 import { writeAtomic } from './run-dir.ts';
+import { runWorkflowItem } from './workflow-agent.ts';
 
 export const PLAN_JOB = 'plan.task';
 
@@ -57,6 +64,8 @@ export interface ExecuteOptions {
   readonly items: readonly PlanItem[];
   /** Decides hook commands; required when any item routes to `shell`. */
   readonly gate: CommandGate | null;
+  /** The workflows `workflow` items run (a runtime worker must be running their steps). */
+  readonly workflows?: ReadonlyMap<string, LoadedWorkflow>;
   readonly workspace: string;
   readonly signal: AbortSignal;
   readonly onProgress?: (progress: ExecProgress) => void;
@@ -149,8 +158,10 @@ export async function executePlan(options: ExecuteOptions): Promise<TaskResult[]
       result = await runItem(options, session.id, job, item);
     } catch (error) {
       running -= 1;
-      // Stopped (Ctrl-C, lost lease): the task goes back to the queue for the resume.
-      if (job.signal.aborted || isWardenError(error, 'LEASE_LOST')) throw error;
+      // Stopped (Ctrl-C, lost lease), or a passing condition (a rate limit, a busy store): the
+      // task goes back to the queue and runs again.
+      if (job.signal.aborted || isWardenError(error, 'LEASE_LOST') || coerceError(error).retryable)
+        throw error;
       result = errorResult(item, coerceError(error).message);
       running += 1;
     }
@@ -225,6 +236,18 @@ async function runItem(
   item: PlanItem,
 ): Promise<TaskResult> {
   if (item.agent === 'noop') return runNoop(options.runDir, effectKey(options, item), job, item);
+  if (item.agent === 'workflow')
+    return runWorkflowItem(
+      options.kernel,
+      options.workflows ?? new Map(),
+      {
+        runDir: options.runDir,
+        sessionKey: options.marker.session,
+        keyPrefix: effectKey(options, item),
+      },
+      job,
+      item,
+    );
   return runShell(options, sessionId, job, item);
 }
 
@@ -294,7 +317,9 @@ async function runShell(
   const specs = item.hook?.commands ?? [];
   const retries = item.hook?.retries ?? options.marker.retries;
   const timeoutMs =
-    item.hook?.timeout !== undefined ? Math.round(item.hook.timeout * 1000) : options.marker.timeout_ms;
+    item.hook?.timeout !== undefined
+      ? Math.round(item.hook.timeout * 1000)
+      : options.marker.timeout_ms;
   let records: CommandRecord[] = [];
   for (let attempt = 1; attempt <= retries + 1; attempt++) {
     records = [];
@@ -316,7 +341,13 @@ async function runShell(
           )
         : { allowed: false, reason: 'no policy decision point is configured' };
       if (!verdict.allowed) {
-        records.push({ cmd: [...argv], cwd, rc: null, log: null, error: verdict.reason ?? 'denied' });
+        records.push({
+          cmd: [...argv],
+          cwd,
+          rc: null,
+          log: null,
+          error: verdict.reason ?? 'denied',
+        });
         continue;
       }
       const log = commandLogPath(options.runDir, item.fileKey, i);

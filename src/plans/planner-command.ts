@@ -15,8 +15,8 @@ import {
   manifestSchema,
   parseSot,
   type PlanV1,
-  pythonJson,
   type PlanWarning,
+  pythonJson,
 } from '../core/plan/index.ts';
 import { planSchema } from '../core/plan/index.ts';
 import { KitError } from './kit-error.ts';

@@ -13,6 +13,8 @@ export interface WaitForChangeOptions {
   readonly signal?: AbortSignal;
 }
 
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** `check`'s first non-undefined answer, or undefined at the deadline or on abort. */
 export async function waitForChange<T>(
   store: Store,
@@ -34,7 +36,8 @@ export async function waitForChange<T>(
       if (left <= 0 || options.signal?.aborted) return undefined;
       if (changed) continue; // it changed while we read
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
+        // setTimeout takes at most 2^31-1 ms (a longer delay fires at once): wake and look again.
+        const timer = setTimeout(done, Math.min(left, MAX_TIMER_MS));
         options.signal?.addEventListener('abort', done, { once: true });
         function done() {
           clearTimeout(timer);

@@ -17,8 +17,8 @@ import {
   summaryStatus,
 } from '../../core/plan/index.ts';
 import { CommandGate } from '../../plans/command-gate.ts';
-import { executePlan } from '../../plans/executor.ts';
 import { type ExecInputs, parseMaxWorkers, readExecInputs } from '../../plans/exec-inputs.ts';
+import { executePlan } from '../../plans/executor.ts';
 import { KitError } from '../../plans/kit-error.ts';
 import { checkPlanFiles, nowMicros, writePlan } from '../../plans/planner-command.ts';
 import { progressView } from '../../plans/progress.ts';
@@ -34,8 +34,10 @@ import {
   writeAtomic,
   writeMarker,
 } from '../../plans/run-dir.ts';
+import { loadPlanWorkflows } from '../../plans/workflow-agent.ts';
+import { ModelRegistry, Worker } from '../../runtime/index.ts';
 import { Security, securityOptionsOf } from '../../security/index.ts';
-import { openContext } from '../context.ts';
+import { type CliContext, openContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { GlobalOptions } from '../global-options.ts';
 import { printJson, printLine } from '../output.ts';
@@ -51,8 +53,7 @@ export interface PlanOptions extends GlobalOptions {
 function kitFailure(error: unknown, json: boolean): number {
   const kit = error instanceof KitError;
   const message = kit ? error.message : coerceError(error).message;
-  if (json)
-    printJson({ error: { code: kit ? 'KIT_ERROR' : coerceError(error).code, message } });
+  if (json) printJson({ error: { code: kit ? 'KIT_ERROR' : coerceError(error).code, message } });
   process.stderr.write(`[error] ${message}\n`);
   return kit ? error.exitCode : isWardenError(error, 'INVALID_PARAMS') ? EXIT.USAGE : EXIT.ERROR;
 }
@@ -66,7 +67,10 @@ export function planCommand(options: PlanOptions): Promise<number> {
         ...(options.manifest !== undefined ? { manifest: options.manifest } : {}),
       });
       if (options.json) printJson({ ok: true, plan: options.check, ...checked });
-      else printLine(`[ok] plan valid: ${options.check} (${checked.queues} queues, ${checked.tasks} tasks)`);
+      else
+        printLine(
+          `[ok] plan valid: ${options.check} (${checked.queues} queues, ${checked.tasks} tasks)`,
+        );
       return Promise.resolve(EXIT.OK);
     }
     if (options.sot === undefined || options.out === undefined)
@@ -105,9 +109,11 @@ export interface ExecOptions extends GlobalOptions {
 }
 
 /** What a resume continues: the run directory's marker, checked against the files as they are now. */
-function resumeInputs(options: ExecOptions, plan: string): { runDir: string; marker: ExecMarker; inputs: ExecInputs } {
-  const runDir =
-    typeof options.resume === 'string' ? options.resume : latestUnfinished(plan);
+function resumeInputs(
+  options: ExecOptions,
+  plan: string,
+): { runDir: string; marker: ExecMarker; inputs: ExecInputs } {
+  const runDir = typeof options.resume === 'string' ? options.resume : latestUnfinished(plan);
   if (runDir === null)
     throw new KitError(`no unfinished run of ${plan} to resume under ${runsDirOf(plan)}`);
   const marker = readMarker(runDir);
@@ -159,23 +165,46 @@ export async function execCommand(options: ExecOptions): Promise<number> {
     return kitFailure(error, json);
   }
   const { inputs } = prepared;
-  const ctx = await openContext(options).catch((error: unknown) => error);
-  if (ctx instanceof Error || !('kernel' in (ctx as object)))
-    return kitFailure(ctx, json);
-  const { kernel, config } = ctx as Awaited<ReturnType<typeof openContext>>;
-  const close = (ctx as Awaited<ReturnType<typeof openContext>>).close;
+  let workflows: ReturnType<typeof loadPlanWorkflows>;
+  try {
+    workflows = loadPlanWorkflows(inputs.items);
+  } catch (error) {
+    return kitFailure(error, json);
+  }
+  let ctx: CliContext;
+  try {
+    ctx = await openContext(options);
+  } catch (error) {
+    return kitFailure(error, json);
+  }
+  const { kernel, config } = ctx;
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let security: Security | null = null;
+  let worker: Worker | null = null;
   let runDir = prepared.runDir;
   let created = false;
   let unlock: (() => void) | null = null;
   const view = progressView(process.stderr, (options.quiet ?? false) || json);
   try {
-    if (inputs.items.some((i) => i.agent === 'shell'))
+    const models = new ModelRegistry(config.model);
+    for (const w of workflows.values()) models.checkWorkflow(w.workflow);
+    if (inputs.items.some((i) => i.agent !== 'noop'))
       security = await Security.open(securityOptionsOf(config, { kernel, home: config.home }));
+    if (workflows.size > 0 && security) {
+      // The workflows' steps run here, beside the plan's tasks (and in any other worker).
+      await kernel.recover();
+      worker = new Worker({
+        kernel,
+        tools: security.tools,
+        models,
+        concurrency: config.worker.concurrency,
+        leaseMs: config.worker.lease,
+      });
+      await worker.start();
+    }
     let marker = prepared.marker;
     if (runDir === null || marker === null) {
       const startedUs = nowMicros();
@@ -208,6 +237,7 @@ export async function execCommand(options: ExecOptions): Promise<number> {
       runDir,
       items: inputs.items,
       gate: security ? new CommandGate(security) : null,
+      workflows,
       workspace: process.cwd(),
       signal: controller.signal,
       onProgress: (p) => view.update(p),
@@ -248,9 +278,10 @@ export async function execCommand(options: ExecOptions): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     unlock?.();
+    await worker?.stop({ abort: true });
     // Nothing ran (the store refused the tasks, say): leave no half-made run directory.
     if (created && runDir !== null) rmSync(runDir, { recursive: true, force: true });
     await security?.close();
-    await close();
+    await ctx.close();
   }
 }

@@ -75,6 +75,15 @@ export const hookEntrySchema = z
     timeout: z.number().positive().max(604_800).optional(),
     /** Warden: further tries when a command fails (default: `--retries`, else 0). */
     retries: z.number().int().min(0).max(100).optional(),
+    /**
+     * Warden: the agent that runs the task — `noop`, `shell` or `workflow` (default: `workflow`
+     * when `workflow` is set, else `shell` when there are commands, else `noop`).
+     */
+    agent: z.string().min(1).optional(),
+    /** Warden: a workflow file (relative to the directory `warden exec` runs in) run for the task. */
+    workflow: z.string().min(1).optional(),
+    /** Warden: the workflow's `input.input` (the task's id, queue and layer come beside it). */
+    input: z.unknown().optional(),
   })
   .describe(
     'Hooks of a task id or an exact queue name. A task entry replaces its queue entry; `{}` falls back to the queue, `{"commands": []}` disables it.',
@@ -115,7 +124,9 @@ export const taskResultSchema = z
     error: z.string().nullable().optional(),
     commands: z.array(commandRecordSchema).nullable().optional(),
   })
-  .describe('One result per planned task, in plan order. Warden writes every key (null when unused).');
+  .describe(
+    'One result per planned task, in plan order. Warden writes every key (null when unused).',
+  );
 export type TaskResult = z.output<typeof taskResultSchema>;
 
 export const runSummarySchema = z
@@ -125,7 +136,7 @@ export const runSummarySchema = z
     ended: z.string().regex(TIMESTAMP),
     results: z.array(taskResultSchema),
   })
-  .describe('runs/<ts>/run.json: the summary `warden exec` (and the kit\'s `run`) writes.');
+  .describe("runs/<ts>/run.json: the summary `warden exec` (and the kit's `run`) writes.");
 export type RunSummary = z.output<typeof runSummarySchema>;
 
 export interface FileIssue {

@@ -17,12 +17,7 @@ export const QUEUE_HEADER = new RegExp(
 export const TASK_ID = /`(TASK-[0-9]{3,})`/g;
 
 export type Layer =
-  | 'foundation'
-  | 'orchestration'
-  | 'platform'
-  | 'services'
-  | 'monitoring'
-  | 'execution';
+  'foundation' | 'orchestration' | 'platform' | 'services' | 'monitoring' | 'execution';
 
 export interface PlanTask {
   readonly id: string;

@@ -7,8 +7,9 @@
 import type { CommandRecord, HookEntry, HooksFile, PlanFile, TaskResult } from './plan-files.ts';
 import { joinPath } from './python-text.ts';
 
-export const BUILTIN_AGENTS = ['noop', 'shell'] as const;
-export type BuiltinAgent = (typeof BUILTIN_AGENTS)[number];
+/** The agents a task can route to: the kit's two, and a Warden workflow. */
+export const PLAN_AGENTS = ['noop', 'shell', 'workflow'] as const;
+export type PlanAgent = (typeof PLAN_AGENTS)[number];
 
 export interface PlanItem {
   /** Position in plan order (0-based); results are written in this order. */
@@ -22,7 +23,7 @@ export interface PlanItem {
   readonly fileKey: string;
   /** The hook entry that applies (task entry, else queue entry), or null. */
   readonly hook: HookEntry | null;
-  readonly agent: BuiltinAgent;
+  readonly agent: PlanAgent;
 }
 
 /** Python's truthiness of a hook value: a missing key and `{}` are false. */
@@ -47,7 +48,6 @@ export function flattenPlan(plan: PlanFile, hooks: HooksFile, dryRun: boolean): 
       const occurrence = (seen.get(task.id) ?? 0) + 1;
       seen.set(task.id, occurrence);
       const hook = hookFor(hooks, task.id, queue.name);
-      const hasCommands = (hook?.commands?.length ?? 0) > 0;
       items.push({
         index: items.length,
         id: task.id,
@@ -56,10 +56,34 @@ export function flattenPlan(plan: PlanFile, hooks: HooksFile, dryRun: boolean): 
         occurrence,
         fileKey: occurrence === 1 ? task.id : `${task.id}-${occurrence}`,
         hook,
-        agent: hasCommands && !dryRun ? 'shell' : 'noop',
+        agent: dryRun ? 'noop' : routeOf(hook),
       });
     }
   return items;
+}
+
+/**
+ * The agent a hook entry routes to (A.6 rule 2, plus Warden's `agent`/`workflow` keys). An
+ * `agent` that is none of {@link PLAN_AGENTS} is rejected before the run ({@link unknownAgents}).
+ */
+export function routeOf(hook: HookEntry | null): PlanAgent {
+  if (hook?.agent !== undefined) return hook.agent as PlanAgent;
+  if (hook?.workflow !== undefined) return 'workflow';
+  return (hook?.commands?.length ?? 0) > 0 ? 'shell' : 'noop';
+}
+
+/** Problems with the hook entries' agents: an unknown name, or `workflow` without a file. */
+export function agentProblems(hooks: HooksFile): string[] {
+  const problems: string[] = [];
+  for (const [key, entry] of Object.entries(hooks)) {
+    if (entry.agent !== undefined && !(PLAN_AGENTS as readonly string[]).includes(entry.agent))
+      problems.push(
+        `agent not registered: ${entry.agent} (hooks entry "${key}"; known: ${PLAN_AGENTS.join(', ')})`,
+      );
+    else if (entry.agent === 'workflow' && entry.workflow === undefined)
+      problems.push(`hooks entry "${key}" names agent workflow but no "workflow" file`);
+  }
+  return problems;
 }
 
 /** `logs/<key>_noop_<ts>.txt` under the run directory, joined as the kit joins paths. */
@@ -69,6 +93,11 @@ export function noopEvidencePath(runDir: string, fileKey: string, stamp: string)
 
 export function noopEvidenceText(item: PlanItem, stamp: string): string {
   return `NOOP: ${item.id} in ${item.queue} at ${stamp}\n`;
+}
+
+/** `logs/<key>_workflow.json`: a workflow task's evidence (its run's pid, outcome and outputs). */
+export function workflowEvidencePath(runDir: string, fileKey: string): string {
+  return joinPath(runDir, 'logs', `${fileKey}_workflow.json`);
 }
 
 /** `logs/<key>_cmd<i>.log`, i counted from 1 over every spec (skipped ones too). */
@@ -103,6 +132,24 @@ export function shellResult(item: PlanItem, commands: readonly CommandRecord[]):
     evidence: null,
     error: null,
     commands: [...commands],
+  };
+}
+
+export function workflowResult(
+  item: PlanItem,
+  agent: string,
+  ok: boolean,
+  evidence: string,
+  error: string | null,
+): TaskResult {
+  return {
+    task: item.id,
+    queue: item.queue,
+    agent,
+    status: ok ? 'ok' : 'error',
+    evidence,
+    error,
+    commands: null,
   };
 }
 
