@@ -558,5 +558,9 @@ function addExecOptions(command: Command): Command {
       '--timeout <duration>',
       'stop a hook command after this long, e.g. 30s or 5m (default none)',
     )
+    .option(
+      '--budget <duration>',
+      'total time the hook commands may use; each reserves its timeout and gives back the rest',
+    )
     .option('--quiet', 'no progress on stderr');
 }

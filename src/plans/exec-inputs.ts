@@ -29,6 +29,7 @@ export interface ExecFlags {
   readonly manifest?: string;
   readonly retries?: string;
   readonly timeout?: string;
+  readonly budget?: string;
 }
 
 export interface ExecInputs {
@@ -43,6 +44,7 @@ export interface ExecInputs {
   readonly dryRun: boolean;
   readonly retries: number;
   readonly timeoutMs: number | null;
+  readonly budgetMs: number | null;
 }
 
 /** `--max-workers`: an integer ≥ 1, else a usage error (exit 2) before anything exists (A.8 #11). */
@@ -63,14 +65,14 @@ function parseRetries(value: string | undefined): number {
 }
 
 /** Seconds (`30`, `1.5`) or with a unit (`500ms`, `30s`, `5m`, `1h`). */
-export function parseTimeout(value: string | undefined): number | null {
+export function parseTimeout(value: string | undefined, flag = '--timeout'): number | null {
   if (value === undefined) return null;
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$/.exec(value.trim());
   const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[m?.[2] ?? 's'] ?? 1_000;
   const ms = m ? Math.round(Number(m[1]) * unit) : Number.NaN;
   if (!Number.isFinite(ms) || ms < 1 || ms > 7 * 86_400_000)
     throw new KitError(
-      `--timeout must be a duration like 30, 30s, 500ms or 5m, at most 7 days (got '${value}')`,
+      `${flag} must be a duration like 30, 30s, 500ms or 5m, at most 7 days (got '${value}')`,
       2,
     );
   return ms;
@@ -101,6 +103,7 @@ export function readExecInputs(flags: ExecFlags): ExecInputs {
   const maxWorkers = parseMaxWorkers(flags.maxWorkers);
   const retries = parseRetries(flags.retries);
   const timeoutMs = parseTimeout(flags.timeout);
+  const budgetMs = parseTimeout(flags.budget, '--budget');
   assertFile(flags.plan, 'plan');
   const plan = readJsonFile(planSchema, flags.plan, 'plan');
   const hooksPath = locateConfig(flags.hooks, 'hooks.json', flags.plan, 'hooks file');
@@ -111,6 +114,17 @@ export function readExecInputs(flags: ExecFlags): ExecInputs {
   const problems = agentProblems(hooks);
   if (problems.length > 0) throw new KitError(problems.join('; '));
   const dryRun = flags.dryRun ?? false;
+  const items = flattenPlan(plan, hooks, dryRun);
+  if (budgetMs !== null) {
+    const open = items.find(
+      (i) => i.agent === 'shell' && i.hook?.timeout === undefined && timeoutMs === null,
+    );
+    if (open)
+      throw new KitError(
+        `--budget needs a timeout for every hook command (${open.id} has none): give --timeout, or "timeout" in its hooks entry; each command reserves its timeout from the budget and gives back what it does not use`,
+        2,
+      );
+  }
   return {
     planPath: flags.plan,
     plan,
@@ -118,10 +132,11 @@ export function readExecInputs(flags: ExecFlags): ExecInputs {
     hooksPath,
     hooksSha256: hooksPath ? sha256File(hooksPath) : null,
     hooks,
-    items: flattenPlan(plan, hooks, dryRun),
+    items,
     maxWorkers,
     dryRun,
     retries,
     timeoutMs,
+    budgetMs,
   };
 }

@@ -28,10 +28,11 @@ import {
   type PlanItem,
   shellResult,
   type TaskResult,
+  TimeBudget,
 } from '../core/plan/index.ts';
 import type { Kernel } from '../kernel/index.ts';
 import { type JobContext, JobQueue, JobWorker } from '../queue/index.ts';
-import type { TaskRecord } from '../store/index.ts';
+import type { Store, TaskRecord } from '../store/index.ts';
 import type { CommandGate } from './command-gate.ts';
 import { type HookCommandOutcome, runHookCommand } from './hook-command.ts';
 import type { ExecMarker } from './run-dir.ts';
@@ -123,6 +124,10 @@ export async function executePlan(options: ExecuteOptions): Promise<TaskResult[]
     );
   options.onSubmitted?.();
 
+  const budget =
+    marker.budget_ms === null
+      ? null
+      : new BudgetBroker(new TimeBudget(marker.budget_ms, await spentSoFar(store, session.id)));
   const started = Date.now();
   let done = tasks.filter((t) => !ACTIVE.includes(t.state)).length;
   let failed = tasks.filter((t) => isFailed(t)).length;
@@ -155,7 +160,7 @@ export async function executePlan(options: ExecuteOptions): Promise<TaskResult[]
     report();
     let result: TaskResult;
     try {
-      result = await runItem(options, session.id, job, item);
+      result = await runItem(options, session.id, budget, job, item);
     } catch (error) {
       running -= 1;
       // Stopped (Ctrl-C, lost lease), or a passing condition (a rate limit, a busy store): the
@@ -200,6 +205,53 @@ export async function executePlan(options: ExecuteOptions): Promise<TaskResult[]
   return collect(final, items);
 }
 
+const seconds = (ms: number): string => (ms / 1000).toFixed(2);
+
+/**
+ * Hands out the run's time budget to concurrent commands: a command that does not fit waits
+ * while others hold reservations (they give back what they do not use); it is refused only
+ * when nothing is reserved and it still does not fit.
+ */
+class BudgetBroker {
+  readonly budget: TimeBudget;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(budget: TimeBudget) {
+    this.budget = budget;
+  }
+
+  async acquire(ms: number, signal: AbortSignal): Promise<boolean> {
+    while (!this.budget.reserve(ms)) {
+      if (this.budget.reservedMs === 0 || signal.aborted) return false;
+      await new Promise<void>((resolve) => this.#waiters.add(resolve));
+    }
+    return true;
+  }
+
+  release(reservedMs: number, usedMs: number): void {
+    this.budget.settle(reservedMs, usedMs);
+    const waiting = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiting) wake();
+  }
+}
+
+/** What the run's hook commands spent in earlier processes: their recorded durations. */
+async function spentSoFar(store: Store, sessionId: string): Promise<number> {
+  let spent = 0;
+  let after = 0;
+  for (;;) {
+    const page = await store.readEvents({ sessionId, afterSeq: after, limit: 10_000 });
+    for (const e of page) {
+      const data = e.data as { tool?: string; duration_ms?: number };
+      if (e.type === 'effect.completed' && data.tool === 'plan.command')
+        spent += data.duration_ms ?? 0;
+    }
+    if (page.length < 10_000) return spent;
+    after = page.at(-1)!.seq;
+  }
+}
+
 function isFailed(task: TaskRecord): boolean {
   if (task.state === 'succeeded') return (task.result as TaskResult | null)?.status === 'error';
   return !ACTIVE.includes(task.state);
@@ -232,6 +284,7 @@ function collect(tasks: readonly TaskRecord[], items: readonly PlanItem[]): Task
 async function runItem(
   options: ExecuteOptions,
   sessionId: string,
+  budget: BudgetBroker | null,
   job: JobContext<TaskPayload>,
   item: PlanItem,
 ): Promise<TaskResult> {
@@ -248,7 +301,7 @@ async function runItem(
       job,
       item,
     );
-  return runShell(options, sessionId, job, item);
+  return runShell(options, sessionId, budget, job, item);
 }
 
 /** Effect keys are global: each names the run and the task's occurrence. */
@@ -311,6 +364,7 @@ function escapeRegExp(text: string): string {
 async function runShell(
   options: ExecuteOptions,
   sessionId: string,
+  budget: BudgetBroker | null,
   job: JobContext<TaskPayload>,
   item: PlanItem,
 ): Promise<TaskResult> {
@@ -350,17 +404,46 @@ async function runShell(
         });
         continue;
       }
+      // With --budget, the command reserves its timeout first (inputs made sure it has one).
+      const reserved = budget ? (timeoutMs ?? 0) : 0;
+      if (budget && !(await budget.acquire(reserved, job.signal))) {
+        records.push({
+          cmd: [...argv],
+          cwd,
+          rc: null,
+          log: null,
+          error: `budget exhausted: ${seconds(budget.budget.remainingMs)} s of the run's --budget ${seconds(budget.budget.totalMs)} s left, this command reserves ${seconds(reserved)} s`,
+        });
+        continue;
+      }
+      let ran = false;
       const log = commandLogPath(options.runDir, item.fileKey, i);
       const key = `${effectKey(options, item)}/${attempt === 1 ? '' : `try${attempt}/`}cmd${i}`;
-      const outcome = await job.effect<HookCommandOutcome>(
-        key,
-        { cmd: argv, cwd },
-        () => runHookCommand(argv, cwd, log, { timeoutMs, signal: job.signal }),
-        {
-          tool: 'plan.command',
-          summary: (o) => ({ rc: o.rc, log: o.log, sha256: o.sha256 }),
-        },
-      );
+      let outcome: HookCommandOutcome;
+      try {
+        outcome = await job.effect<HookCommandOutcome>(
+          key,
+          { cmd: argv, cwd },
+          () => {
+            ran = true;
+            return runHookCommand(argv, cwd, log, { timeoutMs, signal: job.signal });
+          },
+          {
+            tool: 'plan.command',
+            summary: (o) => ({
+              rc: o.rc,
+              log: o.log,
+              sha256: o.sha256,
+              duration_ms: o.duration_ms,
+            }),
+          },
+        );
+      } catch (error) {
+        budget?.release(reserved, 0);
+        throw error;
+      }
+      // A command an earlier process recorded was counted when this process started.
+      budget?.release(reserved, ran ? outcome.duration_ms : 0);
       records.push({ cmd: [...argv], cwd, rc: outcome.rc, log: outcome.log, error: outcome.error });
     }
     if (records.every((r) => r.rc === 0) || attempt > retries) break;

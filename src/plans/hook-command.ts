@@ -17,6 +17,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 
 import { WardenError } from '../core/index.ts';
 import { commandLogHeader } from '../core/plan/index.ts';
@@ -27,6 +28,8 @@ export interface HookCommandOutcome {
   readonly error: string | null;
   /** sha256 of the log file, when there is one. */
   readonly sha256: string | null;
+  /** How long it ran (0 when it did not start). */
+  readonly duration_ms: number;
 }
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
@@ -49,17 +52,23 @@ export async function runHookCommand(
   argv: readonly string[],
   cwd: string | null,
   logPath: string,
-  options: { readonly timeoutMs: number | null; readonly signal: AbortSignal },
+  options: {
+    readonly timeoutMs: number | null;
+    /** The record's error when the timeout stops it (default `timed out after N s`). */
+    readonly timeoutMessage?: string;
+    readonly signal: AbortSignal;
+  },
 ): Promise<HookCommandOutcome> {
   const dir = resolve(cwd ?? '.');
   if (!existsSync(dir) || !statSync(dir).isDirectory())
-    return { rc: null, log: null, error: missing(cwd ?? '.'), sha256: null };
+    return { rc: null, log: null, error: missing(cwd ?? '.'), sha256: null, duration_ms: 0 };
   if (options.signal.aborted) throw canceled(options.signal);
   const errPath = `${logPath}.stderr`;
   const logFd = openSync(logPath, 'w');
   const errFd = openSync(errPath, 'w');
   writeSync(logFd, commandLogHeader(argv));
   let timedOut = false;
+  const startedAt = performance.now();
   const outcome = await new Promise<{ code: number | null; signal: string | null } | Error>(
     (done) => {
       const child = spawn(argv[0]!, argv.slice(1), {
@@ -113,6 +122,7 @@ export async function runHookCommand(
         log: null,
         error: code === 'ENOENT' ? missing(argv[0]!) : outcome.message,
         sha256: null,
+        duration_ms: 0,
       };
     }
     const stderr = readFileSync(errPath);
@@ -127,8 +137,11 @@ export async function runHookCommand(
     return {
       rc,
       log: logPath,
-      error: timedOut ? `timed out after ${(options.timeoutMs ?? 0) / 1000} s` : null,
+      error: timedOut
+        ? (options.timeoutMessage ?? `timed out after ${(options.timeoutMs ?? 0) / 1000} s`)
+        : null,
       sha256,
+      duration_ms: Math.round(performance.now() - startedAt),
     };
   } finally {
     closeSync(errFd);

@@ -41,6 +41,7 @@ export const markerSchema = z.strictObject({
   dry_run: z.boolean(),
   retries: z.number().int().min(0),
   timeout_ms: z.number().int().positive().nullable(),
+  budget_ms: z.number().int().positive().nullable(),
   started: z.string(),
   home: z.string(),
 });

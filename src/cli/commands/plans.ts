@@ -105,6 +105,7 @@ export interface ExecOptions extends GlobalOptions {
   readonly manifest?: string;
   readonly retries?: string;
   readonly timeout?: string;
+  readonly budget?: string;
   readonly quiet?: boolean;
 }
 
@@ -145,6 +146,7 @@ function resumeInputs(
       dryRun: marker.dry_run,
       retries: marker.retries,
       timeoutMs: marker.timeout_ms,
+      budgetMs: marker.budget_ms,
     },
   };
 }
@@ -225,6 +227,7 @@ export async function execCommand(options: ExecOptions): Promise<number> {
         dry_run: inputs.dryRun,
         retries: inputs.retries,
         timeout_ms: inputs.timeoutMs,
+        budget_ms: inputs.budgetMs,
         started: isoMicros(startedUs),
         home: config.home,
       };
