@@ -1,5 +1,5 @@
 // Type-aware lint. Layering (docs/architecture.md#layers): core ← store ← queue ← kernel ←
-// runtime ← security ← protocols ← daemon ← cli (and core ← client ← cli). Nothing imports
+// runtime ← security ← plans ← protocols ← daemon ← cli (and core ← client ← cli). Nothing imports
 // upward; `core` does no I/O.
 import importX from 'eslint-plugin-import-x';
 import simpleImportSort from 'eslint-plugin-simple-import-sort';
@@ -43,7 +43,7 @@ export default tseslint.config(
   },
   layer(
     'core',
-    ['store', 'kernel', 'queue', 'runtime', 'security', 'protocols', 'cli'],
+    ['store', 'kernel', 'queue', 'runtime', 'security', 'plans', 'protocols', 'cli'],
     'core is pure: it imports nothing above it',
   ),
   {
@@ -85,28 +85,34 @@ export default tseslint.config(
   },
   layer(
     'store',
-    ['kernel', 'queue', 'runtime', 'security', 'protocols', 'daemon', 'client', 'cli'],
+    ['kernel', 'queue', 'runtime', 'security', 'plans', 'protocols', 'daemon', 'client', 'cli'],
     'store imports only core',
   ),
   layer(
     'kernel',
-    ['runtime', 'security', 'protocols', 'daemon', 'client', 'cli'],
+    ['runtime', 'security', 'plans', 'protocols', 'daemon', 'client', 'cli'],
     'kernel imports only core, store and queue',
   ),
   layer(
     'queue',
-    ['kernel', 'runtime', 'security', 'protocols', 'daemon', 'client', 'cli'],
+    ['kernel', 'runtime', 'security', 'plans', 'protocols', 'daemon', 'client', 'cli'],
     'queue imports only core and store',
   ),
   layer(
     'runtime',
-    ['security', 'protocols', 'daemon', 'client', 'cli'],
+    ['security', 'plans', 'protocols', 'daemon', 'client', 'cli'],
     'runtime must not import security, protocols, daemon, client or cli',
   ),
   layer(
     'security',
-    ['protocols', 'daemon', 'client', 'cli'],
+    ['plans', 'protocols', 'daemon', 'client', 'cli'],
     'security imports only core, store, queue, kernel and runtime',
+  ),
+  // `warden plan`/`exec` (the NOA kit): built on the queue, kernel, runtime and security.
+  layer(
+    'plans',
+    ['protocols', 'daemon', 'client', 'cli'],
+    'plans imports only core, store, queue, kernel, runtime and security',
   ),
   layer(
     'protocols',

@@ -18,9 +18,9 @@ const taskId = z
   .string()
   .min(1, 'a task id may not be empty')
   .max(200)
-  .refine(
-    (id) => !/[/\\\0]/.test(id) && id !== '.' && id !== '..',
-    'a task id may not contain / or \\ (it names files in the run directory)',
+  .regex(
+    /^(?!\.\.?$)[^/\\\u0000]+$/,
+    'a task id may not contain / or \\ or be . or .. (it names files in the run directory)',
   );
 
 export const planTaskSchema = z
