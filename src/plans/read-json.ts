@@ -14,7 +14,7 @@ export function assertFile(file: string, what: string): void {
   } catch {
     // missing, or unreadable: the same answer as the kit
   }
-  if (!isFile) throw new KitError(`${what} not found: ${file}`);
+  if (!isFile) throw new KitError(`${what} not found: ${file}`, 1, 'NOT_FOUND');
 }
 
 /** The file's text as strict UTF-8 (a BOM is kept as U+FEFF, as Python's `utf-8` codec does). */

@@ -142,6 +142,8 @@ export function lockRunDir(runDir: string): () => void {
       if (host === hostname() && pid !== undefined && isAlive(Number(pid)))
         throw new KitError(
           `run directory ${runDir} is in use by process ${pid}; wait for it or stop it first`,
+          1,
+          'CONFLICT',
         );
       if (host !== hostname())
         throw new KitError(

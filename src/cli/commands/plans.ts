@@ -4,7 +4,7 @@
  * Warden's durable queue. Kit-style failures print one `[error]` line, never a Warden envelope.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 
 import { coerceError, isWardenError } from '../../core/index.ts';
 import {
@@ -53,7 +53,7 @@ export interface PlanOptions extends GlobalOptions {
 function kitFailure(error: unknown, json: boolean): number {
   const kit = error instanceof KitError;
   const message = kit ? error.message : coerceError(error).message;
-  if (json) printJson({ error: { code: kit ? 'KIT_ERROR' : coerceError(error).code, message } });
+  if (json) printJson({ error: { code: kit ? error.code : coerceError(error).code, message } });
   process.stderr.write(`[error] ${message}\n`);
   return kit ? error.exitCode : isWardenError(error, 'INVALID_PARAMS') ? EXIT.USAGE : EXIT.ERROR;
 }
@@ -116,7 +116,15 @@ function resumeInputs(
 ): { runDir: string; marker: ExecMarker; inputs: ExecInputs } {
   const runDir = typeof options.resume === 'string' ? options.resume : latestUnfinished(plan);
   if (runDir === null)
-    throw new KitError(`no unfinished run of ${plan} to resume under ${runsDirOf(plan)}`);
+    throw new KitError(
+      `no unfinished run of ${plan} to resume under ${runsDirOf(plan)}`,
+      1,
+      'NOT_FOUND',
+    );
+  if (existsSync(joinPath(runDir, 'run.json')))
+    throw new KitError(
+      `run ${runDir} has finished (its run.json exists); start a new run without --resume`,
+    );
   const marker = readMarker(runDir);
   if (sha256File(plan) !== marker.plan_sha256)
     throw new KitError(
@@ -180,6 +188,15 @@ export async function execCommand(options: ExecOptions): Promise<number> {
     return kitFailure(error, json);
   }
   const { kernel, config } = ctx;
+  if (prepared.marker && prepared.marker.home !== config.home) {
+    await ctx.close();
+    return kitFailure(
+      new KitError(
+        `run ${prepared.runDir ?? ''} belongs to the Warden home ${prepared.marker.home}, not ${config.home}: resume it with WARDEN_HOME=${prepared.marker.home}`,
+      ),
+      json,
+    );
+  }
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.on('SIGINT', onSignal);
