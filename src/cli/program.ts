@@ -446,6 +446,15 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden run flow.yaml --input @input.json --session ticket-42',
   ],
   validate: ['warden validate examples/*.yaml', 'warden validate --json flow.yaml'],
+  plan: [
+    'warden plan --sot examples/plans/sot.md --out state/plan.json',
+    'warden plan --check state/plan.json',
+  ],
+  exec: [
+    'warden exec --plan state/plan.json --max-workers 8',
+    'warden exec --plan state/plan.json --dry-run',
+    'warden exec --plan state/plan.json --resume   # continue after Ctrl-C or a crash',
+  ],
   resume: ['warden resume              # every unfinished run', 'warden resume p_01M8…'],
   watch: ['warden watch p_01M8…'],
   ps: [
