@@ -6,9 +6,6 @@
  * effect, and every evidence file's sha256 is recorded in the event log (`effect.completed`).
  * Results come back from the store in plan order: exactly one per planned task (A.8 #2, #8).
  */
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-
 import {
   coerceError,
   isWardenError,
@@ -19,11 +16,7 @@ import {
 import {
   commandLogPath,
   type CommandRecord,
-  compactStamp,
   errorResult,
-  joinPath,
-  noopEvidencePath,
-  noopEvidenceText,
   noopResult,
   type PlanItem,
   shellResult,
@@ -35,8 +28,8 @@ import { type JobContext, JobQueue, JobWorker } from '../queue/index.ts';
 import type { Store, TaskRecord } from '../store/index.ts';
 import type { CommandGate } from './command-gate.ts';
 import { type HookCommandOutcome, runHookCommand } from './hook-command.ts';
+import { noopEvidence } from './noop-agent.ts';
 import type { ExecMarker } from './run-dir.ts';
-import { writeAtomic } from './run-dir.ts';
 import { runWorkflowItem } from './workflow-agent.ts';
 
 export const PLAN_JOB = 'plan.task';
@@ -187,13 +180,20 @@ export async function executePlan(options: ExecuteOptions): Promise<TaskResult[]
   try {
     for (;;) {
       // Wakes on each finished task (then checks the store) and once a second regardless.
+      let ticked = false;
       const next = new Promise<void>((resolve) => {
         wake = resolve;
-        setTimeout(resolve, 1_000).unref();
+        setTimeout(() => {
+          ticked = true;
+          resolve();
+        }, 1_000).unref();
       });
       await Promise.race([next, interrupted]);
       if (options.signal.aborted) break;
-      if (done < items.length && running > 0) continue;
+      // The store is asked only when every task has come back here, or once a second (a task
+      // may be waiting for a retry, or finished by another process): asking on every finished
+      // task would scan the lane each time.
+      if (done < items.length && !ticked) continue;
       const active = await store.listTasks({ lane: marker.lane, states: ACTIVE, limit: 1 });
       if (active.length === 0) break;
     }
@@ -288,7 +288,7 @@ async function runItem(
   job: JobContext<TaskPayload>,
   item: PlanItem,
 ): Promise<TaskResult> {
-  if (item.agent === 'noop') return runNoop(options.runDir, effectKey(options, item), job, item);
+  if (item.agent === 'noop') return runNoop(options.runDir, job, item);
   if (item.agent === 'workflow')
     return runWorkflowItem(
       options.kernel,
@@ -309,52 +309,11 @@ function effectKey(options: ExecuteOptions, item: PlanItem): string {
   return `plan/${options.marker.exec_id}/${item.fileKey}`;
 }
 
-interface Evidence {
-  readonly path: string;
-  readonly sha256: string;
-}
-
-const sha256 = (data: string | Uint8Array): string =>
-  createHash('sha256').update(data).digest('hex');
-
-/** The kit's NoOpAgent: one evidence line, written once whatever crashes. */
-async function runNoop(
-  runDir: string,
-  keyPrefix: string,
-  job: JobContext<TaskPayload>,
-  item: PlanItem,
-): Promise<TaskResult> {
-  const evidence = await job.effect<Evidence>(
-    `${keyPrefix}/evidence`,
-    { task: item.fileKey },
-    () => {
-      const stamp = compactStamp(Date.now());
-      const path = noopEvidencePath(runDir, item.fileKey, stamp);
-      const text = noopEvidenceText(item, stamp);
-      writeAtomic(path, text);
-      return { path, sha256: sha256(text) };
-    },
-    {
-      tool: 'plan.evidence',
-      // A crash after the file was written and before the journal said so: adopt that file.
-      reconcile: () => findEvidence(runDir, item.fileKey),
-      summary: (e) => ({ evidence: e.path, sha256: e.sha256 }),
-    },
-  );
+/** The kit's NoOpAgent; the evidence's sha256 rides in the task's `task.succeeded` event. */
+function runNoop(runDir: string, job: JobContext<TaskPayload>, item: PlanItem): TaskResult {
+  const evidence = noopEvidence(runDir, item, job.attempt);
+  job.note({ evidence: evidence.path, sha256: evidence.sha256 });
   return noopResult(item, evidence.path);
-}
-
-function findEvidence(runDir: string, fileKey: string): Evidence | undefined {
-  const logs = joinPath(runDir, 'logs');
-  const pattern = new RegExp(`^${escapeRegExp(fileKey)}_noop_\\d{8}_\\d{6}Z\\.txt$`);
-  const name = readdirSync(logs).find((n) => pattern.test(n));
-  if (name === undefined) return undefined;
-  const path = joinPath(logs, name);
-  return { path, sha256: sha256(readFileSync(path)) };
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /**

@@ -52,6 +52,12 @@ export interface JobContext<P = unknown> {
   readonly signal: AbortSignal;
   /** Records a `task.progress` event (fenced by the lease). */
   progress(data: unknown): Promise<void>;
+  /**
+   * Adds small facts (an evidence file's hash, say) to the `task.succeeded` event this attempt
+   * commits if it succeeds — in the same transaction as the result, at no extra write. Later
+   * notes with the same key win. Bounded like progress data.
+   */
+  note(data: Record<string, unknown>): void;
   /** Runs a side effect at most once per key (see EffectJournal). */
   effect<T>(
     key: string,
@@ -118,6 +124,8 @@ interface Running {
   readonly controller: AbortController;
   readonly startedAt: number;
   timer: NodeJS.Timeout | undefined;
+  /** What the handler noted for its success event. */
+  notes?: Record<string, unknown>;
 }
 
 export class JobWorker {
@@ -443,6 +451,16 @@ export class JobWorker {
             { op: 'event', event: this.#event(claim, 'task.progress', { progress: data }) },
           ]);
         },
+        note: (data) => {
+          const notes = { ...running.notes, ...data };
+          assertWithin(
+            `the notes of job '${task.name}'`,
+            notes,
+            this.#queue.limits.progressBytes,
+            'note a summary (a hash, a path), not the data',
+          );
+          running.notes = notes;
+        },
         effect: (key, request, fn, options) =>
           this.#effects.forClaim(claim, this.#isDeadOwner).effect(key, request, fn, options),
       };
@@ -491,7 +509,7 @@ export class JobWorker {
     if (!error) error = oversizedResult(task.name, value, this.#queue.limits.resultBytes);
     let settle: TaskSettle;
     if (!error) {
-      settle = successSettle(claim, value, now, duration);
+      settle = successSettle(claim, value, now, duration, running.notes);
     } else if (
       error.code === 'CANCELED' &&
       running.controller.signal.aborted &&

@@ -55,6 +55,8 @@ export function successSettle(
   result: unknown,
   now: number,
   durationMs: number,
+  /** Extra data for the `task.succeeded` event (the handler's notes). */
+  notes?: Record<string, unknown>,
 ): TaskSettle {
   return {
     id: claim.task.id,
@@ -64,7 +66,11 @@ export function successSettle(
     attemptOutcome: 'succeeded',
     now,
     events: [
-      claimEvent(claim, 'task.succeeded', { attempt: claim.attempt, duration_ms: durationMs }),
+      claimEvent(claim, 'task.succeeded', {
+        ...notes,
+        attempt: claim.attempt,
+        duration_ms: durationMs,
+      }),
     ],
   };
 }
