@@ -138,7 +138,13 @@ export async function executePlan(options: ExecuteOptions): Promise<TaskResult[]
   report();
   if (done === items.length) return collect(await readTasks(options), items);
 
-  let wake: () => void = () => undefined;
+  // A wake that comes while the loop below is busy is kept (`pending`), not lost.
+  let pending = false;
+  let resolveNext: (() => void) | null = null;
+  const wake = (): void => {
+    pending = true;
+    resolveNext?.();
+  };
   const worker = new JobWorker({
     queue,
     lanes: [marker.lane],
@@ -177,18 +183,29 @@ export async function executePlan(options: ExecuteOptions): Promise<TaskResult[]
     if (options.signal.aborted) resolve();
     options.signal.addEventListener('abort', () => resolve(), { once: true });
   });
+  // A finished task wakes the loop before the worker has settled it in the store; the settle's
+  // commit wakes it again (without this, every run waited out the 1 s timer at its end).
+  const unwatch = store.watchChanges(wake);
   try {
     for (;;) {
-      // Wakes on each finished task (then checks the store) and once a second regardless.
+      // Wakes on each finished task and store commit, and once a second regardless.
       let ticked = false;
-      const next = new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(() => {
-          ticked = true;
-          resolve();
-        }, 1_000).unref();
-      });
-      await Promise.race([next, interrupted]);
+      if (!pending) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            resolveNext = resolve;
+            timer = setTimeout(() => {
+              ticked = true;
+              resolve();
+            }, 1_000);
+          }),
+          interrupted,
+        ]);
+        clearTimeout(timer);
+      }
+      pending = false;
+      resolveNext = null;
       if (options.signal.aborted) break;
       // The store is asked only when every task has come back here, or once a second (a task
       // may be waiting for a retry, or finished by another process): asking on every finished
@@ -198,6 +215,7 @@ export async function executePlan(options: ExecuteOptions): Promise<TaskResult[]
       if (active.length === 0) break;
     }
   } finally {
+    unwatch();
     await worker.stop({ abort: options.signal.aborted });
   }
   if (options.signal.aborted) return 'interrupted';

@@ -39,7 +39,9 @@ export function readJsonFile<T>(schema: z.ZodType<T>, file: string, what: string
   try {
     value = JSON.parse(text) as unknown;
   } catch (error) {
-    throw new KitError(`invalid ${what} ${file}: not JSON (${(error as Error).message})`);
+    // V8 quotes the text around the problem, line breaks included: keep the `[error]` one line.
+    const detail = (error as Error).message.replace(/\r?\n|\r/g, '\\n');
+    throw new KitError(`invalid ${what} ${file}: not JSON (${detail})`);
   }
   const checked = checkFile(schema, value);
   if (checked.ok) return checked.value;
