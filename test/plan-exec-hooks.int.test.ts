@@ -216,7 +216,8 @@ describe('warden exec: hook precedence (A.5) and --dry-run', () => {
     expect(logs.every((n) => /_noop_\d{8}_\d{6}Z\.txt$/.test(n))).toBe(true);
     // No command effect in the event log, and no policy decision was needed.
     const events = await sessionEvents(ws, readMarkerOf(ws, runDirOf(path)).session);
-    expect(events.filter((e) => e.type === 'effect.completed')).toHaveLength(5);
+    expect(events.filter((e) => e.type === 'effect.completed')).toHaveLength(0);
+    expect(events.filter((e) => e.type === 'task.succeeded' && e.data.sha256)).toHaveLength(5);
     expect(events.some((e) => e.data.tool === 'plan.command')).toBe(false);
   });
 
