@@ -3,7 +3,7 @@
  * `warden plan --check`, which validates a plan (and hooks/manifest) against the published
  * schemas.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -28,27 +28,37 @@ export interface PlanOutcome {
   readonly warnings: readonly PlanWarning[];
 }
 
-/** Microseconds since the epoch (the kit's timestamps carry them). */
+/**
+ * Microseconds since the epoch (the kit's timestamps carry them): the wall clock's
+ * milliseconds, with the sub-millisecond digits of the monotonic clock (which alone would drift
+ * from the wall clock in a long-lived process).
+ */
 export function nowMicros(): number {
-  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+  return Date.now() * 1000 + (Math.floor(performance.now() * 1000) % 1000);
 }
 
-/** Plans `sot` into `out`. KitError (exit 1) when the document cannot be read or the file written. */
+/**
+ * Plans `sot` into `out`, both relative to `cwd`. KitError (exit 1) when the document cannot
+ * be read or the plan written; a failed write leaves nothing behind.
+ */
 export function writePlan(sot: string, out: string, cwd = process.cwd()): PlanOutcome {
-  assertFile(sot, 'sot file');
-  const text = readUtf8(sot, 'sot file');
+  const sotPath = resolve(cwd, sot);
+  const outPath = resolve(cwd, out);
+  assertFile(sotPath, 'sot file', sot);
+  const text = readUtf8(sotPath, 'sot file', sot);
   const parsed = parseSot(text);
-  const plan = buildPlan(parsed.queues, relative(cwd, resolve(cwd, sot)), isoMicros(nowMicros()));
+  const plan = buildPlan(parsed.queues, relative(cwd, sotPath), isoMicros(nowMicros()));
   const body = pythonJson(plan);
   const dir = dirName(out);
+  const tmp = `${outPath}.${process.pid}.tmp`;
   try {
     // The kit calls makedirs("") for a bare file name and crashes (A.8 #5): only a real parent.
-    if (dir !== '') mkdirSync(dir, { recursive: true });
+    if (dir !== '') mkdirSync(resolve(cwd, dir), { recursive: true });
     // Written whole or not at all: a crash never leaves half a plan behind.
-    const tmp = `${out}.${process.pid}.tmp`;
     writeFileSync(tmp, body);
-    renameSync(tmp, out);
+    renameSync(tmp, outPath);
   } catch (error) {
+    rmSync(tmp, { force: true });
     throw new KitError(`cannot write plan ${out}: ${(error as Error).message}`);
   }
   return { out, plan, warnings: parsed.warnings };

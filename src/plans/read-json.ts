@@ -7,28 +7,28 @@ import { checkFile } from '../core/plan/index.ts';
 import { KitError } from './kit-error.ts';
 
 /** `[error] <what> not found: <file>` unless `file` is a regular file (the kit's check). */
-export function assertFile(file: string, what: string): void {
+export function assertFile(file: string, what: string, shown = file): void {
   let isFile = false;
   try {
     isFile = statSync(file).isFile();
   } catch {
     // missing, or unreadable: the same answer as the kit
   }
-  if (!isFile) throw new KitError(`${what} not found: ${file}`, 1, 'NOT_FOUND');
+  if (!isFile) throw new KitError(`${what} not found: ${shown}`, 1, 'NOT_FOUND');
 }
 
 /** The file's text as strict UTF-8 (a BOM is kept as U+FEFF, as Python's `utf-8` codec does). */
-export function readUtf8(file: string, what: string): string {
+export function readUtf8(file: string, what: string, shown = file): string {
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
   } catch (error) {
-    throw new KitError(`cannot read ${what} ${file}: ${(error as Error).message}`);
+    throw new KitError(`cannot read ${what} ${shown}: ${(error as Error).message}`);
   }
   try {
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
-    throw new KitError(`${what} ${file} is not valid UTF-8; save it as UTF-8 and try again`);
+    throw new KitError(`${what} ${shown} is not valid UTF-8; save it as UTF-8 and try again`);
   }
 }
 

@@ -286,6 +286,24 @@ describe('writePlan: the output file', () => {
   });
 });
 
+describe('writePlan: failures and paths', () => {
+  it('a failed write leaves no temporary file behind', () => {
+    const d = realpathSync(tempDir());
+    mkdirSync(join(d, 'existing'));
+    writeFileSync(join(d, 'existing', 'x'), '');
+    writeFileSync(join(d, 'sot.md'), '### G. Execution Queue & Task Hooks\n');
+    expect(() => writePlan(join(d, 'sot.md'), join(d, 'existing'), d)).toThrow(KitError);
+    expect(readdirSync(d).sort()).toEqual(['existing', 'sot.md']);
+  });
+
+  it('resolves relative sot and out against the cwd argument', () => {
+    const d = realpathSync(tempDir());
+    writeFileSync(join(d, 'sot.md'), '### G. Execution Queue & Task Hooks\n');
+    expect(writePlan('sot.md', 'state/plan.json', d).plan.source).toBe('sot.md');
+    expect(readdirSync(join(d, 'state'))).toEqual(['plan.json']);
+  });
+});
+
 describe('warnings', () => {
   const doc = [
     '## F. Outside',
