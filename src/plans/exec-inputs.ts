@@ -45,6 +45,31 @@ export interface ExecInputs {
   readonly retries: number;
   readonly timeoutMs: number | null;
   readonly budgetMs: number | null;
+  /** Things the kit would silently ignore (unknown keys in hooks entries). */
+  readonly warnings: readonly string[];
+}
+
+const HOOK_KEYS = new Set(['commands', 'timeout', 'retries', 'agent', 'workflow', 'input']);
+const COMMAND_KEYS = new Set(['cmd', 'cwd']);
+
+/** Unknown keys in hooks entries: ignored (as the kit ignores them), but a typo is named. */
+export function hookWarnings(hooks: HooksFile, file: string): string[] {
+  const warnings: string[] = [];
+  for (const [key, entry] of Object.entries(hooks)) {
+    for (const k of Object.keys(entry))
+      if (!HOOK_KEYS.has(k))
+        warnings.push(
+          `${file}: "${key}": unknown key "${k}" ignored (known: ${[...HOOK_KEYS].join(', ')})`,
+        );
+    entry.commands?.forEach((c, i) => {
+      for (const k of Object.keys(c))
+        if (!COMMAND_KEYS.has(k))
+          warnings.push(
+            `${file}: "${key}".commands[${i}]: unknown key "${k}" ignored (known: cmd, cwd)`,
+          );
+    });
+  }
+  return warnings;
 }
 
 /** `--max-workers`: an integer ≥ 1, else a usage error (exit 2) before anything exists (A.8 #11). */
@@ -138,5 +163,6 @@ export function readExecInputs(flags: ExecFlags): ExecInputs {
     retries,
     timeoutMs,
     budgetMs,
+    warnings: hooksPath ? hookWarnings(hooks, hooksPath) : [],
   };
 }

@@ -155,6 +155,7 @@ function resumeInputs(
       retries: marker.retries,
       timeoutMs: marker.timeout_ms,
       budgetMs: marker.budget_ms,
+      warnings: [],
     },
   };
 }
@@ -175,6 +176,7 @@ export async function execCommand(options: ExecOptions): Promise<number> {
     return kitFailure(error, json);
   }
   const { inputs } = prepared;
+  for (const w of inputs.warnings) process.stderr.write(`[warn] ${w}\n`);
   let workflows: ReturnType<typeof loadPlanWorkflows>;
   try {
     workflows = loadPlanWorkflows(inputs.items);
