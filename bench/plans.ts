@@ -198,7 +198,7 @@ with its sha256 in the task's \`task.succeeded\` event in the hash-chained log, 
 come back in plan order. The stand-in holds everything in memory: a crash loses the run.
 On this VM's disk, creating thousands of files while SQLite writes its WAL contend in ext4's
 journal: with the run directory (or the Warden home) on tmpfs the same exec takes about 4 s
-instead of 4–9 s, so expect the spread between runs to be wide.
+instead of 3–9 s, so expect the spread between runs to be wide.
 `;
   const out = join(REPO, 'bench/results', quick ? 'quick' : '', 'plans.md');
   mkdirSync(join(out, '..'), { recursive: true });
