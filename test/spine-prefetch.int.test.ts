@@ -114,6 +114,40 @@ describe('prefetch', () => {
     // Both workers run 2 at a time once B is up: B gets close to half of what is left.
     expect(started.b).toBeGreaterThanOrEqual(Math.floor((TASKS - heldByA) / 4));
   });
+
+  it('an explicit prefetch above the concurrency is honoured, and bounds what the worker holds', async () => {
+    const store = await open(join(tempDir(), 'q.db'));
+    const queue = new JobQueue({ store, lanes: { slow: {} } });
+    await queue.submitMany(
+      Array.from({ length: 40 }, (_, i) => ({
+        name: 'slow',
+        payload: { i },
+        options: { lane: 'slow' },
+      })),
+    );
+    const worker = new JobWorker({
+      queue,
+      id: 'deep',
+      concurrency: 2,
+      prefetch: 10,
+      heartbeat: 'timer',
+    });
+    workers.push(worker);
+    let started = 0;
+    worker.handle('slow', (job) => {
+      started += 1;
+      return work(job, 60_000); // held until the worker stops
+    });
+    await worker.start();
+    await waitUntil(() => started >= 2, 'the first handlers');
+    await waitUntil(
+      async () => (await store.listTasks({ states: ['running'], limit: 1_000 })).length >= 12,
+      '2 running + 10 prefetched',
+    );
+    await sleep(200); // a claim loop that overshot would have claimed more by now
+    expect((await store.listTasks({ states: ['running'], limit: 1_000 })).length).toBe(12);
+    expect(started).toBe(2);
+  });
 });
 
 describe('handing back prefetched tasks on stop', () => {

@@ -30,7 +30,7 @@
  *   --run-timeout-s T     one clock's limit (default 120)
  *   --out DIR             results directory (default results/; quick results/quick/)
  * Environment: BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test),
- * BENCH_WARDEN_SRC (see systems/warden.ts), BENCH_GRAPHILE_LOCAL_QUEUE, BENCH_PGBOSS_POLLERS.
+ * BENCH_WARDEN_SRC (see systems/warden.ts), BENCH_WARDEN_PREFETCH, BENCH_GRAPHILE_LOCAL_QUEUE, BENCH_PGBOSS_POLLERS.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';

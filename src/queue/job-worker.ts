@@ -91,11 +91,12 @@ export interface JobWorkerOptions {
   readonly claimBatch?: number;
   /**
    * Tasks claimed ahead of free handler slots, per lane, so a finished handler's slot is
-   * refilled without a round trip (their leases are renewed like running ones). Bounded by the
-   * worker's concurrency in the lane, so prefetch never hoards work another worker could start
-   * now, and none in a lane with a lane-wide concurrency (a prefetched task holds one of its
-   * slots). 0 claims only for free slots. On stop, unstarted tasks go back to the queue without
-   * spending an attempt. @default the worker's concurrency in the lane
+   * refilled without a round trip (their leases are renewed like running ones). None in a lane
+   * with a lane-wide concurrency (a prefetched task holds one of its slots). The default, the
+   * worker's concurrency, never hoards much work another worker could start now; more suits
+   * many short jobs (fewer, larger transactions). 0 claims only for free slots. On stop,
+   * unstarted tasks go back to the queue without spending an attempt.
+   * @default the worker's concurrency in the lane
    */
   readonly prefetch?: number;
   /** @default `<host>/<pid>/<random>/<namespace>` (see owner-liveness.ts) */
@@ -206,8 +207,9 @@ export class JobWorker {
         );
       // A prefetched task holds a lease, so it takes one of the lane's slots across processes:
       // a lane with a lane-wide concurrency gets no prefetch (it would keep work from the
-      // other workers), others up to the worker's own concurrency.
-      const prefetch = lane.concurrency === null ? Math.min(options.prefetch ?? own, own) : 0;
+      // other workers); others the worker's own concurrency unless asked for more (short jobs:
+      // a deeper local queue makes each settle-and-claim transaction carry more tasks).
+      const prefetch = lane.concurrency === null ? (options.prefetch ?? own) : 0;
       return { name, concurrency: own, prefetch, shared: lane.concurrency !== null };
     });
     this.#random = options.random ?? Math.random;

@@ -42,6 +42,9 @@ interface Loaded {
   readonly queue: QueueModule;
 }
 
+/** Tasks each node claims ahead of its handlers: graphile-worker's localQueue.size by default. */
+const PREFETCH = Number(process.env.BENCH_WARDEN_PREFETCH ?? 256);
+
 /** The `src/` directory measured. */
 export const wardenSrc = resolve(process.env.BENCH_WARDEN_SRC ?? join(repoDir, 'src'));
 
@@ -97,8 +100,8 @@ async function open(ctx: PgContext) {
 export const warden: PgSystem = {
   info: (ctx) => ({
     name: 'Warden',
-    prefetch: `≤ ${ctx.concurrency} (JobWorker prefetch, default = concurrency)`,
-    settings: `submitMany (${ctx.batchSize} per transaction); per node: openPostgresStore poolSize ${ctx.poolSize} (durability default: synchronous_commit on), JobQueue with no lane-wide cap, JobWorker concurrency ${ctx.concurrency}, defaults otherwise (claimBatch 256, prefetch = concurrency, leaseMs 15 s); LISTEN/NOTIFY wake-up`,
+    prefetch: `≤ ${PREFETCH} (JobWorker prefetch)`,
+    settings: `submitMany (${ctx.batchSize} per transaction); per node: openPostgresStore poolSize ${ctx.poolSize} (durability default: synchronous_commit on), JobQueue with no lane-wide cap, JobWorker concurrency ${ctx.concurrency}, prefetch ${PREFETCH} (as graphile-worker's localQueue.size), defaults otherwise (claimBatch 256, leaseMs 15 s); LISTEN/NOTIFY wake-up`,
   }),
   async unavailable() {
     const l = await load().catch((error: unknown) => `cannot load Warden: ${String(error)}`);
@@ -144,6 +147,7 @@ export const warden: PgSystem = {
         worker = new q!.JobWorker({
           queue: queue!,
           concurrency: ctx.concurrency,
+          prefetch: PREFETCH,
           onError: (error) => problems.push(`worker onError: [${error.code}] ${error.message}`),
         });
         worker.handle<Payload, null>('noop', (job) => {
