@@ -235,6 +235,7 @@ export {
   type RoutingRule,
   type ScriptedResponse,
   type ShellAgentSpec,
+  type ExternalAgentSpec,
   type StageSpec,
   type ToolAgentSpec,
   type Workflow,

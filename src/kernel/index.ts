@@ -1,6 +1,12 @@
 export { isDeadLocalOwner, localWorkerId } from '../queue/index.ts';
 export { type CallApprovalRequest, CallApprovals, isCallApproval } from './approvals.ts';
 export { Bus, type BusMessage, type Subscription } from './bus.ts';
+export {
+  DEFAULT_EXTERNAL_LEASE_MS,
+  type ExternalReport,
+  ExternalSteps,
+  type ExternalTake,
+} from './external-steps.ts';
 export { Kernel, type KernelOptions, type SystemStatus } from './kernel.ts';
 export { type LedgerVerification, type SessionVerification, verifyLedger } from './ledger.ts';
 export {

@@ -22,6 +22,7 @@ import {
 } from '../store/index.ts';
 import { CallApprovals } from './approvals.ts';
 import { Bus } from './bus.ts';
+import { ExternalSteps } from './external-steps.ts';
 import { InterruptManager } from './interrupts.ts';
 import {
   type KernelLimits,
@@ -51,6 +52,8 @@ export interface KernelOptions {
   readonly clock?: Clock;
   /** Lane for workflow steps. @default 'agents' */
   readonly agentLane?: string;
+  /** Lane for steps of `external` stages, run by clients (gRPC). @default 'external' */
+  readonly externalLane?: string;
   /** @default 10_000 */
   readonly agingMs?: number;
   /** TypeScript routing functions, by the name workflows use in `routing: [{fn: name}]`. */
@@ -90,12 +93,15 @@ export class Kernel {
   readonly rateLimiter: RateLimiter;
   readonly sessions: SessionDirectory;
   readonly orchestrator: Orchestrator;
+  /** Steps of `external` stages, taken and reported by clients (the jeeves gRPC face). */
+  readonly external: ExternalSteps;
   readonly interrupts: InterruptManager;
   /** Approvals of single tool calls (`confirmation` interrupts a step waits on). */
   readonly approvals: CallApprovals;
   readonly resources: ResourceManager;
   readonly recovery: Recovery;
   readonly agentLane: string;
+  readonly externalLane: string;
   /** The ageing step per priority rank, in ms. */
   readonly agingMs: number;
   readonly #startedAt: number;
@@ -110,12 +116,14 @@ export class Kernel {
     this.clock = options.clock ?? options.store.clock ?? systemClock;
     this.ids = new IdGenerator(this.clock);
     this.agentLane = options.agentLane ?? 'agents';
+    this.externalLane = options.externalLane ?? 'external';
     this.agingMs = options.agingMs ?? DEFAULT_AGING_MS;
     const ctx: KernelContext = {
       store: this.store,
       clock: this.clock,
       ids: this.ids,
       agentLane: this.agentLane,
+      externalLane: this.externalLane,
       agingMs: this.agingMs,
     };
     this.#routingNames = new Set(Object.keys(options.routingFunctions ?? {}));
@@ -127,6 +135,7 @@ export class Kernel {
       new Map(Object.entries(options.routingFunctions ?? {})),
       resolveKernelLimits(options.limits),
     );
+    this.external = new ExternalSteps(ctx, this.orchestrator);
     this.interrupts = new InterruptManager(ctx, this.orchestrator);
     this.approvals = new CallApprovals(ctx, this.interrupts);
     this.resources = new ResourceManager(ctx);

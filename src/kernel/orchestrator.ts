@@ -41,7 +41,7 @@ import {
   type Workflow,
   type WorkflowInput,
 } from '../core/index.ts';
-import { emptyUsage } from '../core/quota.ts';
+import { addUsage, emptyUsage, type UsageDelta } from '../core/quota.ts';
 import type {
   ClaimedTask,
   EventRecord,
@@ -104,6 +104,8 @@ export interface StepResult {
   readonly modelCalls?: number;
   /** Tool calls made in this step, when not recorded one by one. */
   readonly toolCalls?: number;
+  /** Usage reported by an external client for the whole step (not recorded one by one). */
+  readonly usage?: UsageDelta;
   readonly statePatch?: Record<string, unknown>;
 }
 
@@ -363,6 +365,7 @@ export class Orchestrator {
           ...snapshot.usage,
           tool_calls: snapshot.usage.tool_calls + result.toolCalls,
         };
+      if (result.usage) snapshot.usage = addUsage(snapshot.usage, result.usage);
       const transitioned = completeStep(
         p.workflow,
         snapshot,
@@ -497,6 +500,7 @@ export class Orchestrator {
     step: StepContext,
     failure: unknown,
     random: () => number = Math.random,
+    usage?: UsageDelta,
   ): Promise<ProcessRecord> {
     const error = coerceError(failure);
     const message = boundedMessage(error.message); // a failure is always recorded, cut if need be
@@ -521,6 +525,7 @@ export class Orchestrator {
           ...p,
           state: 'ready',
           envelope: stepEnded(p.envelope, now),
+          usage: usage ? addUsage(p.usage, usage) : p.usage,
           version: p.version + 1,
           updated_at: now,
         };
@@ -559,9 +564,11 @@ export class Orchestrator {
         ]);
         return next;
       }
+      const snapshot = { ...snapshotOf(p), envelope: stepEnded(p.envelope, now) };
+      if (usage) snapshot.usage = addUsage(snapshot.usage, usage);
       const transitioned = failStep(
         p.workflow,
-        { ...snapshotOf(p), envelope: stepEnded(p.envelope, now) },
+        snapshot,
         {
           step: step.step,
           stage: step.stage.name,

@@ -66,6 +66,7 @@ export const kernelArgs = z.object({
       store: storeParam,
       clock: clockParam.optional(),
       agentLane: laneParam.optional(),
+      externalLane: laneParam.optional(),
       agingMs: param.int(0, 86_400_000).optional(),
       routingFunctions: routingFunctionsParam.optional(),
       rateLimits: rateLimitsParam.optional(),

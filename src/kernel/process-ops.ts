@@ -26,6 +26,8 @@ export interface KernelContext {
   readonly ids: IdGenerator;
   /** Lane that agent steps are queued in. */
   readonly agentLane: string;
+  /** Lane that steps of `external` stages wait in for a client. */
+  readonly externalLane: string;
   readonly agingMs: number;
 }
 
@@ -239,11 +241,12 @@ export function agentStepTask(
   now: number,
 ): TaskRecord {
   const rank = ['realtime', 'high', 'normal', 'low', 'idle'].indexOf(p.priority);
+  const external = stageByName(p.workflow, stage)?.agent?.kind === 'external';
   return {
     id: ctx.ids.next('t'),
     kind: 'agent_step',
     name: stage,
-    lane: ctx.agentLane,
+    lane: external ? ctx.externalLane : ctx.agentLane,
     session_id: p.session_id,
     process_id: p.pid,
     payload: { pid: p.pid, step, stage },

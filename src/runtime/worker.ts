@@ -363,6 +363,13 @@ export class Worker {
         }
         return agent.run(ctx, spec.config ?? {});
       }
+      case 'external':
+        // Its steps wait in the external lane, which no in-process worker serves.
+        throw new WardenError(
+          'INVALID_STATE',
+          `stage '${step.stage.name}' runs in an external client (kind: external), not in this worker`,
+          { retryable: false },
+        );
     }
   }
 

@@ -198,17 +198,29 @@ const tsAgent = z.strictObject({
   config: z.record(z.string(), jsonValue).optional(),
 });
 
+/**
+ * Run by a client outside the daemon (a jeeves `PipelineWorker` over gRPC, or any external
+ * worker): its steps wait in the kernel's external lane, where no in-process worker claims them,
+ * until a client takes one and reports its result. `config` is handed to that client as is.
+ */
+const externalAgent = z.strictObject({
+  kind: z.literal('external'),
+  config: z.record(z.string(), jsonValue).optional(),
+});
+
 export const agentSchema = z.discriminatedUnion('kind', [
   noopAgent,
   llmAgent,
   tsAgent,
   toolAgent,
   shellAgent,
+  externalAgent,
 ]);
 export type AgentSpec = z.infer<typeof agentSchema>;
 export type LlmAgentSpec = z.infer<typeof llmAgent>;
 export type ToolAgentSpec = z.infer<typeof toolAgent>;
 export type ShellAgentSpec = z.infer<typeof shellAgent>;
+export type ExternalAgentSpec = z.infer<typeof externalAgent>;
 
 export const interruptSpecSchema = z.strictObject({
   kind: z.enum(INTERRUPT_KINDS),

@@ -1,0 +1,223 @@
+/**
+ * Steps of `external` stages: their agent runs in a client outside the daemon (a jeeves
+ * `PipelineWorker` over gRPC), which asks for the run's next step and reports its result.
+ *
+ * The step is still a durable task (in the kernel's external lane, where no in-process worker
+ * claims it): {@link ExternalSteps.take} claims it for the client under a lease and begins it;
+ * asking again while it is outstanding returns the same step and counts nothing (jeeves defect
+ * #1: one hop per issued step). {@link ExternalSteps.report} settles it, fenced by the lease the
+ * task row holds, and must name the stage that was issued (defect #9). A client that vanishes
+ * lets the lease lapse: the reaper queues the step again and the next `take` hands it out anew.
+ * Nothing lives in memory, so a daemon restart changes nothing for the client.
+ */
+import { WardenError } from '../core/errors.ts';
+import { isTerminalProcessState } from '../core/process-state.ts';
+import type { UsageDelta } from '../core/quota.ts';
+import { stageByName } from '../core/workflow/machine.ts';
+import type { StageSpec } from '../core/workflow/schema.ts';
+import { newLeaseToken } from '../store/task-events.ts';
+import type { ClaimedTask, ProcessRecord, TaskRecord } from '../store/types.ts';
+import type { Orchestrator, StepContext } from './orchestrator.ts';
+import type { KernelContext } from './process-ops.ts';
+
+/** Lease of a step handed to a client that does not heartbeat (the jeeves client never does). */
+export const DEFAULT_EXTERNAL_LEASE_MS = 10 * 60_000;
+
+export type ExternalTake =
+  | {
+      readonly kind: 'run';
+      readonly process: ProcessRecord;
+      readonly stage: StageSpec;
+      readonly step: number;
+      readonly attempt: number;
+    }
+  | { readonly kind: 'terminated'; readonly process: ProcessRecord }
+  | { readonly kind: 'waiting'; readonly process: ProcessRecord }
+  /**
+   * Nothing for a client now: the pending step is not external, or none is pending yet, or the
+   * step waits for a retry (`availableAt`, after its lease lapsed).
+   */
+  | { readonly kind: 'busy'; readonly process: ProcessRecord; readonly availableAt?: number };
+
+export interface ExternalReport {
+  /** The stage the client ran; must be the step issued. */
+  readonly stage: string;
+  readonly success: boolean;
+  readonly output?: unknown;
+  readonly error?: string;
+  /** Counted on the run's budget (one accounting record per run). */
+  readonly usage?: UsageDelta;
+}
+
+export interface TakeOptions {
+  /** Lease owner; `remote/…` so the reaper never judges it by local process liveness. */
+  readonly owner: string;
+  readonly leaseMs?: number;
+}
+
+export class ExternalSteps {
+  readonly #ctx: KernelContext;
+  readonly #orchestrator: Orchestrator;
+
+  constructor(ctx: KernelContext, orchestrator: Orchestrator) {
+    this.#ctx = ctx;
+    this.#orchestrator = orchestrator;
+  }
+
+  /**
+   * The run's outstanding external step, claimed for `owner` and begun if it was queued; the
+   * same step (its lease renewed) if it was already handed out.
+   */
+  async take(pid: string, options: TakeOptions): Promise<ExternalTake> {
+    const leaseMs = options.leaseMs ?? DEFAULT_EXTERNAL_LEASE_MS;
+    for (let round = 0; round < 8; round++) {
+      const process = await this.#mustGet(pid);
+      if (isTerminalProcessState(process.state)) return { kind: 'terminated', process };
+      const pending = process.envelope.pending;
+      if (pending?.kind === 'interrupt') return { kind: 'waiting', process };
+      const stage = pending ? stageByName(process.workflow, pending.stage) : undefined;
+      if (!pending || stage?.agent?.kind !== 'external') return { kind: 'busy', process };
+      const task = await this.#stepTask(process, pending.step);
+      if (!task) return { kind: 'busy', process }; // settled a moment ago: look again later
+      if (task.state === 'queued' && task.available_at > this.#ctx.clock.now())
+        return { kind: 'busy', process, availableAt: task.available_at };
+      if (task.state === 'queued') {
+        const claim = await this.#claim(task, options.owner, leaseMs);
+        if (!claim) continue; // not due yet, or taken by another client: read again
+        const begun = await this.#orchestrator.beginStep(claim);
+        if (!begun) continue;
+        return {
+          kind: 'run',
+          process: begun.process,
+          stage,
+          step: begun.step,
+          attempt: claim.attempt,
+        };
+      }
+      // Handed out already: the same step again, counting nothing; renew its lease.
+      const now = this.#ctx.clock.now();
+      await this.#ctx.store
+        .heartbeat(task.id, task.lease_token!, leaseMs, now)
+        .catch(() => undefined); // settled in between: the next read shows what happened
+      if (process.envelope.step_started_at == null) {
+        // Claimed, but the crash came before the step began: begin it now.
+        const begun = await this.#orchestrator.beginStep(claimOf(task));
+        if (!begun) continue;
+        return {
+          kind: 'run',
+          process: begun.process,
+          stage,
+          step: begun.step,
+          attempt: task.attempts,
+        };
+      }
+      return { kind: 'run', process, stage, step: pending.step, attempt: task.attempts };
+    }
+    throw new WardenError(
+      'CONFLICT',
+      `run ${pid} kept changing while its next step was taken; try again`,
+      {
+        retryable: true,
+      },
+    );
+  }
+
+  /**
+   * Records the client's result of the outstanding step and moves the run on. INVALID_STATE
+   * when no step is outstanding or `stage` is not the one issued (a stale or mistaken report
+   * changes nothing).
+   */
+  async report(pid: string, report: ExternalReport): Promise<ProcessRecord> {
+    const process = await this.#mustGet(pid);
+    if (isTerminalProcessState(process.state)) return process;
+    const pending = process.envelope.pending;
+    if (pending?.kind !== 'agent' || pending.stage !== report.stage) {
+      throw new WardenError(
+        'INVALID_STATE',
+        pending?.kind === 'agent'
+          ? `run ${pid} is waiting for a result of stage '${pending.stage}', not '${report.stage}'`
+          : `run ${pid} has no step of stage '${report.stage}' outstanding`,
+        { details: { pid, stage: report.stage, expected: pending?.stage ?? null } },
+      );
+    }
+    const task = await this.#stepTask(process, pending.step);
+    if (task?.state !== 'running' || process.envelope.step_started_at == null) {
+      throw new WardenError(
+        'INVALID_STATE',
+        `stage '${report.stage}' of run ${pid} was not handed out (ask for the next instruction first)`,
+        { details: { pid, stage: report.stage } },
+      );
+    }
+    const step: StepContext = {
+      claim: claimOf(task),
+      process,
+      workflow: process.workflow,
+      stage: stageByName(process.workflow, pending.stage)!,
+      step: pending.step,
+    };
+    if (report.success) {
+      return this.#orchestrator.completeStep(step, {
+        output: report.output ?? null,
+        modelCalls: report.usage?.llm_calls ?? 0,
+        ...(report.usage ? { usage: report.usage } : {}),
+      });
+    }
+    return this.#orchestrator.failStep(
+      step,
+      new WardenError('JOB_FAILED', report.error || 'the agent failed', {
+        retryable: false,
+        details: { reason: 'tool_failed_fatally' },
+      }),
+      undefined,
+      report.usage,
+    );
+  }
+
+  async #mustGet(pid: string): Promise<ProcessRecord> {
+    const p = await this.#ctx.store.getProcess(pid);
+    if (!p) throw new WardenError('NOT_FOUND', `no run ${pid}`, { details: { pid } });
+    return p;
+  }
+
+  /** The live task of step `step` of the run (queued or running), if any. */
+  async #stepTask(process: ProcessRecord, step: number): Promise<TaskRecord | undefined> {
+    const tasks = await this.#ctx.store.listTasks({
+      processId: process.pid,
+      states: ['queued', 'running'],
+      limit: 100,
+    });
+    return tasks.find(
+      (t) => t.kind === 'agent_step' && (t.payload as { step?: number } | null)?.step === step,
+    );
+  }
+
+  /** Claims this one queued task (ahead of any others in the lane: it is the run's own step). */
+  async #claim(task: TaskRecord, owner: string, leaseMs: number): Promise<ClaimedTask | null> {
+    const leaseToken = newLeaseToken();
+    try {
+      await this.#ctx.store.commit([
+        {
+          op: 'task.handoff',
+          id: task.id,
+          lane: task.lane,
+          workerId: owner,
+          leaseToken,
+          leaseMs,
+          now: this.#ctx.clock.now(),
+          required: true,
+          overtake: true,
+        },
+      ]);
+    } catch (error) {
+      if (error instanceof WardenError && error.code === 'CONFLICT') return null;
+      throw error;
+    }
+    const claimed = await this.#ctx.store.getTask(task.id);
+    if (claimed?.state !== 'running' || claimed.lease_token !== leaseToken) return null;
+    return { task: claimed, attempt: claimed.attempts, leaseToken };
+  }
+}
+
+function claimOf(task: TaskRecord): ClaimedTask {
+  return { task, attempt: task.attempts, leaseToken: task.lease_token! };
+}
