@@ -49,6 +49,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'CONFLICT':
     case 'LEASE_LOST':
     case 'IDEMPOTENCY_CONFLICT':
+    case 'ALREADY_EXISTS':
     case 'DAEMON_RUNNING':
       return EXIT.CONFLICT;
     case 'POLICY_DENIED':

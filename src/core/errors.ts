@@ -52,6 +52,13 @@ export const ERROR_CATALOGUE = {
     grpc: 'ABORTED',
     http: 409,
   },
+  ALREADY_EXISTS: {
+    summary: 'Something with that name or id exists already.',
+    retryable: false,
+    jsonrpc: -32000,
+    grpc: 'ALREADY_EXISTS',
+    http: 409,
+  },
   INVALID_STATE: {
     summary: 'The transition is not legal from the current state.',
     retryable: false,
