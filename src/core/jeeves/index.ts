@@ -1,0 +1,96 @@
+/** The jeeves.engine.v1 translation layer: wire enums, configs, state dicts, quotas. Pure. */
+export { agentConfigJson } from './agent-config-json.ts';
+export {
+  decodeWireEnum,
+  instructionKindForEffect,
+  interruptKindFromWire,
+  interruptKindToWire,
+  interruptStatusFromWire,
+  interruptStatusToWire,
+  isWireValue,
+  JEEVES_REASON_STRINGS,
+  type JeevesReasonString,
+  jeevesReasonString,
+  JOIN_STRATEGIES,
+  type JoinStrategy,
+  joinStrategyFromWire,
+  joinStrategyToWire,
+  priorityFromWire,
+  priorityToWire,
+  processStateFromWire,
+  processStateToWire,
+  requireProcessState,
+  requireWireEnum,
+  terminalReasonFromWire,
+  terminalReasonToWire,
+  WIRE_EXECUTION_EVENT_TYPE,
+  WIRE_INSTRUCTION_KIND,
+  WIRE_INTERRUPT_KIND,
+  WIRE_INTERRUPT_STATUS,
+  WIRE_JOIN_STRATEGY,
+  WIRE_PROCESS_STATE,
+  WIRE_SCHEDULING_PRIORITY,
+  WIRE_TERMINAL_REASON,
+  type WireEnum,
+  wireName,
+} from './enums.ts';
+export { decodeJsonObject } from './json-bytes.ts';
+export {
+  agentTargets,
+  DEFAULT_PIPELINE_BOUNDS,
+  interruptTargetsUsed,
+  jeevesAgentConfigSchema,
+  jeevesPipelineConfigSchema,
+  parsePipelineConfig,
+  pipelineStageOrder,
+} from './pipeline-config.ts';
+export {
+  initialStage,
+  loadPipelineWorkflow,
+  pipelineToWorkflow,
+  type PipelineToWorkflowOptions,
+} from './pipeline-workflow.ts';
+export {
+  emptyJeevesUsage,
+  JEEVES_DEFAULT_QUOTA,
+  type JeevesQuota,
+  type JeevesUsage,
+  jeevesUsageOf,
+  QUOTA_EXCEEDED_REASONS,
+  quotaExceeded,
+  type QuotaExceededReason,
+  recordUsage,
+  type RecordUsageInput,
+  resolveResourceQuota,
+  RESOURCE_QUOTA_FIELDS,
+  type ResourceQuotaField,
+  type ResourceQuotaInput,
+  resourceQuotaOf,
+  resourceUsageWire,
+  usageDeltaOf,
+  wardenQuotaOf,
+} from './quota.ts';
+export { formatRfc3339, parseRfc3339 } from './rfc3339.ts';
+export {
+  COMPLETED_TEXT,
+  emptyPassthrough,
+  type JeevesIdentity,
+  type JeevesInterruptView,
+  type JeevesPassthrough,
+  sessionEdgeTraversals,
+  type StateDictView,
+  toStateDict,
+} from './state-dict.ts';
+export {
+  fromStateDict,
+  type JeevesSessionStart,
+  type StateDictInputOptions,
+} from './state-dict-input.ts';
+export {
+  INTERRUPT_TARGETS,
+  type InterruptTarget,
+  type JeevesAgentConfig,
+  type JeevesEdgeLimit,
+  type JeevesPipelineConfig,
+  type JeevesRoutingRule,
+} from './types.ts';
