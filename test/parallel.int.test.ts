@@ -25,6 +25,7 @@ import {
   type ProcessRecord,
   type Store,
 } from '../src/store/index.ts';
+import { runCli } from './helpers/cli.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 import { waitFor, waitForProcess } from './helpers/wait.ts';
 
@@ -278,6 +279,23 @@ describe('parallel stages on the kernel', () => {
   });
 });
 
+describe('the shipped example', () => {
+  it('examples/parallel-research.yaml runs through warden run: join all, a race, a tolerated failure', async () => {
+    const home = tempDir();
+    expect((await runCli(['init'], { home })).code).toBe(0);
+    const result = await runCli(['run', 'examples/parallel-research.yaml', '--no-interactive'], {
+      home,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stdout.split('\n').map((l) => l.trim());
+    expect(lines).toContain('⊘ live_answer cancelled: cached_answer won the any join of answer');
+    expect(lines).toContain('⑂ publish step 8');
+    expect(lines).toContain('→ end (error_next)');
+    expect(lines.some((l) => l.startsWith('■ completed'))).toBe(true);
+    expect(lines.filter((l) => l.startsWith('✓ ')).length).toBe(6);
+  }, 30_000);
+});
+
 describe('parallel stages, step by step', () => {
   it('any outstanding branch reports by step number; a lost branch is reclaimed and run again; run time counts once', async () => {
     const { kernel, store, clock, claimAndBegin } = await manual();
@@ -387,6 +405,24 @@ describe('external branches of a parallel run', () => {
     await kernel.external.report(run.pid, { stage: 'both', success: true, output: {} });
     expect((await kernel.external.take(run.pid, { owner })).kind).toBe('terminated');
     expect((await kernel.getProcess(run.pid)).terminal_reason).toBe('completed');
+  });
+
+  it('a worker finishing a sequential step never takes the next one when it is external', async () => {
+    const { kernel, store } = await setup();
+    const workflow = buildWorkflow({
+      name: 'seq',
+      stages: [
+        { ...delayed('internal', 20), default_next: 'outside' },
+        { name: 'outside', agent: { kind: 'external' } },
+      ],
+    });
+    const run = await kernel.startRun({ workflow });
+    await waitFor(async () => (await kernel.getProcess(run.pid)).envelope.step === 2);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const p = await kernel.getProcess(run.pid);
+    expect(p.state).toBe('ready');
+    const tasks = await store.listTasks({ processId: run.pid, states: ['queued', 'running'] });
+    expect(tasks).toMatchObject([{ name: 'outside', state: 'queued', lane: 'external' }]);
   });
 
   it('a worker finishing an internal branch never takes an external one in its commit', async () => {

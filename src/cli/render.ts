@@ -85,7 +85,7 @@ export function renderEvent(event: EventRecord): string | null {
       );
     case 'stage.cancelled':
       return style.yellow(
-        `  ⊘ ${String(d.stage)} cancelled${d.reason === 'join' ? ` (${String(d.join)} joined on ${String(d.winner)})` : ''}`,
+        `  ⊘ ${String(d.stage)} cancelled: ${d.reason === 'join' ? `${String(d.winner)} won the any join of ${String(d.join)}` : 'the run ended'}`,
       );
     case 'interrupt.raised':
       return `${style.yellow('?')} ${String(d.kind)}: ${promptLine(String(d.prompt))} ${style.dim(String(d.id))}`;
