@@ -279,6 +279,48 @@ describe('parallel stages on the kernel', () => {
   });
 });
 
+describe('wide fan-out', () => {
+  it('3 runs of 40 llm branches on 2 workers: every step reports, none waits for a lapsed lease', async () => {
+    const store = await openSqliteStore({ file: join(tempDir(), 'w.db') });
+    const kernel = new Kernel({ store });
+    const errors: string[] = [];
+    const workers = [0, 1].map(
+      () =>
+        new Worker({
+          kernel,
+          concurrency: 16,
+          onError: (e, c) => errors.push(`${c.where} ${e.code} ${e.message}`),
+        }),
+    );
+    open.push({ store, kernel, workers });
+    for (const w of workers) await w.start();
+    const names = Array.from({ length: 40 }, (_, i) => `b${i}`);
+    const workflow = parallel({
+      bounds: { max_agent_hops: 41, max_llm_calls: 41 },
+      stages: [
+        ...names.map((name) => ({
+          name,
+          agent: { kind: 'llm' as const, prompt: 'x', script: [{ text: name }] },
+        })),
+        { name: 'join', agent: { kind: 'noop' }, requires: names },
+      ],
+    });
+    const runs = await Promise.all([0, 1, 2].map(() => kernel.startRun({ workflow })));
+    const done = await Promise.all(
+      runs.map((r) => waitForProcess(kernel, r.pid, undefined, 60_000)),
+    );
+    // Every branch writes the same process row; a step whose commits kept conflicting would
+    // be reported here and wait ~15 s for its lease to lapse.
+    expect(errors).toEqual([]);
+    for (const p of done) {
+      expect(p.terminal_reason).toBe('completed');
+      expect(p.usage.agent_hops).toBe(41);
+      expect(p.usage.llm_calls).toBe(40);
+      expect(Object.values(p.envelope.stage_calls).reduce((a, b) => a + b, 0)).toBe(40);
+    }
+  }, 60_000);
+});
+
 describe('the shipped example', () => {
   it('examples/parallel-research.yaml runs through warden run: join all, a race, a tolerated failure', async () => {
     const home = tempDir();
