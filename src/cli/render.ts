@@ -77,6 +77,16 @@ export function renderEvent(event: EventRecord): string | null {
     }
     case 'route.taken':
       return style.dim(`  → ${String(d.to)} (${String(d.via)})`);
+    case 'stage.forked':
+      return style.dim(`  ⑂ ${String(d.stage)} step ${String(d.step)}`);
+    case 'stage.joined':
+      return style.dim(
+        `  ⋈ ${String(d.stage)} (${String(d.join_strategy)} of ${short(d.waited_for)})`,
+      );
+    case 'stage.cancelled':
+      return style.yellow(
+        `  ⊘ ${String(d.stage)} cancelled: ${d.reason === 'join' ? `${String(d.winner)} won the any join of ${String(d.join)}` : 'the run ended'}`,
+      );
     case 'interrupt.raised':
       return `${style.yellow('?')} ${String(d.kind)}: ${promptLine(String(d.prompt))} ${style.dim(String(d.id))}`;
     case 'interrupt.resolved':

@@ -191,6 +191,9 @@ export {
 } from './workflow/condition.ts';
 export { formatDurationMs, parseDurationMs } from './workflow/duration.ts';
 export {
+  type Branch,
+  BRANCH_STATUSES,
+  type BranchStatus,
   type Envelope,
   type HistoryEntry,
   MAX_HISTORY,
@@ -206,14 +209,19 @@ export {
 } from './workflow/load.ts';
 export {
   advance,
+  type CancelledBranch,
   cancelRun,
   completeStep,
   type Effect,
   failStep,
+  type ForkedStep,
   type InterruptOutcome,
   type MachineOptions,
   nextInstruction,
   outputKey,
+  type OutstandingStep,
+  outstandingStep,
+  outstandingSteps,
   type RaisedInterrupt,
   resumeAfterInterrupt,
   route,
@@ -227,15 +235,20 @@ export {
   transition,
   type Transitioned,
 } from './workflow/machine.ts';
+export { afterOf, isParallel, joinOf, requiresOf } from './workflow/parallel-graph.ts';
 export {
   type AgentSpec,
   type Condition,
+  type ExternalAgentSpec,
   type InterruptSpec,
+  JOIN_STRATEGIES,
+  type JoinStrategy,
   type LlmAgentSpec,
   type RoutingRule,
+  RUN_MODES,
+  type RunMode,
   type ScriptedResponse,
   type ShellAgentSpec,
-  type ExternalAgentSpec,
   type StageSpec,
   type ToolAgentSpec,
   type Workflow,

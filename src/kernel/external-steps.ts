@@ -9,16 +9,20 @@
  * task row holds, and must name the stage that was issued (defect #9). A client that vanishes
  * lets the lease lapse: the reaper queues the step again and the next `take` hands it out anew.
  * Nothing lives in memory, so a daemon restart changes nothing for the client.
+ *
+ * A parallel run may have several external steps outstanding at once; a client is handed one
+ * at a time: the one it holds already, else the lowest in stage order that is due. Its report
+ * names the stage, which picks the branch.
  */
 import { WardenError } from '../core/errors.ts';
 import { isTerminalProcessState } from '../core/process-state.ts';
 import type { UsageDelta } from '../core/quota.ts';
-import { stageByName } from '../core/workflow/machine.ts';
+import { type OutstandingStep, outstandingSteps, stageByName } from '../core/workflow/machine.ts';
 import type { StageSpec } from '../core/workflow/schema.ts';
 import { newLeaseToken } from '../store/task-events.ts';
 import type { ClaimedTask, ProcessRecord, TaskRecord } from '../store/types.ts';
 import type { Orchestrator, StepContext } from './orchestrator.ts';
-import type { KernelContext } from './process-ops.ts';
+import { type KernelContext, stepBegun } from './process-ops.ts';
 
 /** Lease of a step handed to a client that does not heartbeat (the jeeves client never does). */
 export const DEFAULT_EXTERNAL_LEASE_MS = 10 * 60_000;
@@ -73,14 +77,11 @@ export class ExternalSteps {
     for (let round = 0; round < 8; round++) {
       const process = await this.#mustGet(pid);
       if (isTerminalProcessState(process.state)) return { kind: 'terminated', process };
-      const pending = process.envelope.pending;
-      if (pending?.kind === 'interrupt') return { kind: 'waiting', process };
-      const stage = pending ? stageByName(process.workflow, pending.stage) : undefined;
-      if (!pending || stage?.agent?.kind !== 'external') return { kind: 'busy', process };
-      const task = await this.#stepTask(process, pending.step);
-      if (!task) return { kind: 'busy', process }; // settled a moment ago: look again later
-      if (task.state === 'queued' && task.available_at > this.#ctx.clock.now())
-        return { kind: 'busy', process, availableAt: task.available_at };
+      if (process.envelope.pending?.kind === 'interrupt') return { kind: 'waiting', process };
+      const picked = await this.#pick(process);
+      if (picked.kind === 'busy') return { kind: 'busy', process, ...picked.at };
+      const { pending, task } = picked;
+      const stage = stageByName(process.workflow, pending.stage)!;
       if (task.state === 'queued') {
         const claim = await this.#claim(task, options.owner, leaseMs);
         if (!claim) continue; // not due yet, or taken by another client: read again
@@ -99,7 +100,7 @@ export class ExternalSteps {
       await this.#ctx.store
         .heartbeat(task.id, task.lease_token!, leaseMs, now)
         .catch(() => undefined); // settled in between: the next read shows what happened
-      if (process.envelope.step_started_at == null) {
+      if (!stepBegun(process.envelope, pending.step)) {
         // Claimed, but the crash came before the step began: begin it now.
         const begun = await this.#orchestrator.beginStep(claimOf(task));
         if (!begun) continue;
@@ -130,18 +131,27 @@ export class ExternalSteps {
   async report(pid: string, report: ExternalReport): Promise<ProcessRecord> {
     const process = await this.#mustGet(pid);
     if (isTerminalProcessState(process.state)) return process;
-    const pending = process.envelope.pending;
-    if (pending?.kind !== 'agent' || pending.stage !== report.stage) {
+    const outstanding = outstandingSteps(process.workflow, process.envelope);
+    const pending = outstanding.find((s) => s.stage === report.stage);
+    if (!pending) {
+      const expected = outstanding.map((s) => `'${s.stage}'`).join(' or ');
       throw new WardenError(
         'INVALID_STATE',
-        pending?.kind === 'agent'
-          ? `run ${pid} is waiting for a result of stage '${pending.stage}', not '${report.stage}'`
+        outstanding.length > 0
+          ? `run ${pid} is waiting for a result of stage ${expected}, not '${report.stage}'`
           : `run ${pid} has no step of stage '${report.stage}' outstanding`,
-        { details: { pid, stage: report.stage, expected: pending?.stage ?? null } },
+        {
+          details: {
+            pid,
+            stage: report.stage,
+            expected: outstanding[0]?.stage ?? null,
+            outstanding: outstanding.map((s) => s.stage),
+          },
+        },
       );
     }
-    const task = await this.#stepTask(process, pending.step);
-    if (task?.state !== 'running' || process.envelope.step_started_at == null) {
+    const task = (await this.#liveTasks(process)).find((t) => stepOf(t) === pending.step);
+    if (task?.state !== 'running' || !stepBegun(process.envelope, pending.step)) {
       throw new WardenError(
         'INVALID_STATE',
         `stage '${report.stage}' of run ${pid} was not handed out (ask for the next instruction first)`,
@@ -179,16 +189,43 @@ export class ExternalSteps {
     return p;
   }
 
-  /** The live task of step `step` of the run (queued or running), if any. */
-  async #stepTask(process: ProcessRecord, step: number): Promise<TaskRecord | undefined> {
+  /**
+   * The external step to hand out (one at a time): the one handed out already, else the lowest
+   * in stage order that is due; `busy` (with the earliest retry time, if one waits for it) when
+   * none is.
+   */
+  async #pick(
+    process: ProcessRecord,
+  ): Promise<
+    | { kind: 'step'; pending: OutstandingStep; task: TaskRecord }
+    | { kind: 'busy'; at: { availableAt?: number } }
+  > {
+    const external = outstandingSteps(process.workflow, process.envelope).filter(
+      (s) => stageByName(process.workflow, s.stage)?.agent?.kind === 'external',
+    );
+    if (external.length === 0) return { kind: 'busy', at: {} };
+    const tasks = await this.#liveTasks(process);
+    const withTask = external.flatMap((pending) => {
+      const task = tasks.find((t) => stepOf(t) === pending.step);
+      return task ? [{ kind: 'step' as const, pending, task }] : []; // none: settled a moment ago
+    });
+    const held = withTask.find((c) => c.task.state === 'running');
+    if (held) return held;
+    const now = this.#ctx.clock.now();
+    const due = withTask.find((c) => c.task.available_at <= now);
+    if (due) return due;
+    const waits = withTask.map((c) => c.task.available_at);
+    return { kind: 'busy', at: waits.length > 0 ? { availableAt: Math.min(...waits) } : {} };
+  }
+
+  /** The run's live step tasks (queued or running). */
+  async #liveTasks(process: ProcessRecord): Promise<TaskRecord[]> {
     const tasks = await this.#ctx.store.listTasks({
       processId: process.pid,
       states: ['queued', 'running'],
-      limit: 100,
+      limit: 1_000,
     });
-    return tasks.find(
-      (t) => t.kind === 'agent_step' && (t.payload as { step?: number } | null)?.step === step,
-    );
+    return tasks.filter((t) => t.kind === 'agent_step');
   }
 
   /** Claims this one queued task (ahead of any others in the lane: it is the run's own step). */
@@ -216,6 +253,10 @@ export class ExternalSteps {
     if (claimed?.state !== 'running' || claimed.lease_token !== leaseToken) return null;
     return { task: claimed, attempt: claimed.attempts, leaseToken };
   }
+}
+
+function stepOf(task: TaskRecord): number | undefined {
+  return (task.payload as { step?: number } | null)?.step;
 }
 
 function claimOf(task: TaskRecord): ClaimedTask {

@@ -27,6 +27,8 @@ import {
   type LoadedWorkflow,
   mergeQuota,
   newEnvelope,
+  outstandingStep,
+  outstandingSteps,
   type Priority,
   type Quota,
   randomToken,
@@ -52,8 +54,10 @@ import type {
 } from '../store/index.ts';
 import { processEvent, taskEvent } from './events.ts';
 import {
+  anyBranchRunning,
   elapsedMs,
   type KernelContext,
+  liveStepTasks,
   planEffect,
   snapshotOf,
   stateChangeOps,
@@ -272,12 +276,10 @@ export class Orchestrator {
     const payload = claim.task.payload as { pid: string; step: number; stage: string };
     return withCasRetry(async () => {
       const p = await this.#ctx.store.getProcess(payload.pid);
-      const pending = p?.envelope.pending;
       if (
         !p ||
         isTerminalProcessState(p.state) ||
-        pending?.kind !== 'agent' ||
-        pending.step !== payload.step
+        outstandingStep(p.envelope, payload.step)?.stage !== payload.stage
       ) {
         await this.#ctx.store.commit([
           {
@@ -301,7 +303,7 @@ export class Orchestrator {
       const next: ProcessRecord = {
         ...p,
         state: 'running',
-        envelope: stepStarted(p.envelope, now),
+        envelope: stepStarted(p.envelope, now, payload.step),
         version: p.version + 1,
         updated_at: now,
       };
@@ -355,11 +357,11 @@ export class Orchestrator {
       const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
       // A run that ended or moved past this step has no use for the report: the lease is lost.
-      if (isTerminalProcessState(p.state) || p.envelope.pending?.step !== step.step) {
+      if (isTerminalProcessState(p.state) || !outstandingStep(p.envelope, step.step)) {
         throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
       }
       const snapshot = snapshotOf(p);
-      snapshot.envelope = stepEnded(snapshot.envelope, now);
+      snapshot.envelope = stepEnded(snapshot.envelope, now, step.step);
       if (result.toolCalls)
         snapshot.usage = {
           ...snapshot.usage,
@@ -380,7 +382,8 @@ export class Orchestrator {
         this.machineOptions(p),
       );
       const softOps = this.#softTimeoutOps(p, transitioned.snapshot.envelope, now);
-      const plan = planEffect(this.#ctx, p, p.state, transitioned);
+      const tasks = transitioned.cancelled?.length ? await liveStepTasks(this.#ctx, p.pid) : [];
+      const plan = planEffect(this.#ctx, p, p.state, transitioned, tasks);
       const ops: StoreOp[] = [
         {
           op: 'task.settle',
@@ -412,8 +415,9 @@ export class Orchestrator {
         ...softOps,
         ...plan.ops.slice(1),
       ];
-      const queued = offer ? handoffCandidate(ops) : undefined;
-      if (!queued || plan.next.state !== 'ready') {
+      const queued = offer ? handoffCandidate(ops, this.#ctx.agentLane) : undefined;
+      // `running`: other branches of a parallel run are running; this one joins them.
+      if (!queued || (plan.next.state !== 'ready' && plan.next.state !== 'running')) {
         await this.#ctx.store.commit(ops);
         return { process: plan.next, next: null };
       }
@@ -427,7 +431,7 @@ export class Orchestrator {
       const running: ProcessRecord = {
         ...ready,
         state: 'running',
-        envelope: stepStarted(ready.envelope, now),
+        envelope: stepStarted(ready.envelope, now, payload.step),
         updated_at: now,
       };
       const at = ops.findIndex((op) => op.op === 'process.update' && op.row.pid === ready.pid);
@@ -508,7 +512,7 @@ export class Orchestrator {
     return withCasRetry(async () => {
       const p = await this.#mustGet(step.process.pid);
       const now = this.#ctx.clock.now();
-      if (isTerminalProcessState(p.state) || p.envelope.pending?.step !== step.step) {
+      if (isTerminalProcessState(p.state) || !outstandingStep(p.envelope, step.step)) {
         throw errors.leaseLost(step.claim.task.id, step.claim.attempt);
       }
       const task = step.claim.task;
@@ -521,10 +525,13 @@ export class Orchestrator {
           step.claim.attempt,
           random,
         );
+        const envelope = stepEnded(p.envelope, now, step.step);
+        // Other branches of a parallel run may still be running.
+        const state = anyBranchRunning(envelope) ? 'running' : 'ready';
         const next: ProcessRecord = {
           ...p,
-          state: 'ready',
-          envelope: stepEnded(p.envelope, now),
+          state,
+          envelope,
           usage: usage ? addUsage(p.usage, usage) : p.usage,
           version: p.version + 1,
           updated_at: now,
@@ -560,11 +567,11 @@ export class Orchestrator {
             will_retry: true,
             attempt: step.claim.attempt,
           }),
-          ...stateChangeOps(p, p.state, 'ready'),
+          ...stateChangeOps(p, p.state, state),
         ]);
         return next;
       }
-      const snapshot = { ...snapshotOf(p), envelope: stepEnded(p.envelope, now) };
+      const snapshot = { ...snapshotOf(p), envelope: stepEnded(p.envelope, now, step.step) };
       if (usage) snapshot.usage = addUsage(snapshot.usage, usage);
       const transitioned = failStep(
         p.workflow,
@@ -579,7 +586,8 @@ export class Orchestrator {
         },
         this.machineOptions(p),
       );
-      const plan = planEffect(this.#ctx, p, p.state, transitioned);
+      const tasks = transitioned.cancelled?.length ? await liveStepTasks(this.#ctx, p.pid) : [];
+      const plan = planEffect(this.#ctx, p, p.state, transitioned, tasks);
       await this.#ctx.store.commit([
         {
           op: 'task.settle',
@@ -644,10 +652,18 @@ export class Orchestrator {
           processEvent(p, 'interrupt.cancelled', { id: i.id, kind: i.kind, reason: message }),
         );
       }
+      // Parallel branches get their stage.cancelled events; their tasks are cancelled above.
+      const cancelled = p.envelope.branches
+        ? outstandingSteps(p.workflow, p.envelope).map((s) => ({
+            ...s,
+            reason: 'run_ended' as const,
+          }))
+        : [];
       const plan = planEffect(this.#ctx, p, p.state, {
         snapshot: snap,
         effect: { kind: 'terminate', reason: 'user_cancelled', message },
         routes: [],
+        cancelled,
       });
       await this.#ctx.store.commit([...ops, ...plan.ops]);
       return plan.next;
@@ -722,13 +738,16 @@ export interface StepTaker {
   readonly overtake?: boolean;
 }
 
-/** The agent step a commit queues, if it queues exactly one. */
-function handoffCandidate(ops: readonly StoreOp[]): TaskRecord | undefined {
+/**
+ * The agent step a commit queues, if it queues exactly one and in the workers' lane (a step of
+ * an `external` stage waits for a client, never for the worker that finished the step before).
+ */
+function handoffCandidate(ops: readonly StoreOp[], agentLane: string): TaskRecord | undefined {
   let found: TaskRecord | undefined;
   for (const op of ops) {
     if (op.op !== 'task.insert' || op.row.kind !== 'agent_step') continue;
     if (found) return undefined;
     found = op.row;
   }
-  return found;
+  return found?.lane === agentLane ? found : undefined;
 }

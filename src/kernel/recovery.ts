@@ -10,7 +10,7 @@
  * Both commit with the task's fenced settle in one transaction; a run that moved on meanwhile
  * makes the commit fail with CONFLICT and the next reclaim pass looks again.
  */
-import { failStep, isTerminalProcessState } from '../core/index.ts';
+import { failStep, isTerminalProcessState, outstandingStep } from '../core/index.ts';
 import {
   isDeadLocalOwner,
   type ReclaimDecision,
@@ -20,7 +20,15 @@ import {
 import type { ProcessRecord, StoreOp, TaskRecord } from '../store/index.ts';
 import { processEvent } from './events.ts';
 import type { Orchestrator } from './orchestrator.ts';
-import { type KernelContext, planEffect, snapshotOf, stateChangeOps } from './process-ops.ts';
+import {
+  anyBranchRunning,
+  type KernelContext,
+  liveStepTasks,
+  planEffect,
+  snapshotOf,
+  stateChangeOps,
+  stepLost,
+} from './process-ops.ts';
 
 export class Recovery {
   readonly #ctx: KernelContext;
@@ -64,33 +72,46 @@ export class Recovery {
     if (!process || isTerminalProcessState(process.state)) return [];
     const payload = task.payload as { step?: number; stage?: string } | null;
     if (decision.state === 'queued')
-      return process.state === 'running' ? this.#toReady(process, now) : [];
-    if (process.envelope.pending?.step !== payload?.step) return [];
+      return process.state === 'running' ? this.#toReady(process, payload, now) : [];
+    if (payload?.step === undefined || !outstandingStep(process.envelope, payload.step)) return [];
+    const lost = stepLost(process.envelope, now, payload.step);
     const transitioned = failStep(
       process.workflow,
-      snapshotOf(process),
+      { ...snapshotOf(process), envelope: lost },
       {
-        step: payload?.step ?? 0,
-        stage: payload?.stage ?? process.current_stage,
+        step: payload.step,
+        stage: payload.stage ?? process.current_stage,
         code: 'LEASE_EXPIRED',
         message: `the step's worker was lost ${task.attempts} times`,
       },
       this.#orchestrator.machineOptions(process),
     );
-    return planEffect(this.#ctx, process, process.state, transitioned).ops;
+    const tasks = transitioned.cancelled?.length ? await liveStepTasks(this.#ctx, process.pid) : [];
+    return planEffect(this.#ctx, process, process.state, transitioned, tasks).ops;
   }
 
-  #toReady(p: ProcessRecord, now: number): StoreOp[] {
+  /**
+   * The step goes back to the queue: the run is `ready` again, unless other branches of a
+   * parallel run are still running.
+   */
+  #toReady(
+    p: ProcessRecord,
+    payload: { step?: number; stage?: string } | null,
+    now: number,
+  ): StoreOp[] {
+    const parallel = p.envelope.branches !== undefined && payload?.step !== undefined;
+    const envelope = parallel ? stepLost(p.envelope, now, payload.step!) : p.envelope;
+    const state = anyBranchRunning(envelope) ? 'running' : 'ready';
     return [
       {
         op: 'process.update',
         expectVersion: p.version,
-        row: { ...p, state: 'ready', version: p.version + 1, updated_at: now },
+        row: { ...p, state, envelope, version: p.version + 1, updated_at: now },
       },
-      ...stateChangeOps(p, p.state, 'ready', 'step lease reclaimed'),
+      ...stateChangeOps(p, p.state, state, 'step lease reclaimed'),
       processEvent(p, 'stage.failed', {
-        stage: p.envelope.pending?.stage,
-        step: p.envelope.pending?.step,
+        stage: parallel ? payload.stage : p.envelope.pending?.stage,
+        step: parallel ? payload.step : p.envelope.pending?.step,
         error: { code: 'LEASE_EXPIRED' },
         will_retry: true,
       }),

@@ -3,7 +3,13 @@
  * database). `ps` and `interrupts` go through the daemon when one is targeted
  * (daemon-target.ts); `inspect` and `events` read the database.
  */
-import { MAX_HISTORY, PROCESS_STATES, type ProcessState, WardenError } from '../../core/index.ts';
+import {
+  MAX_HISTORY,
+  outstandingSteps,
+  PROCESS_STATES,
+  type ProcessState,
+  WardenError,
+} from '../../core/index.ts';
 import type { InterruptRecord, ProcessRecord } from '../../store/index.ts';
 import { openContext, openContextIfExists } from '../context.ts';
 import { checkWholePage, DAEMON_PAGE, viaDaemonOr } from '../daemon-target.ts';
@@ -153,9 +159,7 @@ export async function inspectCommand(pid: string, options: GlobalOptions): Promi
     printLine(
       `  state      ${p.state}${p.terminal_reason ? ` (${p.terminal_reason}: ${p.terminal_message ?? ''})` : ''}`,
     );
-    printLine(
-      `  stage      ${p.current_stage}   step ${p.envelope.step}${p.envelope.pending ? `   pending ${p.envelope.pending.kind} step ${p.envelope.pending.step}` : ''}`,
-    );
+    printLine(`  stage      ${p.current_stage}   step ${p.envelope.step}${pendingText(p)}`);
     printLine(`  budget     ${budgetLine(p.usage, p.quota)}`);
     printLine(`  session    ${p.session_id}   trace ${p.trace_id}`);
     printLine(`  created    ${formatTime(p.created_at)}   completed ${formatTime(p.completed_at)}`);
@@ -334,4 +338,13 @@ export function parseLimit(value: string | undefined, fallback: number): number 
   if (!Number.isInteger(n) || n < 1)
     throw new WardenError('INVALID_PARAMS', `--limit must be a positive integer (got ${value})`);
   return n;
+}
+
+/** What the run waits for: its pending step, or a parallel run's outstanding branches. */
+function pendingText(p: ProcessRecord): string {
+  if (p.envelope.pending)
+    return `   pending ${p.envelope.pending.kind} step ${p.envelope.pending.step}`;
+  const branches = outstandingSteps(p.workflow, p.envelope);
+  if (branches.length === 0) return '';
+  return `   outstanding ${branches.map((b) => `${b.stage} (step ${b.step})`).join(', ')}`;
 }

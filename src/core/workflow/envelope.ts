@@ -12,10 +12,28 @@ export interface PendingStep {
   readonly interrupt_id?: string;
 }
 
+/**
+ * Parallel mode: where a stage's branch stands. `outstanding`: issued and not yet reported;
+ * the others are final. A stage has at most one branch (each stage runs at most once).
+ */
+export const BRANCH_STATUSES = ['outstanding', 'completed', 'failed', 'cancelled'] as const;
+export type BranchStatus = (typeof BRANCH_STATUSES)[number];
+
+export interface Branch {
+  /** The branch's step; null for a stage cancelled before it was issued (a lost `any` join). */
+  readonly step: number | null;
+  status: BranchStatus;
+  /**
+   * When the step's current attempt began running (null or absent while it is queued): the
+   * kernel's bookkeeping for the process state and the run-time budget.
+   */
+  started_at?: number | null;
+}
+
 export interface HistoryEntry {
   readonly step: number;
   readonly stage: string;
-  readonly status: 'ok' | 'error' | 'interrupted';
+  readonly status: 'ok' | 'error' | 'interrupted' | 'cancelled';
   readonly at: number;
   readonly attempt?: number;
   readonly error?: string;
@@ -37,7 +55,13 @@ export interface Envelope {
   current_stage: string;
   /** Number of steps issued so far; step numbers start at 1. */
   step: number;
+  /** Sequential mode: the outstanding step. Always null in parallel mode (see {@link branches}). */
   pending: PendingStep | null;
+  /**
+   * Parallel mode only: each started stage's branch, by stage name (absent in sequential mode).
+   * Use `outstandingSteps()` for the steps a worker or client may report.
+   */
+  branches?: Record<string, Branch>;
   visits: Record<string, number>;
   /** `"from->to"` → count. */
   edge_traversals: Record<string, number>;
@@ -60,7 +84,10 @@ export interface Envelope {
    * running, not time queued, waiting for a person, or lost with a dead worker.
    */
   active_ms?: number;
-  /** When the current attempt began running (null or absent between steps). */
+  /**
+   * When the current attempt began running (null or absent between steps). Parallel mode: when
+   * the current interval with at least one running branch (and the same set of them) began.
+   */
   step_started_at?: number | null;
 }
 

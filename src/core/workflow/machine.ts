@@ -13,64 +13,52 @@
  * - every transition, including error routes and self-edges, counts against edge limits;
  * - a transition to a stage at or before the current one in stage order is a loop-back and
  *   counts one iteration; `iterations ≥ max_iterations` stops the run.
+ *
+ * Parallel workflows (`mode: parallel`) take the same entry points and are handled by
+ * parallel.ts: several steps may be outstanding at once (`envelope.branches`), and the effect
+ * of a transition is `fork` (every outstanding branch step, the new ones `fresh`) or terminate.
  */
 import { WardenError } from '../errors.ts';
 import { INTERRUPT_EXPIRY, type InterruptKind, type InterruptResponse } from '../interrupt.ts';
-import {
-  grantQuota,
-  limitForReason,
-  type Quota,
-  stepBoundExceeded,
-  type TerminalReason,
-  type Usage,
-} from '../quota.ts';
+import { grantQuota, limitForReason, stepBoundExceeded, type TerminalReason } from '../quota.ts';
 import { evaluateCondition, readField, type RoutingContext } from './condition.ts';
 import { type Envelope, pushHistory } from './envelope.ts';
+import type {
+  Effect,
+  MachineOptions,
+  OutstandingStep,
+  RaisedInterrupt,
+  RoutingFunction,
+  RunSnapshot,
+  StepFailure,
+  StepSuccess,
+  Transitioned,
+} from './machine-types.ts';
+import {
+  advanceParallel,
+  cancelBranches,
+  completeParallel,
+  failParallel,
+  outstandingBranches,
+} from './parallel.ts';
+import { isParallel } from './parallel-graph.ts';
 import type { StageSpec, Workflow } from './schema.ts';
 import { renderTemplate } from './template.ts';
 import { END } from './validate.ts';
 
-export interface RunSnapshot {
-  envelope: Envelope;
-  usage: Usage;
-  quota: Quota;
-  terminated: { reason: TerminalReason; message: string } | null;
-}
-
-export interface RaisedInterrupt {
-  readonly kind: InterruptKind;
-  readonly stage: string;
-  readonly prompt: string;
-  readonly data: Record<string, unknown>;
-  readonly ttl_ms?: number;
-}
-
-export type Effect =
-  | {
-      readonly kind: 'run_agent';
-      readonly stage: string;
-      readonly step: number;
-      readonly fresh: boolean;
-    }
-  | { readonly kind: 'raise_interrupt'; readonly step: number; readonly interrupt: RaisedInterrupt }
-  | { readonly kind: 'wait_interrupt' }
-  | { readonly kind: 'terminate'; readonly reason: TerminalReason; readonly message: string };
-
-export interface Transitioned {
-  readonly snapshot: RunSnapshot;
-  readonly effect: Effect;
-  /** Transitions taken on the way, for `route.taken` events. */
-  readonly routes: ReadonlyArray<{ from: string; to: string; via: string }>;
-}
-
-/** A TypeScript routing function: returns the next stage, or undefined for "no match". */
-export type RoutingFunction = (ctx: RoutingContext) => string | undefined | null;
-
-export interface MachineOptions {
-  readonly elapsedMs: number;
-  readonly now: number;
-  readonly routingFunctions?: ReadonlyMap<string, RoutingFunction>;
-}
+export type {
+  CancelledBranch,
+  Effect,
+  ForkedStep,
+  MachineOptions,
+  OutstandingStep,
+  RaisedInterrupt,
+  RoutingFunction,
+  RunSnapshot,
+  StepFailure,
+  StepSuccess,
+  Transitioned,
+} from './machine-types.ts';
 
 export function stageByName(workflow: Workflow, name: string): StageSpec | undefined {
   return workflow.stages.find((s) => s.name === name);
@@ -89,6 +77,7 @@ export function outputKey(stage: StageSpec): string {
  * returns that same step.
  */
 export function nextInstruction(workflow: Workflow, snap: RunSnapshot, elapsedMs: number): Effect {
+  if (isParallel(workflow)) return advanceParallel(workflow, snap, { elapsedMs, now: 0 }).effect;
   return decide(workflow, snap, elapsedMs, false);
 }
 
@@ -98,6 +87,7 @@ export function advance(
   snapshot: RunSnapshot,
   options: MachineOptions,
 ): Transitioned {
+  if (isParallel(workflow)) return advanceParallel(workflow, snapshot, options);
   const snap = clone(snapshot);
   const effect = decide(workflow, snap, options.elapsedMs, true);
   return { snapshot: snap, effect, routes: [] };
@@ -270,15 +260,6 @@ export function transition(
   return { snapshot: snap, effect: next, routes };
 }
 
-export interface StepSuccess {
-  readonly step: number;
-  readonly stage: string;
-  readonly output: unknown;
-  readonly modelCalls: number;
-  readonly statePatch?: Record<string, unknown>;
-  readonly attempt?: number;
-}
-
 /** Records a finished step and routes on its output. Stale reports throw INVALID_STATE. */
 export function completeStep(
   workflow: Workflow,
@@ -286,6 +267,7 @@ export function completeStep(
   result: StepSuccess,
   options: MachineOptions,
 ): Transitioned {
+  if (isParallel(workflow)) return completeParallel(workflow, snapshot, result, options);
   const snap = clone(snapshot);
   const env = snap.envelope;
   assertPending(snap, result.step, result.stage, 'agent');
@@ -337,16 +319,6 @@ export function completeStep(
   return transition(workflow, snap, stage.name, to, via, options);
 }
 
-export interface StepFailure {
-  readonly step: number;
-  readonly stage: string;
-  readonly code: string;
-  readonly message: string;
-  /** For QUOTA_EXCEEDED failures: the budget reason the worker hit. */
-  readonly reason?: TerminalReason;
-  readonly attempt?: number;
-}
-
 /** A step failed for good (retries exhausted or not retryable): `error_next`, or terminate. */
 export function failStep(
   workflow: Workflow,
@@ -354,6 +326,7 @@ export function failStep(
   failure: StepFailure,
   options: MachineOptions,
 ): Transitioned {
+  if (isParallel(workflow)) return failParallel(workflow, snapshot, failure, options);
   const snap = clone(snapshot);
   const env = snap.envelope;
   assertPending(snap, failure.step, failure.stage, 'agent');
@@ -464,12 +437,37 @@ export function resumeAfterInterrupt(
   return transition(workflow, snap, stage.name, to, via, options);
 }
 
-/** Ends a run on request (cancel): any outstanding step becomes stale. */
+/** Ends a run on request (cancel): every outstanding step becomes stale. */
 export function cancelRun(snapshot: RunSnapshot, message: string): RunSnapshot {
   const snap = clone(snapshot);
   snap.envelope.pending = null;
+  cancelBranches(snap.envelope);
   snap.terminated = { reason: 'user_cancelled', message };
   return snap;
+}
+
+/**
+ * Every step issued and not yet reported that a worker or client may report, in stage order:
+ * the sequential run's pending agent step (none while it waits for an interrupt), or a
+ * parallel run's outstanding branches.
+ */
+export function outstandingSteps(workflow: Workflow, envelope: Envelope): OutstandingStep[] {
+  if (envelope.branches) return outstandingBranches(workflow, envelope);
+  const pending = envelope.pending;
+  return pending?.kind === 'agent' ? [{ step: pending.step, stage: pending.stage }] : [];
+}
+
+/** The outstanding step numbered `step` (see {@link outstandingSteps}), if there is one. */
+export function outstandingStep(envelope: Envelope, step: number): OutstandingStep | undefined {
+  if (envelope.branches) {
+    for (const [stage, branch] of Object.entries(envelope.branches))
+      if (branch.status === 'outstanding' && branch.step === step) return { step, stage };
+    return undefined;
+  }
+  const pending = envelope.pending;
+  return pending?.kind === 'agent' && pending.step === step
+    ? { step, stage: pending.stage }
+    : undefined;
 }
 
 function assertPending(

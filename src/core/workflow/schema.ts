@@ -222,6 +222,13 @@ export type ToolAgentSpec = z.infer<typeof toolAgent>;
 export type ShellAgentSpec = z.infer<typeof shellAgent>;
 export type ExternalAgentSpec = z.infer<typeof externalAgent>;
 
+/** How a workflow runs its stages: one at a time by routing, or as a dependency graph. */
+export const RUN_MODES = ['sequential', 'parallel'] as const;
+export type RunMode = (typeof RUN_MODES)[number];
+
+export const JOIN_STRATEGIES = ['all', 'any'] as const;
+export type JoinStrategy = (typeof JOIN_STRATEGIES)[number];
+
 export const interruptSpecSchema = z.strictObject({
   kind: z.enum(INTERRUPT_KINDS),
   prompt: z.string().min(1).optional(),
@@ -253,6 +260,12 @@ export const stageSchema = z.strictObject({
   timeout: durationSchema.optional(),
   retry: retrySchema.optional(),
   output_key: stageName.optional(),
+  /** Parallel mode: stages that must complete (succeed) before this one starts. */
+  requires: z.array(stageName).max(64).optional(),
+  /** Parallel mode: stages that must finish (succeed, fail or be cancelled) before this one starts. */
+  after: z.array(stageName).max(64).optional(),
+  /** Parallel mode: start when `all` of `requires` completed (default) or the first (`any`). */
+  join_strategy: z.enum(JOIN_STRATEGIES).optional(),
 });
 export type StageSpec = z.infer<typeof stageSchema>;
 
@@ -274,6 +287,14 @@ export const workflowSchema = z.strictObject({
   /** Default model for llm stages. */
   model: z.string().min(1).optional(),
   priority: z.enum(PRIORITIES).default('normal'),
+  /**
+   * `sequential` (absent): one stage at a time, chosen by routing. `parallel`: every stage runs
+   * once, as soon as its `requires` and `after` allow (docs/workflows.md#parallel-stages).
+   * No default is written into the parsed workflow, so existing workflows keep their hash.
+   */
+  mode: z.enum(RUN_MODES).optional(),
+  /** Parallel mode: branches issued and not yet reported at once (absent: no limit). */
+  max_concurrent_agents: positiveInt.max(10_000).optional(),
   start: stageName.optional(),
   bounds: boundsSchema.default({}),
   /** `interrupt` raises a `resource_exhausted` interrupt so a person can grant more budget. */

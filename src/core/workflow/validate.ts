@@ -3,10 +3,13 @@
  * reachability. Returns every problem found (not just the first), each with a path and what
  * was expected.
  */
+import { END } from './end.ts';
+import { isParallel } from './parallel-graph.ts';
 import type { Condition, RoutingRule, StageSpec, Workflow } from './schema.ts';
 import { templateProblems } from './template.ts';
+import { modeProblems } from './validate-parallel.ts';
 
-export const END = 'end';
+export { END };
 
 export const ISSUE_SEVERITIES = ['error', 'warning'] as const;
 export type IssueSeverity = (typeof ISSUE_SEVERITIES)[number];
@@ -143,13 +146,16 @@ function problemsOf(workflow: Workflow, options: ValidateOptions): Problem[] {
     target(stage.error_next, `${at}.error_next`);
     target(stage.resume_next, `${at}.resume_next`);
 
-    if (stageTargets(stage).includes(stage.name) && stage.max_visits === undefined) {
+    const loops = !isParallel(workflow) && stageTargets(stage).includes(stage.name);
+    if (loops && stage.max_visits === undefined) {
       issues.push({
         path: `${at}.max_visits`,
         message: `stage '${stage.name}' can route to itself, so it needs max_visits (a positive integer) to bound the loop`,
       });
     }
   });
+
+  issues.push(...modeProblems(workflow));
 
   workflow.edge_limits.forEach((limit, i) => {
     for (const end of ['from', 'to'] as const) {
@@ -194,11 +200,15 @@ export function stageTargets(stage: StageSpec): string[] {
  * stage counts as reachable. Nothing is reported while `start` names no stage (that is an
  * error of its own).
  *
+ * In parallel mode nothing is reported: stages are started by their `requires` and `after`.
+ *
  * Stages do not run in file order by themselves: a stage without a matching rule and without
  * `default_next` ends the run. An unreachable stage is almost always a missing `default_next`,
  * which is why this is an error unless the caller asks for a warning.
  */
 export function unreachableStages(workflow: Workflow): Problem[] {
+  // Parallel mode: every stage waits for its requires/after (checked for cycles) and runs.
+  if (isParallel(workflow)) return [];
   const byName = new Map(workflow.stages.map((s) => [s.name, s]));
   const start = workflow.start ?? workflow.stages[0]?.name;
   if (start === undefined || !byName.has(start)) return [];

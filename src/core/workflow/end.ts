@@ -1,0 +1,2 @@
+/** The reserved stage name that means "the workflow is finished". */
+export const END = 'end';
