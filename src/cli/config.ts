@@ -99,6 +99,47 @@ export const configSchema = z.strictObject({
       log_level: z
         .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
         .default('info'),
+      /** The jeeves.engine.v1 gRPC listener (docs/protocol/jeeves.md); off unless `listen` is set. */
+      grpc: z
+        .strictObject({
+          /** host:port, e.g. 127.0.0.1:50051 (the jeeves clients' default port). */
+          listen: z
+            .string()
+            .regex(
+              /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/,
+              'expected host:port such as 127.0.0.1:50051',
+            )
+            .refine(
+              (v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65_535,
+              'port must be ≤ 65535',
+            )
+            .nullable()
+            .default(null),
+          /**
+           * The user calls without a token act as (the original Python client sends no
+           * metadata); null refuses them. Only with a loopback `listen`.
+           */
+          anonymous: z
+            .string()
+            .regex(
+              /^[A-Za-z0-9_.:@-]{1,64}$/,
+              'expected a user name of 1-64 letters, digits, _ . : @ -',
+            )
+            .nullable()
+            .default(null),
+          max_message_bytes: z
+            .number()
+            .int()
+            .min(1_024)
+            .max(64 * 1_048_576)
+            .default(4 * 1_048_576),
+        })
+        .prefault({})
+        .refine((g) => g.anonymous === null || (g.listen !== null && isLoopbackListen(g.listen)), {
+          message:
+            'anonymous gRPC callers are allowed only on a loopback listener (127.0.0.1, ::1 or localhost)',
+          path: ['anonymous'],
+        }),
     })
     .prefault({}),
   /** Agents' tools (docs/security.md#tools): where they work and their limits. */
@@ -345,4 +386,10 @@ export function loadConfig(overrides: ConfigOverrides = {}): ResolvedConfig {
     databasePath,
     storeUrl,
   };
+}
+
+/** Whether `host:port` listens on a loopback address only. */
+export function isLoopbackListen(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }

@@ -25,6 +25,7 @@ import {
   sendHttpError,
   type SseHandler,
 } from '../protocols/http/index.ts';
+import { anonymousCaller, JeevesGrpcServer, jeevesImpl } from '../protocols/jeeves/index.ts';
 import { JobQueue, RemoteWork, RetentionSweeper } from '../queue/index.ts';
 import { ModelRegistry, Worker } from '../runtime/index.ts';
 import { Security, securityOptionsOf, TokenService } from '../security/index.ts';
@@ -67,6 +68,9 @@ export class Daemon {
   readonly port: number;
   readonly #http: Server;
   readonly #acp: AcpServer;
+  readonly #grpc: JeevesGrpcServer | null;
+  /** The gRPC listener's port (null: `server.grpc.listen` is not set). */
+  readonly grpcPort: number | null;
   readonly #worker: Worker;
   readonly #sweeper: RetentionSweeper | null;
   readonly #expiry: InterruptExpiry;
@@ -85,6 +89,7 @@ export class Daemon {
     kernel: Kernel;
     http: Server;
     acp: AcpServer;
+    grpc: JeevesGrpcServer | null;
     worker: Worker;
     sweeper: RetentionSweeper | null;
     expiry: InterruptExpiry;
@@ -102,6 +107,8 @@ export class Daemon {
     this.kernel = parts.kernel;
     this.#http = parts.http;
     this.#acp = parts.acp;
+    this.#grpc = parts.grpc;
+    this.grpcPort = parts.grpc?.port ?? null;
     this.#worker = parts.worker;
     this.#sweeper = parts.sweeper;
     this.#expiry = parts.expiry;
@@ -293,6 +300,26 @@ export class Daemon {
       undo.push(() => new Promise<void>((resolve) => http.close(() => resolve())));
       logger.info({ phase: 'listeners', listen: settings.server.listen }, 'listening');
     });
+    const grpcSettings = settings.server.grpc;
+    const grpc = grpcSettings.listen
+      ? await phase('listeners', async () => {
+          const server = new JeevesGrpcServer({
+            services: () => holder.services,
+            authenticate,
+            anonymous: grpcSettings.anonymous ? anonymousCaller(grpcSettings.anonymous) : null,
+            impl: jeevesImpl(),
+            maxMessageBytes: grpcSettings.max_message_bytes,
+            log: (level, msg, fields) => logger[level](fields, msg),
+          });
+          await server.listen(grpcSettings.listen!);
+          undo.push(() => server.close(0));
+          logger.info(
+            { phase: 'listeners', grpc: grpcSettings.listen, port: server.port },
+            'gRPC listening',
+          );
+          return server;
+        })
+      : null;
     const worker = new Worker({
       kernel,
       models: new ModelRegistry(settings.model),
@@ -326,6 +353,7 @@ export class Daemon {
       kernel,
       http,
       acp,
+      grpc,
       worker,
       sweeper,
       expiry,
@@ -353,6 +381,8 @@ export class Daemon {
       .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next[k]))
       .map(String);
     if (before.server.listen !== next.server.listen) needsRestart.push('server.listen');
+    if (JSON.stringify(before.server.grpc) !== JSON.stringify(next.server.grpc))
+      needsRestart.push('server.grpc');
     const applied: string[] = [];
     if (
       JSON.stringify(before.server.allowed_origins) !== JSON.stringify(next.server.allowed_origins)
@@ -396,7 +426,10 @@ export class Daemon {
     this.#logger.info({ reason, grace_ms: grace }, 'stopping');
     this.#http.close();
     this.#sse.closeAll(reason);
-    await this.#acp.shutdown(reason, Math.min(grace, 5_000));
+    await Promise.all([
+      this.#acp.shutdown(reason, Math.min(grace, 5_000)),
+      this.#grpc?.close(Math.min(grace, 5_000)),
+    ]);
     const left = Math.max(0, grace - (Date.now() - started));
     const stopped = await Promise.race([
       this.#worker.stop().then(() => true),

@@ -36,6 +36,11 @@ export interface DaemonSettings extends SecurityConfig {
     readonly stall_timeout: number;
     readonly shutdown_grace: number;
     readonly log_level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+    readonly grpc: {
+      readonly listen: string | null;
+      readonly anonymous: string | null;
+      readonly max_message_bytes: number;
+    };
   };
   readonly security: SecurityConfig['security'] & {
     readonly integrity: { readonly files: readonly string[]; readonly interval: number };

@@ -326,6 +326,7 @@ export function instructionKindForEffect(kind: Effect['kind']): number {
   const K = WIRE_INSTRUCTION_KIND.values;
   switch (kind) {
     case 'run_agent':
+    case 'fork': // a client takes a parallel run's branches one at a time
       return K.RUN_AGENT;
     case 'terminate':
       return K.TERMINATE;

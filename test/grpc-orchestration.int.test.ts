@@ -1,0 +1,283 @@
+/**
+ * OrchestrationService over gRPC against a real `warden serve`, with a client loaded from
+ * proto/ (not Warden's code): the jeeves `PipelineWorker` loop exactly as the original client
+ * runs it (no metadata, ReportAgentResult's reply discarded, GetNextInstruction after every
+ * report) and a variant that follows the replies; both end the reference's linear pipeline with
+ * 3 hops (the original: 5). Also: tokens, status codes, a mismatched report, ALREADY_EXISTS,
+ * tenant isolation, a failing agent, and a looping pipeline bounded by its edge limit.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { runCli } from './helpers/cli.ts';
+import { type DaemonProcess, startDaemon } from './helpers/daemon.ts';
+import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+
+const PROTO = join(import.meta.dirname, '..', 'proto', 'jeeves', 'engine', 'v1', 'engine.proto');
+
+type Unary = (
+  request: object,
+  metadata: grpc.Metadata,
+  callback: (error: grpc.ServiceError | null, reply: Record<string, unknown>) => void,
+) => void;
+type Client = grpc.Client & Record<string, Unary>;
+
+let daemon: DaemonProcess;
+let address: string;
+let Orchestration: grpc.ServiceClientConstructor;
+
+type V1 = Record<string, grpc.ServiceClientConstructor>;
+function servicesOf(definition: protoLoader.PackageDefinition): V1 {
+  const root = grpc.loadPackageDefinition(definition) as unknown as {
+    jeeves: { engine: { v1: V1 } };
+  };
+  return root.jeeves.engine.v1;
+}
+const clients: grpc.Client[] = [];
+
+beforeAll(async () => {
+  const home = tempDir();
+  const init = await runCli(['init'], { home });
+  expect(init.code, init.stderr).toBe(0);
+  writeFileSync(
+    join(home, 'config.yaml'),
+    'security:\n  watch_policy: false\nserver:\n  grpc:\n    listen: 127.0.0.1:0\n    anonymous: jeeves-client\n',
+  );
+  daemon = await startDaemon(home);
+  const line = daemon.logs.find((l) => l.msg === 'gRPC listening');
+  expect(line, daemon.output()).toBeDefined();
+  address = `127.0.0.1:${String(line!.port)}`;
+  const definition = protoLoader.loadSync(PROTO, {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+  });
+  Orchestration = servicesOf(definition).OrchestrationService!;
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await daemon?.stop();
+  removeTempDirs();
+});
+
+function client(): Client {
+  const c = new Orchestration(address, grpc.credentials.createInsecure()) as unknown as Client;
+  clients.push(c);
+  return c;
+}
+
+function call(
+  c: Client,
+  method: string,
+  request: object,
+  metadata = new grpc.Metadata(),
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) =>
+    c[method]!(request, metadata, (error, reply) => (error ? reject(error) : resolve(reply))),
+  );
+}
+
+async function failure(promise: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as grpc.ServiceError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+const parse = (bytes: unknown) =>
+  JSON.parse((bytes as Buffer).toString('utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const LINEAR = {
+  name: 'hello',
+  agents: [
+    { name: 'understand', stage_order: 1, default_next: 'think' },
+    { name: 'think', stage_order: 2, default_next: 'respond' },
+    { name: 'respond', stage_order: 3, default_next: 'end' },
+  ],
+  max_iterations: 3,
+  max_llm_calls: 10,
+  max_agent_hops: 21,
+};
+
+/** The original client's loop (jeeves-airframe `PipelineWorker.execute`), unchanged. */
+async function pipelineWorker(c: Client, processId: string, followReplies: boolean) {
+  await call(c, 'InitializeSession', {
+    process_id: processId,
+    pipeline_config: json(LINEAR),
+    envelope: json({ envelope_id: processId, raw_input: 'hello' }),
+    force: false,
+  });
+  const ran: string[] = [];
+  let instr = await call(c, 'GetNextInstruction', { process_id: processId });
+  for (let guard = 0; guard < 20; guard++) {
+    if (instr.kind !== 'RUN_AGENT') break;
+    const agent = instr.agent_name as string;
+    ran.push(agent);
+    const reply = await call(c, 'ReportAgentResult', {
+      process_id: processId,
+      agent_name: agent,
+      output: json({ response: `${agent} done` }),
+      metrics: { llm_calls: 1, tool_calls: 0, tokens_in: 0, tokens_out: 0, duration_ms: 3 },
+      success: true,
+      error: '',
+    });
+    instr = followReplies ? reply : await call(c, 'GetNextInstruction', { process_id: processId });
+  }
+  return { ran, instr };
+}
+
+describe('OrchestrationService', () => {
+  it.each([
+    ['the original loop (reply discarded)', false],
+    ['a loop that follows the replies', true],
+  ])('%s: a 3-stage pipeline ends with 3 hops, 3 LLM calls, COMPLETED', async (_name, follow) => {
+    const c = client();
+    const processId = `env_linear_${String(follow)}`;
+    const { ran, instr } = await pipelineWorker(c, processId, follow);
+    expect(ran).toEqual(['understand', 'think', 'respond']);
+    expect(instr.kind).toBe('TERMINATE');
+    expect(instr.terminal_reason).toBe('COMPLETED');
+    const envelope = parse(instr.envelope);
+    expect(envelope).toMatchObject({
+      agent_hop_count: 3,
+      llm_call_count: 3,
+      iteration: 0,
+      current_stage: 'end',
+      terminated: true,
+    });
+    expect((envelope.outputs as Record<string, unknown>).respond).toEqual({
+      response: 'respond done',
+    });
+    const again = await call(c, 'GetNextInstruction', { process_id: processId });
+    expect(again.kind).toBe('TERMINATE');
+    expect(again.terminal_reason).toBe('COMPLETED');
+    const state = await call(c, 'GetSessionState', { process_id: processId });
+    expect(state.edge_traversals).toEqual({ 'understand->think': 1, 'think->respond': 1 });
+    expect(state.terminated).toBe(true);
+    expect(state.stage_order).toEqual(['understand', 'think', 'respond']);
+  });
+
+  it('answers the documented status codes, and a wrong report changes nothing', async () => {
+    const c = client();
+    expect((await failure(call(c, 'GetNextInstruction', { process_id: '' }))).code).toBe(
+      grpc.status.INVALID_ARGUMENT,
+    );
+    expect((await failure(call(c, 'GetNextInstruction', { process_id: 'nope' }))).code).toBe(
+      grpc.status.NOT_FOUND,
+    );
+    const bad = await failure(
+      call(c, 'InitializeSession', { process_id: 'x', pipeline_config: Buffer.from('{not json') }),
+    );
+    expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
+    await call(c, 'InitializeSession', { process_id: 'env_codes', pipeline_config: json(LINEAR) });
+    const dup = await failure(
+      call(c, 'InitializeSession', { process_id: 'env_codes', pipeline_config: json(LINEAR) }),
+    );
+    expect(dup.code).toBe(grpc.status.ALREADY_EXISTS);
+    const first = await call(c, 'GetNextInstruction', { process_id: 'env_codes' });
+    expect(first.agent_name).toBe('understand');
+    const wrong = await failure(
+      call(c, 'ReportAgentResult', { process_id: 'env_codes', agent_name: 'think', success: true }),
+    );
+    expect(wrong.code).toBe(grpc.status.FAILED_PRECONDITION);
+    const same = await call(c, 'GetNextInstruction', { process_id: 'env_codes' });
+    expect(same.agent_name).toBe('understand');
+    expect(parse(same.envelope).agent_hop_count).toBe(1);
+    // force replaces the session: a fresh run.
+    await call(c, 'InitializeSession', {
+      process_id: 'env_codes',
+      pipeline_config: json(LINEAR),
+      force: true,
+    });
+    const fresh = await call(c, 'GetNextInstruction', { process_id: 'env_codes' });
+    expect(fresh.agent_name).toBe('understand');
+    expect(parse(fresh.envelope).agent_hop_count).toBe(1);
+  });
+
+  it('binds sessions to their caller: another token cannot see them; a bad token is refused', async () => {
+    const c = client();
+    await call(c, 'InitializeSession', { process_id: 'env_mine', pipeline_config: json(LINEAR) });
+    const admin = new grpc.Metadata();
+    admin.set('authorization', `Bearer ${daemon.token}`);
+    const other = await failure(call(c, 'GetSessionState', { process_id: 'env_mine' }, admin));
+    expect(other.code).toBe(grpc.status.NOT_FOUND);
+    const badToken = new grpc.Metadata();
+    badToken.set('authorization', 'Bearer not-a-token');
+    const refused = await failure(call(c, 'GetSessionState', { process_id: 'env_mine' }, badToken));
+    expect(refused.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(daemon.output()).not.toContain('not-a-token');
+    expect(daemon.output()).not.toContain(daemon.token);
+  });
+
+  it('a failing agent takes error_next, else terminates TOOL_FAILED_FATALLY with its error', async () => {
+    const c = client();
+    await call(c, 'InitializeSession', { process_id: 'env_fail', pipeline_config: json(LINEAR) });
+    await call(c, 'GetNextInstruction', { process_id: 'env_fail' });
+    const reply = await call(c, 'ReportAgentResult', {
+      process_id: 'env_fail',
+      agent_name: 'understand',
+      success: false,
+      error: 'model unavailable',
+    });
+    expect(reply.kind).toBe('TERMINATE');
+    expect(reply.terminal_reason).toBe('TOOL_FAILED_FATALLY');
+    const envelope = parse(reply.envelope);
+    expect(envelope.failed_stages).toEqual({ understand: 'model unavailable' });
+  });
+
+  it('a looping pipeline stops at its edge limit: MAX_ITERATIONS_EXCEEDED, max_loop_exceeded', async () => {
+    const c = client();
+    const loop = {
+      name: 'loop',
+      agents: [
+        { name: 'plan', stage_order: 1, default_next: 'critic' },
+        {
+          name: 'critic',
+          stage_order: 2,
+          default_next: 'end',
+          routing_rules: [{ condition: 'verdict', value: 'again', target: 'plan' }],
+        },
+      ],
+      max_iterations: 10,
+      max_agent_hops: 21,
+      edge_limits: [{ from: 'critic', to: 'plan', max_count: 1 }],
+    };
+    await call(c, 'InitializeSession', { process_id: 'env_loop', pipeline_config: json(loop) });
+    const ran: string[] = [];
+    let instr = await call(c, 'GetNextInstruction', { process_id: 'env_loop' });
+    while (instr.kind === 'RUN_AGENT') {
+      ran.push(instr.agent_name as string);
+      await call(c, 'ReportAgentResult', {
+        process_id: 'env_loop',
+        agent_name: instr.agent_name,
+        output: json({ verdict: 'again' }),
+        success: true,
+      });
+      instr = await call(c, 'GetNextInstruction', { process_id: 'env_loop' });
+    }
+    expect(ran).toEqual(['plan', 'critic', 'plan', 'critic']);
+    expect(instr.terminal_reason).toBe('MAX_ITERATIONS_EXCEEDED');
+    expect(instr.termination_message).toMatch(/edge limit exceeded: critic->plan/);
+    expect(parse(instr.envelope).terminal_reason).toBe('max_loop_exceeded');
+  });
+
+  it('services Warden does not serve yet answer UNIMPLEMENTED', async () => {
+    const definition = protoLoader.loadSync(PROTO, { keepCase: true });
+    const commbus = new (servicesOf(definition).CommBusService!)(
+      address,
+      grpc.credentials.createInsecure(),
+    ) as unknown as Client;
+    clients.push(commbus);
+    const error = await failure(call(commbus, 'Publish', { event_type: 'x' }));
+    expect(error.code).toBe(grpc.status.UNIMPLEMENTED);
+  });
+});
