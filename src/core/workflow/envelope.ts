@@ -124,3 +124,31 @@ export function pushHistory(envelope: Envelope, entry: HistoryEntry): void {
     envelope.history_dropped = (envelope.history_dropped ?? 0) + over;
   }
 }
+
+/** Most step errors an envelope keeps (oldest dropped first). */
+export const MAX_ERRORS = 100;
+
+/** Records a failed step in `errors` and `history` (both bounded). */
+export function recordStepFailure(
+  envelope: Envelope,
+  failure: {
+    readonly step: number;
+    readonly code: string;
+    readonly message: string;
+    readonly attempt?: number;
+  },
+  stage: string,
+  now: number,
+): void {
+  envelope.errors.push({ step: failure.step, stage, code: failure.code, message: failure.message });
+  if (envelope.errors.length > MAX_ERRORS)
+    envelope.errors.splice(0, envelope.errors.length - MAX_ERRORS);
+  pushHistory(envelope, {
+    step: failure.step,
+    stage,
+    status: 'error',
+    at: now,
+    error: failure.message,
+    ...(failure.attempt ? { attempt: failure.attempt } : {}),
+  });
+}

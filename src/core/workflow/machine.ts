@@ -22,7 +22,7 @@ import { WardenError } from '../errors.ts';
 import { INTERRUPT_EXPIRY, type InterruptKind, type InterruptResponse } from '../interrupt.ts';
 import { grantQuota, limitForReason, stepBoundExceeded, type TerminalReason } from '../quota.ts';
 import { evaluateCondition, readField, type RoutingContext } from './condition.ts';
-import { type Envelope, pushHistory } from './envelope.ts';
+import { type Envelope, pushHistory, recordStepFailure } from './envelope.ts';
 import type {
   Effect,
   MachineOptions,
@@ -332,21 +332,7 @@ export function failStep(
   assertPending(snap, failure.step, failure.stage, 'agent');
   const stage = stageByName(workflow, failure.stage)!;
   env.pending = null;
-  env.errors.push({
-    step: failure.step,
-    stage: stage.name,
-    code: failure.code,
-    message: failure.message,
-  });
-  if (env.errors.length > 100) env.errors.splice(0, env.errors.length - 100);
-  pushHistory(env, {
-    step: failure.step,
-    stage: stage.name,
-    status: 'error',
-    at: options.now,
-    error: failure.message,
-    ...(failure.attempt ? { attempt: failure.attempt } : {}),
-  });
+  recordStepFailure(env, failure, stage.name, options.now);
 
   if (failure.code === 'QUOTA_EXCEEDED' && failure.reason) {
     const effect = budgetExhausted(workflow, snap, failure.reason, true);

@@ -39,7 +39,7 @@
 import { WardenError } from '../errors.ts';
 import { stepBoundExceeded, type TerminalReason } from '../quota.ts';
 import { END } from './end.ts';
-import { type Branch, type Envelope, pushHistory } from './envelope.ts';
+import { type Branch, type Envelope, pushHistory, recordStepFailure } from './envelope.ts';
 import type {
   CancelledBranch,
   Effect,
@@ -106,21 +106,7 @@ export function failParallel(
   const stage = stageOf(workflow, failure.stage);
   branch.status = 'failed';
   if (branch.started_at != null) branch.started_at = null;
-  env.errors.push({
-    step: failure.step,
-    stage: stage.name,
-    code: failure.code,
-    message: failure.message,
-  });
-  if (env.errors.length > 100) env.errors.splice(0, env.errors.length - 100);
-  pushHistory(env, {
-    step: failure.step,
-    stage: stage.name,
-    status: 'error',
-    at: options.now,
-    error: failure.message,
-    ...(failure.attempt ? { attempt: failure.attempt } : {}),
-  });
+  recordStepFailure(env, failure, stage.name, options.now);
   if (failure.code === 'QUOTA_EXCEEDED' && failure.reason)
     return end(workflow, snap, failure.reason, failure.reason.replaceAll('_', ' '), options, []);
   if (failure.code === 'CANCELED')
