@@ -280,4 +280,23 @@ describe('OrchestrationService', () => {
     const error = await failure(call(commbus, 'Publish', { event_type: 'x' }));
     expect(error.code).toBe(grpc.status.UNIMPLEMENTED);
   });
+
+  it('serves grpc.health.v1: SERVING for the server and OrchestrationService, SERVICE_UNKNOWN otherwise', async () => {
+    const definition = protoLoader.loadSync(
+      join(import.meta.dirname, '..', 'proto', 'grpc', 'health', 'v1', 'health.proto'),
+      { keepCase: true, enums: String, defaults: true },
+    );
+    const root = grpc.loadPackageDefinition(definition) as unknown as {
+      grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+    };
+    const health = new root.grpc.health.v1.Health(
+      address,
+      grpc.credentials.createInsecure(),
+    ) as unknown as Client;
+    clients.push(health);
+    const check = async (service: string) => (await call(health, 'Check', { service })).status;
+    expect(await check('')).toBe('SERVING');
+    expect(await check('jeeves.engine.v1.OrchestrationService')).toBe('SERVING');
+    expect(await check('jeeves.engine.v1.CommBusService')).toBe('SERVICE_UNKNOWN');
+  });
 });

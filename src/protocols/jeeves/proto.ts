@@ -13,6 +13,10 @@ export const ENGINE_PROTO = fileURLToPath(
   new URL('../../../proto/jeeves/engine/v1/engine.proto', import.meta.url),
 );
 
+export const HEALTH_PROTO = fileURLToPath(
+  new URL('../../../proto/grpc/health/v1/health.proto', import.meta.url),
+);
+
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
   longs: Number,
@@ -47,4 +51,13 @@ export function jeevesServices(): Record<ServiceName, grpc.ServiceClientConstruc
     grpc.ServiceClientConstructor
   >;
   return loaded;
+}
+
+/** The standard grpc.health.v1 Health service definition. */
+export function healthService(): grpc.ServiceDefinition {
+  const definition = protoLoader.loadSync(HEALTH_PROTO, PROTO_LOADER_OPTIONS);
+  const root = grpc.loadPackageDefinition(definition) as unknown as {
+    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  };
+  return root.grpc.health.v1.Health.service;
 }

@@ -20,7 +20,7 @@ import {
   type CommandName,
   type CommandServices,
 } from '../commands/index.ts';
-import { jeevesServices, type ServiceName } from './proto.ts';
+import { healthService, jeevesServices, type ServiceName } from './proto.ts';
 
 /** Who asked, as the RPC's metadata says (jeeves §4.1: `user_id`, `session_id`, `request_id`). */
 export interface CallIdentity {
@@ -92,6 +92,30 @@ export class JeevesGrpcServer {
       }
       this.#server.addService(service, handlers);
     }
+    this.#server.addService(healthService(), this.#health());
+  }
+
+  /**
+   * grpc.health.v1 (no token needed: it reveals only whether the node serves): SERVING for the
+   * whole server and each jeeves service it implements, SERVICE_UNKNOWN otherwise.
+   */
+  #health(): grpc.UntypedServiceImplementation {
+    const served = new Set([
+      '',
+      ...Object.keys(this.#options.impl).map((n) => `jeeves.engine.v1.${n}`),
+    ]);
+    const status = (service: unknown) => ({
+      status: served.has(typeof service === 'string' ? service : '') ? 1 : 3,
+    });
+    return {
+      Check: (
+        call: grpc.ServerUnaryCall<{ service?: string }, unknown>,
+        callback: grpc.sendUnaryData<unknown>,
+      ) => callback(null, status(call.request.service)),
+      Watch: (call: grpc.ServerWritableStream<{ service?: string }, unknown>) => {
+        call.write(status(call.request.service));
+      },
+    };
   }
 
   get port(): number {
