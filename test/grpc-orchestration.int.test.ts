@@ -272,13 +272,76 @@ describe('OrchestrationService', () => {
 
   it('services Warden does not serve yet answer UNIMPLEMENTED', async () => {
     const definition = protoLoader.loadSync(PROTO, { keepCase: true });
-    const commbus = new (servicesOf(definition).CommBusService!)(
+    const engine = new (servicesOf(definition).EngineService!)(
       address,
       grpc.credentials.createInsecure(),
     ) as unknown as Client;
-    clients.push(commbus);
-    const error = await failure(call(commbus, 'Publish', { event_type: 'x' }));
+    clients.push(engine);
+    const error = await failure(call(engine, 'CreateEnvelope', { raw_input: 'x' }));
     expect(error.code).toBe(grpc.status.UNIMPLEMENTED);
+  });
+
+  it('CommBus: a subscriber gets the published events of its types, in order; bad input is INVALID_ARGUMENT', async () => {
+    const definition = protoLoader.loadSync(PROTO, {
+      keepCase: true,
+      longs: Number,
+      defaults: true,
+    });
+    const bus = new (servicesOf(definition).CommBusService!)(
+      address,
+      grpc.credentials.createInsecure(),
+    ) as unknown as Client & {
+      Subscribe(
+        request: object,
+        metadata: grpc.Metadata,
+      ): grpc.ClientReadableStream<Record<string, unknown>>;
+    };
+    clients.push(bus);
+    const stream = bus.Subscribe({ event_types: ['greeting'] }, new grpc.Metadata());
+    const received: Array<[string, unknown]> = [];
+    stream.on('data', (e: Record<string, unknown>) =>
+      received.push([e.event_type as string, parse(e.payload)]),
+    );
+    stream.on('error', () => undefined); // cancelled at the end
+    // The subscription is live once a publish reaches it: publish until one arrives.
+    for (let i = 0; received.length === 0 && i < 50; i++) {
+      await call(bus, 'Publish', { event_type: 'greeting', payload: json({ warmup: i }) });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    received.length = 0;
+    await call(bus, 'Publish', { event_type: 'other', payload: json({ n: 0 }) });
+    for (let n = 1; n <= 3; n++)
+      expect(
+        await call(bus, 'Publish', { event_type: 'greeting', payload: json({ n }) }),
+      ).toMatchObject({
+        success: true,
+      });
+    for (let i = 0; received.length < 3 && i < 100; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(received).toEqual([
+      ['greeting', { n: 1 }],
+      ['greeting', { n: 2 }],
+      ['greeting', { n: 3 }],
+    ]);
+    stream.cancel();
+    const send = await call(bus, 'Send', { command_type: 'nobody.listens', payload: json({}) });
+    expect(send.success).toBe(false);
+    expect(send.error).toMatch(/no handler/);
+    const query = await call(bus, 'Query', { query_type: 'nobody.answers', timeout_ms: 100 });
+    expect(query.success).toBe(false);
+    for (const [method, request] of [
+      ['Publish', { event_type: '' }],
+      ['Publish', { event_type: 'x', payload: Buffer.from('{nope') }],
+      ['Send', { command_type: '' }],
+      ['Query', { query_type: '' }],
+    ] as const)
+      expect((await failure(call(bus, method, request))).code).toBe(grpc.status.INVALID_ARGUMENT);
+    const empty = bus.Subscribe({ event_types: [] }, new grpc.Metadata());
+    const code = await new Promise<number>((resolve) => {
+      empty.on('error', (e: grpc.ServiceError) => resolve(e.code));
+      empty.on('data', () => undefined);
+    });
+    expect(code).toBe(grpc.status.INVALID_ARGUMENT);
   });
 
   it('serves grpc.health.v1: SERVING for the server and OrchestrationService, SERVICE_UNKNOWN otherwise', async () => {
@@ -297,6 +360,7 @@ describe('OrchestrationService', () => {
     const check = async (service: string) => (await call(health, 'Check', { service })).status;
     expect(await check('')).toBe('SERVING');
     expect(await check('jeeves.engine.v1.OrchestrationService')).toBe('SERVING');
-    expect(await check('jeeves.engine.v1.CommBusService')).toBe('SERVICE_UNKNOWN');
+    expect(await check('jeeves.engine.v1.CommBusService')).toBe('SERVING');
+    expect(await check('jeeves.engine.v1.EngineService')).toBe('SERVICE_UNKNOWN');
   });
 });

@@ -1,5 +1,6 @@
 /** The jeeves.engine.v1 gRPC face of `warden serve` (docs/protocol/jeeves.md). */
 import type { Caller } from '../commands/index.ts';
+import { commBusImpl } from './commbus.ts';
 import { orchestrationImpl } from './orchestration.ts';
 import type { JeevesServerOptions } from './server.ts';
 
@@ -8,7 +9,7 @@ export { type CallIdentity, JeevesGrpcServer, type RpcContext } from './server.t
 
 /** The services Warden implements; the others answer UNIMPLEMENTED for now. */
 export function jeevesImpl(): JeevesServerOptions['impl'] {
-  return { OrchestrationService: orchestrationImpl() };
+  return { OrchestrationService: orchestrationImpl(), CommBusService: commBusImpl() };
 }
 
 /** The caller a token-less call acts as (`server.grpc.anonymous`): read and write, no admin. */

@@ -181,14 +181,13 @@ export class JeevesGrpcServer {
   ): grpc.handleServerStreamingCall<Record<string, unknown>, unknown> {
     return (call) => {
       void (async () => {
-        if (!spec?.stream) return call.destroy(unimplemented(service, method) as Error);
+        if (!spec?.stream) return void call.emit('error', unimplemented(service, method));
         try {
           const ctx = await this.#context(call, spec);
           await spec.stream(call.request, ctx, (message) => call.write(message));
           call.end();
         } catch (error) {
-          if (!call.cancelled)
-            call.destroy(this.#status(error, service, method) as unknown as Error);
+          if (!call.cancelled) call.emit('error', this.#status(error, service, method));
         }
       })();
     };
