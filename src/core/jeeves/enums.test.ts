@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { isWardenError, type WardenError } from '../errors.ts';
+import { invalidParamsOf } from '../../../test/helpers/jeeves-fixtures.ts';
 import { INTERRUPT_KINDS, INTERRUPT_STATUSES } from '../interrupt.ts';
 import { PRIORITIES, PROCESS_STATES } from '../process-state.ts';
 import { TERMINAL_REASONS, type TerminalReason } from '../quota.ts';
@@ -33,17 +33,6 @@ import {
   WIRE_TERMINAL_REASON,
   wireName,
 } from './enums.ts';
-
-/** The INVALID_PARAMS `fn` throws; fails the test if it throws anything else or nothing. */
-function invalidParamsOf(fn: () => unknown): WardenError {
-  try {
-    fn();
-  } catch (error) {
-    expect(isWardenError(error, 'INVALID_PARAMS'), String(error)).toBe(true);
-    return error as WardenError;
-  }
-  throw new Error('expected INVALID_PARAMS, nothing was thrown');
-}
 
 describe('wire enum tables (reference §2)', () => {
   it('have the proto’s names at the proto’s numbers', () => {

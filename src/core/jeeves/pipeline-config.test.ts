@@ -1,38 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
-import { isWardenError, type WardenError } from '../errors.ts';
+import { invalidParamsOf, LINEAR_PIPELINE } from '../../../test/helpers/jeeves-fixtures.ts';
 import { agentConfigJson } from './agent-config-json.ts';
 import { parsePipelineConfig, pipelineStageOrder } from './pipeline-config.ts';
-
-/** The INVALID_PARAMS `fn` throws; fails the test if it throws anything else or nothing. */
-function invalidParamsOf(fn: () => unknown): WardenError {
-  try {
-    fn();
-  } catch (error) {
-    expect(isWardenError(error, 'INVALID_PARAMS'), String(error)).toBe(true);
-    return error as WardenError;
-  }
-  throw new Error('expected INVALID_PARAMS, nothing was thrown');
-}
-
-/** The §6 linear pipeline: understand → think → respond, bounds 3/10/21. */
-const LINEAR_PIPELINE = {
-  name: 'hello',
-  max_iterations: 3,
-  max_llm_calls: 10,
-  max_agent_hops: 21,
-  agents: [
-    {
-      name: 'understand',
-      stage_order: 1,
-      has_llm: true,
-      model_role: 'fast',
-      default_next: 'think',
-    },
-    { name: 'think', stage_order: 2, has_llm: true, model_role: 'smart', default_next: 'respond' },
-    { name: 'respond', stage_order: 3, has_llm: true, model_role: 'fast', default_next: 'end' },
-  ],
-};
 
 const json = (value: unknown) => JSON.stringify(value);
 const agent = (name: string, extra: Record<string, unknown> = {}) => ({ name, ...extra });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { isWardenError, type WardenError } from '../errors.ts';
+import { invalidParamsOf } from '../../../test/helpers/jeeves-fixtures.ts';
 import { DEFAULT_QUOTA, emptyUsage, grantQuota } from '../quota.ts';
 import {
   emptyJeevesUsage,
@@ -17,17 +17,6 @@ import {
   usageDeltaOf,
   wardenQuotaOf,
 } from './quota.ts';
-
-/** The INVALID_PARAMS `fn` throws; fails the test if it throws anything else or nothing. */
-function invalidParamsOf(fn: () => unknown): WardenError {
-  try {
-    fn();
-  } catch (error) {
-    expect(isWardenError(error, 'INVALID_PARAMS'), String(error)).toBe(true);
-    return error as WardenError;
-  }
-  throw new Error('expected INVALID_PARAMS, nothing was thrown');
-}
 
 // §4.4's DefaultQuota, written out from the spec.
 const SPEC_DEFAULTS: JeevesQuota = {

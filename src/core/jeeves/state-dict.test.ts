@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { isWardenError, type WardenError } from '../errors.ts';
+import { invalidParamsOf } from '../../../test/helpers/jeeves-fixtures.ts';
 import type { JsonObject } from '../json.ts';
 import { emptyUsage, type Usage } from '../quota.ts';
 import { type Envelope, newEnvelope } from '../workflow/envelope.ts';
@@ -13,17 +13,6 @@ import {
   toStateDict,
 } from './state-dict.ts';
 import { fromStateDict, type StateDictInputOptions } from './state-dict-input.ts';
-
-/** The INVALID_PARAMS `fn` throws; fails the test if it throws anything else or nothing. */
-function invalidParamsOf(fn: () => unknown): WardenError {
-  try {
-    fn();
-  } catch (error) {
-    expect(isWardenError(error, 'INVALID_PARAMS'), String(error)).toBe(true);
-    return error as WardenError;
-  }
-  throw new Error('expected INVALID_PARAMS, nothing was thrown');
-}
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
 const T0_TEXT = '2026-01-02T03:04:05Z';
