@@ -6,95 +6,39 @@
  * 3 hops (the original: 5). Also: tokens, status codes, a mismatched report, ALREADY_EXISTS,
  * tenant isolation, a failing agent, and a looping pipeline bounded by its edge limit.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { runCli } from './helpers/cli.ts';
-import { type DaemonProcess, startDaemon } from './helpers/daemon.ts';
-import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import {
+  call,
+  failure,
+  type GrpcDaemon,
+  type JeevesClient as Client,
+  jsonBytes as json,
+  parseBytes as parse,
+  startGrpcDaemon,
+} from './helpers/jeeves-grpc.ts';
+import { removeTempDirs } from './helpers/tmp.ts';
 
-const PROTO = join(import.meta.dirname, '..', 'proto', 'jeeves', 'engine', 'v1', 'engine.proto');
-
-type Unary = (
-  request: object,
-  metadata: grpc.Metadata,
-  callback: (error: grpc.ServiceError | null, reply: Record<string, unknown>) => void,
-) => void;
-type Client = grpc.Client & Record<string, Unary>;
-
-let daemon: DaemonProcess;
+let server: GrpcDaemon;
+let daemon: GrpcDaemon['daemon'];
 let address: string;
-let Orchestration: grpc.ServiceClientConstructor;
-
-type V1 = Record<string, grpc.ServiceClientConstructor>;
-function servicesOf(definition: protoLoader.PackageDefinition): V1 {
-  const root = grpc.loadPackageDefinition(definition) as unknown as {
-    jeeves: { engine: { v1: V1 } };
-  };
-  return root.jeeves.engine.v1;
-}
-const clients: grpc.Client[] = [];
 
 beforeAll(async () => {
-  const home = tempDir();
-  const init = await runCli(['init'], { home });
-  expect(init.code, init.stderr).toBe(0);
-  writeFileSync(
-    join(home, 'config.yaml'),
-    'security:\n  watch_policy: false\nserver:\n  grpc:\n    listen: 127.0.0.1:0\n    anonymous: jeeves-client\n',
-  );
-  daemon = await startDaemon(home);
-  const line = daemon.logs.find((l) => l.msg === 'gRPC listening');
-  expect(line, daemon.output()).toBeDefined();
-  address = `127.0.0.1:${String(line!.port)}`;
-  const definition = protoLoader.loadSync(PROTO, {
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-  });
-  Orchestration = servicesOf(definition).OrchestrationService!;
+  server = await startGrpcDaemon();
+  daemon = server.daemon;
+  address = server.address;
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of clients) c.close();
-  await daemon?.stop();
+  await server?.stop();
   removeTempDirs();
 });
 
-function client(): Client {
-  const c = new Orchestration(address, grpc.credentials.createInsecure()) as unknown as Client;
-  clients.push(c);
-  return c;
-}
-
-function call(
-  c: Client,
-  method: string,
-  request: object,
-  metadata = new grpc.Metadata(),
-): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) =>
-    c[method]!(request, metadata, (error, reply) => (error ? reject(error) : resolve(reply))),
-  );
-}
-
-async function failure(promise: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as grpc.ServiceError;
-  }
-  throw new Error('expected the call to fail');
-}
-
-const json = (value: unknown) => Buffer.from(JSON.stringify(value));
-const parse = (bytes: unknown) =>
-  JSON.parse((bytes as Buffer).toString('utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const client = (service = 'OrchestrationService') => server.client(service);
 
 const LINEAR = {
   name: 'hello',
@@ -270,33 +214,13 @@ describe('OrchestrationService', () => {
     expect(parse(instr.envelope).terminal_reason).toBe('max_loop_exceeded');
   });
 
-  it('services Warden does not serve yet answer UNIMPLEMENTED', async () => {
-    const definition = protoLoader.loadSync(PROTO, { keepCase: true });
-    const engine = new (servicesOf(definition).EngineService!)(
-      address,
-      grpc.credentials.createInsecure(),
-    ) as unknown as Client;
-    clients.push(engine);
-    const error = await failure(call(engine, 'CreateEnvelope', { raw_input: 'x' }));
-    expect(error.code).toBe(grpc.status.UNIMPLEMENTED);
-  });
-
   it('CommBus: a subscriber gets the published events of its types, in order; bad input is INVALID_ARGUMENT', async () => {
-    const definition = protoLoader.loadSync(PROTO, {
-      keepCase: true,
-      longs: Number,
-      defaults: true,
-    });
-    const bus = new (servicesOf(definition).CommBusService!)(
-      address,
-      grpc.credentials.createInsecure(),
-    ) as unknown as Client & {
+    const bus = client('CommBusService') as unknown as Client & {
       Subscribe(
         request: object,
         metadata: grpc.Metadata,
       ): grpc.ClientReadableStream<Record<string, unknown>>;
     };
-    clients.push(bus);
     const stream = bus.Subscribe({ event_types: ['greeting'] }, new grpc.Metadata());
     const received: Array<[string, unknown]> = [];
     stream.on('data', (e: Record<string, unknown>) =>
@@ -356,11 +280,12 @@ describe('OrchestrationService', () => {
       address,
       grpc.credentials.createInsecure(),
     ) as unknown as Client;
-    clients.push(health);
     const check = async (service: string) => (await call(health, 'Check', { service })).status;
     expect(await check('')).toBe('SERVING');
     expect(await check('jeeves.engine.v1.OrchestrationService')).toBe('SERVING');
     expect(await check('jeeves.engine.v1.CommBusService')).toBe('SERVING');
-    expect(await check('jeeves.engine.v1.EngineService')).toBe('SERVICE_UNKNOWN');
+    expect(await check('jeeves.engine.v1.KernelService')).toBe('SERVING');
+    expect(await check('jeeves.engine.v1.Nope')).toBe('SERVICE_UNKNOWN');
+    health.close();
   });
 });

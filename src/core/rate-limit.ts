@@ -39,6 +39,9 @@ export interface RateState {
 export interface RateDecision {
   readonly allowed: boolean;
   readonly limit_type?: 'minute' | 'hour' | 'day' | 'burst';
+  /** For a refusal by a window: the requests counted in it, and its limit. */
+  readonly current_count?: number;
+  readonly limit?: number;
   readonly retry_after_ms: number;
   readonly remaining: number;
 }
@@ -83,6 +86,8 @@ export function checkRate(
       return {
         allowed: false,
         limit_type: window.name,
+        current_count: count,
+        limit,
         retry_after_ms: Math.max(1, (oldest + RATE_BUCKETS) * bucketMs - now),
         remaining: 0,
       };

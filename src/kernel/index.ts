@@ -8,6 +8,13 @@ export {
   type ExternalTake,
 } from './external-steps.ts';
 export { Kernel, type KernelOptions, type SystemStatus } from './kernel.ts';
+export {
+  type CreatePcbInput,
+  type PcbActor,
+  pcbMetaOf,
+  type PcbQuotaCheck,
+  ProcessTable,
+} from './process-table.ts';
 export { type LedgerVerification, type SessionVerification, verifyLedger } from './ledger.ts';
 export {
   DEFAULT_KERNEL_LIMITS,

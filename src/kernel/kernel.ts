@@ -40,6 +40,7 @@ import {
   startRunArgs,
 } from './params.ts';
 import type { KernelContext } from './process-ops.ts';
+import { ProcessTable } from './process-table.ts';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './rate-limiter.ts';
 import { Recovery } from './recovery.ts';
 import { ResourceManager } from './resources.ts';
@@ -95,6 +96,8 @@ export class Kernel {
   readonly orchestrator: Orchestrator;
   /** Steps of `external` stages, taken and reported by clients (the jeeves gRPC face). */
   readonly external: ExternalSteps;
+  /** Bare processes a client schedules itself (jeeves KernelService). */
+  readonly processTable: ProcessTable;
   readonly interrupts: InterruptManager;
   /** Approvals of single tool calls (`confirmation` interrupts a step waits on). */
   readonly approvals: CallApprovals;
@@ -136,6 +139,7 @@ export class Kernel {
       resolveKernelLimits(options.limits),
     );
     this.external = new ExternalSteps(ctx, this.orchestrator);
+    this.processTable = new ProcessTable(ctx, this.sessions);
     this.interrupts = new InterruptManager(ctx, this.orchestrator);
     this.approvals = new CallApprovals(ctx, this.interrupts);
     this.resources = new ResourceManager(ctx);

@@ -45,6 +45,15 @@ export {
   pipelineStageOrder,
 } from './pipeline-config.ts';
 export {
+  compareRunnable,
+  nextRunnable,
+  PCB_META_KEY,
+  PCB_WORKFLOW_NAME,
+  pcbElapsedSeconds,
+  type PcbMeta,
+  type RunnableCandidate,
+} from './pcb.ts';
+export {
   initialStage,
   loadPipelineWorkflow,
   pipelineToWorkflow,

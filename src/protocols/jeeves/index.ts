@@ -1,6 +1,7 @@
 /** The jeeves.engine.v1 gRPC face of `warden serve` (docs/protocol/jeeves.md). */
 import type { Caller } from '../commands/index.ts';
 import { commBusImpl } from './commbus.ts';
+import { kernelServiceImpl } from './kernel-service.ts';
 import { orchestrationImpl } from './orchestration.ts';
 import type { JeevesServerOptions } from './server.ts';
 
@@ -9,7 +10,11 @@ export { type CallIdentity, JeevesGrpcServer, type RpcContext } from './server.t
 
 /** The services Warden implements; the others answer UNIMPLEMENTED for now. */
 export function jeevesImpl(): JeevesServerOptions['impl'] {
-  return { OrchestrationService: orchestrationImpl(), CommBusService: commBusImpl() };
+  return {
+    KernelService: kernelServiceImpl(),
+    OrchestrationService: orchestrationImpl(),
+    CommBusService: commBusImpl(),
+  };
 }
 
 /** The caller a token-less call acts as (`server.grpc.anonymous`): read and write, no admin. */
