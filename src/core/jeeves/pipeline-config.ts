@@ -11,7 +11,8 @@
  * `default_next` (defect 10); the sort by `stage_order` is stable (defect 20); absent or
  * non-positive bounds take the defaults 3/10/21 and 300 s (defect 8); a route to
  * `clarification`/`confirmation` needs its resume stage (defect 11); and names Warden cannot use
- * as stage names are refused here, plainly, instead of failing later as a workflow.
+ * as stage names are refused here, plainly, instead of failing later as a workflow. A parallel
+ * pipeline (`default_run_mode: "parallel"`) is checked further by pipeline-parallel.ts.
  */
 import { z } from 'zod';
 
@@ -22,6 +23,7 @@ import { stageSchema } from '../workflow/schema.ts';
 import { END } from '../workflow/validate.ts';
 import { normaliseAllowedTools, normaliseEdgeLimits } from './config-lenient.ts';
 import { decodeJsonObject } from './json-bytes.ts';
+import { checkParallelPipeline, PIPELINE_RUN_MODES } from './pipeline-parallel.ts';
 import {
   INTERRUPT_TARGETS,
   type InterruptTarget,
@@ -113,7 +115,8 @@ const NAME_RULE =
  * @throws WardenError INVALID_PARAMS `pipeline_config: …` listing every problem found: invalid
  *   UTF-8 or JSON, wrong types, a missing name, duplicate or unusable agent names, unknown
  *   route targets, bad `requires`/`after`, `has_llm` without `model_role`, bad edge limits,
- *   a route to an interrupt without its resume stage.
+ *   a route to an interrupt without its resume stage, an unknown `default_run_mode`, and what a
+ *   parallel pipeline cannot use (pipeline-parallel.ts).
  */
 export function parsePipelineConfig(bytes: Uint8Array | string): JeevesPipelineConfig {
   const raw = checkParams(WHERE, jeevesPipelineConfigSchema, decodeJsonObject(bytes, WHERE));
@@ -126,9 +129,13 @@ export function parsePipelineConfig(bytes: Uint8Array | string): JeevesPipelineC
   const agents = rawAgents.map((agent, i) => normaliseAgent(agent, `agents[${i}]`, issues));
   const names = checkNames(agents, issues);
   for (const [i, agent] of agents.entries()) checkReferences(agent, `agents[${i}]`, names, issues);
-  const usedInterrupts = checkInterruptTargets(raw, agents, names, issues);
+  const mode = runMode(raw.default_run_mode, issues);
+  // A parallel pipeline has no interrupt stages: checkParallelPipeline refuses routes to them.
+  const usedInterrupts =
+    mode === 'parallel' ? [] : checkInterruptTargets(raw, agents, names, issues);
   const stageNames = new Set([...names.keys(), ...usedInterrupts]);
   const edgeLimits = normaliseEdgeLimits(raw.edge_limits, stageNames, issues);
+  if (mode === 'parallel') checkParallelPipeline(agents, names, edgeLimits, issues);
   if (issues.length > 0) throw invalidParams(WHERE, issues);
 
   // Array.prototype.sort is stable: ties keep the order given (defect 20).
@@ -169,6 +176,22 @@ export function agentTargets(agent: JeevesAgentConfig): string[] {
     agent.default_next,
     agent.error_next,
   ].filter((t) => t !== '');
+}
+
+/**
+ * `default_run_mode`: `''` (absent) and `sequential` run one agent at a time by routing;
+ * `parallel` runs the agents as their `requires`/`after` allow (pipeline-parallel.ts). Go ran
+ * any other string sequentially; Warden refuses it, because a misspelt `parallel` would
+ * silently run a different pipeline.
+ */
+function runMode(value: string | null | undefined, issues: ParamIssue[]): string {
+  const mode = value ?? '';
+  if (mode !== '' && !(PIPELINE_RUN_MODES as readonly string[]).includes(mode))
+    issues.push({
+      path: 'default_run_mode',
+      message: `'${mode}' is not a run mode (expected ${PIPELINE_RUN_MODES.join(' or ')})`,
+    });
+  return mode;
 }
 
 function boundOrDefault(

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { invalidParamsOf, LINEAR_PIPELINE } from '../../../test/helpers/jeeves-fixtures.ts';
 import { isWardenError } from '../errors.ts';
+import type { JsonObject } from '../json.ts';
 import { addUsage, emptyUsage, mergeQuota, type Quota } from '../quota.ts';
 import { evaluateCondition } from '../workflow/condition.ts';
 import { newEnvelope } from '../workflow/envelope.ts';
@@ -12,6 +13,7 @@ import {
   type Effect,
   failStep,
   type MachineOptions,
+  outstandingSteps,
   resumeAfterInterrupt,
   routingContext,
   type RunSnapshot,
@@ -480,5 +482,282 @@ describe('initialStage', () => {
 
   it('keeps an interrupt target the pipeline has no stage for (it fails as in Go)', () => {
     expect(initialStage(config, 'confirmation', none)).toBe('confirmation');
+  });
+});
+
+/** A driver over a parallel run: outstanding branches, reported one stage at a time. */
+class ParallelRun {
+  readonly workflow: Workflow;
+  snap: RunSnapshot;
+  effect: Effect;
+
+  constructor(workflow: Workflow) {
+    this.workflow = workflow;
+    const t = advance(
+      workflow,
+      {
+        envelope: newEnvelope('hello', startStage(workflow)),
+        usage: emptyUsage(),
+        quota: quotaFor(workflow),
+        terminated: null,
+      },
+      OPTS,
+    );
+    this.snap = t.snapshot;
+    this.effect = t.effect;
+  }
+
+  /** The outstanding branches, in stage order. */
+  get outstanding(): string[] {
+    return outstandingSteps(this.workflow, this.snap.envelope).map((s) => s.stage);
+  }
+
+  succeed(stage: string, output: Record<string, unknown> = { done: stage }): this {
+    const step = this.#stepOf(stage);
+    this.snap = { ...this.snap, usage: addUsage(this.snap.usage, { llm_calls: 1 }) };
+    return this.#apply(
+      completeStep(this.workflow, this.snap, { step, stage, output, modelCalls: 1 }, OPTS),
+    );
+  }
+
+  fail(stage: string, message: string): this {
+    const step = this.#stepOf(stage);
+    return this.#apply(
+      failStep(this.workflow, this.snap, { step, stage, code: 'JOB_FAILED', message }, OPTS),
+    );
+  }
+
+  stateDict(): JsonObject {
+    return toStateDict({
+      identity: {
+        envelope_id: 'env_p',
+        request_id: 'req_p',
+        user_id: 'u',
+        session_id: 's',
+        raw_input: 'hello',
+        received_at: OPTS.now,
+      },
+      stageOrder: this.workflow.stages.map((s) => s.name),
+      envelope: this.snap.envelope,
+      usage: this.snap.usage,
+      terminated: this.snap.terminated,
+      completedAt: null,
+      interrupt: null,
+      passthrough: emptyPassthrough(),
+    });
+  }
+
+  #stepOf(stage: string): number {
+    const found = outstandingSteps(this.workflow, this.snap.envelope).find(
+      (s) => s.stage === stage,
+    );
+    if (!found) throw new Error(`${stage} is not outstanding (${this.outstanding.join(', ')})`);
+    return found.step;
+  }
+
+  #apply(t: Transitioned): this {
+    this.snap = t.snapshot;
+    this.effect = t.effect;
+    return this;
+  }
+}
+
+/** plan → a, b → merge, every agent with Go's habitual `default_next` along the graph. */
+const FORK_JOIN = {
+  name: 'fork-join',
+  default_run_mode: 'parallel',
+  agents: [
+    { name: 'plan', stage_order: 1, default_next: 'a' },
+    { name: 'a', stage_order: 2, requires: ['plan'], default_next: 'merge' },
+    { name: 'b', stage_order: 2, requires: ['plan'], default_next: 'end' },
+    { name: 'merge', stage_order: 3, requires: ['a', 'b'] },
+  ],
+};
+
+describe('pipelineToWorkflow: parallel pipelines (default_run_mode: parallel)', () => {
+  it('emits mode: parallel with each agent’s requires, after and join_strategy, and no routing', () => {
+    const config = configOf({
+      ...FORK_JOIN,
+      agents: [
+        ...FORK_JOIN.agents.slice(0, 3),
+        {
+          name: 'merge',
+          stage_order: 3,
+          requires: ['a', 'b'],
+          after: ['plan'],
+          join_strategy: 'any',
+          error_next: 'end',
+        },
+      ],
+      edge_limits: { 'a->merge': 0 },
+    });
+    const input = pipelineToWorkflow(config, { start: 'b' });
+    expect(input).toMatchObject({ mode: 'parallel', bounds: { max_agent_hops: 21 } });
+    expect(input.start).toBeUndefined();
+    expect(input.edge_limits).toBeUndefined();
+    expect(input.max_concurrent_agents).toBeUndefined();
+    const { workflow } = buildWorkflow(input, 'fork-join');
+    // toEqual ignores undefined keys only: a default_next the stage kept would fail this.
+    expect(
+      workflow.stages.map((s) => ({
+        name: s.name,
+        requires: s.requires,
+        after: s.after,
+        join: s.join_strategy,
+        default_next: s.default_next,
+        error_next: s.error_next,
+        routing: s.routing,
+      })),
+    ).toEqual([
+      { name: 'plan', routing: [] },
+      { name: 'a', requires: ['plan'], routing: [] },
+      { name: 'b', requires: ['plan'], routing: [] },
+      {
+        name: 'merge',
+        requires: ['a', 'b'],
+        after: ['plan'],
+        join: 'any',
+        error_next: 'end',
+        routing: [],
+      },
+    ]);
+    workflow.stages.forEach((stage, i) =>
+      expect(stage.agent).toEqual({ kind: 'external', config: agentConfigJson(config.agents[i]!) }),
+    );
+  });
+
+  it('normalises without changing the meaning: repeats, after ∩ requires, any with one require', () => {
+    const config = configOf({
+      name: 'p',
+      default_run_mode: 'parallel',
+      agents: [
+        { name: 'a' },
+        { name: 'b' },
+        { name: 'c', requires: ['a', 'a'], after: ['a', 'b', 'b'], join_strategy: 'any' },
+        { name: 'd', requires: ['a', 'b'], join_strategy: 'all' },
+      ],
+    });
+    const stages = loadPipelineWorkflow(config).workflow.stages;
+    expect(stages[2]).toMatchObject({ requires: ['a'], after: ['b'] });
+    expect(stages[2]!.join_strategy).toBeUndefined();
+    expect(stages[3]!.join_strategy).toBeUndefined();
+  });
+
+  it('runs a fork/join: every agent once, one hop each, the join after both branches', () => {
+    const run = new ParallelRun(loadPipelineWorkflow(configOf(FORK_JOIN)).workflow);
+    expect(run.outstanding).toEqual(['plan']);
+    run.succeed('plan');
+    expect(run.outstanding).toEqual(['a', 'b']);
+    expect(run.stateDict()).toMatchObject({
+      parallel_mode: true,
+      active_stages: { a: true, b: true },
+      completed_stage_set: { plan: true },
+      failed_stages: {},
+      agent_hop_count: 3,
+    });
+    run.succeed('b');
+    expect(run.outstanding).toEqual(['a']);
+    run.succeed('a');
+    expect(run.outstanding).toEqual(['merge']);
+    run.succeed('merge');
+    expect(run.effect).toMatchObject({ kind: 'terminate', reason: 'completed' });
+    expect(run.stateDict()).toMatchObject({
+      parallel_mode: true,
+      active_stages: {},
+      completed_stage_set: { plan: true, a: true, b: true, merge: true },
+      agent_hop_count: 4,
+      llm_call_count: 4,
+      iteration: 0,
+      current_stage: 'end',
+      terminal_reason: 'completed',
+    });
+  });
+
+  it('join any: the first branch to complete wins, the other is cancelled and in no set', () => {
+    const config = configOf({
+      ...FORK_JOIN,
+      agents: [
+        ...FORK_JOIN.agents.slice(0, 3),
+        { name: 'merge', requires: ['a', 'b'], join_strategy: 'any' },
+      ],
+    });
+    const run = new ParallelRun(loadPipelineWorkflow(config).workflow);
+    run.succeed('plan').succeed('b');
+    expect(run.outstanding).toEqual(['merge']);
+    expect(run.snap.envelope.branches?.a?.status).toBe('cancelled');
+    expect(run.stateDict()).toMatchObject({
+      active_stages: { merge: true },
+      completed_stage_set: { plan: true, b: true },
+      failed_stages: {},
+    });
+    run.succeed('merge');
+    expect(run.effect).toMatchObject({ kind: 'terminate', reason: 'completed' });
+    // a was issued with b (one hop each) before b won.
+    expect(run.snap.usage.agent_hops).toBe(4);
+  });
+
+  it('a failing branch without error_next ends the run tool_failed_fatally, cancelling the other', () => {
+    const run = new ParallelRun(loadPipelineWorkflow(configOf(FORK_JOIN)).workflow);
+    run.succeed('plan').fail('a', 'model down');
+    expect(run.effect).toMatchObject({ kind: 'terminate', reason: 'tool_failed_fatally' });
+    expect(run.snap.envelope.branches?.b?.status).toBe('cancelled');
+    expect(run.stateDict()).toMatchObject({
+      active_stages: {},
+      completed_stage_set: { plan: true },
+      failed_stages: { a: 'model down' },
+      terminal_reason: 'tool_failed_fatally',
+    });
+  });
+
+  it('error_next: end tolerates the failure; error_next: <agent> runs that agent only on failure', () => {
+    const config = configOf({
+      name: 'p',
+      default_run_mode: 'parallel',
+      agents: [
+        { name: 'primary', error_next: 'fallback' },
+        { name: 'notes', error_next: 'end' },
+        { name: 'fallback' },
+        {
+          name: 'write',
+          requires: ['primary', 'fallback'],
+          join_strategy: 'any',
+          after: ['notes'],
+        },
+      ],
+    });
+    const run = new ParallelRun(loadPipelineWorkflow(config).workflow);
+    expect(run.outstanding).toEqual(['primary', 'notes']);
+    run.fail('notes', 'no notes').fail('primary', 'primary down');
+    expect(run.outstanding).toEqual(['fallback']);
+    run.succeed('fallback');
+    expect(run.outstanding).toEqual(['write']);
+    run.succeed('write');
+    expect(run.effect).toMatchObject({ kind: 'terminate', reason: 'completed' });
+    expect(run.stateDict()).toMatchObject({
+      completed_stage_set: { fallback: true, write: true },
+      failed_stages: { notes: 'no notes', primary: 'primary down' },
+    });
+  });
+
+  it('bounds apply as in sequential: a fork wider than the hops left ends the run there', () => {
+    const config = configOf({
+      name: 'wide',
+      default_run_mode: 'parallel',
+      max_agent_hops: 3,
+      agents: [
+        { name: 'plan' },
+        { name: 'a', requires: ['plan'] },
+        { name: 'b', requires: ['plan'] },
+        { name: 'c', requires: ['plan'] },
+      ],
+    });
+    const run = new ParallelRun(loadPipelineWorkflow(config).workflow);
+    run.succeed('plan');
+    expect(run.effect).toMatchObject({ kind: 'terminate', reason: 'max_agent_hops_exceeded' });
+    expect(run.snap.usage.agent_hops).toBe(1);
+    expect(run.outstanding).toEqual([]);
+    const llm = configOf({ ...config, max_agent_hops: 21, max_llm_calls: 1 });
+    const bounded = new ParallelRun(loadPipelineWorkflow(llm).workflow).succeed('plan');
+    expect(bounded.effect).toMatchObject({ kind: 'terminate', reason: 'max_llm_calls_exceeded' });
   });
 });

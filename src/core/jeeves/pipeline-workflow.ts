@@ -30,12 +30,31 @@
  * (Go counted it as neither an edge nor an iteration, bounded by hops alone), and a return from
  * an interrupt stage (listed after the agents) to an earlier agent costs one iteration, which
  * Go's re-init resume did not.
+ *
+ * A parallel pipeline (`default_run_mode: "parallel"`, validated by pipeline-parallel.ts)
+ * becomes a `mode: parallel` workflow (docs/workflows.md#parallel-stages): each agent a stage
+ * that runs once, with its `requires`, `after` and `join_strategy`, and `error_next` (`end`
+ * tolerates the failure, an agent is a handler that runs only on that failure). Normalised
+ * without changing what the runner does: repeats in `requires`/`after` are dropped, an `after`
+ * entry also in `requires` is dropped (requiring a stage already waits for it to finish), and
+ * `join_strategy: any` with fewer than two `requires` becomes `all` (the same thing; Warden
+ * refuses the former). `default_next` is not used (validation accepted only values that agree
+ * with the graph), nor are `start`, the interrupt stages and edge limits (none apply). The
+ * bounds are the sequential ones; each agent issued counts one hop when it is issued, so a
+ * fork of n agents needs n hops left or the run ends at the fork.
+ *
+ * `max_concurrent_agents` stays unset (no limit): the pipeline JSON has no such key (Go's
+ * `PipelineConfig` has none, and the `OrchestrationFlags` message that declares one is never
+ * sent), and Go's parallel runner started every ready agent at once. Over gRPC a client is
+ * handed one step at a time anyway (kernel/external-steps.ts), so a limit would only change
+ * how many branches are issued, and counted, before a client takes them.
  */
 import { buildWorkflow, type LoadedWorkflow } from '../workflow/load.ts';
 import type { WorkflowInput } from '../workflow/schema.ts';
 import { END } from '../workflow/validate.ts';
 import { agentConfigJson } from './agent-config-json.ts';
 import { agentTargets, interruptTargetsUsed } from './pipeline-config.ts';
+import { isParallelPipeline, uniqueNames } from './pipeline-parallel.ts';
 import type { InterruptTarget, JeevesAgentConfig, JeevesPipelineConfig } from './types.ts';
 
 type StageInput = WorkflowInput['stages'][number];
@@ -43,7 +62,9 @@ type StageInput = WorkflowInput['stages'][number];
 export interface PipelineToWorkflowOptions {
   /**
    * The stage the run starts at (a stage of the workflow, see {@link initialStage}); the
-   * first agent when absent.
+   * first agent when absent. Ignored for a parallel pipeline: its run always starts with
+   * every agent that waits for nothing (a resumed envelope's `current_stage`, and its
+   * `completed_stage_set`, do not skip agents).
    */
   readonly start?: string;
 }
@@ -57,6 +78,7 @@ export function pipelineToWorkflow(
   config: JeevesPipelineConfig,
   options: PipelineToWorkflowOptions = {},
 ): WorkflowInput {
+  if (isParallelPipeline(config)) return parallelWorkflow(config);
   const stages: StageInput[] = config.agents.map((agent) => agentStage(config, agent));
   for (const kind of interruptTargetsUsed(config)) stages.push(interruptStage(config, kind));
   const limits = config.edge_limits.filter((l) => l.max_count > 0);
@@ -64,14 +86,32 @@ export function pipelineToWorkflow(
     name: workflowName(config.name),
     description: `jeeves pipeline ${JSON.stringify(config.name)}`,
     ...(options.start === undefined ? {} : { start: options.start }),
-    bounds: {
-      max_iterations: config.max_iterations,
-      max_llm_calls: config.max_llm_calls,
-      max_agent_hops: config.max_agent_hops,
-      timeout: runTimeoutMs(config),
-    },
+    bounds: bounds(config),
     edge_limits: limits.map((l) => ({ from: l.from, to: l.to, max_count: l.max_count })),
     stages,
+  };
+}
+
+/** The `mode: parallel` workflow of a parallel pipeline (see the module comment). */
+function parallelWorkflow(config: JeevesPipelineConfig): WorkflowInput {
+  return {
+    name: workflowName(config.name),
+    description: `jeeves pipeline ${JSON.stringify(config.name)} (parallel)`,
+    mode: 'parallel',
+    bounds: bounds(config),
+    stages: config.agents.map((agent): StageInput => {
+      const requires = uniqueNames(agent.requires);
+      const after = uniqueNames(agent.after).filter((name) => !requires.includes(name));
+      return {
+        name: agent.name,
+        agent: { kind: 'external', config: agentConfigJson(agent) },
+        ...(requires.length > 0 ? { requires } : {}),
+        ...(after.length > 0 ? { after } : {}),
+        ...(agent.join_strategy === 'any' && requires.length >= 2 ? { join_strategy: 'any' } : {}),
+        ...(agent.error_next === '' ? {} : { error_next: agent.error_next }),
+        output_key: agent.output_key,
+      };
+    }),
   };
 }
 
@@ -143,6 +183,15 @@ function interruptStage(config: JeevesPipelineConfig, kind: InterruptTarget): St
     description: `raises a ${kind} interrupt, then continues at ${config[`${kind}_resume_stage`]}`,
     interrupt: { kind, prompt: placeholders.length > 0 ? placeholders.join('\n') : kind },
     resume_next: config[`${kind}_resume_stage`],
+  };
+}
+
+function bounds(config: JeevesPipelineConfig): NonNullable<WorkflowInput['bounds']> {
+  return {
+    max_iterations: config.max_iterations,
+    max_llm_calls: config.max_llm_calls,
+    max_agent_hops: config.max_agent_hops,
+    timeout: runTimeoutMs(config),
   };
 }
 

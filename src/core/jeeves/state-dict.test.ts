@@ -188,6 +188,75 @@ describe('toStateDict', () => {
   });
 });
 
+describe('toStateDict: the parallel runner’s keys', () => {
+  const clientSets: JeevesPassthrough = {
+    ...emptyPassthrough(),
+    active_stages: { old: true },
+    completed_stage_set: { older: true },
+    failed_stages: { oldest: 'gone' },
+    parallel_mode: false,
+  };
+
+  it('a sequential run carries the client’s values unchanged (plus its own failures)', () => {
+    const dict = toStateDict(
+      view({
+        passthrough: clientSets,
+        envelope: envelopeWith({
+          errors: [{ step: 1, stage: 'think', code: 'JOB_FAILED', message: 'down' }],
+        }),
+      }),
+    );
+    expect(dict).toMatchObject({
+      active_stages: { old: true },
+      completed_stage_set: { older: true },
+      failed_stages: { oldest: 'gone', think: 'down' },
+      parallel_mode: false,
+    });
+  });
+
+  it('a parallel run writes its own branches: outstanding, completed, failed; cancelled in none', () => {
+    const dict = toStateDict(
+      view({
+        passthrough: clientSets,
+        envelope: envelopeWith({
+          branches: {
+            plan: { step: 1, status: 'completed' },
+            a: { step: 2, status: 'outstanding', started_at: T0 },
+            b: { step: 3, status: 'outstanding' },
+            c: { step: 4, status: 'failed' },
+            d: { step: 5, status: 'cancelled' },
+            e: { step: null, status: 'cancelled' },
+            f: { step: 6, status: 'failed' },
+          },
+          // f's entry was dropped (errors are bounded); c failed once, its last error counts.
+          errors: [
+            { step: 4, stage: 'c', code: 'JOB_FAILED', message: 'first try' },
+            { step: 4, stage: 'c', code: 'JOB_FAILED', message: 'tool down' },
+          ],
+        }),
+      }),
+    );
+    expect(dict).toMatchObject({
+      active_stages: { a: true, b: true },
+      completed_stage_set: { plan: true },
+      failed_stages: { c: 'tool down', f: 'failed' },
+      parallel_mode: true,
+    });
+    expect(Object.keys(dict)).toEqual(GO_KEYS);
+    expect(dict.errors).toHaveLength(2);
+  });
+
+  it('a parallel run that has issued nothing yet still says parallel_mode', () => {
+    const dict = toStateDict(view({ envelope: envelopeWith({ branches: {} }) }));
+    expect(dict).toMatchObject({
+      active_stages: {},
+      completed_stage_set: {},
+      failed_stages: {},
+      parallel_mode: true,
+    });
+  });
+});
+
 describe('sessionEdgeTraversals', () => {
   it('drops edges into end, which Go never counted, and keeps the rest', () => {
     expect(

@@ -5,7 +5,8 @@
  * Warden keeps what it owns (outputs, stage, counters, errors, the interrupt) in its own
  * envelope and usage record; the keys only jeeves clients use (goals, the parallel runner's
  * sets, prior plans, loop feedback, earlier errors) travel as {@link JeevesPassthrough}, read
- * from the envelope the client sent (state-dict-input.ts) and written back unchanged.
+ * from the envelope the client sent (state-dict-input.ts) and written back unchanged; except
+ * that a parallel run writes the parallel runner's sets from its own branches.
  */
 import type { InterruptKind, InterruptResponse, InterruptStatus } from '../interrupt.ts';
 import { isJsonObject, type JsonObject } from '../json.ts';
@@ -25,7 +26,10 @@ export interface JeevesIdentity {
   readonly received_at: number;
 }
 
-/** State dict keys Warden does not interpret, carried from the client's envelope and back. */
+/**
+ * State dict keys Warden does not interpret, carried from the client's envelope and back (in a
+ * parallel run, Warden writes the four parallel-runner keys itself).
+ */
 export interface JeevesPassthrough {
   readonly active_stages: Readonly<Record<string, boolean>>;
   readonly completed_stage_set: Readonly<Record<string, boolean>>;
@@ -96,7 +100,9 @@ export const COMPLETED_TEXT = 'Pipeline completed';
  * The state dict of a run: every key Go's `ToStateDict` writes, in its order. Counters come
  * from Warden's usage (`iteration` = iterations, `llm_call_count` = llm_calls,
  * `agent_hop_count` = agent_hops); `outputs` holds object outputs only; `failed_stages` and
- * `errors` include the run's failed steps (defect 4); `terminal_reason` is the lowercase
+ * `errors` include the run's failed steps (defect 4); a parallel run (`mode: parallel`) writes
+ * `parallel_mode: true` and its branches as `active_stages`, `completed_stage_set` and
+ * `failed_stages` ({@link parallelSets}); `terminal_reason` is the lowercase
  * reason (enums.ts `jeevesReasonString`), `termination_reason` Warden's message (Go's text for
  * a completed run).
  */
@@ -106,12 +112,11 @@ export function toStateDict(view: StateDictView): JsonObject {
   for (const [key, value] of Object.entries(envelope.outputs)) {
     if (isJsonObject(value)) outputs[key] = value;
   }
-  const failed: Record<string, string> = { ...passthrough.failed_stages };
   const errors: JsonObject[] = [...passthrough.errors];
   for (const e of envelope.errors) {
-    failed[e.stage] = e.message;
     errors.push({ agent: e.stage, stage: e.stage, error: e.message, code: e.code, step: e.step });
   }
+  const sets = envelope.branches ? parallelSets(envelope) : sequentialSets(envelope, passthrough);
   return {
     envelope_id: identity.envelope_id,
     request_id: identity.request_id,
@@ -125,10 +130,10 @@ export function toStateDict(view: StateDictView): JsonObject {
     iteration: usage.iterations,
     llm_call_count: usage.llm_calls,
     agent_hop_count: usage.agent_hops,
-    active_stages: { ...passthrough.active_stages },
-    completed_stage_set: { ...passthrough.completed_stage_set },
-    failed_stages: failed,
-    parallel_mode: passthrough.parallel_mode,
+    active_stages: sets.active_stages,
+    completed_stage_set: sets.completed_stage_set,
+    failed_stages: sets.failed_stages,
+    parallel_mode: sets.parallel_mode,
     terminated: terminated !== null,
     termination_reason:
       terminated === null
@@ -149,6 +154,62 @@ export function toStateDict(view: StateDictView): JsonObject {
     errors,
     completed_at: formatRfc3339(view.completedAt),
     metadata: { ...(envelope.metadata as JsonObject) },
+  };
+}
+
+/** The state dict's parallel-runner keys. */
+interface ParallelSets {
+  readonly active_stages: Record<string, boolean>;
+  readonly completed_stage_set: Record<string, boolean>;
+  readonly failed_stages: Record<string, string>;
+  readonly parallel_mode: boolean;
+}
+
+/**
+ * A sequential run: the client's values, carried unchanged, plus the run's failed steps in
+ * `failed_stages` (defect 4).
+ */
+function sequentialSets(
+  envelope: Readonly<Envelope>,
+  passthrough: JeevesPassthrough,
+): ParallelSets {
+  const failed: Record<string, string> = { ...passthrough.failed_stages };
+  for (const e of envelope.errors) failed[e.stage] = e.message;
+  return {
+    active_stages: { ...passthrough.active_stages },
+    completed_stage_set: { ...passthrough.completed_stage_set },
+    failed_stages: failed,
+    parallel_mode: passthrough.parallel_mode,
+  };
+}
+
+/**
+ * A parallel run (the envelope has `branches`): the sets of jeeves' parallel runner, from this
+ * run's branches (the client's values describe an earlier run and are not carried). Go's
+ * `StartStage`/`CompleteStage`/`FailStage` meanings: `active_stages` the branches issued and
+ * not yet reported (handed to a client or waiting for one), `completed_stage_set` those that
+ * succeeded, `failed_stages` those that failed, with their error. A cancelled branch (it lost
+ * an `any` join, or the run ended first) is in none of them: Go had no cancellation, and
+ * counting it as failed would report a failure in a run that completed.
+ */
+function parallelSets(envelope: Readonly<Envelope>): ParallelSets {
+  const active: Record<string, boolean> = {};
+  const completed: Record<string, boolean> = {};
+  const failed: Record<string, string> = {};
+  for (const [stage, branch] of Object.entries(envelope.branches!)) {
+    if (branch.status === 'outstanding') active[stage] = true;
+    else if (branch.status === 'completed') completed[stage] = true;
+    else if (branch.status === 'failed') {
+      // `errors` is bounded (oldest dropped first): a branch may have lost its entry.
+      const error = envelope.errors.findLast((e) => e.stage === stage);
+      failed[stage] = error?.message ?? 'failed';
+    }
+  }
+  return {
+    active_stages: active,
+    completed_stage_set: completed,
+    failed_stages: failed,
+    parallel_mode: true,
   };
 }
 
