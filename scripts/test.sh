@@ -8,6 +8,7 @@ source scripts/use-node.sh
 echo "node $(node --version), npm $(npm --version)"
 echo "installing from the lockfile (npm ci)…"
 npm ci --no-audit --no-fund
+bash scripts/debian-deps.sh
 npm test
 # Installing, building and testing must not change the checkout (a rewritten lockfile, a
 # generated file someone forgot to ignore): fail and say what changed.
