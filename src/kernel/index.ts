@@ -8,13 +8,6 @@ export {
   type ExternalTake,
 } from './external-steps.ts';
 export { Kernel, type KernelOptions, type SystemStatus } from './kernel.ts';
-export {
-  type CreatePcbInput,
-  type PcbActor,
-  pcbMetaOf,
-  type PcbQuotaCheck,
-  ProcessTable,
-} from './process-table.ts';
 export { type LedgerVerification, type SessionVerification, verifyLedger } from './ledger.ts';
 export {
   DEFAULT_KERNEL_LIMITS,
@@ -24,6 +17,13 @@ export {
   type StepResult,
   type StepTaker,
 } from './orchestrator.ts';
+export {
+  type CreatePcbInput,
+  type PcbActor,
+  pcbMetaOf,
+  type PcbQuotaCheck,
+  ProcessTable,
+} from './process-table.ts';
 export {
   DEFAULT_RATE_LIMITS,
   type RateDecision,

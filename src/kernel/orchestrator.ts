@@ -43,7 +43,7 @@ import {
   type Workflow,
   type WorkflowInput,
 } from '../core/index.ts';
-import { addUsage, emptyUsage, type UsageDelta } from '../core/quota.ts';
+import { addUsage, emptyUsage, type Usage, type UsageDelta } from '../core/quota.ts';
 import type {
   ClaimedTask,
   EventRecord,
@@ -86,6 +86,11 @@ export interface StartRunInput {
   /** Where the workflow came from, for display. */
   readonly source?: string;
   readonly parentPid?: string;
+  /**
+   * Usage the run starts with (a resumed jeeves envelope keeps its counters): it counts
+   * against the bounds as if this run had spent it.
+   */
+  readonly usage?: Partial<Usage>;
 }
 
 /** A {@link StartRunInput} whose workflow the kernel has resolved and validated. */
@@ -233,7 +238,7 @@ export class Orchestrator {
       state: 'new',
       priority: input.priority ?? workflow.priority,
       quota,
-      usage: emptyUsage(),
+      usage: { ...emptyUsage(), ...input.usage },
       envelope: newEnvelope(input.input ?? null, startStage(workflow), input.metadata ?? {}),
       current_stage: startStage(workflow),
       terminal_reason: null,

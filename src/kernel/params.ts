@@ -8,12 +8,14 @@ import { z } from 'zod';
 import {
   clockParam,
   DEFAULT_QUOTA,
+  emptyUsage,
   MIN_LIMIT_BYTES,
   param,
   PRIORITIES,
   type Quota,
   type RateLimits,
   type RoutingFunction,
+  type Usage,
 } from '../core/index.ts';
 import { storeParam } from '../store/index.ts';
 
@@ -37,6 +39,10 @@ const idParam = (what: string) => param.nonEmpty(`${what} id string`, 256);
 const quotaShape = Object.fromEntries(
   Object.keys(DEFAULT_QUOTA).map((key) => [key, param.int(1).optional()]),
 ) as Record<keyof Quota, z.ZodOptional<z.ZodType<number>>>;
+
+const usageShape = Object.fromEntries(
+  Object.keys(emptyUsage()).map((key) => [key, param.int(0).optional()]),
+) as Record<keyof Usage, z.ZodOptional<z.ZodType<number>>>;
 
 const byteLimit = param.int(
   MIN_LIMIT_BYTES,
@@ -100,6 +106,7 @@ export const startRunArgs = param.options(
       .optional(),
     source: param.string().optional(),
     parentPid: idParam('a process').optional(),
+    usage: param.options(usageShape, 'an object of Usage counters (llm_calls, …)').optional(),
   },
   'an object { workflow, input?, sessionKey?, … }',
 );

@@ -34,16 +34,19 @@ export {
   type WireEnum,
   wireName,
 } from './enums.ts';
-export { decodeJsonObject } from './json-bytes.ts';
 export {
-  agentTargets,
-  DEFAULT_PIPELINE_BOUNDS,
-  interruptTargetsUsed,
-  jeevesAgentConfigSchema,
-  jeevesPipelineConfigSchema,
-  parsePipelineConfig,
-  pipelineStageOrder,
-} from './pipeline-config.ts';
+  type BoundsResultMessage,
+  checkEnvelopeBounds,
+  cloneEnvelopeMessage,
+  envelopeBounds,
+  type EnvelopeMessage,
+  envelopeMessageOf,
+  envelopeMessageOfStateDict,
+  type FlowInterruptMessage,
+  newEnvelopeMessage,
+  stateDictOfEnvelopeMessage,
+} from './envelope-message.ts';
+export { decodeJsonObject } from './json-bytes.ts';
 export {
   compareRunnable,
   nextRunnable,
@@ -53,6 +56,15 @@ export {
   type PcbMeta,
   type RunnableCandidate,
 } from './pcb.ts';
+export {
+  agentTargets,
+  DEFAULT_PIPELINE_BOUNDS,
+  interruptTargetsUsed,
+  jeevesAgentConfigSchema,
+  jeevesPipelineConfigSchema,
+  parsePipelineConfig,
+  pipelineStageOrder,
+} from './pipeline-config.ts';
 export {
   initialStage,
   loadPipelineWorkflow,

@@ -1,6 +1,7 @@
 /** The jeeves.engine.v1 gRPC face of `warden serve` (docs/protocol/jeeves.md). */
 import type { Caller } from '../commands/index.ts';
 import { commBusImpl } from './commbus.ts';
+import { engineServiceImpl } from './engine-service.ts';
 import { kernelServiceImpl } from './kernel-service.ts';
 import { orchestrationImpl } from './orchestration.ts';
 import type { JeevesServerOptions } from './server.ts';
@@ -8,10 +9,11 @@ import type { JeevesServerOptions } from './server.ts';
 export { ENGINE_PROTO, jeevesServices, PROTO_LOADER_OPTIONS } from './proto.ts';
 export { type CallIdentity, JeevesGrpcServer, type RpcContext } from './server.ts';
 
-/** The services Warden implements; the others answer UNIMPLEMENTED for now. */
+/** The four jeeves services (ExecuteAgent answers UNIMPLEMENTED: engine-service.ts). */
 export function jeevesImpl(): JeevesServerOptions['impl'] {
   return {
     KernelService: kernelServiceImpl(),
+    EngineService: engineServiceImpl(),
     OrchestrationService: orchestrationImpl(),
     CommBusService: commBusImpl(),
   };

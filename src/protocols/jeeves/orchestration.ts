@@ -105,21 +105,61 @@ export function orchestrationImpl(): ServiceImpl {
 
 async function initializeSession(req: Record<string, unknown>, ctx: RpcContext): Promise<unknown> {
   const processId = required(req.process_id, 'process_id');
+  const run = await startSession(ctx, {
+    processId,
+    pipelineConfig: (req.pipeline_config as Buffer | undefined) ?? '',
+    envelope: (req.envelope as Buffer | undefined) ?? '',
+    force: req.force === true,
+  });
+  return sessionState(ctx.services.kernel, run);
+}
+
+export interface SessionStartRequest {
+  readonly processId: string;
+  readonly pipelineConfig: Uint8Array | string;
+  /** The envelope state dict (JSON bytes, or already parsed). */
+  readonly envelope: Uint8Array | string | JsonObject;
+  readonly force: boolean;
+}
+
+/**
+ * InitializeSession's work (ExecutePipeline starts sessions the same way): validates the config
+ * and envelope, then starts the session's run at the envelope's stage with its counters.
+ *
+ * An existing session is ALREADY_EXISTS unless `force`. With `force`, a session waiting on an
+ * interrupt that the envelope answers (`interrupt_pending` false, `interrupt.response` set, and
+ * the same interrupt id when it names one) is resumed: the interrupt is resolved with that
+ * response and the run goes on, keeping its edge counts (defect 21: the original restarted and
+ * reset them). Any other forced start cancels the old run and starts anew.
+ */
+export async function startSession(
+  ctx: RpcContext,
+  request: SessionStartRequest,
+): Promise<ProcessRecord> {
+  const { processId } = request;
   const kernel = ctx.services.kernel;
-  const config = parsePipelineConfig((req.pipeline_config as Buffer | undefined) ?? '');
-  const start = fromStateDict((req.envelope as Buffer | undefined) ?? '', {
+  const config = parsePipelineConfig(request.pipelineConfig);
+  const parsed = fromStateDict(request.envelope, {
     newId: (prefix) => `${prefix}${randomBytes(8).toString('hex')}`,
     now: kernel.clock.now(),
   });
+  // An empty user id (proto3's unset) is the state dict's default user.
+  const start = parsed.identity.user_id
+    ? parsed
+    : { ...parsed, identity: { ...parsed.identity, user_id: 'anonymous' } };
   const existing = await findRun(kernel, ctx, processId);
-  if (existing && req.force !== true)
+  if (existing && !request.force)
     throw new WardenError(
       'ALREADY_EXISTS',
       `orchestration session '${processId}' exists; send force = true to replace it`,
     );
+  const answered = start.interrupt?.response != null;
+  if (existing && answered && !start.interruptPending) {
+    const resumed = await resumeWaiting(ctx, existing, start.interrupt);
+    if (resumed) return resumed;
+  }
   if (existing && !['terminated', 'zombie'].includes(existing.state))
     await kernel.cancelRun(existing.pid, 'replaced by InitializeSession(force)');
-  const answered = start.interrupt?.response != null;
   const stage = initialStage(config, start.currentStage, {
     pending: start.interruptPending,
     answered,
@@ -138,10 +178,43 @@ async function initializeSession(req: Record<string, unknown>, ctx: RpcContext):
     userId: start.identity.user_id,
     metadata: { ...start.metadata, jeeves: meta as unknown as JsonObject },
     source: `grpc:${processId}`,
+    // A resumed envelope keeps its counters (§3.2): they count against this run's bounds.
+    usage: {
+      iterations: start.counters.iteration,
+      llm_calls: start.counters.llm_call_count,
+      agent_hops: start.counters.agent_hop_count,
+    },
   });
-  if (start.terminated || stage === 'end')
+  if ((start.terminated || stage === 'end') && !['terminated', 'zombie'].includes(run.state))
     run = await kernel.cancelRun(run.pid, start.terminated?.message ?? 'already at end');
-  return sessionState(kernel, run);
+  return run;
+}
+
+/**
+ * Resolves the interrupt `existing` waits on with the envelope's response; null when the run is
+ * not waiting on an interrupt, or the envelope answers another one (then it is restarted).
+ */
+async function resumeWaiting(
+  ctx: RpcContext,
+  existing: ProcessRecord,
+  interrupt: JeevesInterruptView,
+): Promise<ProcessRecord | null> {
+  const pending = await pendingInterrupt(ctx.services.kernel, existing);
+  if (existing.state !== 'waiting' || !pending) return null;
+  if (interrupt.id && interrupt.id !== pending.id) return null;
+  const pendingId = pending.id;
+  const { text, approved, decision, data } = interrupt.response!;
+  const resolved = await ctx.services.kernel.resolveInterrupt(
+    pendingId,
+    {
+      ...(text !== undefined ? { text } : {}),
+      ...(approved !== undefined ? { approved } : {}),
+      ...(decision !== undefined ? { decision } : {}),
+      ...(data !== undefined ? { data } : {}),
+    },
+    `grpc:${ctx.caller.name}`,
+  );
+  return resolved.process ?? (await ctx.services.kernel.getProcess(existing.pid));
 }
 
 /** The instruction for the run's state now; waits a little for a step that is not ready. */
@@ -157,7 +230,7 @@ async function nextInstruction(ctx: RpcContext, pid: string, processId: string):
         agent_config: jsonBytes(
           taken.stage.agent?.kind === 'external' ? (taken.stage.agent.config ?? {}) : {},
         ),
-        envelope: jsonBytes(await stateDict(kernel, taken.process)),
+        envelope: jsonBytes(await sessionStateDict(kernel, taken.process)),
       };
     }
     if (taken.kind === 'terminated') {
@@ -169,7 +242,7 @@ async function nextInstruction(ctx: RpcContext, pid: string, processId: string):
           reason === 'completed'
             ? 'Pipeline completed successfully'
             : (taken.process.terminal_message ?? reason),
-        envelope: jsonBytes(await stateDict(kernel, taken.process)),
+        envelope: jsonBytes(await sessionStateDict(kernel, taken.process)),
       };
     }
     if (taken.kind === 'waiting') {
@@ -178,7 +251,7 @@ async function nextInstruction(ctx: RpcContext, pid: string, processId: string):
         kind: WIRE_INSTRUCTION_KIND.values.WAIT_INTERRUPT,
         interrupt_pending: true,
         ...(record ? { interrupt: flowInterrupt(record, taken.process) } : {}),
-        envelope: jsonBytes(await stateDict(kernel, taken.process)),
+        envelope: jsonBytes(await sessionStateDict(kernel, taken.process)),
       };
     }
     const wait = Math.min(deadline, taken.availableAt ?? Date.now() + 200) - Date.now();
@@ -199,14 +272,15 @@ async function sessionState(kernel: Kernel, run: ProcessRecord): Promise<unknown
     process_id: meta?.process_id ?? run.pid,
     current_stage: run.envelope.current_stage,
     stage_order: [...(meta?.stage_order ?? run.workflow.stages.map((s) => s.name))],
-    envelope: jsonBytes(await stateDict(kernel, run)),
+    envelope: jsonBytes(await sessionStateDict(kernel, run)),
     edge_traversals: sessionEdgeTraversals(run.envelope.edge_traversals),
     terminated,
     terminal_reason: terminated ? terminalReasonToWire(run.terminal_reason) : 0,
   };
 }
 
-async function stateDict(kernel: Kernel, run: ProcessRecord): Promise<JsonObject> {
+/** The state dict of a session's run (§3.2). */
+export async function sessionStateDict(kernel: Kernel, run: ProcessRecord): Promise<JsonObject> {
   const meta = sessionMeta(run);
   const record = await pendingInterrupt(kernel, run);
   const interrupt: JeevesInterruptView | null = record
@@ -242,12 +316,21 @@ async function stateDict(kernel: Kernel, run: ProcessRecord): Promise<JsonObject
   });
 }
 
+/** The interrupt the run waits on (its newest pending one), or undefined. */
 async function pendingInterrupt(
   kernel: Kernel,
   run: ProcessRecord,
 ): Promise<InterruptRecord | undefined> {
-  const id = run.envelope.pending?.interrupt_id;
-  return id ? kernel.store.getInterrupt(id) : undefined;
+  if (run.envelope.pending?.kind !== 'interrupt') return undefined;
+  const pending = await kernel.store.listInterrupts({
+    processId: run.pid,
+    status: 'pending',
+    limit: 100,
+  });
+  return pending.reduce<InterruptRecord | undefined>(
+    (newest, i) => (!newest || i.created_at >= newest.created_at ? i : newest),
+    undefined,
+  );
 }
 
 function flowInterrupt(record: InterruptRecord, run: ProcessRecord): unknown {

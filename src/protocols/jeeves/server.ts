@@ -50,6 +50,8 @@ export interface RpcSpec {
   readonly acp: CommandName;
   readonly unary?: UnaryHandler;
   readonly stream?: StreamHandler;
+  /** Why the RPC is not served (UNIMPLEMENTED with this message). */
+  readonly unimplemented?: string;
 }
 
 export type ServiceImpl = Readonly<Record<string, RpcSpec>>;
@@ -163,7 +165,7 @@ export class JeevesGrpcServer {
   ): grpc.handleUnaryCall<Record<string, unknown>, unknown> {
     return (call, callback) => {
       void (async () => {
-        if (!spec?.unary) return callback(unimplemented(service, method));
+        if (!spec?.unary) return callback(unimplemented(service, method, spec?.unimplemented));
         try {
           const ctx = await this.#context(call, spec);
           callback(null, await spec.unary(call.request, ctx));
@@ -181,7 +183,8 @@ export class JeevesGrpcServer {
   ): grpc.handleServerStreamingCall<Record<string, unknown>, unknown> {
     return (call) => {
       void (async () => {
-        if (!spec?.stream) return void call.emit('error', unimplemented(service, method));
+        if (!spec?.stream)
+          return void call.emit('error', unimplemented(service, method, spec?.unimplemented));
         try {
           const ctx = await this.#context(call, spec);
           await spec.stream(call.request, ctx, (message) => call.write(message));
@@ -248,10 +251,10 @@ export class JeevesGrpcServer {
   }
 }
 
-function unimplemented(service: string, method: string): Partial<grpc.StatusObject> {
+function unimplemented(service: string, method: string, why?: string): Partial<grpc.StatusObject> {
   return {
     code: grpc.status.UNIMPLEMENTED,
-    details: `${service}/${method} is not served by Warden yet (docs/protocol/jeeves.md)`,
+    details: why ?? `${service}/${method} is not served by Warden (docs/protocol/jeeves.md)`,
   };
 }
 
