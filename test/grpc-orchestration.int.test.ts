@@ -268,7 +268,7 @@ describe('OrchestrationService', () => {
     expect(code).toBe(grpc.status.INVALID_ARGUMENT);
   });
 
-  it('serves grpc.health.v1: SERVING for the server and OrchestrationService, SERVICE_UNKNOWN otherwise', async () => {
+  it('serves grpc.health.v1: SERVING for the server and each jeeves service, SERVICE_UNKNOWN otherwise', async () => {
     const definition = protoLoader.loadSync(
       join(import.meta.dirname, '..', 'proto', 'grpc', 'health', 'v1', 'health.proto'),
       { keepCase: true, enums: String, defaults: true },
@@ -284,7 +284,9 @@ describe('OrchestrationService', () => {
     expect(await check('')).toBe('SERVING');
     expect(await check('jeeves.engine.v1.OrchestrationService')).toBe('SERVING');
     expect(await check('jeeves.engine.v1.CommBusService')).toBe('SERVING');
+    // All four services are registered (defect 7: the shipped original served two).
     expect(await check('jeeves.engine.v1.KernelService')).toBe('SERVING');
+    expect(await check('jeeves.engine.v1.EngineService')).toBe('SERVING');
     expect(await check('jeeves.engine.v1.Nope')).toBe('SERVICE_UNKNOWN');
     health.close();
   });

@@ -202,6 +202,53 @@ describe('orchestration session lifecycle', () => {
     expect(parseBytes(out.envelope).llm_call_count).toBe(3);
   });
 
+  it('keeps outputs under output_key across loop-backs, sorts stably, honours a terminated envelope', async () => {
+    // Defect 19: outputs under output_key, nothing deleted on a loop-back; defect 20: ties of
+    // stage_order keep array order, and a terminated envelope starts a terminated session.
+    const id = 'env_keys';
+    const config = {
+      name: 'loop',
+      agents: [
+        { name: 'planner', stage_order: 0, output_key: 'plan', default_next: 'critic' },
+        {
+          name: 'critic',
+          stage_order: 0,
+          routing_rules: [{ condition: 'verdict', value: 'again', target: 'planner' }],
+          default_next: 'end',
+        },
+      ],
+      max_iterations: 3,
+      max_llm_calls: 10,
+      max_agent_hops: 21,
+    };
+    const state = await call(c, 'InitializeSession', {
+      process_id: id,
+      pipeline_config: jsonBytes(config),
+    });
+    expect(state.stage_order).toEqual(['planner', 'critic']);
+    expect((await next(id)).agent_name).toBe('planner');
+    await report(id, 'planner', { steps: [1] });
+    await report(id, 'critic', { verdict: 'again' });
+    const second = await next(id);
+    expect(second.agent_name).toBe('planner');
+    const outputs = parseBytes(second.envelope).outputs as Record<string, unknown>;
+    expect(outputs.plan).toEqual({ steps: [1] });
+    expect(outputs.critic).toEqual({ verdict: 'again' });
+    expect(outputs.planner).toBeUndefined();
+    await report(id, 'planner', { steps: [1, 2] });
+    const done = await report(id, 'critic', { verdict: 'ok' });
+    expect(done.terminal_reason).toBe('COMPLETED');
+    expect(parseBytes(done.envelope).iteration).toBe(1);
+
+    await call(c, 'InitializeSession', {
+      process_id: 'env_ended',
+      pipeline_config: jsonBytes(LINEAR),
+      envelope: jsonBytes({ terminated: true, terminal_reason: 'user_cancelled' }),
+    });
+    const ended = await next('env_ended');
+    expect(ended).toMatchObject({ kind: 'TERMINATE', terminal_reason: 'USER_CANCELLED' });
+  });
+
   it('two clients racing on one session commit every stage once', async () => {
     const id = 'env_race';
     await call(c, 'InitializeSession', { process_id: id, pipeline_config: jsonBytes(LINEAR) });
