@@ -8,89 +8,37 @@
  * pipeline with routing rules refused.
  *
  * One client is handed one branch at a time (kernel/external-steps.ts): the one it holds, else
- * the lowest outstanding in stage order; so the runs below are deterministic.
+ * the lowest outstanding in stage order; so the runs below are deterministic. Clients that send
+ * `worker_id` metadata hold a branch each, so one session's branches run at once.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { runCli } from './helpers/cli.ts';
-import { type DaemonProcess, startDaemon } from './helpers/daemon.ts';
-import { removeTempDirs, tempDir } from './helpers/tmp.ts';
+import {
+  call as callWith,
+  failure,
+  type GrpcDaemon,
+  type JeevesClient as Client,
+  jsonBytes as json,
+  metadataOf,
+  parseBytes as parse,
+  startGrpcDaemon,
+} from './helpers/jeeves-grpc.ts';
+import { removeTempDirs } from './helpers/tmp.ts';
 
-const PROTO = join(import.meta.dirname, '..', 'proto', 'jeeves', 'engine', 'v1', 'engine.proto');
-
-type Unary = (
-  request: object,
-  metadata: grpc.Metadata,
-  callback: (error: grpc.ServiceError | null, reply: Record<string, unknown>) => void,
-) => void;
-type Client = grpc.Client & Record<string, Unary>;
-
-let daemon: DaemonProcess;
-let address: string;
-let Orchestration: grpc.ServiceClientConstructor;
-const clients: grpc.Client[] = [];
+let server: GrpcDaemon;
 
 beforeAll(async () => {
-  const home = tempDir();
-  const init = await runCli(['init'], { home });
-  expect(init.code, init.stderr).toBe(0);
-  writeFileSync(
-    join(home, 'config.yaml'),
-    'security:\n  watch_policy: false\nserver:\n  grpc:\n    listen: 127.0.0.1:0\n    anonymous: jeeves-client\n',
-  );
-  daemon = await startDaemon(home);
-  const line = daemon.logs.find((l) => l.msg === 'gRPC listening');
-  expect(line, daemon.output()).toBeDefined();
-  address = `127.0.0.1:${String(line!.port)}`;
-  const definition = protoLoader.loadSync(PROTO, {
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-  });
-  const root = grpc.loadPackageDefinition(definition) as unknown as {
-    jeeves: { engine: { v1: Record<string, grpc.ServiceClientConstructor> } };
-  };
-  Orchestration = root.jeeves.engine.v1.OrchestrationService!;
+  server = await startGrpcDaemon();
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of clients) c.close();
-  await daemon?.stop();
+  await server?.stop();
   removeTempDirs();
 });
 
-function client(): Client {
-  const c = new Orchestration(address, grpc.credentials.createInsecure()) as unknown as Client;
-  clients.push(c);
-  return c;
-}
-
-function call(c: Client, method: string, request: object): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) =>
-    c[method]!(request, new grpc.Metadata(), (error, reply) =>
-      error ? reject(error) : resolve(reply),
-    ),
-  );
-}
-
-async function failure(promise: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as grpc.ServiceError;
-  }
-  throw new Error('expected the call to fail');
-}
-
-const json = (value: unknown) => Buffer.from(JSON.stringify(value));
-const parse = (bytes: unknown) =>
-  JSON.parse((bytes as Buffer).toString('utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const client = () => server.client('OrchestrationService');
+const call = (c: Client, method: string, request: object) => callWith(c, method, request);
 
 /** plan → a, b → merge, with Go's habitual `default_next` along the graph (ignored). */
 function forkJoin(
@@ -365,5 +313,46 @@ describe('parallel pipelines over OrchestrationService', () => {
     expect(error.details).toContain("agents[0].routing_rules: agent 'plan' has routing rules");
     const missing = await failure(call(c, 'GetSessionState', { process_id: 'env_par_routing' }));
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  it('workers with their own worker_id hold a branch each at the same time', async () => {
+    const id = 'par_workers';
+    const w1 = client();
+    const w2 = client();
+    const as = (worker: string) => metadataOf({ worker_id: worker });
+    await init(w1, id, forkJoin());
+    const plan = await callWith(w1, 'GetNextInstruction', { process_id: id }, as('w1'));
+    expect(plan.agent_name).toBe('plan');
+    // ReportAgentResult's reply hands the reporter its next branch: report as the worker.
+    const reportAs = (c: Client, worker: string, agent: string) =>
+      callWith(
+        c,
+        'ReportAgentResult',
+        { process_id: id, agent_name: agent, output: json({ by: worker }), success: true },
+        as(worker),
+      );
+    expect((await reportAs(w1, 'w1', 'plan')).agent_name).toBe('a');
+    const first = await callWith(w1, 'GetNextInstruction', { process_id: id }, as('w1'));
+    const second = await callWith(w2, 'GetNextInstruction', { process_id: id }, as('w2'));
+    expect([first.agent_name, second.agent_name]).toEqual(['a', 'b']);
+    // Each worker asking again gets its own branch back, counting nothing.
+    expect(
+      (await callWith(w2, 'GetNextInstruction', { process_id: id }, as('w2'))).agent_name,
+    ).toBe('b');
+    expect(
+      (await callWith(w1, 'GetNextInstruction', { process_id: id }, as('w1'))).agent_name,
+    ).toBe('a');
+    expect(await sets(w1, id)).toMatchObject({ active: { a: true, b: true }, hops: 3 });
+    // A worker with nothing due waits for work: w2's reply to b waits while a is w1's. Whoever
+    // answers first holds merge; the other's reply waits until the run ends.
+    const fromB = reportAs(w2, 'w2', 'b').then((reply) => ['w2', reply] as const);
+    const fromA = reportAs(w1, 'w1', 'a').then((reply) => ['w1', reply] as const);
+    const [holder, handed] = await Promise.race([fromA, fromB]);
+    expect(handed.agent_name).toBe('merge');
+    const done = await reportAs(holder === 'w1' ? w1 : w2, holder, 'merge');
+    const [, other] = await (holder === 'w1' ? fromB : fromA);
+    expect(other).toMatchObject({ kind: 'TERMINATE', terminal_reason: 'COMPLETED' });
+    expect(done).toMatchObject({ kind: 'TERMINATE', terminal_reason: 'COMPLETED' });
+    expect(parse(done.envelope).agent_hop_count).toBe(4);
   });
 });

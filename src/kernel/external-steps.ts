@@ -78,7 +78,7 @@ export class ExternalSteps {
       const process = await this.#mustGet(pid);
       if (isTerminalProcessState(process.state)) return { kind: 'terminated', process };
       if (process.envelope.pending?.kind === 'interrupt') return { kind: 'waiting', process };
-      const picked = await this.#pick(process);
+      const picked = await this.#pick(process, options.owner);
       if (picked.kind === 'busy') return { kind: 'busy', process, ...picked.at };
       const { pending, task } = picked;
       const stage = stageByName(process.workflow, pending.stage)!;
@@ -190,12 +190,14 @@ export class ExternalSteps {
   }
 
   /**
-   * The external step to hand out (one at a time): the one handed out already, else the lowest
-   * in stage order that is due; `busy` (with the earliest retry time, if one waits for it) when
-   * none is.
+   * The external step to hand out to `owner`: the one it holds already, else the lowest in
+   * stage order that is due; `busy` (with the earliest retry time, if one waits for it) when
+   * none is. A step another owner holds is never handed out again (a parallel run's branches
+   * go to different owners at once); one owner asking again gets its step again.
    */
   async #pick(
     process: ProcessRecord,
+    owner: string,
   ): Promise<
     | { kind: 'step'; pending: OutstandingStep; task: TaskRecord }
     | { kind: 'busy'; at: { availableAt?: number } }
@@ -209,12 +211,13 @@ export class ExternalSteps {
       const task = tasks.find((t) => stepOf(t) === pending.step);
       return task ? [{ kind: 'step' as const, pending, task }] : []; // none: settled a moment ago
     });
-    const held = withTask.find((c) => c.task.state === 'running');
+    const held = withTask.find((c) => c.task.state === 'running' && c.task.lease_owner === owner);
     if (held) return held;
     const now = this.#ctx.clock.now();
-    const due = withTask.find((c) => c.task.available_at <= now);
+    const queued = withTask.filter((c) => c.task.state === 'queued');
+    const due = queued.find((c) => c.task.available_at <= now);
     if (due) return due;
-    const waits = withTask.map((c) => c.task.available_at);
+    const waits = queued.map((c) => c.task.available_at);
     return { kind: 'busy', at: waits.length > 0 ? { availableAt: Math.min(...waits) } : {} };
   }
 

@@ -27,6 +27,8 @@ export interface CallIdentity {
   readonly userId: string | null;
   readonly sessionId: string | null;
   readonly requestId: string | null;
+  /** `worker_id` (or `x-worker-id`): tells apart clients that run one session's branches. */
+  readonly workerId: string | null;
 }
 
 export interface RpcContext {
@@ -270,7 +272,12 @@ function identityOf(metadata: grpc.Metadata): CallIdentity {
     const value = first(metadata, name) ?? first(metadata, `x-${name.replace('_', '-')}`);
     return value === null || value === '' ? null : value;
   };
-  return { userId: pick('user_id'), sessionId: pick('session_id'), requestId: pick('request_id') };
+  return {
+    userId: pick('user_id'),
+    sessionId: pick('session_id'),
+    requestId: pick('request_id'),
+    workerId: pick('worker_id'),
+  };
 }
 
 function deadlineOf(deadline: grpc.Deadline): number {

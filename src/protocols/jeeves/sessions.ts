@@ -27,9 +27,17 @@ export function sessionKeyFor(ctx: RpcContext, processId: string): string {
   return `jeeves:${digest}`;
 }
 
-/** The owner of a step a jeeves client takes (a remote owner: only its lease decides). */
+/**
+ * The owner of a step a jeeves client takes (a remote owner: only its lease decides). Clients
+ * of one session share it, so asking again gets the same step, unless they send `worker_id`
+ * metadata: then each worker holds its own step (a parallel session's branches run at once).
+ */
 export function stepOwner(ctx: RpcContext, processId: string): string {
-  return `remote/jeeves/${sessionKeyFor(ctx, processId).slice('jeeves:'.length, 'jeeves:'.length + 32)}`;
+  const session = sessionKeyFor(ctx, processId).slice('jeeves:'.length, 'jeeves:'.length + 32);
+  const worker = ctx.identity.workerId;
+  if (worker === null) return `remote/jeeves/${session}`;
+  const digest = createHash('sha256').update(worker).digest('base64url').slice(0, 16);
+  return `remote/jeeves/${session}/${digest}`;
 }
 
 /** The newest run of the process's session, or undefined. */
