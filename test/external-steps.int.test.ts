@@ -192,4 +192,25 @@ describe.each(adapters)('external steps on %s', (_name, openStore) => {
     const third = await kernel.external.take(run.pid, { owner: OWNER });
     expect(third.kind === 'run' && third.stage.name).toBe('think');
   });
+
+  it('asking again renews the lease only past half of it; another owner is never handed a held step', async () => {
+    const clock = new ManualClock();
+    const { kernel, store } = await kernelWith(clock);
+    const run = await kernel.startRun({ workflow: linear });
+    const first = await kernel.external.take(run.pid, { owner: OWNER, leaseMs: 10_000 });
+    expect(first.kind).toBe('run');
+    const held = async () =>
+      (await store.listTasks({ processId: run.pid, states: ['running'] }))[0]!;
+    const expiresAt = (await held()).lease_expires_at!;
+    clock.advance(4_000);
+    await kernel.external.take(run.pid, { owner: OWNER, leaseMs: 10_000 });
+    expect((await held()).lease_expires_at).toBe(expiresAt); // nothing written
+    clock.advance(2_000);
+    await kernel.external.take(run.pid, { owner: OWNER, leaseMs: 10_000 });
+    expect((await held()).lease_expires_at).toBe(clock.now() + 10_000);
+    // Another worker of the session waits instead of running the same step twice.
+    const other = await kernel.external.take(run.pid, { owner: `${OWNER}/w2` });
+    expect(other.kind).toBe('busy');
+    expect((await kernel.getProcess(run.pid)).usage.agent_hops).toBe(1);
+  });
 });

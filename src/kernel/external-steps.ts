@@ -95,11 +95,13 @@ export class ExternalSteps {
           attempt: claim.attempt,
         };
       }
-      // Handed out already: the same step again, counting nothing; renew its lease.
+      // Handed out already: the same step again, counting nothing. Its lease is renewed only
+      // once half of it has run out, so a client asking again right away writes nothing.
       const now = this.#ctx.clock.now();
-      await this.#ctx.store
-        .heartbeat(task.id, task.lease_token!, leaseMs, now)
-        .catch(() => undefined); // settled in between: the next read shows what happened
+      if ((task.lease_expires_at ?? 0) - now < leaseMs / 2)
+        await this.#ctx.store
+          .heartbeat(task.id, task.lease_token!, leaseMs, now)
+          .catch(() => undefined); // settled in between: the next read shows what happened
       if (!stepBegun(process.envelope, pending.step)) {
         // Claimed, but the crash came before the step began: begin it now.
         const begun = await this.#orchestrator.beginStep(claimOf(task));
