@@ -235,7 +235,7 @@ function findings(r: JeevesReport, stats: Partial<Record<Variant, VariantStats>>
   );
   if (o)
     L.push(
-      `- **The original loop's GetNextInstruction is not free**: asking again for a step already handed out renews its lease (\`store.heartbeat\`, a write transaction) and repeats the lookups, so the original loop makes ${fmtCount(o.writes)} write transactions and ${fmtCount(o.reads)} reads per step against ${fmtCount(f.writes)} and ${fmtCount(f.reads)} when the client follows the replies. A re-ask well inside the lease (10 min) could answer from the read alone.`,
+      `- **The original loop's GetNextInstruction costs reads**: asking again for a step already handed out writes nothing while more than half of its lease (10 min) is left, but repeats the lookups, so the original loop makes ${fmtCount(o.writes)} write transactions and ${fmtCount(o.reads)} reads per step against ${fmtCount(f.writes)} and ${fmtCount(f.reads)} when the client follows the replies.`,
     );
   L.push(
     `- **Reads**: ${fmtCount(f.reads)} per reply-following step: \`getProcess\` ×${fmtCount(n(f, 'getProcess'))} (each reads and parses the whole run row — envelope, usage — with \`json\` in \`src/store/rows.ts\`, and the workflow machine copies the run's state with \`structuredClone\` in \`clone\`, \`src/core/workflow/machine.ts\`${hot}), \`listTasks\` ×${fmtCount(n(f, 'listTasks'))} (the live-step lookup below, which grows with the run), and \`getSessionByKey\` + \`listProcesses\` on every RPC (\`findRun\`: \`process_id\` → session → its runs, listed up to 1,000 and reduced to the newest). Keeping the step's task id on the envelope's \`pending\` step would make the lookup a point read; caching \`process_id\` → pid per caller would drop the two per RPC.`,
