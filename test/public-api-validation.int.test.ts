@@ -297,7 +297,7 @@ const CASES: readonly Case[] = [
     name: 'startRun with `inputs` for `input`',
     code: 'INVALID_PARAMS',
     message:
-      "Kernel.startRun: unknown key 'inputs' (known keys: workflow, input, sessionKey, userId, priority, quota, metadata, source, parentPid)",
+      "Kernel.startRun: unknown key 'inputs' (known keys: workflow, input, sessionKey, userId, priority, quota, metadata, source, parentPid, usage)",
     run: (c) => c.kernel.startRun(bad({ workflow: c.loaded, inputs: {} })),
   },
   {
