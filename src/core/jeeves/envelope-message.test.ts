@@ -805,3 +805,19 @@ describe('envelopeMessageOf (property)', () => {
     );
   });
 });
+
+describe('map keys named __proto__', () => {
+  it('are dropped instead of replacing the map’s prototype', () => {
+    const outputs = Object.defineProperty({}, '__proto__', {
+      value: Buffer.from('{"a":1}'),
+      enumerable: true,
+    }) as Record<string, Buffer>;
+    outputs.ok = Buffer.from('{"b":2}');
+    const metadata = JSON.parse('{"__proto__":"x","kept":"y"}') as Record<string, string>;
+    const message = envelopeMessageOf({ outputs, metadata_str: metadata });
+    expect(Object.getPrototypeOf(message.outputs)).toBe(Object.prototype);
+    expect(Object.keys(message.outputs)).toEqual(['ok']);
+    expect(Object.getPrototypeOf(message.metadata_str)).toBe(Object.prototype);
+    expect(message.metadata_str).toEqual({ kept: 'y' });
+  });
+});

@@ -160,7 +160,7 @@ export function envelopeMessageOf(value: unknown, field = 'envelope'): EnvelopeM
     throw new WardenError('INVALID_PARAMS', `${field} is required`);
   const m = value as Record<string, unknown>;
   const outputs: Record<string, Buffer> = {};
-  for (const [key, bytes] of Object.entries(record(m.outputs))) {
+  for (const [key, bytes] of entriesOf(m.outputs)) {
     const object = objectOf(bytes);
     if (object) outputs[key] = jsonBuffer(object);
   }
@@ -250,13 +250,13 @@ export function checkEnvelopeBounds(envelope: EnvelopeMessage): BoundsResultMess
 /** The JSON state dict of an envelope message (the orchestrator's input, §3.2). */
 export function stateDictOfEnvelopeMessage(envelope: EnvelopeMessage): JsonObject {
   const outputs: JsonObject = {};
-  for (const [key, bytes] of Object.entries(envelope.outputs)) {
+  for (const [key, bytes] of entriesOf(envelope.outputs)) {
     const object = objectOf(bytes);
     if (object) outputs[key] = object;
   }
   const reason = terminalReasonFromWire(envelope.terminal_reason);
   const metadata: JsonObject = {};
-  for (const [key, value] of Object.entries(envelope.metadata_str)) metadata[key] = value;
+  for (const [key, value] of entriesOf(envelope.metadata_str)) metadata[key] = value as string;
   const dict: JsonObject = {
     envelope_id: envelope.envelope_id,
     request_id: envelope.request_id,
@@ -303,11 +303,11 @@ export function envelopeMessageOfStateDict(
   },
 ): EnvelopeMessage {
   const outputs: Record<string, Buffer> = {};
-  for (const [key, value] of Object.entries(record(dict.outputs))) {
+  for (const [key, value] of entriesOf(dict.outputs)) {
     if (isJsonObject(value)) outputs[key] = jsonBuffer(value);
   }
   const metadata: Record<string, string> = {};
-  for (const [key, value] of Object.entries(record(dict.metadata))) {
+  for (const [key, value] of entriesOf(dict.metadata)) {
     metadata[key] = typeof value === 'string' ? value : JSON.stringify(value);
   }
   const reasonText = typeof dict.terminal_reason === 'string' ? dict.terminal_reason : null;
@@ -492,14 +492,22 @@ function record(value: unknown): Record<string, unknown> {
     : {};
 }
 
+/**
+ * A map's entries without `__proto__`: assigning that key to a plain object would replace its
+ * prototype instead of adding an entry.
+ */
+function entriesOf(value: unknown): Array<[string, unknown]> {
+  return Object.entries(record(value)).filter(([key]) => key !== '__proto__');
+}
+
 function stringMap(value: unknown): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, v] of Object.entries(record(value))) if (typeof v === 'string') out[key] = v;
+  for (const [key, v] of entriesOf(value)) if (typeof v === 'string') out[key] = v;
   return out;
 }
 
 function boolMap(value: unknown): Record<string, boolean> {
   const out: Record<string, boolean> = {};
-  for (const [key, v] of Object.entries(record(value))) if (typeof v === 'boolean') out[key] = v;
+  for (const [key, v] of entriesOf(value)) if (typeof v === 'boolean') out[key] = v;
   return out;
 }
