@@ -8,6 +8,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { LINEAR_PIPELINE } from './helpers/jeeves-fixtures.ts';
 import {
   call,
   failure,
@@ -33,17 +34,8 @@ interface Event {
   envelope: Record<string, unknown> & { outputs: Record<string, Buffer> };
 }
 
-const LINEAR = {
-  name: 'hello',
-  agents: [
-    { name: 'understand', stage_order: 1, default_next: 'think' },
-    { name: 'think', stage_order: 2, default_next: 'respond' },
-    { name: 'respond', stage_order: 3, default_next: 'end' },
-  ],
-  max_iterations: 3,
-  max_llm_calls: 10,
-  max_agent_hops: 21,
-};
+/** The reference's linear pipeline (understand → think → respond, bounds 3/10/21). */
+const LINEAR = LINEAR_PIPELINE;
 
 beforeAll(async () => {
   server = await startGrpcDaemon();

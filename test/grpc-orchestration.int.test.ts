@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { LINEAR_PIPELINE } from './helpers/jeeves-fixtures.ts';
 import {
   call,
   failure,
@@ -40,17 +41,8 @@ afterAll(async () => {
 
 const client = (service = 'OrchestrationService') => server.client(service);
 
-const LINEAR = {
-  name: 'hello',
-  agents: [
-    { name: 'understand', stage_order: 1, default_next: 'think' },
-    { name: 'think', stage_order: 2, default_next: 'respond' },
-    { name: 'respond', stage_order: 3, default_next: 'end' },
-  ],
-  max_iterations: 3,
-  max_llm_calls: 10,
-  max_agent_hops: 21,
-};
+/** The reference's linear pipeline (understand → think → respond, bounds 3/10/21). */
+const LINEAR = LINEAR_PIPELINE;
 
 /** The original client's loop (jeeves-airframe `PipelineWorker.execute`), unchanged. */
 async function pipelineWorker(c: Client, processId: string, followReplies: boolean) {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { WardenClient } from '../src/client/index.ts';
 import { runCli } from './helpers/cli.ts';
+import { LINEAR_PIPELINE } from './helpers/jeeves-fixtures.ts';
 import {
   call,
   failure,
@@ -35,17 +36,8 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-const LINEAR = {
-  name: 'hello',
-  agents: [
-    { name: 'understand', stage_order: 1, default_next: 'think' },
-    { name: 'think', stage_order: 2, default_next: 'respond' },
-    { name: 'respond', stage_order: 3, default_next: 'end' },
-  ],
-  max_iterations: 3,
-  max_llm_calls: 10,
-  max_agent_hops: 21,
-};
+/** The reference's linear pipeline (understand → think → respond, bounds 3/10/21). */
+const LINEAR = LINEAR_PIPELINE;
 
 /** understand asks a person (`kind`) when its output says so, then respond answers. */
 function asking(kind: 'clarification' | 'confirmation') {
