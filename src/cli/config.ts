@@ -15,6 +15,14 @@ import { retentionOptionsSchema } from '../queue/index.ts';
 import { isPostgresUrl } from '../store/index.ts';
 import { setCommandTarget } from './invocation.ts';
 
+/** A `host:port` listener address (`example` shows the form in the error). */
+function listenAddress(example: string) {
+  return z
+    .string()
+    .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, `expected host:port such as ${example}`)
+    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65_535, 'port must be ≤ 65535');
+}
+
 const duration = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
   const ms = parseDurationMs(v);
   if (!Number.isFinite(ms) || ms <= 0) {
@@ -103,18 +111,7 @@ export const configSchema = z.strictObject({
       grpc: z
         .strictObject({
           /** host:port, e.g. 127.0.0.1:50051 (the jeeves clients' default port). */
-          listen: z
-            .string()
-            .regex(
-              /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/,
-              'expected host:port such as 127.0.0.1:50051',
-            )
-            .refine(
-              (v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65_535,
-              'port must be ≤ 65535',
-            )
-            .nullable()
-            .default(null),
+          listen: listenAddress('127.0.0.1:50051').nullable().default(null),
           /**
            * The user calls without a token act as (the original Python client sends no
            * metadata); null refuses them. Only with a loopback `listen`.
@@ -139,6 +136,51 @@ export const configSchema = z.strictObject({
           message:
             'anonymous gRPC callers are allowed only on a loopback listener (127.0.0.1, ::1 or localhost)',
           path: ['anonymous'],
+        }),
+      /** The OpenClaw Gateway v4 listener (docs/protocol/openclaw.md); off unless `listen` is set. */
+      openclaw: z
+        .strictObject({
+          /** host:port; OpenClaw clients default to 127.0.0.1:18789. */
+          listen: listenAddress('127.0.0.1:18789').nullable().default(null),
+          auth: z
+            .strictObject({
+              /** token: a Warden API token as `auth.token`; password: a Warden secret; none: loopback only. */
+              mode: z.enum(['token', 'password', 'none']).default('token'),
+              /** Password mode: the name of the Warden secret holding the password. */
+              password_secret: z
+                .string()
+                .regex(
+                  /^[A-Za-z_][A-Za-z0-9_]{0,127}$/,
+                  'expected a secret name such as OPENCLAW_PASSWORD',
+                )
+                .nullable()
+                .default(null),
+              /** What a password or `none` connection may be granted (Warden scopes). */
+              scopes: z
+                .array(z.enum(['read', 'write', 'admin', 'approvals']))
+                .min(1)
+                .default(['read', 'write']),
+            })
+            .prefault({}),
+          /** How often `tick` is broadcast (clients close after 2× this of silence). */
+          tick_interval: duration.default(30_000),
+          /** How long a socket may take to send `connect`. */
+          handshake_timeout: duration.default(15_000),
+          max_connections: z.number().int().min(1).max(100_000).default(1_000),
+          max_in_flight: z.number().int().min(1).max(10_000).default(256),
+        })
+        .prefault({})
+        .refine(
+          (o) => o.auth.mode !== 'none' || (o.listen !== null && isLoopbackListen(o.listen)),
+          {
+            message:
+              'auth.mode none is allowed only on a loopback listener (127.0.0.1, ::1 or localhost)',
+            path: ['auth', 'mode'],
+          },
+        )
+        .refine((o) => o.auth.mode !== 'password' || o.auth.password_secret !== null, {
+          message: 'auth.mode password needs auth.password_secret (the Warden secret holding it)',
+          path: ['auth', 'password_secret'],
         }),
     })
     .prefault({}),

@@ -26,6 +26,7 @@ import {
   type SseHandler,
 } from '../protocols/http/index.ts';
 import { anonymousCaller, JeevesGrpcServer, jeevesImpl } from '../protocols/jeeves/index.ts';
+import { type OpenClawServer, startOpenClawGateway } from '../protocols/openclaw/index.ts';
 import { JobQueue, RemoteWork, RetentionSweeper } from '../queue/index.ts';
 import { ModelRegistry, Worker } from '../runtime/index.ts';
 import { Security, securityOptionsOf, TokenService } from '../security/index.ts';
@@ -71,6 +72,9 @@ export class Daemon {
   readonly #grpc: JeevesGrpcServer | null;
   /** The gRPC listener's port (null: `server.grpc.listen` is not set). */
   readonly grpcPort: number | null;
+  readonly #openclaw: OpenClawServer | null;
+  /** The OpenClaw gateway's port (null: `server.openclaw.listen` is not set). */
+  readonly openclawPort: number | null;
   readonly #worker: Worker;
   readonly #sweeper: RetentionSweeper | null;
   readonly #expiry: InterruptExpiry;
@@ -90,6 +94,7 @@ export class Daemon {
     http: Server;
     acp: AcpServer;
     grpc: JeevesGrpcServer | null;
+    openclaw: OpenClawServer | null;
     worker: Worker;
     sweeper: RetentionSweeper | null;
     expiry: InterruptExpiry;
@@ -109,6 +114,8 @@ export class Daemon {
     this.#acp = parts.acp;
     this.#grpc = parts.grpc;
     this.grpcPort = parts.grpc?.port ?? null;
+    this.#openclaw = parts.openclaw;
+    this.openclawPort = parts.openclaw?.port ?? null;
     this.#worker = parts.worker;
     this.#sweeper = parts.sweeper;
     this.#expiry = parts.expiry;
@@ -320,6 +327,28 @@ export class Daemon {
           return server;
         })
       : null;
+    const openclawSettings = settings.server.openclaw;
+    const openclaw = openclawSettings.listen
+      ? await phase('listeners', async () => {
+          const server = await startOpenClawGateway({
+            settings: { ...openclawSettings, listen: openclawSettings.listen! },
+            services: () => holder.services,
+            authenticate,
+            version: options.version,
+            configPath: settings.home,
+            allowedOrigins: () =>
+              holder.daemon?.settings.server.allowed_origins ?? settings.server.allowed_origins,
+            models: () => [settings.model],
+            log: (level, msg, fields) => logger[level](fields, msg),
+          });
+          undo.push(() => server.close('gateway stopping'));
+          logger.info(
+            { phase: 'listeners', openclaw: openclawSettings.listen, port: server.port },
+            'OpenClaw gateway listening',
+          );
+          return server;
+        })
+      : null;
     const worker = new Worker({
       kernel,
       models: new ModelRegistry(settings.model),
@@ -354,6 +383,7 @@ export class Daemon {
       http,
       acp,
       grpc,
+      openclaw,
       worker,
       sweeper,
       expiry,
@@ -383,6 +413,8 @@ export class Daemon {
     if (before.server.listen !== next.server.listen) needsRestart.push('server.listen');
     if (JSON.stringify(before.server.grpc) !== JSON.stringify(next.server.grpc))
       needsRestart.push('server.grpc');
+    if (JSON.stringify(before.server.openclaw) !== JSON.stringify(next.server.openclaw))
+      needsRestart.push('server.openclaw');
     const applied: string[] = [];
     if (
       JSON.stringify(before.server.allowed_origins) !== JSON.stringify(next.server.allowed_origins)
@@ -429,6 +461,7 @@ export class Daemon {
     await Promise.all([
       this.#acp.shutdown(reason, Math.min(grace, 5_000)),
       this.#grpc?.close(Math.min(grace, 5_000)),
+      this.#openclaw?.close(reason === 'shutdown' ? 'gateway stopping' : reason),
     ]);
     const left = Math.max(0, grace - (Date.now() - started));
     const stopped = await Promise.race([

@@ -41,6 +41,18 @@ export interface DaemonSettings extends SecurityConfig {
       readonly anonymous: string | null;
       readonly max_message_bytes: number;
     };
+    readonly openclaw: {
+      readonly listen: string | null;
+      readonly auth: {
+        readonly mode: 'token' | 'password' | 'none';
+        readonly password_secret: string | null;
+        readonly scopes: readonly ('read' | 'write' | 'admin' | 'approvals')[];
+      };
+      readonly tick_interval: number;
+      readonly handshake_timeout: number;
+      readonly max_connections: number;
+      readonly max_in_flight: number;
+    };
   };
   readonly security: SecurityConfig['security'] & {
     readonly integrity: { readonly files: readonly string[]; readonly interval: number };

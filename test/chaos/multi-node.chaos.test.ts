@@ -277,6 +277,10 @@ it(`${NODES} nodes on one PostgreSQL: ${TASKS} tasks, ${RUNS} runs, ${KILLS}+ no
   let pgRestarts = 0;
   const pgDownMs: number[] = [];
   let workDone = false;
+  const nodeOf = (url: string | undefined) => {
+    const index = url === undefined ? -1 : c.urls.indexOf(url);
+    return index < 0 ? random(NODES) : index;
+  };
   const chaos = (async () => {
     while (!workDone || kills < KILLS || pgRestarts < PG_RESTARTS) {
       await sleep(1_500 + random(2_500));
@@ -290,7 +294,9 @@ it(`${NODES} nodes on one PostgreSQL: ${TASKS} tasks, ${RUNS} runs, ${KILLS}+ no
         continue;
       }
       if (kills >= KILLS && workDone) continue;
-      const victim = random(NODES);
+      // The first kill takes a follower's node, so at least one client must move to another
+      // node (the later ones fall at random).
+      const victim = kills === 0 ? nodeOf(followers[0]!.dialed.at(-1)) : random(NODES);
       await c.kill(victim);
       kills++;
       await sleep(200 + random(1_500));
@@ -415,7 +421,7 @@ it(`${NODES} nodes on one PostgreSQL: ${TASKS} tasks, ${RUNS} runs, ${KILLS}+ no
 
   expect(kills).toBeGreaterThanOrEqual(KILLS);
   expect(pgRestarts).toBe(PG_RESTARTS);
-  // Clients really moved between nodes (which ones depends on where the kills fell).
+  // Clients really moved between nodes: the first kill took a follower's node.
   const nodesSeen = [
     ...summaries.map((s) => s.nodes),
     ...followers.map((f) => new Set(f.dialed).size),

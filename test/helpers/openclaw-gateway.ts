@@ -1,0 +1,231 @@
+/**
+ * A `warden serve` with the OpenClaw gateway listener, and a raw OpenClaw protocol-4 client
+ * written from the reference's frame schemas (reference/openclaw-gateway-v4.md §1–§2), not from
+ * Warden's code: it sends what the shipped `openclaw` CLI sends and records every frame.
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { expect } from 'vitest';
+import WebSocket from 'ws';
+
+import { runCli } from './cli.ts';
+import { type DaemonProcess, startDaemon } from './daemon.ts';
+import { tempDir } from './tmp.ts';
+
+export interface GatewayDaemon {
+  readonly daemon: DaemonProcess;
+  readonly home: string;
+  readonly url: string;
+  /** The admin token (a Warden token is the gateway token in `token` mode). */
+  readonly token: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a daemon whose config has `server.openclaw` on a free loopback port plus `openclaw` lines. */
+export async function startGatewayDaemon(
+  options: {
+    openclaw?: readonly string[];
+    extraConfig?: string;
+    env?: Record<string, string>;
+  } = {},
+): Promise<GatewayDaemon> {
+  const home = tempDir('warden-openclaw-');
+  const init = await runCli(['init'], { home });
+  expect(init.code, init.stderr).toBe(0);
+  writeFileSync(
+    join(home, 'config.yaml'),
+    [
+      'security:',
+      '  watch_policy: false',
+      'server:',
+      '  openclaw:',
+      '    listen: 127.0.0.1:0',
+      ...(options.openclaw ?? []).map((l) => `    ${l}`),
+      options.extraConfig ?? '',
+    ].join('\n'),
+  );
+  const daemon = await startDaemon(home, options.env ? { env: options.env } : undefined);
+  const line = daemon.logs.find((l) => l.msg === 'OpenClaw gateway listening');
+  expect(line, daemon.output()).toBeDefined();
+  return {
+    daemon,
+    home,
+    url: `ws://127.0.0.1:${String(line!.port)}`,
+    token: daemon.token,
+    stop: () => daemon.stop().then(() => undefined),
+  };
+}
+
+export interface Frame {
+  readonly type: string;
+  readonly id?: string;
+  readonly ok?: boolean;
+  readonly payload?: unknown;
+  readonly error?: {
+    code: string;
+    message: string;
+    details?: Record<string, unknown>;
+    retryable?: boolean;
+    retryAfterMs?: number;
+  };
+  readonly event?: string;
+  readonly seq?: number;
+}
+
+/** What the shipped CLI sends for `openclaw gateway call <method> --token T` (§2.2). */
+export function cliConnectParams(
+  token: string | undefined,
+  scopes: readonly string[] = ['operator.read'],
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    minProtocol: 4,
+    maxProtocol: 4,
+    client: {
+      id: 'cli',
+      version: '2026.9.6',
+      platform: 'linux',
+      deviceFamily: 'Linux',
+      mode: 'cli',
+      instanceId: randomUUID(),
+    },
+    caps: [],
+    ...(token === undefined ? {} : { auth: { token } }),
+    role: 'operator',
+    scopes,
+    ...extra,
+  };
+}
+
+export class RawGatewayClient {
+  readonly frames: Frame[] = [];
+  readonly ws: WebSocket;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #waiters: Array<() => void> = [];
+  #next = 1;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code, reason) => {
+        resolve({ code, reason: reason.toString('utf8') });
+        this.#wake();
+      }),
+    );
+    ws.on('message', (data: Buffer) => {
+      this.frames.push(JSON.parse(data.toString('utf8')) as Frame);
+      this.#wake();
+    });
+    ws.on('error', () => undefined);
+  }
+
+  static async open(url: string): Promise<RawGatewayClient> {
+    const ws = new WebSocket(url);
+    const client = new RawGatewayClient(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return client;
+  }
+
+  /** Opens, waits for the challenge, sends `connect` and returns the hello-ok frame. */
+  static async connect(
+    url: string,
+    token: string | undefined,
+    scopes: readonly string[] = ['operator.read', 'operator.write'],
+    extra: Record<string, unknown> = {},
+  ): Promise<RawGatewayClient> {
+    const client = await RawGatewayClient.open(url);
+    await client.waitFor((f) => f.type === 'event' && f.event === 'connect.challenge');
+    const res = await client.request('connect', cliConnectParams(token, scopes, extra));
+    expect(res.ok, JSON.stringify(res.error)).toBe(true);
+    return client;
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** The first frame (at or after `from`) matching `match`, waiting up to `timeoutMs`. */
+  async waitFor(match: (f: Frame) => boolean, timeoutMs = 10_000, from = 0): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.frames.slice(from).find(match);
+      if (found) return found;
+      if (this.ws.readyState === WebSocket.CLOSED)
+        throw new Error(
+          `socket closed waiting; frames: ${JSON.stringify(this.frames).slice(0, 2000)}`,
+        );
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new Error(`timed out waiting; frames: ${JSON.stringify(this.frames).slice(-2000)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  send(value: unknown): void {
+    this.ws.send(typeof value === 'string' ? value : JSON.stringify(value));
+  }
+
+  /** A fresh id in the CLI's `<n>:<uuid>` form. */
+  nextId(): string {
+    return `${this.#next++}:${randomUUID()}`;
+  }
+
+  /** Sends a `req` and returns its first `res` that is not an `accepted` ack (unless `ack`). */
+  async request(
+    method: string,
+    params?: unknown,
+    options: { ack?: boolean; timeoutMs?: number; id?: string } = {},
+  ): Promise<Frame> {
+    const id = options.id ?? this.nextId();
+    const from = this.frames.length;
+    this.send(
+      params === undefined ? { type: 'req', id, method } : { type: 'req', id, method, params },
+    );
+    return this.waitFor(
+      (f) =>
+        f.type === 'res' &&
+        f.id === id &&
+        (options.ack === true || !(f.ok === true && isAccepted(f.payload))),
+      options.timeoutMs ?? 10_000,
+      from,
+    );
+  }
+
+  /** `request` that must succeed; returns the payload. */
+  async call<T = Record<string, unknown>>(method: string, params?: unknown): Promise<T> {
+    const res = await this.request(method, params);
+    expect(res.ok, `${method}: ${JSON.stringify(res.error)}`).toBe(true);
+    return res.payload as T;
+  }
+
+  events(name?: string): Frame[] {
+    return this.frames.filter(
+      (f) => f.type === 'event' && (name === undefined || f.event === name),
+    );
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+function isAccepted(payload: unknown): boolean {
+  return (
+    payload !== null &&
+    typeof payload === 'object' &&
+    (payload as { status?: unknown }).status === 'accepted'
+  );
+}
