@@ -168,6 +168,13 @@ export const configSchema = z.strictObject({
           handshake_timeout: duration.default(15_000),
           max_connections: z.number().int().min(1).max(100_000).default(1_000),
           max_in_flight: z.number().int().min(1).max(10_000).default(256),
+          /**
+           * The workflow each chat turn runs (a file, relative to WARDEN_HOME); null: one `llm`
+           * stage answering the message with the daemon's model.
+           */
+          workflow: z.string().min(1).nullable().default(null),
+          /** What a message does while its session has a run: followup|steer|collect|interrupt. */
+          queue_mode: z.enum(['followup', 'steer', 'collect', 'interrupt']).default('followup'),
         })
         .prefault({})
         .refine(

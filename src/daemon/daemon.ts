@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 
 import type { Logger } from 'pino';
 
@@ -335,7 +336,8 @@ export class Daemon {
             services: () => holder.services,
             authenticate,
             version: options.version,
-            configPath: settings.home,
+            configPath: join(settings.home, 'config.yaml'),
+            home: settings.home,
             allowedOrigins: () =>
               holder.daemon?.settings.server.allowed_origins ?? settings.server.allowed_origins,
             models: () => [settings.model],

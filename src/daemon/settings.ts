@@ -52,6 +52,8 @@ export interface DaemonSettings extends SecurityConfig {
       readonly handshake_timeout: number;
       readonly max_connections: number;
       readonly max_in_flight: number;
+      readonly workflow: string | null;
+      readonly queue_mode: 'followup' | 'steer' | 'collect' | 'interrupt';
     };
   };
   readonly security: SecurityConfig['security'] & {

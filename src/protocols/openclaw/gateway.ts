@@ -2,14 +2,22 @@
  * Builds the OpenClaw gateway of a daemon: the authenticator, the method table and the
  * listener. Every method is a translation onto the same kernel calls ACP makes.
  */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+
 import type { TokenScope } from '../../core/index.ts';
+import { buildWorkflow, type LoadedWorkflow, parseWorkflowText } from '../../core/workflow/load.ts';
 import type { Authenticate } from '../acp/auth.ts';
 import type { CommandServices } from '../commands/index.ts';
 import { OpenClawAuthenticator, type OpenClawAuthMode } from './auth.ts';
 import type { MethodHandler } from './connection.ts';
+import { Dedupe } from './dedupe.ts';
+import { EventBridge } from './event-bridge.ts';
+import { chatMethods } from './methods/chat.ts';
 import { healthSnapshot, systemMethods } from './methods/system.ts';
 import { METHOD_ACCESS } from './scopes.ts';
 import { OpenClawServer } from './server.ts';
+import { Turns } from './turns.ts';
 
 export interface OpenClawGatewaySettings {
   readonly listen: string;
@@ -22,6 +30,8 @@ export interface OpenClawGatewaySettings {
   readonly handshake_timeout: number;
   readonly max_connections: number;
   readonly max_in_flight: number;
+  readonly workflow: string | null;
+  readonly queue_mode: 'followup' | 'steer' | 'collect' | 'interrupt';
 }
 
 export interface OpenClawGatewayOptions {
@@ -30,6 +40,8 @@ export interface OpenClawGatewayOptions {
   readonly authenticate: Authenticate;
   readonly version: string;
   readonly configPath: string;
+  /** WARDEN_HOME: a relative `workflow` path is read from here. */
+  readonly home: string;
   readonly allowedOrigins: () => readonly string[];
   readonly models: () => readonly string[];
   readonly log: (
@@ -40,7 +52,52 @@ export interface OpenClawGatewayOptions {
 }
 
 /** Events Warden sends (advertised in `hello-ok.features.events`). */
-export const GATEWAY_EVENTS = ['tick', 'shutdown', 'health'] as const;
+export const GATEWAY_EVENTS = [
+  'tick',
+  'shutdown',
+  'health',
+  'chat',
+  'agent',
+  'sessions.changed',
+  'exec.approval.requested',
+  'exec.approval.resolved',
+] as const;
+
+/** The built-in chat workflow: one `llm` stage answering the message (per model, cached). */
+function chatWorkflows(
+  settings: OpenClawGatewaySettings,
+  home: string,
+): (model?: string) => LoadedWorkflow {
+  if (settings.workflow !== null) {
+    const file = isAbsolute(settings.workflow) ? settings.workflow : join(home, settings.workflow);
+    const loaded = parseWorkflowText(readFileSync(file, 'utf8'), file);
+    return () => loaded;
+  }
+  const cache = new Map<string, LoadedWorkflow>();
+  return (model) => {
+    const name = model ?? '';
+    let loaded = cache.get(name);
+    if (!loaded) {
+      loaded = buildWorkflow(
+        {
+          name: 'openclaw-chat',
+          ...(model ? { model } : {}),
+          stages: [
+            {
+              name: 'reply',
+              agent: { kind: 'llm', prompt: '{{input.prompt}}' },
+              default_next: 'end',
+            },
+          ],
+        },
+        '<openclaw-chat>',
+      );
+      if (cache.size > 64) cache.clear();
+      cache.set(name, loaded);
+    }
+    return loaded;
+  };
+}
 
 export function splitListen(listen: string): { host: string; port: number } {
   const at = listen.lastIndexOf(':');
@@ -65,6 +122,34 @@ export async function startOpenClawGateway(
   );
   const methods = new Map<string, MethodHandler>();
   let server: OpenClawServer | null = null;
+  const kernel = () => options.services().kernel;
+  const dedupe = new Dedupe(() => kernel().store);
+  const subscribers = new Set<string>();
+  const workflows = chatWorkflows(settings, options.home);
+  const warn = (message: string) => (error: unknown) =>
+    options.log('warn', message, { err: error instanceof Error ? error.message : String(error) });
+  const turns = new Turns({
+    kernel,
+    workflow: workflows,
+    onStarted: (ref, run) =>
+      bridge.remember(run.pid, {
+        runId: ref.runId,
+        sessionKey: ref.sessionKey,
+        kind: 'chat',
+        gateway: true,
+      }),
+    onError: warn('openclaw queued turn failed to start'),
+  });
+  const bridge: EventBridge = new EventBridge({
+    kernel,
+    server: () => server,
+    sessionSubscribers: () => subscribers,
+    onError: warn('openclaw event bridge failed'),
+    onRunEnded: (meta) => {
+      void turns.ended(meta.sessionKey, meta.runId).catch(warn('openclaw next turn failed'));
+      void markChatDone(dedupe, meta.runId).catch(() => undefined);
+    },
+  });
   const table: Record<string, MethodHandler> = {
     ...systemMethods({
       version: options.version,
@@ -76,9 +161,20 @@ export async function startOpenClawGateway(
           listen: settings.listen,
           auth: { mode: settings.auth.mode, scopes: [...settings.auth.scopes] },
           tickIntervalMs: settings.tick_interval,
+          queueMode: settings.queue_mode,
+          workflow: settings.workflow,
         },
       }),
     }),
+    ...chatMethods({ turns, dedupe, queueMode: () => settings.queue_mode }),
+    'sessions.subscribe': (call) => {
+      subscribers.add(call.connection.connId);
+      return Promise.resolve({ ok: true, subscribed: true });
+    },
+    'sessions.unsubscribe': (call) => {
+      subscribers.delete(call.connection.connId);
+      return Promise.resolve({ ok: true, subscribed: false });
+    },
   };
   for (const [name, handler] of Object.entries(table)) {
     // A handler without a scope entry would be unreachable (unclassified → admin); fail loudly.
@@ -101,5 +197,19 @@ export async function startOpenClawGateway(
   });
   const { host, port } = splitListen(settings.listen);
   await server.listen(host, port);
+  bridge.start();
+  turns.start();
+  server.onClose(() => {
+    bridge.stop();
+    turns.stop();
+  });
+  server.onDisconnect((connection) => subscribers.delete(connection.connId));
   return server;
+}
+
+/** A `chat.send` run ended: duplicates now replay its ack instead of `in_flight` (§6.4). */
+async function markChatDone(dedupe: Dedupe, runId: string): Promise<void> {
+  const key = `chat:${runId}`;
+  const entry = await dedupe.get(key);
+  if (entry && entry.state === 'pending') await dedupe.update(key, { ...entry, state: 'done' });
 }

@@ -66,6 +66,8 @@ export class OpenClawServer {
   #health: { at: number; value: Record<string, unknown> } | null = null;
   #healthRefresh: Promise<Record<string, unknown>> | null = null;
   #stateVersion = { presence: 0, health: 0 };
+  readonly #onClose: Array<() => void> = [];
+  readonly #onDisconnect: Array<(connection: OpenClawConnection) => void> = [];
 
   constructor(options: OpenClawServerOptions) {
     this.#options = options;
@@ -104,7 +106,10 @@ export class OpenClawServer {
       health: () => this.health(),
       stateVersion: () => ({ ...this.#stateVersion }),
       connected: (c) => this.#connections.add(c),
-      closed: (c) => this.#connections.delete(c),
+      closed: (c) => {
+        this.#connections.delete(c);
+        for (const hook of this.#onDisconnect) hook(c);
+      },
       log: options.log,
     };
   }
@@ -119,6 +124,16 @@ export class OpenClawServer {
 
   get connections(): ReadonlySet<OpenClawConnection> {
     return this.#connections;
+  }
+
+  /** Runs when the server closes. */
+  onClose(hook: () => void): void {
+    this.#onClose.push(hook);
+  }
+
+  /** Runs when a connected client goes away. */
+  onDisconnect(hook: (connection: OpenClawConnection) => void): void {
+    this.#onDisconnect.push(hook);
   }
 
   async listen(host: string, port: number): Promise<void> {
@@ -192,8 +207,10 @@ export class OpenClawServer {
    * no restart is expected), then close every socket 1012 "service restart".
    */
   async close(reason = 'gateway stopping', restartExpectedMs?: number): Promise<void> {
+    if (!this.#accepting) return;
     this.#accepting = false;
     if (this.#tick) clearInterval(this.#tick);
+    for (const hook of this.#onClose) hook();
     this.broadcast('shutdown', {
       reason: reason === '' ? 'gateway stopping' : reason,
       ...(restartExpectedMs === undefined ? {} : { restartExpectedMs }),

@@ -1,0 +1,339 @@
+/**
+ * Warden's event log → OpenClaw events (reference §5). Every commit this process makes is
+ * read in order (one chain, so events keep their log order across the async look-ups):
+ *   - `model.delta` of a gateway run → `chat` (`state: delta`, per-run `seq` from 1) and
+ *     `agent` (`stream: assistant`);
+ *   - a gateway run's `process.created` / `process.terminated` → `agent` lifecycle start/end
+ *     and the `chat` `final` / `aborted` / `error`, then the session's next queued turn;
+ *   - `confirmation` interrupts (tool calls waiting for a person) → `exec.approval.requested`
+ *     and, when answered from anywhere (OpenClaw, `warden approve`, ACP), `exec.approval.resolved`;
+ *   - session changes → `sessions.changed` to the connections that subscribed.
+ * Runs started elsewhere (ACP, the CLI) appear under their pid as `runId`.
+ */
+import type { Kernel } from '../../kernel/index.ts';
+import type { EventRecord, ProcessRecord } from '../../store/index.ts';
+import type { OpenClawServer } from './server.ts';
+import { gatewaySession } from './session-records.ts';
+
+export interface RunMeta {
+  readonly runId: string;
+  readonly sessionKey: string;
+  readonly kind: string;
+  /** Started through the gateway (chat turns): these carry chat events. */
+  readonly gateway: boolean;
+}
+
+export interface EventBridgeOptions {
+  readonly kernel: () => Kernel;
+  readonly server: () => OpenClawServer | null;
+  /** A gateway run ended (the session's next turn may start). */
+  readonly onRunEnded: (meta: RunMeta, run: ProcessRecord) => void;
+  /** Connections that called `sessions.subscribe`. */
+  readonly sessionSubscribers: () => ReadonlySet<string>;
+  readonly onError: (error: unknown) => void;
+}
+
+/** The reply text of a finished run: the last stage output's `text`, else its JSON. */
+export function replyText(run: ProcessRecord): string {
+  const outputs = run.envelope.outputs;
+  const names = Object.keys(outputs);
+  const last = names.length ? outputs[names[names.length - 1]!] : undefined;
+  if (last === undefined || last === null) return '';
+  if (typeof last === 'string') return last;
+  if (typeof last === 'object' && typeof (last as { text?: unknown }).text === 'string')
+    return (last as { text: string }).text;
+  return JSON.stringify(last);
+}
+
+export function runMeta(run: ProcessRecord): RunMeta {
+  const meta = run.envelope.metadata.openclaw as
+    { runId?: unknown; sessionKey?: unknown; kind?: unknown } | undefined;
+  if (meta && typeof meta.runId === 'string' && typeof meta.sessionKey === 'string')
+    return {
+      runId: meta.runId,
+      sessionKey: meta.sessionKey,
+      kind: typeof meta.kind === 'string' ? meta.kind : 'chat',
+      gateway: true,
+    };
+  return { runId: run.pid, sessionKey: '', kind: 'run', gateway: false };
+}
+
+export class EventBridge {
+  readonly #options: EventBridgeOptions;
+  #chain: Promise<void> = Promise.resolve();
+  readonly #meta = new Map<string, RunMeta>();
+  /** Per-run `chat`/`agent` payload seq (§5.2), from 1. */
+  readonly #runSeq = new Map<string, number>();
+  #off: (() => void) | null = null;
+
+  constructor(options: EventBridgeOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#off = this.#options.kernel().store.onCommit((events) => {
+      this.#chain = this.#chain
+        .then(() => this.#handle(events))
+        .catch((error: unknown) => this.#options.onError(error));
+    });
+  }
+
+  stop(): void {
+    this.#off?.();
+  }
+
+  /** Registers a run started by the gateway before its first event arrives. */
+  remember(pid: string, meta: RunMeta): void {
+    this.#meta.set(pid, meta);
+    if (this.#meta.size > 10_000) this.#meta.delete(this.#meta.keys().next().value!);
+  }
+
+  async #metaOf(pid: string): Promise<RunMeta | null> {
+    const known = this.#meta.get(pid);
+    if (known) return known;
+    const run = await this.#options.kernel().store.getProcess(pid);
+    if (!run) return null;
+    const meta = runMeta(run);
+    this.remember(pid, meta);
+    return meta;
+  }
+
+  /** The next `seq` of a run's `chat` or `agent` payloads (separate counters, each from 1). */
+  #nextSeq(runId: string, stream: 'chat' | 'agent' = 'agent'): number {
+    const key = `${stream}:${runId}`;
+    const seq = (this.#runSeq.get(key) ?? 0) + 1;
+    this.#runSeq.set(key, seq);
+    return seq;
+  }
+
+  async #handle(events: readonly EventRecord[]): Promise<void> {
+    const server = this.#options.server();
+    if (!server || server.connectionCount === 0) {
+      // Nobody listens, but queued turns must still start when a run ends.
+      for (const event of events)
+        if (event.type === 'process.terminated' && event.process_id) await this.#ended(event);
+      return;
+    }
+    for (const event of events) await this.#one(server, event);
+  }
+
+  async #ended(event: EventRecord): Promise<RunMeta | null> {
+    const meta = await this.#metaOf(event.process_id!);
+    if (!meta?.gateway) return meta;
+    const run = await this.#options.kernel().store.getProcess(event.process_id!);
+    if (run) this.#options.onRunEnded(meta, run);
+    return meta;
+  }
+
+  async #one(server: OpenClawServer, event: EventRecord): Promise<void> {
+    const data = (event.data ?? {}) as Record<string, unknown>;
+    switch (event.type) {
+      case 'model.delta': {
+        const meta = event.process_id ? await this.#metaOf(event.process_id) : null;
+        if (!meta) return;
+        const text = typeof data.text === 'string' ? data.text : '';
+        if (meta.gateway)
+          server.broadcast(
+            'chat',
+            {
+              runId: meta.runId,
+              sessionKey: meta.sessionKey,
+              seq: this.#nextSeq(meta.runId, 'chat'),
+              state: 'delta',
+              deltaText: text,
+            },
+            { scope: 'operator.read' },
+          );
+        server.broadcast(
+          'agent',
+          {
+            runId: meta.runId,
+            seq: this.#nextSeq(meta.runId),
+            stream: 'assistant',
+            ts: event.ts,
+            data: { delta: text },
+            ...(meta.gateway ? { sessionKey: meta.sessionKey } : {}),
+          },
+          { scope: 'operator.read' },
+        );
+        return;
+      }
+      case 'process.created': {
+        const meta = event.process_id ? await this.#metaOf(event.process_id) : null;
+        if (!meta?.gateway) return;
+        server.broadcast(
+          'agent',
+          {
+            runId: meta.runId,
+            seq: this.#nextSeq(meta.runId),
+            stream: 'lifecycle',
+            ts: event.ts,
+            sessionKey: meta.sessionKey,
+            data: { phase: 'start', startedAt: event.ts },
+          },
+          { scope: 'operator.read' },
+        );
+        return;
+      }
+      case 'process.terminated': {
+        if (!event.process_id) return;
+        const meta = await this.#metaOf(event.process_id);
+        if (!meta?.gateway) return;
+        const run = await this.#options.kernel().store.getProcess(event.process_id);
+        if (!run) return;
+        const reason =
+          typeof data.reason === 'string' ? data.reason : (run.terminal_reason ?? 'completed');
+        const text = replyText(run);
+        const message = {
+          role: 'assistant',
+          content: [{ type: 'text', text }],
+          timestamp: event.ts,
+        };
+        const usage = { input: run.usage.input_tokens, output: run.usage.output_tokens };
+        const base = {
+          runId: meta.runId,
+          sessionKey: meta.sessionKey,
+          seq: this.#nextSeq(meta.runId, 'chat'),
+        };
+        const chat =
+          reason === 'completed'
+            ? { ...base, state: 'final', message, usage, stopReason: 'end' }
+            : reason === 'user_cancelled'
+              ? { ...base, state: 'aborted', stopReason: 'aborted' }
+              : {
+                  ...base,
+                  state: 'error',
+                  errorMessage: run.terminal_message ?? reason,
+                  errorKind: reason === 'timeout_exceeded' ? 'timeout' : 'unknown',
+                  usage,
+                  stopReason: reason,
+                };
+        server.broadcast('chat', chat, { scope: 'operator.read' });
+        server.broadcast(
+          'agent',
+          {
+            runId: meta.runId,
+            seq: this.#nextSeq(meta.runId),
+            stream: 'lifecycle',
+            ts: event.ts,
+            sessionKey: meta.sessionKey,
+            data: { phase: reason === 'completed' ? 'end' : 'error', reason, endedAt: event.ts },
+          },
+          { scope: 'operator.read' },
+        );
+        this.#runSeq.delete(`chat:${meta.runId}`);
+        this.#runSeq.delete(`agent:${meta.runId}`);
+        this.#options.onRunEnded(meta, run);
+        this.#sessionsChanged(server, event, 'send');
+        return;
+      }
+      case 'interrupt.raised': {
+        if (data.kind !== 'confirmation') return;
+        const meta = event.process_id ? await this.#metaOf(event.process_id) : null;
+        server.broadcast(
+          'exec.approval.requested',
+          {
+            id: data.id,
+            request: {
+              command: commandOf(data.call),
+              host: 'gateway',
+              tool: data.tool,
+              ...(typeof data.prompt === 'string' ? { prompt: data.prompt } : {}),
+              ...(meta?.gateway ? { sessionKey: meta.sessionKey } : {}),
+              runId: meta?.runId ?? event.process_id,
+              unavailableDecisions: ['allow-always'],
+            },
+            createdAtMs: event.ts,
+            expiresAtMs: typeof data.expires_at === 'number' ? data.expires_at : null,
+          },
+          { scope: 'operator.approvals', dropIfSlow: true },
+        );
+        return;
+      }
+      case 'interrupt.resolved':
+      case 'interrupt.expired':
+      case 'interrupt.cancelled': {
+        const interrupt =
+          typeof data.id === 'string'
+            ? await this.#options.kernel().store.getInterrupt(data.id)
+            : undefined;
+        if (interrupt?.kind !== 'confirmation') return;
+        const response = interrupt.response ?? {};
+        const decision =
+          event.type !== 'interrupt.resolved'
+            ? 'deny'
+            : typeof response.decision === 'string' && response.decision.startsWith('allow')
+              ? response.decision
+              : response.approved === false
+                ? 'deny'
+                : 'allow-once';
+        server.broadcast(
+          'exec.approval.resolved',
+          {
+            id: interrupt.id,
+            decision,
+            ...(interrupt.resolver ? { resolvedBy: interrupt.resolver } : {}),
+            ts: event.ts,
+            ...(event.type === 'interrupt.resolved' ? {} : { reason: event.type.slice(10) }),
+          },
+          { scope: 'operator.approvals', dropIfSlow: true },
+        );
+        return;
+      }
+      case 'session.created':
+      case 'session.updated':
+        this.#sessionsChanged(server, event, event.type === 'session.created' ? 'create' : 'patch');
+        return;
+      case 'session.deleted':
+        this.#sessionsChanged(server, event, 'delete');
+        return;
+    }
+  }
+
+  /** `sessions.changed` is targeted (no `seq`) and dropped for a slow socket (§5.1). */
+  #sessionsChanged(server: OpenClawServer, event: EventRecord, reason: string): void {
+    const subscribers = this.#options.sessionSubscribers();
+    if (subscribers.size === 0) return;
+    const data = (event.data ?? {}) as Record<string, unknown>;
+    const key = typeof data.key === 'string' ? data.key : undefined;
+    void this.#changedPayload(event, reason, key)
+      .then((payload) => {
+        for (const connection of server.connections)
+          if (subscribers.has(connection.connId))
+            connection.targeted('sessions.changed', payload, { dropIfSlow: true });
+      })
+      .catch((error: unknown) => this.#options.onError(error));
+  }
+
+  async #changedPayload(
+    event: EventRecord,
+    reason: string,
+    wardenKey: string | undefined,
+  ): Promise<Record<string, unknown>> {
+    const store = this.#options.kernel().store;
+    const session = wardenKey
+      ? await store.getSessionByKey(wardenKey)
+      : await store.getSession(event.session_id);
+    const view = session ? gatewaySession(session) : null;
+    return {
+      reason,
+      ts: event.ts,
+      ...(view ? { sessionKey: view.key, sessionId: view.entry.sessionId } : {}),
+      ...(wardenKey && !view ? { sessionKey: wardenKey } : {}),
+    };
+  }
+}
+
+function commandOf(call: unknown): string | undefined {
+  if (call === null || typeof call !== 'object') return undefined;
+  const args =
+    (call as { arguments?: unknown; args?: unknown }).arguments ??
+    (call as { args?: unknown }).args;
+  if (
+    args &&
+    typeof args === 'object' &&
+    typeof (args as { command?: unknown }).command === 'string'
+  )
+    return (args as { command: string }).command;
+  return undefined;
+}
