@@ -14,6 +14,11 @@ import { coerceError, WardenError } from '../core/index.ts';
 import { Kernel } from '../kernel/index.ts';
 import { AcpServer, authenticateRequest, createAuthenticator } from '../protocols/acp/index.ts';
 import {
+  ChannelRegistry,
+  WebhookChannel,
+  webhookOptionsFromConfig,
+} from '../protocols/channels/index.ts';
+import {
   authorize,
   type Caller,
   COMMAND_SCOPES_TABLE,
@@ -230,6 +235,7 @@ export class Daemon {
       highWaterBytes: settings.server.outbound_high_water_bytes,
       observeLag: (seconds) => metrics.observeFanoutLag(seconds),
     });
+    const channels = await phase('listeners', () => openChannels(settings, security));
     let ready = false;
     const http = createServer((req, res) => {
       void route(req, res).catch((error: unknown) => {
@@ -241,6 +247,16 @@ export class Daemon {
     });
     const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       const url = new URL(req.url ?? '/', 'http://localhost');
+      // Channel webhooks authenticate by their own HMAC signature, not a bearer token.
+      const webhook = /^\/channels\/webhook\/([A-Za-z0-9_-]{1,64})$/.exec(url.pathname);
+      if (webhook) {
+        const driver = channels?.find('webhook', webhook[1]!);
+        if (driver?.handle) return driver.handle(req, res);
+        return sendHttpError(
+          res,
+          new WardenError('NOT_FOUND', `no webhook channel ${webhook[1]!}; see docs/channels.md`),
+        );
+      }
       if (req.method !== 'GET' && req.method !== 'HEAD')
         return sendJson(res, 405, {
           error: { code: 'INVALID_PARAMS', message: 'only GET is served here' },
@@ -341,6 +357,7 @@ export class Daemon {
             allowedOrigins: () =>
               holder.daemon?.settings.server.allowed_origins ?? settings.server.allowed_origins,
             models: () => [settings.model],
+            channels,
             log: (level, msg, fields) => logger[level](fields, msg),
           });
           undo.push(() => server.close('gateway stopping'));
@@ -534,4 +551,15 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/** The configured chat channels (their secrets resolved now: a missing one fails the start). */
+function openChannels(settings: DaemonSettings, security: Security): ChannelRegistry | null {
+  if (settings.channels.webhook.length === 0) return null;
+  const registry = new ChannelRegistry();
+  for (const config of settings.channels.webhook)
+    registry.register(
+      new WebhookChannel(webhookOptionsFromConfig(config, security.secrets.get(config.secret_ref))),
+    );
+  return registry;
 }

@@ -1,4 +1,5 @@
 /** What the daemon needs from the resolved configuration (the CLI maps config.yaml onto it). */
+import type { WebhookChannelConfig } from '../protocols/channels/index.ts';
 import type { SecurityConfig } from '../security/index.ts';
 import type { Durability, StoreTarget } from '../store/index.ts';
 
@@ -60,6 +61,8 @@ export interface DaemonSettings extends SecurityConfig {
     readonly integrity: { readonly files: readonly string[]; readonly interval: number };
     readonly watch_policy: boolean;
   };
+  /** Chat channels (docs/channels.md); they need `server.openclaw.listen`. */
+  readonly channels: { readonly webhook: readonly WebhookChannelConfig[] };
   readonly lanes: Readonly<
     Record<
       string,

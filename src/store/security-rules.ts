@@ -47,7 +47,8 @@ export type SecurityOp = Extract<
       | 'grant.use'
       | 'audit.append'
       | 'quarantine.add'
-      | 'kv.set';
+      | 'kv.set'
+      | 'kv.delete';
   }
 >;
 export type PolicyVersionOp = Extract<SecurityOp, { op: 'policy.version' }>;
@@ -57,6 +58,7 @@ export type GrantUseOp = Extract<SecurityOp, { op: 'grant.use' }>;
 export type AuditAppendOp = Extract<SecurityOp, { op: 'audit.append' }>;
 export type QuarantineAddOp = Extract<SecurityOp, { op: 'quarantine.add' }>;
 export type KvSetOp = Extract<SecurityOp, { op: 'kv.set' }>;
+export type KvDeleteOp = Extract<SecurityOp, { op: 'kv.delete' }>;
 
 // ------------------------------------------------------------------ op checks
 
@@ -208,6 +210,19 @@ const kvSetOp = param.options(
     now: time,
   },
   'a kv.set op { namespace, key, value, expected_version?, now }',
+);
+
+const kvDeleteOp = param.options(
+  {
+    op: opName('kv.delete'),
+    namespace: kvNamespace,
+    key: kvKey,
+    // No null: "must not exist" has nothing to delete.
+    expected_version: param
+      .int(1, Number.MAX_SAFE_INTEGER, 'a version (a positive integer)')
+      .optional(),
+  },
+  'a kv.delete op { namespace, key, expected_version? }',
 );
 
 const where = (op: SecurityOp) => `Store.commit ${op.op}`;
@@ -376,6 +391,19 @@ export function prepareKvSet(op: KvSetOp): PreparedKvSet {
   };
 }
 
+/** A kv.delete op checked. */
+export interface PreparedKvDelete {
+  readonly namespace: string;
+  readonly key: string;
+  /** undefined: delete unconditionally (a missing key is a no-op); n: the version must be n. */
+  readonly expected: number | undefined;
+}
+
+export function prepareKvDelete(op: KvDeleteOp): PreparedKvDelete {
+  checkParams(where(op), kvDeleteOp, op);
+  return { namespace: op.namespace, key: op.key, expected: op.expected_version };
+}
+
 // ------------------------------------------------------------------ rows
 
 const nullableNumber = (v: unknown): number | null =>
@@ -519,8 +547,14 @@ export function quarantineExistsError(id: string): WardenError {
   });
 }
 
-/** kv.set's compare-and-set missed: the key's version is `current` (null: no such key). */
-export function kvConflictError(set: PreparedKvSet, current: number | null): WardenError {
+/**
+ * A kv.set's or kv.delete's compare-and-set missed: the key's version is `current` (null: no
+ * such key). Both ops fail with the same details, so a caller handles them alike.
+ */
+export function kvConflictError(
+  set: Pick<PreparedKvSet, 'namespace' | 'key' | 'expected'>,
+  current: number | null,
+): WardenError {
   const now = current === null ? 'does not exist' : `is at version ${current}`;
   const wanted = set.expected === null ? 'not to exist' : `version ${String(set.expected)}`;
   return errors.conflict(

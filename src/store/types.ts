@@ -498,6 +498,19 @@ export type StoreOp =
       readonly value: unknown;
       readonly expected_version?: number | null;
       readonly now: number;
+    }
+  /**
+   * Deletes a key of a namespace. With `expected_version` it is compare-and-set: the key must
+   * exist at that version; otherwise (another version, or no such key) CONFLICT with kv.set's
+   * details (`namespace`, `key`, `version`, `expected`). Omitted: deletes unconditionally, and
+   * a missing key is a no-op. The version is not kept: a later kv.set re-creates the key at
+   * version 1, so a compare-and-set on version 1 cannot tell that key from the deleted one.
+   */
+  | {
+      readonly op: 'kv.delete';
+      readonly namespace: string;
+      readonly key: string;
+      readonly expected_version?: number;
     };
 
 /** A grant as created: nothing used, not revoked. */

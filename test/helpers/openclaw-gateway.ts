@@ -131,6 +131,20 @@ export class RawGatewayClient {
     return client;
   }
 
+  /**
+   * `open` with client options: a source address (`localAddress: '127.0.0.N'`, so tests that
+   * fail auth on purpose do not rate-limit 127.0.0.1) or headers (`Origin`).
+   */
+  static async openWith(url: string, options: WebSocket.ClientOptions): Promise<RawGatewayClient> {
+    const ws = new WebSocket(url, options);
+    const client = new RawGatewayClient(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return client;
+  }
+
   /** Opens, waits for the challenge, sends `connect` and returns the hello-ok frame. */
   static async connect(
     url: string,
@@ -172,6 +186,33 @@ export class RawGatewayClient {
         });
       });
     }
+  }
+
+  /**
+   * Waits until `check()` holds, re-checking on every frame and on close (for counting
+   * replies, where `waitFor`'s first match is not enough). Throws after `timeoutMs`.
+   */
+  async until(check: () => boolean, timeoutMs = 10_000, what = 'the condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new Error(
+          `${what} did not hold within ${timeoutMs} ms; last frames: ${JSON.stringify(this.frames.slice(-5)).slice(0, 2000)}`,
+        );
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 200));
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Sends raw bytes as one frame: binary, or text (`binary: false` sends them unvalidated). */
+  sendBytes(data: Buffer, binary: boolean): void {
+    this.ws.send(data, { binary });
   }
 
   send(value: unknown): void {

@@ -6,6 +6,7 @@ import { openPostgresStore, type Store } from '../../src/store/index.ts';
 import { dropSchemas, openFreshPgStore, PG_URL, pgQuery } from '../helpers/postgres.ts';
 import { storeContract } from './contract.ts';
 import { storeEntitiesContract } from './entities.ts';
+import { kvDeleteContract } from './kv-delete.ts';
 import { securityEntitiesContract } from './security-entities.ts';
 
 afterAll(dropSchemas);
@@ -23,4 +24,7 @@ securityEntitiesContract('postgres', open, {
   },
   dropAuditTriggers:
     'DROP TRIGGER audit_append_only ON audit; DROP TRIGGER audit_no_truncate ON audit;',
+});
+kvDeleteContract('postgres', open, {
+  reopen: (store) => openPostgresStore({ url: PG_URL, schema: schemaOf(store), poolSize: 4 }),
 });

@@ -8,6 +8,7 @@ import { openSqliteStore, type Store } from '../../src/store/index.ts';
 import { removeTempDirs, tempDir } from '../helpers/tmp.ts';
 import { storeContract } from './contract.ts';
 import { storeEntitiesContract } from './entities.ts';
+import { kvDeleteContract } from './kv-delete.ts';
 import { securityEntitiesContract } from './security-entities.ts';
 
 afterAll(removeTempDirs);
@@ -31,3 +32,4 @@ securityEntitiesContract('sqlite', () => open(), {
   },
   dropAuditTriggers: 'DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;',
 });
+kvDeleteContract('sqlite', () => open(), { reopen: (store) => open(fileOf(store)) });

@@ -48,6 +48,7 @@ export function daemonSettings(config: ResolvedConfig, options: ServeOptions): D
         : {}),
     },
     lanes: config.lanes,
+    channels: config.channels,
     tools: config.tools,
     security: config.security,
   };

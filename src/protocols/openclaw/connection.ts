@@ -132,7 +132,9 @@ export class OpenClawConnection {
   event(name: string, payload: unknown, options: SendOptions = {}): boolean {
     if (this.#info === null || this.#closed) return false;
     const seq = ++this.#seq;
-    return this.#send(eventFrame(name, payload, seq), options);
+    // §5.1: state events (health, presence) carry the state versions they reflect.
+    const state = name === 'health' || name === 'presence' ? this.#host.stateVersion() : undefined;
+    return this.#send(eventFrame(name, payload, seq, state), options);
   }
 
   /** Sends a targeted event (to this connection only): no `seq` (§5.3). */
@@ -351,7 +353,7 @@ export class OpenClawConnection {
       const needed = requiredScope(method, params ?? {});
       if (!scopeSatisfied(info.scopes, needed)) throw missingScope(needed);
       const handler = this.#host.methods.get(method);
-      const access = METHOD_ACCESS[method];
+      const access = Object.hasOwn(METHOD_ACCESS, method) ? METHOD_ACCESS[method] : undefined;
       if (!handler || !access) throw invalidRequest(`unknown method: ${method}`);
       if (params === null) throw invalidRequest(`invalid ${method} params: expected an object`);
       const services = this.#host.services();

@@ -8,12 +8,16 @@ import { isAbsolute, join } from 'node:path';
 import type { TokenScope } from '../../core/index.ts';
 import { buildWorkflow, type LoadedWorkflow, parseWorkflowText } from '../../core/workflow/load.ts';
 import type { Authenticate } from '../acp/auth.ts';
+import type { ChannelRegistry } from '../channels/index.ts';
 import type { CommandServices } from '../commands/index.ts';
 import { OpenClawAuthenticator, type OpenClawAuthMode } from './auth.ts';
 import type { MethodHandler } from './connection.ts';
 import { Dedupe } from './dedupe.ts';
-import { EventBridge } from './event-bridge.ts';
+import { EventBridge, runMeta } from './event-bridge.ts';
+import { deliverReply, inboundSink } from './inbound.ts';
+import { approvalMethods } from './methods/approvals.ts';
 import { chatMethods } from './methods/chat.ts';
+import { sessionMethods } from './methods/sessions.ts';
 import { healthSnapshot, systemMethods } from './methods/system.ts';
 import { METHOD_ACCESS } from './scopes.ts';
 import { OpenClawServer } from './server.ts';
@@ -44,6 +48,8 @@ export interface OpenClawGatewayOptions {
   readonly home: string;
   readonly allowedOrigins: () => readonly string[];
   readonly models: () => readonly string[];
+  /** Chat channels whose messages become turns (their replies go back through them). */
+  readonly channels?: ChannelRegistry | null;
   readonly log: (
     level: 'debug' | 'info' | 'warn',
     message: string,
@@ -126,18 +132,13 @@ export async function startOpenClawGateway(
   const dedupe = new Dedupe(() => kernel().store);
   const subscribers = new Set<string>();
   const workflows = chatWorkflows(settings, options.home);
+  const channels = options.channels ?? null;
   const warn = (message: string) => (error: unknown) =>
     options.log('warn', message, { err: error instanceof Error ? error.message : String(error) });
   const turns = new Turns({
     kernel,
     workflow: workflows,
-    onStarted: (ref, run) =>
-      bridge.remember(run.pid, {
-        runId: ref.runId,
-        sessionKey: ref.sessionKey,
-        kind: 'chat',
-        gateway: true,
-      }),
+    onStarted: (_ref, run) => bridge.remember(run.pid, runMeta(run)),
     onError: warn('openclaw queued turn failed to start'),
   });
   const bridge: EventBridge = new EventBridge({
@@ -145,9 +146,11 @@ export async function startOpenClawGateway(
     server: () => server,
     sessionSubscribers: () => subscribers,
     onError: warn('openclaw event bridge failed'),
-    onRunEnded: (meta) => {
+    onRunEnded: (meta, run) => {
       void turns.ended(meta.sessionKey, meta.runId).catch(warn('openclaw next turn failed'));
       void markChatDone(dedupe, meta.runId).catch(() => undefined);
+      if (meta.kind === 'channel')
+        void deliverReply(channels, run).catch(warn('openclaw channel reply failed'));
     },
   });
   const table: Record<string, MethodHandler> = {
@@ -167,6 +170,8 @@ export async function startOpenClawGateway(
       }),
     }),
     ...chatMethods({ turns, dedupe, queueMode: () => settings.queue_mode }),
+    ...approvalMethods(),
+    ...sessionMethods({ turns, model: () => options.models()[0] ?? 'scripted' }),
     'sessions.subscribe': (call) => {
       subscribers.add(call.connection.connId);
       return Promise.resolve({ ok: true, subscribed: true });
@@ -199,9 +204,14 @@ export async function startOpenClawGateway(
   await server.listen(host, port);
   bridge.start();
   turns.start();
+  for (const driver of channels?.list() ?? [])
+    await driver.start(
+      inboundSink({ kernel, turns, dedupe, queueMode: () => settings.queue_mode }, driver.id),
+    );
   server.onClose(() => {
     bridge.stop();
     turns.stop();
+    void channels?.stopAll().catch(() => undefined);
   });
   server.onDisconnect((connection) => subscribers.delete(connection.connId));
   return server;

@@ -168,7 +168,8 @@ export const METHOD_ACCESS: Readonly<Record<string, MethodAccess>> = {
 };
 
 export function requiredScope(method: string, params: Record<string, unknown>): OperatorScope {
-  const access = METHOD_ACCESS[method];
+  // Own keys only: `constructor`, `__proto__`… are unknown methods, not Object's members.
+  const access = Object.hasOwn(METHOD_ACCESS, method) ? METHOD_ACCESS[method] : undefined;
   if (!access) return 'operator.admin';
   return typeof access.scope === 'function' ? access.scope(params) : access.scope;
 }

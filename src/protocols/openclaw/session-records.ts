@@ -13,7 +13,7 @@ import {
   type OpenClawEntry,
   openClawEntrySchema,
   readOpenClawEntry,
-} from '../../core/openclaw/session-entry.ts';
+} from '../../core/openclaw/index.ts';
 import type { Kernel } from '../../kernel/index.ts';
 import type { SessionRecord } from '../../store/index.ts';
 
@@ -88,6 +88,7 @@ export async function updateEntry(
   kernel: Kernel,
   key: string,
   change: (entry: OpenClawEntry, current: GatewaySession) => OpenClawEntry,
+  extra: Record<string, unknown> = {},
 ): Promise<GatewaySession> {
   for (let attempt = 0; ; attempt++) {
     const current = await mustFindSession(kernel, key);
@@ -95,7 +96,7 @@ export async function updateEntry(
     try {
       const session = await kernel.sessions.patch(
         current.session.id,
-        { ...current.session.settings, openclaw: entry, openclaw_key: key },
+        { ...current.session.settings, ...extra, openclaw: entry, openclaw_key: key },
         current.session.version ?? 0,
       );
       return gatewaySession(session);
@@ -109,4 +110,11 @@ export async function updateEntry(
 export async function listGatewaySessions(kernel: Kernel): Promise<GatewaySession[]> {
   const sessions = await kernel.store.listSessions();
   return sessions.filter((s) => s.key !== 'system').map(gatewaySession);
+}
+
+/** The Warden model a session's entry names (`openai/gpt-4o` → `openai:gpt-4o`), if any. */
+export function wardenModel(entry: OpenClawEntry): string | undefined {
+  if (entry.model === undefined) return undefined;
+  const provider = entry.modelProvider;
+  return provider && provider !== 'scripted' ? `${provider}:${entry.model}` : entry.model;
 }

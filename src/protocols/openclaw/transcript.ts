@@ -23,12 +23,14 @@ export interface TranscriptMessage {
 /** How many runs a transcript reads at most (the newest). */
 const MAX_RUNS = 5_000;
 
+/** The session's runs, oldest first; since the last reset/compaction unless `all`. */
 export async function sessionRuns(
   kernel: Kernel,
   session: GatewaySession,
+  all = false,
 ): Promise<ProcessRecord[]> {
   const runs = await kernel.store.listProcesses({ sessionId: session.session.id, limit: MAX_RUNS });
-  const from = historyFrom(session);
+  const from = all ? 0 : historyFrom(session);
   return runs
     .filter((r) => r.created_at >= from)
     .sort((a, b) => a.created_at - b.created_at || a.pid.localeCompare(b.pid));

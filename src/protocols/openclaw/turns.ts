@@ -383,6 +383,11 @@ export class Turns {
     });
   }
 
+  /** Drops the queue of a deleted session. */
+  async forget(key: string): Promise<void> {
+    await this.#kernel.store.commit([{ op: 'kv.delete', namespace: QUEUE_NAMESPACE, key }]);
+  }
+
   /** The queue of `key` as stored (for status views). */
   async queueOf(key: string): Promise<SessionQueue> {
     return (await this.#readQueue(key)).queue;

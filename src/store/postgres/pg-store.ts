@@ -580,6 +580,7 @@ export class PostgresStore implements Store {
       case 'audit.append':
       case 'quarantine.add':
       case 'kv.set':
+      case 'kv.delete':
         return security.applySecurityOp(tx, op);
       default:
         return taskOps.apply(tx, op);

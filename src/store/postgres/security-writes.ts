@@ -40,6 +40,7 @@ import {
   policyVersionFromRow,
   prepareAudit,
   prepareGrant,
+  prepareKvDelete,
   prepareKvSet,
   preparePolicyVersion,
   prepareQuarantine,
@@ -87,6 +88,8 @@ const SQL = {
     ON CONFLICT (namespace, key) DO NOTHING`,
   kvUpdateAt: `UPDATE kv SET value = $3, version = version + 1, updated_at = $4
     WHERE namespace = $1 AND key = $2 AND version = $5`,
+  kvDelete: 'DELETE FROM kv WHERE namespace = $1 AND key = $2',
+  kvDeleteAt: 'DELETE FROM kv WHERE namespace = $1 AND key = $2 AND version = $3',
 } as const;
 
 /** Applies one security op inside the commit's transaction. */
@@ -165,6 +168,18 @@ export async function applySecurityOp(tx: PgTx, op: SecurityOp): Promise<void> {
             : await tx.query(SQL.kvUpdateAt, [...base, set.expected]);
       if (rowCount === 1) return;
       throw kvConflictError(set, (await kvGet(tx, set.namespace, set.key))?.version ?? null);
+    }
+    case 'kv.delete': {
+      const del = prepareKvDelete(op);
+      if (del.expected === undefined) {
+        await tx.query(SQL.kvDelete, [del.namespace, del.key]);
+        return;
+      }
+      // Like kvUpdateAt: a row changed meanwhile by another node is re-checked against the
+      // version once that transaction commits, so a racing set and delete never both win.
+      const { rowCount } = await tx.query(SQL.kvDeleteAt, [del.namespace, del.key, del.expected]);
+      if (rowCount === 1) return;
+      throw kvConflictError(del, (await kvGet(tx, del.namespace, del.key))?.version ?? null);
     }
     default: {
       const never: never = op;

@@ -42,6 +42,7 @@ import {
   policyVersionFromRow,
   prepareAudit,
   prepareGrant,
+  prepareKvDelete,
   prepareKvSet,
   preparePolicyVersion,
   prepareQuarantine,
@@ -113,6 +114,10 @@ const SQL = {
   /** Compare-and-set on the version. → changes */
   kvUpdateAt: `UPDATE kv SET value = @value, version = version + 1, updated_at = @now
     WHERE namespace = @namespace AND key = @key AND version = @expected`,
+  /** An unconditional delete: no row is a no-op. */
+  kvDelete: 'DELETE FROM kv WHERE namespace = @namespace AND key = @key',
+  /** Compare-and-set on the version. → changes */
+  kvDeleteAt: `DELETE FROM kv WHERE namespace = @namespace AND key = @key AND version = @expected`,
 } as const;
 
 type Statements = { readonly [K in keyof typeof SQL]: Database.Statement };
@@ -173,6 +178,16 @@ export function applySecurityOp(db: Database.Database, op: SecurityOp): void {
             : s.kvUpdateAt.run(set).changes;
       if (changes === 1) return;
       throw kvConflictError(set, kvGet(db, set.namespace, set.key)?.version ?? null);
+    }
+    case 'kv.delete': {
+      const del = prepareKvDelete(op);
+      const target = { namespace: del.namespace, key: del.key };
+      if (del.expected === undefined) {
+        s.kvDelete.run(target);
+        return;
+      }
+      if (s.kvDeleteAt.run({ ...target, expected: del.expected }).changes === 1) return;
+      throw kvConflictError(del, kvGet(db, del.namespace, del.key)?.version ?? null);
     }
     default: {
       const never: never = op;

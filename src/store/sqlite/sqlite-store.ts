@@ -605,6 +605,7 @@ export class SqliteStore implements Store {
       case 'audit.append':
       case 'quarantine.add':
       case 'kv.set':
+      case 'kv.delete':
         security.applySecurityOp(this.#db, op);
         return;
       default: {

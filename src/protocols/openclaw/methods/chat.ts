@@ -14,7 +14,7 @@ import type { MethodCall, MethodHandler } from '../connection.ts';
 import type { Dedupe, DedupeEntry } from '../dedupe.ts';
 import { replyText } from '../event-bridge.ts';
 import { gatewayError, GatewayFailure, invalidRequest, toErrorShape } from '../frames.ts';
-import { findSession, gatewaySession } from '../session-records.ts';
+import { findSession, gatewaySession, wardenModel } from '../session-records.ts';
 import { chatMessages, runStatus, sessionRuns, transcriptOf } from '../transcript.ts';
 import type { RunRef, Turns } from '../turns.ts';
 
@@ -200,7 +200,7 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
         message,
         mode: mode ?? sessionQueueMode(session?.entry.queueMode, options.queueMode()),
         origin: { kind: 'chat', user: call.connection.caller.name },
-        ...(session?.entry.model ? { model: session.entry.model } : {}),
+        ...(session && wardenModel(session.entry) ? { model: wardenModel(session.entry) } : {}),
       });
       const ack = {
         runId,
@@ -306,7 +306,14 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
         try {
           await checkSendPolicy(kernel, key);
           const session = await findSession(kernel, key);
-          const model = p.model ?? session?.entry.model;
+          const model =
+            p.model !== undefined
+              ? p.provider
+                ? `${p.provider}:${p.model}`
+                : p.model
+              : session
+                ? wardenModel(session.entry)
+                : undefined;
           await turns.submit({
             key,
             runId,
