@@ -434,6 +434,8 @@ export class Daemon {
       needsRestart.push('server.grpc');
     if (JSON.stringify(before.server.openclaw) !== JSON.stringify(next.server.openclaw))
       needsRestart.push('server.openclaw');
+    if (JSON.stringify(before.channels) !== JSON.stringify(next.channels))
+      needsRestart.push('channels');
     const applied: string[] = [];
     if (
       JSON.stringify(before.server.allowed_origins) !== JSON.stringify(next.server.allowed_origins)
