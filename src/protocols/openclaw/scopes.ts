@@ -7,6 +7,7 @@
  * call as the ACP command doing the same work — there is no other authorization code.
  */
 import type { TokenScope } from '../../core/index.ts';
+import { patchScope, sessionsPatchParams } from '../../core/openclaw/index.ts';
 import type { CommandName } from '../commands/index.ts';
 import { gatewayError, GatewayFailure } from './frames.ts';
 
@@ -79,36 +80,16 @@ export interface MethodAccess {
   readonly command: CommandName;
 }
 
-/** §2.6 "decided per call": fields of `sessions.patch` that only need write. */
-const WRITE_PATCH_FIELDS = new Set([
-  'key',
-  'sessionKey',
-  'agentId',
-  'expectedSessionId',
-  'expectedLifecycleRevision',
-  'label',
-  'autoLabel',
-  'icon',
-  'color',
-  'category',
-  'boardFace',
-  'boardPresentation',
-  'pinned',
-  'archived',
-  'unread',
-  'model',
-  'agentRuntime',
-  'thinkingLevel',
-  'fastMode',
-  'permissionMode',
-]);
-
+/**
+ * §2.6 "decided per call", by the core's rule on the parsed params; params that do not parse
+ * need admin (default deny: a write client cannot slip an admin field past a bad value).
+ */
 export function sessionsPatchScope(params: Record<string, unknown>): OperatorScope {
-  for (const [field, value] of Object.entries(params)) {
-    if (!WRITE_PATCH_FIELDS.has(field)) return 'operator.admin';
-    if (field === 'permissionMode' && value === 'full') return 'operator.admin';
-  }
-  return 'operator.write';
+  // A missing key is a params error for the method to report, not a reason for admin.
+  const parsed = sessionsPatchParams.safeParse(
+    params.key === undefined && params.sessionKey === undefined ? { ...params, key: 'x' } : params,
+  );
+  return parsed.success ? patchScope(parsed.data) : 'operator.admin';
 }
 
 /** `agent` and `chat.send`: `/new` and `/reset` messages need admin (§4.18). */
