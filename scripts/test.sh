@@ -9,6 +9,8 @@ echo "node $(node --version), npm $(npm --version)"
 echo "installing from the lockfile (npm ci)…"
 npm ci --no-audit --no-fund
 bash scripts/debian-deps.sh
+# The published OpenClaw CLI, for the black-box gateway test (cached after the first run).
+bash scripts/openclaw-cli.sh >/dev/null
 npm test
 # Installing, building and testing must not change the checkout (a rewritten lockfile, a
 # generated file someone forgot to ignore): fail and say what changed.
