@@ -61,6 +61,7 @@ export {
   PATCH_FIELDS,
   type PatchField,
   patchScope,
+  patchScopeOfFields,
   PERMISSION_MODES,
   PREVIEW_LIMITS,
   REASONING_LEVELS,
@@ -88,6 +89,7 @@ export {
   toolOverridesSchema,
   TRACE_LEVELS,
   VERBOSE_LEVELS,
+  WRITE_PATCH_FIELDS,
 } from './session-params.ts';
 export {
   type ActionCounts,

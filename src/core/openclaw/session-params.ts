@@ -501,7 +501,7 @@ export type SessionsListParams = z.output<typeof sessionsListParams>;
 export type OperatorWriteScope = 'operator.write' | 'operator.admin';
 
 /** Fields a write-scoped operator may patch; everything else needs admin (§2.6). */
-const WRITE_FIELDS: ReadonlySet<PatchField> = new Set<PatchField>([
+export const WRITE_PATCH_FIELDS: ReadonlySet<PatchField> = new Set<PatchField>([
   'label',
   'autoLabel',
   'icon',
@@ -529,8 +529,31 @@ export function patchScope(params: SessionsPatchParams): OperatorWriteScope {
   for (const name of PATCH_FIELDS) {
     const value = params[name];
     if (value === undefined) continue;
-    if (!WRITE_FIELDS.has(name)) return 'operator.admin';
+    if (!WRITE_PATCH_FIELDS.has(name)) return 'operator.admin';
     if (name === 'permissionMode' && value === 'full') return 'operator.admin';
+  }
+  return 'operator.write';
+}
+
+/**
+ * {@link patchScope} for raw params that do not parse: decided by the fields present, so a
+ * write client's bad label is a params error, not a missing admin scope. A `permissionMode`
+ * that is not a known non-`full` mode needs admin.
+ */
+export function patchScopeOfFields(params: Readonly<Record<string, unknown>>): OperatorWriteScope {
+  for (const name of PATCH_FIELDS) {
+    const value = params[name];
+    if (value === undefined) continue;
+    if (!WRITE_PATCH_FIELDS.has(name)) return 'operator.admin';
+    if (
+      name === 'permissionMode' &&
+      value !== null &&
+      !(
+        typeof value === 'string' &&
+        ['read-only', 'guarded', 'workspace'].includes(value.trim().toLowerCase())
+      )
+    )
+      return 'operator.admin';
   }
   return 'operator.write';
 }

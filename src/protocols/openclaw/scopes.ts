@@ -7,7 +7,7 @@
  * call as the ACP command doing the same work — there is no other authorization code.
  */
 import type { TokenScope } from '../../core/index.ts';
-import { patchScope, sessionsPatchParams } from '../../core/openclaw/index.ts';
+import { patchScope, patchScopeOfFields, sessionsPatchParams } from '../../core/openclaw/index.ts';
 import type { CommandName } from '../commands/index.ts';
 import { gatewayError, GatewayFailure } from './frames.ts';
 
@@ -82,14 +82,11 @@ export interface MethodAccess {
 
 /**
  * §2.6 "decided per call", by the core's rule on the parsed params; params that do not parse
- * need admin (default deny: a write client cannot slip an admin field past a bad value).
+ * are decided by the fields present (the method then reports what is wrong with them).
  */
 export function sessionsPatchScope(params: Record<string, unknown>): OperatorScope {
-  // A missing key is a params error for the method to report, not a reason for admin.
-  const parsed = sessionsPatchParams.safeParse(
-    params.key === undefined && params.sessionKey === undefined ? { ...params, key: 'x' } : params,
-  );
-  return parsed.success ? patchScope(parsed.data) : 'operator.admin';
+  const parsed = sessionsPatchParams.safeParse(params);
+  return parsed.success ? patchScope(parsed.data) : patchScopeOfFields(params);
 }
 
 /** `agent` and `chat.send`: `/new` and `/reset` messages need admin (§4.18). */

@@ -36,6 +36,7 @@ import {
   type SessionView,
   usageCost,
   usageCostParams,
+  type UsageLogEntry,
   usageLogs,
   type UsageRecord,
   usageTimeseries,
@@ -52,7 +53,13 @@ import {
   mustFindSession,
   updateEntry,
 } from '../session-records.ts';
-import { modelOf, runStatus, sessionRuns, transcriptOf } from '../transcript.ts';
+import {
+  modelOf,
+  runStatus,
+  sessionRuns,
+  type TranscriptMessage,
+  transcriptOf,
+} from '../transcript.ts';
 import type { Turns } from '../turns.ts';
 
 export interface SessionMethodsOptions {
@@ -109,6 +116,54 @@ function statusOf(run: ProcessRecord | undefined): SessionView['status'] {
   return s;
 }
 
+type DeliveryHints = Pick<
+  SessionView['entry'],
+  'lastAccountId' | 'deliveryContext' | 'chatType' | 'channel'
+>;
+
+const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v !== '';
+
+/**
+ * The delivery-context hints of a session (seed: `sessions.list` delivery-context parity): where
+ * its newest channel turn came from, read from that run's metadata (turns.ts stores the inbound
+ * message as the reply route), so they follow the event log like the transcript. Sessions that
+ * never had a channel turn keep what their entry says.
+ */
+function deliveryOf(runs: readonly ProcessRecord[]): DeliveryHints {
+  for (let i = runs.length - 1; i >= 0; i--) {
+    const meta = runs[i]!.envelope.metadata.openclaw as
+      { kind?: unknown; replyTo?: { inbound?: Record<string, unknown> } } | undefined;
+    const inbound = meta?.replyTo?.inbound;
+    if (meta?.kind !== 'channel' || !inbound || !nonEmpty(inbound.channel)) continue;
+    const { channel, accountId, threadId, chatType } = inbound;
+    const to = chatType === 'group' && nonEmpty(inbound.groupId) ? inbound.groupId : inbound.from;
+    return {
+      channel,
+      ...(nonEmpty(chatType) ? { chatType } : {}),
+      ...(nonEmpty(accountId) ? { lastAccountId: accountId } : {}),
+      deliveryContext: {
+        channel,
+        ...(nonEmpty(to) ? { to } : {}),
+        ...(nonEmpty(accountId) ? { accountId } : {}),
+        ...(nonEmpty(threadId) ? { threadId } : {}),
+      },
+    };
+  }
+  return {};
+}
+
+/** The stored entry with the delivery hints of the newest channel turn over it. */
+function entryOf(g: Gathered): SessionView['entry'] {
+  const { entry } = g.session;
+  const hints = deliveryOf(g.allRuns);
+  return {
+    ...entry,
+    ...hints,
+    ...(entry.channel ? { channel: entry.channel } : {}),
+    ...(entry.chatType ? { chatType: entry.chatType } : {}),
+  };
+}
+
 function viewOf(g: Gathered): SessionView {
   const messages = transcriptOf(g.runs);
   const last = messages.at(-1);
@@ -122,7 +177,7 @@ function viewOf(g: Gathered): SessionView {
     kind: sessionKind(parseSessionKey(g.session.key)),
     updatedAt: g.session.session.updated_at,
     createdAt: g.session.session.created_at,
-    entry: g.session.entry,
+    entry: entryOf(g),
     usage: {
       inputTokens: input,
       outputTokens: output,
@@ -136,6 +191,21 @@ function viewOf(g: Gathered): SessionView {
     ...(statusOf(g.runs.at(-1)) ? { status: statusOf(g.runs.at(-1))! } : {}),
     ...(lastUser ? { lastInteractionAt: lastUser.ts } : {}),
   };
+}
+
+/** Transcript lines as usage logs (an assistant line carries its run's tokens). */
+function logsOf(messages: readonly TranscriptMessage[]): UsageLogEntry[] {
+  return messages.map((m) => ({
+    timestamp: m.ts,
+    role: m.role,
+    content: m.text,
+    ...(m.role === 'assistant'
+      ? {
+          tokens: (m.inputTokens ?? 0) + (m.outputTokens ?? 0),
+          ...(m.status === 'failed' || m.status === 'killed' ? { isError: true } : {}),
+        }
+      : {}),
+  }));
 }
 
 function messagesOf(g: Gathered): SessionMessageView[] {
@@ -164,6 +234,11 @@ function usageRecords(gathered: readonly Gathered[]): UsageRecord[] {
       });
     }
   return out;
+}
+
+/** §4.13: the answer for a key without a transcript (no session, or no turn yet). */
+function noTranscript(key: string) {
+  return invalidRequest(`No transcript found for session: ${key}`);
 }
 
 function labelOwner(views: readonly GatewaySession[], self: string) {
@@ -355,15 +430,21 @@ export function sessionMethods(options: SessionMethodsOptions): Record<string, M
           : { ...p, key: keyOf('sessions.usage', p.key, p.agentId ?? undefined) };
       return sessionsUsage(
         usageRecords(gathered),
-        gathered.map((g) => ({
-          key: g.session.key,
-          sessionId: g.session.entry.sessionId,
-          updatedAt: g.session.session.updated_at,
-          agentId: agentIdOfKey(g.session.key) ?? 'main',
-          ...(g.session.entry.label ? { label: g.session.entry.label } : {}),
-          ...(g.session.entry.channel ? { channel: g.session.entry.channel } : {}),
-          ...(g.allRuns.length ? { model: modelOf(g.allRuns.at(-1)!) } : {}),
-        })),
+        gathered.map((g) => {
+          const entry = entryOf(g);
+          return {
+            key: g.session.key,
+            sessionId: entry.sessionId,
+            updatedAt: g.session.session.updated_at,
+            agentId: agentIdOfKey(g.session.key) ?? 'main',
+            ...(entry.label ? { label: entry.label } : {}),
+            ...(entry.channel ? { channel: entry.channel } : {}),
+            ...(entry.chatType ? { chatType: entry.chatType } : {}),
+            ...(g.allRuns.length ? { model: modelOf(g.allRuns.at(-1)!) } : {}),
+            // Message counts and the daily/messages aggregates come from the transcript.
+            logs: logsOf(transcriptOf(g.allRuns)),
+          };
+        }),
         q,
         Date.now(),
       );
@@ -373,8 +454,9 @@ export function sessionMethods(options: SessionMethodsOptions): Record<string, M
       const p = parse(call, sessionsUsageTimeseriesParams);
       const key = keyOf('sessions.usage.timeseries', p.key, p.agentId ?? undefined);
       const session = await findSession(call.services.kernel, key);
-      if (!session) throw invalidRequest(`No transcript found for session: ${key}`);
-      const gathered = await gather(call.services.kernel, [session]);
+      const gathered = session ? await gather(call.services.kernel, [session]) : [];
+      // A session made by sessions.patch has no transcript yet: the same answer as OpenClaw's.
+      if (!gathered[0]?.allRuns.length) throw noTranscript(key);
       return usageTimeseries(usageRecords(gathered), key);
     },
 
@@ -382,19 +464,9 @@ export function sessionMethods(options: SessionMethodsOptions): Record<string, M
       const p = parse(call, sessionsUsageLogsParams);
       const key = keyOf('sessions.usage.logs', p.key, p.agentId ?? undefined);
       const session = await findSession(call.services.kernel, key);
-      if (!session) throw invalidRequest(`No transcript found for session: ${key}`);
-      const [g] = await gather(call.services.kernel, [session]);
-      return usageLogs(
-        transcriptOf(g!.allRuns).map((m) => ({
-          timestamp: m.ts,
-          role: m.role,
-          content: m.text,
-          ...(m.role === 'assistant'
-            ? { tokens: (m.inputTokens ?? 0) + (m.outputTokens ?? 0) }
-            : {}),
-        })),
-        p.limit,
-      );
+      const [g] = session ? await gather(call.services.kernel, [session]) : [];
+      if (!g?.allRuns.length) throw noTranscript(key);
+      return usageLogs(logsOf(transcriptOf(g.allRuns)), p.limit);
     },
   };
 }

@@ -23,6 +23,13 @@ function checkHealthParams(call: MethodCall): void {
     throw invalidRequest('invalid health params: probe must be a boolean');
 }
 
+/** The daemon's default model as OpenClaw names it (`openai:gpt-4o` → `gpt-4o`), or null. */
+function defaultModel(models: readonly string[]): string | null {
+  const first = models[0];
+  if (first === undefined) return null;
+  return first.includes(':') ? first.slice(first.indexOf(':') + 1) : first;
+}
+
 /** The §4.1 HealthSnapshot from the kernel's status and sessions. */
 export async function healthSnapshot(call: {
   services: MethodCall['services'];
@@ -92,7 +99,8 @@ export function systemMethods(options: SystemMethodsOptions): Record<string, Met
         sessions: {
           paths: ['warden:sessions'],
           count: sessions.length - 1,
-          defaults: { model: null, contextTokens: null },
+          // The same default model `sessions.list` reports (without its provider prefix).
+          defaults: { model: defaultModel(options.models()), contextTokens: null },
           recent,
           byAgent: [
             { agentId: 'main', path: 'warden:sessions', count: sessions.length - 1, recent },
