@@ -270,3 +270,74 @@ function isAccepted(payload: unknown): boolean {
     (payload as { status?: unknown }).status === 'accepted'
   );
 }
+
+/**
+ * A gateway home ready to start: `warden init`, `files` written (paths relative to the home, e.g.
+ * the chat workflow or policy.yaml), and config.yaml as {@link startGatewayDaemon} writes it.
+ * Start it (and restart it, on the same database) with {@link startGatewayDaemonOnHome}.
+ */
+export async function prepareGatewayHome(
+  options: {
+    openclaw?: readonly string[];
+    extraConfig?: string;
+    files?: Readonly<Record<string, string>>;
+  } = {},
+): Promise<string> {
+  const home = tempDir('warden-openclaw-');
+  const init = await runCli(['init'], { home });
+  expect(init.code, init.stderr).toBe(0);
+  for (const [name, text] of Object.entries(options.files ?? {}))
+    writeFileSync(join(home, name), text);
+  writeFileSync(
+    join(home, 'config.yaml'),
+    [
+      'security:',
+      '  watch_policy: false',
+      'server:',
+      '  openclaw:',
+      '    listen: 127.0.0.1:0',
+      ...(options.openclaw ?? []).map((l) => `    ${l}`),
+      options.extraConfig ?? '',
+    ].join('\n'),
+  );
+  return home;
+}
+
+/** Starts `warden serve` on an existing gateway home (a fresh one, or again after a stop). */
+export async function startGatewayDaemonOnHome(
+  home: string,
+  options: { env?: Record<string, string> } = {},
+): Promise<GatewayDaemon> {
+  const daemon = await startDaemon(home, options.env ? { env: options.env } : undefined);
+  const line = daemon.logs.find((l) => l.msg === 'OpenClaw gateway listening');
+  expect(line, daemon.output()).toBeDefined();
+  return {
+    daemon,
+    home,
+    url: `ws://127.0.0.1:${String(line!.port)}`,
+    token: daemon.token,
+    stop: () => daemon.stop().then(() => undefined),
+  };
+}
+
+/**
+ * An `INVALID_REQUEST` answer (§3) whose message is non-empty and matches `names`: every such
+ * answer must say what was wrong, so the pattern should name the field or the problem.
+ */
+export function expectInvalidRequest(res: Frame, names: RegExp): void {
+  expect(res.ok, JSON.stringify(res)).toBe(false);
+  expect(res.error?.code, JSON.stringify(res.error)).toBe('INVALID_REQUEST');
+  expect(typeof res.error?.message).toBe('string');
+  expect(res.error!.message.trim()).not.toBe('');
+  expect(res.error!.message).toMatch(names);
+}
+
+/** §2.6: `FORBIDDEN` "missing scope: <scope>" with `details.code: MISSING_SCOPE`. */
+export function expectMissingScope(res: Frame, scope: string): void {
+  expect(res.ok, JSON.stringify(res)).toBe(false);
+  expect(res.error).toMatchObject({
+    code: 'FORBIDDEN',
+    message: `missing scope: ${scope}`,
+    details: { code: 'MISSING_SCOPE', missingScope: scope, requiredScopes: [scope] },
+  });
+}
