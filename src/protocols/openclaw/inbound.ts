@@ -94,10 +94,7 @@ export async function deliverReply(
   const text = replyText(run).trim();
   if (text === '' || text === 'NO_REPLY' || run.terminal_reason !== 'completed') return false;
   const at = route.driver.indexOf(':');
-  const driver = channels.find(
-    route.driver.slice(0, at),
-    route.driver.slice(at + 1),
-  );
+  const driver = channels.find(route.driver.slice(0, at), route.driver.slice(at + 1));
   if (!driver) return false;
   await driver.send(replyFor(route.inbound, text));
   return true;

@@ -190,7 +190,7 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
       pid: null,
       sessionKey: key,
     });
-    if (!claim.first) return replayChat(claim.entry);
+    if (!claim.first) return replayChat(kernel, dedupeKey, claim.entry);
     try {
       await checkSendPolicy(kernel, key);
       const session = await findSession(kernel, key);
@@ -226,8 +226,16 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
     }
   }
 
-  function replayChat(entry: DedupeEntry): Record<string, unknown> {
-    if (entry.state === 'pending') return { runId: entry.runId, status: 'in_flight' };
+  async function replayChat(
+    kernel: Kernel,
+    dedupeKey: string,
+    entry: DedupeEntry,
+  ): Promise<Record<string, unknown>> {
+    if (entry.state === 'pending') {
+      if (!(await turnOver(kernel, entry))) return { runId: entry.runId, status: 'in_flight' };
+      // Settle it, so it replays from now on and the prune can drop it after the TTL.
+      await dedupe.update(dedupeKey, { ...entry, state: 'done' }).catch(() => undefined);
+    }
     if (entry.ok === false)
       throw new GatewayFailure(
         gatewayError('UNAVAILABLE', 'the original request failed', {
@@ -237,6 +245,25 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
         }),
       );
     return (entry.ack ?? { runId: entry.runId, status: 'started' }) as Record<string, unknown>;
+  }
+
+  /**
+   * Whether the turn of a still-`pending` entry is over although nothing marked it done. Only
+   * the head of a run's turn is marked when the run ends, so a message merged into another's
+   * turn (`collect`), or replaced by a newer one (`steer`, `interrupt`) — which never runs —
+   * would otherwise answer `in_flight` forever and never be pruned. An entry without its ack is
+   * still being submitted, so it is in flight.
+   */
+  async function turnOver(kernel: Kernel, entry: DedupeEntry): Promise<boolean> {
+    if (entry.ack === undefined) return false;
+    const ref = await turns.lookup(entry.runId);
+    if (!ref) return false;
+    if (ref.pid) {
+      const run = await kernel.store.getProcess(ref.pid);
+      return run !== undefined && runStatus(run) !== 'running';
+    }
+    const queue = await turns.queueOf(ref.sessionKey);
+    return queue.activeRunId !== entry.runId && !queue.pending.some((t) => t.id === entry.runId);
   }
 
   return {
