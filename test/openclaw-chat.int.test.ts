@@ -344,7 +344,10 @@ describe('chat.abort (§4.17)', () => {
     const stop = await chatSend(c, sessionKey, '/stop');
     expect(stop.ack).toEqual({ ok: true, aborted: true, runIds: [third.runId] });
     expect(payloadOf(await chatEnd(c, third.runId)).state).toBe('aborted');
-    expect(c.frames.some(isChat(waiting.runId))).toBe(false);
+    // The queued turn never ran: its chat ends `aborted`, with no delta.
+    expect(c.frames.filter(isChat(waiting.runId)).map((f) => payloadOf(f))).toEqual([
+      { runId: waiting.runId, sessionKey, seq: 1, state: 'aborted', stopReason: 'aborted' },
+    ]);
     expect(userTexts(await history(c, sessionKey))).toEqual([
       slow('abort-me'),
       slow('second'),
@@ -398,9 +401,19 @@ describe('queue modes (§6.2)', () => {
       sessionKey: key,
     });
     expect(status.session).toMatchObject({ activeRunId: null, queued: 0 });
-    // The replaced messages never ran; they are no longer in flight, so a retry replays the ack.
+    // The replaced messages never ran: their chat ends `aborted` (dropped) with no delta, and
+    // agent.wait answers at once; they are no longer in flight, so a retry replays the ack.
     for (const q of queued.slice(0, 2)) {
-      expect(c.frames.some(isChat(q.runId))).toBe(false);
+      expect(c.frames.filter(isChat(q.runId)).map((f) => payloadOf(f))).toEqual([
+        { runId: q.runId, sessionKey: key, seq: 1, state: 'aborted', stopReason: 'dropped' },
+      ]);
+      const waited = Date.now();
+      expect(await c.call('agent.wait', { runId: q.runId, timeoutMs: 10_000 })).toEqual({
+        runId: q.runId,
+        status: 'error',
+        error: 'never ran: replaced by a newer message (queue mode steer)',
+      });
+      expect(Date.now() - waited).toBeLessThan(5_000);
       const retry = await c.call('chat.send', {
         sessionKey: key,
         message: 'retried',
@@ -410,6 +423,34 @@ describe('queue modes (§6.2)', () => {
       expect(retry).toEqual(q.ack);
     }
     expect(userTexts(await history(c, key))).toHaveLength(2);
+  });
+
+  it('agent: a message a steer replaces answers an error final at once, not at its timeout', async () => {
+    const c = await connect(gw, [...READ_WRITE, 'operator.admin']);
+    const key = 'agent:main:q-agent-dropped';
+    const first = await chatSend(c, key, slow('a0'));
+    await c.call('sessions.patch', { key, queueMode: 'steer' });
+    const id = randomUUID();
+    const params = { message: 'a1', idempotencyKey: randomUUID(), sessionKey: key, timeout: 60 };
+    const pending = c.request('agent', params, { id, timeoutMs: 15_000 });
+    await c.waitFor((f) => f.type === 'res' && f.id === id);
+    await chatSend(c, key, 'a2');
+    const final = await pending;
+    expect(final.ok).toBe(false);
+    expect(final.error).toMatchObject({
+      code: 'UNAVAILABLE',
+      message: 'the message never ran: replaced by a newer message (queue mode steer)',
+      details: { runId: params.idempotencyKey, reason: 'dropped' },
+    });
+    expect(final.payload).toMatchObject({ runId: params.idempotencyKey, status: 'error' });
+    // Answered while the first turn still ran, and a retry replays the same final.
+    expect(c.frames.some(isChat(first.runId, 'final'))).toBe(false);
+    const again = await c.request('agent', params, { timeoutMs: 5_000 });
+    expect([again.ok, again.error?.details]).toEqual([
+      false,
+      expect.objectContaining({ code: 'CACHED_AGENT_RESULT' }),
+    ]);
+    await chatEnd(c, first.runId, 30_000);
   });
 
   it('collect: queued plain messages merge into one turn after the quiet window', async () => {
@@ -749,6 +790,13 @@ describe('waiting, status and transcripts (§4.16, §4.19, §4.20)', () => {
     ]);
     const newest = await history(c, key, 2);
     expect(newest.map((r) => r.content[0]!.text)).toEqual(['last words', '[scripted] last words']);
+    // The limit counts the rows shown, after NO_REPLY rows are omitted.
+    const three = await history(c, key, 3);
+    expect(three.map((r) => r.content[0]!.text)).toEqual([
+      'stay quiet',
+      'last words',
+      '[scripted] last words',
+    ]);
     const sh = await c.call<{ key: string; messages: HistoryRow[] }>('sessions.history', { key });
     expect(sh.key).toBe(key);
     expect(sh.messages.map((r) => r.content[0]!.text)).toEqual(all.map((r) => r.content[0]!.text));
@@ -825,16 +873,7 @@ describe('dedupe is durable (§6.4)', () => {
       message: slow('live', 20),
       idempotencyKey: live.runId,
     });
-    const liveStatus = await c.call<{ session: Record<string, unknown> }>('session.status', {
-      sessionKey: liveKey,
-    });
-    console.log(
-      'LIVE',
-      JSON.stringify(liveRetry),
-      JSON.stringify(liveStatus),
-      JSON.stringify(await c.call('chat.history', { sessionKey: liveKey })),
-    );
-    console.log('LIVE', JSON.stringify(liveRetry), JSON.stringify(liveStatus));
+    expect([{ runId: live.runId, status: 'in_flight' }, live.ack]).toContainEqual(liveRetry);
     const wait = await c.call('agent.wait', { runId: live.runId, timeoutMs: 15_000 });
     expect(wait.status).not.toBe('timeout');
     expect(

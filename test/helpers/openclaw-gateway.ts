@@ -31,31 +31,8 @@ export async function startGatewayDaemon(
     env?: Record<string, string>;
   } = {},
 ): Promise<GatewayDaemon> {
-  const home = tempDir('warden-openclaw-');
-  const init = await runCli(['init'], { home });
-  expect(init.code, init.stderr).toBe(0);
-  writeFileSync(
-    join(home, 'config.yaml'),
-    [
-      'security:',
-      '  watch_policy: false',
-      'server:',
-      '  openclaw:',
-      '    listen: 127.0.0.1:0',
-      ...(options.openclaw ?? []).map((l) => `    ${l}`),
-      options.extraConfig ?? '',
-    ].join('\n'),
-  );
-  const daemon = await startDaemon(home, options.env ? { env: options.env } : undefined);
-  const line = daemon.logs.find((l) => l.msg === 'OpenClaw gateway listening');
-  expect(line, daemon.output()).toBeDefined();
-  return {
-    daemon,
-    home,
-    url: `ws://127.0.0.1:${String(line!.port)}`,
-    token: daemon.token,
-    stop: () => daemon.stop().then(() => undefined),
-  };
+  const { env, ...homeOptions } = options;
+  return startGatewayDaemonOnHome(await prepareGatewayHome(homeOptions), env ? { env } : {});
 }
 
 export interface Frame {

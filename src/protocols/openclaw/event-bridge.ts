@@ -14,6 +14,7 @@ import type { Kernel } from '../../kernel/index.ts';
 import type { EventRecord, ProcessRecord } from '../../store/index.ts';
 import type { OpenClawServer } from './server.ts';
 import { gatewaySession } from './session-records.ts';
+import { DROPPED_BY_ABORT } from './turns.ts';
 
 export interface RunMeta {
   readonly runId: string;
@@ -80,6 +81,35 @@ export class EventBridge {
 
   stop(): void {
     this.#off?.();
+  }
+
+  /**
+   * A queued turn that will never run: its sender waits for the `chat` end of its runId, so
+   * it ends `aborted` (§4.16) — `stopReason` `aborted` when a person aborted it, else `dropped`.
+   */
+  dropped(ref: { runId: string; sessionKey: string; dropped?: string }): void {
+    const server = this.#options.server();
+    if (!server || server.connectionCount === 0) return;
+    const stopReason = ref.dropped === DROPPED_BY_ABORT ? 'aborted' : 'dropped';
+    const base = { runId: ref.runId, sessionKey: ref.sessionKey };
+    server.broadcast(
+      'chat',
+      { ...base, seq: 1, state: 'aborted', stopReason },
+      {
+        scope: 'operator.read',
+      },
+    );
+    server.broadcast(
+      'agent',
+      {
+        ...base,
+        seq: 1,
+        stream: 'lifecycle',
+        ts: Date.now(),
+        data: { phase: 'error', reason: stopReason, error: ref.dropped ?? stopReason },
+      },
+      { scope: 'operator.read' },
+    );
   }
 
   /** Registers a run started by the gateway before its first event arrives. */

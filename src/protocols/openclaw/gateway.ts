@@ -139,6 +139,10 @@ export async function startOpenClawGateway(
     kernel,
     workflow: workflows,
     onStarted: (_ref, run) => bridge.remember(run.pid, runMeta(run)),
+    onDropped: (ref) => {
+      bridge.dropped(ref);
+      void markChatDone(dedupe, ref.runId).catch(() => undefined);
+    },
     onError: warn('openclaw queued turn failed to start'),
   });
   const bridge: EventBridge = new EventBridge({

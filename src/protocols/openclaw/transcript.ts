@@ -94,10 +94,13 @@ export function transcriptOf(runs: readonly ProcessRecord[]): TranscriptMessage[
 /** §4.16 display form: rows that are exactly `NO_REPLY` are omitted, long ones cut. */
 export function chatMessages(
   messages: readonly TranscriptMessage[],
+  limit: number,
   maxChars: number | undefined,
 ): Array<Record<string, unknown>> {
+  // The limit counts rows shown: omitted NO_REPLY rows must not shorten the page.
   return messages
     .filter((m) => m.text.trim() !== 'NO_REPLY')
+    .slice(-limit)
     .map((m) => ({
       role: m.role,
       content: [

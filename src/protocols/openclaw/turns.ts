@@ -29,6 +29,9 @@ import { ensureSession, wardenSessionKey } from './session-records.ts';
 const QUEUE_NAMESPACE = 'openclaw.queue';
 const RUNS_NAMESPACE = 'openclaw.runs';
 
+/** The `dropped` reason of a queued turn that `chat.abort`/`sessions.abort` removed. */
+export const DROPPED_BY_ABORT = 'aborted while queued';
+
 /** What a queued or running turn remembers about where it came from. */
 export interface TurnOrigin {
   readonly kind: 'chat' | 'agent' | 'channel';
@@ -52,6 +55,8 @@ export interface RunRef {
   readonly sessionKey: string;
   readonly pid: string | null;
   readonly queuedAt: number;
+  /** Why the turn never ran (replaced, pushed out of a full queue, aborted while queued). */
+  readonly dropped?: string;
 }
 
 export interface SubmitTurn {
@@ -74,6 +79,8 @@ export interface TurnsOptions {
   readonly workflow: (model?: string) => LoadedWorkflow;
   /** A run started for a turn (events may now flow for it). */
   readonly onStarted?: (ref: RunRef, run: ProcessRecord) => void;
+  /** A queued turn will never run: its sender must be told (its `chat` ends `aborted`). */
+  readonly onDropped?: (ref: RunRef) => void;
   readonly onError?: (error: unknown, key: string) => void;
 }
 
@@ -92,8 +99,13 @@ export class Turns {
     return this.#options.kernel();
   }
 
-  /** Starts the sweep that drains queues whose active run ended out of sight. */
+  /**
+   * Starts the sweep that drains queues whose active run ended out of sight. The first sweep
+   * runs now: a run that ended while no gateway was up must not hold its session until the
+   * first tick.
+   */
   start(intervalMs = 2_000): void {
+    void this.sweep().catch(() => undefined);
     this.#sweeper = setInterval(() => void this.sweep().catch(() => undefined), intervalMs);
     this.#sweeper.unref();
   }
@@ -186,6 +198,14 @@ export class Turns {
           origins[turn.runId] = turn.origin;
         return { queue: { ...offered.queue, origins, mode: turn.mode }, result: offered };
       });
+      const replaced = settings.mode === 'steer' || settings.mode === 'interrupt';
+      await this.#dropped(
+        turn.key,
+        result.dropped,
+        replaced
+          ? `replaced by a newer message (queue mode ${settings.mode})`
+          : `pushed out of the session's full queue (${String(settings.cap)} waiting)`,
+      );
       switch (result.outcome.kind) {
         case 'rejected':
           throw new WardenError(
@@ -217,6 +237,21 @@ export class Turns {
           return { status: 'queued', position: result.outcome.position };
       }
     });
+  }
+
+  /** Records that `turns` will never run (agent.wait answers at once) and reports them. */
+  async #dropped(key: string, turns: readonly QueuedTurn[], reason: string): Promise<void> {
+    for (const turn of turns) {
+      const ref: RunRef = {
+        runId: turn.id,
+        sessionKey: key,
+        pid: null,
+        queuedAt: turn.enqueuedAt,
+        dropped: reason,
+      };
+      await this.#remember(ref).catch(() => undefined);
+      this.#options.onDropped?.(ref);
+    }
   }
 
   async #startOrRelease(
@@ -365,10 +400,11 @@ export class Turns {
             pending: queue.pending.filter((t) => !drop.includes(t)),
             origins,
           },
-          result: { pending: drop.map((t) => t.id), active: queue.activeRunId },
+          result: { pending: drop, active: queue.activeRunId },
         };
       });
-      const aborted = [...removed.pending];
+      await this.#dropped(key, removed.pending, DROPPED_BY_ABORT);
+      const aborted = removed.pending.map((t) => t.id);
       if (removed.active && (runId === undefined || runId === removed.active)) {
         const ref = await this.lookup(removed.active);
         if (ref?.pid) {
@@ -393,6 +429,18 @@ export class Turns {
     return (await this.#readQueue(key)).queue;
   }
 
+  /**
+   * Removes a queue with nothing running, waiting or summarised: it reads the same as no entry,
+   * and the sweep lists every entry. Compare-and-set: a turn offered meanwhile keeps it.
+   */
+  async #deleteIdle(key: string, version: number): Promise<void> {
+    await this.#kernel.store
+      .commit([{ op: 'kv.delete', namespace: QUEUE_NAMESPACE, key, expected_version: version }])
+      .catch((error: unknown) => {
+        if (!(isWardenError(error) && error.code === 'CONFLICT')) throw error;
+      });
+  }
+
   /** Drains every session whose active run has ended (missed events, other nodes, restarts). */
   async sweep(): Promise<void> {
     const entries = await this.#kernel.store.kvList(QUEUE_NAMESPACE, { limit: 10_000 });
@@ -400,6 +448,7 @@ export class Turns {
       const queue = entry.value as StoredQueue;
       if (queue.activeRunId === null) {
         if (queue.pending.length > 0) await this.#drainIdle(entry.key);
+        else if (queue.summaries.length === 0) await this.#deleteIdle(entry.key, entry.version);
         continue;
       }
       const ref = await this.lookup(queue.activeRunId);

@@ -148,6 +148,7 @@ async function waitForRun(
     kernel.store,
     async () => {
       const ref = await turns.lookup(runId);
+      if (ref?.dropped !== undefined) return { ref, run: null };
       if (!ref?.pid) return undefined;
       const run = await kernel.store.getProcess(ref.pid);
       if (run && runStatus(run) === 'running') return undefined;
@@ -356,9 +357,9 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
         call.ack(ack);
       }
       const timeoutMs = (p.timeout ?? 600) * 1000;
-      const { run } = await waitForRun(call, turns, runId, Date.now() + timeoutMs);
+      const { ref, run } = await waitForRun(call, turns, runId, Date.now() + timeoutMs);
       if (call.signal.aborted) throw invalidRequest('request cancelled');
-      if (!run) {
+      if (!run && ref.dropped === undefined) {
         throw new GatewayFailure(
           gatewayError(
             'UNAVAILABLE',
@@ -371,13 +372,13 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
           { runId, status: 'timeout', summary: 'timeout' },
         );
       }
-      const final = finalOf(runId, run);
+      const final = run ? finalOf(runId, run) : droppedFinal(runId, ref.dropped ?? 'dropped');
       await dedupe
         .update(dedupeKey, {
           ts: acceptedAt,
           state: 'done',
           runId,
-          pid: run.pid,
+          pid: run?.pid ?? null,
           sessionKey: key,
           ack,
           ok: final.ok,
@@ -393,7 +394,14 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
       const p = parse('agent.wait', agentWaitParams, call.params);
       const ref = await turns.lookup(p.runId);
       if (!ref) throw invalidRequest(`unknown runId: ${p.runId}`);
-      const { run } = await waitForRun(call, turns, p.runId, Date.now() + (p.timeoutMs ?? 30_000));
+      const { ref: waited, run } = await waitForRun(
+        call,
+        turns,
+        p.runId,
+        Date.now() + (p.timeoutMs ?? 30_000),
+      );
+      if (waited.dropped !== undefined)
+        return { runId: p.runId, status: 'error', error: `never ran: ${waited.dropped}` };
       if (!run) return { runId: p.runId, status: 'timeout' };
       const status = runStatus(run);
       return {
@@ -444,7 +452,7 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
       return {
         sessionKey: key,
         sessionId: session.entry.sessionId,
-        messages: chatMessages(messages.slice(-(p.limit ?? 200)), p.maxChars),
+        messages: chatMessages(messages, p.limit ?? 200, p.maxChars),
         ...(session.entry.thinkingLevel ? { thinkingLevel: session.entry.thinkingLevel } : {}),
       };
     },
@@ -472,7 +480,7 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
       return {
         key: session.key,
         sessionId: session.entry.sessionId,
-        messages: chatMessages(messages.slice(-(p.limit ?? 200)), undefined),
+        messages: chatMessages(messages, p.limit ?? 200, undefined),
       };
     },
 
@@ -532,6 +540,16 @@ function replayAgent(entry: DedupeEntry): unknown {
     );
   }
   return entry.payload;
+}
+
+/** The `agent` final of a message that never ran: an error, at once (not a timeout). */
+function droppedFinal(runId: string, reason: string): ReturnType<typeof finalOf> {
+  const summary = `never ran: ${reason}`;
+  return {
+    ok: false,
+    payload: { runId, status: 'error', summary },
+    error: gatewayError('UNAVAILABLE', `the message ${summary}`, { runId, reason: 'dropped' }),
+  };
 }
 
 function finalOf(
