@@ -167,9 +167,11 @@ export class JeevesGrpcServer {
   ): grpc.handleUnaryCall<Record<string, unknown>, unknown> {
     return (call, callback) => {
       void (async () => {
-        if (!spec?.unary) return callback(unimplemented(service, method, spec?.unimplemented));
+        if (!spec) return callback(unimplemented(service, method));
         try {
+          // The gate first, even for an RPC Warden does not serve: a bad token hears so.
           const ctx = await this.#context(call, spec);
+          if (!spec.unary) return callback(unimplemented(service, method, spec.unimplemented));
           callback(null, await spec.unary(call.request, ctx));
         } catch (error) {
           callback(this.#status(error, service, method));
@@ -185,10 +187,11 @@ export class JeevesGrpcServer {
   ): grpc.handleServerStreamingCall<Record<string, unknown>, unknown> {
     return (call) => {
       void (async () => {
-        if (!spec?.stream)
-          return void call.emit('error', unimplemented(service, method, spec?.unimplemented));
+        if (!spec) return void call.emit('error', unimplemented(service, method));
         try {
           const ctx = await this.#context(call, spec);
+          if (!spec.stream)
+            return void call.emit('error', unimplemented(service, method, spec.unimplemented));
           await spec.stream(call.request, ctx, (message) => call.write(message));
           call.end();
         } catch (error) {
