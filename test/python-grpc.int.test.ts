@@ -4,20 +4,28 @@
  * `PipelineWorker` loop (no metadata, ReportAgentResult's reply discarded) running Python agents.
  * The reference's sequential pipeline ends COMPLETED with 3 hops and 3 LLM calls; parallel
  * pipelines (`default_run_mode: "parallel"`) fork after `plan` and join at `merge` with `all`
- * (both searches ran) and `any` (the first search wins, the other is cancelled). Each run's
- * event log, read with the `warden` CLI, shows every stage completed once.
+ * (both searches ran) and `any` (the first search wins, the other is cancelled). A looping
+ * pipeline stops at its edge limit (MAX_ITERATIONS_EXCEEDED, `max_loop_exceeded`), or completes
+ * when its critic accepts within it. A clarification makes the loop return at WAIT_INTERRUPT;
+ * the run resumes the way the original documents (InitializeSession(force) with the answer in
+ * the envelope), or is answered with `warden answer` and the client continues the session. A
+ * budget of fewer LLM calls than stages ends the run MAX_LLM_CALLS_EXCEEDED mid-way. Each run's
+ * event log, read with the `warden` CLI, shows every step completed once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { WardenClient } from '../src/client/index.ts';
 import { type GrpcDaemon, startGrpcDaemon } from './helpers/jeeves-grpc.ts';
 import {
+  cliAnswer,
   cliEvents,
   generateClient,
   perStage,
   requirePythonGrpc,
   runOf,
   runPipeline,
+  runsFor,
+  type WardenEvent,
 } from './helpers/python-grpc.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 
@@ -40,6 +48,29 @@ afterAll(async () => {
   await served?.stop();
   removeTempDirs();
 });
+
+/** run_pipeline.py against the daemon, as the session `processId`, with `args`. */
+const run = (processId: string, ...args: string[]) =>
+  runPipeline(gen, ['--address', address, '--process-id', processId, ...args]);
+
+/** The steps the run completed, in order: `[step, stage]`. */
+const completedSteps = (events: readonly WardenEvent[]) =>
+  events.filter((e) => e.type === 'stage.completed').map((e) => [e.data.step, e.data.stage]);
+
+/**
+ * The session's only Warden run (a resume must not start another one), and its events as
+ * `warden events` prints them (the same as the API's).
+ */
+async function onlyRun(processId: string) {
+  expect(await runsFor(api, processId)).toHaveLength(1);
+  const found = await runOf(api, processId);
+  const printed = await cliEvents(served.home, found);
+  expect(printed.map((e) => [e.seq, e.type])).toEqual(found.events.map((e) => [e.seq, e.type]));
+  return { ...found, events: printed };
+}
+
+const ofType = (events: readonly WardenEvent[], type: string) =>
+  events.filter((e) => e.type === type);
 
 describe('the Python gRPC client (PipelineWorker loop)', () => {
   it('runs the reference pipeline understand → think → respond: COMPLETED, 3 hops, 3 LLM calls', async () => {
@@ -193,3 +224,325 @@ describe('the Python gRPC client (PipelineWorker loop)', () => {
     ]);
   });
 });
+
+describe('the Python gRPC client: a looping pipeline', () => {
+  it('plan ⇄ critic stops at its edge limit: MAX_ITERATIONS_EXCEEDED, max_loop_exceeded', async () => {
+    const { code, result, stderr } = await run(
+      'env_py_loop',
+      '--pipeline',
+      'loop',
+      '--edge-limit',
+      '2',
+    );
+    expect(code, stderr).toBe(1);
+    expect(result).toMatchObject({
+      status: 'terminated',
+      terminal_reason: 'MAX_ITERATIONS_EXCEEDED',
+      termination_message: 'edge limit exceeded: critic->plan (max 2)',
+      error: null,
+      // The state dict names the edge limit; the wire enum has no value for it (defect 3).
+      envelope_terminal_reason: 'max_loop_exceeded',
+      // Two loop-backs taken; the third critic → plan is the one refused.
+      counters: { agent_hop_count: 6, llm_call_count: 6, iteration: 2 },
+      terminated: true,
+      phases: [{ status: 'terminated', terminal_reason: 'MAX_ITERATIONS_EXCEEDED', error: null }],
+    });
+    expect(result.ran).toEqual(['plan', 'critic', 'plan', 'critic', 'plan', 'critic']);
+    // A loop-back replaces an agent's output: the last round's.
+    expect(result.outputs).toEqual({
+      plan: { draft: 3 },
+      critic: { verdict: 'again', reviewed: 3 },
+    });
+    // The refused traversal is counted (the count is "now > max", §4.7), and never taken.
+    expect(result.session).toEqual({
+      current_stage: 'plan',
+      stage_order: ['plan', 'critic'],
+      edge_traversals: { 'plan->critic': 3, 'critic->plan': 3 },
+      terminated: true,
+      terminal_reason: 'MAX_ITERATIONS_EXCEEDED',
+    });
+    expect(result.state).toMatchObject({
+      terminated: true,
+      terminal_reason: 'max_loop_exceeded',
+      termination_reason: 'edge limit exceeded: critic->plan (max 2)',
+      agent_hop_count: 6,
+      llm_call_count: 6,
+      iteration: 2,
+      interrupt_pending: false,
+      interrupt: null,
+    });
+
+    const { events } = await onlyRun(result.process_id);
+    // Each step completed once, in the order the client ran them.
+    expect(completedSteps(events)).toEqual([
+      [1, 'plan'],
+      [2, 'critic'],
+      [3, 'plan'],
+      [4, 'critic'],
+      [5, 'plan'],
+      [6, 'critic'],
+    ]);
+    expect(perStage(events, 'stage.started')).toEqual({ plan: 3, critic: 3 });
+    expect(perStage(events, 'stage.failed')).toEqual({});
+    const loopBacks = ofType(events, 'route.taken').filter((e) => e.data.from === 'critic');
+    expect(loopBacks.map((e) => e.data.to)).toEqual(['plan', 'plan', 'plan']);
+    const end = ofType(events, 'process.terminated');
+    expect(end.map((e) => [e.data.reason, e.data.message])).toEqual([
+      ['max_loop_exceeded', 'edge limit exceeded: critic->plan (max 2)'],
+    ]);
+    expect(end[0]!.data.usage).toMatchObject({ agent_hops: 6, llm_calls: 6, iterations: 2 });
+  });
+
+  it('a critic that accepts within the edge limit completes the loop: the limit allows max_count loop-backs', async () => {
+    const { code, result, stderr } = await run(
+      'env_py_loop_accept',
+      '--pipeline',
+      'loop',
+      '--edge-limit',
+      '2',
+      '--accept-after',
+      '3',
+    );
+    expect(code, stderr).toBe(0);
+    expect(result).toMatchObject({
+      terminal_reason: 'COMPLETED',
+      envelope_terminal_reason: 'completed',
+      counters: { agent_hop_count: 6, llm_call_count: 6, iteration: 2 },
+      current_stage: 'end',
+    });
+    expect(result.ran).toEqual(['plan', 'critic', 'plan', 'critic', 'plan', 'critic']);
+    expect(result.outputs.critic).toEqual({ verdict: 'accept', reviewed: 3 });
+    expect(result.session.edge_traversals).toEqual({ 'plan->critic': 3, 'critic->plan': 2 });
+    const { events } = await onlyRun(result.process_id);
+    expect(completedSteps(events).map(([step]) => step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(ofType(events, 'process.terminated').map((e) => e.data.reason)).toEqual(['completed']);
+  });
+});
+
+describe('the Python gRPC client: an interrupt that waits and resumes', () => {
+  it('the loop returns at WAIT_INTERRUPT; InitializeSession(force) with the answer resumes the same run', async () => {
+    const { code, result, stderr } = await run(
+      'env_py_clarify',
+      '--pipeline',
+      'clarify',
+      '--input',
+      'weather?',
+      '--answer',
+      'Paris',
+    );
+    expect(code, stderr).toBe(0);
+    // The original loop returned at WAIT_INTERRUPT, then ran again after the forced re-init.
+    expect(result.phases).toEqual([
+      { status: 'interrupted', interrupt_kind: 'CLARIFICATION' },
+      { status: 'terminated', terminal_reason: 'COMPLETED', error: null },
+    ]);
+    const interrupt = result.interrupt!;
+    expect(interrupt).toMatchObject({
+      kind: 'clarification',
+      question: 'Which city?',
+      status: 'pending',
+    });
+    expect(interrupt.id).toMatch(/^int_/);
+    expect(result.answered).toEqual([{ id: interrupt.id, text: 'Paris' }]);
+    expect(result).toMatchObject({
+      status: 'terminated',
+      terminal_reason: 'COMPLETED',
+      // understand, the question (a step of its own: one hop), respond; two LLM calls. The
+      // return from the interrupt stage (listed after the agents) counts one iteration.
+      counters: { agent_hop_count: 3, llm_call_count: 2, iteration: 1 },
+      current_stage: 'end',
+      terminated: true,
+    });
+    expect(result.ran).toEqual(['understand', 'respond']);
+    // The answer is the output `clarification`, which respond read.
+    expect(result.outputs).toEqual({
+      understand: { needs: 'clarification', question: 'Which city?', text: 'weather?' },
+      clarification: { text: 'Paris' },
+      respond: { response: 'Sunny in Paris' },
+    });
+    // The same run went on: its edge counts survived the resume (defect 21).
+    expect(result.session).toEqual({
+      current_stage: 'end',
+      stage_order: ['understand', 'respond'],
+      edge_traversals: { 'understand->clarification': 1, 'clarification->respond': 1 },
+      terminated: true,
+      terminal_reason: 'COMPLETED',
+    });
+    expect(result.state).toMatchObject({
+      interrupt_pending: false,
+      interrupt: null,
+      agent_hop_count: 3,
+      llm_call_count: 2,
+      terminal_reason: 'completed',
+    });
+
+    const { events } = await onlyRun(result.process_id);
+    expect(completedSteps(events)).toEqual([
+      [1, 'understand'],
+      [3, 'respond'],
+    ]);
+    expect(perStage(events, 'stage.started')).toEqual({ understand: 1, respond: 1 });
+    expectRaisedThenResolved(events, interrupt.id, 'Paris');
+    const resolved = ofType(events, 'interrupt.resolved')[0]!;
+    expect(resolved.data.resolver).toBe('grpc:jeeves-client');
+    expect(ofType(events, 'process.terminated').map((e) => e.data.reason)).toEqual(['completed']);
+  });
+
+  it('stops at WAIT_INTERRUPT; answered with `warden answer`, the client continues the session', async () => {
+    const id = 'env_py_clarify_cli';
+    const waiting = await run(id, '--pipeline', 'clarify');
+    expect(waiting.code, waiting.stderr).toBe(2);
+    expect(waiting.result).toMatchObject({
+      status: 'interrupted',
+      interrupt_kind: 'CLARIFICATION',
+      terminal_reason: '',
+      error: null,
+      answered: [],
+      phases: [{ status: 'interrupted', interrupt_kind: 'CLARIFICATION' }],
+      counters: { agent_hop_count: 2, llm_call_count: 1, iteration: 0 },
+      current_stage: 'clarification',
+      terminated: false,
+      ran: ['understand'],
+    });
+    const interruptId = waiting.result.interrupt_id!;
+    expect(interruptId).toMatch(/^int_/);
+    expect(waiting.result.interrupt).toMatchObject({
+      id: interruptId,
+      kind: 'clarification',
+      question: 'Which city?',
+      status: 'pending',
+    });
+    expect(waiting.result.session).toMatchObject({
+      current_stage: 'clarification',
+      edge_traversals: { 'understand->clarification': 1 },
+      terminated: false,
+      terminal_reason: 'TERMINAL_REASON_UNSPECIFIED',
+    });
+    expect(waiting.result.state).toMatchObject({
+      interrupt_pending: true,
+      interrupt: { id: interruptId, kind: 'clarification', question: 'Which city?' },
+    });
+
+    // Continuing before anyone answered: the loop returns at the same interrupt, nothing counted.
+    const early = await run(id, '--pipeline', 'clarify', '--continue');
+    expect(early.code, early.stderr).toBe(2);
+    expect(early.result).toMatchObject({
+      status: 'interrupted',
+      interrupt_id: interruptId,
+      ran: [],
+      counters: { agent_hop_count: 2, llm_call_count: 1 },
+    });
+
+    const answered = await cliAnswer(served.home, interruptId, 'Lyon');
+    expect(answered.interrupt).toMatchObject({
+      id: interruptId,
+      status: 'resolved',
+      response: { text: 'Lyon' },
+    });
+
+    const done = await run(id, '--pipeline', 'clarify', '--continue');
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.result).toMatchObject({
+      status: 'terminated',
+      terminal_reason: 'COMPLETED',
+      phases: [{ status: 'terminated', terminal_reason: 'COMPLETED', error: null }],
+      counters: { agent_hop_count: 3, llm_call_count: 2, iteration: 1 },
+      current_stage: 'end',
+      terminated: true,
+      ran: ['respond'],
+    });
+    expect(done.result.outputs).toEqual({
+      understand: { needs: 'clarification', question: 'Which city?', text: 'hello' },
+      clarification: { text: 'Lyon' },
+      respond: { response: 'Sunny in Lyon' },
+    });
+    expect(done.result.session).toMatchObject({
+      edge_traversals: { 'understand->clarification': 1, 'clarification->respond': 1 },
+      terminated: true,
+      terminal_reason: 'COMPLETED',
+    });
+    expect(done.result.state).toMatchObject({ interrupt_pending: false, interrupt: null });
+
+    const { events } = await onlyRun(id);
+    expect(completedSteps(events)).toEqual([
+      [1, 'understand'],
+      [3, 'respond'],
+    ]);
+    expect(perStage(events, 'stage.started')).toEqual({ understand: 1, respond: 1 });
+    expectRaisedThenResolved(events, interruptId, 'Lyon');
+    // Answered on Warden's side, not by the gRPC client.
+    expect(ofType(events, 'interrupt.resolved')[0]!.data.resolver).not.toMatch(/^grpc:/);
+    expect(ofType(events, 'process.terminated').map((e) => e.data.reason)).toEqual(['completed']);
+  });
+});
+
+describe('the Python gRPC client: a budget', () => {
+  it('fewer LLM calls than stages: MAX_LLM_CALLS_EXCEEDED mid-run, the rest never runs', async () => {
+    const { code, result, stderr } = await run(
+      'env_py_budget',
+      '--pipeline',
+      'chain',
+      '--stages',
+      '5',
+      '--max-llm-calls',
+      '3',
+    );
+    expect(code, stderr).toBe(1);
+    expect(result).toMatchObject({
+      status: 'terminated',
+      terminal_reason: 'MAX_LLM_CALLS_EXCEEDED',
+      termination_message: 'max llm calls exceeded',
+      error: null,
+      envelope_terminal_reason: 'max_llm_calls_exceeded',
+      // s4 was routed to but never issued: no hop for it.
+      counters: { agent_hop_count: 3, llm_call_count: 3, iteration: 0 },
+      current_stage: 's4',
+      terminated: true,
+    });
+    expect(result.ran).toEqual(['s1', 's2', 's3']);
+    expect(Object.keys(result.outputs).sort()).toEqual(['s1', 's2', 's3']);
+    expect(result.session).toEqual({
+      current_stage: 's4',
+      stage_order: ['s1', 's2', 's3', 's4', 's5'],
+      edge_traversals: { 's1->s2': 1, 's2->s3': 1, 's3->s4': 1 },
+      terminated: true,
+      terminal_reason: 'MAX_LLM_CALLS_EXCEEDED',
+    });
+    expect(result.state).toMatchObject({
+      terminated: true,
+      terminal_reason: 'max_llm_calls_exceeded',
+      llm_call_count: 3,
+      agent_hop_count: 3,
+    });
+
+    const { events } = await onlyRun(result.process_id);
+    expect(completedSteps(events)).toEqual([
+      [1, 's1'],
+      [2, 's2'],
+      [3, 's3'],
+    ]);
+    expect(perStage(events, 'stage.started')).toEqual({ s1: 1, s2: 1, s3: 1 });
+    expect(ofType(events, 'task.queued').map((e) => e.data.stage)).toEqual(['s1', 's2', 's3']);
+    expect(ofType(events, 'budget.exceeded')).toHaveLength(1);
+    const end = ofType(events, 'process.terminated');
+    expect(end.map((e) => e.data.reason)).toEqual(['max_llm_calls_exceeded']);
+    expect(end[0]!.data.usage).toMatchObject({ llm_calls: 3, agent_hops: 3 });
+  });
+});
+
+/** One interrupt `id` raised, then resolved with `text`, before the resume stage started. */
+function expectRaisedThenResolved(events: readonly WardenEvent[], id: string, text: string): void {
+  const raised = ofType(events, 'interrupt.raised');
+  const resolved = ofType(events, 'interrupt.resolved');
+  expect(raised.map((e) => e.data)).toEqual([
+    expect.objectContaining({ id, kind: 'clarification', prompt: 'Which city?' }),
+  ]);
+  expect(resolved.map((e) => e.data)).toEqual([
+    expect.objectContaining({ id, kind: 'clarification', response: { text } }),
+  ]);
+  const respondStarted = events.find(
+    (e) => e.type === 'stage.started' && e.data.stage === 'respond',
+  )!;
+  expect(raised[0]!.seq).toBeLessThan(resolved[0]!.seq);
+  expect(resolved[0]!.seq).toBeLessThan(respondStarted.seq);
+}

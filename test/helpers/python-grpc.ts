@@ -30,14 +30,39 @@ export function generateClient(dir: string): void {
     throw new Error(`generate.sh failed (${String(result.status)}):\n${result.stderr}`);
 }
 
+/** An interrupt as the session's state dict shows it (`interrupt`). */
+export interface StateDictInterrupt {
+  readonly id: string;
+  readonly kind: string;
+  readonly question: string;
+  readonly message: string;
+  readonly status?: string;
+  readonly response?: Record<string, unknown>;
+}
+
 /** The last stdout line of run_pipeline.py. */
 export interface PipelineResult {
   readonly process_id: string;
   readonly pipeline: string;
+  /** `terminated`, or `interrupted` when the loop returned at WAIT_INTERRUPT (exit status 2). */
   readonly status: string;
   readonly terminal_reason: string;
   readonly termination_message: string;
   readonly error: string | null;
+  /** The WAIT_INTERRUPT the loop returned at last, when it ended there (`CLARIFICATION`). */
+  readonly interrupt_kind: string | null;
+  readonly interrupt_id: string | null;
+  /** The last interrupt the loop returned at, as GetSessionState showed it then. */
+  readonly interrupt: StateDictInterrupt | null;
+  /** The interrupts answered through InitializeSession(force) (`--answer`). */
+  readonly answered: Array<{ readonly id: string; readonly text: string }>;
+  /** Each return of the loop, in order. */
+  readonly phases: Array<{
+    readonly status: string;
+    readonly terminal_reason?: string;
+    readonly error?: string | null;
+    readonly interrupt_kind?: string;
+  }>;
   readonly counters: {
     readonly agent_hop_count: number;
     readonly llm_call_count: number;
@@ -45,6 +70,8 @@ export interface PipelineResult {
   };
   readonly current_stage: string;
   readonly terminated: boolean;
+  /** The state dict's lowercase reason the client merged (`max_loop_exceeded`). */
+  readonly envelope_terminal_reason: string | null;
   /** The agents the client ran, in order. */
   readonly ran: string[];
   readonly outputs: Record<string, Record<string, unknown>>;
@@ -56,6 +83,11 @@ export interface PipelineResult {
     readonly terminated?: boolean;
     readonly terminal_reason?: string;
     readonly error?: string;
+  };
+  /** GetSessionState's state dict after the loop (§3.2). */
+  readonly state: Record<string, unknown> & {
+    readonly interrupt_pending?: boolean;
+    readonly interrupt?: StateDictInterrupt | null;
   };
   readonly retries: number;
   readonly already_committed: number;
@@ -139,11 +171,7 @@ export async function runOf(
   client: WardenClient,
   processId: string,
 ): Promise<{ pid: string; sessionId: string; events: WardenEvent[] }> {
-  const { runs } = await client.runs.list({ limit: 1_000 });
-  const run = runs.find((r) => {
-    const envelope = r.envelope as { metadata?: { jeeves?: { process_id?: unknown } } } | undefined;
-    return envelope?.metadata?.jeeves?.process_id === processId;
-  });
+  const [run] = await runsFor(client, processId);
   if (!run) throw new Error(`no Warden run for the jeeves process_id ${processId}`);
   const events: WardenEvent[] = [];
   for (let from = 0; ;) {
@@ -158,6 +186,31 @@ export async function runOf(
     from = page.last_seq;
   }
   return { pid: run.pid, sessionId: run.session_id, events };
+}
+
+/** Every Warden run started for a jeeves `process_id` (one, unless a session was replaced). */
+export async function runsFor(
+  client: WardenClient,
+  processId: string,
+): Promise<Array<{ pid: string; session_id: string }>> {
+  const { runs } = await client.runs.list({ limit: 1_000 });
+  return runs.filter((r) => {
+    const envelope = r.envelope as { metadata?: { jeeves?: { process_id?: unknown } } } | undefined;
+    return envelope?.metadata?.jeeves?.process_id === processId;
+  });
+}
+
+/** `warden answer <id> <text> --json`: answers a clarification from Warden's side. */
+export async function cliAnswer(
+  home: string,
+  interruptId: string,
+  text: string,
+): Promise<{ interrupt: { id: string; kind: string; status: string; response: unknown } }> {
+  const answered = await runCli(['answer', interruptId, text, '--json'], { home });
+  if (answered.code !== 0) throw new Error(`warden answer failed:\n${answered.stderr}`);
+  return JSON.parse(answered.stdout) as {
+    interrupt: { id: string; kind: string; status: string; response: unknown };
+  };
 }
 
 /** The same run's events as `warden events --json` prints them (the CLI, not the API). */

@@ -25,6 +25,13 @@ reconnect backoff is short. Every call of the loop is safe to repeat:
   records it.
 - An InitializeSession whose reply was lost gets ALREADY_EXISTS on retry: the session exists.
 
+At WAIT_INTERRUPT the loop returns ("interrupted", with the interrupt's kind and id), as the
+original does. The caller answers it the way the original documents: ``execute`` again with
+``force=True`` and an envelope whose ``interrupt_pending`` is false and whose
+``interrupt.response`` holds the answer; Warden resumes the waiting run. When the interrupt was
+answered on Warden's side instead (``warden answer``), ``continue_session`` runs the same loop
+without InitializeSession.
+
 Only ``grpc`` and the code generate.sh writes are needed (``from jeeves.engine.v1 import …``).
 """
 
@@ -63,6 +70,10 @@ class Envelope:
     max_agent_hops: int = 21
     terminated: bool = False
     terminal_reason: Optional[str] = None
+    #: Sent as the original's envelope sends them. Its merge never copies them in: the caller
+    #: fills them in to answer the interrupt the loop returned at (see the module doc).
+    interrupt_pending: bool = False
+    interrupt: Optional[JsonObject] = None
     outputs: Dict[str, JsonObject] = field(default_factory=dict)
     metadata: JsonObject = field(default_factory=dict)
 
@@ -82,6 +93,8 @@ class Envelope:
             "max_agent_hops": self.max_agent_hops,
             "terminated": self.terminated,
             "terminal_reason": self.terminal_reason,
+            "interrupt_pending": self.interrupt_pending,
+            "interrupt": self.interrupt,
             "outputs": self.outputs,
             "metadata": self.metadata,
         }
@@ -212,7 +225,15 @@ class PipelineWorker:
             pass  # our own earlier attempt created it (its reply was lost)
         except grpc.RpcError as error:
             return self._ended(envelope, error=f"Session init failed: {_describe(error)}")
+        return self.continue_session(process_id, envelope)
 
+    def continue_session(self, process_id: str, envelope: Envelope) -> JsonObject:
+        """The original's loop on a session that exists, without InitializeSession.
+
+        ``execute`` runs it right after InitializeSession. Called alone, it carries on a session
+        whose interrupt was answered on Warden's side (``warden answer``): a forced
+        InitializeSession there would replace the run instead.
+        """
         while True:
             try:
                 instr = self._call(
