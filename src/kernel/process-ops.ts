@@ -426,19 +426,22 @@ export function agentStepTask(
 
 /**
  * Re-reads and retries a compare-and-set commit when another writer moved the process on. The
- * first retry is immediate; later ones wait a random 0–2^(n−1) ms (at most 64 ms), so the
+ * first retry is immediate; later ones wait a random 0–2^(n−1) ms (at most 256 ms), so the
  * branches of a wide parallel run, which all write the same process row, spread out instead of
- * colliding again. Measured (test/parallel.int.test.ts, wide fan-out: 3 runs × 41 branches on
- * 2 workers × 16 slots): 8 immediate retries gave up 48 times, each such step then waiting
- * ~15 s for its lease to lapse; this gives up none.
+ * colliding again. Giving up is the worst outcome for a worker's step (it waits ~15 s for its
+ * lease to lapse and runs again), so the budget is generous: up to 64 attempts, ~7 s of waits.
+ * Measured (test/parallel.int.test.ts, wide fan-out: 3 runs × 41 branches on 2 workers × 16
+ * slots): on SQLite 8 immediate retries gave up 48 times; on PostgreSQL, where a commit takes
+ * ~15–30 ms under this load, 16 attempts with waits of at most 64 ms gave up ~30 times (the
+ * slowest successful commit needed 34 attempts with two such files at once); this gives up none.
  */
-export async function withCasRetry<T>(fn: () => Promise<T>, attempts = 16): Promise<T> {
+export async function withCasRetry<T>(fn: () => Promise<T>, attempts = 64): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await fn();
     } catch (error) {
       if (i >= attempts || !isWardenError(error, 'CONFLICT')) throw error;
-      if (i > 1) await sleep(Math.floor(Math.random() * Math.min(64, 2 ** (i - 1))));
+      if (i > 1) await sleep(Math.floor(Math.random() * Math.min(256, 2 ** (i - 1))));
     }
   }
 }
