@@ -25,6 +25,11 @@ export interface DedupeEntry {
   readonly sessionKey: string;
   /** The ack sent for the first request (replayed to duplicates while pending). */
   readonly ack?: unknown;
+  /**
+   * The process that claimed the key (a lease owner id, queue/owner-liveness.ts): a claim whose
+   * process died before the message reached its session's queue can be taken over.
+   */
+  readonly owner?: string;
   /** The final response: `ok` with its payload, or the error shape (and payload) sent. */
   readonly ok?: boolean;
   readonly payload?: unknown;
@@ -33,7 +38,7 @@ export interface DedupeEntry {
 
 export type Claim =
   | { readonly first: true; readonly version: number }
-  | { readonly first: false; readonly entry: DedupeEntry };
+  | { readonly first: false; readonly entry: DedupeEntry; readonly version: number };
 
 export class Dedupe {
   readonly #store: () => Store;
@@ -53,7 +58,7 @@ export class Dedupe {
       const existing = await store.kvGet(NAMESPACE, key);
       const current = existing?.value as DedupeEntry | undefined;
       if (current && (entry.ts - current.ts < DEDUPE_TTL_MS || current.state === 'pending'))
-        return { first: false, entry: current };
+        return { first: false, entry: current, version: existing!.version };
       try {
         await store.commit([
           {
@@ -73,7 +78,30 @@ export class Dedupe {
       }
     }
     const existing = await store.kvGet(NAMESPACE, key);
-    return { first: false, entry: existing!.value as DedupeEntry };
+    return { first: false, entry: existing!.value as DedupeEntry, version: existing!.version };
+  }
+
+  /**
+   * Replaces the entry at `version` (an abandoned claim) with a new claim; false when it
+   * changed meanwhile (its request went on, or another retry took it over first).
+   */
+  async takeOver(key: string, version: number, entry: DedupeEntry): Promise<boolean> {
+    try {
+      await this.#store().commit([
+        {
+          op: 'kv.set',
+          namespace: NAMESPACE,
+          key,
+          value: entry,
+          expected_version: version,
+          now: entry.ts,
+        },
+      ]);
+      return true;
+    } catch (error) {
+      if (isWardenError(error) && error.code === 'CONFLICT') return false;
+      throw error;
+    }
   }
 
   async get(key: string): Promise<DedupeEntry | null> {

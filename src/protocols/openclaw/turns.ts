@@ -7,7 +7,13 @@
  * restart and two nodes never start two turns of one session at once. When a run ends the
  * next turn starts — from the commit that ended it when this process sees it, and from a
  * periodic sweep otherwise (another node's commit, a restart).
+ *
+ * Handing a turn out (the queue's commit) and starting its run are two commits, so a process
+ * killed between them leaves a turn active with no run; the queue keeps what the sweep needs
+ * to start it (`starting`), once the process that handed it out is dead.
  */
+import { randomUUID } from 'node:crypto';
+
 import { isWardenError, WardenError } from '../../core/index.ts';
 import {
   drain,
@@ -22,12 +28,20 @@ import {
   type SessionQueue,
 } from '../../core/openclaw/index.ts';
 import type { LoadedWorkflow } from '../../core/workflow/load.ts';
-import type { Kernel } from '../../kernel/index.ts';
+import { isDeadLocalOwner, type Kernel, localWorkerId } from '../../kernel/index.ts';
 import type { ProcessRecord } from '../../store/index.ts';
 import { ensureSession, wardenSessionKey } from './session-records.ts';
 
 const QUEUE_NAMESPACE = 'openclaw.queue';
 const RUNS_NAMESPACE = 'openclaw.runs';
+/** How many of a session's runs the sweep reads looking for a turn's run (as transcripts do). */
+const MAX_SESSION_RUNS = 5_000;
+/**
+ * How long a turn handed out by a process the sweep cannot judge (another host) may stay
+ * without a run before the sweep starts it; a dead process of this host is judged at once.
+ * Starting takes milliseconds: only a lost process leaves a turn this long.
+ */
+export const STARTING_GRACE_MS = 30_000;
 
 /** The `dropped` reason of a queued turn that `chat.abort`/`sessions.abort` removed. */
 export const DROPPED_BY_ABORT = 'aborted while queued';
@@ -47,6 +61,18 @@ interface StoredQueue extends SessionQueue {
   readonly origins?: Readonly<Record<string, TurnOrigin>>;
   /** The mode the last message was offered with: draining merges only in `collect`. */
   readonly mode?: QueueMode;
+  /** The turn last handed out, kept until the next: the sweep starts it if its run is missing. */
+  readonly starting?: StartingTurn;
+}
+
+/** A turn handed out: what its run starts with, and who handed it out when. */
+interface StartingTurn {
+  readonly turn: HandedTurn;
+  readonly origin: TurnOrigin;
+  readonly model?: string;
+  /** The handing process, as a lease owner id (queue/owner-liveness.ts). */
+  readonly by: string;
+  readonly at: number;
 }
 
 /** Where a run id leads: the Warden run, once started (merged `collect` turns share one). */
@@ -90,6 +116,8 @@ export class Turns {
   readonly #chains = new Map<string, Promise<unknown>>();
   #sweeper: NodeJS.Timeout | null = null;
   readonly #retries = new Map<string, NodeJS.Timeout>();
+  /** This process as the owner of the turns it hands out. */
+  readonly #owner = localWorkerId(randomUUID());
 
   constructor(options: TurnsOptions) {
     this.#options = options;
@@ -97,6 +125,11 @@ export class Turns {
 
   get #kernel(): Kernel {
     return this.#options.kernel();
+  }
+
+  /** This process as a lease owner id (what it claims or hands out names it). */
+  get owner(): string {
+    return this.#owner;
   }
 
   /**
@@ -190,13 +223,21 @@ export class Turns {
         ...(turn.origin.threadId === undefined ? {} : { threadId: turn.origin.threadId }),
       };
       await this.#remember({ runId: turn.runId, sessionKey: turn.key, pid: null, queuedAt: now });
+      const handed: HandedTurn = { ...queued, sourceIds: [turn.runId] };
       const result = await this.#transition(turn.key, (queue) => {
         const offered = offer(queue, queued, settings);
         const origins = { ...(queue.origins ?? {}) };
         for (const dropped of offered.dropped) delete origins[dropped.id];
         if (offered.outcome.kind !== 'rejected' && offered.outcome.kind !== 'start')
           origins[turn.runId] = turn.origin;
-        return { queue: { ...offered.queue, origins, mode: turn.mode }, result: offered };
+        const next: StoredQueue = { ...offered.queue, origins, mode: turn.mode };
+        return {
+          queue:
+            offered.outcome.kind === 'start'
+              ? { ...next, starting: this.#starting(handed, turn.origin, turn.model, now) }
+              : next,
+          result: offered,
+        };
       });
       const replaced = settings.mode === 'steer' || settings.mode === 'interrupt';
       await this.#dropped(
@@ -214,15 +255,7 @@ export class Turns {
             { retryAfterMs: 1_000 },
           );
         case 'start': {
-          const run = await this.#startOrRelease(
-            turn.key,
-            {
-              ...queued,
-              sourceIds: [turn.runId],
-            },
-            turn.origin,
-            turn.model,
-          );
+          const run = await this.#startOrRelease(turn.key, handed, turn.origin, turn.model);
           return { status: 'started', pid: run.pid };
         }
         case 'interrupt': {
@@ -237,6 +270,15 @@ export class Turns {
           return { status: 'queued', position: result.outcome.position };
       }
     });
+  }
+
+  #starting(
+    turn: HandedTurn,
+    origin: TurnOrigin,
+    model: string | undefined,
+    now: number,
+  ): StartingTurn {
+    return { turn, origin, ...(model ? { model } : {}), by: this.#owner, at: now };
   }
 
   /** Records that `turns` will never run (agent.wait answers at once) and reports them. */
@@ -319,18 +361,22 @@ export class Turns {
 
   /** The run `runId` of session `key` ended: start the next waiting turn, if any. */
   ended(key: string, runId: string): Promise<void> {
-    return this.#serial(key, async () => {
-      const now = Date.now();
-      const { next, origin, retryAt } = await this.#transition(key, (queue) =>
-        this.#handOut(queue, finish(queue, runId, now, settingsOf(queue))),
-      );
-      await this.#launch(key, next, origin, retryAt);
-    });
+    return this.#serial(key, () => this.#endedNow(key, runId));
+  }
+
+  /** {@link ended}, inside the session's chain. */
+  async #endedNow(key: string, runId: string): Promise<void> {
+    const now = Date.now();
+    const { next, origin, retryAt } = await this.#transition(key, (queue) =>
+      this.#handOut(queue, finish(queue, runId, now, settingsOf(queue)), now),
+    );
+    await this.#launch(key, next, origin, retryAt);
   }
 
   #handOut(
     queue: StoredQueue,
     done: { queue: SessionQueue; next: HandedTurn | null; retryAt?: number },
+    now: number,
   ): {
     queue: StoredQueue;
     result: { next: HandedTurn | null; origin: TurnOrigin | undefined; retryAt?: number };
@@ -338,8 +384,18 @@ export class Turns {
     const origins = { ...(queue.origins ?? {}) };
     const origin = done.next ? origins[done.next.id] : undefined;
     if (done.next) for (const id of done.next.sourceIds) delete origins[id];
+    // A `starting` left from an earlier turn is kept: it only counts while its turn is active.
     return {
-      queue: { ...done.queue, origins, ...(queue.mode ? { mode: queue.mode } : {}) },
+      queue: {
+        ...done.queue,
+        origins,
+        ...(queue.mode ? { mode: queue.mode } : {}),
+        ...(done.next
+          ? {
+              starting: this.#starting(done.next, origin ?? DEFAULT_ORIGIN, undefined, now),
+            }
+          : {}),
+      },
       result: {
         next: done.next,
         origin,
@@ -355,8 +411,8 @@ export class Turns {
     retryAt: number | undefined,
   ): Promise<void> {
     if (next) {
-      await this.#startOrRelease(key, next, origin ?? { kind: 'chat', user: 'openclaw' }).catch(
-        (error: unknown) => this.#options.onError?.(error, key),
+      await this.#startOrRelease(key, next, origin ?? DEFAULT_ORIGIN).catch((error: unknown) =>
+        this.#options.onError?.(error, key),
       );
       return;
     }
@@ -378,7 +434,7 @@ export class Turns {
     return this.#serial(key, async () => {
       const now = Date.now();
       const { next, origin, retryAt } = await this.#transition(key, (queue) =>
-        this.#handOut(queue, drain(queue, now, settingsOf(queue))),
+        this.#handOut(queue, drain(queue, now, settingsOf(queue)), now),
       );
       await this.#launch(key, next, origin, retryAt);
     });
@@ -452,13 +508,101 @@ export class Turns {
         continue;
       }
       const ref = await this.lookup(queue.activeRunId);
-      if (!ref?.pid) continue;
+      if (!ref?.pid) {
+        await this.#unrecorded(entry.key, queue.activeRunId);
+        continue;
+      }
       const run = await this.#kernel.getProcess(ref.pid).catch(() => null);
       if (!run || run.state === 'terminated' || run.state === 'zombie')
         await this.ended(entry.key, queue.activeRunId);
     }
   }
+
+  /**
+   * An active turn whose run the gateway has not recorded: being started right now, or its
+   * process was killed after the hand-out but before the run started, or after the start but
+   * before its pid was recorded. Finds the run — records it, and ends the turn if the run
+   * ended (it may have ended before this gateway listened: a crash-looped step dies in the
+   * start-up recovery) — or, when there is none and the process that handed the turn out is
+   * dead, starts it (claimed by compare-and-set, so one sweeper does).
+   */
+  #unrecorded(key: string, runId: string): Promise<void> {
+    // In the session's chain: a start of this process for the session is over by then.
+    return this.#serial(key, async () => {
+      const { queue } = await this.#readQueue(key);
+      if (queue.activeRunId !== runId || (await this.lookup(runId))?.pid) return;
+      const run = await this.#findRun(key, runId);
+      if (run) {
+        const ids = (run.envelope.metadata.openclaw as { sourceIds?: string[] }).sourceIds;
+        for (const id of ids ?? [runId])
+          await this.#remember({
+            runId: id,
+            sessionKey: key,
+            pid: run.pid,
+            queuedAt: run.created_at,
+          });
+        this.#options.onStarted?.(
+          { runId, sessionKey: key, pid: run.pid, queuedAt: run.created_at },
+          run,
+        );
+        if (run.state === 'terminated' || run.state === 'zombie') await this.#endedNow(key, runId);
+        return;
+      }
+      const starting = queue.starting;
+      if (starting?.turn.id !== runId) return;
+      const now = Date.now();
+      if (starting.by !== this.#owner && !abandonedBy(starting.by, starting.at, now)) return;
+      const claimed = await this.#transition(key, (q) =>
+        q.activeRunId === runId && q.starting?.by === starting.by && q.starting.at === starting.at
+          ? { queue: { ...q, starting: { ...starting, by: this.#owner, at: now } }, result: true }
+          : { queue: q, result: false },
+      );
+      if (!claimed) return;
+      await this.#startOrRelease(key, starting.turn, starting.origin, starting.model).catch(
+        (error: unknown) => this.#options.onError?.(error, key),
+      );
+    });
+  }
+
+  /**
+   * Whether the gateway has any trace of turn `runId` of session `key`: it waits or runs, it
+   * was dropped, or a run carries it. A message with none never reached the queue.
+   */
+  async known(key: string, runId: string): Promise<boolean> {
+    const ref = await this.lookup(runId);
+    if (ref?.pid || ref?.dropped !== undefined) return true;
+    const { queue } = await this.#readQueue(key);
+    if (queue.activeRunId === runId || queue.pending.some((t) => t.id === runId)) return true;
+    return (await this.#findRun(key, runId)) !== null;
+  }
+
+  /** The run a turn started, looked up among its session's runs by the turn's ids. */
+  async #findRun(key: string, runId: string): Promise<ProcessRecord | null> {
+    const store = this.#kernel.store;
+    const session = await store.getSessionByKey(wardenSessionKey(key));
+    if (!session) return null;
+    const runs = await store.listProcesses({ sessionId: session.id, limit: MAX_SESSION_RUNS });
+    const found = runs.find((run) => {
+      const meta = run.envelope.metadata.openclaw as
+        { runId?: unknown; sourceIds?: unknown } | undefined;
+      return (
+        meta?.runId === runId || (Array.isArray(meta?.sourceIds) && meta.sourceIds.includes(runId))
+      );
+    });
+    return found ?? null;
+  }
 }
+
+/**
+ * Whether what `owner` took at `at` is abandoned: its process (of this host) is dead, or it is
+ * older than {@link STARTING_GRACE_MS} (an owner the liveness check cannot judge).
+ */
+export function abandonedBy(owner: string, at: number, now: number): boolean {
+  return isDeadLocalOwner(owner) || now - at >= STARTING_GRACE_MS;
+}
+
+/** Who a turn comes from when its origin was not kept. */
+const DEFAULT_ORIGIN: TurnOrigin = { kind: 'chat', user: 'openclaw' };
 
 function settingsOf(queue: StoredQueue): QueueSettings {
   return resolveQueueSettings({ mode: queue.mode });
