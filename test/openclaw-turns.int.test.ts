@@ -1,13 +1,15 @@
 /**
  * The gateway's durable turn queues (src/protocols/openclaw/turns.ts) on a real SQLite store:
  * the sweep that runs when the gateway starts frees a session whose run ended while no
- * gateway was up, and later sweeps delete queues with nothing left in them (compare-and-set).
+ * gateway was up, and later sweeps delete queues with nothing left in them (compare-and-set);
+ * a turn that waited in the queue starts with the model it asked for.
  */
 import { join } from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import type { WorkflowInput } from '../src/core/index.ts';
+import { buildWorkflow } from '../src/core/workflow/load.ts';
 import { Kernel } from '../src/kernel/index.ts';
 import { Turns } from '../src/protocols/openclaw/turns.ts';
 import { openSqliteStore, type Store } from '../src/store/index.ts';
@@ -95,5 +97,46 @@ describe('turn queues', () => {
     expect((await queueOf(store, 'running'))?.value).toMatchObject({ activeRunId: 'r-live' });
     // A deleted queue reads as an empty one.
     expect(await turns.queueOf('idle')).toMatchObject({ activeRunId: null, pending: [] });
+  });
+
+  it('a queued turn starts with the model its message asked for, not the default', async () => {
+    const store = await openSqliteStore({ file: join(tempDir(), 't.db') });
+    const kernel = new Kernel({ store });
+    const asked: Array<string | undefined> = [];
+    const turns = new Turns({
+      kernel: () => kernel,
+      workflow: (model) => {
+        asked.push(model);
+        return buildWorkflow(waiting);
+      },
+    });
+    opened.push({ store, turns });
+    const key = 'agent:main:models';
+    const origin = { kind: 'agent', user: 'admin' } as const;
+    const submit = (runId: string, model?: string) =>
+      turns.submit({
+        key,
+        runId,
+        message: runId,
+        mode: 'followup',
+        origin,
+        ...(model ? { model } : {}),
+      });
+    expect(await submit('first', 'model-a')).toMatchObject({ status: 'started' });
+    expect(await submit('second', 'model-b')).toMatchObject({ status: 'queued' });
+    expect(await submit('third')).toMatchObject({ status: 'queued' });
+    for (const runId of ['first', 'second']) {
+      const pid = (await turns.lookup(runId))!.pid!;
+      await kernel.cancelRun(pid, 'next');
+      await turns.ended(key, runId);
+    }
+    expect(asked).toEqual(['model-a', 'model-b', undefined]);
+    const inputs = await Promise.all(
+      ['first', 'second', 'third'].map(async (runId) => {
+        const run = await kernel.getProcess((await turns.lookup(runId))!.pid!);
+        return (run.envelope.input as { model?: string }).model;
+      }),
+    );
+    expect(inputs).toEqual(['model-a', 'model-b', undefined]);
   });
 });

@@ -391,7 +391,7 @@ it(
  * dedupe.ts keep), then a daemon started on it. Both were bugs: the claim answered `in_flight`
  * forever and the message never ran; the session kept its never-started turn active forever.
  */
-it('a kill between two commits: a claim with no turn is taken over by the retry, a turn handed out but never started is started at restart', async () => {
+it('a kill between two commits: a claim with no turn (chat.send, agent) is taken over by the retry, a turn handed out but never started is started at restart', async () => {
   const home = await prepareGatewayHome({
     openclaw: ['workflow: chat.yaml'],
     files: { 'chat.yaml': CHAT_WORKFLOW },
@@ -429,6 +429,16 @@ it('a kill between two commits: a claim with no turn is taken over by the retry,
         pid: null,
         sessionKey: 'agent:main:claimed',
         owner,
+      }),
+      // The same for an `agent` call (its ack was never sent).
+      set('openclaw.dedupe', 'agent:aclaimed', {
+        ts: now,
+        state: 'pending',
+        runId: 'aclaimed',
+        pid: null,
+        sessionKey: 'agent:main:aclaimed',
+        owner,
+        ack: { runId: 'aclaimed', sessionKey: 'agent:main:aclaimed', status: 'accepted' },
       }),
       // Killed right after the queue handed out turn `handed` (the run before it ended): no run.
       set('openclaw.runs', 'handed', {
@@ -485,6 +495,15 @@ it('a kill between two commits: a claim with no turn is taken over by the retry,
       idempotencyKey: 'claimed',
     }),
   ).toEqual({ runId: 'claimed', status: 'started' });
+  // The agent retry runs its message and answers its final (before the fix: it waited out
+  // its whole timeout for a run that never existed).
+  const agent = await c.request(
+    'agent',
+    { sessionKey: 'agent:main:aclaimed', message: 'agent claimed', idempotencyKey: 'aclaimed' },
+    { timeoutMs: 15_000 },
+  );
+  expect(agent.ok, JSON.stringify(agent.error)).toBe(true);
+  expect(agent.payload).toMatchObject({ runId: 'aclaimed', status: 'ok' });
   // The handed-out turn starts from the sweep at gateway start, then the one behind it.
   for (const runId of ['claimed', 'handed', 'behind'])
     expect(await c.call('agent.wait', { runId, timeoutMs: 10_000 }), runId).toMatchObject({
@@ -495,6 +514,7 @@ it('a kill between two commits: a claim with no turn is taken over by the retry,
       .filter((r) => r.role === 'user')
       .map((r) => r.content[0]!.text);
   expect(await users('agent:main:claimed')).toEqual(['claimed only']);
+  expect(await users('agent:main:aclaimed')).toEqual(['agent claimed']);
   expect(await users('agent:main:handed')).toEqual(['warm', 'handed out', 'behind it']);
   // Both keys replay now: no second run.
   for (const [sessionKey, runId, message] of [

@@ -18,6 +18,7 @@ import {
 import type { Dedupe } from './dedupe.ts';
 import { replyText } from './event-bridge.ts';
 import { findSession } from './session-records.ts';
+import { claimTurn } from './turn-claim.ts';
 import type { Turns } from './turns.ts';
 
 export interface InboundOptions {
@@ -52,9 +53,8 @@ export function inboundSink(options: InboundOptions, driverId: string) {
     if (!decision.activate)
       return { status: 'ignored', reason: `not activated (${decision.reason})`, sessionKey: key };
     const runId = `inbound:${msg.channel}:${msg.accountId ?? ''}:${msg.messageId}`;
-    const claim = await options.dedupe.claim(`chat:${runId}`, {
+    const claim = await claimTurn(options.dedupe, options.turns, `chat:${runId}`, {
       ts: Date.now(),
-      state: 'pending',
       runId,
       pid: null,
       sessionKey: key,

@@ -54,6 +54,8 @@ export interface TurnOrigin {
   readonly threadId?: string;
   /** Where replies to a channel message go (the channel driver's own data). */
   readonly replyTo?: unknown;
+  /** The model the message asked for (request or session override), kept while it waits. */
+  readonly model?: string;
 }
 
 interface StoredQueue extends SessionQueue {
@@ -229,7 +231,7 @@ export class Turns {
         const origins = { ...(queue.origins ?? {}) };
         for (const dropped of offered.dropped) delete origins[dropped.id];
         if (offered.outcome.kind !== 'rejected' && offered.outcome.kind !== 'start')
-          origins[turn.runId] = turn.origin;
+          origins[turn.runId] = turn.model ? { ...turn.origin, model: turn.model } : turn.origin;
         const next: StoredQueue = { ...offered.queue, origins, mode: turn.mode };
         return {
           queue:
@@ -318,9 +320,10 @@ export class Turns {
     key: string,
     turn: HandedTurn,
     origin: TurnOrigin,
-    model?: string,
+    override?: string,
   ): Promise<ProcessRecord> {
     const kernel = this.#kernel;
+    const model = override ?? origin.model;
     await ensureSession(kernel, key, origin.channel ? { channel: origin.channel } : {});
     const run = await kernel.startRun({
       workflow: this.#options.workflow(model),

@@ -16,7 +16,8 @@ import { replyText } from '../event-bridge.ts';
 import { gatewayError, GatewayFailure, invalidRequest, toErrorShape } from '../frames.ts';
 import { findSession, gatewaySession, wardenModel } from '../session-records.ts';
 import { chatMessages, runStatus, sessionRuns, transcriptOf } from '../transcript.ts';
-import { abandonedBy, type RunRef, type Turns } from '../turns.ts';
+import { claimTurn } from '../turn-claim.ts';
+import type { RunRef, Turns } from '../turns.ts';
 
 export interface ChatMethodsOptions {
   readonly turns: Turns;
@@ -184,21 +185,13 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
     }
     const dedupeKey = `chat:${runId}`;
     const now = Date.now();
-    const claimed: DedupeEntry = {
+    const claim = await claimTurn(dedupe, turns, dedupeKey, {
       ts: now,
-      state: 'pending',
       runId,
       pid: null,
       sessionKey: key,
-      owner: turns.owner,
-    };
-    const claim = await dedupe.claim(dedupeKey, claimed);
-    if (!claim.first) {
-      const retaken =
-        (await abandoned(claim.entry, now)) &&
-        (await dedupe.takeOver(dedupeKey, claim.version, claimed));
-      if (!retaken) return replayChat(kernel, dedupeKey, claim.entry);
-    }
+    });
+    if (!claim.first) return replayChat(kernel, dedupeKey, claim.entry);
     try {
       await checkSendPolicy(kernel, key);
       const session = await findSession(kernel, key);
@@ -232,18 +225,6 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
       await dedupe.release(dedupeKey).catch(() => undefined);
       throw error;
     }
-  }
-
-  /**
-   * A claim whose request died before its message reached the session's queue (its process
-   * was killed between the claim and the offer): its claimer is gone and the gateway has no
-   * trace of the turn. Without this, every retry would answer `in_flight` and the message
-   * would never run; the retry takes the claim over and submits the message instead.
-   */
-  async function abandoned(entry: DedupeEntry, now: number): Promise<boolean> {
-    if (entry.state !== 'pending' || entry.owner === undefined) return false;
-    if (!abandonedBy(entry.owner, entry.ts, now)) return false;
-    return !(await turns.known(entry.sessionKey, entry.runId));
   }
 
   async function replayChat(
@@ -336,9 +317,8 @@ export function chatMethods(options: ChatMethodsOptions): Record<string, MethodH
         status: 'accepted',
         acceptedAt,
       };
-      const claim = await dedupe.claim(dedupeKey, {
+      const claim = await claimTurn(dedupe, turns, dedupeKey, {
         ts: acceptedAt,
-        state: 'pending',
         runId,
         pid: null,
         sessionKey: key,
