@@ -3,7 +3,7 @@
  * step twice concurrently (issue 2).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,9 +19,9 @@ const WORKER = fileURLToPath(new URL('./helpers/worker-process.ts', import.meta.
 const RUNS = 30;
 const STAGES = 5;
 
-function runWorker(db: string, sink: string): Promise<number | null> {
+function runWorker(db: string, sink: string, barrier: string): Promise<number | null> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKER, db, sink], {
+    const child = spawn(process.execPath, [WORKER, db, sink, barrier, '2'], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     child.on('error', reject);
@@ -57,7 +57,11 @@ describe('two processes, one database', () => {
     kernel.close();
     await store.close();
 
-    const codes = await Promise.all([runWorker(db, sink), runWorker(db, sink)]);
+    // Both workers start together (a barrier), else under load one can finish every step
+    // before the other has even opened the database.
+    const barrier = join(dir, 'barrier');
+    mkdirSync(barrier);
+    const codes = await Promise.all([runWorker(db, sink, barrier), runWorker(db, sink, barrier)]);
     expect(codes).toEqual([0, 0]);
 
     const executions = readFileSync(sink, 'utf8')

@@ -3,14 +3,24 @@
  * argv[2], runs agent steps with a TypeScript agent `record` that appends one JSON line per
  * execution (pid, step, attempt, OS pid, start and end times) to argv[3], and exits once no
  * run is left unfinished.
+ *
+ * Optional argv[4] and argv[5] (a directory and a count) make a start barrier: the worker writes
+ * `ready-<os pid>` there and waits until that many workers are ready, so a test that wants every
+ * worker to take part is not at the mercy of one process starting long after the other finished.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { Kernel } from '../../src/kernel/index.ts';
 import { AgentRegistry, Worker } from '../../src/runtime/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 
-const [file, sink] = process.argv.slice(2) as [string, string];
+const [file, sink, barrierDir, barrierCount] = process.argv.slice(2) as [
+  string,
+  string,
+  string | undefined,
+  string | undefined,
+];
 const store = await openSqliteStore({ file });
 const kernel = new Kernel({ store });
 const agents = new AgentRegistry().register('record', async (ctx) => {
@@ -24,6 +34,12 @@ const agents = new AgentRegistry().register('record', async (ctx) => {
   return { output: { by: process.pid } };
 });
 const worker = new Worker({ kernel, agents, concurrency: 4 });
+if (barrierDir !== undefined) {
+  writeFileSync(join(barrierDir, `ready-${process.pid}`), '');
+  const expected = Number(barrierCount ?? '1');
+  while (readdirSync(barrierDir).filter((f) => f.startsWith('ready-')).length < expected)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+}
 await worker.start();
 for (;;) {
   await new Promise((resolve) => setTimeout(resolve, 50));
