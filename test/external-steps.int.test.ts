@@ -213,4 +213,105 @@ describe.each(adapters)('external steps on %s', (_name, openStore) => {
     expect(other.kind).toBe('busy');
     expect((await kernel.getProcess(run.pid)).usage.agent_hops).toBe(1);
   });
+
+  it('a report with a taker records the result and hands out the next step in one commit', async () => {
+    const clock = new ManualClock();
+    const store = await openStore(clock);
+    opened.push(store);
+    let commits = 0;
+    // The kernel's store, counting commits (every write the kernel makes is one).
+    const counted = new Proxy(store, {
+      get(target, key) {
+        if (key === 'commit')
+          return (...args: Parameters<Store['commit']>) => {
+            commits++;
+            return target.commit(...args);
+          };
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function'
+          ? (value as (...a: unknown[]) => unknown).bind(target)
+          : value;
+      },
+    });
+    const kernel = new Kernel({ store: counted, clock });
+    const run = await kernel.startRun({ workflow: linear });
+    const first = await kernel.external.take(run.pid, { owner: OWNER, leaseMs: 10_000 });
+    expect(first.kind === 'run' && first.stage.name).toBe('understand');
+
+    commits = 0;
+    const reported = await kernel.external.reportAndTakeNext(
+      run.pid,
+      { stage: 'understand', success: true, output: { n: 1 } },
+      { owner: OWNER, leaseMs: 10_000 },
+    );
+    expect(commits).toBe(1);
+    expect(reported.next?.stage.name).toBe('think');
+    expect(reported.next?.step).toBe(2);
+    expect(reported.next?.attempt).toBe(1);
+    expect(reported.next?.process.state).toBe('running');
+    expect(reported.next?.process.usage.agent_hops).toBe(2);
+    const [task] = await store.listTasks({ processId: run.pid, states: ['running'] });
+    expect(task?.lease_owner).toBe(OWNER);
+    expect(task?.lease_expires_at).toBe(clock.now() + 10_000);
+    expect(task?.lane).toBe('external');
+
+    // Asking again is the same step and writes nothing; another owner is not handed it.
+    const again = await kernel.external.take(run.pid, { owner: OWNER, leaseMs: 10_000 });
+    expect(again.kind === 'run' && [again.stage.name, again.step]).toEqual(['think', 2]);
+    expect((await kernel.external.take(run.pid, { owner: `${OWNER}/w2` })).kind).toBe('busy');
+    expect(commits).toBe(1);
+
+    // A failed step hands nothing out (the run terminates: no error_next).
+    const second = await kernel.external.reportAndTakeNext(
+      run.pid,
+      { stage: 'think', success: true, output: {} },
+      { owner: OWNER },
+    );
+    expect(second.next?.stage.name).toBe('respond');
+    const failed = await kernel.external.reportAndTakeNext(
+      run.pid,
+      { stage: 'respond', success: false, error: 'no' },
+      { owner: OWNER },
+    );
+    expect(failed.next).toBeNull();
+    expect(failed.process.terminal_reason).toBe('tool_failed_fatally');
+
+    const p = await kernel.getProcess(run.pid);
+    expect(p.usage.agent_hops).toBe(3);
+    const events = await kernel.store.readEvents({ sessionId: p.session_id, limit: 1_000 });
+    // The events say what happened in order, as if the client had asked: completed → started.
+    const stageEvents = events
+      .filter((e) => e.type === 'stage.started' || e.type === 'stage.completed')
+      .map((e) => `${e.type}:${(e.data as { stage: string }).stage}`);
+    expect(stageEvents).toEqual([
+      'stage.started:understand',
+      'stage.completed:understand',
+      'stage.started:think',
+      'stage.completed:think',
+      'stage.started:respond',
+    ]);
+    expect(events.filter((e) => e.type === 'task.claimed')).toHaveLength(3);
+  });
+
+  it('a report whose next step is not external leaves it to the in-process workers', async () => {
+    const { kernel, store } = await kernelWith();
+    const mixed: WorkflowInput = {
+      name: 'mixed',
+      stages: [
+        { name: 'ask', agent: { kind: 'external' }, default_next: 'local' },
+        { name: 'local', agent: { kind: 'typescript', name: 'noop' } },
+      ],
+    };
+    const run = await kernel.startRun({ workflow: mixed });
+    expect((await kernel.external.take(run.pid, { owner: OWNER })).kind).toBe('run');
+    const reported = await kernel.external.reportAndTakeNext(
+      run.pid,
+      { stage: 'ask', success: true, output: {} },
+      { owner: OWNER },
+    );
+    expect(reported.next).toBeNull();
+    const [queued] = await store.listTasks({ processId: run.pid, states: ['queued'] });
+    expect(queued?.lane).toBe(kernel.agentLane);
+    expect(queued?.lease_owner ?? null).toBeNull();
+  });
 });

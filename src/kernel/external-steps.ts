@@ -131,8 +131,23 @@ export class ExternalSteps {
    * changes nothing).
    */
   async report(pid: string, report: ExternalReport): Promise<ProcessRecord> {
+    return (await this.reportAndTakeNext(pid, report)).process;
+  }
+
+  /**
+   * {@link report}, and when `taker` is given and the commit that records the result queues
+   * the run's next external step, the same commit hands that step to `taker.owner` and begins
+   * it — what {@link take} would do next, without two more commits. `next` is that step, or
+   * null (a failure, a fork, the end, an interrupt, a step of another lane, or another step
+   * due ahead of it: then {@link take} finds the right answer).
+   */
+  async reportAndTakeNext(
+    pid: string,
+    report: ExternalReport,
+    taker?: TakeOptions,
+  ): Promise<{ process: ProcessRecord; next: Extract<ExternalTake, { kind: 'run' }> | null }> {
     const process = await this.#mustGet(pid);
-    if (isTerminalProcessState(process.state)) return process;
+    if (isTerminalProcessState(process.state)) return { process, next: null };
     const outstanding = outstandingSteps(process.workflow, process.envelope);
     const pending = outstanding.find((s) => s.stage === report.stage);
     if (!pending) {
@@ -168,13 +183,33 @@ export class ExternalSteps {
       step: pending.step,
     };
     if (report.success) {
-      return this.#orchestrator.completeStep(step, {
-        output: report.output ?? null,
-        modelCalls: report.usage?.llm_calls ?? 0,
-        ...(report.usage ? { usage: report.usage } : {}),
-      });
+      const done = await this.#orchestrator.completeStepAndTakeNext(
+        step,
+        {
+          output: report.output ?? null,
+          modelCalls: report.usage?.llm_calls ?? 0,
+          ...(report.usage ? { usage: report.usage } : {}),
+        },
+        taker && {
+          workerId: taker.owner,
+          leaseMs: taker.leaseMs ?? DEFAULT_EXTERNAL_LEASE_MS,
+          lane: this.#ctx.externalLane,
+          overtake: true, // the run's own next step: other runs' steps in the lane are not ahead
+        },
+      );
+      const next = done.next;
+      return {
+        process: done.process,
+        next: next && {
+          kind: 'run',
+          process: next.process,
+          stage: next.stage,
+          step: next.step,
+          attempt: next.claim.attempt,
+        },
+      };
     }
-    return this.#orchestrator.failStep(
+    const failed = await this.#orchestrator.failStep(
       step,
       new WardenError('JOB_FAILED', report.error || 'the agent failed', {
         retryable: false,
@@ -183,6 +218,7 @@ export class ExternalSteps {
       undefined,
       report.usage,
     );
+    return { process: failed, next: null };
   }
 
   async #mustGet(pid: string): Promise<ProcessRecord> {

@@ -420,7 +420,7 @@ export class Orchestrator {
         ...softOps,
         ...plan.ops.slice(1),
       ];
-      const queued = offer ? handoffCandidate(ops, this.#ctx.agentLane) : undefined;
+      const queued = offer ? handoffCandidate(ops, offer.lane ?? this.#ctx.agentLane) : undefined;
       // `running`: other branches of a parallel run are running; this one joins them.
       if (!queued || (plan.next.state !== 'ready' && plan.next.state !== 'running')) {
         await this.#ctx.store.commit(ops);
@@ -741,18 +741,24 @@ export interface StepTaker {
   readonly leaseMs: number;
   /** Take the run's next step even when other due steps wait ahead of it in the lane. */
   readonly overtake?: boolean;
+  /**
+   * The lane whose steps the taker runs (default: the agent lane). A client of `external`
+   * stages names the external lane: its report takes the run's next external step.
+   */
+  readonly lane?: string;
 }
 
 /**
- * The agent step a commit queues, if it queues exactly one and in the workers' lane (a step of
- * an `external` stage waits for a client, never for the worker that finished the step before).
+ * The agent step a commit queues, if it queues exactly one and in the taker's lane (a step of
+ * an `external` stage waits for a client, never for the in-process worker that finished the
+ * step before; and the other way round).
  */
-function handoffCandidate(ops: readonly StoreOp[], agentLane: string): TaskRecord | undefined {
+function handoffCandidate(ops: readonly StoreOp[], lane: string): TaskRecord | undefined {
   let found: TaskRecord | undefined;
   for (const op of ops) {
     if (op.op !== 'task.insert' || op.row.kind !== 'agent_step') continue;
     if (found) return undefined;
     found = op.row;
   }
-  return found?.lane === agentLane ? found : undefined;
+  return found?.lane === lane ? found : undefined;
 }

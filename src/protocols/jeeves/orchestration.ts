@@ -31,7 +31,7 @@ import {
   WIRE_INSTRUCTION_KIND,
 } from '../../core/jeeves/index.ts';
 import type { JsonObject } from '../../core/json.ts';
-import type { Kernel } from '../../kernel/index.ts';
+import type { ExternalTake, Kernel } from '../../kernel/index.ts';
 import type { InterruptRecord, ProcessRecord } from '../../store/index.ts';
 import type { RpcContext, ServiceImpl } from './server.ts';
 import { findRun, mustFindRun, required, sessionKeyFor, stepOwner } from './sessions.ts';
@@ -73,23 +73,29 @@ export function orchestrationImpl(): ServiceImpl {
         } catch {
           output = undefined; // not an object: absent, as the original did (§3.3)
         }
-        await kernel.external.report(run.pid, {
-          stage: agent,
-          success: req.success === true,
-          ...(output === undefined ? {} : { output }),
-          ...(typeof req.error === 'string' && req.error !== '' ? { error: req.error } : {}),
-          ...(metrics
-            ? {
-                usage: {
-                  llm_calls: nonNegative(metrics.llm_calls),
-                  tool_calls: nonNegative(metrics.tool_calls),
-                  input_tokens: nonNegative(metrics.tokens_in),
-                  output_tokens: nonNegative(metrics.tokens_out),
-                },
-              }
-            : {}),
-        });
-        return nextInstruction(ctx, run.pid, processId);
+        // The result and the next step in one commit (the reply is the next instruction).
+        const owner = stepOwner(ctx, processId);
+        const { next } = await kernel.external.reportAndTakeNext(
+          run.pid,
+          {
+            stage: agent,
+            success: req.success === true,
+            ...(output === undefined ? {} : { output }),
+            ...(typeof req.error === 'string' && req.error !== '' ? { error: req.error } : {}),
+            ...(metrics
+              ? {
+                  usage: {
+                    llm_calls: nonNegative(metrics.llm_calls),
+                    tool_calls: nonNegative(metrics.tool_calls),
+                    input_tokens: nonNegative(metrics.tokens_in),
+                    output_tokens: nonNegative(metrics.tokens_out),
+                  },
+                }
+              : {}),
+          },
+          { owner },
+        );
+        return next ? instructionOf(kernel, next) : nextInstruction(ctx, run.pid, processId);
       },
     },
     GetSessionState: {
@@ -223,16 +229,7 @@ async function nextInstruction(ctx: RpcContext, pid: string, processId: string):
   const deadline = Math.min(ctx.deadline, Date.now() + BUSY_WAIT_MS);
   for (;;) {
     const taken = await kernel.external.take(pid, { owner: stepOwner(ctx, processId) });
-    if (taken.kind === 'run') {
-      return {
-        kind: WIRE_INSTRUCTION_KIND.values.RUN_AGENT,
-        agent_name: taken.stage.name,
-        agent_config: jsonBytes(
-          taken.stage.agent?.kind === 'external' ? (taken.stage.agent.config ?? {}) : {},
-        ),
-        envelope: jsonBytes(await sessionStateDict(kernel, taken.process)),
-      };
-    }
+    if (taken.kind === 'run') return instructionOf(kernel, taken);
     if (taken.kind === 'terminated') {
       const reason = taken.process.terminal_reason ?? 'completed';
       return {
@@ -263,6 +260,21 @@ async function nextInstruction(ctx: RpcContext, pid: string, processId: string):
       );
     await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 200)));
   }
+}
+
+/** RUN_AGENT for a step handed to the client. */
+async function instructionOf(
+  kernel: Kernel,
+  taken: Extract<ExternalTake, { kind: 'run' }>,
+): Promise<unknown> {
+  return {
+    kind: WIRE_INSTRUCTION_KIND.values.RUN_AGENT,
+    agent_name: taken.stage.name,
+    agent_config: jsonBytes(
+      taken.stage.agent?.kind === 'external' ? (taken.stage.agent.config ?? {}) : {},
+    ),
+    envelope: jsonBytes(await sessionStateDict(kernel, taken.process)),
+  };
 }
 
 async function sessionState(kernel: Kernel, run: ProcessRecord): Promise<unknown> {
