@@ -6,10 +6,12 @@
  */
 import { join } from 'node:path';
 
+import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { ManualClock, type WorkflowInput } from '../src/core/index.ts';
 import { Kernel } from '../src/kernel/index.ts';
+import { stepTaskId } from '../src/kernel/process-ops.ts';
 import { Worker } from '../src/runtime/index.ts';
 import { openSqliteStore, type Store } from '../src/store/index.ts';
 import { dropSchemas, openFreshPgStore } from './helpers/postgres.ts';
@@ -313,5 +315,35 @@ describe.each(adapters)('external steps on %s', (_name, openStore) => {
     const [queued] = await store.listTasks({ processId: run.pid, states: ['queued'] });
     expect(queued?.lane).toBe(kernel.agentLane);
     expect(queued?.lease_owner ?? null).toBeNull();
+  });
+});
+
+describe('step task ids', () => {
+  it('a step’s task id is derived from the run and step; a run whose tasks predate that still works', async () => {
+    const file = join(tempDir(), 'old.db');
+    const clock = new ManualClock();
+    const store = await openSqliteStore({ file, clock });
+    opened.push(store);
+    const kernel = new Kernel({ store, clock });
+    const run = await kernel.startRun({ workflow: linear });
+    const [task] = await store.listTasks({ processId: run.pid });
+    expect(task?.id).toBe(stepTaskId(run.pid, 1));
+
+    // A task id from before the rule (random): the client still gets its step, and reports it.
+    const db = new Database(file);
+    db.prepare('UPDATE task_data SET id = ? WHERE id = ?').run('t_01OLDRANDOMID', task!.id);
+    db.close();
+    const taken = await kernel.external.take(run.pid, { owner: OWNER });
+    expect(taken.kind === 'run' && [taken.stage.name, taken.step]).toEqual(['understand', 1]);
+    const again = await kernel.external.take(run.pid, { owner: OWNER });
+    expect(again.kind === 'run' && again.step).toBe(1);
+    const reported = await kernel.external.reportAndTakeNext(
+      run.pid,
+      { stage: 'understand', success: true, output: {} },
+      { owner: OWNER },
+    );
+    expect(reported.next?.stage.name).toBe('think');
+    expect((await store.getTask('t_01OLDRANDOMID'))?.state).toBe('succeeded');
+    expect((await store.getTask(stepTaskId(run.pid, 2)))?.lease_owner).toBe(OWNER);
   });
 });

@@ -457,6 +457,39 @@ describe.each(adapters)('on %s', (_adapter, openStore) => {
       expect((await kernel.getProcess(run.pid)).terminal_reason).toBe('completed');
     });
 
+    it('a report given a stale read of the run loses nothing: the compare-and-set retries', async () => {
+      const store = await openStore();
+      const kernel = new Kernel({ store });
+      open.push({ store, kernel, workers: [] });
+      const workflow = parallel({
+        stages: [
+          { name: 'first', agent: { kind: 'external' } },
+          { name: 'second', agent: { kind: 'external' } },
+          { name: 'both', agent: { kind: 'external' }, requires: ['first', 'second'] },
+        ],
+      });
+      const run = await kernel.startRun({ workflow });
+      expect((await kernel.external.take(run.pid, { owner: 'remote/w1' })).kind).toBe('run');
+      expect((await kernel.external.take(run.pid, { owner: 'remote/w2' })).kind).toBe('run');
+      const stale = await kernel.getProcess(run.pid);
+      await kernel.external.report(run.pid, { stage: 'first', success: true, output: { n: 1 } });
+      // w2 reports with the read from before w1's report (as a handler's read can be, on
+      // another node): the join still sees both branches and hands out `both`.
+      const reported = await kernel.external.reportAndTakeNext(
+        run.pid,
+        { stage: 'second', success: true, output: { n: 2 } },
+        { owner: 'remote/w2' },
+        stale,
+      );
+      expect(reported.next?.stage.name).toBe('both');
+      const p = await kernel.getProcess(run.pid);
+      expect(p.envelope.outputs).toMatchObject({ first: { n: 1 }, second: { n: 2 } });
+      expect(outstandingSteps(p.workflow, p.envelope)).toEqual([{ step: 3, stage: 'both' }]);
+      const asked = await kernel.external.take(run.pid, { owner: 'remote/w2' });
+      expect(asked.kind === 'run' && [asked.stage.name, asked.step]).toEqual(['both', 3]);
+      expect((await kernel.external.take(run.pid, { owner: 'remote/w1' })).kind).toBe('busy');
+    });
+
     it('a worker finishing a sequential step never takes the next one when it is external', async () => {
       const { kernel, store } = await setup();
       const workflow = buildWorkflow({

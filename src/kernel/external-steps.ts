@@ -22,7 +22,7 @@ import type { StageSpec } from '../core/workflow/schema.ts';
 import { newLeaseToken } from '../store/task-events.ts';
 import type { ClaimedTask, ProcessRecord, TaskRecord } from '../store/types.ts';
 import type { Orchestrator, StepContext } from './orchestrator.ts';
-import { type KernelContext, stepBegun } from './process-ops.ts';
+import { type KernelContext, stepBegun, stepTaskId } from './process-ops.ts';
 
 /** Lease of a step handed to a client that does not heartbeat (the jeeves client never does). */
 export const DEFAULT_EXTERNAL_LEASE_MS = 10 * 60_000;
@@ -72,10 +72,11 @@ export class ExternalSteps {
    * The run's outstanding external step, claimed for `owner` and begun if it was queued; the
    * same step (its lease renewed) if it was already handed out.
    */
-  async take(pid: string, options: TakeOptions): Promise<ExternalTake> {
+  async take(pid: string, options: TakeOptions, current?: ProcessRecord): Promise<ExternalTake> {
     const leaseMs = options.leaseMs ?? DEFAULT_EXTERNAL_LEASE_MS;
     for (let round = 0; round < 8; round++) {
-      const process = await this.#mustGet(pid);
+      // `current`: the caller's read of the run just now; every later round reads again.
+      const process = round === 0 && current?.pid === pid ? current : await this.#mustGet(pid);
       if (isTerminalProcessState(process.state)) return { kind: 'terminated', process };
       if (process.envelope.pending?.kind === 'interrupt') return { kind: 'waiting', process };
       const picked = await this.#pick(process, options.owner);
@@ -145,8 +146,10 @@ export class ExternalSteps {
     pid: string,
     report: ExternalReport,
     taker?: TakeOptions,
+    current?: ProcessRecord,
   ): Promise<{ process: ProcessRecord; next: Extract<ExternalTake, { kind: 'run' }> | null }> {
-    const process = await this.#mustGet(pid);
+    // `current`: the caller's read of the run just now (the commit below is a compare-and-set).
+    const process = current?.pid === pid ? current : await this.#mustGet(pid);
     if (isTerminalProcessState(process.state)) return { process, next: null };
     const outstanding = outstandingSteps(process.workflow, process.envelope);
     const pending = outstanding.find((s) => s.stage === report.stage);
@@ -167,7 +170,9 @@ export class ExternalSteps {
         },
       );
     }
-    const task = (await this.#liveTasks(process)).find((t) => stepOf(t) === pending.step);
+    const task = (await this.#liveTasks(process, [pending])).find(
+      (t) => stepOf(t) === pending.step,
+    );
     if (task?.state !== 'running' || !stepBegun(process.envelope, pending.step)) {
       throw new WardenError(
         'INVALID_STATE',
@@ -196,6 +201,7 @@ export class ExternalSteps {
           lane: this.#ctx.externalLane,
           overtake: true, // the run's own next step: other runs' steps in the lane are not ahead
         },
+        process,
       );
       const next = done.next;
       return {
@@ -244,7 +250,7 @@ export class ExternalSteps {
       (s) => stageByName(process.workflow, s.stage)?.agent?.kind === 'external',
     );
     if (external.length === 0) return { kind: 'busy', at: {} };
-    const tasks = await this.#liveTasks(process);
+    const tasks = await this.#liveTasks(process, external);
     const withTask = external.flatMap((pending) => {
       const task = tasks.find((t) => stepOf(t) === pending.step);
       return task ? [{ kind: 'step' as const, pending, task }] : []; // none: settled a moment ago
@@ -259,8 +265,20 @@ export class ExternalSteps {
     return { kind: 'busy', at: waits.length > 0 ? { availableAt: Math.min(...waits) } : {} };
   }
 
-  /** The run's live step tasks (queued or running). */
-  async #liveTasks(process: ProcessRecord): Promise<TaskRecord[]> {
+  /**
+   * The live (queued or running) tasks of the run's outstanding `steps`: point reads by their
+   * derived ids; a listing of the run's live tasks when one is missing (a run started before
+   * step task ids were derived, or a step settled a moment ago).
+   */
+  async #liveTasks(
+    process: ProcessRecord,
+    steps: readonly OutstandingStep[],
+  ): Promise<TaskRecord[]> {
+    const read = await Promise.all(
+      steps.map((s) => this.#ctx.store.getTask(stepTaskId(process.pid, s.step))),
+    );
+    if (read.every((t) => t !== undefined))
+      return read.filter((t) => t.state === 'queued' || t.state === 'running');
     const tasks = await this.#ctx.store.listTasks({
       processId: process.pid,
       states: ['queued', 'running'],

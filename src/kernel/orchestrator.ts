@@ -349,17 +349,23 @@ export class Orchestrator {
    * do): one commit per step. Only when no other due step waits ahead of it in its lane (the
    * `task.handoff` op); otherwise the step goes to the queue as usual. `next` is the begun step,
    * to run at once, or null.
+   *
+   * `current`: the caller read the run's row just now, so the first try uses it instead of
+   * reading it again (a stale one only costs a retry: the commit is a compare-and-set).
    */
   async completeStepAndTakeNext(
     step: StepContext,
     result: StepResult,
     taker?: StepTaker,
+    current?: ProcessRecord,
   ): Promise<{ process: ProcessRecord; next: StepContext | null }> {
     const oversized = this.#checkStepResult(step, result);
     if (oversized) return { process: await this.failStep(step, oversized), next: null };
     let offer = taker;
+    let known = current?.pid === step.process.pid ? current : undefined;
     return withCasRetry(async () => {
-      const p = await this.#mustGet(step.process.pid);
+      const p = known ?? (await this.#mustGet(step.process.pid));
+      known = undefined;
       const now = this.#ctx.clock.now();
       // A run that ended or moved past this step has no use for the report: the lease is lost.
       if (isTerminalProcessState(p.state) || !outstandingStep(p.envelope, step.step)) {

@@ -381,6 +381,16 @@ export async function liveStepTasks(ctx: KernelContext, pid: string): Promise<Ta
   return tasks.filter((t) => t.kind === 'agent_step');
 }
 
+/**
+ * The id of the task of a run's step: one task per step (a retry re-queues the same task), so
+ * the id is derived, and a client asking for its step reads that one row instead of listing
+ * the run's tasks, which grow with every step. Zero-padded to keep a run's tasks in step order.
+ * Runs started before this rule have random task ids: readers fall back to listing.
+ */
+export function stepTaskId(pid: string, step: number): string {
+  return `t_${pid}_${String(step).padStart(10, '0')}`;
+}
+
 export function agentStepTask(
   ctx: KernelContext,
   p: ProcessRecord,
@@ -392,7 +402,7 @@ export function agentStepTask(
   const rank = ['realtime', 'high', 'normal', 'low', 'idle'].indexOf(p.priority);
   const external = stageByName(p.workflow, stage)?.agent?.kind === 'external';
   return {
-    id: ctx.ids.next('t'),
+    id: stepTaskId(p.pid, step),
     kind: 'agent_step',
     name: stage,
     lane: external ? ctx.externalLane : ctx.agentLane,

@@ -466,6 +466,8 @@ describe('workflow machine: reference model', () => {
               snapshot.usage.llm_calls += 1;
               run.llmCalls += 1;
             }
+            // Neither call changes its input (the machine shares only immutable entries).
+            const input = structuredClone(snapshot);
             if (action.fail) {
               real = failStep(
                 workflow,
@@ -495,6 +497,7 @@ describe('workflow machine: reference model', () => {
               ).toEqual([refResult.to]);
               expect(real.snapshot.envelope.outputs[stage], where).toEqual(output);
             }
+            expect(snapshot, where).toEqual(input);
             effects.push(real.effect);
             expectSameEffect(real.effect, ref, where);
             expectSameState(real.snapshot, run, where);

@@ -478,6 +478,13 @@ function assertPending(
   }
 }
 
+/**
+ * A copy the machine may change freely. History and error entries are never changed once
+ * written (only appended and dropped), so the copies share them: a long run's 200 history
+ * entries were most of what each step cloned.
+ */
 function clone(snap: RunSnapshot): RunSnapshot {
-  return structuredClone(snap);
+  const { history, errors, ...envelope } = snap.envelope;
+  const copy = structuredClone({ ...snap, envelope });
+  return { ...copy, envelope: { ...copy.envelope, history: [...history], errors: [...errors] } };
 }

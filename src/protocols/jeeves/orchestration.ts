@@ -55,7 +55,7 @@ export function orchestrationImpl(): ServiceImpl {
       unary: async (req, ctx) => {
         const processId = required(req.process_id, 'process_id');
         const run = await mustFindRun(ctx.services.kernel, ctx, processId);
-        return nextInstruction(ctx, run.pid, processId);
+        return nextInstruction(ctx, run, processId);
       },
     },
     ReportAgentResult: {
@@ -94,6 +94,7 @@ export function orchestrationImpl(): ServiceImpl {
               : {}),
           },
           { owner },
+          run, // read just now by mustFindRun
         );
         return next ? instructionOf(kernel, next) : nextInstruction(ctx, run.pid, processId);
       },
@@ -223,12 +224,22 @@ async function resumeWaiting(
   return resolved.process ?? (await ctx.services.kernel.getProcess(existing.pid));
 }
 
-/** The instruction for the run's state now; waits a little for a step that is not ready. */
-async function nextInstruction(ctx: RpcContext, pid: string, processId: string): Promise<unknown> {
+/**
+ * The instruction for the run's state now; waits a little for a step that is not ready. `run`:
+ * the run as read just now (its first look uses it), or its pid.
+ */
+async function nextInstruction(
+  ctx: RpcContext,
+  run: ProcessRecord | string,
+  processId: string,
+): Promise<unknown> {
   const kernel = ctx.services.kernel;
   const deadline = Math.min(ctx.deadline, Date.now() + BUSY_WAIT_MS);
+  const pid = typeof run === 'string' ? run : run.pid;
+  let current = typeof run === 'string' ? undefined : run;
   for (;;) {
-    const taken = await kernel.external.take(pid, { owner: stepOwner(ctx, processId) });
+    const taken = await kernel.external.take(pid, { owner: stepOwner(ctx, processId) }, current);
+    current = undefined;
     if (taken.kind === 'run') return instructionOf(kernel, taken);
     if (taken.kind === 'terminated') {
       const reason = taken.process.terminal_reason ?? 'completed';

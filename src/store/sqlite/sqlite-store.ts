@@ -216,6 +216,8 @@ export class SqliteStore implements Store {
   readonly #listeners = new Set<CommitListener>();
   readonly #log: EventLog;
   readonly #workflows = new Map<string, ProcessRecord['workflow']>();
+  /** `#list` statements by SQL text: a handful of filter shapes, prepared once each. */
+  readonly #listStatements = new Map<string, Database.Statement>();
   readonly #writes: WriteQueue;
   readonly #changes: ChangeWatcher;
   readonly #events: EventReader;
@@ -783,9 +785,15 @@ export class SqliteStore implements Store {
     const used = conditions.filter((c): c is Condition => c !== null);
     const where = used.length ? `WHERE ${used.map((c) => c.sql).join(' AND ')}` : '';
     const order = table === 'process_rows' ? 'created_at, pid' : 'created_at, id';
-    return this.#db
-      .prepare(`SELECT * FROM ${table} ${where} ORDER BY ${order} LIMIT ?`)
-      .all(...used.flatMap((c) => c.params), max) as Row[];
+    const sql = `SELECT * FROM ${table} ${where} ORDER BY ${order} LIMIT ?`;
+    let statement = this.#listStatements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      // Bounded: a state list's length is the only thing that varies freely.
+      if (this.#listStatements.size >= 256) this.#listStatements.clear();
+      this.#listStatements.set(sql, statement);
+    }
+    return statement.all(...used.flatMap((c) => c.params), max) as Row[];
   }
 
   /** Runs synchronous driver work and settles a promise with its result or its Warden error. */
