@@ -72,8 +72,10 @@ export type VariantRound =
 export interface LiveTasksProbe {
   /** Step tasks of the run (= steps it has taken). */
   readonly tasks: number;
-  /** ms per `listTasks({processId, states: [queued, running]})` query. */
+  /** ms per `listTasks({processId, states: [queued, running]})` query (the old lookup, now the fallback). */
   readonly ms: number;
+  /** ms per point read of the run's last step task by its derived id (`stepTaskId`). */
+  readonly pointMs: number;
 }
 
 export interface StoreCalls {
@@ -190,13 +192,16 @@ function profileTable(title: string, rows: readonly ProfileRow[], perStep: numbe
 }
 
 /** Least-squares slope of lookup ms over the run's steps (undefined with fewer than two sizes). */
-function slopeMsPerStep(points: readonly LiveTasksProbe[]): number | undefined {
+function slopeMsPerStep(
+  points: readonly LiveTasksProbe[],
+  ms: (p: LiveTasksProbe) => number,
+): number | undefined {
   const n = points.length;
   const mx = points.reduce((a, p) => a + p.tasks, 0) / n;
-  const my = points.reduce((a, p) => a + p.ms, 0) / n;
+  const my = points.reduce((a, p) => a + ms(p), 0) / n;
   const sxx = points.reduce((a, p) => a + (p.tasks - mx) ** 2, 0);
   if (n < 2 || sxx === 0) return undefined;
-  return points.reduce((a, p) => a + (p.tasks - mx) * (p.ms - my), 0) / sxx;
+  return points.reduce((a, p) => a + (p.tasks - mx) * (ms(p) - my), 0) / sxx;
 }
 
 /**
@@ -222,8 +227,7 @@ function findings(r: JeevesReport, stats: Partial<Record<Variant, VariantStats>>
   const wire = r.profile
     ? `Little of it is the wire: in the profile below, \`@grpc/grpc-js\` and \`protobufjs\` take ${pct(wireShare)} of the daemon's main thread during the timed steps; the state dict each instruction carries is about ${fmtInt(stats['grpc-follow']?.envelopeBytes ?? stats['grpc-original']?.envelopeBytes)} bytes. The time is in what each RPC asks of the store.`
     : 'Run with `--profile 1` to see how much of it is the wire.';
-  const hot = r.profile ? ' (both among the hottest functions in the profile below)' : '';
-  const L = ['## Why a gRPC step costs more, and what would cut it', ''];
+  const L = ['## Why a gRPC step costs what it costs', ''];
   L.push(
     `- **Daemon CPU per step** (medians): ${(
       ['grpc-original', 'grpc-follow', 'acp-queued', 'acp-chain', 'daemon-workflow'] as const
@@ -231,16 +235,16 @@ function findings(r: JeevesReport, stats: Partial<Record<Variant, VariantStats>>
       .filter((v) => stats[v])
       .map((v) => `${ABOUT[v].name} ${fmtMs(cpu(v))} ms`)
       .join(', ')}. ${wire}`,
-    `- **Write transactions**: a reply-following step makes ${fmtCount(f.writes)} (\`commit\` ×${fmtCount(n(f, 'commit'))}: the claim of the next external step (\`task.handoff\` in \`ExternalSteps.#claim\`), \`Orchestrator.beginStep\`, \`completeStep\`)${d ? `, where the daemon's own step worker needs ${fmtCount(d.writes)} per step of the same workflow: the orchestrator hands the next step to the finishing worker in the completing commit (\`StepTaker\`), which \`handoffCandidate\` allows only in the workers' lane, never for an \`external\` step` : ''}. Handing the next external step to the reporting client in \`ExternalSteps.report\`'s commit (and beginning it there) could bring it toward the worker's one transaction per step.`,
+    `- **Write transactions**: a reply-following step makes ${fmtCount(f.writes)} (\`commit\` ×${fmtCount(n(f, 'commit'))}): \`ReportAgentResult\` records the result and, in the same commit, hands the run's next external step to the reporting client and begins it (\`ExternalSteps.reportAndTakeNext\` → the orchestrator's \`StepTaker\` naming the external lane)${d ? `, as the daemon's own step worker does (${fmtCount(d.writes)} per step of the same workflow)` : ''}.`,
   );
   if (o)
     L.push(
-      `- **The original loop's GetNextInstruction costs reads**: asking again for a step already handed out writes nothing while more than half of its lease (10 min) is left, but repeats the lookups, so the original loop makes ${fmtCount(o.writes)} write transactions and ${fmtCount(o.reads)} reads per step against ${fmtCount(f.writes)} and ${fmtCount(f.reads)} when the client follows the replies.`,
+      `- **The original loop's GetNextInstruction costs reads only**: asking again for a step already handed out writes nothing while more than half of its lease (10 min) is left, but repeats the lookups, so the original loop makes ${fmtCount(o.writes)} write transactions and ${fmtCount(o.reads)} reads per step against ${fmtCount(f.writes)} and ${fmtCount(f.reads)} when the client follows the replies.`,
     );
   L.push(
-    `- **Reads**: ${fmtCount(f.reads)} per reply-following step: \`getProcess\` ×${fmtCount(n(f, 'getProcess'))} (each reads and parses the whole run row — envelope, usage — with \`json\` in \`src/store/rows.ts\`, and the workflow machine copies the run's state with \`structuredClone\` in \`clone\`, \`src/core/workflow/machine.ts\`${hot}), \`listTasks\` ×${fmtCount(n(f, 'listTasks'))} (the live-step lookup below, which grows with the run), and \`getSessionByKey\` + \`listProcesses\` on every RPC (\`findRun\`: \`process_id\` → session → its runs, listed up to 1,000 and reduced to the newest). Keeping the step's task id on the envelope's \`pending\` step would make the lookup a point read; caching \`process_id\` → pid per caller would drop the two per RPC.`,
-    `- **Commits wake the daemon's idle machinery**: ${fmtCount(background(f))} of those reads per step are not the request's own but the daemon's idle step and job workers (\`nextDue\` ×${fmtCount(n(f, 'nextDue'))}), the interrupt-expiry timer (\`nextInterruptExpiry\` ×${fmtCount(n(f, 'nextInterruptExpiry'))}) and the lease reaper (\`nextLeaseExpiry\` ×${fmtCount(n(f, 'nextLeaseExpiry'))}) looking again after each commit${q ? ` (ACP remote worker: ${fmtCount(background(q))} of ${fmtCount(q.reads)})` : ''}: each extra transaction of the external path costs these too.`,
-    `- **Statements prepared per call**: \`store.listTasks\` and \`listProcesses\` build their SQL per call (\`#list\` in \`src/store/sqlite/sqlite-store.ts\` → \`db.prepare\`), so better-sqlite3's \`prepare\` runs for each of those calls${hot ? ' (in the profile below)' : ''}; caching the few shapes these two use would remove it.`,
+    `- **Reads**: ${fmtCount(f.reads)} per reply-following step: \`getSessionByKey\` + \`listProcesses\` ×${fmtCount(n(f, 'listProcesses'))} (\`findRun\`: \`process_id\` → session → its newest run; that read of the run's row is the one the report and the commit start from, so \`getProcess\` ×${fmtCount(n(f, 'getProcess'))}), and \`getTask\` ×${fmtCount(n(f, 'getTask'))} (the outstanding step's task by its derived id, a point read; \`listTasks\` ×${fmtCount(n(f, 'listTasks'))}). Parsing the run's row (\`json\` in \`src/store/rows.ts\`: the envelope keeps the last 200 history entries) is still among the hottest functions${r.profile ? ' in the profile below' : ''}.`,
+    `- **Commits wake the daemon's idle machinery**: ${fmtCount(background(f))} of those reads per step are not the request's own but the daemon's idle step and job workers (\`nextDue\` ×${fmtCount(n(f, 'nextDue'))}), the interrupt-expiry timer (\`nextInterruptExpiry\` ×${fmtCount(n(f, 'nextInterruptExpiry'))}) and the lease reaper (\`nextLeaseExpiry\` ×${fmtCount(n(f, 'nextLeaseExpiry'))}) looking again after each commit${q ? ` (ACP remote worker: ${fmtCount(background(q))} of ${fmtCount(q.reads)})` : ''}.`,
+    `- **What is left against ACP**: a jeeves step commits more than a job does — the step's settle and its \`task.succeeded\`, \`stage.completed\`, the run's row (envelope, usage, routes), the next step's task with \`task.queued\`, \`task.claimed\` and \`stage.started\` — each event hashed into the session's chain; and each RPC parses the run's row once. The ACP baseline settles one job row and claims the next.`,
     '',
   );
   return L;
@@ -366,23 +370,26 @@ export function renderJeeves(r: JeevesReport): string {
   L.push(...findings(r, stats));
 
   if (r.liveTasks.length > 0) {
-    L.push('## Run length: the live-step lookup', '');
+    L.push('## Run length: finding the outstanding step', '');
     L.push(
-      "Every `GetNextInstruction` and `ReportAgentResult` looks up the run's live step tasks (`ExternalSteps.#liveTasks` → `store.listTasks({processId, states: ['queued', 'running']})`). On SQLite that query walks the `task_data_process` index over **every step task the run ever had**, then filters by state, so its cost grows with the run's length, not with the one live step. Timed on the last round's database after the daemon stopped, for every run in it (the fastest of 6 batches of 10 queries, after one unmeasured batch):",
+      "Every `GetNextInstruction` and `ReportAgentResult` finds the run's outstanding step task. A step's task id is derived from the run and the step (`stepTaskId` in `src/kernel/process-ops.ts`), so that is a point read (`ExternalSteps.#liveTasks` → `store.getTask`); runs whose tasks predate derived ids fall back to listing the run's live tasks (`store.listTasks({processId, states: ['queued', 'running']})`), which on SQLite walks the `task_data_process` index over every step task the run ever had. Both timed on the last round's database after the daemon stopped, for every run in it (the fastest of 6 batches of 10 queries, after one unmeasured batch):",
       '',
       ...(r.liveTasksPlan.length
-        ? [`SQLite's plan for it: ${r.liveTasksPlan.map((d) => `\`${d}\``).join(' → ')}.`, '']
+        ? [
+            `SQLite's plan for the listing: ${r.liveTasksPlan.map((d) => `\`${d}\``).join(' → ')}.`,
+            '',
+          ]
         : []),
-      '| Steps the run has taken | ms per lookup |',
-      '|--:|--:|',
-      ...r.liveTasks.map((p) => `| ${fmtInt(p.tasks)} | ${fmtMs(p.ms)} |`),
+      '| Steps the run has taken | Point read, ms | Listing (fallback), ms |',
+      '|--:|--:|--:|',
+      ...r.liveTasks.map((p) => `| ${fmtInt(p.tasks)} | ${fmtMs(p.pointMs)} | ${fmtMs(p.ms)} |`),
       '',
     );
-    const slope = slopeMsPerStep(r.liveTasks);
-    if (slope !== undefined && slope > 0) {
-      const first = r.liveTasks[0]!;
+    const slope = slopeMsPerStep(r.liveTasks, (p) => p.ms);
+    const pointSlope = slopeMsPerStep(r.liveTasks, (p) => p.pointMs);
+    if (slope !== undefined && pointSlope !== undefined) {
       L.push(
-        `Least-squares slope: about ${fmtMs(slope * 1000)} ms more per lookup for every 1,000 steps the run has taken. A reply-following step makes this lookup twice (\`report\`, then \`take\` for the reply), the original loop three times; if the cost stays linear, a run at 100,000 steps would spend about ${fmtMs(2 * (first.ms + slope * (100_000 - first.tasks)))} ms per step on it alone.`,
+        `Least-squares slopes, ms more per lookup for every 1,000 steps the run has taken: point read ${fmtMs(pointSlope * 1000)}, listing ${fmtMs(slope * 1000)}.`,
         '',
       );
     }

@@ -28,6 +28,7 @@ import { join, relative, resolve } from 'node:path';
 
 import Database from 'better-sqlite3';
 
+import { stepTaskId } from '../../src/kernel/process-ops.ts';
 import { procCpuSeconds } from '../acp/daemon.ts';
 import { parseFlags } from '../shared/cli.ts';
 import { benchDir, loadAverage, machineInfo, wardenInfo } from '../shared/machine.ts';
@@ -97,9 +98,9 @@ function fromStepRun(r: StepRun): OkRound {
 }
 
 /**
- * The SQL `ExternalSteps.#liveTasks` runs through `store.listTasks` (src/store/sqlite's
- * `#list`), timed on the round's database after its daemon stopped, for every run in it: the
- * time depends on how many steps the run has taken so far, not on how many are live.
+ * How `ExternalSteps.#liveTasks` finds a run's outstanding step: a point read by the derived
+ * task id, and the listing it falls back to (`store.listTasks`, src/store/sqlite's `#list`),
+ * both timed on the round's database after its daemon stopped, for every run in it.
  */
 function probeLiveTasks(dbFile: string): { points: LiveTasksProbe[]; plan: string[] } {
   const db = new Database(dbFile, { readonly: true });
@@ -119,14 +120,25 @@ function probeLiveTasks(dbFile: string): { points: LiveTasksProbe[]; plan: strin
         ).map((row) => row.detail)
       : [];
     // The fastest of 7 batches of 10 queries: other load on the machine only ever adds time.
-    const points = runs.map(({ pid, tasks }) => {
+    const list = db.prepare(sql);
+    const point = db.prepare('SELECT * FROM tasks WHERE id = ?');
+    const fastest = (query: () => unknown) => {
       const batches: number[] = [];
       for (let b = 0; b < 7; b++) {
         const t0 = performance.now();
-        for (let i = 0; i < 10; i++) db.prepare(sql).all('queued', 'running', pid, 1000);
+        for (let i = 0; i < 10; i++) query();
         batches.push((performance.now() - t0) / 10);
       }
-      return { tasks, ms: Math.min(...batches.slice(1)) };
+      return Math.min(...batches.slice(1));
+    };
+    const points = runs.map(({ pid, tasks }) => {
+      const last = stepTaskId(pid, tasks);
+      if (!point.get(last)) throw new Error(`no step task ${last}: are step task ids derived?`);
+      return {
+        tasks,
+        ms: fastest(() => list.all('queued', 'running', pid, 1000)),
+        pointMs: fastest(() => point.get(last)),
+      };
     });
     return { points, plan };
   } finally {
