@@ -63,7 +63,11 @@ export class EventBridge {
   readonly #options: EventBridgeOptions;
   #chain: Promise<void> = Promise.resolve();
   readonly #meta = new Map<string, RunMeta>();
-  /** Per-run `chat`/`agent` payload seq (§5.2), from 1. */
+  /**
+   * Per-run `chat`/`agent` payload seq (§5.2), from 1: the last one sent, by `stream:runId`. A
+   * cache of a count over the event log (see {@link #seqFromLog}), so a run that goes on after
+   * a restart, or while nobody was connected, goes on counting where the log says.
+   */
   readonly #runSeq = new Map<string, number>();
   #off: (() => void) | null = null;
 
@@ -128,17 +132,66 @@ export class EventBridge {
     return meta;
   }
 
-  /** The next `seq` of a run's `chat` or `agent` payloads (separate counters, each from 1). */
-  #nextSeq(runId: string, stream: 'chat' | 'agent' = 'agent'): number {
-    const key = `${stream}:${runId}`;
-    const seq = (this.#runSeq.get(key) ?? 0) + 1;
-    this.#runSeq.set(key, seq);
-    return seq;
+  /**
+   * The next `seq` of a run's `chat` or `agent` payloads (separate counters, each from 1) for
+   * `event`, which makes one payload of each stream it is counted for.
+   */
+  async #nextSeq(
+    event: EventRecord,
+    meta: RunMeta,
+    stream: 'chat' | 'agent' = 'agent',
+  ): Promise<number> {
+    const key = `${stream}:${meta.runId}`;
+    let last = this.#runSeq.get(key);
+    if (last === undefined) {
+      const counted = await this.#seqFromLog(event, meta);
+      this.#runSeq.set(`chat:${meta.runId}`, counted.chat);
+      this.#runSeq.set(`agent:${meta.runId}`, counted.agent);
+      last = counted[stream];
+    }
+    this.#runSeq.set(key, last + 1);
+    return last + 1;
+  }
+
+  /**
+   * How many `chat` and `agent` payloads the run's events before `event` make (the rules of
+   * {@link #one}): `model.delta` one of each (`chat` only for gateway runs), a gateway run's
+   * `process.created` one `agent`, its `process.terminated` one of each. A new run's first
+   * event reads nothing.
+   */
+  async #seqFromLog(event: EventRecord, meta: RunMeta): Promise<{ chat: number; agent: number }> {
+    const counted = { chat: 0, agent: 0 };
+    if (event.type === 'process.created' || !event.process_id) return counted;
+    const store = this.#options.kernel().store;
+    let afterSeq: number | undefined;
+    for (;;) {
+      const page = await store.readEvents({
+        sessionId: event.session_id,
+        processId: event.process_id,
+        ...(afterSeq === undefined ? {} : { afterSeq }),
+        limit: 10_000,
+      });
+      for (const e of page) {
+        if (e.seq >= event.seq) return counted;
+        if (e.type === 'model.delta') {
+          counted.agent++;
+          if (meta.gateway) counted.chat++;
+        } else if (meta.gateway && e.type === 'process.created') counted.agent++;
+        else if (meta.gateway && e.type === 'process.terminated') {
+          counted.agent++;
+          counted.chat++;
+        }
+      }
+      if (page.length < 10_000) return counted;
+      afterSeq = page[page.length - 1]!.seq;
+    }
   }
 
   async #handle(events: readonly EventRecord[]): Promise<void> {
     const server = this.#options.server();
     if (!server || server.connectionCount === 0) {
+      // Nobody listens, so no seq is sent: forget the counts (the log has them).
+      this.#runSeq.clear();
       // Nobody listens, but queued turns must still start when a run ends.
       for (const event of events)
         if (event.type === 'process.terminated' && event.process_id) await this.#ended(event);
@@ -168,7 +221,7 @@ export class EventBridge {
             {
               runId: meta.runId,
               sessionKey: meta.sessionKey,
-              seq: this.#nextSeq(meta.runId, 'chat'),
+              seq: await this.#nextSeq(event, meta, 'chat'),
               state: 'delta',
               deltaText: text,
             },
@@ -178,7 +231,7 @@ export class EventBridge {
           'agent',
           {
             runId: meta.runId,
-            seq: this.#nextSeq(meta.runId),
+            seq: await this.#nextSeq(event, meta),
             stream: 'assistant',
             ts: event.ts,
             data: { delta: text },
@@ -195,7 +248,7 @@ export class EventBridge {
           'agent',
           {
             runId: meta.runId,
-            seq: this.#nextSeq(meta.runId),
+            seq: await this.#nextSeq(event, meta),
             stream: 'lifecycle',
             ts: event.ts,
             sessionKey: meta.sessionKey,
@@ -223,7 +276,7 @@ export class EventBridge {
         const base = {
           runId: meta.runId,
           sessionKey: meta.sessionKey,
-          seq: this.#nextSeq(meta.runId, 'chat'),
+          seq: await this.#nextSeq(event, meta, 'chat'),
         };
         const chat =
           reason === 'completed'
@@ -243,7 +296,7 @@ export class EventBridge {
           'agent',
           {
             runId: meta.runId,
-            seq: this.#nextSeq(meta.runId),
+            seq: await this.#nextSeq(event, meta),
             stream: 'lifecycle',
             ts: event.ts,
             sessionKey: meta.sessionKey,
