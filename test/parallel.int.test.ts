@@ -539,7 +539,18 @@ describe('the shipped example', () => {
     expect(lines, result.stdout).toContain(
       '⊘ live_answer cancelled: cached_answer won the any join of answer',
     );
-    expect(lines, result.stdout).toContain('⑂ publish step 8');
+    // publish joins once both of its requirements completed, then forks once. (Its step
+    // number depends on whether live_answer got a slot before it lost the race: timing.)
+    const joined = lines.indexOf('⋈ publish (all of {"answer":"completed","write":"completed"})');
+    const completed = (stage: string) => lines.findIndex((l) => l.startsWith(`✓ ${stage} `));
+    expect(joined, result.stdout).toBeGreaterThan(
+      Math.max(completed('write'), completed('answer')),
+    );
+    expect(
+      lines.findIndex((l) => /^⑂ publish step \d+$/.test(l)),
+      result.stdout,
+    ).toBeGreaterThan(joined);
+    expect(lines.filter((l) => /^⑂ publish step/.test(l))).toHaveLength(1);
     expect(lines, result.stdout).toContain('→ end (error_next)');
     expect(lines.some((l) => l.startsWith('■ completed'))).toBe(true);
     expect(lines.filter((l) => l.startsWith('✓ ')).length).toBe(6);
