@@ -67,6 +67,7 @@ export type {
   ScheduleRecord,
   ServiceRecord,
   SessionRecord,
+  SessionRunStamp,
   SettleOutcome,
   Store,
   StoreHealth,

@@ -719,6 +719,17 @@ export interface ProcessFilter {
   readonly limit?: number;
 }
 
+/**
+ * What a session's runs look like from outside: it changes whenever a run is created, deleted or
+ * changed (every change of a run's row moves its `version` and `updated_at`).
+ */
+export interface SessionRunStamp {
+  readonly session_id: string;
+  readonly runs: number;
+  readonly version_sum: number;
+  readonly updated_at_sum: number;
+}
+
 export interface TaskFilter {
   readonly states?: readonly TaskState[];
   readonly lane?: string;
@@ -916,6 +927,12 @@ export interface Store {
   ): Promise<TaskRecord[]>;
   /** Distinct lease owners of running tasks. */
   listLeaseOwners(): Promise<string[]>;
+  /**
+   * A fingerprint of each session's runs ({@link SessionRunStamp}), for every session that has
+   * any: one grouped read that parses no row, so a view built from a session's runs can be
+   * kept until its stamp changes.
+   */
+  sessionRunStamps(): Promise<SessionRunStamp[]>;
 
   getSession(id: string): Promise<SessionRecord | undefined>;
   getSessionByKey(key: string): Promise<SessionRecord | undefined>;

@@ -593,6 +593,53 @@ export function storeContract(
       });
     });
 
+    describe('session run stamps', () => {
+      test('a session’s stamp changes when a run is created, changed or deleted, and only then', async () => {
+        const a = await newSession();
+        const b = await newSession();
+        const stampOf = async (id: string) =>
+          (await store.sessionRunStamps()).find((s) => s.session_id === id);
+        expect(await stampOf(a.id)).toBeUndefined(); // no runs, no stamp
+
+        const p1 = processRow(a.id, { created_at: T0 + 1, updated_at: T0 + 1 });
+        await store.commit([{ op: 'process.insert', row: p1 }]);
+        const one = await stampOf(a.id);
+        expect(one).toEqual({
+          session_id: a.id,
+          runs: 1,
+          version_sum: p1.version,
+          updated_at_sum: p1.updated_at,
+        });
+
+        const p2 = processRow(a.id, { created_at: T0 + 2, updated_at: T0 + 2 });
+        await store.commit([{ op: 'process.insert', row: p2 }]);
+        const two = await stampOf(a.id);
+        expect(two?.runs).toBe(2);
+
+        const changed: ProcessRecord = { ...p1, state: 'running', version: 2, updated_at: T0 + 5 };
+        await store.commit([{ op: 'process.update', expectVersion: 1, row: changed }]);
+        const three = await stampOf(a.id);
+        expect(three).not.toEqual(two);
+        expect(three?.version_sum).toBe(p2.version + 2);
+
+        // Another session's runs leave this stamp alone.
+        const p3 = processRow(b.id, {
+          state: 'terminated',
+          completed_at: T0 + 3,
+          created_at: T0 + 3,
+          updated_at: T0 + 3,
+        });
+        await store.commit([{ op: 'process.insert', row: p3 }]);
+        expect(await stampOf(a.id)).toEqual(three);
+        expect((await stampOf(b.id))?.runs).toBe(1);
+
+        const system = await newSession();
+        await store.deleteSession({ id: b.id, event: { session_id: system.id, trace_id: 'tr_x' } });
+        expect(await stampOf(b.id)).toBeUndefined();
+        expect(await stampOf(a.id)).toEqual(three);
+      });
+    });
+
     describe('task lifecycle', () => {
       test('claim, heartbeat and settle, fenced by the lease token', async () => {
         const session = await newSession();

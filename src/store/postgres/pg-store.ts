@@ -102,6 +102,7 @@ import type {
   ScheduleRecord,
   ServiceRecord,
   SessionRecord,
+  SessionRunStamp,
   SettleOutcome,
   Store,
   StoreHealth,
@@ -673,6 +674,16 @@ export class PostgresStore implements Store {
       return taskOps.findExpiredLeases(this.#reader, now, deadOwners, limit, kinds);
     });
   }
+  sessionRunStamps(): Promise<SessionRunStamp[]> {
+    return this.#read(
+      async () =>
+        (await this.#query(
+          `SELECT session_id, count(*)::float8 AS runs, sum(version)::float8 AS version_sum,
+             sum(updated_at)::float8 AS updated_at_sum FROM processes GROUP BY session_id`,
+        )) as unknown as SessionRunStamp[],
+    );
+  }
+
   listLeaseOwners(): Promise<string[]> {
     return this.#read(() => taskOps.listLeaseOwners(this.#reader));
   }

@@ -106,6 +106,7 @@ import type {
   ScheduleRecord,
   ServiceRecord,
   SessionRecord,
+  SessionRunStamp,
   SettleOutcome,
   Store,
   StoreHealth,
@@ -761,6 +762,10 @@ export class SqliteStore implements Store {
       const seen = new Set<string>();
       return rows.map(taskFromRow).filter((t) => (seen.has(t.id) ? false : (seen.add(t.id), true)));
     });
+  }
+
+  sessionRunStamps(): Promise<SessionRunStamp[]> {
+    return this.#async(() => this.#stmt.sessionRunStamps.all() as SessionRunStamp[]);
   }
 
   listLeaseOwners(): Promise<string[]> {

@@ -60,6 +60,9 @@ export const SQL = {
       completed_at = @completed_at
     WHERE pid = @pid AND version = @expect_version`,
 
+  /** → SessionRunStamp[] */
+  sessionRunStamps: `SELECT session_id, count(*) AS runs, total(version) AS version_sum,
+      total(updated_at) AS updated_at_sum FROM process_rows GROUP BY session_id`,
   taskById: 'SELECT * FROM tasks WHERE id = ?',
   taskByIdempotencyKey: 'SELECT * FROM tasks WHERE idempotency_key = ?',
   /** Positional: see TASK_DATA_COLUMNS / TASK_STATE_COLUMNS. */

@@ -108,6 +108,48 @@ async function gather(kernel: Kernel, sessions?: GatewaySession[]): Promise<Gath
   );
 }
 
+/**
+ * Every session's view, rebuilt only for sessions whose row or runs changed since the last call:
+ * `sessions.list` is what a Control UI asks after every `sessions.changed`, and building a view
+ * reads and parses all of the session's runs. The key is the session row's version and the
+ * store's stamp of its runs (count, versions, update times), read in one grouped query, so a
+ * change made by any node shows. Views of sessions no longer listed are dropped.
+ */
+class SessionViewCache {
+  #views = new Map<string, { readonly stamp: string; readonly view: SessionView }>();
+
+  async all(kernel: Kernel): Promise<SessionView[]> {
+    const [sessions, stamps] = await Promise.all([
+      listGatewaySessions(kernel),
+      kernel.store.sessionRunStamps(),
+    ]);
+    const runStamps = new Map(stamps.map((s) => [s.session_id, s]));
+    const stampOf = (g: GatewaySession) => {
+      const runs = runStamps.get(g.session.id);
+      return [
+        g.session.version ?? 0,
+        g.session.updated_at,
+        runs?.runs ?? 0,
+        runs?.version_sum ?? 0,
+        runs?.updated_at_sum ?? 0,
+      ].join(':');
+    };
+    const stale = sessions.filter((g) => this.#views.get(g.session.id)?.stamp !== stampOf(g));
+    // Stamped before the runs are read: a change in between only means a rebuild next time.
+    const rebuilt = await gather(kernel, stale);
+    const next = new Map<string, { stamp: string; view: SessionView }>();
+    for (const g of rebuilt)
+      next.set(g.session.session.id, { stamp: stampOf(g.session), view: viewOf(g) });
+    const views = sessions.map((g) => {
+      const entry = next.get(g.session.id) ?? this.#views.get(g.session.id)!;
+      next.set(g.session.id, entry);
+      return entry.view;
+    });
+    this.#views = next;
+    return views;
+  }
+}
+
 function statusOf(run: ProcessRecord | undefined): SessionView['status'] {
   if (!run) return undefined;
   const s = runStatus(run);
@@ -248,14 +290,14 @@ function labelOwner(views: readonly GatewaySession[], self: string) {
 
 export function sessionMethods(options: SessionMethodsOptions): Record<string, MethodHandler> {
   const { turns } = options;
+  const cache = new SessionViewCache();
   const parse = <T>(call: MethodCall, schema: Parameters<typeof checkParams<T>>[1]): T =>
     checkParams(`invalid ${call.method} params`, schema, call.params);
 
   return {
     'sessions.list': async (call) => {
       const p = parse(call, sessionsListParams);
-      const gathered = await gather(call.services.kernel);
-      return listSessions(gathered.map(viewOf), p, Date.now(), {
+      return listSessions(await cache.all(call.services.kernel), p, Date.now(), {
         path: PATH,
         defaults: defaultsOf(options.model()),
         configuredAgentIds: ['main'],
@@ -280,8 +322,7 @@ export function sessionMethods(options: SessionMethodsOptions): Record<string, M
         p.key === undefined
           ? p
           : { ...p, key: keyOf('sessions.resolve', p.key, p.agentId ?? undefined) };
-      const gathered = await gather(call.services.kernel);
-      return resolveSession(gathered.map(viewOf), q, { defaultAgentId: 'main' });
+      return resolveSession(await cache.all(call.services.kernel), q, { defaultAgentId: 'main' });
     },
 
     'sessions.describe': async (call) => {
