@@ -4,7 +4,7 @@
  * after one session got a new run — what a Control UI pays after each `sessions.changed`.
  * Needs no bench dependencies:
  *
- *   node bench/openclaw-sessions-list.ts [--sessions N] [--runs R] [--quick]
+ *   cd bench && npm run bench:sessions-list [-- --sessions N --runs R]   (`:quick` for a smoke run)
  *
  * Writes bench/results/openclaw-sessions-list.md (results/quick/… with --quick).
  */
@@ -112,7 +112,7 @@ const L = [
   `- **Machine:** ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}; **Node ${m.node}**`,
   `- **Load average** at start: ${loadStart}; at end: ${loadAverage()}`,
   `- **Warden:** ${wardenLine(wardenInfo())}`,
-  `- **Command:** \`node bench/openclaw-sessions-list.ts${quick ? ' --quick' : ''}\``,
+  `- **Command:** \`cd bench && npm run bench:sessions-list${quick ? ':quick' : ''}\``,
   `- **Data:** ${SESSIONS} sessions × ${RUNS} finished chat runs (${SESSIONS * RUNS} runs, built in ${buildSeconds.toFixed(1)} s) in embedded SQLite (\`durability: fast\`); \`sessions.list\` with derived titles and last messages, called in-process (no socket), ${REPEATS} repetitions, medians.`,
   '',
   '| Call | ms, median | min – max |',
