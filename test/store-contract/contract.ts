@@ -436,6 +436,29 @@ export function storeContract(
         expect(await snapshot(session.id)).toEqual(before);
       });
 
+      test('an update must write exactly the next version, else INVALID_PARAMS and nothing changes', async () => {
+        const session = await newSession();
+        const process = processRow(session.id);
+        await store.commit([{ op: 'process.insert', row: process }, eventOp(session.id, 'x')]);
+        const before = await snapshot(session.id);
+        // Keeping the version would let every writer holding the same read win (ABA).
+        for (const version of [process.version, process.version + 2, process.version - 1]) {
+          const error = await expectWardenError(
+            store.commit([
+              eventOp(session.id, 'lost'),
+              {
+                op: 'process.update',
+                expectVersion: process.version,
+                row: { ...process, state: 'running', version },
+              },
+            ]),
+            'INVALID_PARAMS',
+          );
+          expect(error.message).toMatch(/expectVersion \+ 1/);
+        }
+        expect(await snapshot(session.id)).toEqual(before);
+      });
+
       test('a failing interrupt.settle (not pending) applies nothing: INVALID_STATE', async () => {
         const session = await newSession();
         const interrupt = interruptRow(session.id);

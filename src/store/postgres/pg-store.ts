@@ -48,6 +48,7 @@ import {
   processFilterArgs,
   taskFilterArgs,
 } from '../params.ts';
+import { checkProcessUpdate } from '../process-rules.ts';
 import { rowLimit } from '../row-limit.ts';
 import {
   interruptFromRow,
@@ -508,6 +509,7 @@ export class PostgresStore implements Store {
         });
       }
       case 'process.update': {
+        checkProcessUpdate(op);
         const p = processToParams(op.row);
         const { rowCount } = await tx.query(
           `UPDATE processes SET state = $2, priority = $3, quota = $4, usage = $5, envelope = $6,

@@ -43,6 +43,7 @@ import {
   processFilterArgs,
   taskFilterArgs,
 } from '../params.ts';
+import { checkProcessUpdate } from '../process-rules.ts';
 import { rowLimit } from '../row-limit.ts';
 import {
   attemptFromRow,
@@ -464,6 +465,7 @@ export class SqliteStore implements Store {
         s.processInsert.run(processToParams(op.row));
         return;
       case 'process.update': {
+        checkProcessUpdate(op);
         const info = s.processUpdate.run({
           ...processToParams(op.row),
           expect_version: op.expectVersion,
