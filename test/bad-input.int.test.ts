@@ -151,6 +151,14 @@ describe('bad input', () => {
     const typo = await runCli(['ps'], { home: other });
     expect(typo.code).toBe(2);
     expect(typo.stderr).toMatch(/durabilty/);
+    writeFileSync(
+      join(other, 'config.yaml'),
+      'server:\n  openclaw:\n    exec_approvals:\n      no_approver_clients: sometimes\n',
+    );
+    const choice = await runCli(['ps'], { home: other });
+    expect(choice.code).toBe(2);
+    expect(choice.stderr).toContain('server.openclaw.exec_approvals.no_approver_clients');
+    expect(choice.stderr).toMatch(/wait.*deny|deny.*wait/);
   });
 
   it('a corrupted database is refused with STORE_CORRUPT and left as it was', async () => {

@@ -188,6 +188,17 @@ export const configSchema = z
             workflow: z.string().min(1).nullable().default(null),
             /** What a message does while its session has a run: followup|steer|collect|interrupt. */
             queue_mode: z.enum(['followup', 'steer', 'collect', 'interrupt']).default('followup'),
+            exec_approvals: z
+              .strictObject({
+                /**
+                 * A chat turn's tool call that needs a person's approval while no OpenClaw
+                 * client with `operator.approvals` is connected: `wait` (a durable approval,
+                 * answered later from any face) or `deny` at once (OpenClaw's
+                 * `auto-expire:no-approver-clients`).
+                 */
+                no_approver_clients: z.enum(['wait', 'deny']).default('wait'),
+              })
+              .prefault({}),
           })
           .prefault({})
           .refine(

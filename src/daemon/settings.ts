@@ -55,6 +55,7 @@ export interface DaemonSettings extends SecurityConfig {
       readonly max_in_flight: number;
       readonly workflow: string | null;
       readonly queue_mode: 'followup' | 'steer' | 'collect' | 'interrupt';
+      readonly exec_approvals: { readonly no_approver_clients: 'wait' | 'deny' };
     };
   };
   readonly security: SecurityConfig['security'] & {

@@ -16,6 +16,9 @@ import type { OpenClawServer } from './server.ts';
 import { gatewaySession } from './session-records.ts';
 import { DROPPED_BY_ABORT } from './turns.ts';
 
+/** OpenClaw's reason for an approval nobody could give. */
+const NO_APPROVER_CLIENTS = 'auto-expire:no-approver-clients';
+
 export interface RunMeta {
   readonly runId: string;
   readonly sessionKey: string;
@@ -31,6 +34,11 @@ export interface EventBridgeOptions {
   readonly onRunEnded: (meta: RunMeta, run: ProcessRecord) => void;
   /** Connections that called `sessions.subscribe`. */
   readonly sessionSubscribers: () => ReadonlySet<string>;
+  /**
+   * Deny a gateway run's exec approval at once while no client with `operator.approvals` is
+   * connected (`exec_approvals.no_approver_clients: deny`); otherwise it waits.
+   */
+  readonly denyWithoutApprovers?: () => boolean;
   readonly onError: (error: unknown) => void;
 }
 
@@ -192,9 +200,12 @@ export class EventBridge {
     if (!server || server.connectionCount === 0) {
       // Nobody listens, so no seq is sent: forget the counts (the log has them).
       this.#runSeq.clear();
-      // Nobody listens, but queued turns must still start when a run ends.
-      for (const event of events)
+      // Nobody listens, but queued turns must still start when a run ends, and an approval
+      // nobody can give may be denied.
+      for (const event of events) {
         if (event.type === 'process.terminated' && event.process_id) await this.#ended(event);
+        if (event.type === 'interrupt.raised') await this.#denyWithoutApprovers(server, event);
+      }
       return;
     }
     for (const event of events) await this.#one(server, event);
@@ -331,6 +342,7 @@ export class EventBridge {
           },
           { scope: 'operator.approvals', dropIfSlow: true },
         );
+        await this.#denyWithoutApprovers(server, event);
         return;
       }
       case 'interrupt.resolved':
@@ -371,6 +383,28 @@ export class EventBridge {
         this.#sessionsChanged(server, event, 'delete');
         return;
     }
+  }
+
+  /**
+   * OpenClaw's `auto-expire:no-approver-clients`, when configured: a gateway run's exec approval
+   * raised while no connected client holds `operator.approvals` is denied at once (Warden's own
+   * approvers — `warden approve`, ACP — do not count). Already settled: nothing to do.
+   */
+  async #denyWithoutApprovers(server: OpenClawServer | null, event: EventRecord): Promise<void> {
+    const data = (event.data ?? {}) as Record<string, unknown>;
+    if (data.kind !== 'confirmation' || typeof data.id !== 'string' || !event.process_id) return;
+    if (!this.#options.denyWithoutApprovers?.()) return;
+    if (server && server.connectionsWith('operator.approvals') > 0) return;
+    const meta = await this.#metaOf(event.process_id);
+    if (!meta?.gateway) return;
+    await this.#options
+      .kernel()
+      .resolveInterrupt(
+        data.id,
+        { approved: false, decision: 'deny', text: NO_APPROVER_CLIENTS },
+        `openclaw:${NO_APPROVER_CLIENTS}`,
+      )
+      .catch(() => undefined); // answered or expired in between: that answer stands
   }
 
   /** `sessions.changed` is targeted (no `seq`) and dropped for a slow socket (§5.1). */

@@ -36,6 +36,8 @@ export interface OpenClawGatewaySettings {
   readonly max_in_flight: number;
   readonly workflow: string | null;
   readonly queue_mode: 'followup' | 'steer' | 'collect' | 'interrupt';
+  /** See `server.openclaw.exec_approvals` in docs/configuration.md. */
+  readonly exec_approvals: { readonly no_approver_clients: 'wait' | 'deny' };
 }
 
 export interface OpenClawGatewayOptions {
@@ -149,6 +151,7 @@ export async function startOpenClawGateway(
     kernel,
     server: () => server,
     sessionSubscribers: () => subscribers,
+    denyWithoutApprovers: () => settings.exec_approvals.no_approver_clients === 'deny',
     onError: warn('openclaw event bridge failed'),
     onRunEnded: (meta, run) => {
       void turns.ended(meta.sessionKey, meta.runId).catch(warn('openclaw next turn failed'));

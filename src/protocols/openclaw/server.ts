@@ -122,6 +122,13 @@ export class OpenClawServer {
     return this.#connections.size;
   }
 
+  /** Open connections that hold `scope`. */
+  connectionsWith(scope: OperatorScope): number {
+    let n = 0;
+    for (const connection of this.#connections) if (connection.allows(scope)) n++;
+    return n;
+  }
+
   get connections(): ReadonlySet<OpenClawConnection> {
     return this.#connections;
   }
