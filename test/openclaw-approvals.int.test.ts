@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runCli } from './helpers/cli.ts';
 import {
+  ASK_BEFORE_ECHO_POLICY,
   type Frame,
   type GatewayDaemon,
   prepareGatewayHome,
@@ -28,13 +29,6 @@ stages:
     agent: { kind: shell, command: "echo approved" }
     default_next: end
 `;
-const POLICY = `version: 1
-agents:
-  chat/shell:
-    tools: [shell.exec]
-    commands: ["echo"]
-    ask: [shell.exec]
-`;
 const READ_WRITE = ['operator.read', 'operator.write'];
 const APPROVER = [...READ_WRITE, 'operator.approvals'];
 
@@ -43,7 +37,7 @@ let denying: GatewayDaemon;
 const clients: RawGatewayClient[] = [];
 
 beforeAll(async () => {
-  const files = { 'chat.yaml': CHAT_WORKFLOW, 'policy.yaml': POLICY };
+  const files = { 'chat.yaml': CHAT_WORKFLOW, 'policy.yaml': ASK_BEFORE_ECHO_POLICY };
   const [waitHome, denyHome] = await Promise.all([
     prepareGatewayHome({ openclaw: ['workflow: chat.yaml'], files }),
     prepareGatewayHome({

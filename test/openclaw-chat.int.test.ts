@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.ts';
 import { startServer, type TestServer } from './helpers/http-server.ts';
 import {
+  ASK_BEFORE_ECHO_POLICY,
   type Frame,
   type GatewayDaemon,
   prepareGatewayHome,
@@ -65,14 +66,6 @@ stages:
     default_next: end
 `;
 
-const POLICY = `version: 1
-agents:
-  chat/shell:
-    tools: [shell.exec]
-    commands: ["echo"]
-    ask: [shell.exec]
-`;
-
 /** A message whose echo takes about `words` × CHUNK_MS to stream. */
 const slow = (tag: string, words = 30) =>
   `${tag} ${Array.from({ length: words }, (_, i) => `w${i}`).join(' ')}`;
@@ -94,7 +87,7 @@ beforeAll(async () => {
     res.writeHead(200);
     res.end('ok');
   });
-  const files = { 'chat.yaml': CHAT_WORKFLOW, 'policy.yaml': POLICY };
+  const files = { 'chat.yaml': CHAT_WORKFLOW, 'policy.yaml': ASK_BEFORE_ECHO_POLICY };
   const [home, collectHome] = await Promise.all([
     prepareGatewayHome({
       openclaw: ['workflow: chat.yaml'],

@@ -14,6 +14,18 @@ import { runCli } from './cli.ts';
 import { type DaemonProcess, startDaemon } from './daemon.ts';
 import { tempDir } from './tmp.ts';
 
+/**
+ * policy.yaml for a chat workflow whose `shell` stage runs `echo …`: `shell.exec` is allowed for
+ * `echo` but asks a person every time (an exec approval).
+ */
+export const ASK_BEFORE_ECHO_POLICY = `version: 1
+agents:
+  chat/shell:
+    tools: [shell.exec]
+    commands: ["echo"]
+    ask: [shell.exec]
+`;
+
 export interface GatewayDaemon {
   readonly daemon: DaemonProcess;
   readonly home: string;
