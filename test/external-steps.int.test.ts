@@ -14,6 +14,7 @@ import { Kernel } from '../src/kernel/index.ts';
 import { stepTaskId } from '../src/kernel/process-ops.ts';
 import { Worker } from '../src/runtime/index.ts';
 import { openSqliteStore, type Store } from '../src/store/index.ts';
+import { countingStore } from './helpers/counting-store.ts';
 import { dropSchemas, openFreshPgStore } from './helpers/postgres.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 import { rejection, sleep } from './helpers/wait.ts';
@@ -220,33 +221,20 @@ describe.each(adapters)('external steps on %s', (_name, openStore) => {
     const clock = new ManualClock();
     const store = await openStore(clock);
     opened.push(store);
-    let commits = 0;
     // The kernel's store, counting commits (every write the kernel makes is one).
-    const counted = new Proxy(store, {
-      get(target, key) {
-        if (key === 'commit')
-          return (...args: Parameters<Store['commit']>) => {
-            commits++;
-            return target.commit(...args);
-          };
-        const value: unknown = Reflect.get(target, key);
-        return typeof value === 'function'
-          ? (value as (...a: unknown[]) => unknown).bind(target)
-          : value;
-      },
-    });
-    const kernel = new Kernel({ store: counted, clock });
+    const commits = countingStore(store, 'commit');
+    const kernel = new Kernel({ store: commits.store, clock });
     const run = await kernel.startRun({ workflow: linear });
     const first = await kernel.external.take(run.pid, { owner: OWNER, leaseMs: 10_000 });
     expect(first.kind === 'run' && first.stage.name).toBe('understand');
 
-    commits = 0;
+    commits.reset();
     const reported = await kernel.external.reportAndTakeNext(
       run.pid,
       { stage: 'understand', success: true, output: { n: 1 } },
       { owner: OWNER, leaseMs: 10_000 },
     );
-    expect(commits).toBe(1);
+    expect(commits.calls()).toBe(1);
     expect(reported.next?.stage.name).toBe('think');
     expect(reported.next?.step).toBe(2);
     expect(reported.next?.attempt).toBe(1);
@@ -261,7 +249,7 @@ describe.each(adapters)('external steps on %s', (_name, openStore) => {
     const again = await kernel.external.take(run.pid, { owner: OWNER, leaseMs: 10_000 });
     expect(again.kind === 'run' && [again.stage.name, again.step]).toEqual(['think', 2]);
     expect((await kernel.external.take(run.pid, { owner: `${OWNER}/w2` })).kind).toBe('busy');
-    expect(commits).toBe(1);
+    expect(commits.calls()).toBe(1);
 
     // A failed step hands nothing out (the run terminates: no error_next).
     const second = await kernel.external.reportAndTakeNext(

@@ -16,21 +16,13 @@ import {
   prepareGatewayHome,
   RawGatewayClient,
   startGatewayDaemonOnHome,
+  streamingChatWorkflow,
 } from './helpers/openclaw-gateway.ts';
 import { removeTempDirs } from './helpers/tmp.ts';
 import { sleep } from './helpers/wait.ts';
 
 const CHUNK_MS = 60;
-const CHAT_WORKFLOW = `name: chat
-stages:
-  - name: reply
-    agent:
-      kind: llm
-      prompt: "{{input.prompt}}"
-      script:
-        - chunk_delay_ms: ${CHUNK_MS}
-    default_next: end
-`;
+const CHAT_WORKFLOW = streamingChatWorkflow(CHUNK_MS);
 const WORDS = 60; // about 3.6 s of streaming, deltas coalesced every 250 ms
 const message = Array.from({ length: WORDS }, (_, i) => `w${i}`).join(' ');
 

@@ -12,6 +12,7 @@ import { Kernel } from '../src/kernel/index.ts';
 import type { MethodCall } from '../src/protocols/openclaw/connection.ts';
 import { sessionMethods } from '../src/protocols/openclaw/methods/sessions.ts';
 import { openSqliteStore, type Store } from '../src/store/index.ts';
+import { countingStore } from './helpers/counting-store.ts';
 import { removeTempDirs, tempDir } from './helpers/tmp.ts';
 
 const opened: Array<{ kernel: Kernel; store: Store }> = [];
@@ -35,21 +36,8 @@ describe('sessions.list views', () => {
   it('rebuilds only the sessions whose runs or row changed, whichever store changed them', async () => {
     const file = join(tempDir(), 'w.db');
     const store = await openSqliteStore({ file });
-    let runReads = 0;
-    const counted = new Proxy(store, {
-      get(target, key) {
-        if (key === 'listProcesses')
-          return (...args: Parameters<Store['listProcesses']>) => {
-            runReads++;
-            return target.listProcesses(...args);
-          };
-        const value: unknown = Reflect.get(target, key);
-        return typeof value === 'function'
-          ? (value as (...a: unknown[]) => unknown).bind(target)
-          : value;
-      },
-    });
-    const kernel = new Kernel({ store: counted });
+    const runReads = countingStore(store, 'listProcesses');
+    const kernel = new Kernel({ store: runReads.store });
     opened.push({ kernel, store });
     const handlers = sessionMethods({ turns: undefined as never, model: () => 'scripted' });
     const list = async (): Promise<Row[]> => {
@@ -79,11 +67,11 @@ describe('sessions.list views', () => {
       ['agent:main:b', 'queued', 'hello b'],
       ['agent:main:c', 'queued', 'hello c'],
     ]);
-    expect(runReads).toBe(3);
+    expect(runReads.calls()).toBe(3);
 
     // Nothing changed: the same answer, no run read.
     expect(await list()).toEqual(first);
-    expect(runReads).toBe(3);
+    expect(runReads.calls()).toBe(3);
 
     // One run changes: only its session is read again.
     await kernel.cancelRun(pids.b!);
@@ -92,7 +80,7 @@ describe('sessions.list views', () => {
     expect(afterCancel.filter((r) => r.key !== 'agent:main:b')).toEqual(
       first.filter((r) => r.key !== 'agent:main:b'),
     );
-    expect(runReads).toBe(4);
+    expect(runReads.calls()).toBe(4);
 
     // Retention deletes b's finished run without touching b's row: the run stamp shows it.
     const b = await store.getSessionByKey('agent:main:b');
@@ -106,7 +94,7 @@ describe('sessions.list views', () => {
     expect((await store.getSessionByKey('agent:main:b'))?.updated_at).toBe(b!.updated_at);
     const afterPrune = await list();
     expect(afterPrune.find((r) => r.key === 'agent:main:b')?.status).toBeUndefined();
-    expect(runReads).toBe(5);
+    expect(runReads.calls()).toBe(5);
 
     // Another store on the same database (another node) adds a run to c: c is read again.
     const other = await openSqliteStore({ file });
@@ -118,7 +106,7 @@ describe('sessions.list views', () => {
       input: { message: 'again c' },
     });
     const afterOther = await list();
-    expect(runReads).toBe(6);
+    expect(runReads.calls()).toBe(6);
     expect(afterOther.find((r) => r.key === 'agent:main:c')?.status).toBe('queued');
     expect(afterOther.find((r) => r.key === 'agent:main:c')?.derivedTitle).toBe('hello c');
 

@@ -63,6 +63,17 @@ function parallel(input: Omit<WorkflowInput, 'name' | 'mode'>): LoadedWorkflow {
   return buildWorkflow({ name: 'par', mode: 'parallel', ...input });
 }
 
+/** Two external branches and an external join of both. */
+function externalJoin(): LoadedWorkflow {
+  return parallel({
+    stages: [
+      { name: 'first', agent: { kind: 'external' } },
+      { name: 'second', agent: { kind: 'external' } },
+      { name: 'both', agent: { kind: 'external' }, requires: ['first', 'second'] },
+    ],
+  });
+}
+
 async function eventsOf(store: Store, p: ProcessRecord): Promise<EventRecord[]> {
   return store.readEvents({ sessionId: p.session_id, processId: p.pid, limit: 10_000 });
 }
@@ -419,13 +430,7 @@ describe.each(adapters)('on %s', (_adapter, openStore) => {
       const store = await openStore();
       const kernel = new Kernel({ store });
       open.push({ store, kernel, workers: [] });
-      const workflow = parallel({
-        stages: [
-          { name: 'first', agent: { kind: 'external' } },
-          { name: 'second', agent: { kind: 'external' } },
-          { name: 'both', agent: { kind: 'external' }, requires: ['first', 'second'] },
-        ],
-      });
+      const workflow = externalJoin();
       const run = await kernel.startRun({ workflow });
       const owner = 'remote/test';
       const one = await kernel.external.take(run.pid, { owner });
@@ -461,13 +466,7 @@ describe.each(adapters)('on %s', (_adapter, openStore) => {
       const store = await openStore();
       const kernel = new Kernel({ store });
       open.push({ store, kernel, workers: [] });
-      const workflow = parallel({
-        stages: [
-          { name: 'first', agent: { kind: 'external' } },
-          { name: 'second', agent: { kind: 'external' } },
-          { name: 'both', agent: { kind: 'external' }, requires: ['first', 'second'] },
-        ],
-      });
+      const workflow = externalJoin();
       const run = await kernel.startRun({ workflow });
       expect((await kernel.external.take(run.pid, { owner: 'remote/w1' })).kind).toBe('run');
       expect((await kernel.external.take(run.pid, { owner: 'remote/w2' })).kind).toBe('run');

@@ -46,6 +46,7 @@ import {
   prepareGatewayHome,
   RawGatewayClient,
   startGatewayDaemonOnHome,
+  streamingChatWorkflow,
 } from '../helpers/openclaw-gateway.ts';
 import { removeTempDirs } from '../helpers/tmp.ts';
 import { sleep } from '../helpers/wait.ts';
@@ -59,16 +60,7 @@ const CHUNK_MS = 70;
 /** The `reply` step's attempts (the workflow default): a reclaim counts as one. */
 const STEP_ATTEMPTS = 3;
 
-const CHAT_WORKFLOW = `name: chat
-stages:
-  - name: reply
-    agent:
-      kind: llm
-      prompt: "{{input.prompt}}"
-      script:
-        - chunk_delay_ms: ${CHUNK_MS}
-    default_next: end
-`;
+const CHAT_WORKFLOW = streamingChatWorkflow(CHUNK_MS);
 
 /** mulberry32: a small seeded PRNG, so a failing schedule can be replayed. */
 function prng(seed: number): () => number {

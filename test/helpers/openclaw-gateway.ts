@@ -14,6 +14,20 @@ import { runCli } from './cli.ts';
 import { type DaemonProcess, startDaemon } from './daemon.ts';
 import { tempDir } from './tmp.ts';
 
+/** A chat workflow whose one `llm` stage echoes the message, one word per `chunkMs`. */
+export function streamingChatWorkflow(chunkMs: number): string {
+  return `name: chat
+stages:
+  - name: reply
+    agent:
+      kind: llm
+      prompt: "{{input.prompt}}"
+      script:
+        - chunk_delay_ms: ${chunkMs}
+    default_next: end
+`;
+}
+
 /**
  * policy.yaml for a chat workflow whose `shell` stage runs `echo …`: `shell.exec` is allowed for
  * `echo` but asks a person every time (an exec approval).

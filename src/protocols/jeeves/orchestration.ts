@@ -75,7 +75,7 @@ export function orchestrationImpl(): ServiceImpl {
         }
         // The result and the next step in one commit (the reply is the next instruction).
         const owner = stepOwner(ctx, processId);
-        const { next } = await kernel.external.reportAndTakeNext(
+        const { process: after, next } = await kernel.external.reportAndTakeNext(
           run.pid,
           {
             stage: agent,
@@ -96,7 +96,7 @@ export function orchestrationImpl(): ServiceImpl {
           { owner },
           run, // read just now by mustFindRun
         );
-        return next ? instructionOf(kernel, next) : nextInstruction(ctx, run.pid, processId);
+        return next ? instructionOf(kernel, next) : nextInstruction(ctx, after, processId);
       },
     },
     GetSessionState: {
@@ -225,20 +225,20 @@ async function resumeWaiting(
 }
 
 /**
- * The instruction for the run's state now; waits a little for a step that is not ready. `run`:
- * the run as read just now (its first look uses it), or its pid.
+ * The instruction for the run's state now; waits a little for a step that is not ready. `run`
+ * is the run as read (or written) just now: the first look starts from it.
  */
 async function nextInstruction(
   ctx: RpcContext,
-  run: ProcessRecord | string,
+  run: ProcessRecord,
   processId: string,
 ): Promise<unknown> {
   const kernel = ctx.services.kernel;
   const deadline = Math.min(ctx.deadline, Date.now() + BUSY_WAIT_MS);
-  const pid = typeof run === 'string' ? run : run.pid;
-  let current = typeof run === 'string' ? undefined : run;
+  let current: ProcessRecord | undefined = run;
   for (;;) {
-    const taken = await kernel.external.take(pid, { owner: stepOwner(ctx, processId) }, current);
+    const owner = stepOwner(ctx, processId);
+    const taken = await kernel.external.take(run.pid, { owner }, current);
     current = undefined;
     if (taken.kind === 'run') return instructionOf(kernel, taken);
     if (taken.kind === 'terminated') {

@@ -136,17 +136,17 @@ class SessionViewCache {
     };
     const stale = sessions.filter((g) => this.#views.get(g.session.id)?.stamp !== stampOf(g));
     // Stamped before the runs are read: a change in between only means a rebuild next time.
-    const rebuilt = await gather(kernel, stale);
-    const next = new Map<string, { stamp: string; view: SessionView }>();
-    for (const g of rebuilt)
-      next.set(g.session.session.id, { stamp: stampOf(g.session), view: viewOf(g) });
-    const views = sessions.map((g) => {
-      const entry = next.get(g.session.id) ?? this.#views.get(g.session.id)!;
-      next.set(g.session.id, entry);
-      return entry.view;
-    });
-    this.#views = next;
-    return views;
+    const rebuilt = new Map(
+      (await gather(kernel, stale)).map((g) => [
+        g.session.session.id,
+        { stamp: stampOf(g.session), view: viewOf(g) },
+      ]),
+    );
+    const kept = this.#views;
+    this.#views = new Map(
+      sessions.map((g) => [g.session.id, rebuilt.get(g.session.id) ?? kept.get(g.session.id)!]),
+    );
+    return sessions.map((g) => this.#views.get(g.session.id)!.view);
   }
 }
 
